@@ -1,0 +1,222 @@
+"""The edge's local HTTP API (aiohttp), what `edgectl` talks to.
+
+Bound to 127.0.0.1 by default; every request needs `Authorization: Bearer
+<token>` (the token file lives in the state directory). Documented in
+docs/local-api.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from aiohttp import web
+
+from edge.journal import Store
+from edge.ocpp.commands import ACTIONS, CommandError, resolve_action
+
+if TYPE_CHECKING:
+    from edge.app import Edge
+
+log = logging.getLogger(__name__)
+
+LOGS = ("communication", "network", "hardware", "actions", "data_transfers")
+MAX_LIMIT = 5000
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _int_query(request: web.Request, name: str, default: int | None, maximum: int | None = None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"query parameter {name}={raw!r} is not an integer"}),
+                                 content_type="application/json") from None
+    if value < 1 or (maximum is not None and value > maximum):
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"query parameter {name}={value} must be 1..{maximum}"}),
+                                 content_type="application/json")
+    return value
+
+
+class LocalApi:
+    def __init__(self, edge: "Edge", *, host: str, port: int, token: str):
+        self.edge = edge
+        self.host, self.port = host, port
+        self._token = token
+        self.ready = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.app = web.Application(middlewares=[self._auth], client_max_size=1024 * 1024)
+        self.app.add_routes([
+            web.get("/api/v1/health", self.health),
+            web.get("/api/v1/chargers", self.chargers),
+            web.get("/api/v1/chargers/{id}", self.charger),
+            web.post("/api/v1/chargers/{id}/adopt", self.adopt),
+            web.get("/api/v1/chargers/{id}/logs/{log}", self.charger_log),
+            web.post("/api/v1/chargers/{id}/commands/{action}", self.command),
+            web.get("/api/v1/sessions", self.sessions),
+            web.get("/api/v1/sessions/{id}/samples", self.samples),
+            web.get("/api/v1/unmatched-stops", self.unmatched_stops),
+            web.get("/api/v1/logs/{log}", self.site_log),
+            web.get("/api/v1/commands", self.command_list),
+        ])
+
+    @property
+    def bound_port(self) -> int:
+        assert self._runner is not None
+        return self._runner.addresses[0][1]
+
+    async def run(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        self.ready.set()
+        try:
+            await asyncio.Future()
+        finally:
+            await self._runner.cleanup()
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._token.encode()):
+            return _error(401, "missing or wrong bearer token (see the api-token file in the state directory)")
+        return await handler(request)
+
+    async def _read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await self.edge.journal.read(fn, *args, **kwargs)
+
+    # -- handlers -------------------------------------------------------------
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"site": self.edge.config.site.id, "healthy": self.edge.healthy(),
+                                  "connected_chargers": len(self.edge.ocpp.sessions),
+                                  "active_transactions": len(self.edge.sessions.active())})
+
+    def _charger_view(self, row: dict[str, Any] | None, charger_id: str, connectors: list[dict]) -> dict[str, Any]:
+        directory, presence = self.edge.directory, self.edge.presence
+        configured = directory.configured(charger_id)
+        row = dict(row or {"id": charger_id, "registration": "never-connected"})
+        faults = [c for c in connectors if c["error_code"] != "NoError" or c["status"] == "Faulted"]
+        row.update({
+            "configured": configured is not None,
+            "known": directory.is_known(charger_id),
+            "connected": charger_id in self.edge.ocpp.sessions,
+            "connection_status": presence.status(charger_id),
+            "last_frame_at": presence.last_seen(charger_id) or row.get("last_seen"),
+            "hardware_status": "Faulted" if faults else ("Available" if connectors else "Unknown"),
+            "connectors": connectors,
+        })
+        if configured:
+            row.update({"max_current": configured.max_current, "phases": configured.phases,
+                        "configured_connectors": configured.connectors})
+        return row
+
+    async def chargers(self, request: web.Request) -> web.Response:
+        rows = {r["id"]: r for r in await self._read(Store.chargers)}
+        connectors: dict[str, list] = {}
+        for c in await self._read(Store.connectors):
+            connectors.setdefault(c["charger_id"], []).append(c)
+        ids = sorted(set(rows) | set(self.edge.directory.ids()))
+        return web.json_response([self._charger_view(rows.get(i), i, connectors.get(i, [])) for i in ids])
+
+    async def charger(self, request: web.Request) -> web.Response:
+        charger_id = request.match_info["id"]
+        rows = {r["id"]: r for r in await self._read(Store.chargers)}
+        if charger_id not in rows and not self.edge.directory.is_known(charger_id):
+            return _error(404, f"no charger {charger_id!r} at this site")
+        connectors = await self._read(Store.connectors, charger_id)
+        view = self._charger_view(rows.get(charger_id), charger_id, connectors)
+        view["active_transactions"] = await self._read(Store.active_transactions, charger_id)
+        return web.json_response(view)
+
+    async def adopt(self, request: web.Request) -> web.Response:
+        charger_id = request.match_info["id"]
+        if self.edge.directory.is_known(charger_id):
+            return _error(409, f"charger {charger_id!r} is already part of this site")
+        at = self.edge.clock.now_iso()
+        if not await self.edge.journal.write(Store.adopt_charger, charger_id, at):
+            return _error(404, f"charger {charger_id!r} has not connected yet; it must boot once before adoption")
+        self.edge.directory.adopt(charger_id)
+        result = None
+        if charger_id in self.edge.ocpp.sessions:
+            # Ask it to boot again now, so it is Accepted without waiting for its retry interval.
+            result = await self.edge.commands.send(
+                charger_id, "TriggerMessage", {"requestedMessage": "BootNotification"},
+                actor=_actor(request), reason="adopted by installer")
+        log.info("adopted charger=%s", charger_id)
+        return web.json_response({"adopted": charger_id, "trigger": result.as_dict() if result else None})
+
+    async def charger_log(self, request: web.Request) -> web.Response:
+        return await self._log(request, request.match_info["id"])
+
+    async def site_log(self, request: web.Request) -> web.Response:
+        return await self._log(request, request.query.get("charger"))
+
+    async def _log(self, request: web.Request, charger_id: str | None) -> web.Response:
+        name = request.match_info["log"]
+        if name not in LOGS:
+            return _error(404, f"unknown log {name!r}; one of {', '.join(LOGS)}")
+        limit = _int_query(request, "limit", 100, MAX_LIMIT)
+        before = _int_query(request, "before", None)
+        if name == "communication":
+            # Frames of the last second are still in memory; flush so the log is current.
+            await self.edge.communication_log.flush()
+        return web.json_response(await self._read(Store.log, name, charger_id, limit, before))
+
+    async def sessions(self, request: web.Request) -> web.Response:
+        state = request.query.get("state")
+        if state not in (None, "active", "completed"):
+            return _error(400, f"state={state!r}: use active or completed")
+        rows = await self._read(Store.transactions, charger_id=request.query.get("charger"), state=state,
+                                limit=_int_query(request, "limit", 100, MAX_LIMIT),
+                                before_id=_int_query(request, "before", None))
+        return web.json_response(rows)
+
+    async def samples(self, request: web.Request) -> web.Response:
+        try:
+            transaction_id = int(request.match_info["id"])
+        except ValueError:
+            return _error(400, "session id must be an integer")
+        return web.json_response(await self._read(Store.samples, transaction_id=transaction_id,
+                                                  limit=_int_query(request, "limit", 1000, 100_000)))
+
+    async def unmatched_stops(self, request: web.Request) -> web.Response:
+        return web.json_response(await self._read(Store.unmatched_stops, request.query.get("charger")))
+
+    async def command_list(self, request: web.Request) -> web.Response:
+        return web.json_response(sorted(ACTIONS))
+
+    async def command(self, request: web.Request) -> web.Response:
+        charger_id = request.match_info["id"]
+        try:
+            action = resolve_action(request.match_info["action"])
+        except CommandError as exc:
+            return _error(404, str(exc))
+        try:
+            body = await request.json() if request.can_read_body else {}
+        except json.JSONDecodeError as exc:
+            return _error(400, f"request body is not JSON: {exc}")
+        if not isinstance(body, dict):
+            return _error(400, "request body must be a JSON object: {\"params\": {...}, \"reason\": \"...\"}")
+        params, reason = body.get("params", {}), body.get("reason", "")
+        if not isinstance(params, dict) or not isinstance(reason, str):
+            return _error(400, "params must be an object and reason a string")
+        if not reason.strip():
+            return _error(400, "reason is required: the actions log says why every command was sent")
+        result = await self.edge.commands.send(charger_id, action, params, actor=_actor(request), reason=reason)
+        status = {"invalid": 400, "not-connected": 409, "timeout": 504, "error": 502}.get(result.outcome, 200)
+        return web.json_response(result.as_dict(), status=status)
+
+
+def _actor(request: web.Request) -> str:
+    # The token proves access to the box; the name is who says they are acting.
+    return request.headers.get("X-Actor", "").strip()[:64] or "local-api"

@@ -1,0 +1,139 @@
+"""The one place where the edge's parts are built and wired together.
+
+Each long-running part has a `run()`; they all run under one TaskGroup. A
+crash in any part stops the edge with an error (systemd restarts it); SIGTERM
+stops it in order: chargers first (nothing new arrives), then the logs are
+flushed, then the journal closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+from pathlib import Path
+
+import ocpp.messages
+
+from edge.api import LocalApi
+from edge.auth import TagPolicy
+from edge.auth.decide import normalise_tag
+from edge.chargers import ChargerDirectory
+from edge.clock import Clock
+from edge.config import SiteConfig
+from edge.events import EventBus
+from edge.journal import Journal, Store
+from edge.ocpp.commands import Commands
+from edge.ocpp.communication_log import CommunicationLog
+from edge.ocpp.presence import PresenceMonitor, Thresholds
+from edge.ocpp.server import OcppServer, Site
+from edge.sessions import Sessions
+from edge import systemd
+
+log = logging.getLogger(__name__)
+
+# The library validates every payload on a worker thread by default; the
+# schema check takes microseconds, the thread hop costs more than that.
+ocpp.messages.ASYNC_VALIDATION = False
+
+
+def load_api_token(path: Path) -> str:
+    """The local API's bearer token; made on first start, readable by the
+    edge's user only (edgectl run as that user or root reads it too)."""
+    try:
+        token = path.read_text().strip()
+        if token:
+            return token
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+class Edge:
+    def __init__(self, config: SiteConfig, clock: Clock | None = None):
+        self.config = config
+        self.clock = clock or Clock()
+        self.bus = EventBus()
+        journal_path = config.state_path(config.journal.path)
+        journal_path.parent.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(str(journal_path))
+        self._stop = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def _build(self) -> None:
+        cfg = self.config
+        adopted = await self.journal.read(Store.adopted_chargers)
+        self.directory = ChargerDirectory(cfg, adopted)
+        policy = TagPolicy(accepted=frozenset(map(normalise_tag, cfg.authorization.accepted_tags)),
+                           blocked=frozenset(map(normalise_tag, cfg.authorization.blocked_tags)),
+                           unknown_tags=cfg.authorization.unknown_tags)
+        self.sessions = Sessions(self.journal, self.bus, self.clock, policy)
+        await self.sessions.load()
+        self.presence = PresenceMonitor(
+            Thresholds(cfg.connection.temporarily_unavailable_after, cfg.connection.long_term_unavailable_after),
+            self.journal, self.bus, self.clock)
+        self.communication_log = CommunicationLog(
+            self.journal, self.clock, keep_per_charger=cfg.journal.communication_log_frames_per_charger,
+            max_frame_chars=cfg.journal.communication_log_frame_chars)
+        site = Site(journal=self.journal, bus=self.bus, clock=self.clock, directory=self.directory,
+                    sessions=self.sessions, heartbeat_interval=cfg.ocpp.heartbeat_interval,
+                    data_transfer_vendors=frozenset(cfg.ocpp.data_transfer_vendors))
+        self.ocpp = OcppServer(
+            site, host=cfg.ocpp.host, port=cfg.ocpp.port, communication_log=self.communication_log,
+            presence=self.presence, max_frame_bytes=cfg.ocpp.max_frame_bytes,
+            max_messages_per_second=cfg.ocpp.max_messages_per_second, message_burst=cfg.ocpp.message_burst,
+            response_timeout=cfg.ocpp.response_timeout)
+        self.commands = Commands(self.ocpp.sessions, self.journal, self.clock)
+        self.api = LocalApi(self, host=cfg.api.host, port=cfg.api.port,
+                            token=load_api_token(cfg.state_path(cfg.api.token_file)))
+        self.watchdog = systemd.Watchdog(healthy=self.healthy)
+
+    def healthy(self) -> bool:
+        return self.journal.healthy(self.clock.monotonic())
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        await self.journal.open()
+        try:
+            await self._build()
+            async with asyncio.TaskGroup() as tg:
+                journal_task = tg.create_task(self.journal.run(), name="journal")
+                services = [tg.create_task(part.run(), name=name) for name, part in (
+                    ("ocpp", self.ocpp), ("api", self.api), ("presence", self.presence),
+                    ("communication-log", self.communication_log), ("watchdog", self.watchdog))]
+                await self.ocpp.ready.wait()
+                await self.api.ready.wait()
+                systemd.ready()
+                self.started.set()
+                log.info("edge ready site=%s ocpp_port=%s api_port=%s chargers=%d", self.config.site.id,
+                         self.ocpp.bound_port, self.api.bound_port, len(self.directory.ids()))
+                await self._stop.wait()
+                systemd.stopping()
+                log.info("edge stopping")
+                for task in services:
+                    task.cancel()
+                await asyncio.gather(*services, return_exceptions=True)
+                await self.communication_log.flush()
+                await self.presence.flush()
+                journal_task.cancel()
+        finally:
+            await self.journal.close()
+            log.info("edge stopped")
+
+
+async def run_edge(config: SiteConfig) -> None:
+    """Run until SIGTERM/SIGINT."""
+    edge = Edge(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, edge.stop)
+    await edge.run()

@@ -1,0 +1,269 @@
+"""edgectl: run the edge, check a config, and operate a running edge.
+
+Everything but `run`, `config check` and `password-hash` talks to the running
+edge over its local HTTP API (address and token from the site config and its
+state directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from edge.config import ConfigError, SiteConfig, load_config
+
+DEFAULT_CONFIG = "/etc/sitecontroller/site.toml"
+
+
+class CliError(Exception):
+    pass
+
+
+def _load(args: argparse.Namespace) -> SiteConfig:
+    state_dir = args.state_dir or os.environ.get("STATE_DIRECTORY")
+    return load_config(args.config, state_dir=state_dir.split(":")[0] if state_dir else None)
+
+
+# -- talking to the running edge ------------------------------------------------
+
+class ApiClient:
+    def __init__(self, config: SiteConfig, timeout: float = 60.0):
+        host = "127.0.0.1" if config.api.host in ("0.0.0.0", "::") else config.api.host
+        self.base = f"http://{host}:{config.api.port}/api/v1"
+        token_path = config.state_path(config.api.token_file)
+        try:
+            self.token = token_path.read_text().strip()
+        except OSError as exc:
+            raise CliError(f"cannot read the API token {token_path}: {exc.strerror} "
+                           "(is the edge running, and are you its user or root? --state-dir may help)") from None
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, body: Any = None, query: dict | None = None) -> Any:
+        query = {k: v for k, v in (query or {}).items() if v is not None}
+        url = self.base + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method, headers={
+            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
+            "X-Actor": f"edgectl:{getpass.getuser()}"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            try:
+                payload = json.loads(exc.read())
+            except ValueError:
+                payload = {"error": exc.reason}
+            if isinstance(payload, dict) and "outcome" in payload:
+                return payload  # a command result with a non-2xx status: show it as is
+            raise CliError(f"{method} {path}: HTTP {exc.code}: {payload.get('error', payload)}") from None
+        except urllib.error.URLError as exc:
+            raise CliError(f"cannot reach the edge at {self.base}: {exc.reason} (is it running?)") from None
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def _print(data: Any, as_json: bool, columns: list[str]) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2))
+    elif not data:
+        print("(none)")
+    else:
+        print(_table(data, columns))
+
+
+# -- subcommands ------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge.app import run_edge
+    from edge.logs import setup_logging
+
+    setup_logging(args.log_level, args.log_format)
+    asyncio.run(run_edge(_load(args)))
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    unprotected = [c.id for c in config.chargers if c.password_hash is None]
+    print(f"{args.file}: OK (site {config.site.id!r}, {len(config.chargers)} charger(s), "
+          f"unknown chargers: {config.ocpp.unknown_chargers})")
+    if unprotected:
+        print(f"warning: no password for {', '.join(unprotected)}: anyone on the network can connect as them "
+              "(set password_hash, see `edgectl password-hash`)")
+    return 0
+
+
+def cmd_password_hash(args: argparse.Namespace) -> int:
+    from edge.ocpp.security import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("charger password: ")
+        if getpass.getpass("again: ") != password:
+            raise CliError("the passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        print(hash_password(password))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
+def cmd_chargers(args: argparse.Namespace) -> int:
+    api = ApiClient(_load(args))
+    if args.action == "adopt":
+        if not args.id:
+            raise CliError("usage: edgectl chargers adopt CHARGER_ID")
+        print(json.dumps(api.request("POST", f"/chargers/{urllib.parse.quote(args.id)}/adopt"), indent=2))
+        return 0
+    if args.id:
+        print(json.dumps(api.request("GET", f"/chargers/{urllib.parse.quote(args.id)}"), indent=2))
+        return 0
+    rows = api.request("GET", "/chargers")
+    for row in rows:
+        row["connectors"] = " ".join(f"{c['connector_id']}:{c['status']}" + (
+            f"({c['error_code']})" if c["error_code"] != "NoError" else "") for c in row["connectors"])
+    _print(rows, args.json, ["id", "registration", "connection_status", "connected", "hardware_status",
+                             "vendor", "model", "last_frame_at", "connectors"])
+    return 0
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    rows = ApiClient(_load(args)).request("GET", "/sessions", query={
+        "charger": args.charger, "state": args.state, "limit": args.limit})
+    _print(rows, args.json, ["id", "charger_id", "connector_id", "id_tag", "auth_status", "start_time",
+                             "stop_time", "energy_wh", "stop_reason", "state"])
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    rows = ApiClient(_load(args)).request(
+        "GET", f"/chargers/{urllib.parse.quote(args.charger)}/logs/{args.kind}", query={"limit": args.limit})
+    columns = {"communication": ["at", "direction", "frame"], "network": ["at", "status", "event", "detail"],
+               "hardware": ["at", "connector_id", "status", "error_code", "info", "vendor_error_code"],
+               "actions": ["at", "actor", "action", "request", "reason", "outcome", "response"],
+               "data_transfers": ["at", "vendor_id", "message_id", "data"]}[args.kind]
+    _print(list(reversed(rows)), args.json, columns)
+    return 0
+
+
+def parse_params(pairs: list[str], raw_json: str | None) -> dict[str, Any]:
+    """key=value pairs; values are read as JSON when they parse (1, true,
+    {"a":1}) and as text otherwise."""
+    params: dict[str, Any] = {}
+    if raw_json:
+        try:
+            params = json.loads(raw_json)
+        except ValueError as exc:
+            raise CliError(f"--params is not JSON: {exc}") from None
+        if not isinstance(params, dict):
+            raise CliError("--params must be a JSON object")
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"parameter {pair!r} must look like key=value, e.g. connectorId=1")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def cmd_cmd(args: argparse.Namespace) -> int:
+    params = parse_params(args.params, args.params_json)
+    result = ApiClient(_load(args), timeout=120).request(
+        "POST", f"/chargers/{urllib.parse.quote(args.charger)}/commands/{urllib.parse.quote(args.action)}",
+        body={"params": params, "reason": args.reason})
+    print(json.dumps(result, indent=2))
+    return 0 if result.get("outcome") in ("ok", "rejected") else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgectl", description="EV charging site controller (edge)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", default=os.environ.get("EDGE_CONFIG", DEFAULT_CONFIG),
+                       help=f"site config (default $EDGE_CONFIG or {DEFAULT_CONFIG})")
+        p.add_argument("--state-dir", help="where the journal and API token live "
+                                           "(default $STATE_DIRECTORY, else the config's folder)")
+        return p
+
+    p = with_config(sub.add_parser("run", help="run the edge"))
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", default="logfmt", choices=["logfmt", "json"])
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("config", help="site config tools")
+    config_sub = p.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a site config without starting")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_config_check)
+
+    p = sub.add_parser("password-hash", help="hash a charger password for the config (reads stdin)")
+    p.set_defaults(func=cmd_password_hash)
+
+    p = with_config(sub.add_parser("chargers", help="list chargers, show one, or adopt a pending one"))
+    p.add_argument("action", nargs="?", choices=["list", "show", "adopt"], default="list")
+    p.add_argument("id", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_chargers)
+
+    p = with_config(sub.add_parser("sessions", help="list charging sessions (transactions)"))
+    p.add_argument("--charger")
+    p.add_argument("--state", choices=["active", "completed"])
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sessions)
+
+    p = with_config(sub.add_parser("log", help="a charger's logs (communication by default)"))
+    p.add_argument("charger")
+    p.add_argument("--kind", default="communication",
+                   choices=["communication", "network", "hardware", "actions", "data_transfers"])
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_log)
+
+    p = with_config(sub.add_parser("cmd", help="send a central-system command, e.g. "
+                                               "`edgectl cmd CP-1 Reset type=Soft --reason 'stuck'`"))
+    p.add_argument("charger")
+    p.add_argument("action", help="OCPP action, e.g. Reset, RemoteStartTransaction, TriggerMessage")
+    p.add_argument("params", nargs="*", help="key=value in OCPP's camelCase, e.g. connectorId=1")
+    p.add_argument("--params", dest="params_json", help="all parameters as one JSON object")
+    p.add_argument("--reason", required=True, help="why (kept in the actions log)")
+    p.set_defaults(func=cmd_cmd)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s); nothing was started.", file=sys.stderr)
+        return 2
+    except CliError as exc:
+        print(f"edgectl: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""The site config: one TOML file an installer edits by hand.
+
+TOML because the standard library reads it (tomllib), it has comments, and its
+tables map one-to-one onto what an installer thinks about ([site], [ocpp],
+[[chargers]]). Validation is pydantic; every error is turned into
+"<file>: <key path>: <problem> (got <value>)" so the installer can find it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edge.ocpp.security import is_password_hash
+
+# OCPP 1.6 identifiers are CiString... ; a charge point id ends up in a URL path
+# and in file names of logs, so keep it to a safe, printable set.
+CHARGER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,48}$")
+
+
+class _Strict(BaseModel):
+    # A typo in a key ("hearbeat_interval") must be an error, not silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteSection(_Strict):
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$")]
+    name: str = ""
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a known IANA time zone, e.g. 'Europe/Berlin'") from None
+        return value
+
+
+def _check_host(value: str) -> str:
+    if value == "localhost":
+        return value
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError("must be an IP address to listen on, e.g. '0.0.0.0' or '127.0.0.1'") from None
+    return value
+
+
+ListenHost = Annotated[str, AfterValidator(_check_host)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class OcppSection(_Strict):
+    host: ListenHost = "0.0.0.0"
+    port: Port = 9000
+    heartbeat_interval: Annotated[int, Field(ge=10, le=86400)] = 300
+    unknown_chargers: Literal["reject", "pending"] = "reject"
+    # How long a charger waits for our answer before it gives up on a call we send.
+    response_timeout: Annotated[float, Field(gt=0, le=300)] = 30.0
+    # A 1.6 frame is small; anything this big is a broken or hostile charger.
+    max_frame_bytes: Annotated[int, Field(ge=4096, le=16 * 1024 * 1024)] = 256 * 1024
+    # Per-connection flood guard: sustained rate and burst of incoming frames.
+    max_messages_per_second: Annotated[float, Field(gt=0)] = 20.0
+    message_burst: Annotated[int, Field(ge=1)] = 200
+    # Vendors whose DataTransfer messages we accept and record.
+    data_transfer_vendors: list[str] = []
+
+
+class ConnectionSection(_Strict):
+    temporarily_unavailable_after: Annotated[float, Field(gt=0)] = 120.0
+    long_term_unavailable_after: Annotated[float, Field(gt=0)] = 300.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ConnectionSection":
+        if self.long_term_unavailable_after <= self.temporarily_unavailable_after:
+            raise ValueError(
+                "long_term_unavailable_after must be greater than temporarily_unavailable_after"
+            )
+        return self
+
+
+class ApiSection(_Strict):
+    host: ListenHost = "127.0.0.1"
+    port: Port = 8180
+    # File holding the bearer token; created with a random token on first start.
+    token_file: str = "api-token"
+
+
+class JournalSection(_Strict):
+    path: str = "journal.sqlite"
+    # The communication log keeps this many most recent frames per charger.
+    communication_log_frames_per_charger: Annotated[int, Field(ge=100)] = 5000
+    # Longest frame text kept in the communication log (the rest is cut).
+    communication_log_frame_chars: Annotated[int, Field(ge=256)] = 4096
+
+
+class AuthorizationSection(_Strict):
+    """Placeholder policy until the local authorization model lands: a static
+    tag list and what to do with tags not on it."""
+
+    unknown_tags: Literal["accept", "reject"] = "reject"
+    accepted_tags: list[str] = []
+    blocked_tags: list[str] = []
+
+
+class ChargerConfig(_Strict):
+    id: str
+    # scrypt hash made with `edgectl password-hash`; the plain password never
+    # sits in the config file.
+    password_hash: str | None = None
+    connectors: Annotated[int, Field(ge=1, le=16)] = 1
+    max_current: Annotated[float, Field(gt=0, le=1000)] = 32.0
+    phases: Literal[1, 3] = 3
+    description: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        if not CHARGER_ID.match(value):
+            raise ValueError("charger id must be 1-48 characters of A-Z a-z 0-9 . _ : -")
+        return value
+
+    @field_validator("password_hash")
+    @classmethod
+    def _valid_hash(cls, value: str | None) -> str | None:
+        if value is not None and not is_password_hash(value):
+            raise ValueError(
+                "not a password hash; make one with `edgectl password-hash` "
+                "(the plain password does not belong in the config)"
+            )
+        return value
+
+
+class SiteConfig(_Strict):
+    site: SiteSection
+    ocpp: OcppSection = OcppSection()
+    connection: ConnectionSection = ConnectionSection()
+    api: ApiSection = ApiSection()
+    journal: JournalSection = JournalSection()
+    authorization: AuthorizationSection = AuthorizationSection()
+    chargers: list[ChargerConfig] = []
+    # Directory relative paths (journal, token file) are resolved against;
+    # set by load_config to the state directory, not read from the file.
+    state_dir: str = "."
+
+    @model_validator(mode="after")
+    def _unique_chargers(self) -> "SiteConfig":
+        seen: set[str] = set()
+        for charger in self.chargers:
+            if charger.id in seen:
+                raise ValueError(f"charger id {charger.id!r} appears more than once in [[chargers]]")
+            seen.add(charger.id)
+        return self
+
+    def charger(self, charger_id: str) -> ChargerConfig | None:
+        for charger in self.chargers:
+            if charger.id == charger_id:
+                return charger
+        return None
+
+    def state_path(self, relative: str) -> Path:
+        path = Path(relative)
+        return path if path.is_absolute() else Path(self.state_dir) / path
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; `problems` lists one line per error."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+def _key_path(loc: tuple, data: dict) -> str:
+    """('chargers', 1, 'max_current') -> 'chargers[1].max_current (id "CP-2")'."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
+            if isinstance(node, list) and item < len(node):
+                node = node[item]
+                if isinstance(node, dict) and "id" in node:
+                    parts[-1] += f' (id "{node["id"]}")'
+        else:
+            parts.append(str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts) or "(top level)"
+
+
+def _describe(errors: list[dict], data: dict) -> list[str]:
+    problems = []
+    for err in errors:
+        loc = tuple(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            problems.append(f"{_key_path(loc, data)}: unknown key (check the spelling)")
+        elif err["type"] == "missing":
+            problems.append(f"{_key_path(loc, data)}: required key is missing")
+        else:
+            problems.append(f"{_key_path(loc, data)}: {msg} (got {err.get('input')!r})")
+    return problems
+
+
+def parse_config(text: str, source: str = "<config>", state_dir: str | None = None) -> SiteConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
+    if state_dir is not None:
+        if "state_dir" in data:
+            raise ConfigError(source, ["state_dir: unknown key (check the spelling)"])
+        data["state_dir"] = state_dir
+    try:
+        return SiteConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _describe(exc.errors(), data)) from None
+
+
+def load_config(path: str | Path, state_dir: str | None = None) -> SiteConfig:
+    """Read and validate the site config. Relative state paths resolve against
+    `state_dir` (systemd's $STATE_DIRECTORY in production), else the config's folder."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), ["the file is not UTF-8 text"]) from None
+    return parse_config(text, str(path), state_dir or str(path.resolve().parent))

@@ -1,0 +1,145 @@
+"""The journal: one SQLite file with everything that must survive a power cut.
+
+Writes are group-committed: callers `await journal.write(Store.method, ...)`,
+the journal's task gathers every write that is waiting, runs them in one
+SQLite transaction on its own thread (an fsync blocks for milliseconds on an
+SD card; the event loop must not), commits, and only then resolves the
+callers' futures. So an answer to a charger is sent after its record is on
+disk, and 500 chargers cost one fsync per batch instead of one each.
+
+The thread is the only one in the edge; the hand-over is the executor call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
+
+from edge.journal.store import Store, connect
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Upper bound on writes per commit: keeps one batch's latency bounded.
+MAX_BATCH = 512
+
+
+class Journal:
+    def __init__(self, path: str):
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        self._store: Store | None = None
+        self._queue: asyncio.Queue[tuple[Callable, tuple, asyncio.Future]] = asyncio.Queue()
+        self.commits = 0
+        self._commit_started: float | None = None
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        conn = await loop.run_in_executor(self._executor, connect, self.path)
+        self._store = Store(conn)
+
+    async def close(self) -> None:
+        await self._flush_pending()
+        if self._store is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._store.conn.close)
+            self._store = None
+        self._executor.shutdown(wait=True)
+
+    async def __aenter__(self) -> "Journal":
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(store, *args)` in the next group commit; returns after COMMIT."""
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((fn, (args, kwargs), future))
+        return await future
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        store = self._require_store()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, lambda: fn(store, *args, **kwargs))
+
+    async def run(self) -> None:
+        """The commit loop; run it under the app's TaskGroup."""
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._commit(batch)
+
+    async def _flush_pending(self) -> None:
+        batch = []
+        while not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        if batch and self._store is not None:
+            await self._commit(batch)
+
+    def healthy(self, stuck_after: float = 20.0) -> bool:
+        """False when a commit has hung (a dying SD card): the watchdog then
+        stops pinging and systemd restarts us rather than acknowledge nothing."""
+        started = self._commit_started
+        return self._store is not None and (started is None or time.monotonic() - started < stuck_after)
+
+    async def _commit(self, batch: list) -> None:
+        store = self._require_store()
+        loop = asyncio.get_running_loop()
+        self._commit_started = time.monotonic()
+        try:
+            results = await loop.run_in_executor(self._executor, _run_batch, store, batch)
+        except BaseException as exc:  # the COMMIT itself failed: nobody's write is durable
+            log.error("journal commit failed: %s", exc)
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        finally:
+            self._commit_started = None
+        self.commits += 1
+        for (_, _, future), (ok, value) in zip(batch, results):
+            if future.done():  # the caller was cancelled; the write is committed anyway
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def _require_store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the journal is not open")
+        return self._store
+
+
+def _run_batch(store: Store, batch: list) -> list[tuple[bool, Any]]:
+    """On the journal thread: one transaction, one savepoint per write so a
+    failing write is rolled back alone and the others still commit."""
+    conn = store.conn
+    results: list[tuple[bool, Any]] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for fn, (args, kwargs), _ in batch:
+            conn.execute("SAVEPOINT w")
+            try:
+                value = fn(store, *args, **kwargs)
+            except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
+                conn.execute("ROLLBACK TO w")
+                conn.execute("RELEASE w")
+                results.append((False, exc))
+            else:
+                conn.execute("RELEASE w")
+                results.append((True, value))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return results

@@ -1,0 +1,184 @@
+"""Versioned schema migrations for the journal.
+
+Each entry moves the schema from version i to i+1 and runs in the same
+transaction as the bump of PRAGMA user_version, so a power cut mid-upgrade
+leaves the old schema intact. Never edit a released migration: add one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: the OCPP foundation.
+    """
+    CREATE TABLE chargers (
+        id               TEXT PRIMARY KEY,
+        registration     TEXT NOT NULL,          -- accepted | pending | rejected
+        adopted_at       TEXT,                   -- set when an installer adopted a pending charger
+        vendor           TEXT, model TEXT, serial_number TEXT, firmware_version TEXT,
+        iccid TEXT, imsi TEXT, meter_type TEXT, meter_serial_number TEXT,
+        first_seen       TEXT NOT NULL,
+        last_boot        TEXT,
+        last_seen        TEXT,
+        firmware_status  TEXT, firmware_status_at TEXT,
+        diagnostics_status TEXT, diagnostics_status_at TEXT
+    );
+    CREATE TABLE connectors (
+        charger_id       TEXT NOT NULL,
+        connector_id     INTEGER NOT NULL,       -- 0 is the charge point itself
+        status           TEXT NOT NULL,
+        error_code       TEXT NOT NULL,
+        info             TEXT, vendor_id TEXT, vendor_error_code TEXT,
+        charger_time     TEXT,                   -- the charger's timestamp, if it sent one
+        updated_at       TEXT NOT NULL,
+        PRIMARY KEY (charger_id, connector_id)
+    );
+    -- AUTOINCREMENT: an id is never handed out twice, not even after the row
+    -- with the highest id is gone, so chargers never see a reused transactionId.
+    CREATE TABLE transactions (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        charger_id       TEXT NOT NULL,
+        connector_id     INTEGER NOT NULL,
+        id_tag           TEXT NOT NULL,
+        auth_status      TEXT NOT NULL,
+        reservation_id   INTEGER,
+        meter_start      INTEGER NOT NULL,
+        start_time       TEXT NOT NULL,          -- charger time
+        start_received_at TEXT NOT NULL,        -- edge time
+        meter_stop       INTEGER,
+        stop_time        TEXT,
+        stop_received_at TEXT,
+        stop_reason      TEXT,
+        stop_id_tag      TEXT,
+        state            TEXT NOT NULL DEFAULT 'active',   -- active | completed
+        -- a charger retrying StartTransaction after a lost answer sends the
+        -- same content again: it must get the same id back, not a second session
+        UNIQUE (charger_id, connector_id, id_tag, start_time, meter_start)
+    );
+    CREATE INDEX transactions_by_charger ON transactions (charger_id, state);
+    -- A StopTransaction for a transaction we never saw (including id -1 from a
+    -- charger that lost its state): kept, never dropped, never answered with an error.
+    CREATE TABLE unmatched_stops (
+        id               INTEGER PRIMARY KEY,
+        charger_id       TEXT NOT NULL,
+        charger_transaction_id INTEGER NOT NULL,
+        id_tag           TEXT,
+        meter_stop       INTEGER NOT NULL,
+        stop_time        TEXT NOT NULL,
+        stop_reason      TEXT,
+        received_at      TEXT NOT NULL,
+        UNIQUE (charger_id, charger_transaction_id, stop_time, meter_stop)
+    );
+    CREATE TABLE meter_samples (
+        id               INTEGER PRIMARY KEY,
+        charger_id       TEXT NOT NULL,
+        connector_id     INTEGER NOT NULL,
+        transaction_id   INTEGER,               -- our id; NULL for samples outside a session
+        timestamp        TEXT NOT NULL,
+        measurand        TEXT NOT NULL,
+        phase            TEXT,
+        value            REAL NOT NULL,
+        unit             TEXT,
+        context          TEXT,
+        location         TEXT,
+        received_at      TEXT NOT NULL
+    );
+    CREATE INDEX meter_samples_by_transaction ON meter_samples (transaction_id, timestamp);
+    CREATE INDEX meter_samples_by_connector ON meter_samples (charger_id, connector_id, id);
+    CREATE TABLE actions_log (
+        id               INTEGER PRIMARY KEY,
+        at               TEXT NOT NULL,
+        charger_id       TEXT NOT NULL,
+        actor            TEXT NOT NULL,
+        action           TEXT NOT NULL,
+        request          TEXT NOT NULL,          -- JSON
+        reason           TEXT NOT NULL,
+        outcome          TEXT NOT NULL,          -- ok | rejected | error | timeout | not-connected
+        response         TEXT                    -- JSON or error text
+    );
+    CREATE INDEX actions_by_charger ON actions_log (charger_id, id);
+    CREATE TABLE network_log (
+        id               INTEGER PRIMARY KEY,
+        at               TEXT NOT NULL,
+        charger_id       TEXT NOT NULL,
+        status           TEXT NOT NULL,          -- Available | TemporarilyUnavailable | LongTermUnavailable
+        event            TEXT NOT NULL,
+        detail           TEXT
+    );
+    CREATE INDEX network_by_charger ON network_log (charger_id, id);
+    CREATE TABLE hardware_log (
+        id               INTEGER PRIMARY KEY,
+        at               TEXT NOT NULL,
+        charger_id       TEXT NOT NULL,
+        connector_id     INTEGER NOT NULL,
+        status           TEXT NOT NULL,
+        error_code       TEXT NOT NULL,
+        info             TEXT, vendor_id TEXT, vendor_error_code TEXT,
+        charger_time     TEXT
+    );
+    CREATE INDEX hardware_by_charger ON hardware_log (charger_id, id);
+    CREATE TABLE communication_log (
+        id               INTEGER PRIMARY KEY,
+        at               TEXT NOT NULL,
+        charger_id       TEXT NOT NULL,
+        direction        TEXT NOT NULL,          -- in | out | note
+        frame            TEXT NOT NULL
+    );
+    CREATE INDEX communication_by_charger ON communication_log (charger_id, id);
+    CREATE TABLE data_transfers (
+        id               INTEGER PRIMARY KEY,
+        at               TEXT NOT NULL,
+        charger_id       TEXT NOT NULL,
+        vendor_id        TEXT NOT NULL,
+        message_id       TEXT,
+        data             TEXT
+    );
+    """,
+]
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(conn: sqlite3.Connection, migrations: list[str] = MIGRATIONS) -> int:
+    """Bring the schema up to date; returns the version reached.
+
+    Refuses a journal written by a newer release: running old code on a newer
+    schema could silently drop columns it does not know.
+    """
+    current = schema_version(conn)
+    if current > len(migrations):
+        raise RuntimeError(
+            f"journal schema version {current} is newer than this software "
+            f"understands ({len(migrations)}); upgrade the software, do not downgrade"
+        )
+    for version in range(current, len(migrations)):
+        # executescript would COMMIT first; run statement by statement inside
+        # one explicit transaction instead, so the bump and the DDL land together.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(migrations[version]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(migrations)
+
+
+def _statements(script: str) -> list[str]:
+    # Split on ';' at statement ends, using sqlite's own completeness check so
+    # semicolons inside comments or strings do not cut a statement.
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(l.strip().startswith("--") or not l.strip() for l in buffer.splitlines()):
+        statements.append(buffer.strip())
+    return statements

@@ -1,0 +1,293 @@
+"""The journal's records: every SQL statement of the edge lives here.
+
+A Store wraps one sqlite3 connection and is only ever used from the journal's
+own thread (see journal.py). Its methods do not commit: the journal groups
+them into transactions and commits before anyone is answered.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from edge.journal.migrations import migrate
+
+
+def connect(path: str) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves (group commit).
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on the disk (fsync) before we acknowledge anything to
+    # a charger; NORMAL would lose the last transactions on a power cut.
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=5000")
+    migrate(conn)
+    return conn
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    transaction_id: int
+    is_retry: bool          # the charger re-sent a StartTransaction we already have
+
+
+@dataclass(frozen=True)
+class StopOutcome:
+    kind: str               # stopped | duplicate | unmatched | unmatched-duplicate
+    transaction_id: int | None
+
+
+@dataclass(frozen=True)
+class Sample:
+    connector_id: int
+    transaction_id: int | None
+    timestamp: str
+    measurand: str
+    phase: str | None
+    value: float
+    unit: str | None
+    context: str | None
+    location: str | None
+
+
+def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    return [dict(row) for row in cursor.fetchall()]
+
+
+class Store:
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    # -- chargers ---------------------------------------------------------
+
+    def record_boot(self, charger_id: str, registration: str, info: dict[str, str | None], at: str) -> None:
+        fields = ("vendor", "model", "serial_number", "firmware_version", "iccid", "imsi",
+                  "meter_type", "meter_serial_number")
+        values = [info.get(f) for f in fields]
+        self.conn.execute(
+            f"""INSERT INTO chargers (id, registration, first_seen, last_boot, last_seen, {", ".join(fields)})
+                VALUES (?, ?, ?, ?, ?, {", ".join("?" * len(fields))})
+                ON CONFLICT (id) DO UPDATE SET
+                  registration = excluded.registration, last_boot = excluded.last_boot,
+                  last_seen = excluded.last_seen,
+                  {", ".join(f"{f} = excluded.{f}" for f in fields)}""",
+            (charger_id, registration, at, at, at, *values),
+        )
+
+    def adopt_charger(self, charger_id: str, at: str) -> bool:
+        cur = self.conn.execute(
+            "UPDATE chargers SET registration = 'accepted', adopted_at = ? WHERE id = ? AND registration != 'accepted'",
+            (at, charger_id),
+        )
+        return cur.rowcount == 1
+
+    def adopted_chargers(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT id FROM chargers WHERE adopted_at IS NOT NULL")}
+
+    def touch_chargers(self, last_seen: dict[str, str]) -> None:
+        self.conn.executemany(
+            "UPDATE chargers SET last_seen = ? WHERE id = ?", [(at, cid) for cid, at in last_seen.items()]
+        )
+
+    def ensure_charger(self, charger_id: str, at: str) -> None:
+        # A configured charger that talks before (or without) a BootNotification
+        # after our restart still needs a row, e.g. for its logs and connectors.
+        self.conn.execute(
+            "INSERT INTO chargers (id, registration, first_seen, last_seen) VALUES (?, 'accepted', ?, ?) "
+            "ON CONFLICT (id) DO NOTHING",
+            (charger_id, at, at),
+        )
+
+    def record_firmware_status(self, charger_id: str, kind: str, status: str, at: str) -> None:
+        column = {"firmware": "firmware_status", "diagnostics": "diagnostics_status"}[kind]
+        self.conn.execute(
+            f"UPDATE chargers SET {column} = ?, {column}_at = ? WHERE id = ?", (status, at, charger_id)
+        )
+
+    def chargers(self) -> list[dict[str, Any]]:
+        return _rows(self.conn.execute("SELECT * FROM chargers ORDER BY id"))
+
+    def connectors(self, charger_id: str | None = None) -> list[dict[str, Any]]:
+        if charger_id is None:
+            return _rows(self.conn.execute("SELECT * FROM connectors ORDER BY charger_id, connector_id"))
+        return _rows(self.conn.execute(
+            "SELECT * FROM connectors WHERE charger_id = ? ORDER BY connector_id", (charger_id,)))
+
+    # -- status -------------------------------------------------------------
+
+    def record_status(self, charger_id: str, connector_id: int, status: str, error_code: str,
+                      info: str | None, vendor_id: str | None, vendor_error_code: str | None,
+                      charger_time: str | None, at: str) -> None:
+        self.conn.execute(
+            """INSERT INTO connectors (charger_id, connector_id, status, error_code, info, vendor_id,
+                                       vendor_error_code, charger_time, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (charger_id, connector_id) DO UPDATE SET
+                 status = excluded.status, error_code = excluded.error_code, info = excluded.info,
+                 vendor_id = excluded.vendor_id, vendor_error_code = excluded.vendor_error_code,
+                 charger_time = excluded.charger_time, updated_at = excluded.updated_at""",
+            (charger_id, connector_id, status, error_code, info, vendor_id, vendor_error_code, charger_time, at),
+        )
+        if error_code != "NoError" or status == "Faulted":
+            self.conn.execute(
+                """INSERT INTO hardware_log (at, charger_id, connector_id, status, error_code, info,
+                                             vendor_id, vendor_error_code, charger_time)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (at, charger_id, connector_id, status, error_code, info, vendor_id, vendor_error_code, charger_time),
+            )
+
+    # -- transactions -------------------------------------------------------
+
+    def start_transaction(self, charger_id: str, connector_id: int, id_tag: str, auth_status: str,
+                          meter_start: int, start_time: str, reservation_id: int | None,
+                          received_at: str) -> StartOutcome:
+        row = self.conn.execute(
+            """SELECT id FROM transactions WHERE charger_id = ? AND connector_id = ? AND id_tag = ?
+               AND start_time = ? AND meter_start = ?""",
+            (charger_id, connector_id, id_tag, start_time, meter_start),
+        ).fetchone()
+        if row is not None:
+            return StartOutcome(row[0], is_retry=True)
+        cur = self.conn.execute(
+            """INSERT INTO transactions (charger_id, connector_id, id_tag, auth_status, reservation_id,
+                                         meter_start, start_time, start_received_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+            (charger_id, connector_id, id_tag, auth_status, reservation_id, meter_start, start_time, received_at),
+        )
+        return StartOutcome(cur.lastrowid, is_retry=False)
+
+    def stop_transaction(self, charger_id: str, transaction_id: int, meter_stop: int, stop_time: str,
+                         reason: str | None, id_tag: str | None, received_at: str) -> StopOutcome:
+        row = self.conn.execute(
+            "SELECT state FROM transactions WHERE id = ? AND charger_id = ?", (transaction_id, charger_id)
+        ).fetchone()
+        if row is not None:
+            if row["state"] != "active":
+                return StopOutcome("duplicate", transaction_id)
+            self.conn.execute(
+                """UPDATE transactions SET meter_stop = ?, stop_time = ?, stop_received_at = ?,
+                     stop_reason = ?, stop_id_tag = ?, state = 'completed' WHERE id = ?""",
+                (meter_stop, stop_time, received_at, reason, id_tag, transaction_id),
+            )
+            return StopOutcome("stopped", transaction_id)
+        cur = self.conn.execute(
+            """INSERT INTO unmatched_stops (charger_id, charger_transaction_id, id_tag, meter_stop,
+                                            stop_time, stop_reason, received_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT DO NOTHING""",
+            (charger_id, transaction_id, id_tag, meter_stop, stop_time, reason, received_at),
+        )
+        return StopOutcome("unmatched" if cur.rowcount == 1 else "unmatched-duplicate", None)
+
+    def transaction_owner(self, transaction_id: int) -> tuple[str, int] | None:
+        row = self.conn.execute(
+            "SELECT charger_id, connector_id FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def active_transactions(self, charger_id: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM transactions WHERE state = 'active'"
+        args: tuple = ()
+        if charger_id is not None:
+            sql += " AND charger_id = ?"
+            args = (charger_id,)
+        return _rows(self.conn.execute(sql + " ORDER BY id", args))
+
+    def transactions(self, *, charger_id: str | None = None, state: str | None = None,
+                     limit: int = 100, before_id: int | None = None) -> list[dict[str, Any]]:
+        clauses, args = [], []
+        for column, value in (("charger_id", charger_id), ("state", state)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if before_id is not None:
+            clauses.append("id < ?")
+            args.append(before_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = _rows(self.conn.execute(
+            f"SELECT * FROM transactions {where} ORDER BY id DESC LIMIT ?", (*args, limit)))
+        for row in rows:
+            row["energy_wh"] = (row["meter_stop"] - row["meter_start"]) if row["meter_stop"] is not None else None
+        return rows
+
+    def unmatched_stops(self, charger_id: str | None = None) -> list[dict[str, Any]]:
+        if charger_id is None:
+            return _rows(self.conn.execute("SELECT * FROM unmatched_stops ORDER BY id"))
+        return _rows(self.conn.execute(
+            "SELECT * FROM unmatched_stops WHERE charger_id = ? ORDER BY id", (charger_id,)))
+
+    # -- meter values -------------------------------------------------------
+
+    def record_samples(self, charger_id: str, samples: Iterable[Sample], received_at: str) -> int:
+        cur = self.conn.executemany(
+            """INSERT INTO meter_samples (charger_id, connector_id, transaction_id, timestamp, measurand,
+                                          phase, value, unit, context, location, received_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [(charger_id, s.connector_id, s.transaction_id, s.timestamp, s.measurand, s.phase, s.value,
+              s.unit, s.context, s.location, received_at) for s in samples],
+        )
+        return cur.rowcount
+
+    def samples(self, *, transaction_id: int | None = None, charger_id: str | None = None,
+                limit: int = 1000) -> list[dict[str, Any]]:
+        if transaction_id is not None:
+            return _rows(self.conn.execute(
+                "SELECT * FROM meter_samples WHERE transaction_id = ? ORDER BY timestamp, id LIMIT ?",
+                (transaction_id, limit)))
+        return _rows(self.conn.execute(
+            "SELECT * FROM meter_samples WHERE charger_id = ? ORDER BY id DESC LIMIT ?", (charger_id, limit)))
+
+    # -- logs ---------------------------------------------------------------
+
+    def record_action(self, at: str, charger_id: str, actor: str, action: str, request: dict,
+                      reason: str, outcome: str, response: Any) -> int:
+        cur = self.conn.execute(
+            """INSERT INTO actions_log (at, charger_id, actor, action, request, reason, outcome, response)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+            (at, charger_id, actor, action, json.dumps(request), reason, outcome,
+             response if isinstance(response, str) or response is None else json.dumps(response)),
+        )
+        return cur.lastrowid
+
+    def record_network(self, at: str, charger_id: str, status: str, event: str, detail: str | None = None) -> None:
+        self.conn.execute(
+            "INSERT INTO network_log (at, charger_id, status, event, detail) VALUES (?, ?, ?, ?, ?)",
+            (at, charger_id, status, event, detail),
+        )
+
+    def record_frames(self, frames: list[tuple[str, str, str, str]], keep_per_charger: int) -> None:
+        """frames: (at, charger_id, direction, text). Trims each charger's log
+        to its newest `keep_per_charger` frames, so the log stays bounded."""
+        self.conn.executemany(
+            "INSERT INTO communication_log (at, charger_id, direction, frame) VALUES (?, ?, ?, ?)", frames)
+        for charger_id in {f[1] for f in frames}:
+            self.conn.execute(
+                """DELETE FROM communication_log WHERE charger_id = ? AND id <= (
+                     SELECT id FROM communication_log WHERE charger_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)""",
+                (charger_id, charger_id, keep_per_charger),
+            )
+
+    def record_data_transfer(self, at: str, charger_id: str, vendor_id: str, message_id: str | None,
+                             data: str | None) -> None:
+        self.conn.execute(
+            "INSERT INTO data_transfers (at, charger_id, vendor_id, message_id, data) VALUES (?, ?, ?, ?, ?)",
+            (at, charger_id, vendor_id, message_id, data),
+        )
+
+    def log(self, table: str, charger_id: str | None, limit: int = 100,
+            before_id: int | None = None) -> list[dict[str, Any]]:
+        """Newest first. `table`: actions | network | hardware | communication | data_transfers."""
+        name = {"actions": "actions_log", "network": "network_log", "hardware": "hardware_log",
+                "communication": "communication_log", "data_transfers": "data_transfers"}[table]
+        clauses, args = [], []
+        if charger_id is not None:
+            clauses.append("charger_id = ?")
+            args.append(charger_id)
+        if before_id is not None:
+            clauses.append("id < ?")
+            args.append(before_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return _rows(self.conn.execute(f"SELECT * FROM {name} {where} ORDER BY id DESC LIMIT ?", (*args, limit)))

@@ -1,0 +1,124 @@
+"""One way to send any central-system-initiated OCPP 1.6 message to a charger.
+
+Parameters are given as in the OCPP 1.6 JSON (camelCase), so what an operator
+reads in the spec is what they type. Every attempt, including refused ones,
+lands in the actions log with who asked, why, and what came back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
+from ocpp.exceptions import OCPPError
+from ocpp.messages import ValidationError
+from ocpp.v16 import call
+
+from edge.clock import Clock
+from edge.journal import Journal, Store
+
+log = logging.getLogger(__name__)
+
+# Every message a 1.6 central system may send (core, firmware, local list,
+# reservation, smart charging and remote trigger profiles).
+ACTIONS: dict[str, type] = {name: getattr(call, name) for name in (
+    "CancelReservation", "ChangeAvailability", "ChangeConfiguration", "ClearCache", "ClearChargingProfile",
+    "DataTransfer", "GetCompositeSchedule", "GetConfiguration", "GetDiagnostics", "GetLocalListVersion",
+    "RemoteStartTransaction", "RemoteStopTransaction", "ReserveNow", "Reset", "SendLocalList",
+    "SetChargingProfile", "TriggerMessage", "UnlockConnector", "UpdateFirmware",
+)}
+_BY_LOWER = {name.lower(): name for name in ACTIONS}
+# Answers that mean the charger understood but said no.
+_REFUSALS = {"Rejected", "NotSupported", "NotImplemented", "UnknownMessageId", "UnknownVendorId", "Failed",
+             "UnlockFailed", "Faulted", "Occupied", "Unavailable", "VersionMismatch"}
+
+
+class CommandError(ValueError):
+    """The request itself is wrong (unknown action, bad parameters)."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    action_id: int
+    charger_id: str
+    action: str
+    outcome: str            # ok | rejected | error | timeout | not-connected | invalid
+    response: Any           # the charger's answer (camelCase dict) or an error text
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def resolve_action(name: str) -> str:
+    """'reset', 'Reset', 'remote-start-transaction' -> the OCPP action name."""
+    key = name.replace("-", "").replace("_", "").lower()
+    if key not in _BY_LOWER:
+        raise CommandError(f"unknown action {name!r}; one of: {', '.join(sorted(ACTIONS))}")
+    return _BY_LOWER[key]
+
+
+def build_payload(action: str, params: dict[str, Any]) -> Any:
+    cls = ACTIONS[action]
+    kwargs = camel_to_snake_case(params)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(kwargs) - set(fields))
+    if unknown:
+        raise CommandError(f"{action}: unknown parameter(s) {', '.join(snake_to_camel_case({k: 0 for k in unknown}))}; "
+                           f"expected {', '.join(snake_to_camel_case({k: 0 for k in fields}))}")
+    missing = [name for name, f in fields.items()
+               if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise CommandError(f"{action}: missing required parameter(s) "
+                           f"{', '.join(snake_to_camel_case({k: 0 for k in missing}))}")
+    return cls(**kwargs)
+
+
+class Commands:
+    def __init__(self, sessions: dict, journal: Journal, clock: Clock):
+        self._sessions = sessions       # charger id -> live ChargerSession (owned by the OCPP server)
+        self._journal = journal
+        self._clock = clock
+
+    async def send(self, charger_id: str, action: str, params: dict[str, Any] | None = None, *,
+                   actor: str, reason: str) -> CommandResult:
+        params = params or {}
+        try:
+            action = resolve_action(action)
+            payload = build_payload(action, params)
+        except CommandError as exc:
+            return await self._record(charger_id, action, params, actor, reason, "invalid", str(exc))
+        session = self._sessions.get(charger_id)
+        if session is None:
+            return await self._record(charger_id, action, params, actor, reason, "not-connected",
+                                      "charger is not connected")
+        try:
+            answer = await session.call(payload, suppress=False)
+        except asyncio.TimeoutError:
+            return await self._record(charger_id, action, params, actor, reason, "timeout",
+                                      f"no answer within {session._response_timeout:g} s")
+        except (ValidationError, OCPPError) as exc:
+            # Either our request failed the schema (a bad parameter value) or the
+            # charger answered with a CALLERROR / a malformed CALLRESULT.
+            return await self._record(charger_id, action, params, actor, reason, "error", _describe(exc))
+        response = snake_to_camel_case(remove_nones(serialize_as_dict(answer)))
+        outcome = "rejected" if response.get("status") in _REFUSALS else "ok"
+        return await self._record(charger_id, action, params, actor, reason, outcome, response)
+
+    async def _record(self, charger_id: str, action: str, params: dict, actor: str, reason: str,
+                      outcome: str, response: Any) -> CommandResult:
+        action_id = await self._journal.write(
+            Store.record_action, self._clock.now_iso(), charger_id, actor, action, params, reason, outcome, response)
+        log.info("action charger=%s action=%s actor=%s outcome=%s reason=%r", charger_id, action, actor, outcome,
+                 reason)
+        return CommandResult(action_id, charger_id, action, outcome, response)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, OCPPError):
+        cause = (exc.details or {}).get("cause") if isinstance(exc.details, dict) else None
+        return f"{exc.code}: {exc.description}" + (f" ({cause})" if cause else "")
+    return str(exc)

@@ -1,0 +1,51 @@
+"""The communication log: every OCPP frame in and out, per charger, bounded.
+
+Frames are buffered in memory and written once a second in one journal
+commit: the log is for diagnosis, not a record we acknowledge, so it must not
+cost an fsync per frame. The journal keeps the newest N frames per charger;
+the memory buffer is capped too, so a journal stall cannot eat the RAM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from edge.clock import Clock
+from edge.journal import Journal, Store
+
+log = logging.getLogger(__name__)
+
+
+class CommunicationLog:
+    def __init__(self, journal: Journal, clock: Clock, *, keep_per_charger: int, max_frame_chars: int,
+                 max_buffered: int = 50_000, flush_every: float = 1.0):
+        self._journal = journal
+        self._clock = clock
+        self._keep = keep_per_charger
+        self._max_chars = max_frame_chars
+        self._max_buffered = max_buffered
+        self._flush_every = flush_every
+        self._buffer: list[tuple[str, str, str, str]] = []
+        self.dropped = 0
+
+    def record(self, charger_id: str, direction: str, frame: str | bytes) -> None:
+        if isinstance(frame, bytes):
+            frame = frame.decode("utf-8", errors="replace")
+        if len(frame) > self._max_chars:
+            frame = f"{frame[: self._max_chars]}…[{len(frame) - self._max_chars} more characters]"
+        if len(self._buffer) >= self._max_buffered:
+            self._buffer.pop(0)
+            self.dropped += 1
+        self._buffer.append((self._clock.now_iso(), charger_id, direction, frame))
+
+    async def flush(self) -> None:
+        frames, self._buffer = self._buffer, []
+        if frames:
+            await self._journal.write(Store.record_frames, frames, self._keep)
+
+    async def run(self) -> None:
+        # The app flushes once more on shutdown, before the journal closes.
+        while True:
+            await asyncio.sleep(self._flush_every)
+            await self.flush()

@@ -1,0 +1,206 @@
+"""The edge's OCPP-J 1.6 endpoint: ws://HOST:PORT/ocpp/{chargePointId}.
+
+The handshake does the checks that must happen before a socket opens: a
+charge point id in the path, the `ocpp1.6` subprotocol (websockets answers 400
+when the client offers none or only others), and security profile 1 (HTTP
+Basic, 401 on a wrong or missing password). After that each charger gets a
+ChargerSession; a broken or flooding charger loses its own connection and no
+one else notices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from urllib.parse import unquote, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from edge.chargers import ChargerDirectory
+from edge.clock import Clock
+from edge.config import CHARGER_ID
+from edge.events import Event, EventBus
+from edge.journal import Journal, Store
+from edge.ocpp.communication_log import CommunicationLog
+from edge.ocpp.presence import PresenceMonitor
+from edge.ocpp.security import PasswordVerifier, parse_basic_auth
+from edge.ocpp.session import ChargerSession
+from edge.sessions import Sessions
+
+log = logging.getLogger(__name__)
+
+SUBPROTOCOL = "ocpp1.6"
+
+
+@dataclass
+class Site:
+    """What a charger session needs from the rest of the edge."""
+
+    journal: Journal
+    bus: EventBus
+    clock: Clock
+    directory: ChargerDirectory
+    sessions: Sessions
+    heartbeat_interval: int
+    data_transfer_vendors: frozenset[str] = field(default_factory=frozenset)
+
+
+def charger_id_from_path(path: str) -> str | None:
+    """'/ocpp/CP-1' or '/CP-1' -> 'CP-1'; anything else -> None."""
+    parts = [unquote(p) for p in urlsplit(path).path.split("/") if p]
+    if len(parts) == 2 and parts[0] == "ocpp":
+        candidate = parts[1]
+    elif len(parts) == 1 and parts[0] != "ocpp":
+        candidate = parts[0]
+    else:
+        return None
+    return candidate if CHARGER_ID.match(candidate) else None
+
+
+class TokenBucket:
+    """Frames a charger may send: `rate` per second sustained, `burst` at once."""
+
+    def __init__(self, rate: float, burst: int, now: float):
+        self.rate, self.burst = rate, float(burst)
+        self.tokens, self.stamp = float(burst), now
+
+    def allow(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class Flooding(Exception):
+    pass
+
+
+class _LoggedConnection:
+    """What the ocpp library reads from and writes to: the WebSocket, with
+    every frame logged, presence tracked and the flood guard applied."""
+
+    def __init__(self, ws: ServerConnection, charger_id: str, server: "OcppServer"):
+        self._ws = ws
+        self._id = charger_id
+        self._server = server
+        self._bucket = TokenBucket(server.max_rate, server.burst, server.site.clock.monotonic())
+
+    async def recv(self) -> str:
+        frame = await self._ws.recv()
+        self._server.communication_log.record(self._id, "in", frame)
+        self._server.presence.frame(self._id)
+        if not self._bucket.allow(self._server.site.clock.monotonic()):
+            raise Flooding(f"more than {self._server.max_rate:g} frames/s (burst {self._server.burst})")
+        return frame
+
+    async def send(self, frame: str) -> None:
+        self._server.communication_log.record(self._id, "out", frame)
+        await self._ws.send(frame)
+
+
+class OcppServer:
+    def __init__(self, site: Site, *, host: str, port: int, communication_log: CommunicationLog,
+                 presence: PresenceMonitor, max_frame_bytes: int, max_messages_per_second: float,
+                 message_burst: int, response_timeout: float):
+        self.site = site
+        self.host, self.port = host, port
+        self.communication_log = communication_log
+        self.presence = presence
+        self.max_frame_bytes = max_frame_bytes
+        self.max_rate, self.burst = max_messages_per_second, message_burst
+        self.response_timeout = response_timeout
+        self.sessions: dict[str, ChargerSession] = {}
+        self._sockets: dict[str, ServerConnection] = {}
+        self._verifier = PasswordVerifier()
+        self._server: Server | None = None
+        self.ready = asyncio.Event()
+
+    @property
+    def bound_port(self) -> int:
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
+
+    async def run(self) -> None:
+        async with serve(
+            self._serve_charger, self.host, self.port,
+            subprotocols=[SUBPROTOCOL],
+            process_request=self._check_request,
+            max_size=self.max_frame_bytes,
+            # websockets' own keepalive finds dead TCP connections (a charger
+            # that lost power) long before OCPP's heartbeat would.
+            ping_interval=30, ping_timeout=30,
+            server_header="sitecontroller-edge",
+        ) as server:
+            self._server = server
+            log.info("ocpp listening host=%s port=%s", self.host, self.bound_port)
+            self.ready.set()
+            try:
+                await asyncio.Future()
+            finally:
+                for ws in list(self._sockets.values()):
+                    await ws.close(1001, "central system shutting down")
+
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        charger_id = charger_id_from_path(request.path)
+        if charger_id is None:
+            return connection.respond(HTTPStatus.NOT_FOUND,
+                                      "expected ws://host:port/ocpp/{chargePointId} (or /{chargePointId})\n")
+        stored = self.site.directory.password_hash(charger_id)
+        if stored is None:
+            return None
+        credentials = parse_basic_auth(request.headers.get("Authorization"))
+        if credentials is None or credentials[0] != charger_id or not self._verifier.verify(
+                charger_id, credentials[1], stored):
+            why = "missing" if credentials is None else "wrong"
+            log.warning("auth rejected charger=%s credentials=%s remote=%s", charger_id, why,
+                        connection.remote_address)
+            self.presence.note(charger_id, "auth-rejected", f"{why} HTTP Basic credentials")
+            response = connection.respond(HTTPStatus.UNAUTHORIZED, "charge point id or password is wrong\n")
+            response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
+            return response
+        return None
+
+    async def _serve_charger(self, ws: ServerConnection) -> None:
+        charger_id = charger_id_from_path(ws.request.path)
+        assert charger_id is not None  # _check_request let it through
+        previous = self._sockets.get(charger_id)
+        if previous is not None:
+            # A charger that reconnects before its old socket timed out: the new
+            # connection is the real one.
+            await previous.close(1000, "replaced by a new connection")
+        session = ChargerSession(charger_id, _LoggedConnection(ws, charger_id, self), self.site,
+                                 self.response_timeout)
+        self.sessions[charger_id] = session
+        self._sockets[charger_id] = ws
+        at = self.site.clock.now_iso()
+        if self.site.directory.is_known(charger_id):
+            await self.site.journal.write(Store.ensure_charger, charger_id, at)
+        self.presence.frame(charger_id)
+        self.presence.note(charger_id, "connected", f"from {ws.remote_address[0] if ws.remote_address else '?'}")
+        self.site.bus.publish(Event("charger.connected", charger_id, at))
+        log.info("connected charger=%s remote=%s", charger_id, ws.remote_address)
+        reason = "closed"
+        try:
+            await session.start()
+        except ConnectionClosed as closed:
+            reason = f"closed code={closed.rcvd.code if closed.rcvd else 'none'}"
+            if closed.sent and closed.sent.code == 1009:
+                reason = f"frame larger than {self.max_frame_bytes} bytes"
+        except Flooding as flood:
+            reason = f"flooding: {flood}"
+            log.warning("closing charger=%s: %s", charger_id, flood)
+            await ws.close(1008, "too many messages")
+        finally:
+            if self.sessions.get(charger_id) is session:
+                del self.sessions[charger_id]
+                del self._sockets[charger_id]
+            self.presence.note(charger_id, "disconnected", reason)
+            self.site.bus.publish(Event("charger.disconnected", charger_id, self.site.clock.now_iso(),
+                                        {"reason": reason}))
+            log.info("disconnected charger=%s reason=%s", charger_id, reason)

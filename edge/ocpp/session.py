@@ -1,0 +1,194 @@
+"""One charger's OCPP 1.6J session with the edge: the `ocpp` library's routing
+with our handlers, plus the framing and error rules the library leaves open.
+
+Handlers translate OCPP payloads to calls on the site's parts (sessions,
+journal, directory) and back; they hold no business rules of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ocpp.exceptions import (
+    FormationViolationError,
+    FormatViolationError,
+    NotImplementedError as OcppNotImplemented,
+    NotSupportedError,
+    OCPPError,
+    SecurityError,
+)
+from ocpp.messages import Call, MessageType, unpack
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call_result
+from ocpp.v16.enums import Action
+
+from edge.events import Event
+from edge.journal import Store
+
+if TYPE_CHECKING:
+    from edge.ocpp.server import Site
+
+log = logging.getLogger(__name__)
+
+V16_ACTIONS = {a.value for a in Action}
+# Messages a charger may send before it is Accepted (OCPP 1.6 section 4.2.1).
+ALLOWED_BEFORE_ACCEPTED = {"BootNotification"}
+
+
+class ChargerSession(ChargePoint):
+    def __init__(self, charger_id: str, connection: Any, site: "Site", response_timeout: float):
+        super().__init__(charger_id, connection, response_timeout=response_timeout)
+        self.site = site
+        # Configured or adopted chargers are accepted from their first frame:
+        # after an edge restart a charger keeps its session and does not boot again.
+        self.registration = "Accepted" if site.directory.is_known(charger_id) else None
+
+    # -- framing and errors -------------------------------------------------
+
+    async def route_message(self, raw_msg: str) -> None:
+        """Replaces the library's router entry: it drops unparsable frames
+        silently, while a charger deserves a CALLERROR it can log."""
+        try:
+            msg = unpack(raw_msg)
+        except OCPPError as error:
+            await self._reply_error(_unique_id_of(raw_msg), _as_v16(error, raw_msg))
+            return
+        if msg.message_type_id != MessageType.Call:
+            self._response_queue.put_nowait(msg)
+            return
+        if not isinstance(msg.unique_id, str) or not msg.unique_id or len(msg.unique_id) > 36:
+            await self._reply_error(str(msg.unique_id), FormationViolationError(
+                description="UniqueId must be a string of 1 to 36 characters"))
+            return
+        if not isinstance(msg.action, str) or msg.action not in self.route_map:
+            # 1.6: NotImplemented = action unknown to us; NotSupported = a known
+            # 1.6 action we do not take (e.g. a central-system-only message).
+            if isinstance(msg.action, str) and msg.action in V16_ACTIONS:
+                error: OCPPError = NotSupportedError(description=f"{msg.action} is not handled by a central system")
+            else:
+                error = OcppNotImplemented(description=f"unknown action {msg.action!r}")
+            await self._reply_error(msg.unique_id, error)
+            return
+        if self.registration != "Accepted" and msg.action not in ALLOWED_BEFORE_ACCEPTED:
+            await self._reply_error(msg.unique_id, SecurityError(
+                description=f"charger is not accepted ({self.registration or 'no BootNotification yet'}); "
+                            "send BootNotification and wait for Accepted"))
+            return
+        try:
+            await self._handle_call(msg)
+        except OCPPError as error:
+            await self._reply_error(msg.unique_id, _as_v16(error, raw_msg))
+
+    async def _reply_error(self, unique_id: str, error: OCPPError) -> None:
+        log.warning("callerror charger=%s code=%s description=%r", self.id, error.code, error.description)
+        await self._send(Call(unique_id, "", {}).create_call_error(error).to_json())
+
+    # -- charge point initiated messages --------------------------------------
+
+    @on(Action.boot_notification)
+    async def on_boot_notification(self, charge_point_vendor: str, charge_point_model: str, **kwargs):
+        status = self.site.directory.registration(self.id)
+        info = {"vendor": charge_point_vendor, "model": charge_point_model,
+                "serial_number": kwargs.get("charge_point_serial_number") or kwargs.get("charge_box_serial_number"),
+                "firmware_version": kwargs.get("firmware_version"), "iccid": kwargs.get("iccid"),
+                "imsi": kwargs.get("imsi"), "meter_type": kwargs.get("meter_type"),
+                "meter_serial_number": kwargs.get("meter_serial_number")}
+        at = self.site.clock.now_iso()
+        await self.site.journal.write(Store.record_boot, self.id, status.lower(), info, at)
+        self.registration = status
+        self.site.bus.publish(Event("charger.booted", self.id, at, {"status": status, **info}))
+        log.info("boot charger=%s vendor=%s model=%s firmware=%s registration=%s",
+                 self.id, charge_point_vendor, charge_point_model, info["firmware_version"], status)
+        # Pending/Rejected chargers retry at this interval; keep it short so an
+        # adopted charger gets in soon.
+        interval = self.site.heartbeat_interval if status == "Accepted" else 60
+        return call_result.BootNotification(current_time=at, interval=interval, status=status)
+
+    @on(Action.heartbeat)
+    async def on_heartbeat(self, **kwargs):
+        return call_result.Heartbeat(current_time=self.site.clock.now_iso())
+
+    @on(Action.status_notification)
+    async def on_status_notification(self, connector_id: int, error_code: str, status: str, **kwargs):
+        at = self.site.clock.now_iso()
+        await self.site.journal.write(
+            Store.record_status, self.id, connector_id, status, error_code, kwargs.get("info"),
+            kwargs.get("vendor_id"), kwargs.get("vendor_error_code"), kwargs.get("timestamp"), at)
+        self.site.bus.publish(Event("connector.status", self.id, at, {
+            "connector_id": connector_id, "status": status, "error_code": error_code, **kwargs}))
+        level = logging.WARNING if error_code != "NoError" or status == "Faulted" else logging.INFO
+        log.log(level, "status charger=%s connector=%s status=%s error=%s info=%r",
+                self.id, connector_id, status, error_code, kwargs.get("info"))
+        return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    async def on_authorize(self, id_tag: str, **kwargs):
+        decision = self.site.sessions.authorize(self.id, id_tag)
+        return call_result.Authorize(id_tag_info=decision.id_tag_info())
+
+    @on(Action.start_transaction)
+    async def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str,
+                                   **kwargs):
+        tx, decision = await self.site.sessions.start(
+            self.id, connector_id, id_tag, meter_start, timestamp, kwargs.get("reservation_id"))
+        return call_result.StartTransaction(transaction_id=tx, id_tag_info=decision.id_tag_info())
+
+    @on(Action.stop_transaction)
+    async def on_stop_transaction(self, meter_stop: int, timestamp: str, transaction_id: int, **kwargs):
+        _, decision = await self.site.sessions.stop(
+            self.id, transaction_id, meter_stop, timestamp, kwargs.get("reason"), kwargs.get("id_tag"),
+            kwargs.get("transaction_data"))
+        return call_result.StopTransaction(id_tag_info=decision.id_tag_info() if decision else None)
+
+    @on(Action.meter_values)
+    async def on_meter_values(self, connector_id: int, meter_value: list, **kwargs):
+        await self.site.sessions.meter_values(self.id, connector_id, kwargs.get("transaction_id"), meter_value)
+        return call_result.MeterValues()
+
+    @on(Action.data_transfer)
+    async def on_data_transfer(self, vendor_id: str, **kwargs):
+        if vendor_id not in self.site.data_transfer_vendors:
+            return call_result.DataTransfer(status="UnknownVendorId")
+        await self.site.journal.write(Store.record_data_transfer, self.site.clock.now_iso(), self.id, vendor_id,
+                                      kwargs.get("message_id"), kwargs.get("data"))
+        return call_result.DataTransfer(status="Accepted")
+
+    @on(Action.diagnostics_status_notification)
+    async def on_diagnostics_status_notification(self, status: str, **kwargs):
+        await self.site.journal.write(Store.record_firmware_status, self.id, "diagnostics", status,
+                                      self.site.clock.now_iso())
+        log.info("diagnostics charger=%s status=%s", self.id, status)
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    async def on_firmware_status_notification(self, status: str, **kwargs):
+        await self.site.journal.write(Store.record_firmware_status, self.id, "firmware", status,
+                                      self.site.clock.now_iso())
+        log.info("firmware charger=%s status=%s", self.id, status)
+        return call_result.FirmwareStatusNotification()
+
+
+def _unique_id_of(raw: str) -> str:
+    """The unique id of a frame we could not parse, if it can be found at all;
+    '-1' otherwise (the charger cannot match it, but it sees the error)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, TypeError):
+        return "-1"
+    if isinstance(data, list) and len(data) > 1 and isinstance(data[1], str):
+        return data[1]
+    return "-1"
+
+
+def _as_v16(error: OCPPError, raw: str) -> OCPPError:
+    """OCPP 1.6 names the 'bad structure' error FormationViolation (2.0 renamed
+    it FormatViolation, which is what the library raises). Details are cut to
+    a short cause: echoing a 256 KiB frame back helps nobody."""
+    cause = str((error.details or {}).get("cause", error.description))[:300]
+    if isinstance(error, FormatViolationError):
+        return FormationViolationError(description=error.description, details={"cause": cause})
+    if error.code == "PropertyConstraintViolation" and "MessageTypeId" in cause:
+        return FormationViolationError(description="MessageTypeId must be 2, 3 or 4", details={"cause": cause})
+    return type(error)(description=error.description, details={"cause": cause})

@@ -1,0 +1,158 @@
+"""Fixtures for the edge: a real edge on loopback ports, real SQLite in tmp."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+import pytest
+import websockets
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call, call_result
+from websockets.asyncio.client import connect
+
+from edge.app import Edge
+from edge.config import parse_config
+from edge.ocpp.security import hash_password
+
+PASSWORD = "s3cret-charger-pass"
+PASSWORD_HASH = hash_password(PASSWORD, salt=b"fixed-test-salt!")
+
+
+def site_toml(state_dir: Path, *, unknown: str = "reject", extra: str = "", chargers: str | None = None) -> str:
+    if chargers is None:
+        chargers = f"""
+[[chargers]]
+id = "CP-1"
+password_hash = "{PASSWORD_HASH}"
+connectors = 2
+
+[[chargers]]
+id = "CP-2"
+"""
+    return f"""
+[site]
+id = "test-site"
+[ocpp]
+host = "127.0.0.1"
+port = 0
+unknown_chargers = "{unknown}"
+response_timeout = 5
+data_transfer_vendors = ["com.example"]
+[api]
+port = 0
+[authorization]
+accepted_tags = ["TAG-OK", "TAG-2"]
+blocked_tags = ["TAG-BLOCKED"]
+{extra}
+{chargers}
+"""
+
+
+@pytest.fixture
+def make_edge(tmp_path: Path) -> Callable[..., Any]:
+    @contextlib.asynccontextmanager
+    async def _make(**kwargs: Any) -> AsyncIterator[Edge]:
+        config = parse_config(site_toml(tmp_path, **kwargs), "test.toml", state_dir=str(tmp_path))
+        edge = Edge(config)
+        task = asyncio.create_task(edge.run())
+        started = asyncio.create_task(edge.started.wait())
+        await asyncio.wait([task, started], return_when=asyncio.FIRST_COMPLETED, timeout=20)
+        if task.done():
+            task.result()  # raises the start-up error
+        assert edge.started.is_set(), "edge did not start"
+        try:
+            yield edge
+        finally:
+            started.cancel()
+            edge.stop()
+            await asyncio.wait_for(task, 20)
+    return _make
+
+
+@pytest.fixture
+async def edge(make_edge) -> AsyncIterator[Edge]:
+    async with make_edge() as e:
+        yield e
+
+
+def ocpp_url(edge: Edge, charger_id: str, prefix: str = "/ocpp/") -> str:
+    return f"ws://127.0.0.1:{edge.ocpp.bound_port}{prefix}{charger_id}"
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+class Charger(ChargePoint):
+    """A minimal charge point on the ocpp library: what the tests send is
+    explicit in each test; it answers central system calls plainly."""
+
+    def __init__(self, charger_id: str, ws: Any):
+        super().__init__(charger_id, ws, response_timeout=5)
+        self.received: list[tuple[str, dict]] = []
+
+    @on("Reset")
+    def on_reset(self, **kwargs):
+        self.received.append(("Reset", kwargs))
+        return call_result.Reset(status="Accepted")
+
+    @on("TriggerMessage")
+    def on_trigger(self, **kwargs):
+        self.received.append(("TriggerMessage", kwargs))
+        return call_result.TriggerMessage(status="Accepted")
+
+    @on("GetConfiguration")
+    def on_get_configuration(self, **kwargs):
+        self.received.append(("GetConfiguration", kwargs))
+        return call_result.GetConfiguration(configuration_key=[
+            {"key": "HeartbeatInterval", "readonly": False, "value": "300"}])
+
+    @on("ChangeConfiguration")
+    def on_change_configuration(self, key: str, value: str, **kwargs):
+        self.received.append(("ChangeConfiguration", {"key": key, "value": value}))
+        return call_result.ChangeConfiguration(status="Rejected" if key == "ReadOnlyKey" else "Accepted")
+
+    @on("RemoteStartTransaction")
+    def on_remote_start(self, id_tag: str, **kwargs):
+        self.received.append(("RemoteStartTransaction", {"id_tag": id_tag, **kwargs}))
+        return call_result.RemoteStartTransaction(status="Accepted")
+
+    @on("UnlockConnector")
+    async def on_unlock(self, connector_id: int, **kwargs):
+        await asyncio.sleep(30)  # a charger that never answers: the edge must time out
+        return call_result.UnlockConnector(status="Unlocked")
+
+
+@contextlib.asynccontextmanager
+async def charger(edge: Edge, charger_id: str = "CP-1", password: str | None = PASSWORD,
+                  boot: bool = True) -> AsyncIterator[Charger]:
+    headers = basic(charger_id, password) if password else None
+    async with connect(ocpp_url(edge, charger_id), subprotocols=["ocpp1.6"], additional_headers=headers) as ws:
+        cp = Charger(charger_id, ws)
+        task = asyncio.create_task(cp.start())
+        try:
+            if boot:
+                result = await cp.call(call.BootNotification(charge_point_vendor="Test", charge_point_model="T1"))
+                assert result.status == "Accepted", result
+            yield cp
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
+                await task
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
+    """Poll a cheap in-memory predicate on the event loop's own ticks."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
