@@ -167,9 +167,11 @@ class LocalApi:
             return _error(404, f"unknown log {name!r}; one of {', '.join(LOGS)}")
         limit = _int_query(request, "limit", 100, MAX_LIMIT)
         before = _int_query(request, "before", None)
+        # The newest frames and network events are still in memory; flush so the log is current.
         if name == "communication":
-            # Frames of the last second are still in memory; flush so the log is current.
             await self.edge.communication_log.flush()
+        elif name == "network":
+            await self.edge.presence.flush()
         return web.json_response(await self._read(Store.log, name, charger_id, limit, before))
 
     async def sessions(self, request: web.Request) -> web.Response:

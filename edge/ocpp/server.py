@@ -11,6 +11,7 @@ one else notices.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -195,7 +196,14 @@ class OcppServer:
         except Flooding as flood:
             reason = f"flooding: {flood}"
             log.warning("closing charger=%s: %s", charger_id, flood)
-            await ws.close(1008, "too many messages")
+            closing = asyncio.create_task(ws.close(1008, "too many messages"))
+            # Keep reading (and discarding) what the flood left queued: the
+            # client's close frame sits behind it, and websockets stops reading
+            # the socket while its queue is full.
+            with contextlib.suppress(ConnectionClosed):
+                async for _ in ws:
+                    pass
+            await closing
         finally:
             if self.sessions.get(charger_id) is session:
                 del self.sessions[charger_id]

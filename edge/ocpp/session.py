@@ -53,7 +53,11 @@ class ChargerSession(ChargePoint):
         try:
             msg = unpack(raw_msg)
         except OCPPError as error:
-            await self._reply_error(_unique_id_of(raw_msg), _as_v16(error, raw_msg))
+            # Not JSON, not an array, missing elements, a bad MessageTypeId: all
+            # are frames that do not conform to the OCPP-J PDU structure.
+            cause = str((error.details or {}).get("cause", error.description))[:300]
+            await self._reply_error(_unique_id_of(raw_msg), FormationViolationError(
+                description="frame is not an OCPP-J message", details={"cause": cause}))
             return
         if msg.message_type_id != MessageType.Call:
             self._response_queue.put_nowait(msg)
@@ -79,7 +83,7 @@ class ChargerSession(ChargePoint):
         try:
             await self._handle_call(msg)
         except OCPPError as error:
-            await self._reply_error(msg.unique_id, _as_v16(error, raw_msg))
+            await self._reply_error(msg.unique_id, _as_v16(error))
 
     async def _reply_error(self, unique_id: str, error: OCPPError) -> None:
         log.warning("callerror charger=%s code=%s description=%r", self.id, error.code, error.description)
@@ -182,13 +186,11 @@ def _unique_id_of(raw: str) -> str:
     return "-1"
 
 
-def _as_v16(error: OCPPError, raw: str) -> OCPPError:
+def _as_v16(error: OCPPError) -> OCPPError:
     """OCPP 1.6 names the 'bad structure' error FormationViolation (2.0 renamed
     it FormatViolation, which is what the library raises). Details are cut to
     a short cause: echoing a 256 KiB frame back helps nobody."""
     cause = str((error.details or {}).get("cause", error.description))[:300]
     if isinstance(error, FormatViolationError):
         return FormationViolationError(description=error.description, details={"cause": cause})
-    if error.code == "PropertyConstraintViolation" and "MessageTypeId" in cause:
-        return FormationViolationError(description="MessageTypeId must be 2, 3 or 4", details={"cause": cause})
     return type(error)(description=error.description, details={"cause": cause})

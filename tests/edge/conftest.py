@@ -156,3 +156,18 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+async def api_call(edge: Edge, method: str, path: str, *, body: Any = None, token: str | None = None,
+                   expect: int | None = 200) -> Any:
+    """A request to the edge's local API; returns the JSON body."""
+    import aiohttp
+
+    token = edge.api._token if token is None else token
+    async with aiohttp.ClientSession() as http:
+        async with http.request(method, f"http://127.0.0.1:{edge.api.bound_port}/api/v1{path}", json=body,
+                                headers={"Authorization": f"Bearer {token}", "X-Actor": "tester"}) as resp:
+            data = await resp.json()
+            if expect is not None:
+                assert resp.status == expect, (resp.status, data)
+            return data
