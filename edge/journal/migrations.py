@@ -170,15 +170,19 @@ def migrate(conn: sqlite3.Connection, migrations: list[str] = MIGRATIONS) -> int
 
 
 def _statements(script: str) -> list[str]:
-    # Split on ';' at statement ends, using sqlite's own completeness check so
-    # semicolons inside comments or strings do not cut a statement.
+    # Split at each ';' that sqlite itself says ends a statement, so semicolons
+    # inside comments or strings do not cut one.
     statements, buffer = [], ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
+    for piece in script.split(";"):
+        buffer += piece + ";"
         if sqlite3.complete_statement(buffer):
-            if buffer.strip():
+            if _has_sql(buffer):
                 statements.append(buffer.strip())
             buffer = ""
-    if buffer.strip() and not all(l.strip().startswith("--") or not l.strip() for l in buffer.splitlines()):
-        statements.append(buffer.strip())
+    if _has_sql(buffer.removesuffix(";")):
+        statements.append(buffer.removesuffix(";").strip())
     return statements
+
+
+def _has_sql(text: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("--") for line in text.rstrip(";").splitlines())
