@@ -96,7 +96,7 @@ class Edge:
         self.watchdog = systemd.Watchdog(healthy=self.healthy)
 
     def healthy(self) -> bool:
-        return self.journal.healthy(self.clock.monotonic())
+        return self.journal.healthy()
 
     def stop(self) -> None:
         self._stop.set()

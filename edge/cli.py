@@ -22,6 +22,8 @@ from typing import Any
 from edge.config import ConfigError, SiteConfig, load_config
 
 DEFAULT_CONFIG = "/etc/sitecontroller/site.toml"
+# Where systemd's StateDirectory= puts the journal and token for the default config.
+DEFAULT_STATE_DIR = "/var/lib/sitecontroller"
 
 
 class CliError(Exception):
@@ -30,6 +32,8 @@ class CliError(Exception):
 
 def _load(args: argparse.Namespace) -> SiteConfig:
     state_dir = args.state_dir or os.environ.get("STATE_DIRECTORY")
+    if not state_dir and Path(args.config) == Path(DEFAULT_CONFIG):
+        state_dir = DEFAULT_STATE_DIR
     return load_config(args.config, state_dir=state_dir.split(":")[0] if state_dir else None)
 
 
@@ -200,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--config", default=os.environ.get("EDGE_CONFIG", DEFAULT_CONFIG),
                        help=f"site config (default $EDGE_CONFIG or {DEFAULT_CONFIG})")
-        p.add_argument("--state-dir", help="where the journal and API token live "
-                                           "(default $STATE_DIRECTORY, else the config's folder)")
+        p.add_argument("--state-dir", help="where the journal and API token live (default $STATE_DIRECTORY; "
+                                           f"{DEFAULT_STATE_DIR} with the default config; else the config's folder)")
         return p
 
     p = with_config(sub.add_parser("run", help="run the edge"))
