@@ -1,0 +1,68 @@
+"""edgectl against a running edge, through the local API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from ocpp.v16 import call
+
+from edge.cli import main, parse_params
+from tests.edge.conftest import charger, site_toml
+
+
+async def edgectl(tmp_path, *args: str) -> int:
+    # edgectl is synchronous (urllib); run it off the loop the edge runs on.
+    return await asyncio.to_thread(main, [args[0], "--config", str(tmp_path / "site.toml"),
+                                          "--state-dir", str(tmp_path), *args[1:]])
+
+
+async def test_chargers_sessions_log_and_cmd(make_edge, tmp_path, capsys):
+    async with make_edge() as edge:
+        # edgectl reads the API address from the config: write the real ports into it.
+        (tmp_path / "site.toml").write_text(
+            site_toml(tmp_path).replace("[api]\nport = 0", f"[api]\nport = {edge.api.bound_port}"))
+        async with charger(edge) as cp:
+            await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Charging"))
+            await cp.call(call.StartTransaction(connector_id=1, id_tag="TAG-OK", meter_start=0,
+                                                timestamp="2026-11-23T10:00:00Z"))
+            capsys.readouterr()
+
+            assert await edgectl(tmp_path, "chargers") == 0
+            out = capsys.readouterr().out
+            assert out.splitlines()[0].split()[:3] == ["ID", "REGISTRATION", "CONNECTION_STATUS"]
+            cp1 = next(line for line in out.splitlines() if line.startswith("CP-1"))
+            assert "Available" in cp1 and "1:Charging" in cp1
+
+            assert await edgectl(tmp_path, "sessions", "--state", "active", "--json") == 0
+            [session] = json.loads(capsys.readouterr().out)
+            assert (session["charger_id"], session["id_tag"]) == ("CP-1", "TAG-OK")
+
+            assert await edgectl(tmp_path, "cmd", "CP-1", "reset", "type=Hard", "--reason", "cli test") == 0
+            result = json.loads(capsys.readouterr().out)
+            assert (result["action"], result["outcome"]) == ("Reset", "ok")
+            assert cp.received[-1] == ("Reset", {"type": "Hard"})
+
+            assert await edgectl(tmp_path, "log", "CP-1", "--kind", "actions") == 0
+            actions = capsys.readouterr().out
+            assert "edgectl:" in actions and "cli test" in actions
+
+            assert await edgectl(tmp_path, "log", "CP-1", "--limit", "4") == 0
+            frames = capsys.readouterr().out.splitlines()
+            assert len(frames) == 5 and "Reset" in frames[-2]
+
+        assert await edgectl(tmp_path, "cmd", "CP-2", "Reset", "type=Soft", "--reason", "x") == 1
+        assert json.loads(capsys.readouterr().out)["outcome"] == "not-connected"
+
+
+async def test_cli_reports_unreachable_edge(tmp_path, capsys):
+    (tmp_path / "site.toml").write_text(site_toml(tmp_path).replace("[api]\nport = 0", "[api]\nport = 1"))
+    (tmp_path / "api-token").write_text("t")
+    assert await edgectl(tmp_path, "chargers") == 1
+    assert "cannot reach the edge" in capsys.readouterr().err
+
+
+def test_parse_params():
+    assert parse_params(["connectorId=1", "idTag=04AB", "flag=true"], None) == {
+        "connectorId": 1, "idTag": "04AB", "flag": True}
+    assert parse_params(["a=1"], '{"b": {"c": 2}}') == {"b": {"c": 2}, "a": 1}
