@@ -69,6 +69,11 @@ class Edge:
 
     async def _build(self) -> None:
         cfg = self.config
+        # Ids start at the seconds since 2024 on a fresh journal: a site cannot
+        # start more than one session a second, so a replaced journal never
+        # hands out an id it handed out before; fits OCPP's int32 until 2092.
+        await self.journal.write(Store.seed_transaction_ids,
+                                 max(1, int(self.clock.now().timestamp()) - 1_704_067_200))
         adopted = await self.journal.read(Store.adopted_chargers)
         self.directory = ChargerDirectory(cfg, adopted)
         policy = TagPolicy(accepted=frozenset(map(normalise_tag, cfg.authorization.accepted_tags)),
@@ -104,9 +109,9 @@ class Edge:
     async def run(self) -> None:
         await self.journal.open()
         try:
-            await self._build()
             async with asyncio.TaskGroup() as tg:
                 journal_task = tg.create_task(self.journal.run(), name="journal")
+                await self._build()
                 services = [tg.create_task(part.run(), name=name) for name, part in (
                     ("ocpp", self.ocpp), ("api", self.api), ("presence", self.presence),
                     ("communication-log", self.communication_log), ("watchdog", self.watchdog))]

@@ -142,6 +142,15 @@ class Store:
 
     # -- transactions -------------------------------------------------------
 
+    def seed_transaction_ids(self, first_id: int) -> bool:
+        """On a fresh journal, start transaction ids at `first_id` (derived from
+        the time) instead of 1: a charger that still holds ids from before a
+        journal was replaced cannot collide with new ones. No-op afterwards."""
+        if self.conn.execute("SELECT 1 FROM sqlite_sequence WHERE name = 'transactions'").fetchone():
+            return False
+        self.conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('transactions', ?)", (first_id - 1,))
+        return True
+
     def start_transaction(self, charger_id: str, connector_id: int, id_tag: str, auth_status: str,
                           meter_start: int, start_time: str, reservation_id: int | None,
                           received_at: str) -> StartOutcome:

@@ -135,3 +135,13 @@ async def test_path_without_ocpp_prefix_is_accepted(edge):
         task = asyncio.create_task(cp.start())
         assert (await cp.call(call.Heartbeat())).current_time
         task.cancel()
+
+
+async def test_fresh_journal_starts_ids_from_the_clock(edge):
+    # A replaced journal must not hand out ids a charger may still hold.
+    async with charger(edge) as cp:
+        tx = (await cp.call(call.StartTransaction(connector_id=1, id_tag="TAG-OK", meter_start=0,
+                                                  timestamp=NOW))).transaction_id
+    import time
+    assert abs(tx - (time.time() - 1_704_067_200)) < 3600
+    assert tx < 2**31

@@ -1,0 +1,130 @@
+"""The demo site: the edge with config/example-site.toml and three simulated
+chargers whose drivers come, authorize, charge and leave, printing what happens.
+
+    python -m simulator.demo [--duration SECONDS] [--state-dir DIR]
+
+Edge lines are the edge's own structured log; `SIM-n` lines are the chargers.
+Every status interval the edge's view of the site is printed as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from edge.app import Edge
+from edge.config import ConfigError, load_config
+from edge.journal import Store
+from edge.logs import setup_logging
+from simulator.charge_point import SimulatedChargePoint
+from simulator.cli import drive, printer
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "config" / "example-site.toml"
+# The demo chargers' passwords; config/example-site.toml holds their hashes.
+DEMO = [("SIM-1", "demo-password-1", "DEMO-TAG-1"), ("SIM-2", "demo-password-2", "DEMO-TAG-2"),
+        ("SIM-3", "demo-password-3", "DEMO-TAG-3")]
+
+
+async def report(edge: Edge, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        sessions = await edge.journal.read(Store.transactions, limit=1000)
+        done = [s for s in sessions if s["state"] == "completed"]
+        energy = sum(s["energy_wh"] or 0 for s in done)
+        chargers = {c["id"]: c for c in await edge.journal.read(Store.chargers)}
+        connectors = await edge.journal.read(Store.connectors)
+        print(f"{datetime.now():%H:%M:%S} ---- edge view: {len(edge.ocpp.sessions)} connected, "
+              f"{len(sessions) - len(done)} charging, {len(done)} sessions done, {energy / 1000:.2f} kWh delivered")
+        for charger_id in sorted(chargers):
+            states = " ".join(f"{c['connector_id']}:{c['status']}" for c in connectors
+                              if c["charger_id"] == charger_id and c["connector_id"] > 0)
+            print(f"         {charger_id:<6} {edge.presence.status(charger_id):<22} {states}")
+        sys.stdout.flush()
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    state_dir = Path(args.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        config = load_config(args.config, state_dir=str(state_dir))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    setup_logging("info")
+    edge = Edge(config)
+    edge_task = asyncio.create_task(edge.run())
+    started = asyncio.create_task(edge.started.wait())
+    await asyncio.wait([edge_task, started], return_when=asyncio.FIRST_COMPLETED)
+    if edge_task.done():
+        edge_task.result()
+    url = f"ws://127.0.0.1:{edge.ocpp.bound_port}/ocpp"
+    print(f"\nedge running: chargers connect to {url}/<id>; local API on 127.0.0.1:{edge.api.bound_port}\n"
+          f"try, in another terminal:\n"
+          f"  .venv/bin/edgectl chargers --config {args.config} --state-dir {state_dir}\n"
+          f"  .venv/bin/edgectl sessions --config {args.config} --state-dir {state_dir}\n"
+          f"  .venv/bin/edgectl cmd SIM-1 TriggerMessage requestedMessage=MeterValues --reason demo "
+          f"--config {args.config} --state-dir {state_dir}\n", flush=True)
+
+    rng = random.Random(args.seed)
+    sims = [SimulatedChargePoint(cp_id, url, password=password, meter_interval=args.meter_interval,
+                                 connectors=config.charger(cp_id).connectors if config.charger(cp_id) else 1,
+                                 max_current=config.charger(cp_id).max_current if config.charger(cp_id) else 32,
+                                 on_event=printer(cp_id))
+            for cp_id, password, _ in DEMO]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(sim.run()) for sim in sims]
+            tasks += [group.create_task(drive(sim, id_tag=tag, session_seconds=args.session_seconds,
+                                              idle_seconds=args.idle_seconds, cycles=0,
+                                              rng=random.Random(rng.random())))
+                      for sim, (_, _, tag) in zip(sims, DEMO)]
+            # Now and then someone tries a blocked card at SIM-2: the edge refuses it.
+            tasks.append(group.create_task(blocked_card(sims[1], args.session_seconds * 2)))
+            tasks.append(group.create_task(report(edge, args.status_every)))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), args.duration)
+            for task in tasks:
+                task.cancel()
+    finally:
+        edge.stop()
+        await edge_task
+    return 0
+
+
+async def blocked_card(sim: SimulatedChargePoint, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        if sim.is_accepted():
+            await sim.authorize("DEADBEEF")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m simulator.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default=str(EXAMPLE))
+    parser.add_argument("--state-dir", default=str(ROOT / "var" / "demo"), help="journal and API token")
+    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument("--session-seconds", type=float, default=20.0)
+    parser.add_argument("--idle-seconds", type=float, default=5.0)
+    parser.add_argument("--meter-interval", type=float, default=5.0)
+    parser.add_argument("--status-every", type=float, default=15.0)
+    parser.add_argument("--seed", type=int, default=None)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(run_demo(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The connection to the central system: connect, boot, report, and reconnect when it breaks.
+
+One `Link` per WebSocket connection: the ocpp library's ChargePoint keeps a
+call lock and a response queue per instance, and a fresh instance per
+connection means nothing of a dead connection (a call waiting for an answer
+that will never come) leaks into the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import TYPE_CHECKING, Any
+
+from ocpp.exceptions import OCPPError
+from ocpp.v16 import call
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.typing import Subprotocol
+
+from simulator.handlers import RequestHandlers
+
+if TYPE_CHECKING:
+    from simulator.charge_point import SimulatedChargePoint
+
+MAX_BACKOFF = 30.0
+
+
+class NotConnected(ConnectionError):
+    """There is no connection to the central system (any more)."""
+
+
+class Link(RequestHandlers):
+    def __init__(self, sim: SimulatedChargePoint, connection: ClientConnection) -> None:
+        super().__init__(sim.id, connection, response_timeout=sim.response_timeout)
+        self.sim = sim
+        self._closed = asyncio.Event()
+
+    async def send(self, payload: Any) -> Any:
+        """ocpp's call(), but giving up with NotConnected as soon as the connection is gone.
+
+        Without this a call would wait the whole response timeout for an
+        answer that cannot arrive over a closed socket.
+        """
+        answer = asyncio.ensure_future(self.call(payload, suppress=False))
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait({answer, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            if not answer.done():
+                answer.cancel()
+        if answer.done() and not answer.cancelled():
+            error = answer.exception()
+            if error is None:
+                return answer.result()
+            if isinstance(error, ConnectionClosed):
+                raise NotConnected(str(error)) from error
+            raise error
+        raise NotConnected("the connection closed while waiting for an answer")
+
+    def mark_closed(self) -> None:
+        self._closed.set()
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+
+def _headers(sim: SimulatedChargePoint) -> dict[str, str]:
+    if sim.password is None:
+        return {}
+    token = base64.b64encode(f"{sim.id}:{sim.password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {token}"}
+
+
+async def connect_forever(sim: SimulatedChargePoint) -> None:
+    failures = 0
+    while True:
+        try:
+            async with connect(sim.url, subprotocols=[Subprotocol("ocpp1.6")], additional_headers=_headers(sim),
+                               proxy=None, open_timeout=10, close_timeout=2) as connection:
+                # Only a connection that got online resets the backoff: a central system
+                # that accepts the socket and then fails the boot is not hammered either.
+                failures = 0 if await _session(sim, connection) else failures + 1
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            failures += 1
+            sim.emit("connect_failed", error=str(exc) or type(exc).__name__)
+        # The first retry comes quickly (a reset or a blip); a central system that
+        # stays away gets doubling pauses, so a fleet does not hammer it.
+        await asyncio.sleep(min(sim.reconnect_delay * 2 ** max(failures - 1, 0), MAX_BACKOFF))
+
+
+async def _session(sim: SimulatedChargePoint, connection: ClientConnection) -> bool:
+    """Serve one connection until it breaks; True when it got online."""
+    link = Link(sim, connection)
+    sim.emit("connected", url=sim.url)
+    reason, online = "closed", False
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(link.start())
+            group.create_task(_serve(sim, link, group))
+    # A closed socket, an unanswered call or a refused boot or heartbeat all end
+    # the connection; anything else is a bug in the simulator and propagates.
+    except* (ConnectionClosed, NotConnected, TimeoutError, OCPPError) as lost:
+        reason = "; ".join(str(e) or type(e).__name__ for e in lost.exceptions)
+    finally:
+        online = sim.link is link
+        link.mark_closed()
+        await sim.set_link(None)
+    sim.emit("disconnected", reason=reason)
+    return online
+
+
+async def _serve(sim: SimulatedChargePoint, link: Link, group: asyncio.TaskGroup) -> None:
+    booted = not sim.is_accepted()  # the first connection, or the one after a Reset
+    while not sim.is_accepted():
+        result = await sim.boot(link.send)
+        if result.status != "Accepted":
+            try:  # a TriggerMessage(BootNotification) may get accepted before the retry is due
+                await sim.wait_accepted(result.interval if result.interval > 0 else sim.reconnect_delay)
+            except TimeoutError:
+                pass
+    # Queued transaction messages first: they happened before any status change
+    # made while offline (a StopTransaction before its Finishing).
+    drained = asyncio.Event()
+    group.create_task(_deliver(sim, link, drained))
+    await drained.wait()
+    await sim.sync_status(force=sim.connectors if booted else (), via=link)
+    await sim.set_link(link)
+    group.create_task(_heartbeat(sim, link))
+
+
+async def _heartbeat(sim: SimulatedChargePoint, link: Link) -> None:
+    while True:
+        if await sim.pause(sim.config.number("HeartbeatInterval")):  # 0 switches heartbeats off
+            result = await link.send(call.Heartbeat())
+            sim.emit("heartbeat", current_time=result.current_time)
+
+
+async def _deliver(sim: SimulatedChargePoint, link: Link, drained: asyncio.Event) -> None:
+    while True:
+        if not len(sim.outbox):
+            drained.set()
+        entry = await sim.outbox.head()
+        payload = entry.build()
+        if payload is None:
+            sim.emit("dropped", action=entry.action, local_id=entry.transaction.local_id,
+                     reason="the central system never accepted its StartTransaction")
+        else:
+            try:
+                result = await link.send(payload)
+            except OCPPError as exc:
+                # The central system understood and refused: sending it again would not help.
+                sim.emit("call_error", action=type(payload).__name__, error=repr(exc))
+            except TimeoutError:
+                await asyncio.sleep(sim.config.number("TransactionMessageRetryInterval"))
+                continue
+            else:
+                if entry.on_result is not None:
+                    entry.on_result(result)
+        sim.outbox.pop(entry)
+        await sim.notify()

@@ -1,0 +1,26 @@
+"""The README's main job: the demo site runs sessions end to end and stops cleanly."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_runs_sessions(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "simulator.demo", "--duration", "12", "--session-seconds", "3",
+         "--idle-seconds", "1", "--meter-interval", "1", "--status-every", "5", "--seed", "7",
+         "--state-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = proc.stdout
+    assert proc.returncode == 0, proc.stderr[-3000:] + out[-3000:]
+    for charger in ("SIM-1", "SIM-2", "SIM-3"):
+        assert re.search(rf"transaction started charger={charger} ", out), f"{charger} never started a session"
+        assert re.search(rf"{charger} connector 1: transaction \d+ stopped", out), f"{charger} never stopped"
+    assert "DEADBEEF status=Blocked" in out
+    assert "edge view:" in out and "sessions done" in out
+    assert "edge stopped" in out
