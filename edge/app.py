@@ -14,12 +14,12 @@ import os
 import secrets
 import signal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import ocpp.messages
 
 from edge.api import LocalApi
-from edge.auth import TagPolicy
-from edge.auth.decide import normalise_tag
+from edge.auth.authorizer import Authorizer
 from edge.chargers import ChargerDirectory
 from edge.clock import Clock
 from edge.config import SiteConfig
@@ -76,10 +76,10 @@ class Edge:
                                  max(1, int(self.clock.now().timestamp()) - 1_704_067_200))
         adopted = await self.journal.read(Store.adopted_chargers)
         self.directory = ChargerDirectory(cfg, adopted)
-        policy = TagPolicy(accepted=frozenset(map(normalise_tag, cfg.authorization.accepted_tags)),
-                           blocked=frozenset(map(normalise_tag, cfg.authorization.blocked_tags)),
-                           unknown_tags=cfg.authorization.unknown_tags)
-        self.sessions = Sessions(self.journal, self.bus, self.clock, policy)
+        self.authorizer = Authorizer(self.journal, self.clock, ZoneInfo(cfg.site.timezone), self.directory.ids)
+        await self.authorizer.load(cfg.auth_document())
+        self.sessions = Sessions(self.journal, self.bus, self.clock, self.authorizer,
+                                 unauthorized_start=cfg.authorization.late_start_of_blocked)
         await self.sessions.load()
         self.presence = PresenceMonitor(
             Thresholds(cfg.connection.temporarily_unavailable_after, cfg.connection.long_term_unavailable_after),
@@ -96,6 +96,7 @@ class Edge:
             max_messages_per_second=cfg.ocpp.max_messages_per_second, message_burst=cfg.ocpp.message_burst,
             response_timeout=cfg.ocpp.response_timeout)
         self.commands = Commands(self.ocpp.sessions, self.journal, self.clock)
+        site.commands = self.commands
         self.api = LocalApi(self, host=cfg.api.host, port=cfg.api.port,
                             token=load_api_token(cfg.state_path(cfg.api.token_file)))
         self.watchdog = systemd.Watchdog(healthy=self.healthy)

@@ -17,6 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edge.auth.config import (AuthorizationSection, ChargeGroupConfig, TokenConfig, UserGroupConfig,
+                              model_document, model_from_document)
+from edge.auth.model import ModelError
 from edge.ocpp.security import is_password_hash
 
 # OCPP 1.6 identifiers are CiString... ; a charge point id ends up in a URL path
@@ -102,15 +105,6 @@ class JournalSection(_Strict):
     communication_log_frame_chars: Annotated[int, Field(ge=256)] = 4096
 
 
-class AuthorizationSection(_Strict):
-    """Placeholder policy until the local authorization model lands: a static
-    tag list and what to do with tags not on it."""
-
-    unknown_tags: Literal["accept", "reject"] = "reject"
-    accepted_tags: list[str] = []
-    blocked_tags: list[str] = []
-
-
 class ChargerConfig(_Strict):
     id: str
     # scrypt hash made with `edgectl password-hash`; the plain password never
@@ -147,6 +141,9 @@ class SiteConfig(_Strict):
     journal: JournalSection = JournalSection()
     authorization: AuthorizationSection = AuthorizationSection()
     chargers: list[ChargerConfig] = []
+    user_groups: list[UserGroupConfig] = []
+    charge_groups: list[ChargeGroupConfig] = []
+    tokens: list[TokenConfig] = []
     # Directory relative paths (journal, token file) are resolved against;
     # set by load_config to the state directory, not read from the file.
     state_dir: str = "."
@@ -159,6 +156,9 @@ class SiteConfig(_Strict):
                 raise ValueError(f"charger id {charger.id!r} appears more than once in [[chargers]]")
             seen.add(charger.id)
         return self
+
+    def auth_document(self) -> dict:
+        return model_document(self.user_groups, self.charge_groups, self.tokens, self.authorization.default_policy)
 
     def charger(self, charger_id: str) -> ChargerConfig | None:
         for charger in self.chargers:
@@ -221,9 +221,15 @@ def parse_config(text: str, source: str = "<config>", state_dir: str | None = No
             raise ConfigError(source, ["state_dir: unknown key (check the spelling)"])
         data["state_dir"] = state_dir
     try:
-        return SiteConfig.model_validate(data)
+        config = SiteConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, _describe(exc.errors(), data)) from None
+    try:
+        # Cross-references: a token's user group, a group's charge groups, a charge group's chargers.
+        model_from_document(1, config.auth_document(), known_chargers=[c.id for c in config.chargers])
+    except ModelError as exc:
+        raise ConfigError(source, exc.problems) from None
+    return config
 
 
 def load_config(path: str | Path, state_dir: str | None = None) -> SiteConfig:

@@ -21,6 +21,6 @@ def test_demo_runs_sessions(tmp_path):
     for charger in ("SIM-1", "SIM-2", "SIM-3"):
         assert re.search(rf"transaction started charger={charger} ", out), f"{charger} never started a session"
         assert re.search(rf"{charger} connector 1: transaction \d+ stopped", out), f"{charger} never stopped"
-    assert "DEADBEEF status=Blocked" in out
+    assert re.search(r"authorization charger=SIM-2 connector=None tag=DEADBEEF method=rfid status=Blocked", out)
     assert "edge view:" in out and "sessions done" in out
     assert "edge stopped" in out

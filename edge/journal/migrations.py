@@ -135,6 +135,42 @@ MIGRATIONS: list[str] = [
         data             TEXT
     );
     """,
+    # 2: local authorization: model versions, authorization records, local lists.
+    """
+    CREATE TABLE auth_model (
+        version          INTEGER PRIMARY KEY,
+        document         TEXT NOT NULL,          -- JSON: user_groups, charge_groups, tokens, default_policy
+        source           TEXT NOT NULL,          -- config | api | cloud
+        config_hash      TEXT NOT NULL,          -- hash of the config's auth tables this version started from
+        actor            TEXT NOT NULL,
+        note             TEXT,
+        at               TEXT NOT NULL
+    );
+    CREATE TABLE authorizations (
+        id               INTEGER PRIMARY KEY,
+        at               TEXT NOT NULL,
+        charger_id       TEXT NOT NULL,
+        connector_id     INTEGER,
+        id_tag           TEXT,                   -- as presented; NULL for free vend
+        token            TEXT,                   -- the canonical token it matched, if any
+        user_group       TEXT,
+        method           TEXT NOT NULL,          -- rfid | remote | free-vend | start | stop
+        status           TEXT NOT NULL,
+        reason           TEXT NOT NULL
+    );
+    CREATE INDEX authorizations_by_tag ON authorizations (id_tag, id);
+    CREATE INDEX authorizations_by_status ON authorizations (status, id);
+    CREATE TABLE local_lists (
+        charger_id       TEXT PRIMARY KEY,
+        version          INTEGER NOT NULL,       -- the list version the charger holds (as we sent it)
+        entries          TEXT NOT NULL,          -- JSON of what the charger holds: {idTag: idTagInfo}
+        status           TEXT NOT NULL,          -- in-sync | truncated | unsupported | failed
+        detail           TEXT,
+        at               TEXT NOT NULL
+    );
+    ALTER TABLE transactions ADD COLUMN user_group TEXT;
+    ALTER TABLE transactions ADD COLUMN flag TEXT;    -- why this record needs a look (e.g. late start of a blocked token)
+    """,
 ]
 
 

@@ -153,7 +153,7 @@ class Store:
 
     def start_transaction(self, charger_id: str, connector_id: int, id_tag: str, auth_status: str,
                           meter_start: int, start_time: str, reservation_id: int | None,
-                          received_at: str) -> StartOutcome:
+                          received_at: str, user_group: str | None = None, flag: str | None = None) -> StartOutcome:
         row = self.conn.execute(
             """SELECT id FROM transactions WHERE charger_id = ? AND connector_id = ? AND id_tag = ?
                AND start_time = ? AND meter_start = ?""",
@@ -163,9 +163,10 @@ class Store:
             return StartOutcome(row[0], is_retry=True)
         cur = self.conn.execute(
             """INSERT INTO transactions (charger_id, connector_id, id_tag, auth_status, reservation_id,
-                                         meter_start, start_time, start_received_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-            (charger_id, connector_id, id_tag, auth_status, reservation_id, meter_start, start_time, received_at),
+                                         meter_start, start_time, start_received_at, user_group, flag)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (charger_id, connector_id, id_tag, auth_status, reservation_id, meter_start, start_time, received_at,
+             user_group, flag),
         )
         return StartOutcome(cur.lastrowid, is_retry=False)
 
@@ -249,6 +250,63 @@ class Store:
         return _rows(self.conn.execute(
             "SELECT * FROM meter_samples WHERE charger_id = ? ORDER BY id DESC LIMIT ?", (charger_id, limit)))
 
+    # -- authorization ----------------------------------------------------------
+
+    def latest_auth_model(self) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM auth_model ORDER BY version DESC LIMIT 1").fetchone()
+        return {**dict(row), "document": json.loads(row["document"])} if row else None
+
+    def record_auth_model(self, version: int, document: dict, source: str, config_hash: str, actor: str,
+                          note: str | None, at: str) -> None:
+        self.conn.execute(
+            "INSERT INTO auth_model (version, document, source, config_hash, actor, note, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (version, json.dumps(document, sort_keys=True), source, config_hash, actor, note, at))
+
+    def auth_model_history(self, limit: int = 50) -> list[dict[str, Any]]:
+        return _rows(self.conn.execute(
+            "SELECT version, source, actor, note, at FROM auth_model ORDER BY version DESC LIMIT ?", (limit,)))
+
+    def record_authorization(self, at: str, charger_id: str, connector_id: int | None, id_tag: str | None,
+                             token: str | None, user_group: str | None, method: str, status: str, reason: str) -> None:
+        self.conn.execute(
+            """INSERT INTO authorizations (at, charger_id, connector_id, id_tag, token, user_group, method, status, reason)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (at, charger_id, connector_id, id_tag, token, user_group, method, status, reason))
+
+    def authorizations(self, *, status: str | None = None, unknown_only: bool = False, charger_id: str | None = None,
+                       limit: int = 100) -> list[dict[str, Any]]:
+        clauses, args = [], []
+        if status:
+            clauses.append("status = ?")
+            args.append(status)
+        if unknown_only:
+            clauses.append("token IS NULL AND id_tag IS NOT NULL")
+        if charger_id:
+            clauses.append("charger_id = ?")
+            args.append(charger_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return _rows(self.conn.execute(f"SELECT * FROM authorizations {where} ORDER BY id DESC LIMIT ?", (*args, limit)))
+
+    def last_used(self) -> dict[str, str]:
+        """Canonical token -> when it was last accepted anywhere (for trimming long local lists)."""
+        return {r[0]: r[1] for r in self.conn.execute(
+            "SELECT token, max(at) FROM authorizations WHERE token IS NOT NULL AND status = 'Accepted' GROUP BY token")}
+
+    def local_lists(self) -> dict[str, dict[str, Any]]:
+        return {r["charger_id"]: {**dict(r), "entries": json.loads(r["entries"])}
+                for r in self.conn.execute("SELECT * FROM local_lists")}
+
+    def record_local_list(self, charger_id: str, version: int, entries: dict, status: str, detail: str | None,
+                          at: str) -> None:
+        self.conn.execute(
+            """INSERT INTO local_lists (charger_id, version, entries, status, detail, at) VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (charger_id) DO UPDATE SET version = excluded.version, entries = excluded.entries,
+                 status = excluded.status, detail = excluded.detail, at = excluded.at""",
+            (charger_id, version, json.dumps(entries, sort_keys=True), status, detail, at))
+
+    def flag_transaction(self, transaction_id: int, flag: str) -> None:
+        self.conn.execute("UPDATE transactions SET flag = ? WHERE id = ?", (flag, transaction_id))
+
     # -- logs ---------------------------------------------------------------
 
     def record_action(self, at: str, charger_id: str, actor: str, action: str, request: dict,
@@ -289,7 +347,7 @@ class Store:
     def log(self, table: str, charger_id: str | None, limit: int = 100,
             before_id: int | None = None) -> list[dict[str, Any]]:
         """Newest first. `table`: actions | network | hardware | communication | data_transfers."""
-        name = {"actions": "actions_log", "network": "network_log", "hardware": "hardware_log",
+        name = {"authorizations": "authorizations", "actions": "actions_log", "network": "network_log", "hardware": "hardware_log",
                 "communication": "communication_log", "data_transfers": "data_transfers"}[table]
         clauses, args = [], []
         if charger_id is not None:

@@ -15,6 +15,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -32,6 +33,9 @@ from edge.ocpp.security import PasswordVerifier, parse_basic_auth
 from edge.ocpp.session import ChargerSession
 from edge.sessions import Sessions
 
+if TYPE_CHECKING:
+    from edge.ocpp.commands import Commands
+
 log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "ocpp1.6"
@@ -48,6 +52,8 @@ class Site:
     sessions: Sessions
     heartbeat_interval: int
     data_transfer_vendors: frozenset[str] = field(default_factory=frozenset)
+    # Set once the OCPP server exists (commands go through its sessions).
+    commands: "Commands | None" = None
 
 
 def charger_id_from_path(path: str) -> str | None:

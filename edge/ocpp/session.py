@@ -7,6 +7,7 @@ journal, directory) and back; they hold no business rules of their own.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from ocpp.exceptions import (
     SecurityError,
 )
 from ocpp.messages import Call, MessageType, unpack
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action
 
@@ -44,6 +45,8 @@ class ChargerSession(ChargePoint):
         # Configured or adopted chargers are accepted from their first frame:
         # after an edge restart a charger keeps its session and does not boot again.
         self.registration = "Accepted" if site.directory.is_known(charger_id) else None
+        self._stop_after_answer: set[int] = set()
+        self._tasks: set[asyncio.Task] = set()
 
     # -- framing and errors -------------------------------------------------
 
@@ -129,15 +132,32 @@ class ChargerSession(ChargePoint):
 
     @on(Action.authorize)
     async def on_authorize(self, id_tag: str, **kwargs):
-        decision = self.site.sessions.authorize(self.id, id_tag)
+        decision = await self.site.sessions.authorize(self.id, id_tag)
         return call_result.Authorize(id_tag_info=decision.id_tag_info())
 
     @on(Action.start_transaction)
     async def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str,
                                    **kwargs):
-        tx, decision = await self.site.sessions.start(
+        result = await self.site.sessions.start(
             self.id, connector_id, id_tag, meter_start, timestamp, kwargs.get("reservation_id"))
-        return call_result.StartTransaction(transaction_id=tx, id_tag_info=decision.id_tag_info())
+        if result.remote_stop:
+            self._stop_after_answer.add(result.transaction_id)
+        return call_result.StartTransaction(transaction_id=result.transaction_id, id_tag_info=result.id_tag_info)
+
+    @after(Action.start_transaction)
+    def after_start_transaction(self, **kwargs):
+        # Runs once the answer is on the wire, so the charger knows the id we stop.
+        # Our own task (referenced until done): the library would not keep one.
+        for tx in list(self._stop_after_answer):
+            self._stop_after_answer.discard(tx)
+            self.spawn(self.site.commands.send(
+                self.id, "RemoteStopTransaction", {"transactionId": tx}, actor="edge",
+                reason="token not authorized at start (site policy: stop)"))
+
+    def spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     @on(Action.stop_transaction)
     async def on_stop_transaction(self, meter_stop: int, timestamp: str, transaction_id: int, **kwargs):

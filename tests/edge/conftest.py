@@ -44,11 +44,21 @@ response_timeout = 5
 data_transfer_vendors = ["com.example"]
 [api]
 port = 0
-[authorization]
-accepted_tags = ["TAG-OK", "TAG-2"]
-blocked_tags = ["TAG-BLOCKED"]
 {extra}
 {chargers}
+[[user_groups]]
+id = "residents"
+charge_groups = []
+[[tokens]]
+id_tag = "TAG-OK"
+user_group = "residents"
+[[tokens]]
+id_tag = "TAG-2"
+user_group = "residents"
+[[tokens]]
+id_tag = "TAG-BLOCKED"
+user_group = "residents"
+status = "Blocked"
 """
 
 
