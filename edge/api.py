@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiohttp import web
 
+from edge.api_auth import AuthRoutes
+from edge.api_common import MAX_LIMIT, actor_of, error_response, int_query
 from edge.journal import Store
 from edge.ocpp.commands import ACTIONS, CommandError, resolve_action
 
@@ -23,27 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LOGS = ("communication", "network", "hardware", "actions", "data_transfers")
-MAX_LIMIT = 5000
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-def _int_query(request: web.Request, name: str, default: int | None, maximum: int | None = None) -> int | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise web.HTTPBadRequest(text=json.dumps({"error": f"query parameter {name}={raw!r} is not an integer"}),
-                                 content_type="application/json") from None
-    if value < 1 or (maximum is not None and value > maximum):
-        raise web.HTTPBadRequest(text=json.dumps({"error": f"query parameter {name}={value} must be 1..{maximum}"}),
-                                 content_type="application/json")
-    return value
+LOGS = ("communication", "network", "hardware", "actions", "data_transfers", "authorizations")
 
 
 class LocalApi:
@@ -67,6 +49,7 @@ class LocalApi:
             web.get("/api/v1/logs/{log}", self.site_log),
             web.get("/api/v1/commands", self.command_list),
         ])
+        AuthRoutes(self)
 
     @property
     def bound_port(self) -> int:
@@ -88,7 +71,7 @@ class LocalApi:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._token.encode()):
-            return _error(401, "missing or wrong bearer token (see the api-token file in the state directory)")
+            return error_response(401, "missing or wrong bearer token (see the api-token file in the state directory)")
         return await handler(request)
 
     async def _read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -132,7 +115,7 @@ class LocalApi:
         charger_id = request.match_info["id"]
         rows = {r["id"]: r for r in await self._read(Store.chargers)}
         if charger_id not in rows and not self.edge.directory.is_known(charger_id):
-            return _error(404, f"no charger {charger_id!r} at this site")
+            return error_response(404, f"no charger {charger_id!r} at this site")
         connectors = await self._read(Store.connectors, charger_id)
         view = self._charger_view(rows.get(charger_id), charger_id, connectors)
         view["active_transactions"] = await self._read(Store.active_transactions, charger_id)
@@ -141,17 +124,17 @@ class LocalApi:
     async def adopt(self, request: web.Request) -> web.Response:
         charger_id = request.match_info["id"]
         if self.edge.directory.is_known(charger_id):
-            return _error(409, f"charger {charger_id!r} is already part of this site")
+            return error_response(409, f"charger {charger_id!r} is already part of this site")
         at = self.edge.clock.now_iso()
         if not await self.edge.journal.write(Store.adopt_charger, charger_id, at):
-            return _error(404, f"charger {charger_id!r} has not connected yet; it must boot once before adoption")
+            return error_response(404, f"charger {charger_id!r} has not connected yet; it must boot once before adoption")
         self.edge.directory.adopt(charger_id)
         result = None
         if charger_id in self.edge.ocpp.sessions:
             # Ask it to boot again now, so it is Accepted without waiting for its retry interval.
             result = await self.edge.commands.send(
                 charger_id, "TriggerMessage", {"requestedMessage": "BootNotification"},
-                actor=_actor(request), reason="adopted by installer")
+                actor=actor_of(request), reason="adopted by installer")
         log.info("adopted charger=%s", charger_id)
         return web.json_response({"adopted": charger_id, "trigger": result.as_dict() if result else None})
 
@@ -164,9 +147,9 @@ class LocalApi:
     async def _log(self, request: web.Request, charger_id: str | None) -> web.Response:
         name = request.match_info["log"]
         if name not in LOGS:
-            return _error(404, f"unknown log {name!r}; one of {', '.join(LOGS)}")
-        limit = _int_query(request, "limit", 100, MAX_LIMIT)
-        before = _int_query(request, "before", None)
+            return error_response(404, f"unknown log {name!r}; one of {', '.join(LOGS)}")
+        limit = int_query(request, "limit", 100, MAX_LIMIT)
+        before = int_query(request, "before", None)
         # The newest frames and network events are still in memory; flush so the log is current.
         if name == "communication":
             await self.edge.communication_log.flush()
@@ -177,19 +160,19 @@ class LocalApi:
     async def sessions(self, request: web.Request) -> web.Response:
         state = request.query.get("state")
         if state not in (None, "active", "completed"):
-            return _error(400, f"state={state!r}: use active or completed")
+            return error_response(400, f"state={state!r}: use active or completed")
         rows = await self._read(Store.transactions, charger_id=request.query.get("charger"), state=state,
-                                limit=_int_query(request, "limit", 100, MAX_LIMIT),
-                                before_id=_int_query(request, "before", None))
+                                limit=int_query(request, "limit", 100, MAX_LIMIT),
+                                before_id=int_query(request, "before", None))
         return web.json_response(rows)
 
     async def samples(self, request: web.Request) -> web.Response:
         try:
             transaction_id = int(request.match_info["id"])
         except ValueError:
-            return _error(400, "session id must be an integer")
+            return error_response(400, "session id must be an integer")
         return web.json_response(await self._read(Store.samples, transaction_id=transaction_id,
-                                                  limit=_int_query(request, "limit", 1000, 100_000)))
+                                                  limit=int_query(request, "limit", 1000, 100_000)))
 
     async def unmatched_stops(self, request: web.Request) -> web.Response:
         return web.json_response(await self._read(Store.unmatched_stops, request.query.get("charger")))
@@ -202,23 +185,18 @@ class LocalApi:
         try:
             action = resolve_action(request.match_info["action"])
         except CommandError as exc:
-            return _error(404, str(exc))
+            return error_response(404, str(exc))
         try:
             body = await request.json() if request.can_read_body else {}
         except json.JSONDecodeError as exc:
-            return _error(400, f"request body is not JSON: {exc}")
+            return error_response(400, f"request body is not JSON: {exc}")
         if not isinstance(body, dict):
-            return _error(400, "request body must be a JSON object: {\"params\": {...}, \"reason\": \"...\"}")
+            return error_response(400, "request body must be a JSON object: {\"params\": {...}, \"reason\": \"...\"}")
         params, reason = body.get("params", {}), body.get("reason", "")
         if not isinstance(params, dict) or not isinstance(reason, str):
-            return _error(400, "params must be an object and reason a string")
+            return error_response(400, "params must be an object and reason a string")
         if not reason.strip():
-            return _error(400, "reason is required: the actions log says why every command was sent")
-        result = await self.edge.commands.send(charger_id, action, params, actor=_actor(request), reason=reason)
+            return error_response(400, "reason is required: the actions log says why every command was sent")
+        result = await self.edge.commands.send(charger_id, action, params, actor=actor_of(request), reason=reason)
         status = {"invalid": 400, "not-connected": 409, "timeout": 504, "error": 502}.get(result.outcome, 200)
         return web.json_response(result.as_dict(), status=status)
-
-
-def _actor(request: web.Request) -> str:
-    # The token proves access to the box; the name is who says they are acting.
-    return request.headers.get("X-Actor", "").strip()[:64] or "local-api"

@@ -20,6 +20,7 @@ import ocpp.messages
 
 from edge.api import LocalApi
 from edge.auth.authorizer import Authorizer
+from edge.auth.sync import LocalListSync
 from edge.chargers import ChargerDirectory
 from edge.clock import Clock
 from edge.config import SiteConfig
@@ -97,6 +98,11 @@ class Edge:
             response_timeout=cfg.ocpp.response_timeout)
         self.commands = Commands(self.ocpp.sessions, self.journal, self.clock)
         site.commands = self.commands
+        self.local_lists = LocalListSync(
+            self.journal, self.commands, self.authorizer, self.bus, self.clock, cfg.authorization.charger_settings,
+            is_known=self.directory.is_known, connected=lambda: list(self.ocpp.sessions),
+            enabled=cfg.authorization.push_local_lists)
+        await self.local_lists.load()
         self.api = LocalApi(self, host=cfg.api.host, port=cfg.api.port,
                             token=load_api_token(cfg.state_path(cfg.api.token_file)))
         self.watchdog = systemd.Watchdog(healthy=self.healthy)
@@ -115,6 +121,7 @@ class Edge:
                 await self._build()
                 services = [tg.create_task(part.run(), name=name) for name, part in (
                     ("ocpp", self.ocpp), ("api", self.api), ("presence", self.presence),
+                    ("local-lists", self.local_lists),
                     ("communication-log", self.communication_log), ("watchdog", self.watchdog))]
                 await self.ocpp.ready.wait()
                 await self.api.ready.wait()

@@ -40,6 +40,9 @@ class AuthorizationSection(_Strict):
     # The idTag the edge uses to start free-vend sessions remotely (anonymous sessions).
     free_vend_id_tag: Annotated[str, Field(min_length=1, max_length=20)] = "FREEVEND"
     charger_settings: ChargerSettings = ChargerSettings()
+    # false: the edge neither pushes local lists nor sets the auth keys, for
+    # chargers whose lists are managed elsewhere.
+    push_local_lists: bool = True
 
 
 class UserGroupConfig(_Strict):

@@ -93,9 +93,11 @@ class AuthModel:
     default_policy: Literal["all-known", "free-vend", "closed"] = "all-known"
 
     def find(self, presented: str) -> IdToken | None:
-        for key in lookup_keys(presented):
+        # Only RFID UIDs are matched with separators removed or bytes reversed;
+        # an opaque id must match exactly (case-insensitively).
+        for index, key in enumerate(lookup_keys(presented)):
             token = self.tokens.get(key)
-            if token is not None:
+            if token is not None and (index == 0 or token.is_uid):
                 return token
         return None
 

@@ -22,7 +22,10 @@ PASSWORD = "s3cret-charger-pass"
 PASSWORD_HASH = hash_password(PASSWORD, salt=b"fixed-test-salt!")
 
 
-def site_toml(state_dir: Path, *, unknown: str = "reject", extra: str = "", chargers: str | None = None) -> str:
+def site_toml(state_dir: Path, *, unknown: str = "reject", extra: str = "", chargers: str | None = None,
+              push_local_lists: bool = False) -> str:
+    """A test site. Local list pushing is off unless asked for: the other tests'
+    chargers would otherwise see the edge's sync requests among theirs."""
     if chargers is None:
         chargers = f"""
 [[chargers]]
@@ -44,6 +47,8 @@ response_timeout = 5
 data_transfer_vendors = ["com.example"]
 [api]
 port = 0
+[authorization]
+push_local_lists = {str(push_local_lists).lower()}
 {extra}
 {chargers}
 [[user_groups]]

@@ -1,0 +1,33 @@
+"""Helpers shared by the local API's route modules."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+MAX_LIMIT = 5000
+
+
+def error_response(status: int, message: str, **extra: object) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def int_query(request: web.Request, name: str, default: int | None, maximum: int | None = None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"query parameter {name}={raw!r} is not an integer"}),
+                                 content_type="application/json") from None
+    if value < 1 or (maximum is not None and value > maximum):
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"query parameter {name}={value} must be 1..{maximum}"}),
+                                 content_type="application/json")
+    return value
+
+
+def actor_of(request: web.Request) -> str:
+    # The token proves access to the box; the name is who says they are acting.
+    return request.headers.get("X-Actor", "").strip()[:64] or "local-api"

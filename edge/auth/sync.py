@@ -1,0 +1,187 @@
+"""Keeps every charger's local authorization list and auth settings in step
+with the model, so chargers keep admitting the right people without the edge.
+
+On each connect (and boot): set the auth configuration keys, read the
+charger's list limits, compare GetLocalListVersion with what we last sent,
+and send a Full list when they differ; after a model change, send only the
+difference. One worker per charger; requests that arrive while it works are
+coalesced into one more pass. Every request goes through the command
+interface, so each lands in the actions log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable, Iterable
+
+from edge.auth.authorizer import Authorizer
+from edge.auth.config import ChargerSettings
+from edge.auth.local_list import Entries, Update, differential_updates, entries_for, full_updates, trim
+from edge.auth.model import AuthModel
+from edge.clock import Clock
+from edge.events import EventBus
+from edge.journal import Journal, Store
+from edge.ocpp.commands import Commands
+
+log = logging.getLogger(__name__)
+
+ACTOR = "edge:local-list"
+_SETTINGS = {"LocalAuthListEnabled": "local_auth_list_enabled", "LocalAuthorizeOffline": "local_authorize_offline",
+             "AuthorizationCacheEnabled": "authorization_cache_enabled",
+             "StopTransactionOnInvalidId": "stop_transaction_on_invalid_id"}
+# Used when a charger does not report its limits.
+DEFAULT_MAX_SEND, DEFAULT_MAX_LIST = 20, 1000
+
+
+class LocalListSync:
+    def __init__(self, journal: Journal, commands: Commands, authorizer: Authorizer, bus: EventBus, clock: Clock,
+                 settings: ChargerSettings, is_known: Callable[[str], bool], connected: Callable[[], Iterable[str]],
+                 enabled: bool = True):
+        self.enabled = enabled
+        self._journal, self._commands, self._authorizer = journal, commands, authorizer
+        self._bus, self._clock, self._settings = bus, clock, settings
+        self._is_known, self._connected = is_known, connected
+        self.held: dict[str, dict[str, Any]] = {}     # charger -> {version, entries, status, detail, at}
+        self._workers: dict[str, asyncio.Task] = {}
+        self._again: set[str] = set()
+        self._full: set[str] = set()
+        self.idle = asyncio.Event()
+        self.idle.set()
+        authorizer.on_change(self._model_changed)
+
+    async def load(self) -> None:
+        self.held = await self._journal.read(Store.local_lists)
+
+    async def run(self) -> None:
+        events = self._bus.subscribe()
+        try:
+            while True:
+                event = await events.get()
+                connected = event.kind == "charger.connected" and self._is_known(event.charger_id)
+                booted = event.kind == "charger.booted" and event.data.get("status") == "Accepted"
+                if (connected or booted) and self.enabled:
+                    self.request(event.charger_id, full_check=True)
+        finally:
+            self._bus.unsubscribe(events)
+            for task in self._workers.values():
+                task.cancel()
+
+    def request(self, charger_id: str, full_check: bool = False) -> None:
+        if full_check:
+            self._full.add(charger_id)
+        if charger_id in self._workers:
+            self._again.add(charger_id)
+            return
+        self.idle.clear()
+        self._workers[charger_id] = asyncio.create_task(self._work(charger_id), name=f"local-list {charger_id}")
+
+    async def _work(self, charger_id: str) -> None:
+        try:
+            while True:
+                self._again.discard(charger_id)
+                full_check = charger_id in self._full
+                self._full.discard(charger_id)
+                try:
+                    await self.sync(charger_id, full_check=full_check)
+                except Exception:  # a bug here must not take the edge down, but it must be loud
+                    log.exception("local list sync failed charger=%s", charger_id)
+                if charger_id not in self._again:
+                    return
+        finally:
+            del self._workers[charger_id]
+            if not self._workers:
+                self.idle.set()
+
+    async def _model_changed(self, model: AuthModel, blocked: set[str]) -> None:
+        if not self.enabled:
+            return
+        for charger_id in list(self._connected()):
+            if blocked:
+                # A cached Accepted must not outlive the block.
+                await self._commands.send(charger_id, "ClearCache", {}, actor=ACTOR,
+                                          reason=f"tokens blocked: {', '.join(sorted(blocked))}")
+            self.request(charger_id)
+
+    async def _send(self, charger_id: str, action: str, params: dict, reason: str):
+        return await self._commands.send(charger_id, action, params, actor=ACTOR, reason=reason)
+
+    async def sync(self, charger_id: str, *, full_check: bool) -> None:
+        held = self.held.get(charger_id)
+        if full_check:
+            await self._apply_settings(charger_id)
+            version = await self._send(charger_id, "GetLocalListVersion", {}, "compare list versions")
+            if version.outcome != "ok" or version.response.get("listVersion", -1) < 0:
+                await self._record(charger_id, 0, {}, "unsupported",
+                                   "charger has no local list; it asks the edge for every token")
+                return
+            if held is None or held["status"] == "unsupported" or version.response["listVersion"] != held["version"]:
+                held = None   # the charger lost or never had our list
+        limits = await self._limits(charger_id) if full_check or held is None else (
+            held.get("max_send", DEFAULT_MAX_SEND), held.get("max_list", DEFAULT_MAX_LIST))
+        max_send, max_list = limits
+        last_used = await self._journal.read(Store.last_used)
+        target, left_out = trim(entries_for(self._authorizer.model, charger_id, self._clock.now()), max_list,
+                                last_used)
+        base_version = held["version"] if held else 0
+        if held is None:
+            updates = full_updates(target, base_version + 1, max_send)
+        else:
+            updates = differential_updates(held["entries"], target, base_version + 1, max_send)
+        if held is not None and not updates:
+            return
+        status, detail = await self._push(charger_id, updates, target, max_send)
+        if status == "in-sync" and left_out:
+            status, detail = "truncated", (f"{len(target) + left_out} tokens admitted, charger holds {max_list}: "
+                                           f"the {left_out} least recently used are left out")
+        final = updates[-1].version if updates and status != "failed" else base_version
+        await self._record(charger_id, final, target if status != "failed" else (held or {}).get("entries", {}),
+                           status, detail, max_send=max_send, max_list=max_list)
+
+    async def _push(self, charger_id: str, updates: list[Update], target: Entries, max_send: int) -> tuple[str, str]:
+        for attempt in range(2):
+            for update in updates:
+                result = await self._send(charger_id, "SendLocalList", update.request(),
+                                          f"local list {update.update_type} v{update.version} "
+                                          f"({len(update.items)} entries)")
+                status = result.response.get("status") if isinstance(result.response, dict) else None
+                if status == "Accepted":
+                    continue
+                if status == "NotSupported":
+                    return "unsupported", "charger answered SendLocalList NotSupported"
+                if attempt == 0 and status in ("Failed", "VersionMismatch"):
+                    # Start over with a Full list, from a version above anything sent.
+                    log.warning("local list %s charger=%s; retrying with a Full list", status, charger_id)
+                    updates = full_updates(target, updates[-1].version + 1, max_send)
+                    break
+                return "failed", f"SendLocalList v{update.version}: {status or result.outcome} {result.response}"
+            else:
+                return "in-sync", f"{len(target)} tokens"
+        return "failed", "charger refused the Full list too"
+
+    async def _apply_settings(self, charger_id: str) -> None:
+        for key, field in _SETTINGS.items():
+            value = "true" if getattr(self._settings, field) else "false"
+            await self._send(charger_id, "ChangeConfiguration", {"key": key, "value": value}, "site auth settings")
+
+    async def _limits(self, charger_id: str) -> tuple[int, int]:
+        result = await self._send(charger_id, "GetConfiguration",
+                                  {"key": ["SendLocalListMaxLength", "LocalAuthListMaxLength"]}, "local list limits")
+        values = {}
+        if result.outcome == "ok":
+            for item in result.response.get("configurationKey", []):
+                try:
+                    values[item["key"]] = max(1, int(item.get("value", "")))
+                except ValueError:
+                    pass
+        return values.get("SendLocalListMaxLength", DEFAULT_MAX_SEND), values.get("LocalAuthListMaxLength",
+                                                                                   DEFAULT_MAX_LIST)
+
+    async def _record(self, charger_id: str, version: int, entries: Entries, status: str, detail: str,
+                      **limits: int) -> None:
+        at = self._clock.now_iso()
+        await self._journal.write(Store.record_local_list, charger_id, version, entries, status, detail, at)
+        self.held[charger_id] = {"version": version, "entries": entries, "status": status, "detail": detail,
+                                 "at": at, **limits}
+        log.info("local list charger=%s version=%d entries=%d status=%s detail=%r", charger_id, version,
+                 len(entries), status, detail)
