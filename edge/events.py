@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Event:
-    kind: str          # charger.connected, charger.disconnected, charger.booted, connector.status,
+    kind: str          # charger.connected, charger.disconnected, charger.booted, connector.status, command.done,
                        # transaction.started, transaction.stopped, meter.values, charger.presence
     charger_id: str
     at: str

@@ -130,15 +130,16 @@ class LocalListSync:
             updates = differential_updates(held["entries"], target, base_version + 1, max_send)
         if held is not None and not updates:
             return
-        status, detail = await self._push(charger_id, updates, target, max_send)
+        status, detail, final = await self._push(charger_id, updates, target, max_send, base_version)
         if status == "in-sync" and left_out:
             status, detail = "truncated", (f"{len(target) + left_out} tokens admitted, charger holds {max_list}: "
                                            f"the {left_out} least recently used are left out")
-        final = updates[-1].version if updates and status != "failed" else base_version
         await self._record(charger_id, final, target if status != "failed" else (held or {}).get("entries", {}),
                            status, detail, max_send=max_send, max_list=max_list)
 
-    async def _push(self, charger_id: str, updates: list[Update], target: Entries, max_send: int) -> tuple[str, str]:
+    async def _push(self, charger_id: str, updates: list[Update], target: Entries, max_send: int,
+                    base_version: int) -> tuple[str, str, int]:
+        """-> (status, detail, the version the charger now holds as far as we know)."""
         for attempt in range(2):
             for update in updates:
                 result = await self._send(charger_id, "SendLocalList", update.request(),
@@ -148,16 +149,17 @@ class LocalListSync:
                 if status == "Accepted":
                     continue
                 if status == "NotSupported":
-                    return "unsupported", "charger answered SendLocalList NotSupported"
+                    return "unsupported", "charger answered SendLocalList NotSupported", base_version
                 if attempt == 0 and status in ("Failed", "VersionMismatch"):
                     # Start over with a Full list, from a version above anything sent.
                     log.warning("local list %s charger=%s; retrying with a Full list", status, charger_id)
                     updates = full_updates(target, updates[-1].version + 1, max_send)
                     break
-                return "failed", f"SendLocalList v{update.version}: {status or result.outcome} {result.response}"
+                return ("failed", f"SendLocalList v{update.version}: {status or result.outcome} {result.response}",
+                        base_version)
             else:
-                return "in-sync", f"{len(target)} tokens"
-        return "failed", "charger refused the Full list too"
+                return "in-sync", f"{len(target)} tokens", updates[-1].version
+        return "failed", "charger refused the Full list too", base_version
 
     async def _apply_settings(self, charger_id: str) -> None:
         for key, field in _SETTINGS.items():

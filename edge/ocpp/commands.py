@@ -19,6 +19,7 @@ from ocpp.messages import ValidationError
 from ocpp.v16 import call
 
 from edge.clock import Clock
+from edge.events import Event, EventBus
 from edge.journal import Journal, Store
 
 log = logging.getLogger(__name__)
@@ -78,10 +79,11 @@ def build_payload(action: str, params: dict[str, Any]) -> Any:
 
 
 class Commands:
-    def __init__(self, sessions: dict, journal: Journal, clock: Clock):
+    def __init__(self, sessions: dict, journal: Journal, clock: Clock, bus: EventBus):
         self._sessions = sessions       # charger id -> live ChargerSession (owned by the OCPP server)
         self._journal = journal
         self._clock = clock
+        self._bus = bus
 
     async def send(self, charger_id: str, action: str, params: dict[str, Any] | None = None, *,
                    actor: str, reason: str) -> CommandResult:
@@ -114,6 +116,8 @@ class Commands:
             Store.record_action, self._clock.now_iso(), charger_id, actor, action, params, reason, outcome, response)
         log.info("action charger=%s action=%s actor=%s outcome=%s reason=%r", charger_id, action, actor, outcome,
                  reason)
+        self._bus.publish(Event("command.done", charger_id, self._clock.now_iso(), {
+            "action_id": action_id, "action": action, "actor": actor, "outcome": outcome}))
         return CommandResult(action_id, charger_id, action, outcome, response)
 
 

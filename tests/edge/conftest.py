@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import socket
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
@@ -22,8 +23,14 @@ PASSWORD = "s3cret-charger-pass"
 PASSWORD_HASH = hash_password(PASSWORD, salt=b"fixed-test-salt!")
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def site_toml(state_dir: Path, *, unknown: str = "reject", extra: str = "", chargers: str | None = None,
-              push_local_lists: bool = False) -> str:
+              push_local_lists: bool = False, ocpp_port: int = 0) -> str:
     """A test site. Local list pushing is off unless asked for: the other tests'
     chargers would otherwise see the edge's sync requests among theirs."""
     if chargers is None:
@@ -41,7 +48,7 @@ id = "CP-2"
 id = "test-site"
 [ocpp]
 host = "127.0.0.1"
-port = 0
+port = {ocpp_port}
 unknown_chargers = "{unknown}"
 response_timeout = 5
 data_transfer_vendors = ["com.example"]

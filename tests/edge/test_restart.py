@@ -14,15 +14,9 @@ from pathlib import Path
 
 from ocpp.v16 import call
 
-from tests.edge.conftest import site_toml, PASSWORD
+from tests.edge.conftest import PASSWORD, free_port, site_toml
 from tests.edge.conftest import Charger, basic
 from websockets.asyncio.client import connect
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.asynccontextmanager
@@ -66,7 +60,7 @@ def meter(tx: int, wh: int, at: str) -> call.MeterValues:
 async def test_sigkill_mid_transaction(tmp_path):
     port = free_port()
     config = tmp_path / "site.toml"
-    config.write_text(site_toml(tmp_path).replace("port = 0\nunknown", f"port = {port}\nunknown"))
+    config.write_text(site_toml(tmp_path, ocpp_port=port))
     start = call.StartTransaction(connector_id=1, id_tag="TAG-OK", meter_start=100, timestamp="2026-11-23T10:00:00Z")
 
     async with edge_process(config, tmp_path) as proc:
