@@ -20,6 +20,7 @@ import ocpp.messages
 
 from edge.api import LocalApi
 from edge.auth.authorizer import Authorizer
+from edge.auth.enforcement import AccessEnforcement
 from edge.auth.sync import LocalListSync
 from edge.chargers import ChargerDirectory
 from edge.clock import Clock
@@ -80,7 +81,8 @@ class Edge:
         self.authorizer = Authorizer(self.journal, self.clock, ZoneInfo(cfg.site.timezone), self.directory.ids)
         await self.authorizer.load(cfg.auth_document())
         self.sessions = Sessions(self.journal, self.bus, self.clock, self.authorizer,
-                                 unauthorized_start=cfg.authorization.late_start_of_blocked)
+                                 unauthorized_start=cfg.authorization.late_start_of_blocked,
+                                 free_vend_id_tag=cfg.authorization.free_vend_id_tag)
         await self.sessions.load()
         self.presence = PresenceMonitor(
             Thresholds(cfg.connection.temporarily_unavailable_after, cfg.connection.long_term_unavailable_after),
@@ -103,6 +105,12 @@ class Edge:
             is_known=self.directory.is_known, connected=lambda: list(self.ocpp.sessions),
             enabled=cfg.authorization.push_local_lists)
         await self.local_lists.load()
+        self.access = AccessEnforcement(
+            self.authorizer, self.commands, self.bus, self.clock, ZoneInfo(cfg.site.timezone),
+            cfg.authorization.free_vend_id_tag,
+            running_on=lambda charger, connector: any(
+                place[:2] == (charger, connector) for place in self.sessions.active().values()),
+            connected=lambda: list(self.ocpp.sessions))
         self.api = LocalApi(self, host=cfg.api.host, port=cfg.api.port,
                             token=load_api_token(cfg.state_path(cfg.api.token_file)))
         self.watchdog = systemd.Watchdog(healthy=self.healthy)
@@ -121,7 +129,7 @@ class Edge:
                 await self._build()
                 services = [tg.create_task(part.run(), name=name) for name, part in (
                     ("ocpp", self.ocpp), ("api", self.api), ("presence", self.presence),
-                    ("local-lists", self.local_lists),
+                    ("local-lists", self.local_lists), ("access", self.access),
                     ("communication-log", self.communication_log), ("watchdog", self.watchdog))]
                 await self.ocpp.ready.wait()
                 await self.api.ready.wait()

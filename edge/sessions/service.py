@@ -33,8 +33,9 @@ class StartResult:
 
 class Sessions:
     def __init__(self, journal: Journal, bus: EventBus, clock: Clock, authorizer: Authorizer,
-                 unauthorized_start: str = "stop"):
+                 unauthorized_start: str = "stop", free_vend_id_tag: str = "FREEVEND"):
         self.unauthorized_start = unauthorized_start
+        self.free_vend_id_tag = free_vend_id_tag
         self._journal = journal
         self._bus = bus
         self._clock = clock
@@ -65,7 +66,8 @@ class Sessions:
         is not Accepted (typically started offline from the charger's own list,
         arriving late) is recorded and flagged, and the site's policy says
         whether it is stopped remotely or left to finish."""
-        decision = await self.authorize(charger_id, id_tag, connector_id, "start")
+        method = "free-vend" if id_tag == self.free_vend_id_tag else "start"
+        decision = await self.authorize(charger_id, id_tag, connector_id, method)
         at = self._clock.now_iso()
         flag = None
         if decision.status != "Accepted":
