@@ -197,6 +197,79 @@ def cmd_cmd(args: argparse.Namespace) -> int:
     return 0 if result.get("outcome") in ("ok", "rejected") else 1
 
 
+def cmd_tags(args: argparse.Namespace) -> int:
+    api = ApiClient(_load(args))
+    quote = urllib.parse.quote
+    if args.action == "list":
+        _print(api.request("GET", "/tokens"), args.json,
+               ["id_tag", "rfid", "user", "user_group", "status", "expiry", "card_number"])
+        return 0
+    if args.action == "learn":
+        if not args.tag:
+            rows = api.request("GET", "/tags/learn")
+            _print(rows, args.json, ["id_tag", "charger_id", "last_seen", "attempts"])
+            if rows and not args.json:
+                print("\nassign one with: edgectl tags learn TAG --group GROUP [--user NAME]")
+            return 0
+        args.action = "add"
+    if args.action == "add":
+        if not args.tag or not args.group:
+            raise CliError("usage: edgectl tags add TAG --group GROUP [--user NAME] [--card-number N] [--expiry ISO]")
+        entry = {"user_group": args.group, "user": args.user or ""}
+        # Whole hex bytes (with or without separators) are an RFID card; anything else an opaque id tag.
+        digits = "".join(c for c in args.tag if c not in ":-. ")
+        key = "uid" if digits and len(digits) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in digits) \
+            else "id_tag"
+        entry[key] = args.tag
+        if args.card_number:
+            entry["card_number"] = args.card_number
+        if args.expiry:
+            entry["expiry"] = args.expiry
+        result = api.request("POST", "/tokens", body=entry)
+    elif args.action in ("block", "unblock"):
+        result = api.request("POST", f"/tokens/{quote(args.tag or '')}/{args.action}")
+    elif args.action == "remove":
+        result = api.request("DELETE", f"/tokens/{quote(args.tag or '')}")
+    print(f"authorization model is now version {result['version']}")
+    return 0
+
+
+def cmd_authorizations(args: argparse.Namespace) -> int:
+    rows = ApiClient(_load(args)).request("GET", "/authorizations", query={
+        "status": args.status, "charger": args.charger, "limit": args.limit})
+    _print(list(reversed(rows)), args.json,
+           ["at", "charger_id", "connector_id", "id_tag", "user_group", "method", "status", "reason"])
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    result = ApiClient(_load(args)).request("POST", f"/chargers/{urllib.parse.quote(args.charger)}/remote-start",
+                                            body={"connector": args.connector, "token": args.token,
+                                                  "reason": args.reason})
+    print(json.dumps(result, indent=2))
+    return 0 if result.get("outcome") == "ok" else 1
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    result = ApiClient(_load(args)).request("POST", f"/sessions/{args.session}/remote-stop")
+    print(json.dumps(result, indent=2))
+    return 0 if result.get("outcome") == "ok" else 1
+
+
+def cmd_reserve(args: argparse.Namespace) -> int:
+    api = ApiClient(_load(args))
+    charger = urllib.parse.quote(args.charger)
+    if args.cancel is not None:
+        result = api.request("DELETE", f"/chargers/{charger}/reservations/{args.cancel}")
+    else:
+        if args.connector is None or not args.token:
+            raise CliError("usage: edgectl reserve CHARGER --connector N --token TAG [--minutes M] | --cancel ID")
+        result = api.request("POST", f"/chargers/{charger}/reservations",
+                             body={"connector": args.connector, "token": args.token, "minutes": args.minutes})
+    print(json.dumps(result, indent=2))
+    return 0 if result.get("outcome") == "ok" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgectl", description="EV charging site controller (edge)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -251,6 +324,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", dest="params_json", help="all parameters as one JSON object")
     p.add_argument("--reason", required=True, help="why (kept in the actions log)")
     p.set_defaults(func=cmd_cmd)
+
+    p = with_config(sub.add_parser("tags", help="id tokens: list, add, block, unblock, remove, learn"))
+    p.add_argument("action", nargs="?", default="list", choices=["list", "add", "block", "unblock", "remove", "learn"])
+    p.add_argument("tag", nargs="?", help="RFID UID (any spelling) or id tag")
+    p.add_argument("--group", help="user group (add, learn)")
+    p.add_argument("--user", help="who it belongs to")
+    p.add_argument("--card-number")
+    p.add_argument("--expiry", help="ISO time with offset, e.g. 2027-01-31T23:59:59+01:00")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tags)
+
+    p = with_config(sub.add_parser("authorizations", help="authorization records (newest last)"))
+    p.add_argument("--status", choices=["Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"])
+    p.add_argument("--charger")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_authorizations)
+
+    p = with_config(sub.add_parser("start", help="remote start for a token on an EVSE, if it may charge there"))
+    p.add_argument("charger")
+    p.add_argument("connector", type=int)
+    p.add_argument("token")
+    p.add_argument("--reason", default="remote start")
+    p.set_defaults(func=cmd_start)
+
+    p = with_config(sub.add_parser("stop", help="remote stop of a running session"))
+    p.add_argument("session", type=int)
+    p.set_defaults(func=cmd_stop)
+
+    p = with_config(sub.add_parser("reserve", help="reserve an EVSE for a token (ReserveNow), or --cancel ID"))
+    p.add_argument("charger")
+    p.add_argument("--connector", type=int)
+    p.add_argument("--token")
+    p.add_argument("--minutes", type=int, default=15)
+    p.add_argument("--cancel", type=int, metavar="RESERVATION_ID")
+    p.set_defaults(func=cmd_reserve)
     return parser
 
 

@@ -66,3 +66,29 @@ def test_parse_params():
     assert parse_params(["connectorId=1", "idTag=04AB", "flag=true"], None) == {
         "connectorId": 1, "idTag": "04AB", "flag": True}
     assert parse_params(["a=1"], '{"b": {"c": 2}}') == {"b": {"c": 2}, "a": 1}
+
+
+async def test_learn_an_unknown_tag_and_block_it(make_edge, tmp_path, capsys):
+    async with make_edge() as edge:
+        (tmp_path / "site.toml").write_text(
+            site_toml(tmp_path).replace("[api]\nport = 0", f"[api]\nport = {edge.api.bound_port}"))
+        async with charger(edge) as cp:
+            assert (await cp.call(call.Authorize(id_tag="c0ffee01"))).id_tag_info["status"] == "Invalid"
+            capsys.readouterr()
+            assert await edgectl(tmp_path, "tags", "learn") == 0
+            out = capsys.readouterr().out
+            assert "c0ffee01" in out and "CP-1" in out
+            assert await edgectl(tmp_path, "tags", "learn", "C0:FF:EE:01", "--group", "residents",
+                                 "--user", "Flat 9") == 0
+            assert "version 2" in capsys.readouterr().out
+            # Accepted now, also when the reader reports the bytes reversed.
+            assert (await cp.call(call.Authorize(id_tag="01EEFFC0"))).id_tag_info == {
+                "status": "Accepted", "parent_id_tag": "residents"}
+            assert await edgectl(tmp_path, "tags", "block", "c0ffee01") == 0
+            capsys.readouterr()
+            assert (await cp.call(call.Authorize(id_tag="c0ffee01"))).id_tag_info["status"] == "Blocked"
+            assert await edgectl(tmp_path, "tags", "add", "X", "--group", "nobody") == 1
+            err = capsys.readouterr().err
+            assert 'user group "nobody" does not exist' in err
+            assert await edgectl(tmp_path, "authorizations", "--status", "Blocked") == 0
+            assert "C0FFEE01" in capsys.readouterr().out.upper()
