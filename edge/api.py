@@ -98,6 +98,9 @@ class LocalApi:
             "hardware_status": "Faulted" if faults else ("Available" if connectors else "Unknown"),
             "connectors": connectors,
         })
+        held = self.edge.local_lists.held.get(charger_id)
+        row["local_list"] = {k: held[k] for k in ("version", "status", "detail", "at")} | {
+            "entries": len(held["entries"])} if held else None
         if configured:
             row.update({"max_current": configured.max_current, "phases": configured.phases,
                         "configured_connectors": configured.connectors})

@@ -179,3 +179,12 @@ async def test_late_start_of_a_token_blocked_meanwhile_is_flagged_and_stopped(ma
         assert row["stop_reason"] in ("DeAuthorized", "Remote")
         actions = await edge.journal.read(Store.log, "actions", "CP-1", 100)
         assert [a["actor"] for a in sent(actions, "RemoteStopTransaction")] == ["edge"]
+
+
+async def test_charger_view_shows_its_local_list(make_edge):
+    async with make_edge(push_local_lists=True) as edge:
+        async with simulated(edge) as sim:
+            await requests_until(sim, lambda: sim.local_auth.version > 0)
+            await settled(edge)
+            view = await api_call(edge, "GET", "/chargers/CP-1")
+        assert view["local_list"]["status"] == "in-sync" and view["local_list"]["entries"] == 3
