@@ -161,16 +161,23 @@ class AuthRoutes:
         charger_id, body = request.match_info["id"], await _body(request)
         connector, tag = body.get("connector"), body.get("token")
         if not isinstance(connector, int) or connector < 1 or not isinstance(tag, str):
-            return error_response(400, 'body must be {"connector": <1..>, "token": "<id tag or uid>"}')
-        token = self.edge.authorizer.model.find(tag)
+            return error_response(400, 'body must be {"connector": <1..>, "token": "<id tag, uid or user name>"}')
+        token = self.edge.authorizer.model.find(tag) or self._token_of_user(tag)
+        if token is not None:
+            tag = token.id_tag
         decision = await self.edge.sessions.authorize(charger_id, tag, connector, "remote")
         if decision.status != "Accepted":
             return error_response(403, f"token {tag} may not charge at {charger_id} connector {connector}: "
                                f"{decision.status} ({decision.reason})")
         result = await self.edge.commands.send(
-            charger_id, "RemoteStartTransaction", {"connectorId": connector, "idTag": token.id_tag if token else tag},
+            charger_id, "RemoteStartTransaction", {"connectorId": connector, "idTag": tag},
             actor=actor_of(request), reason=body.get("reason") or "remote start")
         return web.json_response(result.as_dict(), status=200 if result.outcome in ("ok", "rejected") else 502)
+
+    def _token_of_user(self, user: str):
+        """A remote start may name the user instead of a token: their one active token."""
+        tokens = [t for t in self.edge.authorizer.model.tokens.values() if t.user == user and t.status == "Active"]
+        return tokens[0] if len(tokens) == 1 else None
 
     async def remote_stop(self, request: web.Request) -> web.Response:
         try:
