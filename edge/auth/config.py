@@ -10,9 +10,9 @@ import re
 from datetime import datetime, time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from edge.auth.model import WEEKDAYS, AuthModel, Evse, OpeningHours, build_model
+from edge.auth.model import WEEKDAYS, AuthModel, Evse, ModelError, OpeningHours, build_model
 
 GROUP_ID = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9._\-]+$")]
 _WINDOW = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
@@ -141,9 +141,12 @@ def model_document(user_groups: list[UserGroupConfig], charge_groups: list[Charg
 def model_from_document(version: int, document: dict[str, Any], known_chargers: list[str] | None) -> AuthModel:
     """Validate a model document (from the config, the journal or the API) and build the model.
     Raises pydantic.ValidationError or ModelError, both naming the item."""
-    user_groups = [UserGroupConfig.model_validate(g) for g in document.get("user_groups", [])]
-    charge_groups = [ChargeGroupConfig.model_validate(c) for c in document.get("charge_groups", [])]
-    tokens = [TokenConfig.model_validate(t) for t in document.get("tokens", [])]
+    problems: list[str] = []
+    user_groups = _items(document, "user_groups", UserGroupConfig, problems)
+    charge_groups = _items(document, "charge_groups", ChargeGroupConfig, problems)
+    tokens = _items(document, "tokens", TokenConfig, problems)
+    if problems:
+        raise ModelError(problems)
     return build_model(
         version,
         tokens=[t.model_dump(exclude_none=True) for t in tokens],
@@ -156,3 +159,26 @@ def model_from_document(version: int, document: dict[str, Any], known_chargers: 
         default_policy=document.get("default_policy", "all-known"),
         known_chargers=known_chargers,
     )
+
+
+def _items(document: dict[str, Any], table: str, model: type[BaseModel], problems: list[str]) -> list:
+    """Validate every item of one table, naming each bad one as the config
+    loader does: 'charge_groups[1] (id "office").opening_hours: ...'."""
+    items = document.get(table, [])
+    if not isinstance(items, list):
+        problems.append(f"{table}: must be a list (got {type(items).__name__})")
+        return []
+    valid = []
+    for index, item in enumerate(items):
+        label = f"{table}[{index}]"
+        if isinstance(item, dict):
+            name = item.get("id") or item.get("uid") or item.get("id_tag")
+            label += f' ({"uid" if item.get("uid") and not item.get("id") else "id"} "{name}")' if name else ""
+        try:
+            valid.append(model.model_validate(item))
+        except ValidationError as exc:
+            for err in exc.errors():
+                where = ".".join(str(p) for p in err["loc"])
+                problems.append(f"{label}{'.' + where if where else ''}: {err['msg'].removeprefix('Value error, ')}"
+                                f" (got {err.get('input')!r})")
+    return valid

@@ -150,7 +150,11 @@ def build_model(version: int, tokens: Iterable[dict], user_groups: Iterable[dict
             continue
         if t["user_group"] not in groups:
             problems.append(f'{label}: user group "{t["user_group"]}" does not exist')
-        clash = by_tag.get(tag) or (by_tag.get(reversed_uid(tag)) if t.get("uid") else None)
+        # The same card in the other byte order clashes too, whichever of the two
+        # was listed first, and so does an opaque id that a reversing reader
+        # would report for a listed card.
+        other = by_tag.get(reversed_uid(tag)) if len(tag) % 2 == 0 else None
+        clash = by_tag.get(tag) or (other if other is not None and (other.is_uid or t.get("uid")) else None)
         if clash is not None:
             problems.append(f"{label}: the same card as token {clash.id_tag} (also in reversed byte order)")
         fields = {k: v for k, v in t.items() if k not in ("uid", "id_tag")}

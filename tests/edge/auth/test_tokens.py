@@ -173,9 +173,12 @@ def test_find_matches_an_opaque_id_case_insensitively() -> None:
 def test_find_does_not_reverse_an_opaque_id_tag() -> None:
     """Byte reversal is for RFID readers that report a UID back to front. An
     opaque id (an app user, a remote-start id) is a CiString: only its case is
-    insignificant. A numeric app id '12345678' must not be matched by the
-    different id tag '78563412', or that tag charges (and is billed) as the
+    insignificant. A numeric app id "12345678" must not be matched by the
+    different id tag "78563412" (nor "12:34:56:78"), or that tag charges (and is billed) as the
     app user."""
     model = _model({"id_tag": "12345678", "user_group": "tenants", "user": "app-user"})
     assert model.find("12345678") is not None
+    assert model.find(" 12345678 ") is not None
     assert model.find("78563412") is None
+    assert model.find("12:34:56:78") is None
+    assert model.find("78-56-34-12") is None
