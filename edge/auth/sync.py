@@ -55,12 +55,19 @@ class LocalListSync:
 
     async def run(self) -> None:
         events = self._bus.subscribe()
+        checked: set[str] = set()   # chargers whose current connection has had its full pass
         try:
             while True:
                 event = await events.get()
+                if event.kind == "charger.disconnected":
+                    checked.discard(event.charger_id)
                 connected = event.kind == "charger.connected" and self._is_known(event.charger_id)
-                booted = event.kind == "charger.booted" and event.data.get("status") == "Accepted"
+                # A boot right after the connect is the same charger state: one pass is enough.
+                # A boot counts when the connect did not (a pending charger just adopted).
+                booted = (event.kind == "charger.booted" and event.data.get("status") == "Accepted"
+                          and event.charger_id not in checked)
                 if (connected or booted) and self.enabled:
+                    checked.add(event.charger_id)
                     self.request(event.charger_id, full_check=True)
         finally:
             self._bus.unsubscribe(events)

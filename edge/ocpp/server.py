@@ -152,8 +152,9 @@ class OcppServer:
             finally:
                 for ws in list(self._sockets.values()):
                     await ws.close(1001, "central system shutting down")
+                self._verifier.close()
 
-    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         charger_id = charger_id_from_path(request.path)
         if charger_id is None:
             return connection.respond(HTTPStatus.NOT_FOUND,
@@ -162,7 +163,7 @@ class OcppServer:
         if stored is None:
             return None
         credentials = parse_basic_auth(request.headers.get("Authorization"))
-        if credentials is None or credentials[0] != charger_id or not self._verifier.verify(
+        if credentials is None or credentials[0] != charger_id or not await self._verifier.verify(
                 charger_id, credentials[1], stored):
             why = "missing" if credentials is None else "wrong"
             log.warning("auth rejected charger=%s credentials=%s remote=%s", charger_id, why,

@@ -1,0 +1,286 @@
+"""OCPP load: the edge against the bare `ocpp` library, under the same simulated chargers.
+
+    python -m bench ocpp_load --chargers 500 --json
+
+For each server (the edge, then the bare central system), in its own process:
+  1. connect N chargers, boot them, plug a car in and start a transaction on each;
+  2. steady: MeterValues every --meter-interval s and a Heartbeat every 60 s per
+     charger; round-trip latency, server CPU (% of one core) and peak RSS;
+  3. throughput: MeterValues back to back, one outstanding per charger; answered
+     messages/s, and the bench's own CPU, to see whether the client was the limit.
+One JSON document on stdout with --json (progress on stderr); see docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import AsyncContextManager
+
+import ocpp.messages
+import psutil
+
+from bench import servers
+from bench.fleet import ID_TAG, Fleet, progress
+from bench.measure import MachineMeter, UsageMeter
+from edge.ocpp.security import hash_password
+
+PASSWORD = "bench-charger-password"
+HEARTBEAT_INTERVAL = 60.0
+# The goals from the issue, for 500 chargers sending MeterValues every 10 s.
+GOAL_CPU_PERCENT = 25.0
+GOAL_RSS_MB = 150.0
+GOAL_RATIO = 0.5
+# Other processes' CPU (% of a core) above which a phase is reported as disturbed.
+OTHER_CPU_WARNING = 10.0
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench ocpp_load", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chargers", type=int, default=500, help="simulated chargers (default 500)")
+    parser.add_argument("--duration", type=float, default=60.0, help="steady phase, seconds (default 60)")
+    parser.add_argument("--meter-interval", type=float, default=10.0,
+                        help="seconds between MeterValues per charger in the steady phase (default 10)")
+    parser.add_argument("--throughput-duration", type=float, default=15.0,
+                        help="back-to-back phase, seconds (default 15)")
+    parser.add_argument("--servers", default="edge,bare", help="which to run, in order (default edge,bare)")
+    parser.add_argument("--work-dir", help="where the edge's journal goes (default: a temporary directory); "
+                                           "put it on the disk the edge will use, an fsync costs what the disk costs")
+    parser.add_argument("--keep-work-dir", action="store_true",
+                        help="keep the servers' logs, config and journal for a look afterwards")
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    args = parser.parse_args(argv)
+    args.argv = list(argv)
+    args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    if args.chargers < 1 or args.duration <= 0 or args.meter_interval <= 0 or args.throughput_duration <= 0:
+        parser.error("--chargers, --duration, --meter-interval and --throughput-duration must be positive")
+    if not set(args.servers) <= {"edge", "bare"} or not args.servers:
+        parser.error("--servers takes edge, bare or both")
+    return args
+
+
+def raise_open_files_limit(needed: int) -> None:
+    """Each charger is a socket in the bench and one in the server; the servers inherit the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return
+    # An unlimited hard limit still stops at the kernel's nr_open: ask for what is needed then.
+    target = max(soft, needed) if hard == resource.RLIM_INFINITY else hard
+    if soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft < needed:
+        progress(f"warning: the open files limit ({soft}) is below the {needed} this load needs")
+
+
+def machine() -> dict:
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": model, "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def commit() -> str | None:
+    """The checkout measured; "+dirty" when edge/ or simulator/ have uncommitted changes."""
+    root = servers.REPO_ROOT
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "edge", "simulator"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+async def measure_server(name: str, server_context: AsyncContextManager[servers.Server], args: argparse.Namespace,
+                         charger_ids: list[str]) -> dict:
+    async with server_context as server:
+        progress(f"{name}: pid {server.pid} on {server.url}; connecting {len(charger_ids)} chargers")
+        fleet = Fleet(server.url, charger_ids, PASSWORD)
+        try:
+            setup = await _set_up(name, fleet)
+            progress(f"{name}: steady phase {args.duration:g} s")
+            steady = await _steady(fleet, server, args)
+            _still_running(server, "steady")
+            progress(f"{name}: {steady['messages_per_s']} msg/s, p99 {steady['latency_ms']['p99']} ms, "
+                     f"cpu {steady['cpu_percent']} %, rss {steady['peak_rss_mb']} MB; "
+                     f"throughput phase {args.throughput_duration:g} s")
+            throughput = await _throughput(fleet, server, args)
+            _still_running(server, "throughput")
+            progress(f"{name}: {throughput['messages_per_s']} msg/s back to back (server cpu "
+                     f"{throughput['server_cpu_percent']} %, bench cpu {throughput['client_cpu_percent']} %)")
+            setup.update(fleet.connection_events)
+            setup["server_requests"] = {"setup": setup["server_requests"],
+                                        "measured": fleet.server_requests - setup["server_requests"]}
+        finally:
+            await fleet.close()
+    return {**setup, "steady": steady, "throughput": throughput}
+
+
+def _still_running(server: servers.Server, phase: str) -> None:
+    if server.process.poll() is not None:
+        raise RuntimeError(f"{server.name} exited with code {server.process.returncode} during the {phase} phase:\n"
+                           f"{servers.tail(server.log_path)}")
+
+
+async def _set_up(name: str, fleet: Fleet) -> dict:
+    n = len(fleet.sims)
+    began = time.monotonic()
+    await fleet.connect(timeout=60 + 0.5 * n)
+    connect_s = time.monotonic() - began
+    await fleet.start_transactions(timeout=60 + 0.2 * n)
+    setup_s = time.monotonic() - began
+    progress(f"{name}: all accepted after {connect_s:.1f} s, charging after {setup_s:.1f} s")
+    # The edge configures each charger once it is connected (auth keys, local list):
+    # that work is over before anything is measured.
+    await fleet.quiet(2.0, timeout=60 + 0.2 * n)
+    settled_s = max(setup_s, fleet.last_server_request - began)
+    return {"connect_s": round(connect_s, 2), "setup_s": round(setup_s, 2), "settled_s": round(settled_s, 2),
+            "server_requests": fleet.server_requests}
+
+
+async def _steady(fleet: Fleet, server: servers.Server, args: argparse.Namespace) -> dict:
+    async with UsageMeter(server.pid) as usage, UsageMeter(os.getpid(), memory=False) as client, \
+            MachineMeter() as machine_cpu:
+        began = time.perf_counter()
+        trips = await fleet.steady(args.duration, args.meter_interval, HEARTBEAT_INTERVAL)
+        wall = time.perf_counter() - began
+    return {**trips.summary(wall), "cpu_percent": usage.usage.cpu_percent,
+            "peak_rss_mb": usage.usage.peak_rss_mb, "peak_uss_mb": usage.usage.peak_uss_mb,
+            **_cpu_elsewhere(usage, client, machine_cpu)}
+
+
+async def _throughput(fleet: Fleet, server: servers.Server, args: argparse.Namespace) -> dict:
+    async with UsageMeter(server.pid) as usage, UsageMeter(os.getpid(), memory=False) as client, \
+            MachineMeter() as machine_cpu:
+        began = time.perf_counter()
+        trips = await fleet.flood(args.throughput_duration)
+        # Answers that came after the deadline are not counted, so divide by the phase, not the stragglers.
+        wall = min(time.perf_counter() - began, args.throughput_duration)
+    summary = trips.summary(wall)
+    # CPU per answered message: the server's capacity even when the bench, not the server, was the limit.
+    cost = (10.0 * usage.usage.cpu_percent / summary["messages_per_s"]) if summary["messages_per_s"] else None
+    return {**summary, "server_cpu_percent": usage.usage.cpu_percent,
+            "server_cpu_ms_per_message": round(cost, 3) if cost else None,
+            "peak_rss_mb": usage.usage.peak_rss_mb, **_cpu_elsewhere(usage, client, machine_cpu)}
+
+
+def _cpu_elsewhere(server: UsageMeter, client: UsageMeter, machine_cpu: MachineMeter) -> dict:
+    other = max(0.0, round(machine_cpu.busy_percent - server.usage.cpu_percent - client.usage.cpu_percent, 1))
+    if other > OTHER_CPU_WARNING:
+        progress(f"warning: other processes used {other} % of a core during this phase; "
+                 "the figures are not from a quiet machine")
+    return {"client_cpu_percent": client.usage.cpu_percent, "other_cpu_percent": other}
+
+
+def goals(report: dict) -> dict:
+    edge, bare = report.get("edge"), report.get("bare")
+    ratio = report.get("throughput_ratio")
+    return {
+        "edge_cpu_under_25_percent": edge is not None and edge["steady"]["cpu_percent"] < GOAL_CPU_PERCENT,
+        "edge_rss_under_150_mb": edge is not None and edge["steady"]["peak_rss_mb"] < GOAL_RSS_MB,
+        "ratio_at_least_half": ratio is not None and ratio >= GOAL_RATIO,
+        "apply_to": "500 chargers, MeterValues every 10 s",
+    }
+
+
+async def run(args: argparse.Namespace, work_dir: Path) -> dict:
+    # SIGTERM cancels the run like Ctrl-C does, so the servers are stopped and nothing is left behind.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+    width = len(str(args.chargers))
+    charger_ids = [f"BENCH-{i:0{width}d}" for i in range(1, args.chargers + 1)]
+    # One scrypt hash for all: checking it is slow on purpose, making 500 would be too.
+    password_hash = hash_password(PASSWORD)
+    report: dict = {
+        "benchmark": "ocpp_load",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "machine": machine(),
+        "commit": commit(),
+        "command": " ".join(["python -m bench ocpp_load", *args.argv]),
+        "chargers": args.chargers,
+        "meter_interval_s": args.meter_interval,
+        "heartbeat_interval_s": HEARTBEAT_INTERVAL,
+        "steady_duration_s": args.duration,
+        "throughput_duration_s": args.throughput_duration,
+    }
+    for name in args.servers:
+        folder = work_dir / name
+        folder.mkdir()
+        server = (servers.edge(folder, charger_ids, password_hash, ID_TAG) if name == "edge"
+                  else servers.bare(folder))
+        report[name] = await measure_server(name, server, args, charger_ids)
+    report["throughput_ratio"] = _ratio(report, "messages_per_s")
+    # The same comparison from CPU cost per message: it holds when the bench was the limit.
+    capacity = _ratio(report, "server_cpu_ms_per_message")
+    report["capacity_ratio"] = round(1.0 / capacity, 3) if capacity else None
+    report["goals"] = goals(report)
+    return report
+
+
+def _ratio(report: dict, key: str) -> float | None:
+    """edge / bare of a throughput figure, when both ran."""
+    try:
+        edge, bare = report["edge"]["throughput"][key], report["bare"]["throughput"][key]
+    except KeyError:
+        return None
+    return round(edge / bare, 3) if edge and bare else None
+
+
+def text_summary(report: dict) -> str:
+    lines = [f"ocpp_load: {report['chargers']} chargers, MeterValues every {report['meter_interval_s']:g} s"]
+    for name in ("edge", "bare"):
+        side = report.get(name)
+        if side is None:
+            continue
+        s, t = side["steady"], side["throughput"]
+        lines.append(f"  {name}: connect {side['connect_s']} s | steady {s['messages_per_s']} msg/s, "
+                     f"p50 {s['latency_ms']['p50']} ms, p99 {s['latency_ms']['p99']} ms, cpu {s['cpu_percent']} %, "
+                     f"rss {s['peak_rss_mb']} MB | throughput {t['messages_per_s']} msg/s "
+                     f"(bench cpu {t['client_cpu_percent']} %)")
+    lines.append(f"  throughput ratio edge/bare: {report['throughput_ratio']} "
+                 f"(from CPU per message: {report['capacity_ratio']})")
+    lines.append("  goals: " + ", ".join(f"{k}={v}" for k, v in report["goals"].items() if k != "apply_to"))
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    raise_open_files_limit(args.chargers + 256)  # per process: one socket per charger, plus files and pipes
+    # The library validates each payload on a worker thread by default; the
+    # thread hop costs the load generator more than the check itself.
+    ocpp.messages.ASYNC_VALIDATION = False
+    work_dir = Path(tempfile.mkdtemp(prefix="bench-ocpp-load-", dir=args.work_dir))
+    try:
+        report = asyncio.run(run(args, work_dir))
+    except (RuntimeError, OSError) as exc:
+        print(f"ocpp_load: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("ocpp_load: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if args.keep_work_dir:
+            progress(f"kept {work_dir}")
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    print(json.dumps(report, indent=2) if args.json else text_summary(report))
+    return 0

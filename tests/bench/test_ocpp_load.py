@@ -1,0 +1,56 @@
+"""The OCPP load benchmark end to end, with a load small enough for the test suite.
+
+Only the report's shape and that both servers answered are checked: speed
+figures depend on the machine, and the goals for them live in
+docs/performance.md, not here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_bench(*args: str) -> dict:
+    done = subprocess.run([sys.executable, "-m", "bench", "ocpp_load", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)  # the whole of stdout is one JSON document; progress went to stderr
+
+
+def check_latency(latency: dict) -> None:
+    assert latency["p50"] > 0
+    assert latency["p99"] >= latency["p50"]
+
+
+def check_server(side: dict) -> None:
+    assert side["connect_s"] > 0
+    steady, throughput = side["steady"], side["throughput"]
+    assert steady["messages"] > 0 and steady["messages_per_s"] > 0
+    assert steady["errors"] == {}
+    check_latency(steady["latency_ms"])
+    assert steady["cpu_percent"] > 0
+    assert steady["peak_rss_mb"] > 0
+    assert throughput["messages"] > 0 and throughput["messages_per_s"] > 0
+    check_latency(throughput["latency_ms"])
+    assert throughput["client_cpu_percent"] > 0
+    assert side["connect_failed"] == 0 and side["disconnected"] == 0
+
+
+def test_small_load_against_edge_and_bare() -> None:
+    report = run_bench("--chargers", "5", "--duration", "3", "--meter-interval", "1",
+                       "--throughput-duration", "2", "--json")
+    assert report["benchmark"] == "ocpp_load"
+    assert report["chargers"] == 5
+    assert report["meter_interval_s"] == 1.0
+    assert {"cpu", "cores", "python", "platform"} <= report["machine"].keys()
+    for name in ("edge", "bare"):
+        check_server(report[name])
+    assert report["throughput_ratio"] > 0
+    assert set(report["goals"]) >= {"edge_cpu_under_25_percent", "edge_rss_under_150_mb", "ratio_at_least_half"}
+    assert all(isinstance(report["goals"][key], bool) for key in
+               ("edge_cpu_under_25_percent", "edge_rss_under_150_mb", "ratio_at_least_half"))
