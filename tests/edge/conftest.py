@@ -193,3 +193,21 @@ async def api_call(edge: Edge, method: str, path: str, *, body: Any = None, toke
             if expect is not None:
                 assert resp.status == expect, (resp.status, data)
             return data
+
+
+@contextlib.asynccontextmanager
+async def simulated(edge: Edge, port: int | None = None, **kwargs: Any) -> AsyncIterator[Any]:
+    """The simulator as CP-1 (2 connectors, with its password), running and accepted."""
+    from simulator.charge_point import SimulatedChargePoint
+
+    port = port or edge.ocpp.bound_port
+    sim = SimulatedChargePoint("CP-1", f"ws://127.0.0.1:{port}/ocpp", password=PASSWORD, connectors=2,
+                               reconnect_delay=0.1, **kwargs)
+    task = asyncio.create_task(sim.run())
+    try:
+        await sim.wait_accepted()
+        yield sim
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

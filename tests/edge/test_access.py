@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from edge.auth.config import model_from_document
 from edge.auth.enforcement import availability
 from edge.journal import Store
-from simulator.charge_point import SimulatedChargePoint
-from tests.edge.conftest import PASSWORD
-
-
-@contextlib.asynccontextmanager
-async def running(edge):
-    sim = SimulatedChargePoint("CP-1", f"ws://127.0.0.1:{edge.ocpp.bound_port}/ocpp", password=PASSWORD,
-                               connectors=2)
-    task = asyncio.create_task(sim.run())
-    try:
-        await sim.wait_accepted()
-        yield sim
-    finally:
-        task.cancel()
+from tests.edge.conftest import simulated
 
 
 FREE_VEND = '''
@@ -36,7 +21,7 @@ evses = [{ charger = "CP-1", connector = 2 }]
 
 async def test_free_vend_starts_anonymous_sessions(make_edge):
     async with make_edge(extra=FREE_VEND) as edge:
-        async with running(edge) as sim:
+        async with simulated(edge) as sim:
             await sim.plug_in(2)
             await sim.wait_event("start_transaction", timeout=10)
             await sim.flush()
@@ -69,7 +54,7 @@ opening_hours = {{ daily = "{closed_now_window('UTC')}" }}
 outside_hours = "inoperative"
 '''
     async with make_edge(extra=hours) as edge:
-        async with running(edge) as sim:
+        async with simulated(edge) as sim:
             await sim.wait_event("request", timeout=10)
             assert [d for e, d in sim.events if e == "request"][0]["action"] == "ChangeAvailability"
             assert not sim.connectors[1].operative and not sim.connectors[2].operative

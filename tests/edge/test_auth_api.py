@@ -3,14 +3,10 @@ changes nothing, remote start by token or user, reservations, concurrency."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from ocpp.v16 import call
 
 from edge.journal import Store
-from simulator.charge_point import SimulatedChargePoint
-from tests.edge.conftest import PASSWORD, api_call, charger
+from tests.edge.conftest import api_call, charger, simulated
 
 
 async def test_invalid_changes_name_the_item_and_change_nothing(edge):
@@ -63,18 +59,6 @@ async def test_concurrent_sessions_and_group_member_stop(edge):
         assert other.id_tag_info["status"] == "ConcurrentTx"
         # Tapping the same card where it charges (to stop) is fine.
         assert (await cp.call(call.Authorize(id_tag="TAG-OK"))).id_tag_info["status"] == "Accepted"
-
-
-@contextlib.asynccontextmanager
-async def simulated(edge):
-    sim = SimulatedChargePoint("CP-1", f"ws://127.0.0.1:{edge.ocpp.bound_port}/ocpp", password=PASSWORD,
-                               connectors=2)
-    task = asyncio.create_task(sim.run())
-    try:
-        await sim.wait_accepted()
-        yield sim
-    finally:
-        task.cancel()
 
 
 async def test_remote_start_by_user_stop_and_reservation(make_edge):

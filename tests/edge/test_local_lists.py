@@ -10,28 +10,13 @@ import contextlib
 
 from edge.journal import Store
 from simulator.charge_point import SimulatedChargePoint
-from tests.edge.conftest import PASSWORD, api_call, free_port
+from tests.edge.conftest import PASSWORD, api_call, free_port, simulated
 
 MORE_TOKENS = "".join(f'''
 [[tokens]]
 uid = "AA:BB:CC:0{i}"
 user_group = "residents"
 ''' for i in range(1, 5))
-
-
-@contextlib.asynccontextmanager
-async def simulated(edge, port: int | None = None, **kwargs):
-    port = port or edge.ocpp.bound_port
-    sim = SimulatedChargePoint("CP-1", f"ws://127.0.0.1:{port}/ocpp", password=PASSWORD, connectors=2,
-                               reconnect_delay=0.1, **kwargs)
-    task = asyncio.create_task(sim.run())
-    try:
-        await sim.wait_accepted()
-        yield sim
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def requests_until(sim, predicate, timeout: float = 10.0) -> None:
