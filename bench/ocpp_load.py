@@ -193,7 +193,7 @@ def _cpu_elsewhere(server: UsageMeter, client: UsageMeter, machine_cpu: MachineM
 
 
 def goals(report: dict) -> dict:
-    edge, bare = report.get("edge"), report.get("bare")
+    edge = report.get("edge")
     ratio = report.get("throughput_ratio")
     return {
         "edge_cpu_under_25_percent": edge is not None and edge["steady"]["cpu_percent"] < GOAL_CPU_PERCENT,

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiohttp import web
 
 from edge.api_auth import AuthRoutes
-from edge.api_common import MAX_LIMIT, actor_of, error_response, int_query
+from edge.api_common import MAX_LIMIT, actor_of, error_response, int_query, json_object
 from edge.journal import Store
 from edge.ocpp.commands import ACTIONS, CommandError, resolve_action
 
@@ -189,12 +188,7 @@ class LocalApi:
             action = resolve_action(request.match_info["action"])
         except CommandError as exc:
             return error_response(404, str(exc))
-        try:
-            body = await request.json() if request.can_read_body else {}
-        except json.JSONDecodeError as exc:
-            return error_response(400, f"request body is not JSON: {exc}")
-        if not isinstance(body, dict):
-            return error_response(400, "request body must be a JSON object: {\"params\": {...}, \"reason\": \"...\"}")
+        body = await json_object(request, empty_ok=True)
         params, reason = body.get("params", {}), body.get("reason", "")
         if not isinstance(params, dict) or not isinstance(reason, str):
             return error_response(400, "params must be an object and reason a string")

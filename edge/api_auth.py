@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from aiohttp import web
 
@@ -14,22 +14,10 @@ from edge.auth.authorizer import ModelRejected
 from edge.auth.tokens import TokenError, canonical_id, canonical_uid, reversed_uid
 from edge.journal import Store
 
-from edge.api_common import MAX_LIMIT, actor_of, error_response, int_query
+from edge.api_common import MAX_LIMIT, actor_of, error_response, int_query, json_object
 
 if TYPE_CHECKING:
     from edge.api import LocalApi
-
-
-async def _body(request: web.Request) -> dict:
-    try:
-        body = await request.json()
-    except json.JSONDecodeError as exc:
-        raise web.HTTPBadRequest(text=json.dumps({"error": f"request body is not JSON: {exc}"}),
-                                 content_type="application/json") from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text=json.dumps({"error": "request body must be a JSON object"}),
-                                 content_type="application/json")
-    return body
 
 
 def _canonical(entry: dict) -> str | None:
@@ -67,7 +55,7 @@ class AuthRoutes:
         return web.json_response({"version": auth.model.version, "document": auth.document})
 
     async def put_model(self, request: web.Request) -> web.Response:
-        body = await _body(request)
+        body = await json_object(request)
         return await self._apply(request, lambda: self.edge.authorizer.replace(
             body.get("document", body), source="api", actor=actor_of(request), note=str(body.get("note", "import"))))
 
@@ -102,7 +90,7 @@ class AuthRoutes:
         return token.id_tag
 
     async def add_token(self, request: web.Request) -> web.Response:
-        entry = await _body(request)
+        entry = await json_object(request)
         tag = _canonical(entry)
 
         same_card = {tag, reversed_uid(tag)} if tag and entry.get("uid") else {tag}
@@ -158,7 +146,7 @@ class AuthRoutes:
 
     async def remote_start(self, request: web.Request) -> web.Response:
         """Start for a token on a chosen EVSE, if that token may charge there now."""
-        charger_id, body = request.match_info["id"], await _body(request)
+        charger_id, body = request.match_info["id"], await json_object(request)
         connector, tag = body.get("connector"), body.get("token")
         if not isinstance(connector, int) or connector < 1 or not isinstance(tag, str):
             return error_response(400, 'body must be {"connector": <1..>, "token": "<id tag, uid or user name>"}')
@@ -192,7 +180,7 @@ class AuthRoutes:
         return web.json_response(result.as_dict(), status=200 if result.outcome in ("ok", "rejected") else 502)
 
     async def reserve(self, request: web.Request) -> web.Response:
-        charger_id, body = request.match_info["id"], await _body(request)
+        charger_id, body = request.match_info["id"], await json_object(request)
         connector, tag, minutes = body.get("connector"), body.get("token"), body.get("minutes", 15)
         if not isinstance(connector, int) or connector < 0 or not isinstance(tag, str) \
                 or not isinstance(minutes, int) or not 1 <= minutes <= 24 * 60:

@@ -31,3 +31,18 @@ def int_query(request: web.Request, name: str, default: int | None, maximum: int
 def actor_of(request: web.Request) -> str:
     # The token proves access to the box; the name is who says they are acting.
     return request.headers.get("X-Actor", "").strip()[:64] or "local-api"
+
+
+async def json_object(request: web.Request, *, empty_ok: bool = False) -> dict:
+    """The request body as a JSON object, or a 400 that says what is wrong with it."""
+    if empty_ok and not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except json.JSONDecodeError as exc:
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"request body is not JSON: {exc}"}),
+                                 content_type="application/json") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text=json.dumps({"error": "request body must be a JSON object"}),
+                                 content_type="application/json")
+    return body
