@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from aiohttp import web
 
 from edge.api_auth import AuthRoutes
+from edge.api_dlm import DlmRoutes
 from edge.api_common import MAX_LIMIT, actor_of, error_response, int_query, json_object
 from edge.journal import Store
 from edge.ocpp.commands import ACTIONS, CommandError, resolve_action
@@ -49,6 +50,7 @@ class LocalApi:
             web.get("/api/v1/commands", self.command_list),
         ])
         AuthRoutes(self)
+        DlmRoutes(self)
 
     @property
     def bound_port(self) -> int:

@@ -25,6 +25,8 @@ from edge.auth.sync import LocalListSync
 from edge.chargers import ChargerDirectory
 from edge.clock import Clock
 from edge.config import SiteConfig
+from edge.dlm.config import build_topology
+from edge.dlm.manager import LoadManager
 from edge.events import EventBus
 from edge.journal import Journal, Store
 from edge.ocpp.commands import Commands
@@ -111,9 +113,18 @@ class Edge:
             running_on=lambda charger, connector: any(
                 place[:2] == (charger, connector) for place in self.sessions.active().values()),
             connected=lambda: list(self.ocpp.sessions))
+        self.load_manager = self._load_manager()
         self.api = LocalApi(self, host=cfg.api.host, port=cfg.api.port,
                             token=load_api_token(cfg.state_path(cfg.api.token_file)))
         self.watchdog = systemd.Watchdog(healthy=self.healthy)
+
+    def _load_manager(self) -> LoadManager | None:
+        topology = build_topology(self.config)
+        if topology is None:
+            return None
+        return LoadManager(topology, self.config.load_management, bus=self.bus, clock=self.clock,
+                           commands=self.commands, journal=self.journal, meters={},
+                           prioritised=self.authorizer.prioritised, is_known=self.directory.is_known)
 
     def healthy(self) -> bool:
         return self.journal.healthy()
@@ -130,7 +141,8 @@ class Edge:
                 services = [tg.create_task(part.run(), name=name) for name, part in (
                     ("ocpp", self.ocpp), ("api", self.api), ("presence", self.presence),
                     ("local-lists", self.local_lists), ("access", self.access),
-                    ("communication-log", self.communication_log), ("watchdog", self.watchdog))]
+                    ("communication-log", self.communication_log), ("watchdog", self.watchdog),
+                    *((("load-management", self.load_manager),) if self.load_manager else ()))]
                 await self.ocpp.ready.wait()
                 await self.api.ready.wait()
                 systemd.ready()

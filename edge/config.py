@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from edge.auth.config import (AuthorizationSection, ChargeGroupConfig, TokenConfig, UserGroupConfig,
                               model_document, model_from_document)
 from edge.auth.model import ModelError
+from edge.config_base import Strict as _Strict
+from edge.dlm.config import (CircuitConfig, EvseSettings, LoadManagementSection, Rotation, SupplyPhase,
+                             check_circuits)
 from edge.ocpp.security import is_password_hash
 
 # OCPP 1.6 identifiers are CiString... ; a charge point id ends up in a URL path
@@ -27,9 +30,6 @@ from edge.ocpp.security import is_password_hash
 CHARGER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,48}$")
 
 
-class _Strict(BaseModel):
-    # A typo in a key ("hearbeat_interval") must be an error, not silently ignored.
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SiteSection(_Strict):
@@ -114,6 +114,17 @@ class ChargerConfig(_Strict):
     max_current: Annotated[float, Field(gt=0, le=1000)] = 32.0
     phases: Literal[1, 3] = 3
     description: str = ""
+    # Load management: the circuit it hangs from (default: the grid connection),
+    # the supply phase of a 1-phase charger, the phase rotation of a 3-phase one.
+    circuit: str | None = None
+    phase: SupplyPhase = "L1"
+    rotation: Rotation = "RST"
+    # IEC 61851: below 6 A the car cannot charge; some cars need more.
+    min_current: Annotated[float, Field(ge=0, le=100)] = 6.0
+    # Takes OCPP charging profiles; if not, its max_current is always held for it.
+    smart_charging: bool = True
+    # Connectors that differ from the charger (wiring, max current).
+    evses: list[EvseSettings] = []
 
     @field_validator("id")
     @classmethod
@@ -144,6 +155,8 @@ class SiteConfig(_Strict):
     user_groups: list[UserGroupConfig] = []
     charge_groups: list[ChargeGroupConfig] = []
     tokens: list[TokenConfig] = []
+    load_management: LoadManagementSection = LoadManagementSection()
+    circuits: list[CircuitConfig] = []
     # Directory relative paths (journal, token file) are resolved against;
     # set by load_config to the state directory, not read from the file.
     state_dir: str = "."
@@ -224,6 +237,9 @@ def parse_config(text: str, source: str = "<config>", state_dir: str | None = No
         config = SiteConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, _describe(exc.errors(), data)) from None
+    problems = check_circuits(config.circuits, config.chargers, None)
+    if problems:
+        raise ConfigError(source, problems)
     try:
         # Cross-references: a token's user group, a group's charge groups, a charge group's chargers.
         model_from_document(1, config.auth_document(), known_chargers=[c.id for c in config.chargers])

@@ -75,6 +75,12 @@ class Authorizer:
         self._config_hash = config_hash
         await self._commit(config_document, "config", "site config", "loaded from the site config", notify=False)
 
+    def prioritised(self, id_tag: str) -> bool:
+        """Whether the token's user group is served first by load management."""
+        token = self.model.find(id_tag) if id_tag else None
+        group = self.model.user_groups.get(token.user_group) if token else None
+        return bool(group and group.prioritised)
+
     def on_change(self, listener: Callable[[AuthModel, set[str]], Any]) -> None:
         """listener(model, blocked_tokens) after each new version (e.g. push local lists, clear caches)."""
         self._listeners.append(listener)

@@ -28,6 +28,11 @@ T = TypeVar("T")
 MAX_BATCH = 512
 
 
+def _log_failure(future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("journal write failed: %s", future.exception())
+
+
 class Journal:
     def __init__(self, path: str):
         self.path = path
@@ -61,6 +66,13 @@ class Journal:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((fn, (args, kwargs), future))
         return await future
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Queue `fn(store, *args)` for the next group commit without waiting:
+        for records nobody is answered on (e.g. series points); a failure is logged."""
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_log_failure)
+        self._queue.put_nowait((fn, (args, kwargs), future))
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         store = self._require_store()

@@ -171,6 +171,22 @@ MIGRATIONS: list[str] = [
     ALTER TABLE transactions ADD COLUMN user_group TEXT;
     ALTER TABLE transactions ADD COLUMN flag TEXT;    -- why this record needs a look (e.g. late start of a blocked token)
     """,
+    # 3: load management: the per-phase current of each circuit against its limit, downsampled.
+    """
+    CREATE TABLE load_series (
+        circuit          TEXT NOT NULL,
+        phase            INTEGER NOT NULL,       -- 1, 2, 3 (site L1..L3)
+        at               TEXT NOT NULL,          -- end of the interval
+        metered_max      REAL,                   -- highest metered current in the interval; NULL: no meter / lost
+        metered_mean     REAL,
+        allocated        REAL NOT NULL,          -- to managed chargers, at the end of the interval
+        unmanaged        REAL NOT NULL,
+        reserved         REAL NOT NULL,
+        limit_a          REAL NOT NULL,
+        failsafe         INTEGER NOT NULL,       -- 1 when the circuit was in failsafe during the interval
+        PRIMARY KEY (circuit, at, phase)
+    );
+    """,
 ]
 
 

@@ -1,0 +1,127 @@
+"""From decisions to SetChargingProfile requests (pure).
+
+Which limits to send now:
+- a decrease goes out at once, whatever its size: the fuse comes first;
+- an increase waits until the connector's last change is `change_interval` old
+  (a wallbox changes its pilot signal about once per 5 s) and until every
+  decrease sent on the site has had `follow_time` to take hold (a car has 5 s
+  to follow a lower limit), and is only sent when it is worth at least the
+  hysteresis step, so currents do not chatter with every base-load flicker;
+- an increase bound by a circuit stops half a hysteresis step short, so the
+  next small rise of the base load does not force a decrease right away;
+- a limit is renewed before its TxProfile runs out (the dead man's switch: a
+  controller that hangs stops renewing, and the charger falls back to its
+  TxDefaultProfile, the safe share, on its own).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from edge.clock import iso
+from edge.dlm.model import Decision, EvseKey
+
+TX_DEFAULT_PROFILE_ID = 1
+# TxProfiles use one id per connector, so a new one replaces the last.
+TX_PROFILE_ID_BASE = 100
+NOMINAL_VOLTAGE = 230.0
+
+
+@dataclass(frozen=True)
+class Held:
+    """The limit a connector's charger holds from us."""
+
+    limit: float
+    phases: int
+    transaction_id: int
+    sent_at: float          # monotonic
+    expires_at: float       # monotonic: the TxProfile's end
+
+
+@dataclass(frozen=True)
+class Timing:
+    hysteresis: float = 1.0
+    change_interval: float = 5.0
+    follow_time: float = 5.0
+    duration: float = 120.0
+
+    @property
+    def renew_before(self) -> float:
+        # Renew at half time: one lost or late renewal still leaves time for the next.
+        return self.duration / 2
+
+
+@dataclass(frozen=True)
+class Order:
+    key: EvseKey
+    limit: float
+    phases: int
+    transaction_id: int
+    kind: str               # decrease | increase | renew
+    reason: str
+
+
+def plan(decisions: dict[EvseKey, Decision], transactions: dict[EvseKey, int], held: dict[EvseKey, Held],
+         safe_share: dict[EvseKey, float], now: float, last_decrease_at: float, timing: Timing) -> list[Order]:
+    """The SetChargingProfile requests to send now, decreases first."""
+    orders: list[Order] = []
+    increases_allowed = now - last_decrease_at >= timing.follow_time
+    for key, tx in sorted(transactions.items()):
+        decision = decisions.get(key)
+        if decision is None:
+            continue
+        target = decision.limit
+        current = held.get(key)
+        if current is not None and current.transaction_id != tx:
+            current = None
+        # Until our first TxProfile, the charger runs on its TxDefaultProfile.
+        in_force = current.limit if current else safe_share.get(key, 0.0)
+        phases_change = current is not None and current.phases != decision.phases and target <= in_force
+        if target < in_force - 1e-9 or (current is None and target <= in_force) or phases_change:
+            orders.append(Order(key, target, decision.phases, tx, "decrease", decision.reason))
+            continue
+        rise = target - in_force
+        if rise > 1e-9 and increases_allowed and (current is None or now - current.sent_at >= timing.change_interval):
+            if decision.binding is not None:
+                target = max(in_force, _tenth(target - timing.hysteresis / 2))
+                rise = target - in_force
+            if rise >= timing.hysteresis - 1e-9 or in_force == 0 or current is None:
+                orders.append(Order(key, target, decision.phases, tx, "increase", decision.reason))
+                continue
+        if current is not None and current.expires_at - now <= timing.renew_before:
+            orders.append(Order(key, current.limit, current.phases, tx, "renew", "renewing the limit"))
+    orders.sort(key=lambda o: (("decrease", "renew", "increase").index(o.kind), o.key))
+    return orders
+
+
+def _tenth(amps: float) -> float:
+    return int(amps * 10 + 1e-6) / 10
+
+
+def _schedule(limit: float, phases: int, unit: str) -> dict:
+    period: dict = {"startPeriod": 0, "numberPhases": phases}
+    if unit == "W":
+        period["limit"] = round(limit * NOMINAL_VOLTAGE * phases, 1)
+    else:
+        period["limit"] = round(limit, 1)
+    return {"chargingRateUnit": unit, "chargingSchedulePeriod": [period]}
+
+
+def tx_profile(order: Order, *, start: datetime, duration: int, stack_level: int, unit: str = "A") -> dict:
+    """SetChargingProfile parameters (camelCase) for a running session."""
+    schedule = _schedule(order.limit, order.phases, unit)
+    schedule.update(duration=duration, startSchedule=iso(start))
+    return {"connectorId": order.key[1], "csChargingProfiles": {
+        "chargingProfileId": TX_PROFILE_ID_BASE + order.key[1], "transactionId": order.transaction_id,
+        "stackLevel": stack_level, "chargingProfilePurpose": "TxProfile", "chargingProfileKind": "Absolute",
+        "chargingSchedule": schedule}}
+
+
+def tx_default_profile(limit: float, phases: int, *, stack_level: int, unit: str = "A") -> dict:
+    """The per-connector fallback, on connector 0 so every connector gets it:
+    what a car may draw when the controller is not there to say more."""
+    return {"connectorId": 0, "csChargingProfiles": {
+        "chargingProfileId": TX_DEFAULT_PROFILE_ID, "stackLevel": stack_level,
+        "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Relative",
+        "chargingSchedule": _schedule(limit, phases, unit)}}

@@ -1,0 +1,433 @@
+"""The load manager: the asyncio shell around `allocate` and `plan`.
+
+It follows what happens at the site (events: sessions, status, meter values,
+chargers coming and going) and the grid meters, evaluates the allocation on
+every meter reading and event (and at least every `tick`), and sends the
+resulting charging profiles. The decisions themselves are pure functions
+(`allocate`, `plan`); this module only keeps track and talks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any, Callable, Protocol
+
+from edge.clock import Clock
+from edge.dlm.actuation import Held, Order, Timing, plan, tx_default_profile, tx_profile
+from edge.dlm.allocate import allocate
+from edge.dlm.config import LoadManagementSection
+from edge.dlm.model import Allocation, ConnectorState, EvseKey, Inputs, Topology
+from edge.dlm.phases import NAMES, phases_in_use
+from edge.dlm.series import SeriesRecorder
+from edge.events import Event, EventBus
+from edge.journal import Journal
+from edge.ocpp.commands import Commands
+
+log = logging.getLogger(__name__)
+
+ACTOR = "load-management"
+# A car drawing this much less than its limit is taken to want no more (fair strategy).
+DEMAND_SLACK = 2.0
+# A charger that refused a profile is tried again after this long (s).
+RETRY_REFUSED_AFTER = 300.0
+NOT_DRAWING = {"Available", "SuspendedEV", "SuspendedEVSE", "Finishing", "Faulted", "Unavailable"}
+
+
+class MeterSource(Protocol):
+    """What the load manager needs of a meter poller (edge.meters)."""
+
+    latest: Any   # a reading with .current (A per site phase) and .at (monotonic s), or None
+
+    @property
+    def period(self) -> float: ...
+
+
+@dataclass
+class Track:
+    """One connector as the load manager follows it."""
+
+    transaction_id: int | None = None
+    priority: bool = False
+    arrived: float = 0.0
+    status: str = "Available"
+    measured: tuple[float, ...] = ()
+    measured_at: float = -math.inf
+    phases: int | None = None          # learned for the running session
+    held: Held | None = None
+    running_since: float | None = None
+    paused_since: float | None = None
+    strikes: int = 0
+    over_limit: bool = False
+
+
+@dataclass
+class ChargerTrack:
+    online: bool = False
+    refused_at: float | None = None    # last refusal of a profile
+    unit: str = "A"
+    max_stack_level: int | None = None
+    default_sent: float | None = None  # the TxDefaultProfile limit the charger holds
+
+
+class LoadManager:
+    def __init__(self, topology: Topology, settings: LoadManagementSection, *, bus: EventBus, clock: Clock,
+                 commands: Commands, journal: Journal, meters: dict[str, MeterSource],
+                 prioritised: Callable[[str], bool], is_known: Callable[[str], bool]):
+        self.topology = topology
+        self.settings = settings
+        self.meters = meters            # circuit id -> its meter
+        self._bus = bus
+        self._clock = clock
+        self._commands = commands
+        self._prioritised = prioritised
+        self._is_known = is_known
+        self.timing = Timing(settings.hysteresis, settings.change_interval, settings.follow_time,
+                             settings.tx_profile_duration)
+        self.tracks: dict[EvseKey, Track] = {e.key: Track() for e in topology.evses}
+        self.chargers: dict[str, ChargerTrack] = {e.charger_id: ChargerTrack() for e in topology.evses}
+        self.safe_share = self._safe_shares()
+        self.allocation = Allocation()
+        self.series = SeriesRecorder(journal, settings.series_interval, settings.series_keep_days)
+        self._wake = asyncio.Event()
+        self._inflight: dict[EvseKey, Order] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._last_decrease_at = -math.inf
+        self._failsafe: set[str] = set()
+        self.evaluations = 0
+
+    # --- what the site looks like ------------------------------------------------------------------
+
+    def _safe_shares(self) -> dict[EvseKey, float]:
+        """Each EVSE's share if every EVSE charged at once with every meter at its
+        failsafe load: what a charger may do on its own (TxDefaultProfile)."""
+        states = tuple(ConnectorState(e.key, session=True, controllable=e.smart_charging, reserve=e.max_current)
+                       for e in self.topology.evses)
+        worst = allocate(Inputs(self.topology, {}, states, 0.0, "fixed"))
+        return {k: d.limit for k, d in worst.decisions.items()}
+
+    def charger_default(self, charger_id: str) -> tuple[float, int]:
+        evses = [e for e in self.topology.evses if e.charger_id == charger_id]
+        return (min(self.safe_share.get(e.key, 0.0) for e in evses), max(len(e.phase_map) for e in evses))
+
+    def meter_reading(self, reading: Any = None) -> None:
+        """A meter has a new reading: evaluate now."""
+        self._wake.set()
+
+    def _meter_currents(self, now: float) -> dict[str, tuple[float, float, float] | None]:
+        out: dict[str, tuple[float, float, float] | None] = {}
+        for circuit_id, meter in self.meters.items():
+            reading = meter.latest
+            fresh = reading is not None and now - reading.at <= self.settings.failsafe_after * meter.period + 1e-6
+            out[circuit_id] = tuple(reading.current) if fresh else None  # type: ignore[assignment]
+        return out
+
+    def _state(self, key: EvseKey, now: float) -> ConnectorState:
+        evse = self.topology.evse_by_key[key]
+        track, charger = self.tracks[key], self.chargers[key[0]]
+        refused = charger.refused_at is not None and now - charger.refused_at < RETRY_REFUSED_AFTER
+        controllable = evse.smart_charging and charger.online and not refused and not track.over_limit
+        drawing = track.transaction_id is not None and track.status not in NOT_DRAWING
+        measured = track.measured if drawing else ()
+        held = track.held
+        if measured and held is not None and now - held.sent_at >= self.settings.follow_time:
+            # The car has had time to follow: it draws at most its limit. Counting
+            # more would hide base load behind a stale sample.
+            measured = tuple(min(a, held.limit) for a in measured) if controllable else measured
+        demand = None
+        if (drawing and held is not None and track.measured_at - held.sent_at >= self.settings.follow_time
+                and track.measured):
+            used = track.measured[:track.phases or len(track.measured)]
+            top = max(used, default=0.0)
+            if top < held.limit - DEMAND_SLACK:
+                demand = top + DEMAND_SLACK / 2
+        return ConnectorState(
+            key, session=track.transaction_id is not None, plugged=track.status == "Preparing",
+            measured=measured, phases_in_use=track.phases, demand=demand, priority=track.priority,
+            arrived=track.arrived, running_since=track.running_since, paused_since=track.paused_since,
+            controllable=controllable, reserve=max([evse.max_current, *track.measured]),
+            safe_share=self.safe_share.get(key, 0.0))
+
+    # --- the loop ------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        events = self._bus.subscribe()
+        consumer = asyncio.create_task(self._consume(events), name="dlm-events")
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.settings.tick)
+                except asyncio.TimeoutError:
+                    pass
+                self._wake.clear()
+                self.evaluate()
+        finally:
+            consumer.cancel()
+            self._bus.unsubscribe(events)
+            for task in list(self._tasks):
+                task.cancel()
+            await self.series.flush()
+
+    async def _consume(self, events) -> None:
+        while True:
+            self.on_event(await events.get())
+            self._wake.set()
+
+    def evaluate(self) -> Allocation:
+        now = self._clock.monotonic()
+        self.evaluations += 1
+        meters = self._meter_currents(now)
+        states = tuple(self._state(e.key, now) for e in self.topology.evses)
+        allocation = allocate(Inputs(self.topology, meters, states, now, self.settings.strategy,
+                                     self.settings.rotate_after))
+        self._note_failsafe(allocation)
+        self._note_turns(allocation, now)
+        self.allocation = allocation
+        transactions = {k: t.transaction_id for k, t in self.tracks.items()
+                        if t.transaction_id is not None and self._state_of(states, k).controllable}
+        held = {k: t.held for k, t in self.tracks.items() if t.held is not None}
+        last_decrease = now if any(o.kind == "decrease" for o in self._inflight.values()) else self._last_decrease_at
+        for order in plan(allocation.decisions, transactions, held, self.safe_share, now, last_decrease, self.timing):
+            inflight = self._inflight.get(order.key)
+            if inflight is not None and not (order.kind == "decrease" and order.limit < inflight.limit):
+                continue
+            self._spawn(self._send(order), f"dlm-profile {order.key}")
+        self.series.add(self._clock.now(), now, allocation)
+        return allocation
+
+    @staticmethod
+    def _state_of(states: tuple[ConnectorState, ...], key: EvseKey) -> ConnectorState:
+        return next(s for s in states if s.key == key)
+
+    def _note_failsafe(self, allocation: Allocation) -> None:
+        now_failsafe = {c for c, load in allocation.circuits.items()
+                        if load.failsafe and self.topology.by_id[c].meter is not None}
+        for circuit in now_failsafe - self._failsafe:
+            log.error("failsafe circuit=%s: meter %s has no valid reading; assuming its worst-case load",
+                      circuit, self.topology.by_id[circuit].meter)
+            self._alert("dlm.failsafe", circuit=circuit, active=True)
+        for circuit in self._failsafe - now_failsafe:
+            log.warning("failsafe over circuit=%s: meter readings are back", circuit)
+            self._alert("dlm.failsafe", circuit=circuit, active=False)
+        self._failsafe = now_failsafe
+
+    def _note_turns(self, allocation: Allocation, now: float) -> None:
+        for key, track in self.tracks.items():
+            decision = allocation.decisions.get(key)
+            if track.transaction_id is None or decision is None:
+                continue
+            if decision.limit > 0 and track.running_since is None:
+                track.running_since, track.paused_since = now, None
+            elif decision.limit == 0 and track.paused_since is None:
+                track.running_since, track.paused_since = None, now
+                log.info("paused charger=%s connector=%s: %s", key[0], key[1], decision.reason)
+
+    def _alert(self, kind: str, **data: Any) -> None:
+        self._bus.publish(Event(kind, data.pop("charger_id", ""), self._clock.now_iso(), data))
+
+    def status(self) -> dict[str, Any]:
+        """The allocation as the API shows it: every circuit phase against its
+        limit, and for every connector its limit and why it is not higher."""
+        now = self._clock.monotonic()
+        allocation = self.allocation
+        circuits = []
+        for circuit in self.topology.circuits:
+            load = allocation.circuits.get(circuit.id)
+            circuits.append({
+                "id": circuit.id, "limit": circuit.limit, "parent": circuit.parent, "meter": circuit.meter,
+                "failsafe": bool(load and load.failsafe),
+                "phases": [{"phase": NAMES[p], "metered": _round(ph.metered), "unmanaged": _round(ph.unmanaged),
+                            "reserved": _round(ph.reserved), "allocated": _round(ph.allocated),
+                            "headroom": _round(circuit.limit - self.topology.margin - ph.unmanaged - ph.reserved
+                                               - ph.allocated)}
+                           for p, ph in enumerate(load.phases)] if load else []})
+        connectors = []
+        for evse in self.topology.evses:
+            track, state = self.tracks[evse.key], self._state(evse.key, now)
+            decision = allocation.decisions.get(evse.key)
+            connectors.append({
+                "charger_id": evse.charger_id, "connector_id": evse.connector_id,
+                "transaction_id": track.transaction_id, "status": track.status, "priority": track.priority,
+                "limit": decision.limit if decision else None, "phases": decision.phases if decision else None,
+                "reason": decision.reason if decision else ("no car" if track.transaction_id is None else ""),
+                "binding": ({"circuit": decision.binding[0], "phase": NAMES[decision.binding[1]]}
+                            if decision and decision.binding else None),
+                "held": track.held.limit if track.held else None,
+                "measured": [_round(a) for a in track.measured], "controllable": state.controllable,
+                "over_limit": track.over_limit, "safe_share": self.safe_share.get(evse.key, 0.0)})
+        meters = []
+        for circuit_id, meter in self.meters.items():
+            reading = meter.latest
+            meters.append({"circuit": circuit_id, "meter": self.topology.by_id[circuit_id].meter,
+                           "age_s": _round(now - reading.at) if reading else None,
+                           "current": [_round(a) for a in reading.current] if reading else None,
+                           "failsafe": circuit_id in self._failsafe})
+        return {"strategy": self.settings.strategy, "margin": self.topology.margin, "evaluations": self.evaluations,
+                "circuits": circuits, "connectors": connectors, "meters": meters}
+
+    # --- talking to chargers -------------------------------------------------------------------------
+
+    def _spawn(self, coro, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, order: Order) -> None:
+        charger_id, connector_id = order.key
+        charger = self.chargers[charger_id]
+        self._inflight[order.key] = order
+        sent_at = self._clock.monotonic()
+        try:
+            params = tx_profile(order, start=self._clock.now() - timedelta(seconds=1),
+                                duration=self.settings.tx_profile_duration, stack_level=self._stack_level(charger),
+                                unit=charger.unit)
+            result = await self._commands.send(charger_id, "SetChargingProfile", params, actor=ACTOR,
+                                               reason=f"{order.kind} to {order.limit:g} A: {order.reason}")
+        finally:
+            if self._inflight.get(order.key) is order:
+                del self._inflight[order.key]
+        track = self.tracks[order.key]
+        if result.outcome == "ok":
+            charger.refused_at = None
+            if track.transaction_id == order.transaction_id:
+                track.held = Held(order.limit, order.phases, order.transaction_id, sent_at,
+                                  sent_at + self.settings.tx_profile_duration)
+            if order.kind == "decrease":
+                self._last_decrease_at = self._clock.monotonic()
+        elif track.transaction_id == order.transaction_id and result.outcome != "not-connected":
+            self._refused(charger_id, f"SetChargingProfile {result.outcome}: {result.response}")
+        self._wake.set()
+
+    def _stack_level(self, charger: ChargerTrack) -> int:
+        level = self.settings.stack_level
+        return min(level, charger.max_stack_level) if charger.max_stack_level is not None else level
+
+    def _refused(self, charger_id: str, why: str) -> None:
+        log.warning("charger=%s does not take charging profiles (%s): its maximum is held for it", charger_id, why)
+        self.chargers[charger_id].refused_at = self._clock.monotonic()
+        self._alert("dlm.uncontrollable", charger_id=charger_id, reason=why)
+
+    async def _prepare(self, charger_id: str) -> None:
+        """At connect: learn what profiles the charger takes, then give it its
+        safe share as TxDefaultProfile, so it cannot overload the site even when
+        this controller is gone."""
+        charger = self.chargers[charger_id]
+        answer = await self._commands.send(
+            charger_id, "GetConfiguration",
+            {"key": ["ChargingScheduleAllowedChargingRateUnit", "ChargeProfileMaxStackLevel"]},
+            actor=ACTOR, reason="what charging profiles the charger takes")
+        if answer.outcome == "ok":
+            values = {k.get("key"): k.get("value") for k in answer.response.get("configurationKey", [])}
+            units = (values.get("ChargingScheduleAllowedChargingRateUnit") or "Current").replace(" ", "")
+            charger.unit = "A" if "Current" in units.split(",") else "W"
+            try:
+                charger.max_stack_level = int(values["ChargeProfileMaxStackLevel"])
+            except (KeyError, TypeError, ValueError):
+                charger.max_stack_level = None
+        limit, phases = self.charger_default(charger_id)
+        result = await self._commands.send(
+            charger_id, "SetChargingProfile",
+            tx_default_profile(limit, phases, stack_level=self._stack_level(charger), unit=charger.unit),
+            actor=ACTOR, reason=f"safe share {limit:g} A when the controller is not there")
+        if result.outcome == "ok":
+            charger.default_sent = limit
+        elif result.outcome != "not-connected":
+            self._refused(charger_id, f"TxDefaultProfile {result.outcome}: {result.response}")
+        self._wake.set()
+
+    # --- following the site --------------------------------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        charger = self.chargers.get(event.charger_id)
+        if charger is None:
+            return
+        kind, data, now = event.kind, event.data, self._clock.monotonic()
+        if kind == "charger.connected" and self._is_known(event.charger_id):
+            charger.online = True
+            self._spawn(self._prepare(event.charger_id), f"dlm-prepare {event.charger_id}")
+        elif kind == "charger.disconnected":
+            charger.online = False
+        elif kind == "charger.booted":
+            # A rebooted charger forgets its TxProfiles.
+            for key, track in self.tracks.items():
+                if key[0] == event.charger_id:
+                    track.held = None
+        track = self.tracks.get((event.charger_id, data.get("connector_id") or 0))
+        if track is None:
+            return
+        if kind == "transaction.started":
+            tag = data.get("id_tag") or ""
+            self.tracks[(event.charger_id, data["connector_id"])] = replace(
+                Track(), transaction_id=data["transaction_id"], priority=self._prioritised(tag), arrived=now,
+                status=track.status if track.status not in ("Available",) else "Charging")
+        elif kind == "transaction.stopped":
+            if track.transaction_id == data.get("transaction_id"):
+                self.tracks[(event.charger_id, data["connector_id"])] = Track(status=track.status)
+        elif kind == "connector.status":
+            track.status = data.get("status", track.status)
+        elif kind == "meter.values" and track.transaction_id is not None \
+                and data.get("transaction_id") == track.transaction_id:
+            self._measured(event.charger_id, track, data.get("samples", []), now)
+
+    def _measured(self, charger_id: str, track: Track, samples: list, now: float) -> None:
+        evse = self.topology.evse_by_key[(charger_id, samples[0].connector_id)] if samples else None
+        if evse is None:
+            return
+        currents = currents_from_samples(samples, len(evse.phase_map))
+        if currents is None:
+            return
+        track.measured, track.measured_at = currents, now
+        learned = phases_in_use(currents)
+        if learned is not None:
+            track.phases = max(track.phases or 0, learned)
+        self._follow_up(evse.key, track, now)
+
+    def _follow_up(self, key: EvseKey, track: Track, now: float) -> None:
+        """A car that keeps drawing over its limit after it had time to follow is
+        reported and its charger's full share is held for it."""
+        held = track.held
+        if held is None or now - held.sent_at < self.settings.follow_time:
+            return
+        over = max(track.measured, default=0.0) - held.limit
+        if over > self.settings.over_limit_tolerance:
+            track.strikes += 1
+            if track.strikes >= 2 and not track.over_limit:
+                track.over_limit = True
+                log.error("charger=%s connector=%s draws %.1f A over its %.1f A limit: reported, its maximum is held",
+                          key[0], key[1], over, held.limit)
+                self._alert("dlm.over_limit", charger_id=key[0], connector_id=key[1], limit=held.limit,
+                            measured=list(track.measured))
+        else:
+            track.strikes = 0
+            if track.over_limit:
+                log.warning("charger=%s connector=%s follows its limit again", *key)
+                track.over_limit = False
+
+
+def currents_from_samples(samples: list, phases: int) -> tuple[float, ...] | None:
+    """A connector's current per charger phase from one MeterValues: Current.Import
+    per phase, or without a phase for all of them, or else estimated from power."""
+    per_phase: dict[int, float] = {}
+    total_power = None
+    for s in samples:
+        if s.measurand == "Current.Import" and s.unit in (None, "A"):
+            phase = (s.phase or "").split("-")[0]
+            if phase in ("L1", "L2", "L3"):
+                per_phase[int(phase[1]) - 1] = max(0.0, s.value)
+            elif not s.phase:
+                for p in range(phases):
+                    per_phase.setdefault(p, max(0.0, s.value))
+        elif s.measurand == "Power.Active.Import" and not s.phase and s.unit in (None, "W"):
+            total_power = max(0.0, s.value)
+    if per_phase:
+        return tuple(per_phase.get(p, 0.0) for p in range(phases))
+    if total_power is not None:
+        return tuple(total_power / (230.0 * phases) for _ in range(phases))
+    return None
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(value, 2)
