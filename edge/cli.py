@@ -270,6 +270,33 @@ def cmd_reserve(args: argparse.Namespace) -> int:
     return 0 if result.get("outcome") == "ok" else 1
 
 
+def cmd_dlm(args: argparse.Namespace) -> int:
+    api = ApiClient(_load(args))
+    if args.action == "series":
+        rows = api.request("GET", "/dlm/series", query={"circuit": args.circuit, "since": args.since,
+                                                        "limit": args.limit})
+        _print(rows, args.json, ["at", "circuit", "phase", "metered_max", "metered_mean", "unmanaged", "reserved",
+                                 "allocated", "limit_a", "failsafe"])
+        return 0
+    body = api.request("GET", "/dlm", query={"charger": args.charger})
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return 0
+    if not body.get("enabled"):
+        print(body.get("note", "load management is off"))
+        return 0
+    phases = [{"circuit": c["id"] + (" (FAILSAFE)" if c["failsafe"] else ""), "limit": c["limit"], **p}
+              for c in body["circuits"] for p in c["phases"]]
+    if not args.charger:
+        print(f"strategy {body['strategy']}, margin {body['margin']:g} A per phase")
+        print(_table(phases, ["circuit", "phase", "limit", "metered", "unmanaged", "reserved", "allocated",
+                              "headroom"]))
+        print()
+    print(_table(body["connectors"], ["charger_id", "connector_id", "transaction_id", "limit", "held", "phases",
+                                      "measured", "reason"]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgectl", description="EV charging site controller (edge)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -360,6 +387,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=int, default=15)
     p.add_argument("--cancel", type=int, metavar="RESERVATION_ID")
     p.set_defaults(func=cmd_reserve)
+
+    p = with_config(sub.add_parser("dlm", help="load management: circuits against their limits, each car's limit "
+                                               "and why; or the per-phase series"))
+    p.add_argument("action", nargs="?", choices=["status", "series"], default="status")
+    p.add_argument("--charger", help="only this charger's connectors (status)")
+    p.add_argument("--circuit", help="only this circuit (series)")
+    p.add_argument("--since", help="ISO 8601 time (series)")
+    p.add_argument("--limit", type=int, default=500)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_dlm)
     return parser
 
 

@@ -91,6 +91,9 @@ def plan(decisions: dict[EvseKey, Decision], transactions: dict[EvseKey, int], h
                 continue
         if current is not None and current.expires_at - now <= timing.renew_before:
             orders.append(Order(key, current.limit, current.phases, tx, "renew", "renewing the limit"))
+    if any(o.kind == "decrease" for o in orders):
+        # The cars being lowered need their follow time before anyone is raised.
+        orders = [o for o in orders if o.kind != "increase"]
     orders.sort(key=lambda o: (("decrease", "renew", "increase").index(o.kind), o.key))
     return orders
 

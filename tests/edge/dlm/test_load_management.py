@@ -73,3 +73,23 @@ async def test_two_cars_share_the_grid_connection(make_edge):
         assert body["circuits"][0]["phases"][0]["allocated"] == 40.0
         await s["B"].stop_transaction(1)
         await wait_for(lambda: offered(s["A"]) == 32.0, what="A back to its maximum")
+
+
+async def test_edgectl_dlm_shows_the_circuits_and_why_each_car_is_limited(make_edge, tmp_path, capsys):
+    from edge.cli import main
+    from tests.edge.conftest import site_toml
+
+    toml = dict(extra=LM, chargers=chargers("A", "B"))
+    async with make_edge(**toml) as edge, sims(edge, "A", "B") as s:
+        (tmp_path / "site.toml").write_text(
+            site_toml(tmp_path, **toml).replace("[api]\nport = 0", f"[api]\nport = {edge.api.bound_port}"))
+        await charge(s["A"])
+        await charge(s["B"], "TAG-2")
+        await wait_for(lambda: offered(s["A"]) == 20.0 and offered(s["B"]) == 20.0, what="an equal split")
+        capsys.readouterr()
+        assert await asyncio.to_thread(main, ["dlm", "--config", str(tmp_path / "site.toml"),
+                                              "--state-dir", str(tmp_path)]) == 0
+        out = capsys.readouterr().out
+        assert "strategy fair" in out
+        row = next(line for line in out.splitlines() if line.startswith("A "))
+        assert "20.0" in row and "limited by circuit grid" in row

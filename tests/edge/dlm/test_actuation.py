@@ -1,0 +1,93 @@
+"""When a limit is sent: decreases at once, increases paced, renewals before expiry."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from edge.dlm.actuation import Held, Timing, plan, tx_default_profile, tx_profile
+from edge.dlm.model import Decision
+
+KEY = ("A", 1)
+TIMING = Timing(hysteresis=1.0, change_interval=5.0, follow_time=5.0, duration=120)
+
+
+def decide(limit, binding=None, phases=3):
+    return {KEY: Decision(KEY, limit, phases, "why", binding)}
+
+
+def held(limit, sent_at=90.0, tx=7, phases=3):
+    return {KEY: Held(limit, phases, tx, sent_at, sent_at + 120)}
+
+
+def orders(decisions, held_now, now=100.0, last_decrease=-1e9, safe=6.0):
+    return [(o.kind, o.limit) for o in plan(decisions, {KEY: 7}, held_now, {KEY: safe}, now, last_decrease, TIMING)]
+
+
+def test_a_decrease_goes_out_at_once_however_small():
+    assert orders(decide(15.9), held(16.0, sent_at=99.9)) == [("decrease", 15.9)]
+
+
+def test_an_increase_waits_for_the_change_interval():
+    assert orders(decide(20.0), held(16.0, sent_at=97.0)) == []
+    assert orders(decide(20.0), held(16.0, sent_at=95.0)) == [("increase", 20.0)]
+
+
+def test_an_increase_waits_until_decreases_elsewhere_took_hold():
+    assert orders(decide(20.0), held(16.0), last_decrease=97.0) == []
+    assert orders(decide(20.0), held(16.0), last_decrease=94.0) == [("increase", 20.0)]
+
+
+def test_small_increases_are_not_sent():
+    assert orders(decide(16.8), held(16.0)) == []
+    assert orders(decide(17.0), held(16.0)) == [("increase", 17.0)]
+
+
+def test_a_circuit_bound_increase_stops_half_a_step_short():
+    assert orders(decide(20.0, binding=("grid", 0)), held(16.0)) == [("increase", 19.5)]
+
+
+def test_a_paused_car_resumes_even_below_the_hysteresis():
+    assert orders(decide(6.0), held(0.0)) == [("increase", 6.0)]
+
+
+def test_the_first_limit_of_a_session_starts_from_the_safe_share():
+    assert orders(decide(0.0), {}, safe=6.0) == [("decrease", 0.0)]
+    assert orders(decide(6.0), {}, safe=6.0) == [("decrease", 6.0)]
+    assert orders(decide(32.0), {}, safe=6.0) == [("increase", 32.0)]
+
+
+def test_a_limit_is_renewed_before_it_runs_out():
+    assert orders(decide(16.0), held(16.0, sent_at=50.0)) == []                # 70 s left of 120
+    assert orders(decide(16.0), held(16.0, sent_at=30.0)) == [("renew", 16.0)]  # 50 s left: renew at half time
+
+
+def test_a_new_transaction_on_the_connector_gets_its_own_limit():
+    assert orders(decide(10.0), held(10.0, tx=6), safe=16.0) == [("decrease", 10.0)]
+
+
+def test_a_learned_1_phase_car_gets_numberphases_1():
+    assert orders(decide(16.0, phases=1), held(16.0)) == [("decrease", 16.0)]
+
+
+def test_no_increase_goes_out_with_a_decrease():
+    decisions = {("A", 1): Decision(("A", 1), 20.0, 3, "x"), ("B", 1): Decision(("B", 1), 10.0, 3, "y")}
+    current = {("A", 1): Held(10.0, 3, 1, 90.0, 210.0), ("B", 1): Held(20.0, 3, 2, 90.0, 210.0)}
+    got = plan(decisions, {("A", 1): 1, ("B", 1): 2}, current, {}, 100.0, -1e9, TIMING)
+    assert [(o.key[0], o.kind) for o in got] == [("B", "decrease")]
+    later = plan(decisions, {("A", 1): 1, ("B", 1): 2}, {**current, ("B", 1): Held(10.0, 3, 2, 100.0, 220.0)},
+                 {}, 106.0, 100.5, TIMING)
+    assert [(o.key[0], o.kind) for o in later] == [("A", "increase")]
+
+
+def test_profiles_in_amps_or_watts():
+    [order] = plan(decide(16.0), {KEY: 7}, {}, {KEY: 32.0}, 0.0, -1e9, TIMING)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    body = tx_profile(order, start=start, duration=120, stack_level=2)
+    profile = body["csChargingProfiles"]
+    assert (profile["chargingProfilePurpose"], profile["transactionId"], profile["stackLevel"]) == ("TxProfile", 7, 2)
+    assert profile["chargingSchedule"] == {"chargingRateUnit": "A", "duration": 120,
+                                           "startSchedule": "2026-01-01T00:00:00.000Z",
+                                           "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0,
+                                                                       "numberPhases": 3}]}
+    watts = tx_default_profile(16.0, 3, stack_level=0, unit="W")["csChargingProfiles"]["chargingSchedule"]
+    assert watts["chargingSchedulePeriod"][0]["limit"] == 16.0 * 230 * 3
