@@ -216,43 +216,46 @@ def allocate(inputs: Inputs) -> Allocation:
     candidates = [key for key, state in states.items() if wants(state)]
     order = _admission_order(inputs, candidates, states)
 
+    # Prioritised user groups keep full speed (seed 002): they are admitted and
+    # filled first, the others share what is left. `fixed` shares are static.
+    groups = [order] if inputs.strategy == "fixed" else [[k for k in order if states[k].priority],
+                                                         [k for k in order if not states[k].priority]]
     decisions: dict[EvseKey, Decision] = {}
     admitted: list[EvseKey] = []
-    for key in order:
-        evse = topology.evse_by_key[key]
-        need = _ceil_tenth(evse.min_current)
-        if need > evse.max_current + EPS:
-            decisions[key] = Decision(key, 0.0, phase_count[key],
-                                      f"paused: its minimum {need:g} A is above its maximum {evse.max_current:g} A")
-            continue
-        short = [r for r in uses[key] if slack[r] < need - EPS]
-        if short:
-            worst = min(short, key=lambda r: (slack[r], r))
-            decisions[key] = Decision(key, 0.0, phase_count[key],
-                                      _paused_reason(inputs, worst, slack[worst], need, unmanaged), worst)
-            continue
-        for r in uses[key]:
-            slack[r] -= need
-        admitted.append(key)
-
-    lo = {k: _ceil_tenth(topology.evse_by_key[k].min_current) for k in admitted}
-    hi = {k: _cap(topology.evse_by_key[k], states[k], inputs.strategy) for k in admitted}
     filled: dict[EvseKey, tuple[float, str, Resource | None]] = {}
     fill = _Fill(slack)
-    if inputs.strategy == "fcfs":
-        for key in admitted:
-            room = min((slack[r] for r in uses[key]), default=0.0)
-            extra = max(0.0, min(hi[key] - lo[key], room))
+    for group in groups:
+        taken: list[EvseKey] = []
+        for key in group:
+            evse = topology.evse_by_key[key]
+            need = _ceil_tenth(evse.min_current)
+            if need > evse.max_current + EPS:
+                decisions[key] = Decision(key, 0.0, phase_count[key], f"paused: its minimum {need:g} A is above"
+                                                                      f" its maximum {evse.max_current:g} A")
+                continue
+            short = [r for r in uses[key] if slack[r] < need - EPS]
+            if short:
+                worst = min(short, key=lambda r: (slack[r], r))
+                behind = any(worst in uses[k] for k in admitted) and not states[key].priority
+                decisions[key] = Decision(key, 0.0, phase_count[key],
+                                          _paused_reason(inputs, worst, slack[worst], need, unmanaged, behind), worst)
+                continue
             for r in uses[key]:
-                slack[r] -= extra
-            binding = min(uses[key], key=lambda r: (slack[r], r)) if extra < hi[key] - lo[key] - EPS else None
-            filled[key] = (lo[key] + extra, "resource" if binding else "cap", binding)
-    elif inputs.strategy == "fixed":
-        filled = fill.run(admitted, lo, hi, uses)
-    else:
-        first = [k for k in admitted if states[k].priority]
-        filled = fill.run(first, lo, hi, uses)
-        filled.update(fill.run([k for k in admitted if k not in filled], lo, hi, uses))
+                slack[r] -= need
+            taken.append(key)
+        lo = {k: _ceil_tenth(topology.evse_by_key[k].min_current) for k in taken}
+        hi = {k: _cap(topology.evse_by_key[k], states[k], inputs.strategy) for k in taken}
+        if inputs.strategy == "fcfs":
+            for key in taken:
+                room = min((slack[r] for r in uses[key]), default=0.0)
+                extra = max(0.0, min(hi[key] - lo[key], room))
+                for r in uses[key]:
+                    slack[r] -= extra
+                binding = min(uses[key], key=lambda r: (slack[r], r)) if extra < hi[key] - lo[key] - EPS else None
+                filled[key] = (lo[key] + extra, "resource" if binding else "cap", binding)
+        else:
+            filled.update(fill.run(taken, lo, hi, uses))
+        admitted += taken
 
     prioritised_on = {r for k in admitted if states[k].priority for r in uses[k]}
     for key in admitted:
@@ -280,10 +283,13 @@ def _cap(evse: Evse, state: ConnectorState, strategy: str) -> float:
     return evse.max_current
 
 
-def _paused_reason(inputs: Inputs, resource: Resource, left: float, need: float, unmanaged: dict) -> str:
+def _paused_reason(inputs: Inputs, resource: Resource, left: float, need: float, unmanaged: dict,
+                   behind_priority: bool) -> str:
     text = f"paused: {_label(resource)} has {max(0.0, left):.1f} A left, below the {need:g} A minimum"
     if unmanaged[resource[0]][1]:
         text += " (failsafe: meter lost, worst-case load assumed)"
+    if behind_priority:
+        text += "; prioritised user groups served first"
     return text + f"; paused cars take turns every {inputs.rotate_after:g} s"
 
 

@@ -296,3 +296,11 @@ def test_a_prioritised_car_is_paused_only_when_prioritised_cars_fill_its_circuit
                        if o.limit > 0 and states.get(k) and states[k].priority and r in _resources_of(inputs, k, o))
             short = short or room - used < evse.min_current - 1e-6
         assert short, (key, d)
+
+
+def test_a_prioritised_car_keeps_full_speed_even_if_others_must_pause():
+    evses = [three("VIP", mx=16), three("A", mx=16), three("B", mx=16)]
+    states = [running("VIP", priority=True), running("A", arrived=1), running("B", arrived=2)]
+    a = alloc(evses, states, limit=24)
+    assert limits(a) == {"VIP": 16.0, "A": 8.0, "B": 0.0}
+    assert "prioritised user groups served first" in a.decisions[("B", 1)].reason
