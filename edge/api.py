@@ -16,6 +16,7 @@ from aiohttp import web
 
 from edge.api_auth import AuthRoutes
 from edge.api_dlm import DlmRoutes
+from edge.cdr.api import CdrRoutes
 from edge.api_common import MAX_LIMIT, actor_of, error_response, int_query, json_object
 from edge.journal import Store
 from edge.ocpp.commands import ACTIONS, CommandError, resolve_action
@@ -51,6 +52,7 @@ class LocalApi:
         ])
         AuthRoutes(self)
         DlmRoutes(self)
+        CdrRoutes(self)
 
     @property
     def bound_port(self) -> int:

@@ -22,11 +22,15 @@ from edge.api import LocalApi
 from edge.auth.authorizer import Authorizer
 from edge.auth.enforcement import AccessEnforcement
 from edge.auth.sync import LocalListSync
+from edge.cdr.config import tariff_book
+from edge.cdr.service import ChargeRecords
+from edge.cdr.watch import SessionWatch, Timeouts
 from edge.chargers import ChargerDirectory
 from edge.clock import Clock
 from edge.config import SiteConfig
 from edge.dlm.config import build_topology
 from edge.dlm.manager import LoadManager
+from edge.meters import MeterPoller, ModbusLinks
 from edge.events import EventBus
 from edge.journal import Journal, Store
 from edge.ocpp.commands import Commands
@@ -114,17 +118,35 @@ class Edge:
                 place[:2] == (charger, connector) for place in self.sessions.active().values()),
             connected=lambda: list(self.ocpp.sessions))
         self.load_manager = self._load_manager()
+        self.charge_records = ChargeRecords(
+            self.journal, self.bus, self.clock, site_id=cfg.site.id,
+            book=tariff_book(cfg.tariffs, cfg.tariff_groups),
+            pricing=cfg.charge_records.pricing(ZoneInfo(cfg.site.timezone)),
+            evse_max_power_w=lambda charger, connector: cfg.charge_records.evse_max_power_w(
+                cfg.charger(charger), connector),
+            model=lambda: self.authorizer.model, free_vend_id_tag=cfg.authorization.free_vend_id_tag)
+        self.session_watch = SessionWatch(self.sessions, self.charge_records, self.commands, self.bus, self.clock,
+                                          self.journal, Timeouts.of(cfg.session_timeouts))
         self.api = LocalApi(self, host=cfg.api.host, port=cfg.api.port,
                             token=load_api_token(cfg.state_path(cfg.api.token_file)))
         self.watchdog = systemd.Watchdog(healthy=self.healthy)
 
     def _load_manager(self) -> LoadManager | None:
         topology = build_topology(self.config)
+        links = ModbusLinks()   # meters on one RS-485 bus or gateway share one client
+        manager: LoadManager | None = None
+
+        def reading(value) -> None:
+            if manager is not None:
+                manager.meter_reading(value)
+        self.meters = {m.id: MeterPoller(m, self.clock, on_reading=reading, links=links) for m in self.config.meters}
         if topology is None:
             return None
-        return LoadManager(topology, self.config.load_management, bus=self.bus, clock=self.clock,
-                           commands=self.commands, journal=self.journal, meters={},
-                           prioritised=self.authorizer.prioritised, is_known=self.directory.is_known)
+        manager = LoadManager(topology, self.config.load_management, bus=self.bus, clock=self.clock,
+                              commands=self.commands, journal=self.journal,
+                              meters={c.id: self.meters[c.meter] for c in topology.circuits if c.meter},
+                              prioritised=self.authorizer.prioritised, is_known=self.directory.is_known)
+        return manager
 
     def healthy(self) -> bool:
         return self.journal.healthy()
@@ -142,7 +164,9 @@ class Edge:
                     ("ocpp", self.ocpp), ("api", self.api), ("presence", self.presence),
                     ("local-lists", self.local_lists), ("access", self.access),
                     ("communication-log", self.communication_log), ("watchdog", self.watchdog),
-                    *((("load-management", self.load_manager),) if self.load_manager else ()))]
+                    ("charge-records", self.charge_records), ("session-watch", self.session_watch),
+                    *((("load-management", self.load_manager),) if self.load_manager else ()),
+                    *((f"meter {meter_id}", poller) for meter_id, poller in self.meters.items()))]
                 await self.ocpp.ready.wait()
                 await self.api.ready.wait()
                 systemd.ready()

@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from edge.cdr import cli as cdr_cli
 from edge.config import ConfigError, SiteConfig, load_config
 
 DEFAULT_CONFIG = "/etc/sitecontroller/site.toml"
@@ -51,7 +52,7 @@ class ApiClient:
                            "(is the edge running, and are you its user or root? --state-dir may help)") from None
         self.timeout = timeout
 
-    def request(self, method: str, path: str, body: Any = None, query: dict | None = None) -> Any:
+    def request(self, method: str, path: str, body: Any = None, query: dict | None = None, raw: bool = False) -> Any:
         query = {k: v for k, v in (query or {}).items() if v is not None}
         url = self.base + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
         data = json.dumps(body).encode() if body is not None else None
@@ -60,7 +61,7 @@ class ApiClient:
             "X-Actor": f"edgectl:{getpass.getuser()}"})
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read() or b"null")
+                return resp.read().decode("utf-8") if raw else json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
             try:
                 payload = json.loads(exc.read())
@@ -387,6 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=int, default=15)
     p.add_argument("--cancel", type=int, metavar="RESERVATION_ID")
     p.set_defaults(func=cmd_reserve)
+
+    cdr_cli.register(sub, with_config)
 
     p = with_config(sub.add_parser("dlm", help="load management: circuits against their limits, each car's limit "
                                                "and why; or the per-phase series"))

@@ -20,7 +20,10 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator, mo
 from edge.auth.config import (AuthorizationSection, ChargeGroupConfig, TokenConfig, UserGroupConfig,
                               model_document, model_from_document)
 from edge.auth.model import ModelError
+from edge.cdr.config import (ChargeRecordsSection, SessionTimeoutsSection, TariffConfig, TariffGroupConfig,
+                             check_tariffs)
 from edge.config_base import Strict as _Strict
+from edge.meters.config import MeterConfig, bus_conflicts
 from edge.dlm.config import (CircuitConfig, EvseSettings, LoadManagementSection, Rotation, SupplyPhase,
                              check_circuits)
 from edge.ocpp.security import is_password_hash
@@ -156,7 +159,12 @@ class SiteConfig(_Strict):
     charge_groups: list[ChargeGroupConfig] = []
     tokens: list[TokenConfig] = []
     load_management: LoadManagementSection = LoadManagementSection()
+    meters: list[MeterConfig] = []
     circuits: list[CircuitConfig] = []
+    charge_records: ChargeRecordsSection = ChargeRecordsSection()
+    session_timeouts: SessionTimeoutsSection = SessionTimeoutsSection()
+    tariffs: list[TariffConfig] = []
+    tariff_groups: list[TariffGroupConfig] = []
     # Directory relative paths (journal, token file) are resolved against;
     # set by load_config to the state directory, not read from the file.
     state_dir: str = "."
@@ -237,7 +245,10 @@ def parse_config(text: str, source: str = "<config>", state_dir: str | None = No
         config = SiteConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, _describe(exc.errors(), data)) from None
-    problems = check_circuits(config.circuits, config.chargers, None)
+    problems = check_circuits(config.circuits, config.chargers, {m.id for m in config.meters})
+    problems += bus_conflicts(config.meters)
+    problems += check_tariffs(config.tariffs, config.tariff_groups, config.user_groups,
+                              [c.id for c in config.chargers])
     if problems:
         raise ConfigError(source, problems)
     try:

@@ -187,6 +187,24 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (circuit, at, phase)
     );
     """,
+    # 4: charge detail records, and why the edge stopped or closed a transaction.
+    """
+    CREATE TABLE cdrs (
+        seq              INTEGER PRIMARY KEY AUTOINCREMENT,   -- creation order, for the uplink to page by
+        id               TEXT NOT NULL UNIQUE,   -- UUID (name-based: site + session), safe to merge across sites
+        transaction_id   INTEGER UNIQUE,         -- NULL for a start that never happened (status Failed)
+        charger_id       TEXT NOT NULL,
+        user_group       TEXT,
+        status           TEXT NOT NULL,          -- Successful | Error | Exclusion | Failed
+        start_time       TEXT NOT NULL,          -- UTC ISO 8601, for date ranges
+        session_key      TEXT,                   -- charger, connector, start, stop, meter readings: finds duplicates
+        created_at       TEXT NOT NULL,
+        document         TEXT NOT NULL           -- the whole record as JSON
+    );
+    CREATE INDEX cdrs_by_start ON cdrs (start_time);
+    CREATE INDEX cdrs_by_session ON cdrs (session_key);
+    ALTER TABLE transactions ADD COLUMN edge_stop TEXT;   -- why the edge stopped or closed it (limit, inactivity, reboot)
+    """,
 ]
 
 

@@ -307,6 +307,65 @@ class Store:
     def flag_transaction(self, transaction_id: int, flag: str) -> None:
         self.conn.execute("UPDATE transactions SET flag = ? WHERE id = ?", (flag, transaction_id))
 
+    # -- charge records (edge/cdr) ---------------------------------------------
+
+    def cdr_source(self, transaction_id: int) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """A transaction and its energy and power samples in arrival order."""
+        row = self.conn.execute("SELECT * FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
+        samples = _rows(self.conn.execute(
+            """SELECT timestamp, measurand, phase, value, unit, context, location, received_at FROM meter_samples
+               WHERE transaction_id = ? AND measurand IN ('Energy.Active.Import.Register', 'Power.Active.Import')
+               ORDER BY id""", (transaction_id,)))
+        return (dict(row) if row else None), samples
+
+    def note_edge_stop(self, transaction_id: int, why: str) -> None:
+        self.conn.execute("UPDATE transactions SET edge_stop = ? WHERE id = ?", (why, transaction_id))
+
+    def close_transaction(self, transaction_id: int, meter_stop: int, stop_time: str, received_at: str,
+                          why: str) -> bool:
+        """The edge ends a session the charger never stopped (from its last known values)."""
+        cur = self.conn.execute(
+            """UPDATE transactions SET meter_stop = ?, stop_time = ?, stop_received_at = ?, stop_reason = 'Other',
+                 edge_stop = ?, state = 'completed' WHERE id = ? AND state = 'active'""",
+            (meter_stop, stop_time, received_at, why, transaction_id))
+        return cur.rowcount == 1
+
+    def completed_without_cdr(self) -> list[int]:
+        return [r[0] for r in self.conn.execute(
+            """SELECT t.id FROM transactions t LEFT JOIN cdrs c ON c.transaction_id = t.id
+               WHERE t.state = 'completed' AND c.id IS NULL ORDER BY t.id""")]
+
+    def record_cdr(self, document: dict[str, Any], session_key: str | None) -> bool:
+        """False when the record (same id or transaction) is already there."""
+        cur = self.conn.execute(
+            """INSERT INTO cdrs (id, transaction_id, charger_id, user_group, status, start_time, session_key,
+                                 created_at, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+            (document["id"], document["transaction_id"], document["charger_id"], document["user_group"],
+             document["status"], document["start_time"], session_key, document["created_at"],
+             json.dumps(document, sort_keys=True)))
+        return cur.rowcount == 1
+
+    def cdr_with_session_key(self, session_key: str, transaction_id: int) -> str | None:
+        row = self.conn.execute("SELECT id FROM cdrs WHERE session_key = ? AND transaction_id != ? ORDER BY seq",
+                                (session_key, transaction_id)).fetchone()
+        return row[0] if row else None
+
+    def cdrs(self, *, since: str | None = None, until: str | None = None, charger_id: str | None = None,
+             user_group: str | None = None, status: str | None = None, cdr_id: str | None = None,
+             after_seq: int | None = None, limit: int = 100_000, newest_first: bool = False) -> list[dict[str, Any]]:
+        """Records (their documents, plus `seq`), by start time; since/until: UTC ISO start times."""
+        clauses, args = [], []
+        for clause, value in (("start_time >= ?", since), ("start_time < ?", until), ("charger_id = ?", charger_id),
+                              ("user_group = ?", user_group), ("status = ?", status), ("id = ?", cdr_id),
+                              ("seq > ?", after_seq)):
+            if value is not None:
+                clauses.append(clause)
+                args.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return [{**json.loads(r[1]), "seq": r[0]} for r in self.conn.execute(
+            f"SELECT seq, document FROM cdrs {where} ORDER BY start_time {'DESC' if newest_first else ''}, seq "
+            "LIMIT ?", (*args, limit))]
+
     # -- logs ---------------------------------------------------------------
 
     def record_action(self, at: str, charger_id: str, actor: str, action: str, request: dict,

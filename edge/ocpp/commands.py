@@ -117,7 +117,7 @@ class Commands:
         log.info("action charger=%s action=%s actor=%s outcome=%s reason=%r", charger_id, action, actor, outcome,
                  reason)
         self._bus.publish(Event("command.done", charger_id, self._clock.now_iso(), {
-            "action_id": action_id, "action": action, "actor": actor, "outcome": outcome}))
+            "action_id": action_id, "action": action, "actor": actor, "outcome": outcome, "params": params}))
         return CommandResult(action_id, charger_id, action, outcome, response)
 
 

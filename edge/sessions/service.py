@@ -57,8 +57,13 @@ class Sessions:
 
     async def authorize(self, charger_id: str, id_tag: str, connector_id: int | None = None,
                         method: str = "rfid") -> AuthDecision:
-        return await self.authorizer.decide(charger_id=charger_id, connector_id=connector_id, id_tag=id_tag,
-                                            method=method, running=self._running())
+        decision = await self.authorizer.decide(charger_id=charger_id, connector_id=connector_id, id_tag=id_tag,
+                                                method=method, running=self._running())
+        if method == "rfid":
+            # A driver tapped a card (OCPP Authorize): a start should follow (see edge.cdr.watch).
+            self._bus.publish(Event("token.authorized", charger_id, self._clock.now_iso(), {
+                "id_tag": id_tag, "status": decision.status, "user_group": decision.user_group}))
+        return decision
 
     async def start(self, charger_id: str, connector_id: int, id_tag: str, meter_start: int, timestamp: str,
                     reservation_id: int | None) -> StartResult:
@@ -85,7 +90,8 @@ class Sessions:
             self._active[tx] = (charger_id, connector_id, id_tag)
             self._bus.publish(Event("transaction.started", charger_id, at, {
                 "transaction_id": tx, "connector_id": connector_id, "id_tag": id_tag,
-                "meter_start": meter_start, "timestamp": timestamp, "auth_status": decision.status}))
+                "meter_start": meter_start, "timestamp": timestamp, "auth_status": decision.status,
+                "user_group": decision.user_group}))
             log.info("transaction started charger=%s connector=%s transaction=%s tag=%s auth=%s",
                      charger_id, connector_id, tx, id_tag, decision.status)
         if flag:
@@ -111,7 +117,7 @@ class Sessions:
             self._active.pop(transaction_id, None)
             self._bus.publish(Event("transaction.stopped", charger_id, at, {
                 "transaction_id": transaction_id, "connector_id": owner[1] if owner else None,
-                "meter_stop": meter_stop, "timestamp": timestamp, "reason": reason}))
+                "meter_stop": meter_stop, "timestamp": timestamp, "reason": reason, "id_tag": id_tag}))
         log.info("stop transaction charger=%s transaction=%s outcome=%s reason=%s",
                  charger_id, transaction_id, outcome.kind, reason)
         decision = None
@@ -119,6 +125,19 @@ class Sessions:
             decision = await self.authorizer.decide(charger_id=charger_id, connector_id=owner[1] if matched else None,
                                                     id_tag=id_tag, method="stop", running=None)
         return outcome, decision
+
+    async def close(self, transaction_id: int, meter_stop: int, stop_time: str, why: str) -> bool:
+        """End a session the charger never stopped, from its last known values
+        (it went silent, or rebooted and forgot it). False if it had ended already."""
+        at = self._clock.now_iso()
+        if not await self._journal.write(Store.close_transaction, transaction_id, meter_stop, stop_time, at, why):
+            return False
+        owner = self._active.pop(transaction_id, None)
+        self._bus.publish(Event("transaction.stopped", owner[0] if owner else "", at, {
+            "transaction_id": transaction_id, "connector_id": owner[1] if owner else None, "meter_stop": meter_stop,
+            "timestamp": stop_time, "reason": "Other", "id_tag": None, "closed_by_edge": why}))
+        log.warning("transaction closed by the edge transaction=%s meter_stop=%s: %s", transaction_id, meter_stop, why)
+        return True
 
     async def meter_values(self, charger_id: str, connector_id: int, transaction_id: int | None,
                            meter_value: list[dict[str, Any]]) -> list[str]:

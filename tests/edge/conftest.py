@@ -30,7 +30,7 @@ def free_port() -> int:
 
 
 def site_toml(state_dir: Path, *, unknown: str = "reject", extra: str = "", chargers: str | None = None,
-              push_local_lists: bool = False, ocpp_port: int = 0) -> str:
+              push_local_lists: bool = False, ocpp_port: int = 0, timezone: str = "UTC") -> str:
     """A test site. Local list pushing is off unless asked for: the other tests'
     chargers would otherwise see the edge's sync requests among theirs."""
     if chargers is None:
@@ -46,6 +46,7 @@ id = "CP-2"
     return f"""
 [site]
 id = "test-site"
+timezone = "{timezone}"
 [ocpp]
 host = "127.0.0.1"
 port = {ocpp_port}
@@ -77,9 +78,9 @@ status = "Blocked"
 @pytest.fixture
 def make_edge(tmp_path: Path) -> Callable[..., Any]:
     @contextlib.asynccontextmanager
-    async def _make(**kwargs: Any) -> AsyncIterator[Edge]:
+    async def _make(clock: Any = None, **kwargs: Any) -> AsyncIterator[Edge]:
         config = parse_config(site_toml(tmp_path, **kwargs), "test.toml", state_dir=str(tmp_path))
-        edge = Edge(config)
+        edge = Edge(config, clock)
         task = asyncio.create_task(edge.run())
         started = asyncio.create_task(edge.started.wait())
         await asyncio.wait([task, started], return_when=asyncio.FIRST_COMPLETED, timeout=20)

@@ -1,0 +1,64 @@
+"""Local API routes for charge records: list, one record, CSV export.
+Registered on the same aiohttp app (and token check) as edge/api.py."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from edge.api_common import MAX_LIMIT, error_response, int_query
+from edge.cdr.export import range_bound, to_csv
+from edge.journal import Store
+
+if TYPE_CHECKING:
+    from edge.api import LocalApi
+
+STATUSES = ("Successful", "Error", "Exclusion", "Failed")
+
+
+def _bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
+class CdrRoutes:
+    def __init__(self, api: "LocalApi"):
+        self.edge = api.edge
+        api.app.add_routes([
+            web.get("/api/v1/cdrs", self.list),
+            web.get("/api/v1/cdrs/export", self.export),
+            web.get("/api/v1/cdrs/{id}", self.one),
+        ])
+
+    def _filters(self, request: web.Request) -> dict[str, Any]:
+        """The query's filters, or a 400 naming the bad one."""
+        query, tz = request.query, ZoneInfo(self.edge.config.site.timezone)
+        status = query.get("status") or None
+        if status is not None and status not in STATUSES:
+            raise _bad_request(f"status={status!r}: use one of {', '.join(STATUSES)}")
+        try:
+            since, until = range_bound(query.get("from"), tz, end=False), range_bound(query.get("to"), tz, end=True)
+        except ValueError as exc:
+            raise _bad_request(f"from/to: {exc}") from None
+        return {"since": since, "until": until, "charger_id": query.get("charger") or None,
+                "user_group": query.get("user_group") or None, "status": status}
+
+    async def list(self, request: web.Request) -> web.Response:
+        limit = int_query(request, "limit", 1000, MAX_LIMIT)
+        rows = await self.edge.journal.read(Store.cdrs, **self._filters(request), limit=limit,
+                                            after_seq=int_query(request, "after", None),
+                                            newest_first=request.query.get("newest") == "1")
+        return web.json_response(rows)
+
+    async def one(self, request: web.Request) -> web.Response:
+        rows = await self.edge.journal.read(Store.cdrs, cdr_id=request.match_info["id"], limit=1)
+        if not rows:
+            return error_response(404, f"no charge record {request.match_info['id']!r}")
+        return web.json_response(rows[0])
+
+    async def export(self, request: web.Request) -> web.Response:
+        rows = await self.edge.journal.read(Store.cdrs, **self._filters(request))
+        return web.Response(text=to_csv(rows, ZoneInfo(self.edge.config.site.timezone)), content_type="text/csv",
+                            headers={"Content-Disposition": 'attachment; filename="charge-records.csv"'})

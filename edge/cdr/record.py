@@ -1,0 +1,180 @@
+"""The charge detail record (CDR) and how one is built from a session (pure).
+
+A CDR is what the operator bills from and what the cloud receives. Its id is
+a name-based UUID of the site and the session, so building it again (after a
+crash between the stop and the record) gives the same id, and records from
+many sites merge without clashes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from edge.cdr.energy import Reading, Usage, energy_curve
+from edge.cdr.plausibility import Facts, Status, Thresholds, check
+from edge.cdr.pricing import Price, price
+from edge.cdr.tariffs import AuthKind, Tariff, TariffGroup
+from edge.clock import iso, parse_iso
+
+# Fixed forever: changing it would change every record's id.
+CDR_NAMESPACE = uuid.UUID("6f1d0c3e-2a8b-4c55-9a51-0c7e3b1f4d21")
+ENERGY = "Energy.Active.Import.Register"
+POWER = "Power.Active.Import"
+
+
+@dataclass(frozen=True)
+class Cdr:
+    id: str
+    site_id: str
+    timezone: str
+    transaction_id: int | None           # None: a start that never happened (status Failed)
+    charger_id: str
+    connector_id: int | None
+    id_tag: str | None
+    user: str
+    user_group: str | None
+    authorization: AuthKind
+    start_time: str                      # charger time, UTC ISO 8601
+    stop_time: str
+    start_received_at: str               # edge time
+    stop_received_at: str
+    meter_start_wh: int
+    meter_stop_wh: int
+    energy_kwh: str                      # meterStop - meterStart (3 decimals); negative if the charger said so
+    duration_s: float
+    charging_s: float
+    idle_s: float
+    max_power_kw: str
+    average_power_kw: str                # energy over charging time
+    stop_reason: str | None              # the charger's (OCPP reason)
+    stopped_by_edge: str | None          # why the edge stopped or closed the session, if it did
+    tariff_group: str | None
+    tariff: str | None
+    tariff_type: str | None
+    currency: str
+    vat_percent: str
+    price_net: str
+    vat: str
+    price_gross: str
+    price_components: list[dict] = field(default_factory=list)
+    status: Status = "Successful"
+    status_reasons: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    created_at: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def cdr_id(site_id: str, *parts: object) -> str:
+    return str(uuid.uuid5(CDR_NAMESPACE, "/".join([site_id, *map(str, parts)])))
+
+
+def session_key(tx: dict[str, Any]) -> str:
+    """What makes two records the same physical session (for 'duplicate')."""
+    return "|".join(str(x) for x in (tx["charger_id"], tx["connector_id"], _norm(tx["start_time"]),
+                                      tx["meter_start"], _norm(tx["stop_time"]), tx["meter_stop"]))
+
+
+def _norm(text: str | None) -> str:
+    moment = parse_iso(text or "")
+    return iso(moment) if moment else str(text)
+
+
+def readings(samples: list[dict[str, Any]], measurand: str) -> list[Reading]:
+    """Journaled sample rows (arrival order) of one measurand at the outlet, as
+    readings in arrival order; a timestamp without a total sums its phases."""
+    by_stamp: dict[str, tuple[list[dict], list[dict]]] = {}     # stamp -> (totals, phases)
+    for row in samples:
+        if row["measurand"] == measurand and (row["location"] or "Outlet") == "Outlet" and row["phase"] != "N":
+            totals, phases = by_stamp.setdefault(row["timestamp"], ([], []))
+            (phases if row["phase"] else totals).append(row)
+    out = []
+    for stamp, (totals, phases) in by_stamp.items():
+        moment = parse_iso(stamp)
+        rows = totals[:1] or phases
+        if moment is not None and rows:
+            out.append(Reading(moment, sum(r["value"] for r in rows), rows[0]["unit"],
+                               rows[0]["context"] or "Sample.Periodic"))
+    return out
+
+
+def _kw(watts: float) -> str:
+    return str(Decimal(repr(watts / 1000)).quantize(Decimal("0.001"), ROUND_HALF_UP))
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """What the site's config says about money and plausibility."""
+    currency: str
+    vat_percent: Decimal
+    thresholds: Thresholds
+    tz: ZoneInfo
+
+
+def build_cdr(*, site_id: str, tx: dict[str, Any], samples: list[dict[str, Any]], kind: AuthKind, user: str,
+              group: TariffGroup | None, tariff: Tariff, evse_max_power_w: float, pricing: Pricing,
+              duplicate_of: str | None, now: datetime) -> Cdr:
+    """The CDR of a finished transaction (a journal row with its samples)."""
+    flags: list[str] = []
+    received_start = parse_iso(tx["start_received_at"]) or now
+    received_stop = parse_iso(tx["stop_received_at"] or "") or now
+    start, stop = parse_iso(tx["start_time"]), parse_iso(tx["stop_time"] or "")
+    if start is None:
+        flags.append(f"start time {tx['start_time']!r} is not a time; used the time it arrived")
+        start = received_start
+    if stop is None:
+        flags.append(f"stop time {tx['stop_time']!r} is not a time; used the time it arrived")
+        stop = received_stop
+    meter_start, meter_stop = tx["meter_start"], tx["meter_stop"]
+    curve = energy_curve(start, meter_start, stop, meter_stop, readings(samples, ENERGY), evse_max_power_w)
+    usage = Usage.of(curve, readings(samples, POWER))
+    flags += curve.problems
+    energy_wh = meter_stop - meter_start
+    average_w = float(curve.energy_wh) * 3600 / usage.charging_s if usage.charging_s > 0 else 0.0
+    cost = price(tariff, curve, Decimal(repr(average_w / 1000)), pricing.tz, pricing.currency, pricing.vat_percent)
+    verdict = check(Facts(start, received_start, stop, energy_wh, usage.charging_s, evse_max_power_w, duplicate_of),
+                    pricing.thresholds)
+    for note in (tx.get("flag"), tx.get("edge_stop")):
+        if note:
+            flags.append(note)
+    duration = (stop - start).total_seconds()
+    return Cdr(
+        id=cdr_id(site_id, "tx", tx["id"], _norm(tx["start_time"])), site_id=site_id, timezone=str(pricing.tz),
+        transaction_id=tx["id"], charger_id=tx["charger_id"], connector_id=tx["connector_id"], id_tag=tx["id_tag"],
+        user=user, user_group=tx.get("user_group"), authorization=kind,
+        start_time=iso(start), stop_time=iso(stop), start_received_at=iso(received_start),
+        stop_received_at=iso(received_stop), meter_start_wh=meter_start, meter_stop_wh=meter_stop,
+        energy_kwh=str((Decimal(energy_wh) / 1000).quantize(Decimal("0.001"))), duration_s=duration,
+        charging_s=usage.charging_s, idle_s=max(0.0, duration - usage.charging_s), max_power_kw=_kw(usage.max_power_w),
+        average_power_kw=_kw(average_w), stop_reason=tx.get("stop_reason"), stopped_by_edge=tx.get("edge_stop"),
+        tariff_group=group.id if group else None, tariff=tariff.id, tariff_type=tariff.type,
+        **_money(cost), status=verdict.status, status_reasons=list(verdict.reasons), flags=flags,
+        created_at=iso(now))
+
+
+def _money(cost: Price) -> dict[str, Any]:
+    return {"currency": cost.currency, "vat_percent": str(cost.vat_percent), "price_net": str(cost.net),
+            "vat": str(cost.vat), "price_gross": str(cost.gross),
+            "price_components": [c.as_dict() for c in cost.components]}
+
+
+def failed_cdr(*, site_id: str, charger_id: str, connector_id: int | None, id_tag: str | None, user: str,
+               user_group: str | None, kind: AuthKind, attempted: datetime, given_up: datetime, why: str,
+               pricing: Pricing) -> Cdr:
+    """A start that never became a session (no car plugged in in time): kept, never billed."""
+    at, until = iso(attempted), iso(given_up)
+    return Cdr(
+        id=cdr_id(site_id, "failed", charger_id, id_tag, at), site_id=site_id, timezone=str(pricing.tz),
+        transaction_id=None, charger_id=charger_id, connector_id=connector_id, id_tag=id_tag, user=user,
+        user_group=user_group, authorization=kind, start_time=at, stop_time=until, start_received_at=at,
+        stop_received_at=until, meter_start_wh=0, meter_stop_wh=0, energy_kwh="0.000", duration_s=0.0,
+        charging_s=0.0, idle_s=0.0, max_power_kw="0.000", average_power_kw="0.000", stop_reason=None,
+        stopped_by_edge=why, tariff_group=None, tariff=None, tariff_type=None, currency=pricing.currency,
+        vat_percent=str(pricing.vat_percent), price_net="0.00", vat="0.00", price_gross="0.00",
+        status="Failed", status_reasons=[why], created_at=until)

@@ -1,0 +1,129 @@
+"""The shell around CDR building: when a transaction ends, read it from the
+journal, build its record (pure), keep it and tell the bus.
+
+Records are made after the stop is committed, not inside it: the charger's
+answer must not wait for pricing. Whatever ended without a record (the edge
+stopped between the two, or the bus dropped the event) is caught up from the
+journal at start and whenever events were lost, so no completed transaction
+goes without one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable
+
+from edge.auth.model import AuthModel
+from edge.cdr.record import Cdr, Pricing, build_cdr, failed_cdr, session_key
+from edge.cdr.tariffs import AuthKind, Tariff, TariffBook, TariffGroup, select_tariff
+from edge.clock import Clock
+from edge.events import Event, EventBus
+from edge.journal import Journal, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A start that was asked for (an accepted Authorize or remote start)."""
+    charger_id: str
+    connector_id: int | None
+    id_tag: str
+    user_group: str | None
+    at: datetime
+    how: str                 # "authorization" | "remote start"
+
+
+class ChargeRecords:
+    def __init__(self, journal: Journal, bus: EventBus, clock: Clock, *, site_id: str, book: TariffBook,
+                 pricing: Pricing, evse_max_power_w: Callable[[str, int | None], float],
+                 model: Callable[[], AuthModel], free_vend_id_tag: str):
+        self._journal, self._bus, self._clock = journal, bus, clock
+        self.site_id = site_id
+        self.book = book
+        self.pricing = pricing
+        self.evse_max_power_w = evse_max_power_w
+        self._model = model
+        self.free_vend_id_tag = free_vend_id_tag
+
+    async def run(self) -> None:
+        events = self._bus.subscribe()
+        try:
+            await self.catch_up()
+            while True:
+                event = await events.get()
+                if events.dropped:      # the bus lost events for us: look in the journal instead
+                    events.dropped = 0
+                    await self.catch_up()
+                elif event.kind == "transaction.stopped":
+                    await self.record(event.data["transaction_id"])
+        finally:
+            self._bus.unsubscribe(events)
+
+    async def catch_up(self) -> list[Cdr]:
+        made = []
+        for transaction_id in await self._journal.read(Store.completed_without_cdr):
+            cdr = await self.record(transaction_id)
+            if cdr is not None:
+                made.append(cdr)
+        return made
+
+    # -- what applies to a session ------------------------------------------------
+
+    def kind(self, id_tag: str | None, user_group: str | None) -> AuthKind:
+        if id_tag is None or id_tag.upper() == self.free_vend_id_tag.upper():
+            return "free-vend"
+        return "token" if user_group else "ad-hoc"
+
+    def tariff_for(self, charger_id: str, connector_id: int | None, id_tag: str | None,
+                   user_group: str | None) -> tuple[TariffGroup | None, Tariff]:
+        group = self.book.group_for(charger_id, connector_id)
+        named = {g.id: g.tariff for g in self._model().user_groups.values() if g.tariff}
+        return group, select_tariff(group, self.kind(id_tag, user_group), user_group, named)
+
+    def _user(self, id_tag: str | None) -> str:
+        token = self._model().find(id_tag) if id_tag else None
+        return token.user if token else ""
+
+    def user_group_of(self, id_tag: str | None) -> str | None:
+        token = self._model().find(id_tag) if id_tag else None
+        return token.user_group if token else None
+
+    # -- making records ---------------------------------------------------------------
+
+    async def record(self, transaction_id: int) -> Cdr | None:
+        tx, samples = await self._journal.read(Store.cdr_source, transaction_id)
+        if tx is None or tx["state"] != "completed":
+            return None
+        key = session_key(tx)
+        duplicate = await self._journal.read(Store.cdr_with_session_key, key, transaction_id)
+        group, tariff = self.tariff_for(tx["charger_id"], tx["connector_id"], tx["id_tag"], tx["user_group"])
+        cdr = build_cdr(site_id=self.site_id, tx=tx, samples=samples, kind=self.kind(tx["id_tag"], tx["user_group"]),
+                        user=self._user(tx["id_tag"]), group=group, tariff=tariff,
+                        evse_max_power_w=self.evse_max_power_w(tx["charger_id"], tx["connector_id"]),
+                        pricing=self.pricing, duplicate_of=duplicate, now=self._clock.now())
+        return await self._keep(cdr, key)
+
+    async def record_failed(self, attempt: Attempt, why: str) -> Cdr | None:
+        cdr = failed_cdr(site_id=self.site_id, charger_id=attempt.charger_id, connector_id=attempt.connector_id,
+                         id_tag=attempt.id_tag, user=self._user(attempt.id_tag), user_group=attempt.user_group,
+                         kind=self.kind(attempt.id_tag, attempt.user_group), attempted=attempt.at,
+                         given_up=self._clock.now(), why=why, pricing=self.pricing)
+        return await self._keep(cdr, None)
+
+    async def _keep(self, cdr: Cdr, key: str | None) -> Cdr | None:
+        document = cdr.as_dict()
+        if not await self._journal.write(Store.record_cdr, document, key):
+            return None
+        self._bus.publish(Event("cdr.created", cdr.charger_id, cdr.created_at, _summary(document)))
+        log.info("cdr id=%s charger=%s transaction=%s status=%s energy_kwh=%s price=%s %s tariff=%s reasons=%s",
+                 cdr.id, cdr.charger_id, cdr.transaction_id, cdr.status, cdr.energy_kwh, cdr.price_gross,
+                 cdr.currency, cdr.tariff, "; ".join(cdr.status_reasons) or "-")
+        return cdr
+
+
+def _summary(document: dict[str, Any]) -> dict[str, Any]:
+    return {k: document[k] for k in ("id", "transaction_id", "connector_id", "status", "energy_kwh", "price_gross",
+                                     "currency")}

@@ -1,0 +1,231 @@
+"""Sessions the edge ends by itself (seed 004's stop-session limits and session
+timeouts, seed 003's incomplete charge record):
+
+- a tariff's **limits** (max time, max energy): the edge sends
+  RemoteStopTransaction and the record says why;
+- **fail starting**: an accepted Authorize or remote start that no
+  StartTransaction follows in time (no car plugged in) is recorded as Failed;
+- **finish after inactivity**: a session without MeterValues for long is
+  closed by the edge from its last known values;
+- a charger that **rebooted and forgot** a session (no StopTransaction, no
+  sign of it after the boot) gets it closed from its last meter values.
+
+What is due is decided by `due`, a pure function of one session's facts and
+the time; `SessionWatch` keeps those facts from the bus and acts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from edge.cdr.energy import last_known
+from edge.cdr.record import ENERGY, readings
+from edge.cdr.service import Attempt, ChargeRecords
+from edge.cdr.tariffs import Tariff
+from edge.clock import Clock, iso, parse_iso
+from edge.events import Event, EventBus
+from edge.journal import Journal, Store
+from edge.ocpp.commands import Commands
+from edge.sessions import Sessions
+
+log = logging.getLogger(__name__)
+
+ACTOR = "edge:session-watch"
+# Statuses that show a charger still runs a transaction on a connector.
+IN_TRANSACTION = {"Charging", "SuspendedEV", "SuspendedEVSE"}
+# A RemoteStopTransaction that did not end the session is sent again after this.
+STOP_RETRY = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    fail_start_after: timedelta = timedelta(seconds=60)
+    inactivity: timedelta = timedelta(minutes=120)
+    reboot_grace: timedelta = timedelta(seconds=60)
+
+    @staticmethod
+    def of(section: Any) -> "Timeouts":
+        """From the [session_timeouts] config table."""
+        return Timeouts(timedelta(seconds=section.fail_start_after), timedelta(minutes=section.finish_after_inactivity),
+                        timedelta(seconds=section.reboot_grace))
+
+
+@dataclass(frozen=True)
+class Running:
+    transaction_id: int
+    charger_id: str
+    connector_id: int
+    id_tag: str
+    user_group: str | None
+    started: datetime                 # charger start time, never later than its arrival
+    meter_start: float
+    last_values: datetime             # edge time of the latest MeterValues (or of the start)
+    register_wh: float                # the highest energy register seen
+    stop_asked: datetime | None = None
+
+
+Action = tuple[Literal["stop", "close"], str]
+
+
+def due(run: Running, tariff: Tariff, now: datetime, timeouts: Timeouts, booted: datetime | None,
+        status_since_boot: str | None) -> Action | None:
+    """What the edge must do about one running session now, if anything."""
+    if booted is not None and booted > run.last_values and now - booted >= timeouts.reboot_grace \
+            and status_since_boot not in IN_TRANSACTION:
+        return "close", (f"incomplete charge record: the charger rebooted at {iso(booted)} and forgot the "
+                         "transaction; closed from the last meter values")
+    if now - run.last_values >= timeouts.inactivity:
+        return "close", (f"finished after inactivity: no MeterValues for "
+                         f"{timeouts.inactivity.total_seconds() / 60:g} min; closed from the last meter values")
+    if run.stop_asked is not None and now - run.stop_asked < STOP_RETRY:
+        return None
+    if tariff.max_minutes is not None and now - run.started >= timedelta(minutes=float(tariff.max_minutes)):
+        return "stop", f"session limit: max time {tariff.max_minutes} min reached (tariff {tariff.id})"
+    if tariff.max_kwh is not None and (run.register_wh - run.meter_start) / 1000 >= tariff.max_kwh:
+        return "stop", f"session limit: max energy {tariff.max_kwh} kWh reached (tariff {tariff.id})"
+    return None
+
+
+class SessionWatch:
+    def __init__(self, sessions: Sessions, records: ChargeRecords, commands: Commands, bus: EventBus, clock: Clock,
+                 journal: Journal, timeouts: Timeouts, check_every: float = 5.0):
+        self._sessions, self._records, self._commands = sessions, records, commands
+        self._bus, self._clock, self._journal = bus, clock, journal
+        self.timeouts = timeouts
+        self._check_every = check_every
+        self.running: dict[int, Running] = {}
+        self.attempts: dict[tuple[str, str], Attempt] = {}        # (charger, id tag upper-cased) -> attempt
+        self._booted: dict[str, datetime] = {}
+        self._status: dict[tuple[str, int], tuple[str, datetime]] = {}
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task] = set()
+
+    async def load(self) -> None:
+        """The running sessions as the journal has them (at start, or after lost events).
+
+        Their silence counts from now: while the edge was not listening, chargers
+        queued their MeterValues, and they deliver them once they reconnect."""
+        rows = await self._journal.read(Store.active_transactions)
+        now = self._clock.now()
+        running = {}
+        for row in rows:
+            run = self._running(row["id"], row["charger_id"], row["connector_id"], row["id_tag"], row["user_group"],
+                                row["start_time"], row["meter_start"], now)
+            _, samples = await self._journal.read(Store.cdr_source, row["id"])
+            _, register = last_known(run.started, run.meter_start, readings(samples, ENERGY))
+            running[run.transaction_id] = replace(run, register_wh=register)
+        self.running = running
+
+    async def run(self) -> None:
+        events = self._bus.subscribe()
+        ticker = asyncio.create_task(self._tick())
+        try:
+            await self.load()
+            while True:
+                event = await events.get()
+                if events.dropped:
+                    events.dropped = 0
+                    await self.load()
+                if self.observe(event):
+                    await self.check()
+        finally:
+            ticker.cancel()
+            self._bus.unsubscribe(events)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self._check_every)
+            await self.check()
+
+    # -- facts from the bus ---------------------------------------------------------
+
+    def _running(self, tx: int, charger_id: str, connector_id: int, id_tag: str, user_group: str | None,
+                 start_time: str, meter_start: float, last_values: datetime) -> Running:
+        now = self._clock.now()
+        started = min(parse_iso(start_time) or now, now)
+        return Running(tx, charger_id, connector_id, id_tag, user_group, started, meter_start, last_values,
+                       meter_start)
+
+    def observe(self, event: Event) -> bool:
+        """Take in one event; True when a limit may have been reached by it."""
+        data, now, charger = event.data, self._clock.now(), event.charger_id
+        if event.kind == "transaction.started":
+            self.running[data["transaction_id"]] = self._running(
+                data["transaction_id"], charger, data["connector_id"], data["id_tag"], data.get("user_group"),
+                data["timestamp"], data["meter_start"], now)
+            self.attempts.pop((charger, data["id_tag"].upper()), None)
+        elif event.kind == "transaction.stopped":
+            self.running.pop(data["transaction_id"], None)
+            if data.get("id_tag"):      # a card tapped to stop is not a start that failed
+                self.attempts.pop((charger, data["id_tag"].upper()), None)
+        elif event.kind == "meter.values" and data.get("transaction_id") in self.running:
+            run = self.running[data["transaction_id"]]
+            registers = [s.value for s in data["samples"] if s.measurand == ENERGY and not s.phase
+                         and s.unit in (None, "Wh")]
+            self.running[run.transaction_id] = replace(run, last_values=now,
+                                                       register_wh=max([run.register_wh, *registers]))
+            return bool(registers)
+        elif event.kind == "token.authorized" and data["status"] == "Accepted":
+            self._attempt(charger, None, data["id_tag"], data.get("user_group"), "authorization")
+        elif event.kind == "command.done" and data["action"] == "RemoteStartTransaction" and data["outcome"] == "ok":
+            params = data.get("params") or {}
+            self._attempt(charger, params.get("connectorId"), params.get("idTag", ""), None, "remote start")
+        elif event.kind == "charger.booted":
+            self._booted[charger] = now
+        elif event.kind == "connector.status":
+            self._status[(charger, data["connector_id"])] = (data["status"], now)
+        return False
+
+    def _attempt(self, charger_id: str, connector_id: int | None, id_tag: str, user_group: str | None,
+                 how: str) -> None:
+        key = (charger_id, id_tag.upper())
+        # Its session may be running already (a fast charger), or it is a tap to stop one.
+        if any((r.charger_id, r.id_tag.upper()) == key for r in self.running.values()):
+            return
+        self.attempts[key] = Attempt(charger_id, connector_id, id_tag,
+                                     user_group or self._records.user_group_of(id_tag), self._clock.now(), how)
+
+    # -- acting ----------------------------------------------------------------------
+
+    async def check(self) -> None:
+        async with self._lock:
+            now = self._clock.now()
+            for key, attempt in list(self.attempts.items()):
+                if now - attempt.at >= self.timeouts.fail_start_after:
+                    del self.attempts[key]
+                    await self._records.record_failed(attempt, (
+                        f"no car plugged in within {self.timeouts.fail_start_after.total_seconds():g} s of the "
+                        f"{attempt.how}; start discarded"))
+            for run in list(self.running.values()):
+                _, tariff = self._records.tariff_for(run.charger_id, run.connector_id, run.id_tag, run.user_group)
+                booted = self._booted.get(run.charger_id)
+                status, since = self._status.get((run.charger_id, run.connector_id), (None, None))
+                action = due(run, tariff, now, self.timeouts, booted,
+                             status if booted and since and since >= booted else None)
+                if action is not None:
+                    await self._act(run, *action)
+
+    async def _act(self, run: Running, kind: str, why: str) -> None:
+        if run.transaction_id not in self.running:      # it ended while an earlier one was acted on
+            return
+        if kind == "close":
+            _, samples = await self._journal.read(Store.cdr_source, run.transaction_id)
+            at, register = last_known(run.started, run.meter_start, readings(samples, ENERGY))
+            # Whole Wh, as meterStop is; rounded down so nothing unmeasured is billed.
+            if await self._sessions.close(run.transaction_id, int(register), iso(at), why):
+                self.running.pop(run.transaction_id, None)
+            return
+        self.running[run.transaction_id] = replace(self.running[run.transaction_id], stop_asked=self._clock.now())
+        if run.stop_asked is None:
+            await self._journal.write(Store.note_edge_stop, run.transaction_id, why)
+        log.info("stopping transaction=%s charger=%s: %s", run.transaction_id, run.charger_id, why)
+        # Not awaited here: a charger has up to its response timeout to answer, and
+        # the other sessions must not wait for it.
+        task = asyncio.create_task(self._commands.send(
+            run.charger_id, "RemoteStopTransaction", {"transactionId": run.transaction_id}, actor=ACTOR, reason=why))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
