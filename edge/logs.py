@@ -57,3 +57,6 @@ def setup_logging(level: str = "info", fmt: str = "logfmt") -> None:
     logging.getLogger("ocpp").setLevel(logging.WARNING)
     logging.getLogger("websockets").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # pymodbus logs every meter timeout as an error with a frame dump; the
+    # meter poller reports problems itself, rate-limited.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)

@@ -66,6 +66,9 @@ class SimulatedChargePoint:
                                                  meter_interval=meter_interval))
         self.local_auth = LocalAuthList()
         self.charging_profiles: list[profiles.Installed] = []
+        # Fault knob: accept charging profiles but offer the maximum anyway (a
+        # firmware bug load management must notice).
+        self.ignores_limits = False
         self.outbox = Outbox()
         # The latest max_events events: a fleet running for days must not grow without bound.
         self.events: list[tuple[str, dict]] = []

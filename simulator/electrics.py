@@ -37,6 +37,8 @@ def sharing(sim: SimulatedChargePoint) -> int:
 
 
 def limit(sim: SimulatedChargePoint, c: Connector) -> profiles.Limit | None:
+    if sim.ignores_limits:  # a firmware fault: profiles accepted, then not applied
+        return None
     return profiles.active_limit(sim.charging_profiles, c.connector_id, sim.wall_clock(), tx_ref(c),
                                  voltage=sim.voltage, phases=phases_used(sim, c), sharing=sharing(sim))
 

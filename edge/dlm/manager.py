@@ -38,12 +38,10 @@ NOT_DRAWING = {"Available", "SuspendedEV", "SuspendedEVSE", "Finishing", "Faulte
 
 
 class MeterSource(Protocol):
-    """What the load manager needs of a meter poller (edge.meters)."""
+    """What the load manager needs of a meter poller (edge.meters.MeterPoller)."""
 
     latest: Any   # a reading with .current (A per site phase) and .at (monotonic s), or None
-
-    @property
-    def period(self) -> float: ...
+    config: Any   # with .period (s between polls)
 
 
 @dataclass
@@ -121,7 +119,7 @@ class LoadManager:
         out: dict[str, tuple[float, float, float] | None] = {}
         for circuit_id, meter in self.meters.items():
             reading = meter.latest
-            fresh = reading is not None and now - reading.at <= self.settings.failsafe_after * meter.period + 1e-6
+            fresh = reading is not None and now - reading.at <= self.settings.failsafe_after * meter.config.period + 1e-6
             out[circuit_id] = tuple(reading.current) if fresh else None  # type: ignore[assignment]
         return out
 
