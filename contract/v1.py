@@ -1,0 +1,204 @@
+"""Contract v1: the MQTT topic tree and every payload, as pydantic models.
+
+Both the edge (edge/uplink) and the cloud (cloud/) import this module, so the
+two sides cannot drift apart; docs/sync-protocol.md shows the JSON Schemas
+generated from these models (`python -m contract.schemas`).
+
+Topic tree (PREFIX = "sc/v1"):
+
+  sc/v1/sites/{site}/up/{stream}   edge -> cloud  QoS 1, not retained   UpBatch
+  sc/v1/sites/{site}/state         edge -> cloud  QoS 1, retained       SiteState (birth / last will)
+  sc/v1/sites/{site}/ack           edge -> cloud  QoS 1, not retained   Ack
+  sc/v1/sites/{site}/down/{kind}   cloud -> edge  QoS 1, retained for configuration documents,
+                                                  not retained for commands       Down
+
+A site's MQTT username is its site id; the broker ACL lets it publish only
+below sc/v1/sites/{its id}/ (up, state, ack) and read only its own down/.
+The cloud checks again that the site in each payload is the site of the topic.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+VERSION = 1
+PREFIX = "sc/v1"
+# A payload larger than this is refused unread by both sides (and by the broker: message_size_limit).
+MAX_PAYLOAD_BYTES = 256 * 1024
+SITE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+
+Stream = Literal["cdr", "session", "status", "alert", "telemetry"]
+STREAMS: tuple[str, ...] = ("cdr", "session", "status", "alert", "telemetry")
+# Never dropped from the edge's outbox, whatever the disk budget.
+PRECIOUS: frozenset[str] = frozenset({"cdr", "session"})
+DownKind = Literal["auth", "tariffs", "limits", "command"]
+DOWN_KINDS: tuple[str, ...] = ("auth", "tariffs", "limits", "command")
+RETAINED_DOWN: frozenset[str] = frozenset({"auth", "tariffs", "limits"})
+
+
+class ContractError(ValueError):
+    """A message that does not follow the contract; the text says what and where."""
+
+
+class _Model(BaseModel):
+    # Unknown fields are refused: a payload from a newer contract must say so in `v`.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- topics -------------------------------------------------------------------------------------------
+
+def up_topic(site: str, stream: str) -> str:
+    return f"{PREFIX}/sites/{site}/up/{stream}"
+
+
+def state_topic(site: str) -> str:
+    return f"{PREFIX}/sites/{site}/state"
+
+
+def ack_topic(site: str) -> str:
+    return f"{PREFIX}/sites/{site}/ack"
+
+
+def down_topic(site: str, kind: str) -> str:
+    return f"{PREFIX}/sites/{site}/down/{kind}"
+
+
+def down_filter(site: str) -> str:
+    return f"{PREFIX}/sites/{site}/down/+"
+
+
+# The cloud's subscriptions; with a shared group several cloud instances split the load.
+CLOUD_FILTERS = (f"{PREFIX}/sites/+/up/+", f"{PREFIX}/sites/+/state", f"{PREFIX}/sites/+/ack")
+
+
+def shared(filter_: str, group: str = "cloud") -> str:
+    return f"$share/{group}/{filter_}"
+
+
+_TOPIC = re.compile(rf"^{re.escape(PREFIX)}/sites/([^/]+)/(up/([^/]+)|state|ack|down/([^/]+))$")
+
+
+def parse_topic(topic: str) -> tuple[str, str, str | None]:
+    """-> (site, 'up' | 'state' | 'ack' | 'down', stream or kind)."""
+    match = _TOPIC.match(topic)
+    if match is None:
+        raise ContractError(f"topic {topic!r} is not in the v1 tree ({PREFIX}/sites/<site>/...)")
+    site, rest, stream, kind = match.groups()
+    if not SITE_ID.match(site):
+        raise ContractError(f"topic {topic!r}: site id {site!r} is not valid")
+    if stream is not None:
+        if stream not in STREAMS:
+            raise ContractError(f"topic {topic!r}: unknown stream {stream!r}; one of {', '.join(STREAMS)}")
+        return site, "up", stream
+    if kind is not None:
+        if kind not in DOWN_KINDS:
+            raise ContractError(f"topic {topic!r}: unknown kind {kind!r}; one of {', '.join(DOWN_KINDS)}")
+        return site, "down", kind
+    return site, rest, None
+
+
+# --- edge -> cloud ------------------------------------------------------------------------------------
+
+class Message(_Model):
+    id: Annotated[str, Field(min_length=1, max_length=64)]    # stable: a redelivery has the same id
+    seq: Annotated[int, Field(ge=1)]                          # per site and stream, no gaps, in order
+    at: str                                                   # ISO 8601 UTC, when it happened at the site
+    type: Annotated[str, Field(min_length=1, max_length=64)]  # e.g. cdr, session.started, status, alert.failsafe
+    body: dict[str, Any]
+
+
+class UpBatch(_Model):
+    v: Literal[1] = 1
+    site: str
+    stream: Stream
+    messages: Annotated[list[Message], Field(min_length=1, max_length=500)]
+
+
+class SiteState(_Model):
+    v: Literal[1] = 1
+    site: str
+    online: bool
+    at: str
+    software_version: str = ""
+    backlog: dict[str, int] = {}       # undelivered messages per stream (birth only)
+
+
+class Ack(_Model):
+    v: Literal[1] = 1
+    site: str
+    kind: DownKind
+    id: str                             # the Down message's id
+    version: int | None = None          # the document version it concerned
+    status: Literal["applied", "ignored", "rejected", "done", "failed"]
+    applied_version: int | None = None  # the version in force after this
+    error: str | None = None            # what was wrong, and where (rejected / failed)
+    result: dict[str, Any] | None = None  # a command's outcome
+
+
+# --- cloud -> edge ------------------------------------------------------------------------------------
+
+class Down(_Model):
+    v: Literal[1] = 1
+    site: str
+    kind: DownKind
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    # Configuration documents: strictly increasing per kind; older or equal versions are ignored.
+    version: Annotated[int, Field(ge=1)] | None = None
+    mode: Literal["full", "diff"] = "full"
+    document: dict[str, Any]
+    # Commands: not executed after this time (a command queued while the site was offline goes stale).
+    expires_at: str | None = None
+
+
+# --- parsing ------------------------------------------------------------------------------------------
+
+def _load(payload: bytes) -> Any:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ContractError(f"payload of {len(payload)} bytes is over the {MAX_PAYLOAD_BYTES} byte limit")
+    try:
+        return json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ContractError(f"payload is not JSON: {exc}") from None
+
+
+def _validate(model: type[_Model], data: Any, topic: str) -> Any:
+    if isinstance(data, dict) and data.get("v") not in (None, VERSION):
+        raise ContractError(f"{topic}: contract version {data.get('v')!r} is not supported (this side speaks v1)")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ContractError(f"{topic}: {where}: {first['msg']} ({exc.error_count()} problem(s))") from None
+
+
+def parse(topic: str, payload: bytes) -> UpBatch | SiteState | Ack | Down:
+    """A received message, checked against the contract and against its topic
+    (the site and stream in the payload must be those of the topic)."""
+    site, part, name = parse_topic(topic)
+    model = {"up": UpBatch, "state": SiteState, "ack": Ack, "down": Down}[part]
+    message = _validate(model, _load(payload), topic)
+    if message.site != site:
+        raise ContractError(f"{topic}: payload names site {message.site!r}, the topic site {site!r}")
+    if part == "up" and message.stream != name:
+        raise ContractError(f"{topic}: payload stream {message.stream!r} differs from the topic's {name!r}")
+    if part == "down" and message.kind != name:
+        raise ContractError(f"{topic}: payload kind {message.kind!r} differs from the topic's {name!r}")
+    return message
+
+
+def encode(message: _Model) -> bytes:
+    return message.model_dump_json(exclude_none=True).encode()
+
+
+def json_schemas() -> dict[str, dict]:
+    """Every payload's JSON Schema, for the docs and for other implementations."""
+    return {name: TypeAdapter(model).json_schema() for name, model in
+            (("UpBatch", UpBatch), ("SiteState", SiteState), ("Ack", Ack), ("Down", Down))}
+
+
+AnyMessage = Union[UpBatch, SiteState, Ack, Down]
