@@ -1,5 +1,7 @@
-"""The demo site: the edge with config/example-site.toml and three simulated
-chargers whose drivers come, authorize, charge and leave, printing what happens.
+"""The demo site: the edge with config/example-site.toml, three simulated
+chargers whose drivers come, authorize, charge and leave, and a simulated
+SDM630 grid meter (Modbus TCP) reading six flats' base load plus what the cars
+really draw, so load management works in a closed loop.
 
     python -m simulator.demo [--duration SECONDS] [--state-dir DIR]
 
@@ -19,11 +21,14 @@ from datetime import datetime
 from pathlib import Path
 
 from edge.app import Edge
-from edge.config import ConfigError, load_config
+from edge.config import ConfigError, SiteConfig, load_config
+from edge.dlm.config import evses_of
+from edge.dlm.phases import NAMES, to_site
 from edge.journal import Store
 from edge.logs import setup_logging
 from simulator.charge_point import SimulatedChargePoint
 from simulator.cli import drive, printer
+from simulator.meter import SimulatedMeter, household_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config" / "example-site.toml"
@@ -46,7 +51,36 @@ async def report(edge: Edge, every: float) -> None:
             states = " ".join(f"{c['connector_id']}:{c['status']}" for c in connectors
                               if c["charger_id"] == charger_id and c["connector_id"] > 0)
             print(f"         {charger_id:<6} {edge.presence.status(charger_id):<22} {states}")
+        manager = edge.load_manager
+        if manager is not None:
+            for circuit_id, load in manager.allocation.circuits.items():
+                phases = "  ".join(f"{NAMES[p]} " + ("    -" if ph.metered is None else f"{ph.metered:5.1f}")
+                                   + f" A (cars {ph.allocated:4.1f})" for p, ph in enumerate(load.phases))
+                print(f"         circuit {circuit_id:<7} limit {manager.topology.by_id[circuit_id].limit:g} A: {phases}"
+                      + ("  FAILSAFE" if load.failsafe else ""))
+            for key, decision in sorted(manager.allocation.decisions.items()):
+                if manager.tracks[key].transaction_id is not None:
+                    print(f"         {key[0]}/{key[1]} limit {decision.limit:4.1f} A: {decision.reason}")
         sys.stdout.flush()
+
+
+def site_currents(config: SiteConfig, sims: list[SimulatedChargePoint], seed: int):
+    """What the grid meter sees: six flats' base load plus every car's real draw,
+    each on the site phases its charger is wired to."""
+    wiring = {(e.charger_id, e.connector_id): e.phase_map
+              for charger in config.chargers for e in evses_of(charger, "")}
+
+    def currents() -> tuple[float, float, float]:
+        now = datetime.now()
+        total = list(household_profile(now.hour * 3600 + now.minute * 60 + now.second, seed=seed, households=6))
+        for sim in sims:
+            for connector_id in range(1, len(sim.connectors)):
+                mapping = wiring.get((sim.id, connector_id))
+                if mapping:
+                    drawn = to_site(sim.connector(connector_id).current, mapping)
+                    total = [t + d for t, d in zip(total, drawn)]
+        return (total[0], total[1], total[2])
+    return currents
 
 
 async def run_demo(args: argparse.Namespace) -> int:
@@ -58,6 +92,13 @@ async def run_demo(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     setup_logging("info")
+    sims: list[SimulatedChargePoint] = []
+    meter = SimulatedMeter(site_currents(config, sims, args.seed or 0))
+    if config.meters:
+        # The example's grid meter is this simulated SDM630 on a free local port.
+        port = await meter.start_tcp()
+        config = config.model_copy(update={"meters": [
+            config.meters[0].model_copy(update={"host": "127.0.0.1", "port": port}), *config.meters[1:]]})
     edge = Edge(config)
     edge_task = asyncio.create_task(edge.run())
     started = asyncio.create_task(edge.started.wait())
@@ -73,11 +114,12 @@ async def run_demo(args: argparse.Namespace) -> int:
           f"--config {args.config} --state-dir {state_dir}\n", flush=True)
 
     rng = random.Random(args.seed)
-    sims = [SimulatedChargePoint(cp_id, url, password=password, meter_interval=args.meter_interval,
-                                 connectors=config.charger(cp_id).connectors if config.charger(cp_id) else 1,
-                                 max_current=config.charger(cp_id).max_current if config.charger(cp_id) else 32,
-                                 on_event=printer(cp_id))
-            for cp_id, password, _ in DEMO]
+    sims += [SimulatedChargePoint(cp_id, url, password=password, meter_interval=args.meter_interval,
+                                  connectors=config.charger(cp_id).connectors if config.charger(cp_id) else 1,
+                                  max_current=config.charger(cp_id).max_current if config.charger(cp_id) else 32,
+                                  phases=config.charger(cp_id).phases if config.charger(cp_id) else 3,
+                                  on_event=printer(cp_id))
+             for cp_id, password, _ in DEMO]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -99,6 +141,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     finally:
         edge.stop()
         await edge_task
+        await meter.stop()
     return 0
 
 

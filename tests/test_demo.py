@@ -24,3 +24,7 @@ def test_demo_runs_sessions(tmp_path):
     assert re.search(r"authorization charger=SIM-2 connector=None tag=DEADBEEF method=rfid status=Blocked", out)
     assert "edge view:" in out and "sessions done" in out
     assert "edge stopped" in out
+    # Load management in a closed loop with the simulated grid meter.
+    assert re.search(r"circuit grid +limit 63 A: L1 +\d+\.\d A", out), "no meter readings in the edge view"
+    assert re.search(r"action charger=SIM-\d action=SetChargingProfile actor=load-management outcome=ok", out)
+    assert re.search(r"SIM-\d/\d limit +\d+\.\d A: ", out)
