@@ -17,6 +17,7 @@ margin = 0
 change_interval = 1
 follow_time = 0.5
 tx_profile_duration = 60
+series_interval = 1
 [[circuits]]
 id = "grid"
 limit = 40
@@ -93,3 +94,66 @@ async def test_edgectl_dlm_shows_the_circuits_and_why_each_car_is_limited(make_e
         assert "strategy fair" in out
         row = next(line for line in out.splitlines() if line.startswith("A "))
         assert "20.0" in row and "limited by circuit grid" in row
+
+
+async def test_the_per_phase_series_is_kept_in_the_journal(make_edge):
+    async with make_edge(extra=LM, chargers=chargers("A", "B")) as edge, sims(edge, "A", "B") as s:
+        await charge(s["A"])
+        await wait_for(lambda: offered(s["A"]) == 32.0, what="A charging")
+        rows = []
+        while len(rows) < 6:   # two intervals of three phases
+            await edge.load_manager.series.journal.read(lambda store: None)
+            rows = await api_call(edge, "GET", "/dlm/series?circuit=grid")
+            await asyncio.sleep(0.2)
+        assert {r["phase"] for r in rows} == {1, 2, 3}
+        assert rows[-1]["limit_a"] == 40.0 and rows[-1]["allocated"] == 32.0
+        bad = await api_call(edge, "GET", "/dlm/series?since=yesterday", expect=400)
+        assert "since" in bad["error"]
+
+
+async def test_profiles_follow_what_the_charger_takes(make_edge):
+    """A charger that only takes watts gets watts; stack levels above its maximum are lowered."""
+    async with make_edge(extra=LM.replace("[load_management]", "[load_management]\nstack_level = 5"),
+                         chargers=chargers("W")) as edge:
+        sim = SimulatedChargePoint("W", f"ws://127.0.0.1:{edge.ocpp.bound_port}/ocpp", reconnect_delay=0.1,
+                                   meter_interval=0.5, ramp_seconds=0.2)
+        sim.config.set("ChargingScheduleAllowedChargingRateUnit", "Power")
+        sim.config.set("ChargeProfileMaxStackLevel", "3")
+        task = asyncio.create_task(sim.run())
+        try:
+            default = await sim.wait_event("charging_profile")
+            assert default["unit"] == "W" and default["stack_level"] == 3
+            assert default["limits"] == [32 * 230 * 3]      # its safe share (its maximum, alone on 40 A), in W
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_dead_controller_leaves_the_charger_on_its_safe_share(make_edge):
+    """The dead man's switch: TxProfiles run out unless renewed, and the charger
+    falls back to its TxDefaultProfile by itself."""
+    from datetime import datetime, timedelta, timezone
+
+    skew = [timedelta(0)]
+
+    def wall() -> datetime:
+        return datetime.now(timezone.utc) + skew[0]
+    async with make_edge(extra=LM, chargers=chargers("A", "B")) as edge:
+        url = f"ws://127.0.0.1:{edge.ocpp.bound_port}/ocpp"
+        a, b = (SimulatedChargePoint(cid, url, reconnect_delay=0.1, meter_interval=0.5, ramp_seconds=0.2,
+                                     wall_clock=wall) for cid in ("A", "B"))
+        tasks = [asyncio.create_task(a.run()), asyncio.create_task(b.run())]
+        try:
+            await a.wait_accepted()
+            await b.wait_accepted()   # connected and idle: nothing held for it
+            await charge(a)
+            await wait_for(lambda: offered(a) == 32.0, what="A alone at its maximum")
+            edge.stop()                                   # the controller dies
+            await wait_for(lambda: a.link is None, what="the charger losing its central system")
+            skew[0] = timedelta(seconds=61)               # the 60 s TxProfile has run out
+            a.settle()
+            assert offered(a) == 20.0                     # its safe share: 40 A over two EVSEs
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
