@@ -7,8 +7,8 @@ Which limits to send now:
   decrease sent on the site has had `follow_time` to take hold (a car has 5 s
   to follow a lower limit), and is only sent when it is worth at least the
   hysteresis step, so currents do not chatter with every base-load flicker;
-- an increase bound by a circuit stops half a hysteresis step short, so the
-  next small rise of the base load does not force a decrease right away;
+- an increase from a limit the car cannot charge at (below its minimum) is
+  always worth sending;
 - a limit is renewed before its TxProfile runs out (the dead man's switch: a
   controller that hangs stops renewing, and the charger falls back to its
   TxDefaultProfile, the safe share, on its own).
@@ -63,8 +63,10 @@ class Order:
 
 
 def plan(decisions: dict[EvseKey, Decision], transactions: dict[EvseKey, int], held: dict[EvseKey, Held],
-         safe_share: dict[EvseKey, float], now: float, last_decrease_at: float, timing: Timing) -> list[Order]:
+         safe_share: dict[EvseKey, float], now: float, last_decrease_at: float, timing: Timing,
+         minimums: dict[EvseKey, float] | None = None) -> list[Order]:
     """The SetChargingProfile requests to send now, decreases first."""
+    minimums = minimums or {}
     orders: list[Order] = []
     increases_allowed = now - last_decrease_at >= timing.follow_time
     for key, tx in sorted(transactions.items()):
@@ -83,10 +85,8 @@ def plan(decisions: dict[EvseKey, Decision], transactions: dict[EvseKey, int], h
             continue
         rise = target - in_force
         if rise > 1e-9 and increases_allowed and (current is None or now - current.sent_at >= timing.change_interval):
-            if decision.binding is not None:
-                target = max(in_force, _tenth(target - timing.hysteresis / 2))
-                rise = target - in_force
-            if rise >= timing.hysteresis - 1e-9 or in_force == 0 or current is None:
+            stuck = in_force < minimums.get(key, 0.0) - 1e-9 or in_force == 0
+            if rise >= timing.hysteresis - 1e-9 or stuck or current is None:
                 orders.append(Order(key, target, decision.phases, tx, "increase", decision.reason))
                 continue
         if current is not None and current.expires_at - now <= timing.renew_before:
@@ -96,10 +96,6 @@ def plan(decisions: dict[EvseKey, Decision], transactions: dict[EvseKey, int], h
         orders = [o for o in orders if o.kind != "increase"]
     orders.sort(key=lambda o: (("decrease", "renew", "increase").index(o.kind), o.key))
     return orders
-
-
-def _tenth(amps: float) -> float:
-    return int(amps * 10 + 1e-6) / 10
 
 
 def _schedule(limit: float, phases: int, unit: str) -> dict:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Protocol
 from edge.clock import Clock
 from edge.dlm.actuation import Held, Order, Timing, plan, tx_default_profile, tx_profile
 from edge.dlm.allocate import allocate
+from edge.dlm.caps import Cap, capped
 from edge.dlm.config import LoadManagementSection
 from edge.dlm.model import Allocation, ConnectorState, EvseKey, Inputs, Topology
 from edge.dlm.phases import NAMES, phases_in_use
@@ -88,6 +89,7 @@ class LoadManager:
         self.tracks: dict[EvseKey, Track] = {e.key: Track() for e in topology.evses}
         self.chargers: dict[str, ChargerTrack] = {e.charger_id: ChargerTrack() for e in topology.evses}
         self.safe_share = self._safe_shares()
+        self.minimums = {e.key: e.min_current for e in topology.evses}
         self.allocation = Allocation()
         self.series = SeriesRecorder(journal, settings.series_interval, settings.series_keep_days)
         self._wake = asyncio.Event()
@@ -96,6 +98,9 @@ class LoadManager:
         self._last_decrease_at = -math.inf
         self._failsafe: set[str] = set()
         self.evaluations = 0
+        # Circuit id -> a cap from outside the config (the cloud's limits document); see edge.dlm.caps.
+        self.caps: dict[str, Cap] = {}
+        self._capped: tuple[frozenset, Topology] = (frozenset(), topology)
 
     # --- what the site looks like ------------------------------------------------------------------
 
@@ -110,6 +115,19 @@ class LoadManager:
     def charger_default(self, charger_id: str) -> tuple[float, int]:
         evses = [e for e in self.topology.evses if e.charger_id == charger_id]
         return (min(self.safe_share.get(e.key, 0.0) for e in evses), max(len(e.phase_map) for e in evses))
+
+    def set_caps(self, caps: dict[str, Cap]) -> None:
+        """Replace every cap at once; the next evaluation (now) applies them."""
+        self.caps = dict(caps)
+        self._wake.set()
+
+    def capped_topology(self) -> Topology:
+        """The topology with the caps in force now (the same object while they do not change)."""
+        now = self._clock.now()
+        key = frozenset(c for c in self.caps.values() if c.active(now))
+        if key != self._capped[0]:
+            self._capped = (key, capped(self.topology, self.caps, now))
+        return self._capped[1]
 
     def meter_reading(self, reading: Any = None) -> None:
         """A meter has a new reading: evaluate now."""
@@ -136,7 +154,11 @@ class LoadManager:
             # more would hide base load behind a stale sample.
             measured = tuple(min(a, held.limit) for a in measured) if controllable else measured
         demand = None
-        if (drawing and held is not None and track.measured_at - held.sent_at >= self.settings.follow_time
+        if track.transaction_id is not None and track.status == "SuspendedEV":
+            # The car itself takes nothing (full, or waiting on its own timer): it keeps
+            # its minimum so it can resume, the rest goes to the others.
+            demand = 0.0
+        elif (drawing and held is not None and track.measured_at - held.sent_at >= self.settings.follow_time
                 and track.measured):
             used = track.measured[:track.phases or len(track.measured)]
             top = max(used, default=0.0)
@@ -179,7 +201,7 @@ class LoadManager:
         self.evaluations += 1
         meters = self._meter_currents(now)
         states = tuple(self._state(e.key, now) for e in self.topology.evses)
-        allocation = allocate(Inputs(self.topology, meters, states, now, self.settings.strategy,
+        allocation = allocate(Inputs(self.capped_topology(), meters, states, now, self.settings.strategy,
                                      self.settings.rotate_after))
         self._note_failsafe(allocation)
         self._note_turns(allocation, now)
@@ -188,7 +210,8 @@ class LoadManager:
                         if t.transaction_id is not None and self._state_of(states, k).controllable}
         held = {k: t.held for k, t in self.tracks.items() if t.held is not None}
         last_decrease = now if any(o.kind == "decrease" for o in self._inflight.values()) else self._last_decrease_at
-        for order in plan(allocation.decisions, transactions, held, self.safe_share, now, last_decrease, self.timing):
+        for order in plan(allocation.decisions, transactions, held, self.safe_share, now, last_decrease, self.timing,
+                          self.minimums):
             inflight = self._inflight.get(order.key)
             if inflight is not None and not (order.kind == "decrease" and order.limit < inflight.limit):
                 continue
@@ -232,10 +255,14 @@ class LoadManager:
         now = self._clock.monotonic()
         allocation = self.allocation
         circuits = []
-        for circuit in self.topology.circuits:
+        wall = self._clock.now()
+        for circuit in self.capped_topology().circuits:
             load = allocation.circuits.get(circuit.id)
+            cap = self.caps.get(circuit.id)
             circuits.append({
                 "id": circuit.id, "limit": circuit.limit, "parent": circuit.parent, "meter": circuit.meter,
+                "cap": ({"max_current": cap.max_current, "until": cap.until.isoformat() if cap.until else None,
+                         "reason": cap.reason} if cap is not None and cap.active(wall) else None),
                 "failsafe": bool(load and load.failsafe),
                 "phases": [{"phase": NAMES[p], "metered": _round(ph.metered), "unmanaged": _round(ph.unmanaged),
                             "reserved": _round(ph.reserved), "allocated": _round(ph.allocated),

@@ -42,8 +42,12 @@ def test_small_increases_are_not_sent():
     assert orders(decide(17.0), held(16.0)) == [("increase", 17.0)]
 
 
-def test_a_circuit_bound_increase_stops_half_a_step_short():
-    assert orders(decide(20.0, binding=("grid", 0)), held(16.0)) == [("increase", 19.5)]
+def test_an_increase_from_below_the_minimum_is_always_sent():
+    key_min = {KEY: 6.0}
+    got = plan(decide(6.4, binding=("grid", 0)), {KEY: 7}, held(5.9), {KEY: 6.0}, 100.0, -1e9, TIMING, key_min)
+    assert [(o.kind, o.limit) for o in got] == [("increase", 6.4)]
+    # A circuit-bound increase goes to the computed limit, not short of it (a car must never be left below 6 A).
+    assert orders(decide(20.0, binding=("grid", 0)), held(16.0)) == [("increase", 20.0)]
 
 
 def test_a_paused_car_resumes_even_below_the_hysteresis():

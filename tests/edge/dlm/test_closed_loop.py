@@ -115,7 +115,7 @@ async def test_a_base_load_step_that_overloads_the_site_is_corrected(make_edge, 
     async with closed_loop(make_edge, transport=transport) as (edge, site, meter):
         await charge(site.sims["A"], "TAG-OK")
         await charge(site.sims["B"], "TAG-2")
-        # 40 A - 2 A base = 38 A for two cars; raised to half a hysteresis step short of 19 A.
+        # 40 A - 2 A base = 38 A for two cars.
         await wait_for(lambda: shared(site, 19.0), timeout=10, what="both cars at their share")
         await wait_for(lambda: max(site.currents()) > 38.5, what="the cars drawing their share")
         site.base = [18.0, 18.0, 18.0]          # the building switches on a big load: 56 A on a 40 A fuse
@@ -201,7 +201,7 @@ async def test_rotation_puts_a_1_phase_car_on_the_right_site_phase(make_edge, ro
         site.base = [2.0, 2.0, 2.0]
         site.base[loaded] = 20.0               # only the phase this car is on is busy
         await charge(site.sims["A"], "TAG-OK", car_phases=1)
-        await wait_for(lambda: offered(site.sims["A"]) == 11.5, timeout=10, what="A limited by its own phase")
+        await wait_for(lambda: offered(site.sims["A"]) == 12.0, timeout=10, what="A limited by its own phase")
         body = await status(edge)
         a = body["connectors"][0]
         assert a["binding"] == {"circuit": "grid", "phase": f"L{loaded + 1}"}

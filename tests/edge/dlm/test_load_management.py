@@ -157,3 +157,14 @@ async def test_a_dead_controller_leaves_the_charger_on_its_safe_share(make_edge)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_full_car_keeps_only_its_minimum(make_edge):
+    async with make_edge(extra=LM, chargers=chargers("A", "B")) as edge, sims(edge, "A", "B") as s:
+        await charge(s["A"], soc=99.99)        # full within moments: SuspendedEV
+        await charge(s["B"], "TAG-2")
+        await wait_for(lambda: s["A"].connector(1).status == "SuspendedEV", timeout=10, what="A's car full")
+        await wait_for(lambda: offered(s["A"]) == 6.0 and offered(s["B"]) == 32.0, timeout=10,
+                       what="the full car's share going to B")
+        body = await api_call(edge, "GET", "/dlm?charger=A")
+        assert "takes about 0.0 A" in body["connectors"][0]["reason"]

@@ -1,0 +1,248 @@
+"""Load management: allocation time, reaction time, and a simulated workplace day against an LP bound.
+
+    python -m bench dlm --json            # about 3 minutes; progress on stderr, one JSON document on stdout
+    python -m bench dlm --quick --json    # about 15 s: the test suite's run
+
+1. Allocation: `edge.dlm.allocate.allocate` for 10 / 100 / 500 connectors on a
+   realistic site (bench/dlm_compute.py), median and p99, per strategy.
+2. Reaction: the real edge, 20 simulated chargers, a simulated SDM630 over
+   Modbus TCP: from the meter sample showing an overload to the last charger
+   holding its lower limit (bench/dlm_reaction.py).
+3. A 24 h workplace day in simulated time, per strategy: energy delivered, its
+   ratio to a linear program's upper bound, and overload beyond the cars' 5 s
+   reaction window (bench/dlm_day.py, bench/dlm_bound.py).
+See docs/performance.md, "Load management".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Iterator
+
+import psutil
+
+from bench import dlm_compute, dlm_reaction
+from bench.dlm_bound import ideal_fair, lp_bound
+from bench.dlm_day import FULL_DAY, QUICK_DAY, REACTION_S, simulate, workplace_day
+from bench.fleet import progress
+from bench.measure import percentile
+from bench.ocpp_load import commit, machine
+from edge.dlm.model import STRATEGIES
+
+# The goals from issue 5, on this machine.
+GOAL_ALLOCATE_MS = 5.0          # at 100 connectors
+GOAL_REACTION_P99_MS = 100.0
+GOAL_LP_RATIO = 0.97            # `fair`
+SIZES = (10, 100, 500)
+RUNS = {10: 2000, 100: 1000, 500: 200}
+QUICK_RUNS = {10: 100, 100: 30, 500: 5}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench dlm", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="few runs and trials, a 2 h day with 5 cars: checks that everything works, "
+                             "not how fast (the test suite runs this)")
+    parser.add_argument("--trials", type=int, help="reaction trials (default 30, --quick 2)")
+    parser.add_argument("--reaction-chargers", type=int, help="simulated chargers for the reaction trials "
+                                                              "(default 20, --quick 5)")
+    parser.add_argument("--reaction-path", choices=("modbus", "direct"), default="modbus",
+                        help="modbus: a simulated SDM630 over Modbus TCP, polled by the edge (default); "
+                             "direct: readings handed to the load manager in process")
+    parser.add_argument("--seed", type=int, default=2026, help="the simulated day's seed (default 2026)")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES),
+                        help=f"strategies for the day (default {','.join(STRATEGIES)})")
+    parser.add_argument("--parts", default="allocation,reaction,day",
+                        help="which parts to run (default allocation,reaction,day)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    args = parser.parse_args(argv)
+    args.argv = list(argv)
+    args.strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    if not set(args.strategies) <= set(STRATEGIES) or not args.strategies:
+        parser.error(f"--strategies takes some of {', '.join(STRATEGIES)}")
+    if not set(args.parts) <= {"allocation", "reaction", "day"} or not args.parts:
+        parser.error("--parts takes some of allocation, reaction, day")
+    args.trials = args.trials if args.trials is not None else (2 if args.quick else 30)
+    args.reaction_chargers = args.reaction_chargers or (5 if args.quick else 20)
+    if args.trials < 1 or args.reaction_chargers < 1:
+        parser.error("--trials and --reaction-chargers must be positive")
+    return args
+
+
+# Other processes' CPU (% of a core) above which a part is reported as disturbed.
+OTHER_CPU_WARNING = 10.0
+
+
+@contextlib.contextmanager
+def others_cpu(part: str, into: dict) -> Iterator[None]:
+    """CPU that other processes used while `part` ran, in % of one core, into
+    `into["other_cpu_percent"]`: timings taken on a busy machine are worse."""
+    me = psutil.Process()
+    machine_start, mine_start, wall_start = psutil.cpu_times(), me.cpu_times(), time.perf_counter()
+    yield
+    wall = time.perf_counter() - wall_start
+    machine_end, mine_end = psutil.cpu_times(), me.cpu_times()
+    busy = sum(getattr(machine_end, k, 0.0) - getattr(machine_start, k, 0.0)
+               for k in ("user", "nice", "system", "irq", "softirq"))
+    mine = (mine_end.user + mine_end.system) - (mine_start.user + mine_start.system)
+    other = max(0.0, round(100.0 * (busy - mine) / wall, 1)) if wall > 0 else 0.0
+    into["other_cpu_percent"] = other
+    if other > OTHER_CPU_WARNING:
+        progress(f"warning: other processes used {other} % of a core during the {part} part; "
+                 "its figures are not from a quiet machine")
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000.0, 1)
+
+
+def reaction(args: argparse.Namespace) -> dict:
+    raw = asyncio.run(dlm_reaction.measure(chargers=args.reaction_chargers, trials=args.trials,
+                                           path=args.reaction_path, progress=progress))
+    ordered = sorted(raw["times_s"])
+    return {
+        "path": "Modbus TCP meter, polled by the edge" if raw["path"] == "modbus" else "in process (no Modbus)",
+        "chargers": raw["chargers"], "trials": raw["trials"], "failures": raw["failures"],
+        "meter_period_s": raw["meter_period_s"],
+        "p50_ms": _ms(percentile(ordered, 50)), "p99_ms": _ms(percentile(ordered, 99)),
+        "max_ms": _ms(ordered[-1] if ordered else None),
+    }
+
+
+def day(args: argparse.Namespace) -> dict:
+    shape = QUICK_DAY if args.quick else FULL_DAY
+    the_day = workplace_day(args.seed, shape)
+    bound = lp_bound(the_day)
+    progress(f"day: LP bound {bound.energy_kwh:.1f} kWh ({bound.variables} variables, solved in "
+             f"{bound.solve_s:.2f} s)")
+    ideal = ideal_fair(the_day)
+    out: dict = {
+        "seed": args.seed,
+        "hours": round((the_day.end - the_day.begin) / 3600, 2),
+        "cars": len(the_day.cars),
+        "site": {c.id: c.limit for c in the_day.topology.circuits},
+        "evses": len(the_day.topology.evses),
+        "margin_a": the_day.topology.margin,
+        "batteries_could_take_kwh": round(sum(c.room_wh for c in the_day.cars) / 1000, 1),
+        "lp_bound_kwh": round(bound.energy_kwh, 2),
+        "lp": {"step_s": bound.step_s, "variables": bound.variables, "constraints": bound.constraints,
+               "solve_s": round(bound.solve_s, 3)},
+        "ideal_fair_kwh": round(ideal, 2),
+        "ideal_fair_lp_ratio": round(ideal / bound.energy_kwh, 4),
+        "reaction_window_s": REACTION_S,
+        "strategies": {},
+    }
+    for strategy in args.strategies:
+        result = simulate(the_day, strategy)
+        o = result.overload
+        out["strategies"][strategy] = {
+            "energy_kwh": round(result.energy_kwh, 2),
+            "lp_ratio": round(result.energy_kwh / bound.energy_kwh, 4),
+            "overload_beyond_window_as": round(o.beyond_window_as, 2),
+            "overload_total_as": round(o.total_as, 2),
+            "overload_max_a": round(o.max_excess_a, 2),
+            "overload_longest_s": o.longest_s,
+            "overloads": o.episodes,
+            "profiles_sent": result.orders,
+            "suspended_evse_car_h": round(result.suspended_evse_s / 3600, 2),
+            "suspended_ev_car_h": round(result.suspended_ev_s / 3600, 2),
+            "alerts": result.alerts,
+            "cpu_s": round(result.cpu_s, 2),
+        }
+        progress(f"day, {strategy}: {result.energy_kwh:.1f} kWh = {result.energy_kwh / bound.energy_kwh:.1%} of the "
+                 f"LP bound; {o.beyond_window_as:.1f} A*s over a limit beyond {REACTION_S:g} s "
+                 f"({result.cpu_s:.1f} s CPU)")
+    return out
+
+
+def goals(report: dict) -> dict:
+    out: dict = {}
+    allocation = report.get("allocation")
+    if allocation:
+        at_100 = allocation["connectors"]["100"]["fair"]
+        out["allocation_100_under_5_ms"] = at_100["cpu_p99_ms"] < GOAL_ALLOCATE_MS
+    react = report.get("reaction")
+    if react:
+        out["reaction_p99_under_100_ms"] = (react["p99_ms"] is not None and react["failures"] == 0
+                                            and react["p99_ms"] < GOAL_REACTION_P99_MS)
+    the_day = report.get("day")
+    if the_day and "fair" in the_day["strategies"]:
+        fair = the_day["strategies"]["fair"]
+        out["fair_at_least_97_percent_of_lp"] = fair["lp_ratio"] >= GOAL_LP_RATIO
+        out["fair_no_overload_beyond_5_s"] = fair["overload_beyond_window_as"] == 0
+    if out:
+        out["apply_to"] = ("allocation: p99 CPU time, fair, 100 connectors; reaction: p99; "
+                           "day: the full 24 h day (not --quick)")
+    return out
+
+
+def run(args: argparse.Namespace) -> dict:
+    report: dict = {
+        "benchmark": "dlm",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "machine": machine(),
+        "commit": commit(),
+        "command": " ".join(["python -m bench dlm", *args.argv]),
+        "quick": args.quick,
+    }
+    if "allocation" in args.parts:
+        runs = QUICK_RUNS if args.quick else RUNS
+        part: dict = {"runs": {str(n): runs[n] for n in SIZES}}
+        with others_cpu("allocation", part):
+            part["connectors"] = dlm_compute.measure(SIZES, runs, progress=progress)
+        report["allocation"] = part
+    if "reaction" in args.parts:
+        others: dict = {}
+        with others_cpu("reaction", others):
+            report["reaction"] = reaction(args)
+        report["reaction"].update(others)
+    if "day" in args.parts:
+        report["day"] = day(args)
+    report["goals"] = goals(report)
+    return report
+
+
+def text_summary(report: dict) -> str:
+    lines = ["dlm" + (" (quick: not for the record)" if report["quick"] else "")]
+    if "allocation" in report:
+        for n, per in report["allocation"]["connectors"].items():
+            f = per["fair"]
+            lines.append(f"  allocate, {n} connectors (fair): median {f['median_ms']} ms, p99 {f['p99_ms']} ms "
+                         f"(CPU p99 {f['cpu_p99_ms']} ms)")
+    if "reaction" in report:
+        r = report["reaction"]
+        lines.append(f"  reaction ({r['path']}, {r['chargers']} chargers, {r['trials']} trials): p50 {r['p50_ms']} ms, "
+                     f"p99 {r['p99_ms']} ms, failures {r['failures']}")
+    if "day" in report:
+        d = report["day"]
+        lines.append(f"  day: {d['cars']} cars, {d['hours']:g} h; LP bound {d['lp_bound_kwh']} kWh, "
+                     f"ideal fair sharing {d['ideal_fair_kwh']} kWh ({d['ideal_fair_lp_ratio']:.1%})")
+        for name, s in d["strategies"].items():
+            lines.append(f"    {name}: {s['energy_kwh']} kWh ({s['lp_ratio']:.1%} of the bound), "
+                         f"{s['overload_beyond_window_as']} A*s over beyond {d['reaction_window_s']:g} s, "
+                         f"{s['overload_total_as']} A*s over in all")
+    lines.append("  goals: " + ", ".join(f"{k}={v}" for k, v in report["goals"].items() if k != "apply_to"))
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    try:
+        report = run(args)
+    except (RuntimeError, OSError, TimeoutError) as exc:
+        print(f"dlm: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("dlm: interrupted", file=sys.stderr)
+        return 130
+    report["wall_s"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(report, indent=2) if args.json else text_summary(report))
+    return 0
