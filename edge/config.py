@@ -27,6 +27,7 @@ from edge.meters.config import MeterConfig, bus_conflicts
 from edge.dlm.config import (CircuitConfig, EvseSettings, LoadManagementSection, Rotation, SupplyPhase,
                              check_circuits)
 from edge.ocpp.security import is_password_hash
+from edge.uplink.config import UplinkSection
 
 # OCPP 1.6 identifiers are CiString... ; a charge point id ends up in a URL path
 # and in file names of logs, so keep it to a safe, printable set.
@@ -165,6 +166,7 @@ class SiteConfig(_Strict):
     session_timeouts: SessionTimeoutsSection = SessionTimeoutsSection()
     tariffs: list[TariffConfig] = []
     tariff_groups: list[TariffGroupConfig] = []
+    uplink: UplinkSection = UplinkSection()
     # Directory relative paths (journal, token file) are resolved against;
     # set by load_config to the state directory, not read from the file.
     state_dir: str = "."
@@ -218,7 +220,7 @@ def _key_path(loc: tuple, data: dict) -> str:
     return ".".join(parts) or "(top level)"
 
 
-def _describe(errors: list[dict], data: dict) -> list[str]:
+def describe_errors(errors: list[dict], data: dict) -> list[str]:
     problems = []
     for err in errors:
         loc = tuple(err["loc"])
@@ -244,7 +246,7 @@ def parse_config(text: str, source: str = "<config>", state_dir: str | None = No
     try:
         config = SiteConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, _describe(exc.errors(), data)) from None
+        raise ConfigError(source, describe_errors(exc.errors(), data)) from None
     problems = check_circuits(config.circuits, config.chargers, {m.id for m in config.meters})
     problems += bus_conflicts(config.meters)
     problems += check_tariffs(config.tariffs, config.tariff_groups, config.user_groups,
@@ -263,10 +265,14 @@ def load_config(path: str | Path, state_dir: str | None = None) -> SiteConfig:
     """Read and validate the site config. Relative state paths resolve against
     `state_dir` (systemd's $STATE_DIRECTORY in production), else the config's folder."""
     path = Path(path)
+    return parse_config(read_config_text(path), str(path), state_dir or str(path.resolve().parent))
+
+
+def read_config_text(path: Path) -> str:
+    """A config file's text, or a ConfigError saying why it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
     except UnicodeDecodeError:
         raise ConfigError(str(path), ["the file is not UTF-8 text"]) from None
-    return parse_config(text, str(path), state_dir or str(path.resolve().parent))

@@ -84,26 +84,29 @@ def one(section: dict[str, list[str]], key: str) -> str:
     return values[0]
 
 
-@pytest.fixture
-def checkable_unit(tmp_path: Path) -> Path:
-    """The unit with ExecStart pointed at a stub, so verify can check it here.
+def _checkable_copy(source: Path, name: str, tmp_path: Path) -> Path:
+    """The unit as `name`, with ExecStart pointed at a stub, so verify can check it here.
 
     verify fails a unit whose ExecStart binary does not exist; the real path
-    (/opt/sitecontroller/venv/bin/edgectl) exists only on an installed box.
+    (/opt/sitecontroller/venv/bin/...) exists only on an installed box.
     Everything else, arguments included, is the file as shipped.
     """
-    stub = tmp_path / "bin" / "edgectl"
-    stub.parent.mkdir()
+    stub = tmp_path / "bin" / "stub"
+    stub.parent.mkdir(exist_ok=True)
     stub.write_text("#!/bin/sh\nexit 0\n")
     stub.chmod(0o755)
-    text = UNIT.read_text()
-    text, count = re.subn(r"^ExecStart=\S+", f"ExecStart={stub}", text, flags=re.MULTILINE)
+    text, count = re.subn(r"^ExecStart=\S+", f"ExecStart={stub}", source.read_text(), flags=re.MULTILINE)
     assert count == 1
     unit_dir = tmp_path / "unit"
-    unit_dir.mkdir()
-    copy = unit_dir / UNIT_NAME
+    unit_dir.mkdir(exist_ok=True)
+    copy = unit_dir / name
     copy.write_text(text)
     return copy
+
+
+@pytest.fixture
+def checkable_unit(tmp_path: Path) -> Path:
+    return _checkable_copy(UNIT, UNIT_NAME, tmp_path)
 
 
 def complaints_about_our_unit(result) -> list[str]:
@@ -140,22 +143,30 @@ def _security(systemd_analyze: SystemdAnalyze, unit: Path, *args: str):
     return systemd_analyze.run("security", "--offline=yes", *args, str(unit))
 
 
-def test_security_exposure_is_low(systemd_analyze: SystemdAnalyze, checkable_unit: Path) -> None:
-    result = _security(systemd_analyze, checkable_unit)
+def _exposure(systemd_analyze: SystemdAnalyze, unit: Path) -> float:
+    result = _security(systemd_analyze, unit)
     assert result.returncode == 0, result.stderr
-    match = re.search(rf"Overall exposure level for {re.escape(UNIT_NAME)}: ([0-9.]+) (\w+)", result.stdout)
+    match = re.search(rf"Overall exposure level for {re.escape(unit.name)}: ([0-9.]+) (\w+)", result.stdout)
     assert match, result.stdout[-2000:]
     exposure, verdict = float(match.group(1)), match.group(2)
-    assert exposure <= MAX_EXPOSURE, f"exposure {exposure} {verdict}, over {MAX_EXPOSURE}:\n{result.stdout}"
-    assert verdict == "OK"
+    assert verdict == "OK", result.stdout
+    return exposure
+
+
+def test_security_exposure_is_low(systemd_analyze: SystemdAnalyze, checkable_unit: Path) -> None:
+    exposure = _exposure(systemd_analyze, checkable_unit)
+    assert exposure <= MAX_EXPOSURE, f"exposure {exposure}, over {MAX_EXPOSURE}"
+
+
+def _failed_checks(systemd_analyze: SystemdAnalyze, unit: Path) -> set[str]:
+    result = _security(systemd_analyze, unit, "--json=short")
+    assert result.returncode == 0, result.stderr
+    return {check["json_field"] for check in json.loads(result.stdout) if not check["set"]}
 
 
 def test_only_accepted_exposures(systemd_analyze: SystemdAnalyze, checkable_unit: Path) -> None:
-    result = _security(systemd_analyze, checkable_unit, "--json=short")
-    assert result.returncode == 0, result.stderr
-    failed = {check["json_field"]: check["description"] for check in json.loads(result.stdout) if not check["set"]}
-    unexpected = {field: why for field, why in failed.items() if field not in ACCEPTED_EXPOSURES}
-    assert unexpected == {}, "new exposures: harden the unit, or accept them with a reason"
+    unexpected = _failed_checks(systemd_analyze, checkable_unit) - set(ACCEPTED_EXPOSURES)
+    assert unexpected == set(), "new exposures: harden the unit, or accept them with a reason"
 
 
 # --- the settings the product depends on --------------------------------------
@@ -247,3 +258,60 @@ def test_devices_are_closed_but_for_the_serial_ports(service: dict[str, list[str
 
 def test_enabled_for_multi_user(unit: dict[str, dict[str, list[str]]]) -> None:
     assert one(unit["Install"], "WantedBy") == "multi-user.target"
+
+
+# --- the firmware bridge's template unit (one instance per serial wallbox) -----
+
+BRIDGE_UNIT = UNIT.parent / "firmware-bridge@.service"
+BRIDGE_INSTANCE = "firmware-bridge@ttyUSB0.service"
+# Where the bridge differs from the edge in `systemd-analyze security`, and why.
+BRIDGE_ACCEPTED_EXPOSURES = {
+    **{field: why for field, why in ACCEPTED_EXPOSURES.items() if field not in ("ProcSubset", "IPAddressDeny")},
+    "IPAddressDeny": "loopback only, to the edge on this box; the check still counts an allow list",
+}
+
+
+@pytest.fixture(scope="module")
+def bridge_service() -> dict[str, list[str]]:
+    return parse_unit(BRIDGE_UNIT.read_text())["Service"]
+
+
+@pytest.mark.parametrize("name", [BRIDGE_UNIT.name, BRIDGE_INSTANCE])
+def test_bridge_unit_verifies_as_template_and_instance(systemd_analyze: SystemdAnalyze, tmp_path: Path,
+                                                       name: str) -> None:
+    result = systemd_analyze.run("verify", str(_checkable_copy(BRIDGE_UNIT, name, tmp_path)))
+    assert [line for line in (result.stdout + result.stderr).splitlines() if "firmware-bridge@" in line] == []
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_bridge_exposure_is_no_higher_than_the_edges(systemd_analyze: SystemdAnalyze, tmp_path: Path,
+                                                     checkable_unit: Path) -> None:
+    bridge = _checkable_copy(BRIDGE_UNIT, BRIDGE_INSTANCE, tmp_path)
+    assert _exposure(systemd_analyze, bridge) <= _exposure(systemd_analyze, checkable_unit)
+    unexpected = _failed_checks(systemd_analyze, bridge) - set(BRIDGE_ACCEPTED_EXPOSURES)
+    assert unexpected == set(), "new exposures: harden the unit, or accept them with a reason"
+
+
+def test_bridge_has_the_edges_hardening(service: dict[str, list[str]], bridge_service: dict[str, list[str]]) -> None:
+    for key in ("NoNewPrivileges", "CapabilityBoundingSet", "AmbientCapabilities", "ProtectSystem", "ProtectHome",
+                "PrivateTmp", "PrivateMounts", "PrivateDevices", "DevicePolicy", "DeviceAllow",
+                "ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups",
+                "ProtectClock", "ProtectHostname", "ProtectProc", "RestrictAddressFamilies", "RestrictNamespaces",
+                "RestrictRealtime", "RestrictSUIDSGID", "RemoveIPC", "LockPersonality", "MemoryDenyWriteExecute",
+                "SystemCallArchitectures", "SystemCallFilter", "SystemCallErrorNumber", "User", "Group",
+                "SupplementaryGroups", "UMask", "NotifyAccess", "Type", "Restart", "WatchdogSec", "KillMode"):
+        assert bridge_service.get(key) == service.get(key), key
+    # Tighter than the edge: loopback only, and no /proc beyond its own.
+    assert bridge_service["IPAddressAllow"] == ["localhost"] and bridge_service["IPAddressDeny"] == ["any"]
+    assert one(bridge_service, "ProcSubset") == "pid"
+
+
+def test_bridge_instance_names_its_config_and_state(bridge_service: dict[str, list[str]]) -> None:
+    argv = shlex.split(one(bridge_service, "ExecStart"))
+    assert argv == ["/opt/sitecontroller/venv/bin/firmware-bridge", "--config",
+                    "/etc/sitecontroller/firmware-bridge/%i.toml"]
+    assert Path(argv[2]).parent == Path("/etc") / one(bridge_service, "ConfigurationDirectory")
+    assert one(bridge_service, "StateDirectory") == "sitecontroller/firmware-bridge/%i"
+    assert one(bridge_service, "WorkingDirectory") == "/var/lib/" + one(bridge_service, "StateDirectory")
+    # A pulled-out adapter must not stop the bridge: it reports the wallbox Faulted.
+    assert "BindsTo" not in parse_unit(BRIDGE_UNIT.read_text())["Unit"]
