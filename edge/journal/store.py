@@ -8,11 +8,19 @@ them into transactions and commits before anyone is answered.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 import sqlite3
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 from edge.journal.migrations import migrate
+
+
+def _number(value: Any) -> Any:
+    """JSON for what the ocpp library hands over as Decimal (charging schedule limits)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -366,6 +374,145 @@ class Store:
             f"SELECT seq, document FROM cdrs {where} ORDER BY start_time {'DESC' if newest_first else ''}, seq "
             "LIMIT ?", (*args, limit))]
 
+    # -- uplink (edge/uplink): the outbox and what came down from the cloud -------------
+
+    def uplink_recording(self, on: bool) -> None:
+        """While on, the outbox triggers (migration 5) write a message in the same commit as what it reports."""
+        self.conn.execute("UPDATE uplink_settings SET recording = ? WHERE id = 1", (int(on),))
+
+    def outbox_feed_cdrs(self) -> int:
+        """Records made while the uplink was off (or before it existed) join the outbox, by seq."""
+        cur = self.conn.execute(
+            """INSERT INTO outbox (id, stream, type, at, body, size)
+               SELECT id, 'cdr', 'cdr', created_at, document, length(CAST(document AS BLOB)) + 64 FROM cdrs
+               WHERE seq > (SELECT cdr_seq FROM uplink_settings WHERE id = 1) ORDER BY seq
+               ON CONFLICT (id) DO NOTHING""")
+        self.conn.execute("UPDATE uplink_settings SET cdr_seq = (SELECT coalesce(max(seq), 0) FROM cdrs) WHERE id = 1")
+        return cur.rowcount
+
+    def outbox_add(self, messages: list[tuple[str, str, str, str, str]]) -> None:
+        """messages: (id, stream, type, at, body JSON)."""
+        self.conn.executemany(
+            "INSERT INTO outbox (id, stream, type, at, body, size) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            [(*m, len(m[4].encode()) + 64) for m in messages])
+
+    def outbox_next(self, stream: str, after_seq: int, limit: int) -> list[dict[str, Any]]:
+        """The next undelivered messages of a stream after `after_seq`, oldest first. Messages that
+        never were in a batch get their seq now (the caller publishes only after this commit)."""
+        rows = _rows(self.conn.execute(
+            "SELECT n, id, seq, type, at, body FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (stream, after_seq, limit)))
+        if len(rows) < limit:
+            fresh = _rows(self.conn.execute(
+                "SELECT n, id, seq, type, at, body FROM outbox WHERE stream = ? AND seq IS NULL ORDER BY n LIMIT ?",
+                (stream, limit - len(rows))))
+            if fresh:
+                last = self.conn.execute("SELECT last_seq FROM outbox_streams WHERE stream = ?", (stream,)).fetchone()[0]
+                for offset, row in enumerate(fresh, start=1):
+                    row["seq"] = last + offset
+                self.conn.executemany("UPDATE outbox SET seq = ? WHERE n = ?", [(r["seq"], r["n"]) for r in fresh])
+                self.conn.execute("UPDATE outbox_streams SET last_seq = ? WHERE stream = ?", (last + len(fresh), stream))
+                rows += fresh
+        return rows
+
+    def outbox_delivered(self, stream: str, up_to_seq: int, at: str) -> int:
+        """The broker acknowledged everything of `stream` up to `up_to_seq`: it leaves the outbox."""
+        cur = self.conn.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, up_to_seq))
+        if cur.rowcount:
+            self.conn.execute(
+                "UPDATE outbox_streams SET delivered = delivered + ?, last_delivered_at = ? WHERE stream = ?",
+                (cur.rowcount, at, stream))
+        return cur.rowcount
+
+    def outbox_backlog(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in self.conn.execute("SELECT stream, count(*) FROM outbox GROUP BY stream")}
+
+    def outbox_streams(self) -> list[dict[str, Any]]:
+        """Per stream: last seq given, delivered and dropped counts, last delivery, backlog and its oldest message."""
+        return _rows(self.conn.execute(
+            """SELECT s.*, count(o.n) AS backlog, min(o.at) AS oldest_at, coalesce(sum(o.size), 0) AS backlog_bytes
+               FROM outbox_streams s LEFT JOIN outbox o ON o.stream = s.stream GROUP BY s.stream ORDER BY s.stream"""))
+
+    def outbox_size(self) -> int:
+        return self.conn.execute("SELECT coalesce(sum(size), 0) FROM outbox").fetchone()[0]
+
+    def outbox_thin(self, stream: str, max_level: int) -> tuple[int, str | None, str | None]:
+        """Halve the resolution of a stream's messages that were never sent: every second one of
+        those thinned fewer than `max_level` times goes. -> (removed, first at, last at)."""
+        rows = self.conn.execute(
+            "SELECT n, at FROM outbox WHERE stream = ? AND seq IS NULL AND level < ? ORDER BY n",
+            (stream, max_level)).fetchall()
+        gone = rows[1::2]
+        self.conn.executemany("DELETE FROM outbox WHERE n = ?", [(r[0],) for r in gone])
+        self.conn.executemany("UPDATE outbox SET level = level + 1 WHERE n = ?", [(r[0],) for r in rows[0::2]])
+        self._count_dropped(stream, len(gone))
+        return len(gone), (gone[0][1] if gone else None), (gone[-1][1] if gone else None)
+
+    def outbox_drop_oldest(self, stream: str, free_bytes: int) -> tuple[int, str | None, str | None]:
+        """Drop a stream's oldest never-sent messages until `free_bytes` are freed. -> (removed, first at, last at)."""
+        freed, gone = 0, []
+        for n, at, size in self.conn.execute(
+                "SELECT n, at, size FROM outbox WHERE stream = ? AND seq IS NULL ORDER BY n", (stream,)):
+            if freed >= free_bytes:
+                break
+            gone.append((n, at))
+            freed += size
+        self.conn.executemany("DELETE FROM outbox WHERE n = ?", [(g[0],) for g in gone])
+        self._count_dropped(stream, len(gone))
+        return len(gone), (gone[0][1] if gone else None), (gone[-1][1] if gone else None)
+
+    def outbox_remove(self, message_id: str) -> bool:
+        """One message that can never be sent (larger than a payload may be)."""
+        row = self.conn.execute("SELECT stream FROM outbox WHERE id = ?", (message_id,)).fetchone()
+        if row is None:
+            return False
+        self.conn.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
+        self._count_dropped(row[0], 1)
+        return True
+
+    def _count_dropped(self, stream: str, count: int) -> None:
+        if count:
+            self.conn.execute("UPDATE outbox_streams SET dropped = dropped + ? WHERE stream = ?", (count, stream))
+
+    def downlink_documents(self) -> dict[str, dict[str, Any]]:
+        return {r["kind"]: {**dict(r), "document": json.loads(r["document"])}
+                for r in self.conn.execute("SELECT * FROM downlink_documents")}
+
+    def record_downlink_document(self, kind: str, version: int, message_id: str, mode: str, document: dict,
+                                 config_hash: str, at: str) -> None:
+        self.conn.execute(
+            """INSERT INTO downlink_documents (kind, version, message_id, mode, document, config_hash, applied_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind) DO UPDATE SET version = excluded.version,
+                 message_id = excluded.message_id, mode = excluded.mode, document = excluded.document,
+                 config_hash = excluded.config_hash, applied_at = excluded.applied_at""",
+            (kind, version, message_id, mode, json.dumps(document, sort_keys=True), config_hash, at))
+
+    def downlink_command(self, command_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM downlink_commands WHERE id = ?", (command_id,)).fetchone()
+        return dict(row) if row else None
+
+    def begin_downlink_command(self, command_id: str, at: str, charger_id: str, action: str) -> bool:
+        """False when this command id was seen before (a redelivery): it must not run again."""
+        cur = self.conn.execute(
+            "INSERT INTO downlink_commands (id, received_at, charger_id, action) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO NOTHING", (command_id, at, charger_id, action))
+        return cur.rowcount == 1
+
+    def finish_downlink_command(self, command_id: str, ack: dict[str, Any]) -> None:
+        self.conn.execute("UPDATE downlink_commands SET ack = ? WHERE id = ?", (json.dumps(ack), command_id))
+
+    def record_downlink(self, at: str, kind: str, message_id: str, version: int | None, status: str,
+                        error: str | None) -> None:
+        self.conn.execute(
+            "INSERT INTO downlink_log (at, kind, message_id, version, status, error) VALUES (?, ?, ?, ?, ?, ?)",
+            (at, kind, message_id, version, status, error))
+        # Bounded: the newest 10,000 outcomes are plenty to look back on.
+        self.conn.execute("DELETE FROM downlink_log WHERE n <= (SELECT max(n) FROM downlink_log) - 10000")
+
+    def downlink_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Newest first."""
+        return _rows(self.conn.execute("SELECT * FROM downlink_log ORDER BY n DESC LIMIT ?", (limit,)))
+
     # -- logs ---------------------------------------------------------------
 
     def record_action(self, at: str, charger_id: str, actor: str, action: str, request: dict,
@@ -373,8 +520,8 @@ class Store:
         cur = self.conn.execute(
             """INSERT INTO actions_log (at, charger_id, actor, action, request, reason, outcome, response)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-            (at, charger_id, actor, action, json.dumps(request), reason, outcome,
-             response if isinstance(response, str) or response is None else json.dumps(response)),
+            (at, charger_id, actor, action, json.dumps(request, default=_number), reason, outcome,
+             response if isinstance(response, str) or response is None else json.dumps(response, default=_number)),
         )
         return cur.lastrowid
 

@@ -168,3 +168,14 @@ async def test_a_full_car_keeps_only_its_minimum(make_edge):
                        what="the full car's share going to B")
         body = await api_call(edge, "GET", "/dlm?charger=A")
         assert "takes about 0.0 A" in body["connectors"][0]["reason"]
+
+
+async def test_a_composite_schedule_answer_is_recorded(make_edge):
+    """GetCompositeSchedule answers carry Decimal limits; the actions log keeps them."""
+    async with make_edge(extra=LM, chargers=chargers("A", "B")) as edge, sims(edge, "A", "B") as s:
+        await s["A"].wait_event("charging_profile")
+        result = await edge.commands.send("A", "GetCompositeSchedule", {"connectorId": 1, "duration": 60,
+                                                                         "chargingRateUnit": "A"},
+                                          actor="tester", reason="composite")
+        assert result.outcome == "ok", result
+        assert result.response["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 20
