@@ -142,8 +142,10 @@ class SimulatedChargePoint:
 
     async def pause(self, seconds: float) -> bool:
         """Sleep one period (0: until reconfigured); False when a reconfiguration cut it short."""
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation.
         try:
-            await asyncio.wait_for(self._reconfigured.wait(), seconds if seconds > 0 else None)
+            async with asyncio.timeout(seconds if seconds > 0 else None):
+                await self._reconfigured.wait()
         except TimeoutError:
             return True
         return False

@@ -1,7 +1,8 @@
 """The demo site: the edge with config/example-site.toml, three simulated
-chargers whose drivers come, authorize, charge and leave, and a simulated
-SDM630 grid meter (Modbus TCP) reading six flats' base load plus what the cars
-really draw, so load management works in a closed loop.
+chargers whose drivers come, authorize, charge and leave, a serial (RAPI)
+wallbox brought in by the firmware bridge over a pseudo-terminal, and a
+simulated SDM630 grid meter (Modbus TCP) reading six flats' base load plus
+what the cars really draw, so load management works in a closed loop.
 
     python -m simulator.demo [--duration SECONDS] [--state-dir DIR]
 
@@ -29,12 +30,15 @@ from edge.logs import setup_logging
 from simulator.charge_point import SimulatedChargePoint
 from simulator.cli import drive, printer
 from simulator.meter import SimulatedMeter, household_profile
+from simulator.rapi_firmware import WallboxRig, bridged_wallbox
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config" / "example-site.toml"
 # The demo chargers' passwords; config/example-site.toml holds their hashes.
 DEMO = [("SIM-1", "demo-password-1", "DEMO-TAG-1"), ("SIM-2", "demo-password-2", "DEMO-TAG-2"),
         ("SIM-3", "demo-password-3", "DEMO-TAG-3")]
+# The serial wallbox behind the firmware bridge; its driver starts sessions from the app (remote start).
+BRIDGED = ("WB-1", "demo-password-wb", "DEMO-TAG-4")
 
 
 async def report(edge: Edge, every: float) -> None:
@@ -64,7 +68,8 @@ async def report(edge: Edge, every: float) -> None:
         sys.stdout.flush()
 
 
-def site_currents(config: SiteConfig, sims: list[SimulatedChargePoint], seed: int):
+def site_currents(config: SiteConfig, sims: list[SimulatedChargePoint], wallboxes: dict[str, WallboxRig],
+                  seed: int):
     """What the grid meter sees: six flats' base load plus every car's real draw,
     each on the site phases its charger is wired to."""
     wiring = {(e.charger_id, e.connector_id): e.phase_map
@@ -79,6 +84,11 @@ def site_currents(config: SiteConfig, sims: list[SimulatedChargePoint], seed: in
                 if mapping:
                     drawn = to_site(sim.connector(connector_id).current, mapping)
                     total = [t + d for t, d in zip(total, drawn)]
+        for charger_id, rig in wallboxes.items():
+            mapping = wiring.get((charger_id, 1))
+            if mapping:
+                drawn = to_site((rig.firmware.current,), mapping)
+                total = [t + d for t, d in zip(total, drawn)]
         return (total[0], total[1], total[2])
     return currents
 
@@ -93,7 +103,8 @@ async def run_demo(args: argparse.Namespace) -> int:
         return 2
     setup_logging("info")
     sims: list[SimulatedChargePoint] = []
-    meter = SimulatedMeter(site_currents(config, sims, args.seed or 0))
+    wallboxes: dict[str, WallboxRig] = {}
+    meter = SimulatedMeter(site_currents(config, sims, wallboxes, args.seed or 0))
     if config.meters:
         # The example's grid meter is this simulated SDM630 on a free local port.
         port = await meter.start_tcp()
@@ -133,6 +144,8 @@ async def run_demo(args: argparse.Namespace) -> int:
                       for sim, (_, _, tag) in zip(sims, DEMO)]
             # Now and then someone tries a blocked card at SIM-2: the edge refuses it.
             tasks.append(group.create_task(blocked_card(sims[1], args.session_seconds * 2)))
+            if config.charger(BRIDGED[0]):
+                tasks.append(group.create_task(serial_wallbox(edge, url, state_dir, wallboxes, args)))
             tasks.append(group.create_task(report(edge, args.status_every)))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), args.duration)
@@ -143,6 +156,27 @@ async def run_demo(args: argparse.Namespace) -> int:
         await edge_task
         await meter.stop()
     return 0
+
+
+async def serial_wallbox(edge: Edge, url: str, state_dir: Path, wallboxes: dict[str, WallboxRig],
+                         args: argparse.Namespace) -> None:
+    """The serial wallbox: simulated RAPI firmware on a pty pair, the firmware
+    bridge presenting it to the edge, and a driver who plugs in and starts from
+    the app (a remote start through the edge)."""
+    charger_id, password, tag = BRIDGED
+    async with bridged_wallbox(state_dir / "wallbox", charge_point_id=charger_id, url=url, password=password,
+                               meter_interval=args.meter_interval) as (rig, _bridge):
+        wallboxes[charger_id] = rig
+        while True:
+            await asyncio.sleep(args.idle_seconds)
+            rig.firmware.plug_in()
+            print(f"{datetime.now():%H:%M:%S} {charger_id} car plugged in (serial wallbox); remote start for {tag}",
+                  flush=True)
+            await edge.commands.send(charger_id, "RemoteStartTransaction", {"connectorId": 1, "idTag": tag},
+                                     actor="demo", reason="driver started from the app")
+            await asyncio.sleep(args.session_seconds)
+            rig.firmware.unplug()
+            print(f"{datetime.now():%H:%M:%S} {charger_id} car unplugged", flush=True)
 
 
 async def blocked_card(sim: SimulatedChargePoint, every: float) -> None:

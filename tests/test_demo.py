@@ -28,3 +28,6 @@ def test_demo_runs_sessions(tmp_path):
     assert re.search(r"circuit grid +limit 63 A: L1 +\d+\.\d A", out), "no meter readings in the edge view"
     assert re.search(r"action charger=SIM-\d action=SetChargingProfile actor=load-management outcome=ok", out)
     assert re.search(r"SIM-\d/\d limit +\d+\.\d A: ", out)
+    # The serial wallbox behind the firmware bridge charges like any other charger.
+    assert re.search(r"transaction started charger=WB-1 connector=1 .*tag=DEMO-TAG-4", out), "WB-1 never started"
+    assert re.search(r"stop transaction charger=WB-1 ", out), "WB-1 never stopped"

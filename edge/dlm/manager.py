@@ -10,6 +10,7 @@ resulting charging profiles. The decisions themselves are pure functions
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from dataclasses import dataclass, replace
@@ -178,10 +179,11 @@ class LoadManager:
         consumer = asyncio.create_task(self._consume(events), name="dlm-events")
         try:
             while True:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.settings.tick)
-                except asyncio.TimeoutError:
-                    pass
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that lands as the wait completes, and this loop would never stop.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.settings.tick):
+                        await self._wake.wait()
                 self._wake.clear()
                 self.evaluate()
         finally:
