@@ -14,7 +14,8 @@ EXAMPLE = Path(__file__).parents[2] / "config" / "example-site.toml"
 
 def test_example_config_is_valid():
     config = load_config(EXAMPLE)
-    assert config.site.id == "demo-flats" and len(config.chargers) == 3
+    assert config.site.id == "demo-flats" and [c.id for c in config.chargers] == ["SIM-1", "SIM-2", "SIM-3", "WB-1"]
+    assert [c.id for c in config.circuits] == ["grid", "garage"] and config.meters[0].model == "sdm630"
 
 
 @pytest.mark.parametrize("toml, expected", [
