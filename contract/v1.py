@@ -41,7 +41,14 @@ RETAINED_DOWN: frozenset[str] = frozenset({"auth", "tariffs", "limits"})
 
 
 class ContractError(ValueError):
-    """A message that does not follow the contract; the text says what and where."""
+    """A message that does not follow the contract; the text says what and where.
+
+    `reason` is a short, stable word for counting rejections: topic, too_large, not_json,
+    version, schema, site_mismatch, stream_mismatch, kind_mismatch (default: invalid)."""
+
+    def __init__(self, message: str, reason: str = "invalid"):
+        super().__init__(message)
+        self.reason = reason
 
 
 class _Model(BaseModel):
@@ -86,17 +93,17 @@ def parse_topic(topic: str) -> tuple[str, str, str | None]:
     """-> (site, 'up' | 'state' | 'ack' | 'down', stream or kind)."""
     match = _TOPIC.match(topic)
     if match is None:
-        raise ContractError(f"topic {topic!r} is not in the v1 tree ({PREFIX}/sites/<site>/...)")
+        raise ContractError(f"topic {topic!r} is not in the v1 tree ({PREFIX}/sites/<site>/...)", "topic")
     site, rest, stream, kind = match.groups()
     if not SITE_ID.match(site):
-        raise ContractError(f"topic {topic!r}: site id {site!r} is not valid")
+        raise ContractError(f"topic {topic!r}: site id {site!r} is not valid", "topic")
     if stream is not None:
         if stream not in STREAMS:
-            raise ContractError(f"topic {topic!r}: unknown stream {stream!r}; one of {', '.join(STREAMS)}")
+            raise ContractError(f"topic {topic!r}: unknown stream {stream!r}; one of {', '.join(STREAMS)}", "topic")
         return site, "up", stream
     if kind is not None:
         if kind not in DOWN_KINDS:
-            raise ContractError(f"topic {topic!r}: unknown kind {kind!r}; one of {', '.join(DOWN_KINDS)}")
+            raise ContractError(f"topic {topic!r}: unknown kind {kind!r}; one of {', '.join(DOWN_KINDS)}", "topic")
         return site, "down", kind
     return site, rest, None
 
@@ -158,22 +165,26 @@ class Down(_Model):
 
 def _load(payload: bytes) -> Any:
     if len(payload) > MAX_PAYLOAD_BYTES:
-        raise ContractError(f"payload of {len(payload)} bytes is over the {MAX_PAYLOAD_BYTES} byte limit")
+        raise ContractError(f"payload of {len(payload)} bytes is over the {MAX_PAYLOAD_BYTES} byte limit",
+                            "too_large")
     try:
         return json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ContractError(f"payload is not JSON: {exc}") from None
+        raise ContractError(f"payload is not JSON: {exc}", "not_json") from None
+    except RecursionError:      # [[[[...]]]] a few thousand deep fits in the size limit
+        raise ContractError("payload is nested too deeply to be read", "not_json") from None
 
 
 def _validate(model: type[_Model], data: Any, topic: str) -> Any:
     if isinstance(data, dict) and data.get("v") not in (None, VERSION):
-        raise ContractError(f"{topic}: contract version {data.get('v')!r} is not supported (this side speaks v1)")
+        raise ContractError(f"{topic}: contract version {data.get('v')!r} is not supported (this side speaks v1)",
+                            "version")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ContractError(f"{topic}: {where}: {first['msg']} ({exc.error_count()} problem(s))") from None
+        raise ContractError(f"{topic}: {where}: {first['msg']} ({exc.error_count()} problem(s))", "schema") from None
 
 
 def parse(topic: str, payload: bytes) -> UpBatch | SiteState | Ack | Down:
@@ -183,11 +194,13 @@ def parse(topic: str, payload: bytes) -> UpBatch | SiteState | Ack | Down:
     model = {"up": UpBatch, "state": SiteState, "ack": Ack, "down": Down}[part]
     message = _validate(model, _load(payload), topic)
     if message.site != site:
-        raise ContractError(f"{topic}: payload names site {message.site!r}, the topic site {site!r}")
+        raise ContractError(f"{topic}: payload names site {message.site!r}, the topic site {site!r}", "site_mismatch")
     if part == "up" and message.stream != name:
-        raise ContractError(f"{topic}: payload stream {message.stream!r} differs from the topic's {name!r}")
+        raise ContractError(f"{topic}: payload stream {message.stream!r} differs from the topic's {name!r}",
+                            "stream_mismatch")
     if part == "down" and message.kind != name:
-        raise ContractError(f"{topic}: payload kind {message.kind!r} differs from the topic's {name!r}")
+        raise ContractError(f"{topic}: payload kind {message.kind!r} differs from the topic's {name!r}",
+                            "kind_mismatch")
     return message
 
 

@@ -20,6 +20,7 @@ from edge.cdr.api import CdrRoutes
 from edge.api_common import MAX_LIMIT, actor_of, error_response, int_query, json_object
 from edge.journal import Store
 from edge.ocpp.commands import ACTIONS, CommandError, resolve_action
+from edge.uplink.api import UplinkRoutes
 
 if TYPE_CHECKING:
     from edge.app import Edge
@@ -53,6 +54,7 @@ class LocalApi:
         AuthRoutes(self)
         DlmRoutes(self)
         CdrRoutes(self)
+        UplinkRoutes(self)
 
     @property
     def bound_port(self) -> int:

@@ -9,6 +9,7 @@ flushed, then the journal closes.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import os
 import secrets
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 import ocpp.messages
 
 from edge.api import LocalApi
-from edge.auth.authorizer import Authorizer
+from edge.auth.authorizer import Authorizer, document_hash
 from edge.auth.enforcement import AccessEnforcement
 from edge.auth.sync import LocalListSync
 from edge.cdr.config import tariff_book
@@ -39,12 +40,23 @@ from edge.ocpp.presence import PresenceMonitor, Thresholds
 from edge.ocpp.server import OcppServer, Site
 from edge.sessions import Sessions
 from edge import systemd
+from edge.uplink.downlink import Downlink
+from edge.uplink.outbox import Outbox
+from edge.uplink.service import Uplink
+from edge.uplink.telemetry import TelemetrySampler
 
 log = logging.getLogger(__name__)
 
 # The library validates every payload on a worker thread by default; the
 # schema check takes microseconds, the thread hop costs more than that.
 ocpp.messages.ASYNC_VALIDATION = False
+
+
+def software_version() -> str:
+    try:
+        return importlib.metadata.version("sitecontroller")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def load_api_token(path: Path) -> str:
@@ -130,6 +142,12 @@ class Edge:
         self.api = LocalApi(self, host=cfg.api.host, port=cfg.api.port,
                             token=load_api_token(cfg.state_path(cfg.api.token_file)))
         self.watchdog = systemd.Watchdog(healthy=self.healthy)
+        # The link to the cloud; off: the outbox triggers stop writing (records stay in their tables).
+        self.uplink = self._uplink() if cfg.uplink.enabled else None
+        if self.uplink is not None:
+            await self.uplink.downlink.load()
+        else:
+            await self.journal.write(Store.uplink_recording, False)
 
     def _load_manager(self) -> LoadManager | None:
         topology = build_topology(self.config)
@@ -147,6 +165,23 @@ class Edge:
                               meters={c.id: self.meters[c.meter] for c in topology.circuits if c.meter},
                               prioritised=self.authorizer.prioritised, is_known=self.directory.is_known)
         return manager
+
+    def _uplink(self) -> Uplink:
+        cfg, up = self.config, self.config.uplink
+        outbox = Outbox(self.journal, self.clock, site_id=cfg.site.id, budget_bytes=up.disk_budget_bytes)
+        downlink = Downlink(
+            self.journal, self.clock, site_id=cfg.site.id, authorizer=self.authorizer,
+            charge_records=self.charge_records, load_manager=self.load_manager, commands=self.commands,
+            is_known=self.directory.is_known, chargers=self.directory.ids,
+            # What a cloud document replaces, as the config has it: an edit of these tables wins.
+            config_hashes={"tariffs": document_hash({"tariffs": [t.model_dump(mode="json") for t in cfg.tariffs],
+                                                     "groups": [g.model_dump(mode="json") for g in cfg.tariff_groups]}),
+                           "limits": document_hash([c.model_dump(mode="json") for c in cfg.circuits])})
+        telemetry = (TelemetrySampler(self.load_manager, outbox, interval=up.telemetry_interval)
+                     if self.load_manager else None)
+        return Uplink(up, site_id=cfg.site.id, software_version=software_version(), journal=self.journal,
+                      bus=self.bus, clock=self.clock, outbox=outbox, downlink=downlink, telemetry=telemetry,
+                      resolve_path=cfg.state_path)
 
     def healthy(self) -> bool:
         return self.journal.healthy()
@@ -166,6 +201,7 @@ class Edge:
                     ("communication-log", self.communication_log), ("watchdog", self.watchdog),
                     ("charge-records", self.charge_records), ("session-watch", self.session_watch),
                     *((("load-management", self.load_manager),) if self.load_manager else ()),
+                    *((("uplink", self.uplink),) if self.uplink else ()),
                     *((f"meter {meter_id}", poller) for meter_id, poller in self.meters.items()))]
                 await self.ocpp.ready.wait()
                 await self.api.ready.wait()

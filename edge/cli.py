@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.cdr import cli as cdr_cli
+from edge.uplink import cli as uplink_cli
 from edge.config import ConfigError, SiteConfig, load_config
 
 DEFAULT_CONFIG = "/etc/sitecontroller/site.toml"
@@ -390,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reserve)
 
     cdr_cli.register(sub, with_config)
+    uplink_cli.register(sub, with_config)
 
     p = with_config(sub.add_parser("dlm", help="load management: circuits against their limits, each car's limit "
                                                "and why; or the per-phase series"))

@@ -27,6 +27,7 @@ from edge.meters.config import MeterConfig, bus_conflicts
 from edge.dlm.config import (CircuitConfig, EvseSettings, LoadManagementSection, Rotation, SupplyPhase,
                              check_circuits)
 from edge.ocpp.security import is_password_hash
+from edge.uplink.config import UplinkSection
 
 # OCPP 1.6 identifiers are CiString... ; a charge point id ends up in a URL path
 # and in file names of logs, so keep it to a safe, printable set.
@@ -165,6 +166,7 @@ class SiteConfig(_Strict):
     session_timeouts: SessionTimeoutsSection = SessionTimeoutsSection()
     tariffs: list[TariffConfig] = []
     tariff_groups: list[TariffGroupConfig] = []
+    uplink: UplinkSection = UplinkSection()
     # Directory relative paths (journal, token file) are resolved against;
     # set by load_config to the state directory, not read from the file.
     state_dir: str = "."

@@ -205,6 +205,174 @@ MIGRATIONS: list[str] = [
     CREATE INDEX cdrs_by_session ON cdrs (session_key);
     ALTER TABLE transactions ADD COLUMN edge_stop TEXT;   -- why the edge stopped or closed it (limit, inactivity, reboot)
     """,
+    # 5: the uplink: the outbox (fed by triggers in the same commit as what it reports), and the
+    # configuration documents and commands received from the cloud.
+    """
+    -- One row. recording: 1 while [uplink] is enabled (the triggers below write only then);
+    -- cdr_seq: the last cdrs.seq put in the outbox, so records made while it was off follow later.
+    CREATE TABLE uplink_settings (
+        id               INTEGER PRIMARY KEY CHECK (id = 1),
+        recording        INTEGER NOT NULL DEFAULT 0,
+        cdr_seq          INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO uplink_settings (id, recording, cdr_seq) VALUES (1, 0, 0);
+    CREATE TABLE outbox (
+        n                INTEGER PRIMARY KEY AUTOINCREMENT,   -- enqueue order
+        id               TEXT NOT NULL UNIQUE,   -- the message id: stable across redeliveries
+        stream           TEXT NOT NULL,          -- cdr | session | status | alert | telemetry
+        seq              INTEGER,                -- per stream, no gaps; given when first put in a batch
+        type             TEXT NOT NULL,
+        at               TEXT NOT NULL,
+        body             TEXT NOT NULL,          -- JSON object
+        size             INTEGER NOT NULL,       -- bytes counted against the disk budget
+        level            INTEGER NOT NULL DEFAULT 0,   -- thinning passes survived (telemetry)
+        UNIQUE (stream, seq)
+    );
+    CREATE INDEX outbox_by_stream ON outbox (stream, n);
+    -- Delivered messages leave the outbox; what is left of them is counted here.
+    CREATE TABLE outbox_streams (
+        stream           TEXT PRIMARY KEY,
+        last_seq         INTEGER NOT NULL DEFAULT 0,
+        delivered        INTEGER NOT NULL DEFAULT 0,
+        last_delivered_at TEXT,
+        dropped          INTEGER NOT NULL DEFAULT 0   -- removed for the disk budget (never cdr, session)
+    );
+    INSERT INTO outbox_streams (stream) VALUES ('cdr'), ('session'), ('status'), ('alert'), ('telemetry');
+    CREATE TRIGGER outbox_cdr AFTER INSERT ON cdrs
+    WHEN (SELECT recording FROM uplink_settings WHERE id = 1) = 1
+    BEGIN
+        INSERT INTO outbox (id, stream, type, at, body, size)
+        VALUES (NEW.id, 'cdr', 'cdr', NEW.created_at, NEW.document, length(CAST(NEW.document AS BLOB)) + 64);
+        UPDATE uplink_settings SET cdr_seq = max(cdr_seq, NEW.seq) WHERE id = 1;
+    END;
+    CREATE TRIGGER outbox_session_started AFTER INSERT ON transactions
+    WHEN (SELECT recording FROM uplink_settings WHERE id = 1) = 1
+    BEGIN
+        INSERT INTO outbox (id, stream, type, at, body, size)
+        SELECT lower(hex(randomblob(16))), 'session', 'session.started', NEW.start_received_at, b.body,
+               length(CAST(b.body AS BLOB)) + 64
+        FROM (SELECT json_object(
+            'transaction_id', NEW.id, 'charger_id', NEW.charger_id, 'connector_id', NEW.connector_id,
+            'id_tag', NEW.id_tag, 'auth_status', NEW.auth_status, 'user_group', NEW.user_group,
+            'meter_start', NEW.meter_start, 'start_time', NEW.start_time, 'reservation_id', NEW.reservation_id,
+            'flag', NEW.flag, 'received_at', NEW.start_received_at) AS body) AS b;
+    END;
+    CREATE TRIGGER outbox_session_stopped AFTER UPDATE OF state ON transactions
+    WHEN OLD.state = 'active' AND NEW.state = 'completed'
+         AND (SELECT recording FROM uplink_settings WHERE id = 1) = 1
+    BEGIN
+        INSERT INTO outbox (id, stream, type, at, body, size)
+        SELECT lower(hex(randomblob(16))), 'session', 'session.stopped', NEW.stop_received_at, b.body,
+               length(CAST(b.body AS BLOB)) + 64
+        FROM (SELECT json_object(
+            'transaction_id', NEW.id, 'charger_id', NEW.charger_id, 'connector_id', NEW.connector_id,
+            'id_tag', NEW.id_tag, 'user_group', NEW.user_group, 'meter_start', NEW.meter_start,
+            'meter_stop', NEW.meter_stop, 'energy_wh', NEW.meter_stop - NEW.meter_start,
+            'start_time', NEW.start_time, 'stop_time', NEW.stop_time, 'stop_reason', NEW.stop_reason,
+            'stop_id_tag', NEW.stop_id_tag, 'edge_stop', NEW.edge_stop, 'received_at', NEW.stop_received_at)
+            AS body) AS b;
+    END;
+    CREATE TRIGGER outbox_unmatched_stop AFTER INSERT ON unmatched_stops
+    WHEN (SELECT recording FROM uplink_settings WHERE id = 1) = 1
+    BEGIN
+        INSERT INTO outbox (id, stream, type, at, body, size)
+        SELECT lower(hex(randomblob(16))), 'session', 'session.unmatched_stop', NEW.received_at, b.body,
+               length(CAST(b.body AS BLOB)) + 64
+        FROM (SELECT json_object(
+            'charger_id', NEW.charger_id, 'charger_transaction_id', NEW.charger_transaction_id,
+            'id_tag', NEW.id_tag, 'meter_stop', NEW.meter_stop, 'stop_time', NEW.stop_time,
+            'stop_reason', NEW.stop_reason, 'received_at', NEW.received_at) AS body) AS b;
+    END;
+    CREATE TRIGGER outbox_status_new AFTER INSERT ON connectors
+    WHEN (SELECT recording FROM uplink_settings WHERE id = 1) = 1
+    BEGIN
+        INSERT INTO outbox (id, stream, type, at, body, size)
+        SELECT lower(hex(randomblob(16))), 'status', 'connector.status', NEW.updated_at, b.body,
+               length(CAST(b.body AS BLOB)) + 64
+        FROM (SELECT json_object(
+            'charger_id', NEW.charger_id, 'connector_id', NEW.connector_id, 'status', NEW.status,
+            'error_code', NEW.error_code, 'info', NEW.info, 'vendor_id', NEW.vendor_id,
+            'vendor_error_code', NEW.vendor_error_code, 'charger_time', NEW.charger_time) AS body) AS b;
+    END;
+    CREATE TRIGGER outbox_status_changed AFTER UPDATE ON connectors
+    WHEN (OLD.status IS NOT NEW.status OR OLD.error_code IS NOT NEW.error_code)
+         AND (SELECT recording FROM uplink_settings WHERE id = 1) = 1
+    BEGIN
+        INSERT INTO outbox (id, stream, type, at, body, size)
+        SELECT lower(hex(randomblob(16))), 'status', 'connector.status', NEW.updated_at, b.body,
+               length(CAST(b.body AS BLOB)) + 64
+        FROM (SELECT json_object(
+            'charger_id', NEW.charger_id, 'connector_id', NEW.connector_id, 'status', NEW.status,
+            'error_code', NEW.error_code, 'info', NEW.info, 'vendor_id', NEW.vendor_id,
+            'vendor_error_code', NEW.vendor_error_code, 'charger_time', NEW.charger_time) AS body) AS b;
+    END;
+    CREATE TRIGGER outbox_presence AFTER INSERT ON network_log
+    WHEN NEW.event = 'status' AND (SELECT recording FROM uplink_settings WHERE id = 1) = 1
+    BEGIN
+        INSERT INTO outbox (id, stream, type, at, body, size)
+        SELECT lower(hex(randomblob(16))), 'status', 'charger.presence', NEW.at, b.body,
+               length(CAST(b.body AS BLOB)) + 64
+        FROM (SELECT json_object('charger_id', NEW.charger_id, 'status', NEW.status, 'why', NEW.detail) AS body) AS b;
+    END;
+    CREATE TRIGGER outbox_boot_new AFTER INSERT ON chargers
+    WHEN NEW.last_boot IS NOT NULL AND (SELECT recording FROM uplink_settings WHERE id = 1) = 1
+    BEGIN
+        INSERT INTO outbox (id, stream, type, at, body, size)
+        SELECT lower(hex(randomblob(16))), 'status', 'charger.booted', NEW.last_boot, b.body,
+               length(CAST(b.body AS BLOB)) + 64
+        FROM (SELECT json_object(
+            'charger_id', NEW.id, 'registration', NEW.registration, 'vendor', NEW.vendor, 'model', NEW.model,
+            'serial_number', NEW.serial_number, 'firmware_version', NEW.firmware_version) AS body) AS b;
+    END;
+    CREATE TRIGGER outbox_boot AFTER UPDATE OF last_boot ON chargers
+    WHEN NEW.last_boot IS NOT OLD.last_boot AND (SELECT recording FROM uplink_settings WHERE id = 1) = 1
+    BEGIN
+        INSERT INTO outbox (id, stream, type, at, body, size)
+        SELECT lower(hex(randomblob(16))), 'status', 'charger.booted', NEW.last_boot, b.body,
+               length(CAST(b.body AS BLOB)) + 64
+        FROM (SELECT json_object(
+            'charger_id', NEW.id, 'registration', NEW.registration, 'vendor', NEW.vendor, 'model', NEW.model,
+            'serial_number', NEW.serial_number, 'firmware_version', NEW.firmware_version) AS body) AS b;
+    END;
+    CREATE TRIGGER outbox_fault AFTER INSERT ON hardware_log
+    WHEN (SELECT recording FROM uplink_settings WHERE id = 1) = 1
+    BEGIN
+        INSERT INTO outbox (id, stream, type, at, body, size)
+        SELECT lower(hex(randomblob(16))), 'alert', 'alert.fault', NEW.at, b.body, length(CAST(b.body AS BLOB)) + 64
+        FROM (SELECT json_object(
+            'charger_id', NEW.charger_id, 'connector_id', NEW.connector_id, 'status', NEW.status,
+            'error_code', NEW.error_code, 'info', NEW.info, 'vendor_id', NEW.vendor_id,
+            'vendor_error_code', NEW.vendor_error_code, 'charger_time', NEW.charger_time) AS body) AS b;
+    END;
+    -- Configuration documents from the cloud: the version in force per kind.
+    CREATE TABLE downlink_documents (
+        kind             TEXT PRIMARY KEY,       -- auth | tariffs | limits
+        version          INTEGER NOT NULL,
+        message_id       TEXT NOT NULL,
+        mode             TEXT NOT NULL,          -- full | diff
+        document         TEXT NOT NULL,          -- JSON, as received
+        config_hash      TEXT NOT NULL,          -- the site config's tables it replaced (a later edit wins)
+        applied_at       TEXT NOT NULL
+    );
+    -- Commands from the cloud, so a redelivered one is not run twice; ack: the answer sent (JSON).
+    CREATE TABLE downlink_commands (
+        id               TEXT PRIMARY KEY,
+        received_at      TEXT NOT NULL,
+        charger_id       TEXT,
+        action           TEXT,
+        ack              TEXT                    -- NULL while it runs
+    );
+    -- Every downlink message and what became of it (newest last).
+    CREATE TABLE downlink_log (
+        n                INTEGER PRIMARY KEY,
+        at               TEXT NOT NULL,
+        kind             TEXT NOT NULL,
+        message_id       TEXT NOT NULL,
+        version          INTEGER,
+        status           TEXT NOT NULL,          -- applied | ignored | rejected | done | failed
+        error            TEXT
+    );
+    """,
 ]
 
 

@@ -376,11 +376,15 @@ class Store:
 
     # -- uplink (edge/uplink): the outbox and what came down from the cloud -------------
 
-    def uplink_recording(self, on: bool) -> None:
-        """While on, the outbox triggers (migration 5) write a message in the same commit as what it reports."""
+    def uplink_recording(self, on: bool) -> int:
+        """While on, the outbox triggers (migration 5) write a message in the same commit as what it
+        reports. Switching on first feeds the records made while it was off (in the same transaction,
+        so a record made meanwhile cannot move the cursor past them). -> records fed."""
+        fed = self._outbox_feed_cdrs() if on else 0
         self.conn.execute("UPDATE uplink_settings SET recording = ? WHERE id = 1", (int(on),))
+        return fed
 
-    def outbox_feed_cdrs(self) -> int:
+    def _outbox_feed_cdrs(self) -> int:
         """Records made while the uplink was off (or before it existed) join the outbox, by seq."""
         cur = self.conn.execute(
             """INSERT INTO outbox (id, stream, type, at, body, size)
@@ -491,8 +495,12 @@ class Store:
         row = self.conn.execute("SELECT * FROM downlink_commands WHERE id = ?", (command_id,)).fetchone()
         return dict(row) if row else None
 
-    def begin_downlink_command(self, command_id: str, at: str, charger_id: str, action: str) -> bool:
-        """False when this command id was seen before (a redelivery): it must not run again."""
+    def begin_downlink_command(self, command_id: str, at: str, charger_id: str, action: str,
+                               forget_before: str | None = None) -> bool:
+        """False when this command id was seen before (a redelivery): it must not run again.
+        Ids received before `forget_before` are forgotten (no broker keeps a command that long)."""
+        if forget_before is not None:
+            self.conn.execute("DELETE FROM downlink_commands WHERE received_at < ?", (forget_before,))
         cur = self.conn.execute(
             "INSERT INTO downlink_commands (id, received_at, charger_id, action) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (id) DO NOTHING", (command_id, at, charger_id, action))

@@ -1,0 +1,109 @@
+"""The cloud service's settings, from environment variables (a systemd
+EnvironmentFile, a container's env): see docs/cloud.md for each one.
+
+Validated with pydantic like the edge's config; an error names the variable,
+its value and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Annotated, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cloud.db.connection import DatabaseUrlError, check_url
+
+DEFAULT_DATABASE_URL = "sqlite:///cloud.db"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class MqttSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None            # TLS when set
+    cert_file: str | None = None          # client certificate (with key_file)
+    key_file: str | None = None
+    client_id: str = Field(default_factory=lambda: f"cloud-{socket.gethostname()}")
+    share_group: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")] = "cloud"
+    keepalive: Annotated[int, Field(ge=5, le=3600)] = 30
+    # The broker keeps this instance's session (subscriptions, unacknowledged messages) this long
+    # while it is away, so a restart loses nothing.
+    session_expiry: Annotated[int, Field(ge=0)] = 7 * 24 * 3600
+    # Messages the broker may have in flight to this instance before it must wait for our PUBACKs.
+    receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 200
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    database_url: str = DEFAULT_DATABASE_URL
+    http_host: str = "127.0.0.1"
+    http_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    mqtt: MqttSettings = MqttSettings()
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        check_url(value)
+        return value
+
+
+# Environment variable -> (section, key); section None is the top level.
+ENV = {
+    "DATABASE_URL": (None, "database_url"),
+    "CLOUD_HTTP_HOST": (None, "http_host"),
+    "CLOUD_HTTP_PORT": (None, "http_port"),
+    "CLOUD_LOG_LEVEL": (None, "log_level"),
+    "CLOUD_MQTT_HOST": ("mqtt", "host"),
+    "CLOUD_MQTT_PORT": ("mqtt", "port"),
+    "CLOUD_MQTT_USERNAME": ("mqtt", "username"),
+    "CLOUD_MQTT_PASSWORD": ("mqtt", "password"),
+    "CLOUD_MQTT_CA_FILE": ("mqtt", "ca_file"),
+    "CLOUD_MQTT_CERT_FILE": ("mqtt", "cert_file"),
+    "CLOUD_MQTT_KEY_FILE": ("mqtt", "key_file"),
+    "CLOUD_MQTT_CLIENT_ID": ("mqtt", "client_id"),
+    "CLOUD_MQTT_SHARE_GROUP": ("mqtt", "share_group"),
+    "CLOUD_MQTT_KEEPALIVE": ("mqtt", "keepalive"),
+    "CLOUD_MQTT_SESSION_EXPIRY": ("mqtt", "session_expiry"),
+    "CLOUD_MQTT_RECEIVE_MAXIMUM": ("mqtt", "receive_maximum"),
+}
+_NAMES = {v: k for k, v in ENV.items()}
+
+
+def settings_from(env: Mapping[str, str], **overrides: object) -> Settings:
+    """Settings from environment variables; `overrides` (from command-line options) win."""
+    data: dict = {"mqtt": {}}
+    for name, (section, key) in ENV.items():
+        value = env.get(name)
+        if value is None or value == "":
+            continue
+        (data["mqtt"] if section == "mqtt" else data)[key] = value
+    for key, value in overrides.items():
+        if value is not None:
+            data[key] = value
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(str(p) for p in error["loc"])
+            name = _NAMES.get((loc[0], loc[1]) if len(loc) > 1 else (None, loc[0]), ".".join(loc))
+            problem = error["msg"]
+            if isinstance(error.get("ctx", {}).get("error"), DatabaseUrlError):
+                problem = str(error["ctx"]["error"])
+            problems.append(f"{name}={error.get('input')!r}: {problem}")
+        raise ConfigError("; ".join(problems)) from None
+
+
+def load_settings(**overrides: object) -> Settings:
+    return settings_from(os.environ, **overrides)

@@ -1,0 +1,202 @@
+"""The cloud's schema, as numbered migrations in the SQL both engines accept.
+
+Times are ISO 8601 UTC text with milliseconds and 'Z' (2026-03-01T08:00:00.000Z):
+fixed width, so text order is time order in both engines. JSON is text.
+Append a migration to change the schema; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from cloud.db.connection import Connection
+
+MIGRATIONS: list[str] = [
+    # 1: everything for issue 7
+    """
+    CREATE TABLE sites (
+        site TEXT PRIMARY KEY,
+        online INTEGER,                      -- NULL until the first state message
+        state_at TEXT,                       -- the state message's own time
+        state_received_at TEXT,
+        software_version TEXT NOT NULL DEFAULT '',
+        backlog TEXT NOT NULL DEFAULT '{}',  -- per stream, as the last birth message said
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL              -- when anything last arrived from the site
+    );
+    CREATE TABLE operators (
+        name TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        token_hash TEXT PRIMARY KEY,         -- sha256 of the token (the token itself is never stored)
+        prefix TEXT NOT NULL,                -- its first characters, to tell tokens apart in listings
+        operator TEXT NOT NULL REFERENCES operators(name) ON DELETE CASCADE,
+        label TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX api_tokens_operator ON api_tokens(operator);
+    CREATE TABLE site_operators (
+        site TEXT PRIMARY KEY,
+        operator TEXT NOT NULL REFERENCES operators(name) ON DELETE CASCADE,
+        assigned_at TEXT NOT NULL
+    );
+    CREATE INDEX site_operators_operator ON site_operators(operator, site);
+    CREATE TABLE messages (
+        site TEXT NOT NULL,
+        id TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        at TEXT NOT NULL,
+        type TEXT NOT NULL,
+        body TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (site, id)               -- a redelivered message changes nothing
+    );
+    CREATE INDEX messages_stream ON messages(site, stream, seq);
+    CREATE TABLE streams (
+        site TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        last_seq BIGINT NOT NULL,
+        received BIGINT NOT NULL,            -- distinct messages (last_seq - received are missing)
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (site, stream)
+    );
+    CREATE TABLE rejections (
+        site TEXT NOT NULL,                  -- the topic's site ('' when the topic is not in the tree)
+        reason TEXT NOT NULL,
+        count BIGINT NOT NULL,
+        last_at TEXT NOT NULL,
+        last_error TEXT NOT NULL,
+        PRIMARY KEY (site, reason)
+    );
+    CREATE TABLE chargers (
+        site TEXT NOT NULL,
+        charger_id TEXT NOT NULL,
+        connection_status TEXT,
+        connection_at TEXT,
+        connection_seq BIGINT,
+        vendor TEXT,                         -- from its last boot (charger.booted)
+        model TEXT,
+        serial_number TEXT,
+        firmware_version TEXT,
+        booted_at TEXT,
+        first_seen TEXT NOT NULL,
+        last_status_at TEXT NOT NULL,
+        PRIMARY KEY (site, charger_id)
+    );
+    CREATE TABLE connectors (
+        site TEXT NOT NULL,
+        charger_id TEXT NOT NULL,
+        connector_id BIGINT NOT NULL,
+        status TEXT,
+        error_code TEXT,
+        info TEXT,
+        at TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        PRIMARY KEY (site, charger_id, connector_id)
+    );
+    CREATE TABLE sessions (
+        site TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        charger_id TEXT,
+        connector_id BIGINT,
+        id_tag TEXT,
+        started_at TEXT,
+        stopped_at TEXT,
+        meter_start_wh DOUBLE PRECISION,
+        meter_stop_wh DOUBLE PRECISION,
+        stop_reason TEXT,
+        status TEXT NOT NULL,                -- active | stopped
+        sort_at TEXT NOT NULL,               -- start time, or stop time until the start arrives
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (site, session_id)
+    );
+    CREATE INDEX sessions_time ON sessions(site, sort_at, session_id);
+    CREATE TABLE cdrs (
+        site TEXT NOT NULL,
+        id TEXT NOT NULL,
+        charger_id TEXT,
+        connector_id BIGINT,
+        transaction_id BIGINT,
+        start_time TEXT NOT NULL,
+        stop_time TEXT,
+        status TEXT,
+        energy_kwh TEXT,
+        price_gross TEXT,
+        currency TEXT,
+        body TEXT NOT NULL,                  -- the edge's CDR, as it sent it
+        message_id TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (site, id)
+    );
+    CREATE INDEX cdrs_time ON cdrs(site, start_time, id);
+    CREATE TABLE telemetry (
+        site TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        at TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (site, message_id)
+    );
+    CREATE INDEX telemetry_time ON telemetry(site, at, seq);
+    CREATE TABLE alerts (
+        site TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        at TEXT NOT NULL,
+        type TEXT NOT NULL,
+        charger_id TEXT,
+        body TEXT NOT NULL,
+        PRIMARY KEY (site, message_id)
+    );
+    CREATE INDEX alerts_time ON alerts(site, at, message_id);
+    CREATE TABLE doc_versions (
+        site TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        version BIGINT NOT NULL,             -- the last version handed out
+        PRIMARY KEY (site, kind)
+    );
+    CREATE TABLE pushes (
+        id TEXT PRIMARY KEY,                 -- the Down message's id, which the edge's ack names
+        site TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        version BIGINT,                      -- configuration documents only
+        mode TEXT NOT NULL,
+        document TEXT NOT NULL,
+        expires_at TEXT,                     -- commands only
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        status TEXT NOT NULL,
+        published_at TEXT,
+        acked_at TEXT,
+        applied_version BIGINT,
+        error TEXT,
+        result TEXT
+    );
+    CREATE INDEX pushes_site ON pushes(site, created_at, id);
+    CREATE UNIQUE INDEX pushes_version ON pushes(site, kind, version) WHERE version IS NOT NULL;
+    CREATE INDEX pushes_unpublished ON pushes(created_at) WHERE published_at IS NULL
+    """,
+]
+
+
+def _statements(script: str) -> list[str]:
+    code = "\n".join(line.split("--", 1)[0] for line in script.splitlines())   # comments may hold ; or ?
+    return [s.strip() for s in code.split(";") if s.strip()]
+
+
+def migrate(conn: Connection) -> int:
+    """Runs in the caller's write transaction; -> the schema version now in force."""
+    if conn.dialect == "postgresql":
+        # Two instances starting at once: the second waits here, then finds the schema current.
+        conn.run("SELECT pg_advisory_xact_lock(?)", (0x5C_C10D,))
+    conn.run("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+    row = conn.one("SELECT max(version) AS version FROM schema_version")
+    current = (row or {}).get("version") or 0
+    if current > len(MIGRATIONS):
+        raise RuntimeError(f"the database schema is version {current}, newer than this release knows "
+                           f"({len(MIGRATIONS)}); upgrade the cloud service")
+    for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
+        for statement in _statements(script):
+            conn.run(statement)
+        conn.run("INSERT INTO schema_version (version) VALUES (?)", (number,))
+    return len(MIGRATIONS)

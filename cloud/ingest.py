@@ -1,0 +1,187 @@
+"""The subscriber: every message from the sites, checked against the contract, stored once.
+
+Messages arrive from paho's thread (cloud/mqtt.py) on an asyncio queue. The
+ingest takes whatever is waiting (up to MAX_GROUP messages), checks each with
+`contract.v1.parse` (which also checks that the payload's site is the topic's
+site), stores the group in one transaction with a savepoint per message, and
+only after the COMMIT sends the PUBACKs, in arrival order.
+
+* A message that breaks the contract is rejected: counted per reason (in
+  memory, and per site in the `rejections` table), logged, acknowledged (so
+  the broker does not send it forever), never stored.
+* A message the database refuses (a value PostgreSQL cannot hold) is rolled
+  back alone to its savepoint and rejected as `unstorable`.
+* If the database is down, nothing is acknowledged; the group is retried with
+  backoff, and the broker holds the rest (at most receive_maximum in flight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable
+
+from cloud.db import Connection, Database
+from cloud.mqtt import Received
+from cloud.store import ingest as store
+from contract.v1 import PREFIX, SITE_ID, Ack, ContractError, SiteState, UpBatch, parse
+from edge.clock import Clock
+
+log = logging.getLogger(__name__)
+
+MAX_GROUP = 64
+ERROR_TEXT = 300
+
+
+@dataclass
+class Item:
+    received: Received
+    message: UpBatch | SiteState | Ack
+    outcome: str = ""                 # stored | duplicate | state | ack | unknown_ack | unstorable
+    new: int = 0
+    duplicates: int = 0
+    error: str = ""
+
+
+def topic_site(topic: str) -> str:
+    """The site a topic names, for counting a rejection ('' when there is none)."""
+    parts = topic.split("/")
+    if "/".join(parts[:2]) == PREFIX and len(parts) > 3 and parts[2] == "sites" and SITE_ID.match(parts[3]):
+        return parts[3]
+    return ""
+
+
+def _store_group(conn: Connection, items: list[Item], rejected: list[tuple[str, str, str]],
+                 now: str) -> list[tuple[str, str, str]]:
+    """One transaction for the whole group; each message under its own savepoint.
+    rejected: (topic, reason, error) found before; -> those plus the messages the database refused."""
+    rejections = list(rejected)
+    # By site (stable: a site's messages keep their order, a birth stays before the will after it). Every
+    # site's writes start with its row in `sites`, so two instances lock sites in the same order: no deadlock.
+    for item in sorted(items, key=lambda item: item.message.site):
+        message = item.message
+        try:
+            with conn.savepoint():
+                if isinstance(message, UpBatch):
+                    outcome = store.store_up(conn, message, now)
+                    item.new, item.duplicates = outcome.new, outcome.duplicates
+                    item.outcome = "stored" if outcome.new else "duplicate"
+                    for first, last in outcome.gaps:
+                        log.warning("site %s stream %s: seq %d..%d missing (not received yet)",
+                                    message.site, message.stream, first, last)
+                elif isinstance(message, SiteState):
+                    store.store_state(conn, message, now, fresh=not item.received.retain)
+                    item.outcome = "state"
+                else:
+                    item.outcome = "ack" if store.store_ack(conn, message, now) else "unknown_ack"
+        except conn.data_errors as exc:
+            item.outcome, item.error = "unstorable", f"{type(exc).__name__}: {exc}"[:ERROR_TEXT]
+            rejections.append((item.received.topic, "unstorable", item.error))
+    counts: Counter[tuple[str, str]] = Counter()
+    last: dict[tuple[str, str], str] = {}
+    for topic, reason, error in rejections:
+        key = (topic_site(topic), reason)
+        counts[key] += 1
+        last[key] = error
+    if counts:
+        store.count_rejections(conn, [(site, reason, n, now, last[(site, reason)])
+                                      for (site, reason), n in sorted(counts.items())])
+    return rejections
+
+
+class Ingest:
+    def __init__(self, db: Database, ack: Callable[[Received], None], clock: Clock | None = None):
+        self.db = db
+        self._ack = ack
+        self.clock = clock or Clock()
+        self.queue: asyncio.Queue[Received] = asyncio.Queue()
+        self.counts: Counter[str] = Counter()       # received, stored, duplicates, states, acks, unknown_acks
+        self.rejected: Counter[str] = Counter()     # per reason
+        self._logged: Counter[tuple[str, str]] = Counter()
+        self._changed = asyncio.Event()
+
+    def deliver(self, received: Received) -> None:
+        """Called on the event loop (handed over from paho's thread)."""
+        self.queue.put_nowait(received)
+
+    async def run(self) -> None:
+        while True:
+            group = [await self.queue.get()]
+            while len(group) < MAX_GROUP and not self.queue.empty():
+                group.append(self.queue.get_nowait())
+            await self.handle(group)
+
+    async def handle(self, group: list[Received]) -> None:
+        items, rejections = [], []
+        for received in group:
+            try:
+                message = parse(received.topic, received.payload)
+            except ContractError as exc:
+                rejections.append((received.topic, exc.reason, str(exc)[:ERROR_TEXT]))
+                continue
+            except Exception as exc:    # a bug in checking, not in the message: still never a crash loop on it
+                log.exception("checking a message on %s failed", received.topic[:200])
+                rejections.append((received.topic, "invalid", f"{type(exc).__name__}: {exc}"[:ERROR_TEXT]))
+                continue
+            if isinstance(message, (UpBatch, SiteState, Ack)):
+                items.append(Item(received, message))
+            else:            # a down message on a cloud subscription: the broker ACL or a filter is wrong
+                rejections.append((received.topic, "direction", "a cloud-to-site message on an up topic"))
+        rejections = await self._store(items, rejections)
+        for received in group:
+            self._ack(received)
+        self._count(group, items, rejections)
+
+    async def _store(self, items: list[Item], rejected: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+        delay, attempt = 0.2, 0
+        while True:
+            try:
+                return await self.db.write(_store_group, items, rejected, self.clock.now_iso())
+            except Exception as exc:   # not the message's fault (database down, deadlock): nothing committed
+                attempt += 1
+                level = logging.WARNING if attempt < 5 else logging.ERROR
+                log.log(level, "storing %d messages failed (attempt %d; retrying in %.1f s, not acknowledged): %s",
+                        len(items), attempt, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _count(self, group: list[Received], items: list[Item], rejections: list[tuple[str, str, str]]) -> None:
+        self.counts["received"] += len(group)
+        for item in items:
+            if item.outcome in ("stored", "duplicate"):
+                self.counts["stored"] += item.new
+                self.counts["duplicates"] += item.duplicates
+            elif item.outcome == "state":
+                self.counts["states"] += 1
+            elif item.outcome in ("ack", "unknown_ack"):
+                self.counts[item.outcome + "s"] += 1
+                if item.outcome == "unknown_ack":
+                    log.warning("ack for a push this cloud does not know: %s", item.received.topic)
+        for topic, reason, error in rejections:
+            self.rejected[reason] += 1
+            key = (topic_site(topic), reason)
+            self._logged[key] += 1
+            n = self._logged[key]
+            if n <= 3 or n in (10, 100, 1000) or n % 10_000 == 0:     # a flood must not flood the log
+                log.warning("rejected a message on %s (%s, %d from this site so far): %s",
+                            topic[:200], reason, n, error)
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    @property
+    def changed(self) -> asyncio.Event:
+        """Set (and replaced) after every group handled."""
+        return self._changed
+
+    @property
+    def handled(self) -> int:
+        return self.counts["received"]
+
+    async def wait_until(self, predicate: Callable[["Ingest"], bool], timeout: float = 10.0) -> None:
+        """Waits until `predicate(self)` holds (tests, benchmarks): woken after every group, no polling."""
+        async def wait() -> None:
+            while not predicate(self):
+                await self._changed.wait()
+        await asyncio.wait_for(wait(), timeout)

@@ -1,0 +1,191 @@
+"""The cloud's MQTT connection (paho-mqtt 2.x, MQTT 5), on paho's network thread.
+
+The hand-over between paho's thread and asyncio is explicit and one-way per
+direction:
+
+* in: paho's thread turns each PUBLISH into a `Received` and hands it to the
+  event loop with `call_soon_threadsafe`; it touches nothing else.
+* out: the event loop calls `publish` and `ack`, which paho documents as safe
+  from another thread (they queue a packet and wake the network thread); the
+  PUBACK for our publish is awaited on a worker thread (`wait_for_publish`).
+
+Messages are acknowledged by hand (`manual_ack`): the ingest sends the PUBACK
+only after the message is committed to the database, so a cloud killed in
+between gets it again from the broker (persistent session, clean_start off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from cloud.config import MqttSettings
+from contract.v1 import CLOUD_FILTERS, shared
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    retain: bool          # a retained copy replayed because we subscribed, not a fresh publish
+    generation: int       # which connection it came on: a PUBACK only makes sense on that one
+
+
+def subscriptions(group: str) -> list[str]:
+    """Up-messages and acks are shared (each goes to one instance of the group); site state is not:
+    every instance must see each site's births and wills in order, or two instances could apply a
+    birth and the will after it in the wrong order (and the state topic is retained, so each
+    instance gets the current state of every site when it subscribes)."""
+    return [f if f.endswith("/state") else shared(f, group) for f in CLOUD_FILTERS]
+
+
+class MqttLink:
+    def __init__(self, settings: MqttSettings, deliver: Callable[[Received], None]):
+        self.settings = settings
+        self._deliver = deliver
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.connected = asyncio.Event()
+        self.reconnected = asyncio.Event()     # set at every CONNACK (the downlink republishes then)
+        self.subscribed = asyncio.Event()      # the broker confirmed our subscriptions on this connection
+        self.disconnected = asyncio.Event()    # set while there is no connection
+        self.disconnected.set()
+        self.connections = 0                   # successful CONNACKs so far (the republisher watches it)
+        self._generation = 0                   # written on paho's thread only
+        self._puback_reasons: dict[int, paho.ReasonCode] = {}
+        self._reasons_lock = threading.Lock()
+        self.client = self._make_client()
+
+    def _make_client(self) -> paho.Client:
+        s = self.settings
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=s.client_id, protocol=paho.MQTTv5,
+                             manual_ack=True)
+        if s.username:
+            client.username_pw_set(s.username, s.password)
+        if s.ca_file:
+            client.tls_set(ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    # -- lifecycle (event loop) ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        s = self.settings
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = s.session_expiry
+        properties.ReceiveMaximum = s.receive_maximum
+        self.client.connect_async(s.host, s.port, keepalive=s.keepalive, clean_start=False, properties=properties)
+        self.client.loop_start()
+        try:
+            await asyncio.Future()
+        finally:
+            self.client.disconnect()
+            await asyncio.get_running_loop().run_in_executor(None, self.client.loop_stop)
+            self._connected_changed(False)
+
+    # -- paho's thread ---------------------------------------------------------------------------------
+
+    def _on_connect(self, client: paho.Client, userdata: object, flags: paho.ConnectFlags,
+                    reason: paho.ReasonCode, properties: Properties | None) -> None:
+        if reason.is_failure:
+            log.error("MQTT broker %s:%s refused the connection: %s", self.settings.host, self.settings.port, reason)
+            return
+        self._generation += 1
+        topics = subscriptions(self.settings.share_group)
+        client.subscribe([(t, SubscribeOptions(qos=1)) for t in topics])
+        log.info("MQTT connected to %s:%s as %s (session %s); subscribed to %s", self.settings.host,
+                 self.settings.port, self.settings.client_id, "resumed" if flags.session_present else "new",
+                 ", ".join(topics))
+        self._to_loop(self._connected_changed, True)
+
+    def _on_disconnect(self, client: paho.Client, userdata: object, flags: paho.DisconnectFlags,
+                       reason: paho.ReasonCode, properties: Properties | None) -> None:
+        log.warning("MQTT disconnected from %s:%s: %s (reconnecting)", self.settings.host, self.settings.port, reason)
+        self._to_loop(self._connected_changed, False)
+
+    def _on_subscribe(self, client: paho.Client, userdata: object, mid: int, reasons: list[paho.ReasonCode],
+                      properties: Properties | None) -> None:
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            log.error("MQTT broker refused subscriptions: %s (check the broker ACL for the cloud's user)", refused)
+        self._to_loop(self.subscribed.set)
+
+    def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        self._to_loop(self._deliver, Received(message.topic, message.payload, message.mid, message.qos,
+                                              bool(message.retain), self._generation))
+
+    def _on_publish(self, client: paho.Client, userdata: object, mid: int, reason: paho.ReasonCode,
+                    properties: Properties) -> None:
+        # Read right after wait_for_publish returns: paho marks the message published after this callback.
+        with self._reasons_lock:
+            self._puback_reasons[mid] = reason
+
+    def _to_loop(self, fn: Callable, *args: object) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    # -- event loop ------------------------------------------------------------------------------------
+
+    def _connected_changed(self, up: bool) -> None:
+        if up:
+            self.connections += 1
+            self.connected.set()
+            self.disconnected.clear()
+            self.reconnected.set()
+        else:
+            self.connected.clear()
+            self.subscribed.clear()
+            self.disconnected.set()
+
+    def ack(self, received: Received) -> None:
+        """PUBACK, on the connection the message came on (after a reconnect the broker sends it again)."""
+        if received.qos > 0 and received.generation == self._generation and self.connected.is_set():
+            self.client.ack(received.mid, received.qos)
+
+    async def publish(self, topic: str, payload: bytes, *, retain: bool, expiry_s: int | None = None,
+                      timeout: float = 10.0) -> bool:
+        """QoS 1; True once the broker acknowledged it with success (PUBACK), False if not connected,
+        refused, or no PUBACK in time. Publishing is rare (pushes), so a worker thread waits for it:
+        paho calls on_publish holding its own lock, and no lock of ours is needed around publish()."""
+        if not self.connected.is_set():
+            return False
+        properties = None
+        if expiry_s is not None:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.MessageExpiryInterval = max(1, int(expiry_s))
+        info = self.client.publish(topic, payload, qos=1, retain=retain, properties=properties)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            return False
+        return await asyncio.get_running_loop().run_in_executor(None, self._wait_published, info, timeout)
+
+    def _wait_published(self, info: paho.MQTTMessageInfo, timeout: float) -> bool:
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError) as exc:
+            log.warning("MQTT publish failed: %s", exc)
+            return False
+        if not info.is_published():
+            return False
+        with self._reasons_lock:
+            reason = self._puback_reasons.pop(info.mid, None)
+        if reason is not None and reason.is_failure:
+            log.warning("MQTT broker refused a publish: %s (check the broker ACL for the cloud's user)", reason)
+            return False
+        return True

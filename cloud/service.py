@@ -1,0 +1,83 @@
+"""The cloud service, wired in one place: database, MQTT link, ingest, downlink, REST API.
+
+Each part is an object with `run()`; all run under one TaskGroup and stop
+together (SIGTERM, or any part failing). On the way out the API stops taking
+requests, the MQTT connection is closed (messages received but not yet
+committed were never acknowledged, so the broker sends them again), and the
+database closes last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from cloud.api import make_app
+from cloud.config import Settings
+from cloud.db import Database
+from cloud.downlink import Downlink
+from cloud.ingest import Ingest
+from cloud.mqtt import MqttLink
+from edge import systemd
+from edge.clock import Clock
+
+log = logging.getLogger(__name__)
+
+
+class CloudService:
+    def __init__(self, settings: Settings, clock: Clock | None = None):
+        self.settings = settings
+        self.clock = clock or Clock()
+        self.db = Database(settings.database_url)
+        self.link = MqttLink(settings.mqtt, self._deliver)
+        self.ingest = Ingest(self.db, self.link.ack, self.clock)
+        self.downlink = Downlink(self.db, self.link, self.clock)
+        self.app = make_app(self.db, self.downlink, self.ingest, self.link)
+        self.ready = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._parts: list[asyncio.Task] = []
+        # Under systemd (cloud.service): READY=1 once the API listens, WATCHDOG=1 while every part runs.
+        self.watchdog = systemd.Watchdog(healthy=self.healthy)
+
+    def healthy(self) -> bool:
+        return bool(self._parts) and not any(task.done() for task in self._parts)
+
+    def _deliver(self, received) -> None:     # on the event loop, from paho's thread
+        self.ingest.deliver(received)
+
+    @property
+    def http_port(self) -> int:
+        assert self._runner is not None
+        return self._runner.addresses[0][1]
+
+    async def _serve_http(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port).start()
+        log.info("cloud API on http://%s:%d/api/v1 (OpenAPI: /api/openapi.json)", self.settings.http_host,
+                 self.http_port)
+        self.ready.set()
+        try:
+            await asyncio.Future()
+        finally:
+            await self._runner.cleanup()
+
+    async def run(self) -> None:
+        await self.db.open()
+        log.info("database: %s", self.db.dialect)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                self._parts = [tasks.create_task(part, name=name) for name, part in (
+                    ("ingest", self.ingest.run()), ("mqtt", self.link.run()), ("downlink", self.downlink.run()),
+                    ("http", self._serve_http()))]
+                tasks.create_task(self.watchdog.run(), name="watchdog")
+                await self.ready.wait()
+                systemd.ready()
+        except asyncio.CancelledError:
+            systemd.stopping()
+            log.info("cloud service stopping")
+            raise
+        finally:
+            await self.db.close()

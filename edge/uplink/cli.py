@@ -1,0 +1,51 @@
+"""edgectl uplink: the link to the cloud, its backlog and the downlink's outcomes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Callable
+
+
+def register(sub: argparse._SubParsersAction, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
+             ) -> None:
+    p = with_config(sub.add_parser("uplink", help="the link to the cloud: connected, backlog per stream, "
+                                                  "last delivery, configuration received"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_uplink)
+
+
+def cmd_uplink(args: argparse.Namespace) -> int:
+    from edge import cli   # edge.cli registers this module: import it late
+
+    body = cli.ApiClient(cli._load(args)).request("GET", "/uplink")
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return 0
+    print(render(body))
+    return 0
+
+
+def render(body: dict[str, Any]) -> str:
+    from edge import cli
+
+    if not body.get("enabled"):
+        return body.get("note", "the uplink is off")
+    state = f"connected since {body['connected_since']}" if body["connected"] else "NOT connected"
+    lines = [f"broker {body['broker']} (MQTT {body['protocol']}{', TLS' if body['tls'] else ''}, "
+             f"client {body['client_id']}): {state}"]
+    if body.get("last_error"):
+        lines.append(f"last error: {body['last_error']}")
+    if body.get("over_budget"):
+        lines.append(f"OVER the disk budget ({body['disk_budget_bytes']} bytes) with CDRs and session events only: "
+                     "they are kept")
+    rows = [{"stream": name, **s} for name, s in body["streams"].items()]
+    lines += ["", cli._table(rows, ["stream", "backlog", "oldest_at", "last_seq", "delivered", "last_delivered_at",
+                                    "dropped", "refused"])]
+    versions = [{"kind": kind, **v} for kind, v in body["downlink"]["versions"].items()]
+    if versions:
+        lines += ["", cli._table(versions, ["kind", "version", "mode", "applied_at", "in_force", "message_id"])]
+    recent = body["downlink"]["recent"][:10][::-1]
+    if recent:
+        lines += ["", cli._table(recent, ["at", "kind", "message_id", "version", "status", "error"])]
+    return "\n".join(lines)

@@ -1,0 +1,341 @@
+"""The uplink: the edge's link to the cloud over MQTT (contract v1).
+
+One connection at a time; when it drops or cannot be made, a new one after a
+backoff that doubles up to `reconnect_max_delay`, with jitter. On each
+connection:
+
+- subscribe to the site's `down/+` (a persistent session: commands sent while
+  the site was offline are queued by the broker);
+- birth: the retained SiteState online=true with the backlog per stream (the
+  last will, set at connect, is the retained online=false);
+- one sender per stream sends the outbox from its oldest undelivered message,
+  in order, up to `max_inflight` batches awaiting their PUBACK; a batch leaves
+  the outbox on its PUBACK only, so whatever was in flight when a connection
+  dropped goes again on the next one (the cloud keeps one copy per message id);
+- downlink messages are handled one by one (commands in the background) and
+  acknowledged to the broker only after their ack went out.
+
+Charging never waits for any of this: an error here is logged and the link is
+made again; it never stops the edge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections import deque
+from typing import Any, Callable
+
+from contract.v1 import STREAMS, Ack, Down, SiteState, ack_topic, down_filter, encode, state_topic, up_topic
+from edge.clock import Clock
+from edge.events import EventBus
+from edge.journal import Journal, Store
+from edge.uplink.config import UplinkSection
+from edge.uplink.downlink import Downlink
+from edge.uplink.mqtt import Connection, Incoming, LinkDown, LinkSettings, PublishRefused
+from edge.uplink.outbox import ALERT_TYPES, Outbox
+from edge.uplink.telemetry import TelemetrySampler
+
+log = logging.getLogger(__name__)
+
+POLL = 2.0                 # s: senders look at the outbox at least this often (triggers tell no one)
+LINGER = 0.02              # s: after a wake-up, let a burst gather into one batch
+REFUSED_RETRY = (2.0, 60.0)  # s: a stream the broker refused waits this long (doubling) before it tries again
+STATE_EVERY = 30.0         # s: the retained state is refreshed this often while the backlog changes
+STABLE_AFTER = 60.0        # s: a connection that lasted this long resets the backoff
+BUDGET_EVERY = 10.0        # s: the disk budget is checked this often
+DEFAULT_RECEIVE_MAXIMUM = 20   # PUBLISHes in flight until a broker says what it takes (mosquitto's default)
+
+
+def _consume(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()   # abandoned after an earlier batch failed: nobody else looks at it
+
+
+class Uplink:
+    def __init__(self, settings: UplinkSection, *, site_id: str, software_version: str, journal: Journal,
+                 bus: EventBus, clock: Clock, outbox: Outbox, downlink: Downlink,
+                 telemetry: TelemetrySampler | None, resolve_path: Callable[[str], Any],
+                 rng: random.Random | None = None):
+        self.settings = settings
+        self.site_id = site_id
+        self.software_version = software_version
+        self._journal = journal
+        self._bus = bus
+        self._clock = clock
+        self.outbox = outbox
+        self.downlink = downlink
+        self.telemetry = telemetry
+        self._resolve = resolve_path
+        self._rng = rng or random.Random()
+        self.connection: Connection | None = None
+        self.connected_since: str | None = None
+        self.last_error: str | None = None
+        self.connections = 0
+        self.refused: dict[str, str] = {}
+        self._published_backlog: dict[str, int] | None = None
+        self._commands: dict[str, list[tuple[Connection, Incoming]]] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._receive_maximum = DEFAULT_RECEIVE_MAXIMUM
+        self.stopping = False
+
+    # -- the whole life --------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.outbox.start()
+        parts: dict[str, Callable[[], Any]] = {"bus": self._follow_bus, "budget": self._budget, "link": self._link}
+        if self.telemetry is not None:
+            parts["telemetry"] = self.telemetry.run
+        tasks = [asyncio.create_task(self._guarded(name, part), name=f"uplink-{name}") for name, part in parts.items()]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in [*tasks, *self._tasks]:
+                task.cancel()
+            await asyncio.gather(*tasks, *self._tasks, return_exceptions=True)
+
+    @staticmethod
+    async def _guarded(name: str, part: Callable[[], Any]) -> None:
+        """Run `part` again after an error: the uplink must never take the edge down with it."""
+        while True:
+            try:
+                await part()
+                return
+            except Exception:  # noqa: BLE001 - logged loudly; charging goes on, the uplink restarts the part
+                log.exception("uplink: %s failed; starting it again in 5 s", name)
+                await asyncio.sleep(5)
+
+    async def _follow_bus(self) -> None:
+        """Alerts from the load manager into the outbox; any event may mean a trigger wrote a message."""
+        events = self._bus.subscribe()
+        try:
+            while True:
+                event = await events.get()
+                if event.kind in ALERT_TYPES:
+                    await self.outbox.alert_from_event(event.kind, event.charger_id, event.at, event.data)
+                elif event.kind == "cdr.created":
+                    self.outbox.wake("cdr")
+                elif event.kind.startswith(("transaction.", "connector.", "charger.")):
+                    self.outbox.wake()
+        finally:
+            self._bus.unsubscribe(events)
+
+    async def _budget(self) -> None:
+        while True:
+            await self.outbox.enforce_budget()
+            await asyncio.sleep(BUDGET_EVERY)
+
+    def _link_settings(self) -> LinkSettings:
+        s = self.settings
+
+        def path(name: str) -> str | None:
+            return str(self._resolve(name)) if name else None
+        return LinkSettings(
+            host=s.host, port=s.port, client_id=s.client_username(self.site_id),
+            username=s.client_username(self.site_id), password=s.read_password(self._resolve),
+            protocol=s.protocol, keepalive=s.keepalive, session_expiry=s.session_expiry, tls=s.use_tls,
+            ca_file=path(s.ca_file), cert_file=path(s.cert_file), key_file=path(s.key_file),
+            # Within the broker's receive maximum (mosquitto's default: 20), or it disconnects us.
+            max_inflight=min(s.max_inflight * len(STREAMS) + 2, self._receive_maximum),
+            will_topic=state_topic(self.site_id), will_payload=self._state(online=False))
+
+    def _state(self, *, online: bool, backlog: dict[str, int] | None = None) -> bytes:
+        return encode(SiteState(site=self.site_id, online=online, at=self._clock.now_iso(),
+                                software_version=self.software_version, backlog=backlog or {}))
+
+    async def _link(self) -> None:
+        delay = self.settings.reconnect_min_delay
+        while True:
+            incoming: asyncio.Queue[Incoming] = asyncio.Queue()
+            try:
+                conn = Connection(self._link_settings(), incoming.put_nowait)
+                await conn.open()
+            except (LinkDown, OSError, ssl.SSLError, ValueError) as exc:
+                self._failed(f"cannot connect to {self.settings.host}:{self.settings.port}: {exc}")
+                await self._sleep(delay)
+                delay = min(delay * 2, self.settings.reconnect_max_delay)
+                continue
+            started = self._clock.monotonic()
+            try:
+                await self._serve(conn, incoming)
+            except LinkDown as exc:
+                self._failed(f"link lost: {exc}")
+            except asyncio.CancelledError:
+                # Stopping: say goodbye (retained offline state, then DISCONNECT: no last will).
+                self.stopping = True
+                try:
+                    await asyncio.wait_for(conn.close(last_words=(state_topic(self.site_id),
+                                                                  self._state(online=False))), 5)
+                    log.info("uplink: offline state sent, disconnected")
+                except asyncio.TimeoutError:
+                    log.warning("uplink: no clean goodbye within 5 s; the broker sends the last will")
+                raise
+            except Exception:  # noqa: BLE001 - a bug here must not stop charging: log it loudly, connect again
+                log.exception("uplink: unexpected error; the link is made again")
+                self._failed("unexpected error (see the log)")
+            finally:
+                self.connection, self.connected_since = None, None
+                if not self.stopping:
+                    await conn.abort()
+            if self._clock.monotonic() - started >= STABLE_AFTER:
+                delay = self.settings.reconnect_min_delay
+            await self._sleep(delay)
+            delay = min(delay * 2, self.settings.reconnect_max_delay)
+
+    def _failed(self, why: str) -> None:
+        if why != self.last_error:
+            log.warning("uplink: %s", why)
+        self.last_error = why
+
+    async def _sleep(self, delay: float) -> None:
+        await asyncio.sleep(delay * (0.5 + self._rng.random() / 2))
+
+    # -- one connection --------------------------------------------------------------------------------------
+
+    async def _serve(self, conn: Connection, incoming: asyncio.Queue[Incoming]) -> None:
+        if conn.receive_maximum and conn.receive_maximum < conn.settings.max_inflight:
+            # paho cannot change its window on an open connection: the next one uses the broker's.
+            self._receive_maximum = conn.receive_maximum
+            log.warning("uplink: the broker takes %d messages in flight; reconnecting with that window",
+                        conn.receive_maximum)
+            raise LinkDown("window above the broker's receive maximum")
+        await conn.subscribe(down_filter(self.site_id))
+        backlog = await self.outbox.backlog()
+        await conn.publish(state_topic(self.site_id), self._state(online=True, backlog=backlog), retain=True)
+        self._published_backlog = backlog
+        self.last_error = None
+        self.connection, self.connected_since = conn, self._clock.now_iso()
+        self.connections += 1
+        log.info("uplink: connected to %s:%d (MQTT %s, session %s), backlog %s", self.settings.host,
+                 self.settings.port, self.settings.protocol, "resumed" if conn.session_present else "new",
+                 {k: v for k, v in backlog.items() if v} or "empty")
+        tasks = [asyncio.create_task(self._send_stream(conn, stream), name=f"uplink-send-{stream}")
+                 for stream in STREAMS]
+        tasks.append(asyncio.create_task(self._receive(conn, incoming), name="uplink-receive"))
+        tasks.append(asyncio.create_task(self._refresh_state(conn), name="uplink-state"))
+        try:
+            done, _ = await asyncio.wait([*tasks, conn.closed], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not conn.closed:
+                    task.result()      # raises what ended it
+            raise LinkDown(conn.closed.result() if conn.closed.done() else "a sender stopped")
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _send_stream(self, conn: Connection, stream: str) -> None:
+        retry = REFUSED_RETRY[0]
+        while True:
+            try:
+                await self._send(conn, stream)
+            except PublishRefused as exc:
+                self.refused[stream] = str(exc)
+                log.warning("uplink: the broker refused a %s batch: %s; trying again in %.0f s", stream, exc, retry)
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, REFUSED_RETRY[1])
+
+    async def _send(self, conn: Connection, stream: str) -> None:
+        """From the oldest undelivered message on; returns only by raising."""
+        topic = up_topic(self.site_id, stream)
+        after = 0
+        inflight: deque[tuple[int, asyncio.Future[None]]] = deque()
+        while True:
+            while len(inflight) < self.settings.max_inflight:
+                batch = await self.outbox.next_batch(stream, after)
+                if batch is None:
+                    break
+                payload, _first, after = batch
+                future = conn.publish(topic, payload, need_subscriber=conn.v5)
+                future.add_done_callback(_consume)
+                inflight.append((after, future))
+            if not inflight:
+                await self.outbox.wait(stream, POLL)
+                await asyncio.sleep(LINGER)
+                continue
+            last, future = inflight[0]
+            await future
+            inflight.popleft()
+            await self.outbox.delivered(stream, last)
+            self.refused.pop(stream, None)
+
+    async def _refresh_state(self, conn: Connection) -> None:
+        """The retained state carries the backlog; refresh it while it changes (e.g. while draining)."""
+        while True:
+            await asyncio.sleep(STATE_EVERY)
+            backlog = await self.outbox.backlog()
+            if backlog != self._published_backlog:
+                await conn.publish(state_topic(self.site_id), self._state(online=True, backlog=backlog), retain=True)
+                self._published_backlog = backlog
+
+    # -- downlink -------------------------------------------------------------------------------------------
+
+    async def _receive(self, conn: Connection, incoming: asyncio.Queue[Incoming]) -> None:
+        while True:
+            message = await incoming.get()
+            checked = await self.downlink.check(message.topic, message.payload)
+            if isinstance(checked, Down) and checked.kind == "command":
+                waiting = self._commands.setdefault(checked.id, [])
+                waiting.append((conn, message))
+                if len(waiting) == 1:       # a redelivery while it runs waits for the same answer
+                    task = asyncio.create_task(self._command(checked), name=f"uplink-command {checked.id}")
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                continue
+            if isinstance(checked, Down):
+                try:
+                    ack = await self.downlink.apply(checked)
+                except Exception as exc:  # noqa: BLE001 - one bad message must not come back forever
+                    log.exception("uplink: %s %s could not be handled", checked.kind, checked.id)
+                    ack = await self.downlink.failed(checked, exc)
+            else:
+                ack = checked
+            await self._answer(conn, ack, [message])
+
+    async def _command(self, down: Down) -> None:
+        try:
+            ack = await self.downlink.run_command(down)
+        except Exception as exc:  # noqa: BLE001 - answered as failed rather than lost
+            log.exception("uplink: command %s could not be handled", down.id)
+            ack = await self.downlink.failed(down, exc)
+        finally:
+            waiting = self._commands.pop(down.id, [])
+        conn = self.connection
+        if conn is None:
+            return      # not acknowledged: the broker sends the command again, and gets the stored answer
+        await self._answer(conn, ack, [m for c, m in waiting if c is conn])
+
+    async def _answer(self, conn: Connection, ack: Ack | None, messages: list[Incoming]) -> None:
+        """Publish the ack, then acknowledge the downlink message(s) to the broker. An ack that does
+        not get through leaves them unacknowledged, so they come again with the next connection."""
+        if ack is not None:
+            try:
+                await conn.publish(ack_topic(self.site_id), encode(ack), need_subscriber=conn.v5)
+            except (PublishRefused, LinkDown) as exc:
+                log.warning("uplink: ack %s %s did not get through (%s); the broker sends the message again",
+                            ack.kind, ack.id, exc)
+                return
+        for message in messages:
+            conn.ack(message)
+
+    # -- for the local API -----------------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        streams = await self._journal.read(Store.outbox_streams)
+        recent = await self._journal.read(Store.downlink_log, 20)
+        s = self.settings
+        return {
+            "enabled": True, "connected": self.connection is not None, "connected_since": self.connected_since,
+            "broker": f"{s.host}:{s.port}", "protocol": s.protocol, "tls": s.use_tls,
+            "client_id": s.client_username(self.site_id), "connections": self.connections,
+            "last_error": self.last_error, "over_budget": self.outbox.over_budget,
+            "disk_budget_bytes": self.outbox.budget_bytes,
+            "streams": {row["stream"]: {**{k: row[k] for k in ("backlog", "backlog_bytes", "oldest_at", "last_seq",
+                                                                 "delivered", "last_delivered_at", "dropped")},
+                                        "refused": self.refused.get(row["stream"])} for row in streams},
+            "downlink": {"versions": self.downlink.versions(), "outcomes": dict(self.downlink.outcomes),
+                         "rejected_by_reason": dict(self.downlink.rejections), "recent": recent},
+        }
+

@@ -1,0 +1,54 @@
+"""The cloud against the production broker ACL (config/mosquitto/acl): its account
+subscribes (shared) and publishes downlink; a site cannot speak for another."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from cloud.config import MqttSettings, Settings
+from cloud.service import CloudService
+from contract.v1 import up_topic
+from tests.cloud.conftest import Cloud, wait_started
+from tests.cloud.fakes import AT, FakeSite, batch, message
+from tests.mqtt_broker import ACL_FILE, MosquittoBroker
+
+pytestmark = pytest.mark.skipif(not ACL_FILE.exists(), reason="config/mosquitto/acl is not there yet")
+
+
+async def test_a_site_cannot_publish_as_another_and_the_cloud_account_works(tmp_path: Path, database_url: str):
+    users = {"cloud": "cloud-pw", "site-a": "a-pw", "site-b": "b-pw"}
+    with MosquittoBroker(tmp_path, users=users, acl_file=ACL_FILE) as broker:
+        settings = Settings(database_url=database_url, http_port=0, mqtt=MqttSettings(
+            host=broker.host, port=broker.port, client_id="cloud-1", username="cloud", password="cloud-pw"))
+        service = CloudService(settings)
+        task = asyncio.create_task(service.run())
+        site_a = FakeSite(broker.host, broker.port, "site-a", password="a-pw")
+        try:
+            await wait_started(service, task)
+            async with aiohttp.ClientSession() as http:
+                cloud = Cloud(service, http)
+                token = await cloud.add_operator("acme", "site-a", "site-b")
+                # site-a writes into site-b's subtree, even with site-b's id in the payload: the broker drops it
+                await site_a.publish(up_topic("site-b", "cdr"), batch("site-b", "cdr", [
+                    message(1, "cdr", {"id": "forged", "start_time": AT})]))
+                await site_a.up("cdr", [message(1, "cdr", {"id": "real", "start_time": AT})])
+                await cloud.wait_handled(1)
+                assert cloud.ingest.handled == 1
+                rows = await cloud.db.read(lambda c: c.all("SELECT site, id FROM cdrs"))
+                assert rows == [{"site": "site-a", "id": "real"}]
+
+                await site_a.subscribe_down()
+                status, push = await cloud.post("/api/v1/sites/site-a/config/limits", token, {"document": {"caps": []}})
+                assert status == 202 and push["status"] == "published"
+                _, down = await site_a.next_down()
+                assert down["id"] == push["id"]
+        finally:
+            site_a.close()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

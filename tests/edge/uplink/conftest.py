@@ -1,0 +1,167 @@
+"""Fixtures for the uplink: a real Mosquitto per test module, a plain paho
+subscriber standing in for the cloud, and edges configured to use the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from contract.v1 import Down, encode
+from edge.app import Edge
+from edge.config import parse_config
+from tests.edge.conftest import site_toml, wait_for
+from tests.mqtt_broker import MosquittoBroker
+
+SITE = "test-site"
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory):
+    with MosquittoBroker(tmp_path_factory.mktemp("broker")) as b:
+        yield b
+
+
+@pytest.fixture
+def live_broker(broker: MosquittoBroker) -> MosquittoBroker:
+    """The module's broker, running (a test before may have stopped it)."""
+    broker.start()
+    return broker
+
+
+class Cloud:
+    """A plain paho client in the cloud's place: records everything under sc/v1/#
+    (its own thread; read the lists from the test), and publishes downlink messages."""
+
+    def __init__(self, broker: MosquittoBroker, client_id: str = "test-cloud", filters: tuple[str, ...] = ("sc/v1/#",),
+                 username: str | None = None, password: str | None = None, persistent: bool = True,
+                 port: int | None = None):
+        self.broker = broker
+        self.port = port or broker.port
+        self.persistent = persistent
+        self.filters = filters
+        self.lock = threading.Lock()
+        self.messages: list[tuple[str, dict | bytes, bool]] = []
+        self.connected = threading.Event()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        for f in self.filters:
+            client.subscribe(f, qos=1)
+        self.connected.set()
+
+    def _on_message(self, client, userdata, message) -> None:
+        try:
+            payload: dict | bytes = json.loads(message.payload)
+        except (ValueError, RecursionError):
+            payload = bytes(message.payload)
+        with self.lock:
+            self.messages.append((message.topic, payload, bool(message.retain)))
+
+    def start(self) -> "Cloud":
+        props = Properties(PacketTypes.CONNECT)
+        # Persistent: the broker queues for us while we are away, as it does for the real cloud.
+        props.SessionExpiryInterval = 3600 if self.persistent else 0
+        self.client.connect(self.broker.host, self.port, keepalive=5, clean_start=not self.persistent,
+                            properties=props)
+        self.client.loop_start()
+        assert self.connected.wait(5), "test cloud did not connect"
+        return self
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def received(self, topic_part: str = "") -> list[tuple[str, Any, bool]]:
+        with self.lock:
+            return [m for m in self.messages if topic_part in m[0]]
+
+    def up_messages(self, stream: str) -> list[dict]:
+        """Every message (not batch) received on a stream, in arrival order, duplicates included."""
+        return [msg for _, batch, _ in self.received(f"/up/{stream}") for msg in batch["messages"]]
+
+    def acks(self) -> list[dict]:
+        return [payload for _, payload, _ in self.received("/ack")]
+
+    def states(self) -> list[tuple[dict, bool]]:
+        return [(payload, retained) for _, payload, retained in self.received("/state")]
+
+    def send(self, down: Down, retain: bool | None = None) -> None:
+        info = self.client.publish(f"sc/v1/sites/{down.site}/down/{down.kind}", encode(down), qos=1,
+                                   retain=down.kind != "command" if retain is None else retain)
+        info.wait_for_publish(5)
+
+    def send_raw(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+
+    def clear_retained(self, site: str = SITE) -> None:
+        for kind in ("auth", "tariffs", "limits"):
+            self.client.publish(f"sc/v1/sites/{site}/down/{kind}", b"", qos=1, retain=True).wait_for_publish(5)
+
+
+@pytest.fixture
+def cloud(live_broker: MosquittoBroker) -> Any:
+    c = Cloud(live_broker).start()
+    yield c
+    if live_broker.running and c.client.is_connected():
+        c.clear_retained()
+    c.stop()
+
+
+def uplink_toml(broker: MosquittoBroker, **keys: Any) -> str:
+    settings = {"enabled": True, "host": broker.host, "port": broker.port, "keepalive": 5,
+                "reconnect_min_delay": 0.1, "reconnect_max_delay": 0.5, **keys}
+    return "[uplink]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in settings.items()) + "\n"
+
+
+@pytest.fixture
+def make_uplinked_edge(tmp_path: Path, broker: MosquittoBroker) -> Callable[..., Any]:
+    """An edge with [uplink] on the module's broker; `extra` adds config tables."""
+    @contextlib.asynccontextmanager
+    async def _make(clock: Any = None, extra: str = "", state_dir: Path | None = None,
+                    **uplink: Any) -> AsyncIterator[Edge]:
+        config = parse_config(site_toml(tmp_path, extra=extra + uplink_toml(broker, **uplink)), "test.toml",
+                              state_dir=str(state_dir or tmp_path))
+        edge = Edge(config, clock)
+        task = asyncio.create_task(edge.run())
+        started = asyncio.create_task(edge.started.wait())
+        await asyncio.wait([task, started], return_when=asyncio.FIRST_COMPLETED, timeout=20)
+        if task.done():
+            task.result()
+        assert edge.started.is_set(), "edge did not start"
+        try:
+            yield edge
+        finally:
+            started.cancel()
+            edge.stop()
+            await asyncio.wait_for(task, 20)
+    return _make
+
+
+async def eventually(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll a predicate that may read other threads' results (the test cloud's lists)."""
+    return await wait_for(predicate, timeout, what)
+
+
+async def drained(edge: Edge, timeout: float = 10.0) -> None:
+    """Until the edge's outbox is empty (everything acknowledged by the broker)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while any((backlog := await edge.uplink.outbox.backlog()).values()):
+        if loop.time() > deadline:
+            raise AssertionError(f"outbox not drained: {backlog}")
+        await asyncio.sleep(0.05)

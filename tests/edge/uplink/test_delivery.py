@@ -1,0 +1,147 @@
+"""Exactly once, in order, through a real Mosquitto: what the site records reaches
+the cloud's subscriber; a broker outage, a lost PUBACK and a broker killed
+mid-flight lose nothing, and the cloud can drop redeliveries by message id."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from ocpp.v16 import call
+
+from contract.v1 import parse
+from edge.journal import Store
+from tests.edge.conftest import charger
+from tests.edge.uplink.conftest import drained, eventually
+from tests.edge.uplink.helpers import Proxy, make_cdrs
+
+
+def assert_in_order_once(messages: list[dict], ids: list[str]) -> None:
+    """Every id arrived; after dropping redeliveries (same id) they are in seq order with no gaps."""
+    first_copies: dict[str, dict] = {}
+    for message in messages:
+        if message["id"] in first_copies:
+            assert first_copies[message["id"]] == message, "a redelivery must be identical"
+        first_copies.setdefault(message["id"], message)
+    assert set(first_copies) >= set(ids)
+    seqs = [m["seq"] for m in first_copies.values()]
+    assert seqs == sorted(seqs) and seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs[:20]
+    order = [m["id"] for m in first_copies.values() if m["id"] in set(ids)]
+    assert order == ids
+
+
+async def test_sessions_status_and_cdr_reach_the_cloud(make_uplinked_edge, cloud):
+    async with make_uplinked_edge() as edge:
+        async with charger(edge) as cp:
+            await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Preparing"))
+            started = await cp.call(call.StartTransaction(connector_id=1, id_tag="TAG-OK", meter_start=1000,
+                                                          timestamp="2026-01-01T10:00:00Z"))
+            await cp.call(call.StopTransaction(transaction_id=started.transaction_id, meter_stop=5000,
+                                               timestamp="2026-01-01T11:00:00Z", reason="Local"))
+            await cp.call(call.StatusNotification(connector_id=1, error_code="GroundFailure", status="Faulted"))
+        await eventually(lambda: len(cloud.up_messages("session")) >= 2, what="session events")
+        await eventually(lambda: cloud.up_messages("cdr"), what="the charge record")
+        await eventually(lambda: len(cloud.up_messages("alert")) >= 1, what="the fault alert")
+        await drained(edge)
+
+    started_msg, stopped_msg = cloud.up_messages("session")[:2]
+    assert (started_msg["type"], started_msg["seq"]) == ("session.started", 1)
+    assert (stopped_msg["type"], stopped_msg["seq"]) == ("session.stopped", 2)
+    assert started_msg["body"]["transaction_id"] == started.transaction_id
+    assert stopped_msg["body"]["energy_wh"] == 4000
+    [cdr] = cloud.up_messages("cdr")
+    assert cdr["body"]["transaction_id"] == started.transaction_id and cdr["id"] == cdr["body"]["id"]
+    statuses = [(m["type"], m["body"].get("status")) for m in cloud.up_messages("status")]
+    assert ("charger.booted", None) in statuses and ("connector.status", "Faulted") in statuses
+    assert cloud.up_messages("alert")[0]["type"] == "alert.fault"
+    # Every payload follows the contract, topic and all.
+    for topic, payload, _ in cloud.received("/up/"):
+        parse(topic, json.dumps(payload).encode())
+
+
+async def test_outage_cdrs_pile_up_and_all_arrive_once_in_order(make_uplinked_edge, cloud, live_broker):
+    async with make_uplinked_edge() as edge:
+        await eventually(lambda: edge.uplink.connection is not None, what="connected")
+        live_broker.stop()
+        await eventually(lambda: edge.uplink.connection is None, what="the edge to see the outage")
+        ids = await make_cdrs(edge, 300)
+        assert (await edge.uplink.outbox.backlog())["cdr"] == 300
+        assert edge.charge_records is not None      # charging goes on: the journal takes records as ever
+        live_broker.start()
+        await eventually(lambda: len({m["id"] for m in cloud.up_messages("cdr")}) >= 300, timeout=20,
+                         what="all 300 records after the outage")
+        await drained(edge)
+        status = await edge.uplink.status()
+    assert_in_order_once(cloud.up_messages("cdr"), ids)
+    assert len(cloud.up_messages("cdr")) == 300        # nothing was in flight: not even a duplicate
+    assert status["streams"]["cdr"]["delivered"] == 300 and status["streams"]["cdr"]["last_seq"] == 300
+    assert status["connections"] >= 2
+
+
+async def test_a_lost_puback_means_the_batch_goes_again(make_uplinked_edge, cloud, live_broker):
+    proxy = await Proxy(live_broker.port).start()
+    try:
+        async with make_uplinked_edge(port=proxy.port) as edge:
+            await eventually(lambda: edge.uplink.connection is not None, what="connected")
+            proxy.swallow_answers = True
+            ids = await make_cdrs(edge, 40)
+            # The broker has them (the cloud sees them) but the edge never heard it.
+            await eventually(lambda: len(cloud.up_messages("cdr")) >= 40, what="records at the cloud")
+            await asyncio.sleep(0.3)
+            assert (await edge.uplink.outbox.backlog())["cdr"] == 40
+            proxy.swallow_answers = False
+            proxy.cut()
+            await eventually(lambda: len(cloud.up_messages("cdr")) >= 80, what="the redelivery")
+            await drained(edge)
+    finally:
+        await proxy.stop()
+    messages = cloud.up_messages("cdr")
+    assert len(messages) == 80                     # each twice: the cloud drops the second by id
+    assert_in_order_once(messages, ids)
+
+
+async def test_broker_killed_mid_flight_loses_nothing(make_uplinked_edge, cloud, live_broker):
+    async with make_uplinked_edge() as edge:
+        await eventually(lambda: edge.uplink.connection is not None, what="connected")
+        live_broker.freeze()                         # nothing is read or acknowledged any more
+        ids = await make_cdrs(edge, 50)
+        await asyncio.sleep(0.5)
+        assert (await edge.uplink.outbox.backlog())["cdr"] == 50
+        live_broker.kill()
+        live_broker.start()
+        await eventually(lambda: len({m["id"] for m in cloud.up_messages("cdr")}) >= 50, timeout=20,
+                         what="every record after the restart")
+        await drained(edge)
+    assert_in_order_once(cloud.up_messages("cdr"), ids)
+
+
+async def test_records_made_while_the_uplink_was_off_follow_when_it_is_on(make_edge, make_uplinked_edge, cloud):
+    async with make_edge() as edge:
+        ids = await make_cdrs(edge, 5)
+        async with charger(edge) as cp:    # session events while off are not kept for the cloud
+            await cp.call(call.StartTransaction(connector_id=1, id_tag="TAG-OK", meter_start=0,
+                                                timestamp="2026-01-01T10:00:00Z"))
+        assert await edge.journal.read(Store.outbox_backlog) == {}
+    async with make_uplinked_edge() as edge:
+        ids += await make_cdrs(edge, 2, first=5)
+        await eventually(lambda: len(cloud.up_messages("cdr")) >= 7, what="old and new records")
+        await drained(edge)
+    assert_in_order_once(cloud.up_messages("cdr"), ids)
+    assert cloud.up_messages("session") == []
+
+
+async def test_an_edge_restarted_mid_flight_sends_the_same_messages_again(make_uplinked_edge, cloud, live_broker):
+    proxy = await Proxy(live_broker.port).start()
+    async with make_uplinked_edge(port=proxy.port) as edge:
+        await eventually(lambda: edge.uplink.connection is not None, what="connected")
+        proxy.swallow_answers = True
+        ids = await make_cdrs(edge, 20)
+        await eventually(lambda: len(cloud.up_messages("cdr")) == 20, what="the first copies")
+        await proxy.stop()              # the link is gone, and no new one gets through
+    first = cloud.up_messages("cdr")
+    async with make_uplinked_edge() as edge:    # restarted, straight to the broker
+        await eventually(lambda: len(cloud.up_messages("cdr")) == 40, what="the second copies")
+        await drained(edge)
+    again = cloud.up_messages("cdr")[20:]
+    assert again == first                           # same ids, same seqs, same content
+    assert_in_order_once(cloud.up_messages("cdr"), ids)
