@@ -1,8 +1,10 @@
 """The demo site: the edge with config/example-site.toml, three simulated
 chargers whose drivers come, authorize, charge and leave, a serial (RAPI)
-wallbox brought in by the firmware bridge over a pseudo-terminal, and a
+wallbox brought in by the firmware bridge over a pseudo-terminal, a
 simulated SDM630 grid meter (Modbus TCP) reading six flats' base load plus
-what the cars really draw, so load management works in a closed loop.
+what the cars really draw, so load management works in a closed loop, and
+the cloud: a local Mosquitto broker and the cloud service (SQLite), to which
+the edge syncs its charge records and events.
 
     python -m simulator.demo [--duration SECONDS] [--state-dir DIR]
 
@@ -21,6 +23,9 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from cloud.config import MqttSettings, Settings
+from cloud.service import CloudService
+from cloud.store.views import site_detail
 from edge.app import Edge
 from edge.config import ConfigError, SiteConfig, load_config
 from edge.dlm.config import evses_of
@@ -28,6 +33,7 @@ from edge.dlm.phases import NAMES, to_site
 from edge.journal import Store
 from edge.logs import setup_logging
 from simulator.charge_point import SimulatedChargePoint
+from simulator.broker import MosquittoBroker
 from simulator.cli import drive, printer
 from simulator.meter import SimulatedMeter, household_profile
 from simulator.rapi_firmware import WallboxRig, bridged_wallbox
@@ -41,7 +47,7 @@ DEMO = [("SIM-1", "demo-password-1", "DEMO-TAG-1"), ("SIM-2", "demo-password-2",
 BRIDGED = ("WB-1", "demo-password-wb", "DEMO-TAG-4")
 
 
-async def report(edge: Edge, every: float) -> None:
+async def report(edge: Edge, every: float, cloud: CloudService | None = None) -> None:
     while True:
         await asyncio.sleep(every)
         sessions = await edge.journal.read(Store.transactions, limit=1000)
@@ -65,7 +71,25 @@ async def report(edge: Edge, every: float) -> None:
             for key, decision in sorted(manager.allocation.decisions.items()):
                 if manager.tracks[key].transaction_id is not None:
                     print(f"         {key[0]}/{key[1]} limit {decision.limit:4.1f} A: {decision.reason}")
+        if cloud is not None:
+            streams = (await cloud.db.read(site_detail, edge.config.site.id))["streams"]
+            print("         cloud received: " + (", ".join(f"{name} {info['received']}" for name, info in streams.items())
+                                                  or "nothing yet"))
         sys.stdout.flush()
+
+
+async def start_cloud(state_dir: Path, site_id: str) -> tuple[MosquittoBroker, CloudService, asyncio.Task]:
+    """A local Mosquitto (with the production ACL: the site may only publish below its own
+    topics) and the cloud service on SQLite, as an operator would run them."""
+    broker = MosquittoBroker(state_dir / "broker", users={site_id: "demo-site-password", "cloud": "demo-cloud-password"})
+    await asyncio.to_thread(broker.start)
+    cloud = CloudService(Settings(
+        database_url=f"sqlite:///{state_dir / 'cloud.sqlite'}", http_port=0,
+        mqtt=MqttSettings(host=broker.host, port=broker.port, client_id="cloud-demo", username="cloud",
+                          password="demo-cloud-password")))
+    task = asyncio.create_task(cloud.run(), name="cloud")
+    await cloud.ready.wait()
+    return broker, cloud, task
 
 
 def site_currents(config: SiteConfig, sims: list[SimulatedChargePoint], wallboxes: dict[str, WallboxRig],
@@ -110,6 +134,10 @@ async def run_demo(args: argparse.Namespace) -> int:
         port = await meter.start_tcp()
         config = config.model_copy(update={"meters": [
             config.meters[0].model_copy(update={"host": "127.0.0.1", "port": port}), *config.meters[1:]]})
+    broker, cloud, cloud_task = await start_cloud(state_dir, config.site.id)
+    config = config.model_copy(update={"uplink": config.uplink.model_copy(update={
+        "enabled": True, "host": broker.host, "port": broker.port, "tls": False,
+        "password": "demo-site-password", "password_file": "", "telemetry_interval": 5.0})})
     edge = Edge(config)
     edge_task = asyncio.create_task(edge.run())
     started = asyncio.create_task(edge.started.wait())
@@ -146,7 +174,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             tasks.append(group.create_task(blocked_card(sims[1], args.session_seconds * 2)))
             if config.charger(BRIDGED[0]):
                 tasks.append(group.create_task(serial_wallbox(edge, url, state_dir, wallboxes, args)))
-            tasks.append(group.create_task(report(edge, args.status_every)))
+            tasks.append(group.create_task(report(edge, args.status_every, cloud)))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), args.duration)
             for task in tasks:
@@ -155,6 +183,9 @@ async def run_demo(args: argparse.Namespace) -> int:
         edge.stop()
         await edge_task
         await meter.stop()
+        cloud_task.cancel()
+        await asyncio.gather(cloud_task, return_exceptions=True)
+        await asyncio.to_thread(broker.stop)
     return 0
 
 

@@ -31,3 +31,6 @@ def test_demo_runs_sessions(tmp_path):
     # The serial wallbox behind the firmware bridge charges like any other charger.
     assert re.search(r"transaction started charger=WB-1 connector=1 .*tag=DEMO-TAG-4", out), "WB-1 never started"
     assert re.search(r"stop transaction charger=WB-1 ", out), "WB-1 never stopped"
+    # The edge syncs to the cloud service through a real Mosquitto.
+    received = re.findall(r"cloud received: cdr (\d+), session (\d+)", out)
+    assert received and int(received[-1][0]) > 0, "no charge record reached the cloud"
