@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import sys
 import time
 from datetime import datetime, timezone
@@ -31,7 +30,7 @@ from bench import dlm_compute, dlm_reaction
 from bench.dlm_bound import ideal_fair, lp_bound
 from bench.dlm_day import FULL_DAY, QUICK_DAY, REACTION_S, simulate, workplace_day
 from bench.fleet import progress
-from bench.measure import percentile
+from bench.measure import percentile, run_report
 from bench.ocpp_load import commit, machine
 from edge.dlm.model import STRATEGIES
 
@@ -233,16 +232,4 @@ def text_summary(report: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    started = time.perf_counter()
-    try:
-        report = run(args)
-    except (RuntimeError, OSError, TimeoutError) as exc:
-        print(f"dlm: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("dlm: interrupted", file=sys.stderr)
-        return 130
-    report["wall_s"] = round(time.perf_counter() - started, 1)
-    print(json.dumps(report, indent=2) if args.json else text_summary(report))
-    return 0
+    return run_report("dlm", run, text_summary, parse_args(argv))

@@ -145,3 +145,22 @@ def percentile(ordered: list[float], p: float) -> float | None:
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000.0, 2)
+
+
+def run_report(name: str, run: Any, text_summary: Any, args: Any) -> int:
+    """A benchmark's main: run it, add the wall time, print JSON or a summary."""
+    import json
+    import sys
+
+    started = time.perf_counter()
+    try:
+        report = run(args)
+    except (RuntimeError, OSError, TimeoutError) as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    report["wall_s"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(report, indent=2) if args.json else text_summary(report))
+    return 0

@@ -45,6 +45,7 @@ import psutil
 
 from bench.dlm import others_cpu
 from bench.fleet import progress
+from bench.measure import run_report
 from bench.ocpp_load import commit, machine
 
 REPO = Path(__file__).resolve().parent.parent
@@ -492,16 +493,4 @@ def text_summary(report: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    started = time.perf_counter()
-    try:
-        report = run(args)
-    except (RuntimeError, OSError, TimeoutError) as exc:
-        print(f"sync: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("sync: interrupted", file=sys.stderr)
-        return 130
-    report["wall_s"] = round(time.perf_counter() - started, 1)
-    print(json.dumps(report, indent=2) if args.json else text_summary(report))
-    return 0
+    return run_report("sync", run, text_summary, parse_args(argv))
