@@ -4,7 +4,8 @@ Messages arrive from paho's thread (cloud/mqtt.py) on an asyncio queue. The
 ingest takes whatever is waiting (up to MAX_GROUP messages), checks each with
 `contract.v1.parse` (which also checks that the payload's site is the topic's
 site), stores the group in one transaction with a savepoint per message, and
-only after the COMMIT sends the PUBACKs, in arrival order.
+only after the COMMIT sends a receipt per batch to its site (down/receipt:
+the site may now forget those messages) and the PUBACKs, in arrival order.
 
 * A message that breaks the contract is rejected: counted per reason (in
   memory, and per site in the `rejections` table), logged, acknowledged (so
@@ -26,7 +27,7 @@ from typing import Callable
 from cloud.db import Connection, Database
 from cloud.mqtt import Received
 from cloud.store import ingest as store
-from contract.v1 import PREFIX, SITE_ID, Ack, ContractError, SiteState, UpBatch, parse
+from contract.v1 import PREFIX, SITE_ID, Ack, ContractError, Receipt, SiteState, UpBatch, encode, parse, receipt_topic
 from edge.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -91,10 +92,23 @@ def _store_group(conn: Connection, items: list[Item], rejected: list[tuple[str, 
     return rejections
 
 
+def receipt_for(item: Item) -> Receipt | None:
+    """The receipt for a stored batch (new or already there): its seq range. The edge sends
+    each batch as a run of consecutive seqs, so the range names exactly its messages."""
+    batch = item.message
+    if not isinstance(batch, UpBatch) or item.outcome not in ("stored", "duplicate"):
+        return None
+    last = max(batch.messages, key=lambda m: m.seq)
+    return Receipt(site=batch.site, stream=batch.stream, first_seq=min(m.seq for m in batch.messages),
+                   last_seq=last.seq, last_id=last.id, stored=item.new, duplicates=item.duplicates)
+
+
 class Ingest:
-    def __init__(self, db: Database, ack: Callable[[Received], None], clock: Clock | None = None):
+    def __init__(self, db: Database, ack: Callable[[Received], None], clock: Clock | None = None,
+                 send_receipt: Callable[[str, bytes], None] | None = None):
         self.db = db
         self._ack = ack
+        self._send_receipt = send_receipt
         self.clock = clock or Clock()
         self.queue: asyncio.Queue[Received] = asyncio.Queue()
         self.counts: Counter[str] = Counter()       # received, stored, duplicates, states, acks, unknown_acks
@@ -130,6 +144,12 @@ class Ingest:
             else:            # a down message on a cloud subscription: the broker ACL or a filter is wrong
                 rejections.append((received.topic, "direction", "a cloud-to-site message on an up topic"))
         rejections = await self._store(items, rejections)
+        # Committed: now the site may forget them (receipts), and the broker may too (PUBACKs).
+        if self._send_receipt is not None:
+            for item in items:
+                receipt = receipt_for(item)
+                if receipt is not None:
+                    self._send_receipt(receipt_topic(receipt.site), encode(receipt))
         for received in group:
             self._ack(received)
         self._count(group, items, rejections)

@@ -159,6 +159,12 @@ class MqttLink:
         if received.qos > 0 and received.generation == self._generation and self.connected.is_set():
             self.client.ack(received.mid, received.qos)
 
+    def send(self, topic: str, payload: bytes) -> None:
+        """QoS 1, not retained, nobody waits (receipts: one that is lost is asked for again by the
+        site sending the batch again). Not connected: dropped, for the same reason."""
+        if self.connected.is_set():
+            self.client.publish(topic, payload, qos=1)
+
     async def publish(self, topic: str, payload: bytes, *, retain: bool, expiry_s: int | None = None,
                       timeout: float = 10.0) -> bool:
         """QoS 1; True once the broker acknowledged it with success (PUBACK), False if not connected,

@@ -32,7 +32,7 @@ class CloudService:
         self.clock = clock or Clock()
         self.db = Database(settings.database_url)
         self.link = MqttLink(settings.mqtt, self._deliver)
-        self.ingest = Ingest(self.db, self.link.ack, self.clock)
+        self.ingest = Ingest(self.db, self.link.ack, self.clock, send_receipt=self.link.send)
         self.downlink = Downlink(self.db, self.link, self.clock)
         self.app = make_app(self.db, self.downlink, self.ingest, self.link)
         self.ready = asyncio.Event()

@@ -11,6 +11,7 @@ Topic tree (PREFIX = "sc/v1"):
   sc/v1/sites/{site}/ack           edge -> cloud  QoS 1, not retained   Ack
   sc/v1/sites/{site}/down/{kind}   cloud -> edge  QoS 1, retained for configuration documents,
                                                   not retained for commands       Down
+  sc/v1/sites/{site}/down/receipt  cloud -> edge  QoS 1, not retained   Receipt (a batch is in the cloud database)
 
 A site's MQTT username is its site id; the broker ACL lets it publish only
 below sc/v1/sites/{its id}/ (up, state, ack) and read only its own down/.
@@ -38,6 +39,8 @@ PRECIOUS: frozenset[str] = frozenset({"cdr", "session"})
 DownKind = Literal["auth", "tariffs", "limits", "command"]
 DOWN_KINDS: tuple[str, ...] = ("auth", "tariffs", "limits", "command")
 RETAINED_DOWN: frozenset[str] = frozenset({"auth", "tariffs", "limits"})
+# Below down/ too, so the broker ACL that lets a site read its own down/# covers it.
+RECEIPT = "receipt"
 
 
 class ContractError(ValueError):
@@ -74,6 +77,10 @@ def down_topic(site: str, kind: str) -> str:
     return f"{PREFIX}/sites/{site}/down/{kind}"
 
 
+def receipt_topic(site: str) -> str:
+    return f"{PREFIX}/sites/{site}/down/{RECEIPT}"
+
+
 def down_filter(site: str) -> str:
     return f"{PREFIX}/sites/{site}/down/+"
 
@@ -90,7 +97,7 @@ _TOPIC = re.compile(rf"^{re.escape(PREFIX)}/sites/([^/]+)/(up/([^/]+)|state|ack|
 
 
 def parse_topic(topic: str) -> tuple[str, str, str | None]:
-    """-> (site, 'up' | 'state' | 'ack' | 'down', stream or kind)."""
+    """-> (site, 'up' | 'state' | 'ack' | 'down' | 'receipt', stream or kind)."""
     match = _TOPIC.match(topic)
     if match is None:
         raise ContractError(f"topic {topic!r} is not in the v1 tree ({PREFIX}/sites/<site>/...)", "topic")
@@ -102,6 +109,8 @@ def parse_topic(topic: str) -> tuple[str, str, str | None]:
             raise ContractError(f"topic {topic!r}: unknown stream {stream!r}; one of {', '.join(STREAMS)}", "topic")
         return site, "up", stream
     if kind is not None:
+        if kind == RECEIPT:
+            return site, RECEIPT, None
         if kind not in DOWN_KINDS:
             raise ContractError(f"topic {topic!r}: unknown kind {kind!r}; one of {', '.join(DOWN_KINDS)}", "topic")
         return site, "down", kind
@@ -148,6 +157,20 @@ class Ack(_Model):
 
 # --- cloud -> edge ------------------------------------------------------------------------------------
 
+class Receipt(_Model):
+    """The cloud has committed every message of seqs first_seq..last_seq of `stream` to its
+    database (new or already there). Only this lets the edge forget them: a broker's PUBACK
+    does not, since a broker can lose what it acknowledged (a restart, a full queue)."""
+    v: Literal[1] = 1
+    site: str
+    stream: Stream
+    first_seq: Annotated[int, Field(ge=1)]
+    last_seq: Annotated[int, Field(ge=1)]
+    last_id: Annotated[str, Field(min_length=1, max_length=64)]   # the message at last_seq: a check
+    stored: Annotated[int, Field(ge=0)] = 0         # new in the cloud database
+    duplicates: Annotated[int, Field(ge=0)] = 0     # were there already (a redelivery)
+
+
 class Down(_Model):
     v: Literal[1] = 1
     site: str
@@ -187,17 +210,19 @@ def _validate(model: type[_Model], data: Any, topic: str) -> Any:
         raise ContractError(f"{topic}: {where}: {first['msg']} ({exc.error_count()} problem(s))", "schema") from None
 
 
-def parse(topic: str, payload: bytes) -> UpBatch | SiteState | Ack | Down:
+def parse(topic: str, payload: bytes) -> UpBatch | SiteState | Ack | Down | Receipt:
     """A received message, checked against the contract and against its topic
     (the site and stream in the payload must be those of the topic)."""
     site, part, name = parse_topic(topic)
-    model = {"up": UpBatch, "state": SiteState, "ack": Ack, "down": Down}[part]
+    model = {"up": UpBatch, "state": SiteState, "ack": Ack, "down": Down, RECEIPT: Receipt}[part]
     message = _validate(model, _load(payload), topic)
     if message.site != site:
         raise ContractError(f"{topic}: payload names site {message.site!r}, the topic site {site!r}", "site_mismatch")
     if part == "up" and message.stream != name:
         raise ContractError(f"{topic}: payload stream {message.stream!r} differs from the topic's {name!r}",
                             "stream_mismatch")
+    if part == RECEIPT and message.last_seq < message.first_seq:
+        raise ContractError(f"{topic}: last_seq {message.last_seq} is before first_seq {message.first_seq}", "schema")
     if part == "down" and message.kind != name:
         raise ContractError(f"{topic}: payload kind {message.kind!r} differs from the topic's {name!r}",
                             "kind_mismatch")
@@ -211,7 +236,8 @@ def encode(message: _Model) -> bytes:
 def json_schemas() -> dict[str, dict]:
     """Every payload's JSON Schema, for the docs and for other implementations."""
     return {name: TypeAdapter(model).json_schema() for name, model in
-            (("UpBatch", UpBatch), ("SiteState", SiteState), ("Ack", Ack), ("Down", Down))}
+            (("UpBatch", UpBatch), ("SiteState", SiteState), ("Ack", Ack), ("Down", Down),
+                                                        ("Receipt", Receipt))}
 
 
-AnyMessage = Union[UpBatch, SiteState, Ack, Down]
+AnyMessage = Union[UpBatch, SiteState, Ack, Down, Receipt]

@@ -419,9 +419,16 @@ class Store:
                 rows += fresh
         return rows
 
-    def outbox_delivered(self, stream: str, up_to_seq: int, at: str) -> int:
-        """The broker acknowledged everything of `stream` up to `up_to_seq`: it leaves the outbox."""
-        cur = self.conn.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, up_to_seq))
+    def outbox_delivered(self, stream: str, first_seq: int, last_seq: int, last_id: str | None, at: str) -> int:
+        """The cloud has stored seqs first_seq..last_seq of `stream` (its receipt): they leave the
+        outbox. A receipt whose last_id is not the id of the message at last_seq here is not
+        about this journal (a reinstalled site's old session) and changes nothing. -> messages removed."""
+        if last_id is not None:
+            row = self.conn.execute("SELECT id FROM outbox WHERE stream = ? AND seq = ?", (stream, last_seq)).fetchone()
+            if row is not None and row[0] != last_id:
+                return -1
+        cur = self.conn.execute("DELETE FROM outbox WHERE stream = ? AND seq BETWEEN ? AND ?",
+                                (stream, first_seq, last_seq))
         if cur.rowcount:
             self.conn.execute(
                 "UPDATE outbox_streams SET delivered = delivered + ?, last_delivered_at = ? WHERE stream = ?",

@@ -40,8 +40,9 @@ def render(body: dict[str, Any]) -> str:
         lines.append(f"OVER the disk budget ({body['disk_budget_bytes']} bytes) with CDRs and session events only: "
                      "they are kept")
     rows = [{"stream": name, **s} for name, s in body["streams"].items()]
-    lines += ["", cli._table(rows, ["stream", "backlog", "oldest_at", "last_seq", "delivered", "last_delivered_at",
-                                    "dropped", "refused"])]
+    # delivered: confirmed stored by the cloud (its receipt); unconfirmed: sent, receipt awaited.
+    lines += ["", cli._table(rows, ["stream", "backlog", "oldest_at", "last_seq", "unconfirmed", "delivered",
+                                    "last_delivered_at", "dropped", "refused"])]
     versions = [{"kind": kind, **v} for kind, v in body["downlink"]["versions"].items()]
     if versions:
         lines += ["", cli._table(versions, ["kind", "version", "mode", "applied_at", "in_force", "message_id"])]

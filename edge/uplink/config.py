@@ -41,6 +41,9 @@ class UplinkSection(Strict):
     telemetry_interval: Annotated[float, Field(ge=1, le=86400)] = 60.0
     # Batches (each up to 500 messages) waiting for their PUBACK, per stream.
     max_inflight: Annotated[int, Field(ge=1, le=100)] = 4
+    # s: a batch the cloud has not confirmed storing (its receipt) within this is sent again; the
+    # wait doubles (to 20 times this) while the cloud confirms nothing, e.g. while it is down.
+    receipt_timeout: Annotated[float, Field(ge=0.1, le=3600)] = 15.0
     # Reconnect backoff: doubles from the first to the last delay (s), with jitter.
     reconnect_min_delay: Annotated[float, Field(gt=0, le=600)] = 1.0
     reconnect_max_delay: Annotated[float, Field(gt=0, le=3600)] = 120.0

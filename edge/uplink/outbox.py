@@ -8,8 +8,9 @@ and are written here.
 
 Every message has a stable id (a redelivery carries the same one) and, once it
 is first put in a batch, a seq: per stream, counting up from 1 with no gaps.
-A message leaves the outbox when the broker has acknowledged its batch
-(PUBACK), and not before.
+A message leaves the outbox when the cloud has confirmed that its batch is in
+the cloud database (a receipt), and not before: the broker's PUBACK is not
+enough, since a broker can lose what it acknowledged.
 
 The disk budget bounds the outbox. When it is exceeded, telemetry that was
 never sent is thinned (every second message goes, up to MAX_THINNING times),
@@ -130,8 +131,11 @@ class Outbox:
                 "stream": stream, "reason": "larger than a payload may be", "dropped": 1, "thinned": 0,
                 "ids": [oversized["id"]], "from": oversized["at"], "to": oversized["at"]})
 
-    async def delivered(self, stream: str, up_to_seq: int) -> int:
-        return await self._journal.write(Store.outbox_delivered, stream, up_to_seq, self._clock.now_iso())
+    async def delivered(self, stream: str, first_seq: int, last_seq: int, last_id: str | None = None) -> int:
+        """The cloud's receipt for first_seq..last_seq: those leave the outbox. -> how many
+        (-1: the receipt's last_id does not match this journal, so it was ignored)."""
+        return await self._journal.write(Store.outbox_delivered, stream, first_seq, last_seq, last_id,
+                                         self._clock.now_iso())
 
     async def backlog(self) -> dict[str, int]:
         counts = await self._journal.read(Store.outbox_backlog)

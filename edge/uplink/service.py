@@ -9,9 +9,11 @@ connection:
 - birth: the retained SiteState online=true with the backlog per stream (the
   last will, set at connect, is the retained online=false);
 - one sender per stream sends the outbox from its oldest undelivered message,
-  in order, up to `max_inflight` batches awaiting their PUBACK; a batch leaves
-  the outbox on its PUBACK only, so whatever was in flight when a connection
-  dropped goes again on the next one (the cloud keeps one copy per message id);
+  in order, up to `max_inflight` batches awaiting their PUBACK and a window
+  awaiting the cloud's receipt; a batch leaves the outbox on the cloud's
+  receipt only (down/receipt: the cloud has it in its database), so whatever
+  was unconfirmed when a connection dropped, or when the receipt is overdue,
+  goes again (the cloud keeps one copy per message id);
 - downlink messages are handled one by one (commands in the background) and
   acknowledged to the broker only after their ack went out.
 
@@ -28,15 +30,17 @@ import ssl
 from collections import deque
 from typing import Any, Callable
 
-from contract.v1 import STREAMS, Ack, Down, SiteState, ack_topic, down_filter, encode, state_topic, up_topic
+from contract.v1 import (STREAMS, Ack, ContractError, Down, Receipt, SiteState, ack_topic, down_filter, encode, parse,
+                         receipt_topic, state_topic, up_topic)
 from edge.clock import Clock
 from edge.events import EventBus
 from edge.journal import Journal, Store
 from edge.uplink.config import UplinkSection
 from edge.uplink.downlink import Downlink
 from edge.uplink.mqtt import Connection, Incoming, LinkDown, LinkSettings, PublishRefused
-from edge.uplink.outbox import ALERT_TYPES, Outbox
+from edge.uplink.outbox import ALERT_TYPES, MAX_BATCH_MESSAGES, Outbox
 from edge.uplink.telemetry import TelemetrySampler
+from edge.uplink.window import Window
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,7 @@ STATE_EVERY = 30.0         # s: the retained state is refreshed this often while
 STABLE_AFTER = 60.0        # s: a connection that lasted this long resets the backoff
 BUDGET_EVERY = 10.0        # s: the disk budget is checked this often
 DEFAULT_RECEIVE_MAXIMUM = 20   # PUBLISHes in flight until a broker says what it takes (mosquitto's default)
+UNCONFIRMED_BATCHES = 2    # x max_inflight: full batches a stream may have awaiting the cloud's receipt
 
 
 def _consume(future: asyncio.Future) -> None:
@@ -75,6 +80,9 @@ class Uplink:
         self.last_error: str | None = None
         self.connections = 0
         self.refused: dict[str, str] = {}
+        self.windows: dict[str, Window] = {}      # per stream, on the current connection
+        self.receipts = 0
+        self._receipt_topic = receipt_topic(site_id)
         self._published_backlog: dict[str, int] | None = None
         self._commands: dict[str, list[tuple[Connection, Incoming]]] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -238,28 +246,59 @@ class Uplink:
                 retry = min(retry * 2, REFUSED_RETRY[1])
 
     async def _send(self, conn: Connection, stream: str) -> None:
-        """From the oldest undelivered message on; returns only by raising."""
+        """From the oldest message still in the outbox on; returns only by raising.
+        A batch goes when fewer than max_inflight await their PUBACK and the window of what
+        awaits the cloud's receipt has room; it leaves the outbox on its receipt (_receipt)."""
         topic = up_topic(self.site_id, stream)
+        window = self.windows[stream] = Window(
+            limit=self.settings.max_inflight * UNCONFIRMED_BATCHES * MAX_BATCH_MESSAGES,
+            first_wait=self.settings.receipt_timeout)
         after = 0
-        inflight: deque[tuple[int, asyncio.Future[None]]] = deque()
+        inflight: deque[asyncio.Future[None]] = deque()
         while True:
-            while len(inflight) < self.settings.max_inflight:
+            while len(inflight) < self.settings.max_inflight and window.has_room():
                 batch = await self.outbox.next_batch(stream, after)
                 if batch is None:
                     break
-                payload, _first, after = batch
+                payload, first, after = batch
                 future = conn.publish(topic, payload, need_subscriber=conn.v5)
                 future.add_done_callback(_consume)
-                inflight.append((after, future))
-            if not inflight:
-                await self.outbox.wait(stream, POLL)
-                await asyncio.sleep(LINGER)
+                future.add_done_callback(lambda _: self.outbox.wake(stream))
+                inflight.append(future)
+                window.sent(first, after, self._clock.monotonic())
+            while inflight and inflight[0].done():
+                inflight.popleft().result()          # PublishRefused or LinkDown end this round
+                self.refused.pop(stream, None)
+            now = self._clock.monotonic()
+            if window.expired(now):
+                log.warning("uplink: the cloud has not confirmed %s messages for %.0f s; sending again from the "
+                            "oldest, one batch at a time until it answers", stream, window.wait / 2)
+                after = 0
                 continue
-            last, future = inflight[0]
-            await future
-            inflight.popleft()
-            await self.outbox.delivered(stream, last)
-            self.refused.pop(stream, None)
+            left = window.time_left(now)
+            await self.outbox.wait(stream, POLL if left is None else min(POLL, left + 0.01))
+            await asyncio.sleep(LINGER)
+
+    async def _receipt(self, payload: bytes, topic: str) -> None:
+        """The cloud has stored a range of a stream: it leaves the outbox."""
+        try:
+            receipt = parse(topic, payload)
+            if not isinstance(receipt, Receipt) or receipt.site != self.site_id:
+                raise ContractError(f"{topic}: not a receipt for site {self.site_id!r}", "site_mismatch")
+        except ContractError as exc:
+            self.downlink.rejections[exc.reason] += 1
+            log.warning("uplink: receipt rejected (%s): %s", exc.reason, exc)
+            return
+        removed = await self.outbox.delivered(receipt.stream, receipt.first_seq, receipt.last_seq, receipt.last_id)
+        if removed < 0:
+            log.warning("uplink: a receipt for %s %d..%d names message %s, which is not ours at that seq; ignored",
+                        receipt.stream, receipt.first_seq, receipt.last_seq, receipt.last_id)
+            return
+        self.receipts += 1
+        window = self.windows.get(receipt.stream)
+        if window is not None and (window.confirmed(receipt.first_seq, receipt.last_seq) or removed):
+            window.progress()
+        self.outbox.wake(receipt.stream)
 
     async def _refresh_state(self, conn: Connection) -> None:
         """The retained state carries the backlog; refresh it while it changes (e.g. while draining)."""
@@ -275,6 +314,10 @@ class Uplink:
     async def _receive(self, conn: Connection, incoming: asyncio.Queue[Incoming]) -> None:
         while True:
             message = await incoming.get()
+            if message.topic == self._receipt_topic:
+                await self._receipt(message.payload, message.topic)
+                conn.ack(message)
+                continue
             checked = await self.downlink.check(message.topic, message.payload)
             if isinstance(checked, Down) and checked.kind == "command":
                 waiting = self._commands.setdefault(checked.id, [])
@@ -322,6 +365,11 @@ class Uplink:
 
     # -- for the local API -----------------------------------------------------------------------------
 
+    def _unconfirmed(self, stream: str) -> int:
+        """Messages sent on this connection that await the cloud's receipt."""
+        window = self.windows.get(stream)
+        return window.messages if window is not None and self.connection is not None else 0
+
     async def status(self) -> dict[str, Any]:
         streams = await self._journal.read(Store.outbox_streams)
         recent = await self._journal.read(Store.downlink_log, 20)
@@ -334,7 +382,9 @@ class Uplink:
             "disk_budget_bytes": self.outbox.budget_bytes,
             "streams": {row["stream"]: {**{k: row[k] for k in ("backlog", "backlog_bytes", "oldest_at", "last_seq",
                                                                  "delivered", "last_delivered_at", "dropped")},
-                                        "refused": self.refused.get(row["stream"])} for row in streams},
+                                        "refused": self.refused.get(row["stream"]),
+                                        "unconfirmed": self._unconfirmed(row["stream"])} for row in streams},
+            "receipts": self.receipts,
             "downlink": {"versions": self.downlink.versions(), "outcomes": dict(self.downlink.outcomes),
                          "rejected_by_reason": dict(self.downlink.rejections), "recent": recent},
         }

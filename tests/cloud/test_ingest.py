@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 
 import psycopg
 import pytest
@@ -47,6 +48,26 @@ async def test_a_redelivered_batch_is_stored_once(cloud, make_site):
     assert await count(cloud, "SELECT count(*) AS n FROM sessions WHERE site = ?", "site-a") == 3
     stream = await cloud.db.read(lambda c: c.one("SELECT last_seq, received FROM streams WHERE site = 'site-a'"))
     assert stream == {"last_seq": 4, "received": 4}
+
+
+async def test_each_stored_batch_is_confirmed_to_its_site_after_the_commit(cloud, make_site):
+    """The receipt is what lets a site forget a message: it comes only for what is in the database,
+    again for a redelivery, and never for a batch that was rejected."""
+    site = make_site()
+    await site.subscribe_down()
+    first = [message(seq, "alert.fault") for seq in (1, 2, 3)]
+    await site.up("alert", first)
+    _, receipt = await site.next_down()
+    assert receipt == {"v": 1, "site": "site-a", "stream": "alert", "first_seq": 1, "last_seq": 3,
+                       "last_id": first[2]["id"], "stored": 3, "duplicates": 0}
+    assert await count(cloud, "SELECT count(*) AS n FROM messages WHERE site = ?", "site-a") == 3
+    await site.up("alert", first[1:])                         # the receipt was lost: the site sends again
+    _, again = await site.next_down()
+    assert (again["first_seq"], again["last_seq"], again["stored"], again["duplicates"]) == (2, 3, 0, 2)
+    await site.publish(up_topic("site-a", "alert"), b'{"v": 1, "site": "site-a", "stream": "alert"}')
+    await cloud.wait_handled(3)
+    with pytest.raises(queue.Empty):                          # no receipt for a rejected batch
+        await site.next_down(timeout=0.5)
 
 
 async def test_the_same_message_again_changes_nothing_it_projected(cloud, make_site):

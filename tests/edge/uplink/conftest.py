@@ -16,7 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from contract.v1 import Down, encode
+from contract.v1 import ContractError, Down, Receipt, encode, parse, receipt_topic
 from edge.app import Edge
 from edge.config import parse_config
 from tests.edge.conftest import site_toml, wait_for
@@ -40,12 +40,15 @@ def live_broker(broker: MosquittoBroker) -> MosquittoBroker:
 
 class Cloud:
     """A plain paho client in the cloud's place: records everything under sc/v1/#
-    (its own thread; read the lists from the test), and publishes downlink messages."""
+    (its own thread; read the lists from the test), answers each up batch with a
+    receipt as the cloud does after storing it (unless `receipts` is off), and
+    publishes downlink messages."""
 
     def __init__(self, broker: MosquittoBroker, client_id: str = "test-cloud", filters: tuple[str, ...] = ("sc/v1/#",),
                  username: str | None = None, password: str | None = None, persistent: bool = True,
-                 port: int | None = None):
+                 port: int | None = None, receipts: bool = True):
         self.broker = broker
+        self.receipts = receipts
         self.port = port or broker.port
         self.persistent = persistent
         self.filters = filters
@@ -71,6 +74,15 @@ class Cloud:
             payload = bytes(message.payload)
         with self.lock:
             self.messages.append((message.topic, payload, bool(message.retain)))
+        if self.receipts and "/up/" in message.topic and isinstance(payload, dict):
+            try:
+                batch = parse(message.topic, bytes(message.payload))
+            except ContractError:
+                return          # a test's bad input: the cloud would reject it, with no receipt
+            last = batch.messages[-1]
+            receipt = Receipt(site=batch.site, stream=batch.stream, first_seq=batch.messages[0].seq,
+                              last_seq=last.seq, last_id=last.id)
+            client.publish(receipt_topic(batch.site), encode(receipt), qos=1)
 
     def start(self) -> "Cloud":
         props = Properties(PacketTypes.CONNECT)

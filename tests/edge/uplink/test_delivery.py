@@ -78,6 +78,28 @@ async def test_outage_cdrs_pile_up_and_all_arrive_once_in_order(make_uplinked_ed
     assert status["connections"] >= 2
 
 
+async def test_a_batch_leaves_the_outbox_on_the_clouds_receipt_not_on_the_brokers_puback(
+        make_uplinked_edge, cloud):
+    """The broker acknowledges every batch, yet without the cloud's receipt the records stay and go
+    again when the receipt is overdue; the first receipt empties the outbox."""
+    cloud.receipts = False
+    async with make_uplinked_edge(receipt_timeout=0.3) as edge:
+        await eventually(lambda: edge.uplink.connection is not None, what="connected")
+        ids = await make_cdrs(edge, 30)
+        await eventually(lambda: len(cloud.up_messages("cdr")) >= 60, what="a resend after the receipt wait")
+        assert (await edge.uplink.outbox.backlog())["cdr"] == 30
+        status = await edge.uplink.status()
+        assert status["streams"]["cdr"]["delivered"] == 0
+        # The resends back off: one batch at a time, each wait twice the one before.
+        assert edge.uplink.windows["cdr"].probing and edge.uplink.windows["cdr"].wait >= 0.6
+        cloud.receipts = True
+        await drained(edge)
+        status = await edge.uplink.status()
+    assert status["streams"]["cdr"]["delivered"] == 30 and status["streams"]["cdr"]["unconfirmed"] == 0
+    assert status["receipts"] >= 1 and not edge.uplink.windows["cdr"].probing
+    assert_in_order_once(cloud.up_messages("cdr"), ids)
+
+
 async def test_a_lost_puback_means_the_batch_goes_again(make_uplinked_edge, cloud, live_broker):
     proxy = await Proxy(live_broker.port).start()
     try:

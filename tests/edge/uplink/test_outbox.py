@@ -62,7 +62,9 @@ async def test_seqs_have_no_gaps_and_delivery_goes_by_prefix(journal):
     # Sent again from the oldest undelivered (a new connection): the same seqs, the same ids.
     again, first2, last2 = await outbox.next_batch("alert", 0)
     assert again == payload and (first2, last2) == (1, 5)
-    assert await outbox.delivered("alert", 3) == 3
+    assert await outbox.delivered("alert", 1, 3) == 3
+    # A receipt that names another message at its last seq is about another journal: ignored.
+    assert await outbox.delivered("alert", 4, 5, last_id="not-ours") == -1
     await outbox.add("alert", "alert.test", {"n": 5})
     _, first, last = await outbox.next_batch("alert", 0)
     assert (first, last) == (4, 6)

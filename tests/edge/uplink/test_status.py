@@ -23,7 +23,8 @@ async def test_status_in_the_api_and_edgectl(make_uplinked_edge, cloud, live_bro
         assert body["connected"] and body["broker"] == f"127.0.0.1:{live_broker.port}" and body["protocol"] == "5"
         assert body["streams"]["cdr"] == {"backlog": 0, "backlog_bytes": 0, "oldest_at": None, "last_seq": 3,
                                           "delivered": 3, "last_delivered_at": body["streams"]["cdr"]
-                                          ["last_delivered_at"], "dropped": 0, "refused": None}
+                                          ["last_delivered_at"], "dropped": 0, "refused": None,
+                                          "unconfirmed": 0}
         assert body["downlink"]["recent"][0]["status"] == "rejected"
         assert body["downlink"]["outcomes"] == {"rejected": 1}
 

@@ -42,7 +42,7 @@ def test_the_documented_topics_are_the_contracts():
 
     text = DOC.read_text(encoding="utf-8")
     for topic in (v1.up_topic("{site}", "{stream}"), v1.state_topic("{site}"), v1.ack_topic("{site}"),
-                  *(v1.down_topic("{site}", kind) for kind in v1.DOWN_KINDS)):
+                  v1.receipt_topic("{site}"), *(v1.down_topic("{site}", kind) for kind in v1.DOWN_KINDS)):
         assert f"`{topic}`" in text, topic
     for stream in v1.STREAMS:
         assert f"| `{stream}` |" in text, stream
