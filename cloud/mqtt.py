@@ -75,7 +75,9 @@ class MqttLink:
             client.username_pw_set(s.username, s.password)
         if s.ca_file:
             client.tls_set(ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        # A broker back after an outage finds its sites reconnecting within a second; the cloud must not
+        # lag far behind (until it resubscribes the sites are told "no matching subscribers").
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message

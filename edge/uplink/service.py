@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 POLL = 2.0                 # s: senders look at the outbox at least this often (triggers tell no one)
 LINGER = 0.02              # s: after a wake-up, let a burst gather into one batch
-REFUSED_RETRY = (2.0, 60.0)  # s: a stream the broker refused waits this long (doubling) before it tries again
+REFUSED_RETRY = (0.5, 30.0)  # s: a stream the broker refused waits this long (doubling) before it tries again
 STATE_EVERY = 30.0         # s: the retained state is refreshed this often while the backlog changes
 STABLE_AFTER = 60.0        # s: a connection that lasted this long resets the backoff
 BUDGET_EVERY = 10.0        # s: the disk budget is checked this often
