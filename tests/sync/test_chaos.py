@@ -9,6 +9,7 @@ import asyncio
 import json
 import random
 import time
+from collections import Counter
 from pathlib import Path
 
 from tests.sync.harness import CHARGERS, CloudProcess, Driver, EdgeProcess, make_broker, wait_until
@@ -115,7 +116,6 @@ async def test_chaos_every_cdr_once_and_every_push_answered(tmp_path: Path) -> N
         sessions = sum(len(d.sessions) for d in drivers)
         summary = (f"kills {log}; {sessions} sessions, {len(edge_cdrs)} edge CDRs, {len(cloud_cdrs)} cloud CDRs; "
                    f"driver errors {[e for d in drivers for e in d.errors][:10]}")
-        from collections import Counter
         outcomes = Counter((r.get("auth"), "tx" in r, "stop_s" in r, r.get("tx", 0) > 0 if "tx" in r else None)
                            for d in drivers for r in d.sessions)
         summary += f"; outcomes (auth, started, stopped, online tx) {dict(outcomes)}"

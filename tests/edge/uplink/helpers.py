@@ -36,6 +36,7 @@ class Proxy:
         self.upstream_port = upstream_port
         self.port = free_port()
         self.swallow_answers = False
+        self.refusing = False            # new connections are closed at once (the link stays down)
         self._writers: list[asyncio.StreamWriter] = []
         self._server: asyncio.base_events.Server | None = None
         self.connections = 0
@@ -45,6 +46,9 @@ class Proxy:
         return self
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            writer.close()
+            return
         self.connections += 1
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)

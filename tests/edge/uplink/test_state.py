@@ -50,11 +50,13 @@ async def test_a_lost_link_brings_the_last_will(make_uplinked_edge, cloud, live_
         async with make_uplinked_edge(port=proxy.port) as edge:
             await eventually(lambda: edge.uplink.connection is not None, what="connected")
             await eventually(lambda: (s := latest_state(cloud)) and s["online"], what="the birth")
+            proxy.refusing = True       # the link stays down until the will is checked
             proxy.cut()     # no DISCONNECT: the broker sees the site vanish
             await eventually(lambda: latest_state(cloud)["online"] is False, what="the last will")
             will = latest_state(cloud)
             assert will["site"] == SITE and will["backlog"] == {}
             assert (await retained_state(live_broker))["online"] is False
+            proxy.refusing = False
             # ... and it comes back by itself.
             await eventually(lambda: latest_state(cloud)["online"] is True, what="a new birth")
             assert edge.uplink.connections >= 2
