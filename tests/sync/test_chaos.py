@@ -119,7 +119,8 @@ async def test_chaos_every_cdr_once_and_every_push_answered(tmp_path: Path) -> N
         outcomes = Counter((r.get("auth"), "tx" in r, "stop_s" in r, r.get("tx", 0) > 0 if "tx" in r else None)
                            for d in drivers for r in d.sessions)
         summary += f"; outcomes (auth, started, stopped, online tx) {dict(outcomes)}"
-        summary += f"; calm: drivers {drivers_done:.1f} s, pusher {pusher_done:.1f} s, all {time.monotonic() - calm:.1f} s"
+        summary += (f"; calm: drivers {drivers_done:.1f} s, pusher {pusher_done:.1f} s, "
+                    f"all {time.monotonic() - calm:.1f} s")
         summary += f"; pushes {[(p['version'], p['broken'], p['status']) for p in pushes]}"
         print(summary)
         assert len(edge_cdrs) >= 10, summary

@@ -76,7 +76,8 @@ async def outage(tmp_path: Path, how: str) -> None:
         assert len(during) >= 3 * len(CHARGERS), len(during)
         for r in during:
             assert "error" not in r and r["online_at_start"], r
-            assert r["auth"] == "Accepted" and r["tx"] > 0, r            # the edge answered, not the charger's offline rules
+            # The edge answered, not the charger's offline rules.
+            assert r["auth"] == "Accepted" and r["tx"] > 0, r
             assert max(r["auth_s"], r["start_s"], r.get("stop_s", 0)) < 2.0, r
         statuses = [e for d in drivers for name, e in d.sim.events if name == "authorize"]
         assert statuses and all(e["status"] == "Accepted" and e["source"] == "central system" for e in statuses)
