@@ -9,7 +9,9 @@ the site may now forget those messages) and the PUBACKs, in arrival order.
 
 * A message that breaks the contract is rejected: counted per reason (in
   memory, and per site in the `rejections` table), logged, acknowledged (so
-  the broker does not send it forever), never stored.
+  the broker does not send it forever), never stored. An up batch whose seqs
+  can still be read gets a receipt saying `rejected`, so its site can find
+  the message at fault and set it aside rather than send it forever.
 * A message the database refuses (a value PostgreSQL cannot hold) is rolled
   back alone to its savepoint and rejected as `unstorable`.
 * If the database is down, nothing is acknowledged; the group is retried with
@@ -19,15 +21,19 @@ the site may now forget those messages) and the PUBACKs, in arrival order.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
+from pydantic import ValidationError
+
 from cloud.db import Connection, Database
 from cloud.mqtt import Received
 from cloud.store import ingest as store
-from contract.v1 import PREFIX, SITE_ID, Ack, ContractError, Receipt, SiteState, UpBatch, encode, parse, receipt_topic
+from contract.v1 import (MAX_PAYLOAD_BYTES, PREFIX, SITE_ID, Ack, ContractError, Receipt, SiteState, UpBatch, encode,
+                         parse, parse_topic, receipt_topic)
 from edge.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -103,6 +109,29 @@ def receipt_for(item: Item) -> Receipt | None:
                    last_seq=last.seq, last_id=last.id, stored=item.new, duplicates=item.duplicates)
 
 
+def rejected_receipt(topic: str, payload: bytes, error: str) -> Receipt | None:
+    """For a refused up batch whose messages can still be made out (each one's seq and id, a run
+    of consecutive seqs as an edge sends): tells the site which seqs were refused and why, so it
+    can find the message at fault and set it aside. None when not even that can be read."""
+    try:
+        site, part, stream = parse_topic(topic)
+        if part != "up" or len(payload) > MAX_PAYLOAD_BYTES:
+            return None
+        runs = sorted((m["seq"], m["id"]) for m in json.loads(payload)["messages"])
+    except (ContractError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+    if not runs or any(not isinstance(seq, int) or isinstance(seq, bool) for seq, _ in runs):
+        return None
+    first, (last, last_id) = runs[0][0], runs[-1]
+    if last - first + 1 != len(runs):
+        return None
+    try:
+        return Receipt(site=site, stream=stream, first_seq=first, last_seq=last, last_id=last_id,
+                       status="rejected", error=error[:1000])
+    except ValidationError:
+        return None
+
+
 class Ingest:
     def __init__(self, db: Database, ack: Callable[[Received], None], clock: Clock | None = None,
                  send_receipt: Callable[[str, bytes], None] | None = None):
@@ -129,11 +158,13 @@ class Ingest:
 
     async def handle(self, group: list[Received]) -> None:
         items, rejections = [], []
+        refused: list[tuple[Received, str]] = []
         for received in group:
             try:
                 message = parse(received.topic, received.payload)
             except ContractError as exc:
                 rejections.append((received.topic, exc.reason, str(exc)[:ERROR_TEXT]))
+                refused.append((received, f"{exc.reason}: {exc}"))
                 continue
             except Exception as exc:    # a bug in checking, not in the message: still never a crash loop on it
                 log.exception("checking a message on %s failed", received.topic[:200])
@@ -146,8 +177,10 @@ class Ingest:
         rejections = await self._store(items, rejections)
         # Committed: now the site may forget them (receipts), and the broker may too (PUBACKs).
         if self._send_receipt is not None:
-            for item in items:
-                receipt = receipt_for(item)
+            receipts = [receipt_for(item) for item in items]
+            refused += [(item.received, f"unstorable: {item.error}") for item in items if item.outcome == "unstorable"]
+            receipts += [rejected_receipt(received.topic, received.payload, error) for received, error in refused]
+            for receipt in receipts:
                 if receipt is not None:
                     self._send_receipt(receipt_topic(receipt.site), encode(receipt))
         for received in group:

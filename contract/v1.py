@@ -158,17 +158,21 @@ class Ack(_Model):
 # --- cloud -> edge ------------------------------------------------------------------------------------
 
 class Receipt(_Model):
-    """The cloud has committed every message of seqs first_seq..last_seq of `stream` to its
-    database (new or already there). Only this lets the edge forget them: a broker's PUBACK
-    does not, since a broker can lose what it acknowledged (a restart, a full queue)."""
+    """stored: the cloud has committed every message of seqs first_seq..last_seq of `stream` to
+    its database (new or already there). Only this lets the edge forget them: a broker's PUBACK
+    does not, since a broker can lose what it acknowledged (a restart, a full queue).
+    rejected: the cloud refused the batch holding those seqs, for the reason in `error`; the
+    edge sends them again one by one and sets aside the one that is refused alone."""
     v: Literal[1] = 1
     site: str
     stream: Stream
     first_seq: Annotated[int, Field(ge=1)]
     last_seq: Annotated[int, Field(ge=1)]
     last_id: Annotated[str, Field(min_length=1, max_length=64)]   # the message at last_seq: a check
+    status: Literal["stored", "rejected"] = "stored"
     stored: Annotated[int, Field(ge=0)] = 0         # new in the cloud database
     duplicates: Annotated[int, Field(ge=0)] = 0     # were there already (a redelivery)
+    error: Annotated[str, Field(max_length=1000)] | None = None   # why it was rejected
 
 
 class Down(_Model):

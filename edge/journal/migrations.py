@@ -373,6 +373,11 @@ MIGRATIONS: list[str] = [
         error            TEXT
     );
     """,
+    # 6: a message the cloud refused on its own (its receipt said rejected) is set aside: kept, not
+    # sent again until someone releases it, so the rest of its stream can pass.
+    """
+    ALTER TABLE outbox ADD COLUMN held TEXT;   -- NULL, or why the cloud refused it
+    """,
 ]
 
 

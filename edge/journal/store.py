@@ -404,8 +404,8 @@ class Store:
         """The next undelivered messages of a stream after `after_seq`, oldest first. Messages that
         never were in a batch get their seq now (the caller publishes only after this commit)."""
         rows = _rows(self.conn.execute(
-            "SELECT n, id, seq, type, at, body FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (stream, after_seq, limit)))
+            "SELECT n, id, seq, type, at, body FROM outbox WHERE stream = ? AND seq > ? AND held IS NULL "
+            "ORDER BY seq LIMIT ?", (stream, after_seq, limit)))
         if len(rows) < limit:
             fresh = _rows(self.conn.execute(
                 "SELECT n, id, seq, type, at, body FROM outbox WHERE stream = ? AND seq IS NULL ORDER BY n LIMIT ?",
@@ -435,13 +435,36 @@ class Store:
                 (cur.rowcount, at, stream))
         return cur.rowcount
 
+    def outbox_hold(self, stream: str, seq: int, message_id: str, why: str) -> dict[str, Any] | None:
+        """The cloud refused this one message alone: set it aside (kept, not sent) with the reason.
+        -> the message (id, type, at, seq), or None when it is not here (any more) or already aside."""
+        row = self.conn.execute("SELECT id, type, at FROM outbox WHERE stream = ? AND seq = ? AND id = ? "
+                                "AND held IS NULL", (stream, seq, message_id)).fetchone()
+        if row is None:
+            return None
+        self.conn.execute("UPDATE outbox SET held = ? WHERE stream = ? AND seq = ?", (why, stream, seq))
+        return {"id": row[0], "type": row[1], "at": row[2], "seq": seq}
+
+    def outbox_release(self, stream: str | None = None) -> int:
+        """Messages set aside go again (the cloud has been fixed). -> how many."""
+        cur = self.conn.execute("UPDATE outbox SET held = NULL WHERE held IS NOT NULL AND (? IS NULL OR stream = ?)",
+                                (stream, stream))
+        return cur.rowcount
+
+    def outbox_held(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Messages set aside (the first `limit`), oldest first per stream."""
+        return _rows(self.conn.execute(
+            "SELECT stream, seq, id, type, at, held AS why FROM outbox WHERE held IS NOT NULL ORDER BY stream, seq "
+            "LIMIT ?", (limit,)))
+
     def outbox_backlog(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.conn.execute("SELECT stream, count(*) FROM outbox GROUP BY stream")}
 
     def outbox_streams(self) -> list[dict[str, Any]]:
         """Per stream: last seq given, delivered and dropped counts, last delivery, backlog and its oldest message."""
         return _rows(self.conn.execute(
-            """SELECT s.*, count(o.n) AS backlog, min(o.at) AS oldest_at, coalesce(sum(o.size), 0) AS backlog_bytes
+            """SELECT s.stream, s.last_seq, s.delivered, s.last_delivered_at, s.dropped, count(o.n) AS backlog,
+                      min(o.at) AS oldest_at, coalesce(sum(o.size), 0) AS backlog_bytes, count(o.held) AS held
                FROM outbox_streams s LEFT JOIN outbox o ON o.stream = s.stream GROUP BY s.stream ORDER BY s.stream"""))
 
     def outbox_size(self) -> int:

@@ -1,11 +1,15 @@
 """The uplink in the local API: GET /api/v1/uplink (connected, backlog per stream,
-last delivery, what the cloud sent down and what became of it)."""
+last delivery, messages set aside, what the cloud sent down and what became of it),
+and POST /api/v1/uplink/release (messages set aside go again)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+
+from contract.v1 import STREAMS
+from edge.api_common import json_object
 
 if TYPE_CHECKING:
     from edge.api import LocalApi
@@ -14,10 +18,21 @@ if TYPE_CHECKING:
 class UplinkRoutes:
     def __init__(self, api: "LocalApi"):
         self.api = api
-        api.app.add_routes([web.get("/api/v1/uplink", self.status)])
+        api.app.add_routes([web.get("/api/v1/uplink", self.status),
+                            web.post("/api/v1/uplink/release", self.release)])
 
     async def status(self, request: web.Request) -> web.Response:
         uplink = self.api.edge.uplink
         if uplink is None:
             return web.json_response({"enabled": False, "note": "[uplink] is not enabled in the site config"})
         return web.json_response(await uplink.status())
+
+    async def release(self, request: web.Request) -> web.Response:
+        """Body (optional): {"stream": "cdr"}; without it every stream."""
+        uplink = self.api.edge.uplink
+        if uplink is None:
+            return web.json_response({"error": "[uplink] is not enabled in the site config"}, status=409)
+        stream = (await json_object(request, empty_ok=True)).get("stream")
+        if stream is not None and stream not in STREAMS:
+            return web.json_response({"error": f"stream: {stream!r} is not one of {', '.join(STREAMS)}"}, status=400)
+        return web.json_response({"released": await uplink.release(stream)})

@@ -6,11 +6,17 @@ import argparse
 import json
 from typing import Any, Callable
 
+from contract.v1 import STREAMS
+
 
 def register(sub: argparse._SubParsersAction, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
              ) -> None:
     p = with_config(sub.add_parser("uplink", help="the link to the cloud: connected, backlog per stream, "
                                                   "last delivery, configuration received"))
+    p.add_argument("action", nargs="?", choices=("status", "release"), default="status",
+                   help="status (the default), or release: messages the cloud refused and that were set aside "
+                        "go again")
+    p.add_argument("--stream", choices=STREAMS, help="release: only this stream's")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_uplink)
 
@@ -18,7 +24,12 @@ def register(sub: argparse._SubParsersAction, with_config: Callable[[argparse.Ar
 def cmd_uplink(args: argparse.Namespace) -> int:
     from edge import cli   # edge.cli registers this module: import it late
 
-    body = cli.ApiClient(cli._load(args)).request("GET", "/uplink")
+    client = cli.ApiClient(cli._load(args))
+    if args.action == "release":
+        result = client.request("POST", "/uplink/release", {"stream": args.stream} if args.stream else {})
+        print(json.dumps(result) if args.json else f"{result['released']} message(s) set aside go again")
+        return 0
+    body = client.request("GET", "/uplink")
     if args.json:
         print(json.dumps(body, indent=2))
         return 0
@@ -42,7 +53,10 @@ def render(body: dict[str, Any]) -> str:
     rows = [{"stream": name, **s} for name, s in body["streams"].items()]
     # delivered: confirmed stored by the cloud (its receipt); unconfirmed: sent, receipt awaited.
     lines += ["", cli._table(rows, ["stream", "backlog", "oldest_at", "last_seq", "unconfirmed", "delivered",
-                                    "last_delivered_at", "dropped", "refused"])]
+                                    "last_delivered_at", "dropped", "held", "refused"])]
+    if body.get("held"):
+        lines += ["", "set aside (the cloud refused them; `edgectl uplink release` sends them again):",
+                  cli._table(body["held"], ["stream", "seq", "id", "type", "at", "why"])]
     versions = [{"kind": kind, **v} for kind, v in body["downlink"]["versions"].items()]
     if versions:
         lines += ["", cli._table(versions, ["kind", "version", "mode", "applied_at", "in_force", "message_id"])]

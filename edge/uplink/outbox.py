@@ -10,7 +10,9 @@ Every message has a stable id (a redelivery carries the same one) and, once it
 is first put in a batch, a seq: per stream, counting up from 1 with no gaps.
 A message leaves the outbox when the cloud has confirmed that its batch is in
 the cloud database (a receipt), and not before: the broker's PUBACK is not
-enough, since a broker can lose what it acknowledged.
+enough, since a broker can lose what it acknowledged. A message the cloud
+refuses on its own is set aside (`held`, with the reason): kept, not sent
+again until released (every hour, or `edgectl uplink release`).
 
 The disk budget bounds the outbox. When it is exceeded, telemetry that was
 never sent is thinned (every second message goes, up to MAX_THINNING times),
@@ -112,11 +114,12 @@ class Outbox:
 
     # -- sending --------------------------------------------------------------------------------------------
 
-    async def next_batch(self, stream: str, after_seq: int) -> tuple[bytes, int, int] | None:
-        """The next batch of `stream` after `after_seq`: (payload, first seq, last seq), or None
-        when there is nothing. Seqs are given and committed before this returns."""
+    async def next_batch(self, stream: str, after_seq: int,
+                         max_messages: int = MAX_BATCH_MESSAGES) -> tuple[bytes, int, int] | None:
+        """The next batch of `stream` after `after_seq` (messages set aside skipped): (payload, first
+        seq, last seq), or None when there is nothing. Seqs are given and committed before this returns."""
         while True:
-            rows = await self._journal.write(Store.outbox_next, stream, after_seq, MAX_BATCH_MESSAGES)
+            rows = await self._journal.write(Store.outbox_next, stream, after_seq, max_messages)
             if not rows:
                 return None
             payload, count = encode_batch(self.site_id, stream, rows)
@@ -136,6 +139,17 @@ class Outbox:
         (-1: the receipt's last_id does not match this journal, so it was ignored)."""
         return await self._journal.write(Store.outbox_delivered, stream, first_seq, last_seq, last_id,
                                          self._clock.now_iso())
+
+    async def hold(self, stream: str, seq: int, message_id: str, why: str) -> dict[str, Any] | None:
+        """Set aside the one message the cloud refused alone (kept; not sent until released)."""
+        return await self._journal.write(Store.outbox_hold, stream, seq, message_id, why)
+
+    async def release(self, stream: str | None = None) -> int:
+        """Messages set aside go again, from their place in the stream."""
+        released = await self._journal.write(Store.outbox_release, stream)
+        if released:
+            self.wake(stream)
+        return released
 
     async def backlog(self) -> dict[str, int]:
         counts = await self._journal.read(Store.outbox_backlog)

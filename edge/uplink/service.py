@@ -51,6 +51,7 @@ STATE_EVERY = 30.0         # s: the retained state is refreshed this often while
 STABLE_AFTER = 60.0        # s: a connection that lasted this long resets the backoff
 BUDGET_EVERY = 10.0        # s: the disk budget is checked this often
 DEFAULT_RECEIVE_MAXIMUM = 20   # PUBLISHes in flight until a broker says what it takes (mosquitto's default)
+RELEASE_EVERY = 3600.0     # s: messages the cloud refused are offered again this often
 UNCONFIRMED_BATCHES = 2    # x max_inflight: full batches a stream may have awaiting the cloud's receipt
 
 
@@ -93,7 +94,8 @@ class Uplink:
 
     async def run(self) -> None:
         await self.outbox.start()
-        parts: dict[str, Callable[[], Any]] = {"bus": self._follow_bus, "budget": self._budget, "link": self._link}
+        parts: dict[str, Callable[[], Any]] = {"bus": self._follow_bus, "budget": self._budget, "link": self._link,
+                                               "release": self._release_now_and_then}
         if self.telemetry is not None:
             parts["telemetry"] = self.telemetry.run
         tasks = [asyncio.create_task(self._guarded(name, part), name=f"uplink-{name}") for name, part in parts.items()]
@@ -256,8 +258,10 @@ class Uplink:
         after = 0
         inflight: deque[asyncio.Future[None]] = deque()
         while True:
+            if window.take_restart():
+                after = 0
             while len(inflight) < self.settings.max_inflight and window.has_room():
-                batch = await self.outbox.next_batch(stream, after)
+                batch = await self.outbox.next_batch(stream, after, window.batch_size(after, MAX_BATCH_MESSAGES))
                 if batch is None:
                     break
                 payload, first, after = batch
@@ -289,6 +293,9 @@ class Uplink:
             self.downlink.rejections[exc.reason] += 1
             log.warning("uplink: receipt rejected (%s): %s", exc.reason, exc)
             return
+        if receipt.status == "rejected":
+            await self._refused(receipt)
+            return
         removed = await self.outbox.delivered(receipt.stream, receipt.first_seq, receipt.last_seq, receipt.last_id)
         if removed < 0:
             log.warning("uplink: a receipt for %s %d..%d names message %s, which is not ours at that seq; ignored",
@@ -299,6 +306,47 @@ class Uplink:
         if window is not None and (window.confirmed(receipt.first_seq, receipt.last_seq) or removed):
             window.progress()
         self.outbox.wake(receipt.stream)
+
+    async def _refused(self, receipt: Receipt) -> None:
+        """The cloud refused a batch. Several messages: they go again one by one, so the others are
+        stored and the one at fault is refused alone. One message: it is set aside (kept, reported,
+        not sent until released), and the stream goes on without it."""
+        stream, first, last = receipt.stream, receipt.first_seq, receipt.last_seq
+        why = receipt.error or "refused by the cloud"
+        window = self.windows.get(stream)
+        if first < last:
+            log.warning("uplink: the cloud refused %s %d..%d (%s); sending them one by one", stream, first, last, why)
+            if window is not None:
+                window.refused(first, last)
+            self.outbox.wake(stream)
+            return
+        held = await self.outbox.hold(stream, first, receipt.last_id, why)
+        if held is None:
+            return          # not ours, gone, or already set aside
+        log.error("uplink: the cloud refused %s message %s (seq %d, %s) on its own: %s; it is kept and set aside "
+                  "(edgectl uplink release sends it again)", stream, held["id"], first, held["type"], why)
+        if stream != "alert":       # an alert about a refused alert could be refused in turn, and so on
+            await self.outbox.add("alert", "alert.outbox_held", {**held, "stream": stream, "error": why})
+        if window is not None:
+            window.confirmed(first, last)
+            window.progress()
+        self.outbox.wake(stream)
+
+    async def release(self, stream: str | None = None) -> int:
+        """Messages set aside go again (e.g. after the cloud was fixed)."""
+        released = await self.outbox.release(stream)
+        for name, window in self.windows.items():
+            if stream in (None, name):
+                window.restart = True
+        if released:
+            log.info("uplink: %d message(s) set aside go again", released)
+        return released
+
+    async def _release_now_and_then(self) -> None:
+        """A refusal may have been the cloud's passing fault: what is set aside goes again every hour."""
+        while True:
+            await asyncio.sleep(RELEASE_EVERY)
+            await self.release()
 
     async def _refresh_state(self, conn: Connection) -> None:
         """The retained state carries the backlog; refresh it while it changes (e.g. while draining)."""
@@ -383,7 +431,9 @@ class Uplink:
             "streams": {row["stream"]: {**{k: row[k] for k in ("backlog", "backlog_bytes", "oldest_at", "last_seq",
                                                                  "delivered", "last_delivered_at", "dropped")},
                                         "refused": self.refused.get(row["stream"]),
-                                        "unconfirmed": self._unconfirmed(row["stream"])} for row in streams},
+                                        "unconfirmed": self._unconfirmed(row["stream"]), "held": row["held"]}
+                        for row in streams},
+            "held": await self._journal.read(Store.outbox_held),
             "receipts": self.receipts,
             "downlink": {"versions": self.downlink.versions(), "outcomes": dict(self.downlink.outcomes),
                          "rejected_by_reason": dict(self.downlink.rejections), "recent": recent},

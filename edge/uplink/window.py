@@ -27,6 +27,10 @@ class Window:
     probing: bool = False
     # (first seq, last seq, when sent: monotonic s), in the order sent; ranges never overlap
     ranges: list[tuple[int, int, float]] = field(default_factory=list)
+    # Seqs up to this go one message per batch: the cloud refused a batch, and the one message at
+    # fault is found by sending them singly (the others are stored; it is refused alone).
+    single_until: int = 0
+    restart: bool = False               # start again from the oldest message in the outbox
 
     def __post_init__(self) -> None:
         self.wait = self.wait or self.first_wait
@@ -60,6 +64,21 @@ class Window:
     def oldest(self) -> float | None:
         """When the longest-waiting unconfirmed message was sent (None: nothing waits)."""
         return min((at for _, _, at in self.ranges), default=None)
+
+    def refused(self, first: int, last: int) -> None:
+        """The cloud refused the batch first..last: send again from the oldest, singly up to `last`."""
+        self.single_until = max(self.single_until, last)
+        self.ranges.clear()
+        self.restart = True
+        self.progress()
+
+    def batch_size(self, after: int, full: int) -> int:
+        """How many messages the next batch (seqs after `after`) may hold."""
+        return 1 if after < self.single_until else full
+
+    def take_restart(self) -> bool:
+        restart, self.restart = self.restart, False
+        return restart
 
     def progress(self) -> None:
         """The cloud confirmed something: it is there, back to the full window and the first wait."""

@@ -52,22 +52,32 @@ async def test_a_redelivered_batch_is_stored_once(cloud, make_site):
 
 async def test_each_stored_batch_is_confirmed_to_its_site_after_the_commit(cloud, make_site):
     """The receipt is what lets a site forget a message: it comes only for what is in the database,
-    again for a redelivery, and never for a batch that was rejected."""
+    again for a redelivery; a refused batch gets a receipt that says so (when its seqs can be read)."""
     site = make_site()
     await site.subscribe_down()
     first = [message(seq, "alert.fault") for seq in (1, 2, 3)]
     await site.up("alert", first)
     _, receipt = await site.next_down()
     assert receipt == {"v": 1, "site": "site-a", "stream": "alert", "first_seq": 1, "last_seq": 3,
-                       "last_id": first[2]["id"], "stored": 3, "duplicates": 0}
+                       "last_id": first[2]["id"], "status": "stored", "stored": 3, "duplicates": 0}
     assert await count(cloud, "SELECT count(*) AS n FROM messages WHERE site = ?", "site-a") == 3
     await site.up("alert", first[1:])                         # the receipt was lost: the site sends again
     _, again = await site.next_down()
     assert (again["first_seq"], again["last_seq"], again["stored"], again["duplicates"]) == (2, 3, 0, 2)
+    # A refused batch whose messages can be made out: the site learns which seqs and why.
+    bad = [message(4, "alert.fault"), {**message(5, "alert.fault"), "colour": "red"}, message(6, "alert.fault")]
+    await site.publish(up_topic("site-a", "alert"), json.dumps(
+        {"v": 1, "site": "site-a", "stream": "alert", "messages": bad}).encode())
+    _, refused = await site.next_down()
+    assert (refused["status"], refused["first_seq"], refused["last_seq"], refused["last_id"]) == \
+        ("rejected", 4, 6, bad[2]["id"])
+    assert refused["error"].startswith("schema: ") and "colour" in refused["error"]
+    # One that cannot even be read that far: no receipt at all.
     await site.publish(up_topic("site-a", "alert"), b'{"v": 1, "site": "site-a", "stream": "alert"}')
-    await cloud.wait_handled(3)
-    with pytest.raises(queue.Empty):                          # no receipt for a rejected batch
+    await cloud.wait_handled(4)
+    with pytest.raises(queue.Empty):
         await site.next_down(timeout=0.5)
+    assert await count(cloud, "SELECT count(*) AS n FROM messages WHERE site = ?", "site-a") == 3
 
 
 async def test_the_same_message_again_changes_nothing_it_projected(cloud, make_site):

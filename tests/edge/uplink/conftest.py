@@ -49,6 +49,10 @@ class Cloud:
                  port: int | None = None, receipts: bool = True):
         self.broker = broker
         self.receipts = receipts
+        # A message for which this says True makes its batch refused (a rejected receipt), as the cloud
+        # does with a message it cannot take.
+        self.refuse: Callable[[dict], bool] | None = None
+        self.stored: list[str] = []         # ids confirmed with a stored receipt (redeliveries too)
         self.port = port or broker.port
         self.persistent = persistent
         self.filters = filters
@@ -80,8 +84,14 @@ class Cloud:
             except ContractError:
                 return          # a test's bad input: the cloud would reject it, with no receipt
             last = batch.messages[-1]
+            refuse = self.refuse
+            refused = refuse is not None and any(refuse(m.model_dump()) for m in batch.messages)
             receipt = Receipt(site=batch.site, stream=batch.stream, first_seq=batch.messages[0].seq,
-                              last_seq=last.seq, last_id=last.id)
+                              last_seq=last.seq, last_id=last.id, status="rejected" if refused else "stored",
+                              error="schema: a message the test cloud refuses" if refused else None)
+            if not refused:
+                with self.lock:
+                    self.stored += [m.id for m in batch.messages]
             client.publish(receipt_topic(batch.site), encode(receipt), qos=1)
 
     def start(self) -> "Cloud":

@@ -11,8 +11,9 @@ from ocpp.v16 import call
 
 from contract.v1 import parse
 from edge.journal import Store
-from tests.edge.conftest import charger
-from tests.edge.uplink.conftest import drained, eventually
+from edge.cli import main
+from tests.edge.conftest import api_call, charger, site_toml
+from tests.edge.uplink.conftest import drained, eventually, uplink_toml
 from tests.edge.uplink.helpers import Proxy, make_cdrs
 
 
@@ -98,6 +99,42 @@ async def test_a_batch_leaves_the_outbox_on_the_clouds_receipt_not_on_the_broker
     assert status["streams"]["cdr"]["delivered"] == 30 and status["streams"]["cdr"]["unconfirmed"] == 0
     assert status["receipts"] >= 1 and not edge.uplink.windows["cdr"].probing
     assert_in_order_once(cloud.up_messages("cdr"), ids)
+
+
+async def test_a_message_the_cloud_refuses_is_set_aside_and_the_rest_of_its_stream_passes(
+        make_uplinked_edge, cloud, live_broker, tmp_path, capsys):
+    cloud.refuse = lambda m: m["body"].get("poison") is True
+    async with make_uplinked_edge() as edge:
+        await eventually(lambda: edge.uplink.connection is not None, what="connected")
+        ids = [await edge.uplink.outbox.add("session", "session.test", {"n": n, "poison": n == 7})
+               for n in range(20)]
+        poison = ids[7]
+        # The refused batch goes again one message at a time: all but the one at fault are stored.
+        await eventually(lambda: set(cloud.stored) >= set(ids) - {poison}, what="the rest of the stream")
+        await eventually(lambda: any(m["type"] == "alert.outbox_held" for m in cloud.up_messages("alert")),
+                         what="the report of the message set aside")
+        [report] = [m for m in cloud.up_messages("alert") if m["type"] == "alert.outbox_held"]
+        assert report["body"]["id"] == poison and report["body"]["stream"] == "session"
+        assert "refuses" in report["body"]["error"]
+        for _ in range(200):        # until the edge has taken the last receipts
+            status = await api_call(edge, "GET", "/uplink")
+            if status["streams"]["session"]["backlog"] == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert status["streams"]["session"]["held"] == 1 and status["streams"]["session"]["backlog"] == 1
+        assert [(h["id"], h["seq"]) for h in status["held"]] == [(poison, 8)]
+        assert poison not in cloud.stored
+        # The cloud is fixed; the installer (or the hourly retry) sends it again.
+        cloud.refuse = None
+        (tmp_path / "site.toml").write_text(
+            site_toml(tmp_path, extra=uplink_toml(live_broker)).replace("[api]\nport = 0",
+                                                                       f"[api]\nport = {edge.api.bound_port}"))
+        assert await asyncio.to_thread(main, ["uplink", "release", "--stream", "session", "--config",
+                                              str(tmp_path / "site.toml"), "--state-dir", str(tmp_path)]) == 0
+        assert "1 message(s) set aside go again" in capsys.readouterr().out
+        await drained(edge)
+    assert poison in cloud.stored
+    assert_in_order_once([m for m in cloud.up_messages("session") if m["id"] in set(cloud.stored)], ids)
 
 
 async def test_a_lost_puback_means_the_batch_goes_again(make_uplinked_edge, cloud, live_broker):

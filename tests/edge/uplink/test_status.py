@@ -24,7 +24,7 @@ async def test_status_in_the_api_and_edgectl(make_uplinked_edge, cloud, live_bro
         assert body["streams"]["cdr"] == {"backlog": 0, "backlog_bytes": 0, "oldest_at": None, "last_seq": 3,
                                           "delivered": 3, "last_delivered_at": body["streams"]["cdr"]
                                           ["last_delivered_at"], "dropped": 0, "refused": None,
-                                          "unconfirmed": 0}
+                                          "unconfirmed": 0, "held": 0}
         assert body["downlink"]["recent"][0]["status"] == "rejected"
         assert body["downlink"]["outcomes"] == {"rejected": 1}
 

@@ -35,3 +35,14 @@ def test_an_overdue_receipt_starts_again_one_batch_at_a_time_with_a_growing_wait
     assert window.wait == 10 * MAX_WAIT_FACTOR             # bounded
     window.progress()
     assert not window.probing and window.wait == 10 and window.has_room()
+
+
+def test_a_refused_batch_goes_again_from_the_oldest_one_message_at_a_time():
+    window = Window(limit=4000, first_wait=10)
+    window.sent(1, 500, at=0)
+    window.sent(501, 800, at=1)
+    window.expired(100)                                    # probing, with a longer wait
+    window.refused(1, 500)
+    assert window.take_restart() and not window.take_restart()
+    assert window.ranges == [] and not window.probing and window.wait == 10   # the cloud is there
+    assert [window.batch_size(after, 500) for after in (0, 499, 500, 800)] == [1, 1, 500, 500]
