@@ -483,10 +483,12 @@ class Store:
         return len(gone), (gone[0][1] if gone else None), (gone[-1][1] if gone else None)
 
     def outbox_drop_oldest(self, stream: str, free_bytes: int) -> tuple[int, str | None, str | None]:
-        """Drop a stream's oldest never-sent messages until `free_bytes` are freed. -> (removed, first at, last at)."""
+        """Drop a stream's oldest never-sent messages, and those the cloud refused (set aside), until
+        `free_bytes` are freed. -> (removed, first at, last at)."""
         freed, gone = 0, []
         for n, at, size in self.conn.execute(
-                "SELECT n, at, size FROM outbox WHERE stream = ? AND seq IS NULL ORDER BY n", (stream,)):
+                "SELECT n, at, size FROM outbox WHERE stream = ? AND (seq IS NULL OR held IS NOT NULL) ORDER BY n",
+                (stream,)):
             if freed >= free_bytes:
                 break
             gone.append((n, at))

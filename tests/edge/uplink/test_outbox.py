@@ -115,3 +115,24 @@ async def test_budget_thins_telemetry_then_drops_the_oldest_never_cdrs(journal):
     tight = Outbox(journal, ManualClock(), site_id="s", budget_bytes=1000)
     await tight.enforce_budget()
     assert (await tight.backlog())["cdr"] == 40 and tight.over_budget
+
+
+async def test_the_disk_budget_may_drop_an_expendable_message_set_aside_but_never_a_cdr(journal):
+    outbox = Outbox(journal, ManualClock(), site_id="s", budget_bytes=10**9)
+    status_id = await outbox.add("status", "connector.status", {"pad": "x" * 2000})
+    cdr_id = await outbox.add("cdr", "cdr", {"pad": "x" * 2000})
+    for stream in ("status", "cdr"):
+        await outbox.next_batch(stream, 0)                     # sent: they have a seq now
+    assert await outbox.hold("status", 1, status_id, "refused") is not None
+    assert await outbox.hold("cdr", 1, cdr_id, "refused") is not None
+    assert await outbox.next_batch("cdr", 0) is None           # set aside: not sent
+    outbox.budget_bytes = 100
+    [report] = await outbox.enforce_budget()
+    assert report["stream"] == "status" and report["dropped"] == 1
+    backlog = await outbox.backlog()
+    assert outbox.over_budget and backlog["cdr"] == 1 and backlog["status"] == 0
+    held = await journal.read(Store.outbox_held)
+    assert [(h["stream"], h["id"], h["why"]) for h in held] == [("cdr", cdr_id, "refused")]
+    assert await outbox.release() == 1
+    _, first, last = await outbox.next_batch("cdr", 0)
+    assert (first, last) == (1, 1)
