@@ -161,13 +161,7 @@ async def running_site(chargers: int, meter_period: float) -> AsyncIterator[tupl
         with tempfile.TemporaryDirectory(prefix="bench-dlm-") as state_dir:
             config = parse_config(site_toml(0, meter_port, ids, meter_period), "bench-dlm.toml", state_dir=state_dir)
             edge = Edge(config)
-            task = asyncio.create_task(edge.run())
-            started = asyncio.create_task(edge.started.wait())
-            await asyncio.wait([task, started], return_when=asyncio.FIRST_COMPLETED, timeout=30)
-            if task.done():
-                task.result()
-            if not edge.started.is_set():
-                raise RuntimeError("the edge did not start within 30 s")
+            task = await edge.start()
             url = f"ws://127.0.0.1:{edge.ocpp.bound_port}/ocpp"
             site.sims = {cid: SimulatedChargePoint(cid, url, reconnect_delay=0.2, meter_interval=1.0,
                                                    ramp_seconds=1.0, max_current=CAR_AMPS, phases=3,
@@ -183,7 +177,6 @@ async def running_site(chargers: int, meter_period: float) -> AsyncIterator[tupl
                     await sim.start_transaction(1, ID_TAG)
                 yield edge, site, received
             finally:
-                started.cancel()
                 for t in sim_tasks:
                     t.cancel()
                 await asyncio.gather(*sim_tasks, return_exceptions=True)

@@ -368,13 +368,7 @@ async def measure(args: argparse.Namespace, workdir: Path, database_url: str) ->
         state_dir = workdir / "edge"
         state_dir.mkdir()
         edge = Edge(parse_config(site_toml(broker.port), "bench-sync.toml", state_dir=str(state_dir)))
-        task = asyncio.create_task(edge.run())
-        started_edge = asyncio.create_task(edge.started.wait())
-        await asyncio.wait([task, started_edge], return_when=asyncio.FIRST_COMPLETED, timeout=30)
-        if task.done():
-            task.result()
-        if not edge.started.is_set():
-            raise RuntimeError("the edge did not start within 30 s")
+        task = await edge.start()
         try:
             progress(f"filling the outbox with {args.messages} telemetry messages (broker down)")
             ids, size, fill_s = await fill(edge, args.messages)
@@ -415,7 +409,6 @@ async def measure(args: argparse.Namespace, workdir: Path, database_url: str) ->
             outbox_left = (await edge.uplink.outbox.backlog())["telemetry"]
             connections = edge.uplink.connections
         finally:
-            started_edge.cancel()
             edge.stop()
             await asyncio.wait_for(task, 30)
         cloud.stop()

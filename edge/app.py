@@ -189,6 +189,19 @@ class Edge:
     def stop(self) -> None:
         self._stop.set()
 
+    async def start(self, timeout: float | None = 30.0) -> asyncio.Task:
+        """Run the edge in a task on this event loop (the demo, benchmarks, tests); returns the task
+        once the edge is ready. Raises the start-up error, or RuntimeError when not ready in time."""
+        task = asyncio.create_task(self.run(), name="edge")
+        started = asyncio.create_task(self.started.wait())
+        await asyncio.wait([task, started], return_when=asyncio.FIRST_COMPLETED, timeout=timeout)
+        started.cancel()
+        if task.done():
+            task.result()
+        if not self.started.is_set():
+            raise RuntimeError(f"the edge did not start within {timeout} s")
+        return task
+
     async def run(self) -> None:
         await self.journal.open()
         try:

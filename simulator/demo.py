@@ -139,11 +139,7 @@ async def run_demo(args: argparse.Namespace) -> int:
         "enabled": True, "host": broker.host, "port": broker.port, "tls": False,
         "password": "demo-site-password", "password_file": "", "telemetry_interval": 5.0})})
     edge = Edge(config)
-    edge_task = asyncio.create_task(edge.run())
-    started = asyncio.create_task(edge.started.wait())
-    await asyncio.wait([edge_task, started], return_when=asyncio.FIRST_COMPLETED)
-    if edge_task.done():
-        edge_task.result()
+    edge_task = await edge.start(timeout=None)
     url = f"ws://127.0.0.1:{edge.ocpp.bound_port}/ocpp"
     print(f"\nedge running: chargers connect to {url}/<id>; local API on 127.0.0.1:{edge.api.bound_port}\n"
           f"try, in another terminal:\n"

@@ -75,24 +75,25 @@ status = "Blocked"
 """
 
 
+@contextlib.asynccontextmanager
+async def running_edge(config: Any, clock: Any = None) -> AsyncIterator[Edge]:
+    """An edge running on the test's event loop from start-up to a clean stop."""
+    edge = Edge(config, clock)
+    task = await edge.start(timeout=20)
+    try:
+        yield edge
+    finally:
+        edge.stop()
+        await asyncio.wait_for(task, 20)
+
+
 @pytest.fixture
 def make_edge(tmp_path: Path) -> Callable[..., Any]:
     @contextlib.asynccontextmanager
     async def _make(clock: Any = None, **kwargs: Any) -> AsyncIterator[Edge]:
         config = parse_config(site_toml(tmp_path, **kwargs), "test.toml", state_dir=str(tmp_path))
-        edge = Edge(config, clock)
-        task = asyncio.create_task(edge.run())
-        started = asyncio.create_task(edge.started.wait())
-        await asyncio.wait([task, started], return_when=asyncio.FIRST_COMPLETED, timeout=20)
-        if task.done():
-            task.result()  # raises the start-up error
-        assert edge.started.is_set(), "edge did not start"
-        try:
+        async with running_edge(config, clock) as edge:
             yield edge
-        finally:
-            started.cancel()
-            edge.stop()
-            await asyncio.wait_for(task, 20)
     return _make
 
 

@@ -19,7 +19,7 @@ from paho.mqtt.properties import Properties
 from contract.v1 import ContractError, Down, Receipt, encode, parse, receipt_topic
 from edge.app import Edge
 from edge.config import parse_config
-from tests.edge.conftest import site_toml, wait_for
+from tests.edge.conftest import running_edge, site_toml, wait_for
 from tests.mqtt_broker import MosquittoBroker
 
 SITE = "test-site"
@@ -158,19 +158,8 @@ def make_uplinked_edge(tmp_path: Path, broker: MosquittoBroker) -> Callable[...,
                     **uplink: Any) -> AsyncIterator[Edge]:
         config = parse_config(site_toml(tmp_path, extra=extra + uplink_toml(broker, **uplink)), "test.toml",
                               state_dir=str(state_dir or tmp_path))
-        edge = Edge(config, clock)
-        task = asyncio.create_task(edge.run())
-        started = asyncio.create_task(edge.started.wait())
-        await asyncio.wait([task, started], return_when=asyncio.FIRST_COMPLETED, timeout=20)
-        if task.done():
-            task.result()
-        assert edge.started.is_set(), "edge did not start"
-        try:
+        async with running_edge(config, clock) as edge:
             yield edge
-        finally:
-            started.cancel()
-            edge.stop()
-            await asyncio.wait_for(task, 20)
     return _make
 
 
