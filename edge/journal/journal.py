@@ -133,16 +133,39 @@ class Journal:
 
 def _run_batch(store: Store, batch: list) -> list[tuple[bool, Any]]:
     """On the journal thread: one transaction, one savepoint per write so a
-    failing write is rolled back alone and the others still commit."""
+    failing write is rolled back alone and the others still commit.
+
+    Whatever a write raises (an integer SQLite cannot hold raises OverflowError,
+    a bug anything) is that write's failure, handed to its caller only. When a
+    failure took the whole transaction with it (SQLite rolls back by itself on
+    some errors), the writes before it are run again in a new one without it."""
+    failed: dict[int, Exception] = {}
+    while True:
+        results = _attempt_batch(store, batch, failed)
+        if results is not None:
+            return results
+
+
+def _attempt_batch(store: Store, batch: list, failed: dict[int, Exception]) -> list[tuple[bool, Any]] | None:
+    """One try at the batch, skipping the writes in `failed`; None when a new
+    failure ended the transaction (it is added to `failed`, nothing committed)."""
     conn = store.conn
     results: list[tuple[bool, Any]] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for fn, (args, kwargs), _ in batch:
+        for i, (fn, (args, kwargs), _) in enumerate(batch):
+            if i in failed:
+                results.append((False, failed[i]))
+                continue
             conn.execute("SAVEPOINT w")
             try:
                 value = fn(store, *args, **kwargs)
-            except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
+            except Exception as exc:  # noqa: BLE001 - the caller gets it; the batch's other writes go on
+                if not conn.in_transaction:
+                    failed[i] = exc
+                    log.error("journal: a failing write (%s) ended its transaction; the other writes of the "
+                              "batch are run again without it", exc)
+                    return None
                 conn.execute("ROLLBACK TO w")
                 conn.execute("RELEASE w")
                 results.append((False, exc))
