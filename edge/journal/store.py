@@ -421,13 +421,15 @@ class Store:
 
     def outbox_delivered(self, stream: str, first_seq: int, last_seq: int, last_id: str | None, at: str) -> int:
         """The cloud has stored seqs first_seq..last_seq of `stream` (its receipt): they leave the
-        outbox. A receipt whose last_id is not the id of the message at last_seq here is not
-        about this journal (a reinstalled site's old session) and changes nothing. -> messages removed."""
+        outbox, except messages set aside in that range (not in what it stored). A receipt whose
+        last_id is not the id of the message at last_seq here is not about this journal (a reinstalled
+        site's old session) and changes nothing. -> messages removed."""
         if last_id is not None:
             row = self.conn.execute("SELECT id FROM outbox WHERE stream = ? AND seq = ?", (stream, last_seq)).fetchone()
             if row is not None and row[0] != last_id:
                 return -1
-        cur = self.conn.execute("DELETE FROM outbox WHERE stream = ? AND seq BETWEEN ? AND ?",
+        # A message set aside (held) inside the range was not in the batch the receipt is for: it stays.
+        cur = self.conn.execute("DELETE FROM outbox WHERE stream = ? AND seq BETWEEN ? AND ? AND held IS NULL",
                                 (stream, first_seq, last_seq))
         if cur.rowcount:
             self.conn.execute(
