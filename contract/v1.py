@@ -24,13 +24,23 @@ import json
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 VERSION = 1
 PREFIX = "sc/v1"
 # A payload larger than this is refused unread by both sides (and by the broker: message_size_limit).
 MAX_PAYLOAD_BYTES = 256 * 1024
 SITE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+# Document versions: positive, and exact in every JSON reader (JavaScript's Number.MAX_SAFE_INTEGER);
+# far below SQLite's and PostgreSQL's int64, so a version always fits both sides' databases.
+MAX_VERSION = 2**53 - 1
+# Inside a downlink document: nesting, integers and strings stay within what the site's journal and
+# JSON readers take (a document's meaning is checked by the site; these bounds keep it storable).
+MAX_DOCUMENT_DEPTH = 32
+MAX_DOCUMENT_STRING = 4096
+INT64 = (-2**63, 2**63 - 1)
+# Message ids and other names that end up in logs and database rows: visible ASCII, no spaces.
+MESSAGE_ID = r"^[\x21-\x7e]{1,64}$"
 
 Stream = Literal["cdr", "session", "status", "alert", "telemetry"]
 STREAMS: tuple[str, ...] = ("cdr", "session", "status", "alert", "telemetry")
@@ -143,14 +153,17 @@ class SiteState(_Model):
     backlog: dict[str, int] = {}       # undelivered messages per stream (birth only)
 
 
+Version = Annotated[int, Field(ge=1, le=MAX_VERSION)]
+
+
 class Ack(_Model):
     v: Literal[1] = 1
     site: str
     kind: DownKind
-    id: str                             # the Down message's id
-    version: int | None = None          # the document version it concerned
+    id: Annotated[str, Field(max_length=64)]   # the Down message's id ('' when it could not be read)
+    version: Version | None = None          # the document version it concerned
     status: Literal["applied", "ignored", "rejected", "done", "failed"]
-    applied_version: int | None = None  # the version in force after this
+    applied_version: Version | None = None  # the version in force after this
     error: str | None = None            # what was wrong, and where (rejected / failed)
     result: dict[str, Any] | None = None  # a command's outcome
 
@@ -179,13 +192,59 @@ class Down(_Model):
     v: Literal[1] = 1
     site: str
     kind: DownKind
-    id: Annotated[str, Field(min_length=1, max_length=64)]
-    # Configuration documents: strictly increasing per kind; older or equal versions are ignored.
-    version: Annotated[int, Field(ge=1)] | None = None
+    id: Annotated[str, Field(pattern=MESSAGE_ID)]
+    # Configuration documents: strictly increasing per kind; older versions are ignored, the version
+    # in force is acknowledged again (the cloud sends a document until the site has acknowledged it).
+    version: Version | None = None
     mode: Literal["full", "diff"] = "full"
     document: dict[str, Any]
     # Commands: not executed after this time (a command queued while the site was offline goes stale).
-    expires_at: str | None = None
+    expires_at: Annotated[str, Field(max_length=40)] | None = None
+
+    @field_validator("document")
+    @classmethod
+    def _storable(cls, document: dict[str, Any]) -> dict[str, Any]:
+        problem = document_problem(document)
+        if problem:
+            raise ValueError(problem)
+        return document
+
+
+def document_problem(value: Any, where: str = "", depth: int = 0) -> str | None:
+    """What makes a downlink document unstorable or unreadable (too deep, an integer beyond int64,
+    an overlong string), naming where; None when there is nothing."""
+    if depth > MAX_DOCUMENT_DEPTH:
+        return f"{where or '(document)'}: nested more than {MAX_DOCUMENT_DEPTH} deep"
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return None
+    if isinstance(value, int):
+        if not INT64[0] <= value <= INT64[1]:
+            return f"{where}: {short(value)} is outside the 64-bit integer range"
+        return None
+    if isinstance(value, str):
+        if len(value) > MAX_DOCUMENT_STRING:
+            return f"{where}: a string of {len(value)} characters (at most {MAX_DOCUMENT_STRING})"
+        return None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = ((f"[{i}]", v) for i, v in enumerate(value))
+    else:
+        return f"{where}: {type(value).__name__} is not JSON"
+    for key, item in items:
+        if isinstance(key, str) and len(key) > MAX_DOCUMENT_STRING:
+            return f"{where}: a key of {len(key)} characters (at most {MAX_DOCUMENT_STRING})"
+        inner = f"{where}{key}" if isinstance(value, list) else f"{where}.{str(key)[:40]}" if where else str(key)[:40]
+        problem = document_problem(item, inner, depth + 1)
+        if problem:
+            return problem
+    return None
+
+
+def short(value: Any, limit: int = 80) -> str:
+    """An offending value as an error names it: enough to find it, never the whole of it."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 # --- parsing ------------------------------------------------------------------------------------------
@@ -211,7 +270,10 @@ def _validate(model: type[_Model], data: Any, topic: str) -> Any:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ContractError(f"{topic}: {where}: {first['msg']} ({exc.error_count()} problem(s))", "schema") from None
+        got = "" if first["type"] == "missing" or isinstance(first.get("input"), dict) else \
+            f", got {short(first.get('input'))}"
+        raise ContractError(f"{topic}: {where}: {first['msg'].removeprefix('Value error, ')}{got} "
+                            f"({exc.error_count()} problem(s))", "schema") from None
 
 
 def parse(topic: str, payload: bytes) -> UpBatch | SiteState | Ack | Down | Receipt:

@@ -20,7 +20,7 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any, Callable
 
-from contract.v1 import MAX_PAYLOAD_BYTES, Ack, ContractError, Down, parse, parse_topic
+from contract.v1 import MAX_PAYLOAD_BYTES, MAX_VERSION, MESSAGE_ID, Ack, ContractError, Down, parse, parse_topic, short
 from edge.auth.authorizer import Authorizer, ModelRejected
 from edge.cdr.service import ChargeRecords
 from edge.clock import Clock, iso
@@ -58,6 +58,8 @@ class Downlink:
         self._in_force: dict[str, bool] = {}
         self.outcomes: Counter[str] = Counter()
         self.rejections: Counter[str] = Counter()
+        # Answers whose entry in the journal's downlink log could not be written (logged loudly each time).
+        self.unrecorded = 0
 
     # -- at start --------------------------------------------------------------------------------------
 
@@ -105,7 +107,8 @@ class Downlink:
     async def check(self, topic: str, payload: bytes) -> Down | Ack | None:
         """A received message as a Down, or the Ack that rejects it (None when not even the
         topic can be answered: it is not a downlink topic of this site, or it is empty: the cloud
-        cleared a retained document, which changes nothing here)."""
+        cleared a retained document, which changes nothing here). Never raises: whatever is wrong
+        with a message is answered once, and the link stays up."""
         if not payload:
             return None
         try:
@@ -116,16 +119,20 @@ class Downlink:
                 raise ContractError(f"{topic}: for site {down.site!r}, this is {self.site_id!r}", "site_mismatch")
             return down
         except ContractError as exc:
-            self.rejections[exc.reason] += 1
-            log.warning("uplink: downlink message rejected (%s): %s", exc.reason, exc)
-            try:
-                site, part, kind = parse_topic(topic)
-            except ContractError:
-                return None
-            if part != "down" or site != self.site_id or kind is None:
-                return None
-            message_id, version = _peek(payload)
-            return await self._answer(kind, message_id, version, "rejected", str(exc))
+            reason, error = exc.reason, str(exc)
+            log.warning("uplink: downlink message rejected (%s): %s", reason, error)
+        except Exception as exc:  # noqa: BLE001 - a bug in checking must not make the message come back forever
+            log.exception("uplink: checking a downlink message on %s failed", topic[:200])
+            reason, error = "error", f"the edge could not check it ({type(exc).__name__}: {exc})"
+        self.rejections[reason] += 1
+        try:
+            site, part, kind = parse_topic(topic)
+        except ContractError:
+            return None
+        if part != "down" or site != self.site_id or kind is None:
+            return None
+        message_id, version = _peek(payload)
+        return await self._answer(kind, message_id, version, "rejected", error)
 
     async def apply(self, down: Down) -> Ack:
         """A configuration document (auth, tariffs, limits)."""
@@ -134,6 +141,9 @@ class Downlink:
             return await self._answer(kind, down.id, None, "rejected",
                                       "version is required for a configuration document")
         current = self.applied.get(kind)
+        if current is not None and version == current["version"] and self.in_force(kind):
+            # Sent again (the cloud sends until it has our ack, the broker keeps it retained): in force already.
+            return await self._answer(kind, down.id, version, "applied")
         if current is not None and version <= current["version"]:
             note = None if self.in_force(kind) else (
                 f"version {current['version']} was superseded by a local change (site config or local API); "
@@ -231,6 +241,16 @@ class Downlink:
 
     async def _answer(self, kind: str, message_id: str, version: int | None, status: str, error: str | None = None,
                       result: dict[str, Any] | None = None) -> Ack:
+        """The ack for a message, and its line in the journal's downlink log. Cannot fail on what the
+        message carried: an unusable id or version is named in the error, not copied; a log line the
+        journal refuses is reported, and the ack still goes out."""
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= MAX_VERSION:
+            if version is not None:
+                error = f"version {short(version)} is out of range (1..{MAX_VERSION})" + (f"; {error}" if error else "")
+            version = None
+        if not isinstance(message_id, str) or len(message_id) > 64:
+            error = f"id {short(message_id)} is not a message id" + (f"; {error}" if error else "")
+            message_id = ""
         current = self.applied.get(kind)
         if error is not None and len(error) > MAX_ERROR_CHARS:   # the ack must stay a small message
             error = error[:MAX_ERROR_CHARS] + f"... ({len(error)} characters in all)"
@@ -238,8 +258,13 @@ class Downlink:
                   applied_version=current["version"] if current and kind != "command" else None,
                   error=error, result=result)
         self.outcomes[status] += 1
-        await self._journal.write(Store.record_downlink, self._clock.now_iso(), kind, message_id, version, status,
-                                  error)
+        try:
+            await self._journal.write(Store.record_downlink, self._clock.now_iso(), kind, message_id, version,
+                                      status, error)
+        except Exception:  # noqa: BLE001 - the log line is lost, never the answer: reported loudly and counted
+            self.unrecorded += 1
+            log.exception("uplink: the downlink log entry for %s %r (%s) could not be written; answering anyway",
+                          kind, message_id, status)
         if status in ("rejected", "failed"):
             log.warning("uplink: %s %s (version %s) %s: %s", kind, message_id, version, status, error)
         return ack
@@ -256,5 +281,8 @@ def _peek(payload: bytes) -> tuple[str, int | None]:
     if not isinstance(data, dict):
         return "", None
     message_id = data.get("id") if isinstance(data.get("id"), str) else ""
-    version = data.get("version") if isinstance(data.get("version"), int) else None
-    return message_id[:64], version
+    version = data.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+        version = None          # out of range: the contract's error names it; it is not copied anywhere
+    # An id the contract refused is not echoed either (it may be what was wrong); the error names it.
+    return (message_id if re.match(MESSAGE_ID, message_id) else ""), version

@@ -12,6 +12,7 @@ from contract.v1 import Down
 from edge.journal import Store
 from tests.edge.conftest import charger
 from tests.edge.uplink.conftest import SITE, eventually
+from tests.edge.uplink.helpers import make_cdrs
 
 CIRCUITS = """
 [[circuits]]
@@ -57,10 +58,11 @@ async def test_auth_document_applied_acked_and_kept_over_a_restart(make_uplinked
         assert edge.authorizer.model.version == before + 1
         history = await edge.journal.read(Store.auth_model_history)
         assert history[0]["source"] == "cloud" and "cloud version 3" in history[0]["note"]
-    # Restarted: the retained document comes again and is ignored; the cloud's model stays.
+    # Restarted: the retained document comes again and is acknowledged as in force; the cloud's model stays.
     async with make_uplinked_edge() as edge:
         await ack_for(cloud, message.id, count=2)
-        assert cloud.acks()[-1]["status"] == "ignored" and cloud.acks()[-1]["applied_version"] == 3
+        assert cloud.acks()[-1]["status"] == "applied" and cloud.acks()[-1]["applied_version"] == 3
+        assert edge.authorizer.model.version == before + 1
         assert edge.authorizer.model.find("CLOUD-1") is not None
         assert edge.uplink.downlink.versions()["auth"]["in_force"] is True
 
@@ -95,8 +97,10 @@ async def test_duplicates_and_older_versions_are_ignored(make_uplinked_edge, clo
         cloud.send(v5)
         await ack_for(cloud, v5.id)
         applied = edge.authorizer.model
-        cloud.send(v5, retain=False)                      # the same message again
-        assert (await ack_for(cloud, v5.id, count=2))["status"] == "ignored"
+        cloud.send(v5, retain=False)      # the same message again (the cloud sends until it has the ack)
+        again = await ack_for(cloud, v5.id, count=2)
+        assert (again["status"], again["applied_version"]) == ("applied", 5)   # in force: acked, not applied again
+        assert edge.authorizer.model is applied
         older = down("auth", {**AUTH, "tokens": []}, version=4)
         cloud.send(older, retain=False)
         ack = await ack_for(cloud, older.id)
@@ -218,8 +222,8 @@ async def test_bad_downlink_input_is_rejected_counted_and_never_crashes(make_upl
         assert nameless == ["payload is not JSON:", "payload of 263075 by"]
         assert "contract version 2 is not supported" in errors["v2"]
         assert "payload names site 'other'" in errors["other-site"]
-        huge = down("command", {"charger_id": "x" * 200_000, "action": "Reset"})
-        cloud.send(huge)                  # a valid message whose problem quotes a huge value
+        huge = down("command", {"charger_id": "x" * 4000, "action": "Reset"})
+        cloud.send(huge)                  # a valid message whose problem quotes a long value
         ack = await ack_for(cloud, huge.id)
         assert ack["status"] == "rejected" and len(ack["error"]) < 1000
         status = await edge.uplink.status()
@@ -244,3 +248,29 @@ async def test_a_message_that_breaks_the_handler_is_answered_once_not_retried_fo
         await eventually(lambda: len(cloud.acks()) >= 2, what="the nesting rejected")
         await asyncio.sleep(0.3)
         assert len(cloud.acks()) == 2 and edge.uplink.connections == 1
+
+
+async def test_a_version_beyond_int64_is_refused_once_naming_it_and_the_link_stays_up(make_uplinked_edge, cloud):
+    """A retained document with version 2**63 (beyond SQLite's integers) used to fail the journal write, then
+    the failure's own log write, tear the link down, come back with the broker's redelivery, and so on."""
+    async with make_uplinked_edge() as edge:
+        await connected(edge)
+        topic = f"sc/v1/sites/{SITE}/down/auth"
+        cloud.send_raw(topic, b'{"v":1,"site":"test-site","kind":"auth","id":"big-version","version":%d,'
+                       b'"document":{"tokens":[]}}' % 2**63, retain=True)
+        ack = await ack_for(cloud, "big-version")
+        assert ack["status"] == "rejected" and "version" not in ack
+        assert "version" in ack["error"] and str(2**63) in ack["error"]
+        cloud.send_raw(topic, b'{"v":1,"site":"test-site","kind":"auth","id":"deep-int","version":1,'
+                       b'"document":{"tokens":[{"id_tag":"A","n":%d}]}}' % 2**70, retain=True)
+        ack = await ack_for(cloud, "deep-int")
+        assert ack["status"] == "rejected" and "tokens[0].n" in ack["error"] and str(2**70) in ack["error"]
+        # Charging records still flow on the same connection.
+        ids = await make_cdrs(edge, 3)
+        await eventually(lambda: {m["id"] for m in cloud.up_messages("cdr")} >= set(ids), what="the records")
+        assert edge.uplink.connections == 1 and edge.uplink.connection is not None
+        log = await edge.journal.read(Store.downlink_log, 10)
+        assert [(r["message_id"], r["version"], r["status"]) for r in log[:2]] == [
+            ("deep-int", 1, "rejected"), ("big-version", None, "rejected")]
+        assert edge.uplink.downlink.unrecorded == 0
+
