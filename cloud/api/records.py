@@ -12,6 +12,7 @@ from aiohttp import web
 
 from cloud.api.common import ApiError, cursor_of, db, limit_of, page, site_or_404, time_filter
 from cloud.store import views
+from contract.spreadsheet import safe_row
 from edge.cdr.export import COLUMNS
 
 SESSION_STATUSES = ("active", "stopped")
@@ -67,7 +68,8 @@ async def _cdrs_csv(request: web.Request, site: str, flt: views.Filter) -> web.S
         for row in rows:
             record = json.loads(row["body"])
             zone = _zone(record.get("timezone"))
-            writer.writerow([_cell(get, record, zone) for _, get in COLUMNS])
+            # What a charger or a user typed (an id tag, a reason) must not become a live formula.
+            writer.writerow(safe_row(_cell(get, record, zone) for _, get in COLUMNS))
         await response.write(out.getvalue().encode())
         out.seek(0)
         out.truncate()
