@@ -8,25 +8,28 @@ journal, directory) and back; they hold no business rules of their own.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 from ocpp.exceptions import (
     FormationViolationError,
     FormatViolationError,
+    InternalError,
     NotImplementedError as OcppNotImplemented,
     NotSupportedError,
     OCPPError,
     SecurityError,
 )
-from ocpp.messages import Call, MessageType, unpack
+from ocpp.messages import Call, MessageType, unpack, validate_payload
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action
+from websockets.exceptions import ConnectionClosed
 
 from edge.events import Event
 from edge.journal import Store
+from edge.ocpp import boundary
+from edge.ocpp.strangers import remember_boot
 
 if TYPE_CHECKING:
     from edge.ocpp.server import Site
@@ -47,26 +50,58 @@ class ChargerSession(ChargePoint):
         self.registration = "Accepted" if site.directory.is_known(charger_id) else None
         self._stop_after_answer: set[int] = set()
         self._tasks: set[asyncio.Task] = set()
+        self._frames_sent = 0
+        # unique id -> the boundary's result for a call it repaired (while it is handled)
+        self._repaired: dict[str, boundary.Checked] = {}
 
     # -- framing and errors -------------------------------------------------
 
     async def route_message(self, raw_msg: str) -> None:
-        """Replaces the library's router entry: it drops unparsable frames
-        silently, while a charger deserves a CALLERROR it can log."""
+        """Replaces the library's router entry. Every frame gets an answer per
+        OCPP-J or, for answers to our own calls, goes to the call waiting for
+        it; whatever goes wrong on the way costs that one call an InternalError,
+        never the connection or the edge (only a closed socket ends the session)."""
+        sent_before = self._frames_sent
+        try:
+            await self._route(raw_msg)
+        except ConnectionClosed:
+            raise
+        except Exception as error:
+            # A bug of ours (or of the library) met this frame: answer it, log
+            # it loudly with the frame's start, keep serving.
+            log.exception("internal error charger=%s frame=%s", self.id, boundary.echo(raw_msg[:200]))
+            if self._frames_sent == sent_before and _is_call(raw_msg):
+                await self._reply_error(boundary.unique_id_of(raw_msg), InternalError(
+                    description="the central system failed on this message; it is logged",
+                    details={"cause": type(error).__name__}))
+
+    async def _route(self, raw_msg: str) -> None:
+        if boundary.nesting_depth_exceeds(raw_msg):
+            # Checked before parsing: json and jsonschema recurse per level.
+            await self._reply_error(boundary.unique_id_of(raw_msg), FormationViolationError(
+                description=f"frame nests deeper than {boundary.MAX_DEPTH} levels; no OCPP 1.6 message does"))
+            return
         try:
             msg = unpack(raw_msg)
         except OCPPError as error:
             # Not JSON, not an array, missing elements, a bad MessageTypeId: all
             # are frames that do not conform to the OCPP-J PDU structure.
             cause = str((error.details or {}).get("cause", error.description))[:300]
-            await self._reply_error(_unique_id_of(raw_msg), FormationViolationError(
+            await self._reply_error(boundary.unique_id_of(raw_msg), FormationViolationError(
                 description="frame is not an OCPP-J message", details={"cause": cause}))
             return
         if msg.message_type_id != MessageType.Call:
-            self._response_queue.put_nowait(msg)
+            # An answer to our call. Kept only while a call of ours waits (it
+            # holds the call lock): answers nobody asked for would pile up in
+            # the library's queue, which is read only by a waiting call.
+            if self._call_lock.locked():
+                self._response_queue.put_nowait(msg)
+            else:
+                log.info("unsolicited answer dropped charger=%s unique_id=%s", self.id,
+                         boundary.echo(msg.unique_id))
             return
         if not isinstance(msg.unique_id, str) or not msg.unique_id or len(msg.unique_id) > 36:
-            await self._reply_error(str(msg.unique_id), FormationViolationError(
+            await self._reply_error(str(msg.unique_id)[:36], FormationViolationError(
                 description="UniqueId must be a string of 1 to 36 characters"))
             return
         if not isinstance(msg.action, str) or msg.action not in self.route_map:
@@ -75,7 +110,7 @@ class ChargerSession(ChargePoint):
             if isinstance(msg.action, str) and msg.action in V16_ACTIONS:
                 error: OCPPError = NotSupportedError(description=f"{msg.action} is not handled by a central system")
             else:
-                error = OcppNotImplemented(description=f"unknown action {msg.action!r}")
+                error = OcppNotImplemented(description=f"unknown action {boundary.echo(msg.action)}")
             await self._reply_error(msg.unique_id, error)
             return
         if self.registration != "Accepted" and msg.action not in ALLOWED_BEFORE_ACCEPTED:
@@ -84,9 +119,25 @@ class ChargerSession(ChargePoint):
                             "send BootNotification and wait for Accepted"))
             return
         try:
+            # The boundary: the schema, then the bounds the schema leaves open
+            # (edge.ocpp.boundary). Handlers only ever see what passed both.
+            await validate_payload(msg, self._ocpp_version)
+            checked = boundary.check_call(msg.action, msg.payload, self.site.clock.now_iso())
+            msg.payload = checked.payload
+            for repair in checked.repairs:
+                log.warning("repaired charger=%s action=%s unique_id=%s: %s",
+                            self.id, msg.action, msg.unique_id, repair)
+            if checked.repairs:
+                self._repaired[msg.unique_id] = checked
             await self._handle_call(msg)
         except OCPPError as error:
             await self._reply_error(msg.unique_id, _as_v16(error))
+        finally:
+            self._repaired.pop(msg.unique_id, None)
+
+    async def _send(self, message: str) -> None:
+        self._frames_sent += 1
+        await super()._send(message)
 
     async def _reply_error(self, unique_id: str, error: OCPPError) -> None:
         log.warning("callerror charger=%s code=%s description=%r", self.id, error.code, error.description)
@@ -103,9 +154,13 @@ class ChargerSession(ChargePoint):
                 "imsi": kwargs.get("imsi"), "meter_type": kwargs.get("meter_type"),
                 "meter_serial_number": kwargs.get("meter_serial_number")}
         at = self.site.clock.now_iso()
-        await self.site.journal.write(Store.record_boot, self.id, status.lower(), info, at)
+        if status == "Accepted":
+            await self.site.journal.write(Store.record_boot, self.id, status.lower(), info, at)
+        else:   # a stranger: one bounded row, no event, nothing for the cloud (strangers.py)
+            await self.site.journal.write(remember_boot, self.id, status.lower(), info, at, self.site.directory.ids())
         self.registration = status
-        self.site.bus.publish(Event("charger.booted", self.id, at, {"status": status, **info}))
+        if status == "Accepted":
+            self.site.bus.publish(Event("charger.booted", self.id, at, {"status": status, **info}))
         log.info("boot charger=%s vendor=%s model=%s firmware=%s registration=%s",
                  self.id, charge_point_vendor, charge_point_model, info["firmware_version"], status)
         # Pending/Rejected chargers retry at this interval; keep it short so an
@@ -137,7 +192,15 @@ class ChargerSession(ChargePoint):
 
     @on(Action.start_transaction)
     async def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str,
-                                   **kwargs):
+                                   call_unique_id: str, **kwargs):
+        checked = self._repaired.get(call_unique_id)
+        if checked is not None and checked.repaired("timestamp"):
+            # The charger's clock was not set and the boundary gave this start
+            # its arrival time. A retry (the answer got lost) arrives later, so
+            # it would not match the first copy by time: match it by what
+            # cannot differ within one session.
+            running = await self.site.journal.read(Store.active_transactions, self.id)
+            timestamp = _same_session_start(running, connector_id, id_tag, meter_start) or timestamp
         result = await self.site.sessions.start(
             self.id, connector_id, id_tag, meter_start, timestamp, kwargs.get("reservation_id"))
         if result.remote_stop:
@@ -194,16 +257,20 @@ class ChargerSession(ChargePoint):
         return call_result.FirmwareStatusNotification()
 
 
-def _unique_id_of(raw: str) -> str:
-    """The unique id of a frame we could not parse, if it can be found at all;
-    '-1' otherwise (the charger cannot match it, but it sees the error)."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, TypeError):
-        return "-1"
-    if isinstance(data, list) and len(data) > 1 and isinstance(data[1], str):
-        return data[1]
-    return "-1"
+def _same_session_start(running: list[dict[str, Any]], connector_id: int, id_tag: str,
+                        meter_start: int) -> str | None:
+    """The start time journaled for the running session this StartTransaction
+    repeats: same connector, same token, same meter start."""
+    for row in running:
+        if (row["connector_id"], row["id_tag"], row["meter_start"]) == (connector_id, id_tag, meter_start):
+            return row["start_time"]
+    return None
+
+
+def _is_call(raw: str | bytes) -> bool:
+    """Whether a frame we failed on looks like a Call (those get an answer)."""
+    head = raw[:16].lstrip() if isinstance(raw, str) else raw[:16].decode("utf-8", "replace").lstrip()
+    return head.startswith("[") and head[1:].lstrip().startswith("2")
 
 
 def _as_v16(error: OCPPError) -> OCPPError:

@@ -25,7 +25,7 @@ async def exchange(ws, frame: str | bytes) -> list:
 
 
 @pytest.mark.parametrize("frame, unique_id, code", [
-    ('[2, "a1", "Heartbeat", {', "-1", "FormationViolation"),                   # not JSON
+    ('[2, "a1", "Heartbeat", {', "a1", "FormationViolation"),                   # not JSON (id still found)
     ('{"hello": "world"}', "-1", "FormationViolation"),                           # not an array
     ('[2]', "-1", "FormationViolation"),                                          # no unique id
     ('[2, "a2"]', "a2", "FormationViolation"),                                    # missing elements
