@@ -21,7 +21,7 @@ from typing import Any
 
 from edge.cdr import cli as cdr_cli
 from edge.uplink import cli as uplink_cli
-from edge.config import ConfigError, SiteConfig, load_config
+from edge.config import ConfigError, SiteConfig, config_warnings, load_config
 
 DEFAULT_CONFIG = "/etc/sitecontroller/site.toml"
 # Where systemd's StateDirectory= puts the journal and token for the default config.
@@ -105,12 +105,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     config = load_config(args.file)
-    unprotected = [c.id for c in config.chargers if c.password_hash is None]
     print(f"{args.file}: OK (site {config.site.id!r}, {len(config.chargers)} charger(s), "
           f"unknown chargers: {config.ocpp.unknown_chargers})")
-    if unprotected:
-        print(f"warning: no password for {', '.join(unprotected)}: anyone on the network can connect as them "
-              "(set password_hash, see `edgectl password-hash`)")
+    for warning in config_warnings(config):
+        print(f"warning: {warning}")
     return 0
 
 

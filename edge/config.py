@@ -23,21 +23,24 @@ from edge.auth.model import ModelError
 from edge.cdr.config import (ChargeRecordsSection, SessionTimeoutsSection, TariffConfig, TariffGroupConfig,
                              check_tariffs)
 from edge.config_base import Strict as _Strict
+from edge.config_base import DQ, got, repeated, same_ids
 from edge.meters.config import MeterConfig, bus_conflicts
 from edge.dlm.config import (CircuitConfig, EvseSettings, LoadManagementSection, Rotation, SupplyPhase,
                              check_circuits)
 from edge.ocpp.security import is_password_hash
-from edge.uplink.config import UplinkSection
+from edge.uplink.config import UplinkSection, not_reserved
 
 # OCPP 1.6 identifiers are CiString... ; a charge point id ends up in a URL path
 # and in file names of logs, so keep it to a safe, printable set.
 CHARGER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,48}$")
 
-
+SECONDS_PER_WEEK = 7 * 86_400
 
 
 class SiteSection(_Strict):
-    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$")]
+    # The site's MQTT username at the cloud's broker, too: some names are reserved there.
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$"),
+                  AfterValidator(not_reserved)]
     name: str = ""
     timezone: str = "UTC"
 
@@ -71,19 +74,20 @@ class OcppSection(_Strict):
     heartbeat_interval: Annotated[int, Field(ge=10, le=86400)] = 300
     unknown_chargers: Literal["reject", "pending"] = "reject"
     # How long a charger waits for our answer before it gives up on a call we send.
-    response_timeout: Annotated[float, Field(gt=0, le=300)] = 30.0
+    response_timeout: Annotated[float, Field(ge=1, le=300)] = 30.0
     # A 1.6 frame is small; anything this big is a broken or hostile charger.
     max_frame_bytes: Annotated[int, Field(ge=4096, le=16 * 1024 * 1024)] = 256 * 1024
     # Per-connection flood guard: sustained rate and burst of incoming frames.
-    max_messages_per_second: Annotated[float, Field(gt=0)] = 20.0
-    message_burst: Annotated[int, Field(ge=1)] = 200
+    max_messages_per_second: Annotated[float, Field(ge=0.1, le=10_000)] = 20.0
+    message_burst: Annotated[int, Field(ge=1, le=100_000)] = 200
     # Vendors whose DataTransfer messages we accept and record.
     data_transfer_vendors: list[str] = []
 
 
 class ConnectionSection(_Strict):
-    temporarily_unavailable_after: Annotated[float, Field(gt=0)] = 120.0
-    long_term_unavailable_after: Annotated[float, Field(gt=0)] = 300.0
+    # Seconds without a frame; a charger heartbeats at least once a day (ocpp.heartbeat_interval).
+    temporarily_unavailable_after: Annotated[float, Field(ge=1, le=SECONDS_PER_WEEK)] = 120.0
+    long_term_unavailable_after: Annotated[float, Field(ge=1, le=SECONDS_PER_WEEK)] = 300.0
 
     @model_validator(mode="after")
     def _ordered(self) -> "ConnectionSection":
@@ -104,9 +108,9 @@ class ApiSection(_Strict):
 class JournalSection(_Strict):
     path: str = "journal.sqlite"
     # The communication log keeps this many most recent frames per charger.
-    communication_log_frames_per_charger: Annotated[int, Field(ge=100)] = 5000
+    communication_log_frames_per_charger: Annotated[int, Field(ge=100, le=1_000_000)] = 5000
     # Longest frame text kept in the communication log (the rest is cut).
-    communication_log_frame_chars: Annotated[int, Field(ge=256)] = 4096
+    communication_log_frame_chars: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = 4096
 
 
 class ChargerConfig(_Strict):
@@ -171,15 +175,6 @@ class SiteConfig(_Strict):
     # set by load_config to the state directory, not read from the file.
     state_dir: str = "."
 
-    @model_validator(mode="after")
-    def _unique_chargers(self) -> "SiteConfig":
-        seen: set[str] = set()
-        for charger in self.chargers:
-            if charger.id in seen:
-                raise ValueError(f"charger id {charger.id!r} appears more than once in [[chargers]]")
-            seen.add(charger.id)
-        return self
-
     def auth_document(self) -> dict:
         return model_document(self.user_groups, self.charge_groups, self.tokens, self.authorization.default_policy)
 
@@ -221,6 +216,8 @@ def _key_path(loc: tuple, data: dict) -> str:
 
 
 def describe_errors(errors: list[dict], data: dict) -> list[str]:
+    """One line per error: key path, problem and the value, where showing it is safe
+    (never a secret, never a whole table: see edge.config_base.shown_value)."""
     problems = []
     for err in errors:
         loc = tuple(err["loc"])
@@ -230,8 +227,36 @@ def describe_errors(errors: list[dict], data: dict) -> list[str]:
         elif err["type"] == "missing":
             problems.append(f"{_key_path(loc, data)}: required key is missing")
         else:
-            problems.append(f"{_key_path(loc, data)}: {msg} (got {err.get('input')!r})")
+            problems.append(f"{_key_path(loc, data)}: {msg}{got(loc, err.get('input'))}")
     return problems
+
+
+def unique_ids(config: SiteConfig) -> list[str]:
+    """Ids given twice, ignoring case, in the tables not checked elsewhere (chargers and the
+    authorization groups; meters, circuits and tariffs are checked with their other cross-references)."""
+    problems = [f"charger id {repeated(a, b)} appears more than once in [[chargers]]"
+                for a, b in same_ids(c.id for c in config.chargers)]
+    for table, items in (("user_groups", config.user_groups), ("charge_groups", config.charge_groups)):
+        problems += [f"{table} {repeated(a, b, DQ)}: defined twice" for a, b in same_ids(g.id for g in items)]
+    return problems
+
+
+def config_warnings(config: SiteConfig) -> list[str]:
+    """What is allowed but risky; said by `edgectl config check` and logged at every start."""
+    warnings = []
+    unprotected = [c.id for c in config.chargers if c.password_hash is None]
+    if unprotected:
+        warnings.append(f"no password for {', '.join(unprotected)}: anyone on the network can connect as them "
+                        "(set password_hash, see `edgectl password-hash`)")
+    if not _loopback(config.api.host):
+        warnings.append(f"[api] host = {config.api.host!r} is reachable from the network: the local API "
+                        "carries its bearer token over plain HTTP; keep it on 127.0.0.1 unless a firewall "
+                        "or a TLS proxy guards it")
+    return warnings
+
+
+def _loopback(host: str) -> bool:
+    return host == "localhost" or ipaddress.ip_address(host).is_loopback
 
 
 def parse_config(text: str, source: str = "<config>", state_dir: str | None = None) -> SiteConfig:
@@ -247,7 +272,8 @@ def parse_config(text: str, source: str = "<config>", state_dir: str | None = No
         config = SiteConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, describe_errors(exc.errors(), data)) from None
-    problems = check_circuits(config.circuits, config.chargers, {m.id for m in config.meters})
+    problems = unique_ids(config)
+    problems += check_circuits(config.circuits, config.chargers, {m.id for m in config.meters})
     problems += bus_conflicts(config.meters)
     problems += check_tariffs(config.tariffs, config.tariff_groups, config.user_groups,
                               [c.id for c in config.chargers])

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from edge.config_base import Strict as _Strict
+from edge.config_base import got
 from edge.auth.model import WEEKDAYS, AuthModel, Evse, ModelError, OpeningHours, build_model
 
 GROUP_ID = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9._\-]+$")]
@@ -56,7 +57,7 @@ class UserGroupConfig(_Strict):
 
 class EvseRef(_Strict):
     charger: str
-    connector: Annotated[int, Field(ge=1)] | None = None
+    connector: Annotated[int, Field(ge=1, le=16)] | None = None      # as [[chargers]] connectors
 
 
 def _parse_window(text: str) -> tuple[time, time]:
@@ -179,5 +180,5 @@ def _items(document: dict[str, Any], table: str, model: type[BaseModel], problem
             for err in exc.errors():
                 where = ".".join(str(p) for p in err["loc"])
                 problems.append(f"{label}{'.' + where if where else ''}: {err['msg'].removeprefix('Value error, ')}"
-                                f" (got {err.get('input')!r})")
+                                f"{got(err['loc'], err.get('input'))}")
     return valid

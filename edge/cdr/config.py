@@ -23,18 +23,24 @@ from edge.cdr.plausibility import Thresholds
 from edge.cdr.record import Pricing
 from edge.cdr.tariffs import PowerLevel, Rates, Restrictions, Tariff, TariffBook, TariffGroup, TariffType
 from edge.config_base import Strict as _Strict
+from edge.config_base import DQ, repeated, same_ids
 
 Money = Annotated[Decimal, Field(ge=0, le=100_000)]
+# The longest a session may meaningfully last: a month. Pricing and the session watch turn
+# these into timedeltas, which end at 999,999,999 days: 1e10 minutes would overflow there.
+MINUTES_PER_MONTH = 31 * 24 * 60
+Minutes = Annotated[Decimal, Field(ge=0, le=MINUTES_PER_MONTH)]
+Kwh = Annotated[Decimal, Field(gt=0, le=100_000)]
 ItemId = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9._\-]+$")]
 
 
 class PlausibilitySection(_Strict):
-    min_energy_kwh: Annotated[float, Field(ge=0)] = 0.2
-    max_energy_kwh: Annotated[float, Field(gt=0)] = 5000.0
-    min_duration_minutes: Annotated[float, Field(ge=0)] = 1.0
-    max_duration_days: Annotated[float, Field(gt=0)] = 14.0
+    min_energy_kwh: Annotated[float, Field(ge=0, le=1000)] = 0.2
+    max_energy_kwh: Annotated[float, Field(gt=0, le=100_000)] = 5000.0
+    min_duration_minutes: Annotated[float, Field(ge=0, le=1440)] = 1.0
+    max_duration_days: Annotated[float, Field(gt=0, le=366)] = 14.0
     power_tolerance_percent: Annotated[float, Field(ge=0, le=100)] = 10.0
-    future_tolerance_seconds: Annotated[float, Field(ge=0)] = 300.0
+    future_tolerance_seconds: Annotated[float, Field(ge=0, le=86_400)] = 300.0
 
     def thresholds(self) -> Thresholds:
         return Thresholds(self.min_energy_kwh, self.max_energy_kwh, self.min_duration_minutes * 60,
@@ -46,7 +52,7 @@ class ChargeRecordsSection(_Strict):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
     vat_percent: Annotated[Decimal, Field(ge=0, le=100)] = Decimal(19)
     # An EVSE's maximum power is max_current x phases x this (for "power implausible").
-    nominal_voltage: Annotated[float, Field(gt=0, le=1000)] = 230.0
+    nominal_voltage: Annotated[float, Field(ge=50, le=1000)] = 230.0
     plausibility: PlausibilitySection = PlausibilitySection()
 
     def pricing(self, tz: ZoneInfo) -> Pricing:
@@ -67,7 +73,7 @@ class SessionTimeoutsSection(_Strict):
     # An accepted Authorize or remote start with no StartTransaction this long after is Failed.
     fail_start_after: Annotated[float, Field(gt=0, le=3600)] = 60.0             # seconds
     # A running session without MeterValues this long is closed by the edge.
-    finish_after_inactivity: Annotated[float, Field(gt=0)] = 120.0              # minutes
+    finish_after_inactivity: Annotated[float, Field(gt=0, le=MINUTES_PER_MONTH)] = 120.0   # minutes
     # After a charger boots, how long its forgotten sessions get to be stopped by it before the edge closes them.
     reboot_grace: Annotated[float, Field(ge=0, le=3600)] = 60.0                  # seconds
 
@@ -110,9 +116,9 @@ class TariffConfig(_Strict):
     night_starts: str | None = None
     power_levels: list[PowerLevelConfig] = []
     blocking_fee_per_minute: Money = Decimal(0)
-    blocking_after_minutes: Annotated[Decimal, Field(ge=0)] = Decimal(0)
-    max_minutes: Annotated[Decimal, Field(gt=0)] | None = None
-    max_kwh: Annotated[Decimal, Field(gt=0)] | None = None
+    blocking_after_minutes: Minutes = Decimal(0)
+    max_minutes: Annotated[Minutes, Field(gt=0)] | None = None
+    max_kwh: Kwh | None = None
     # Restrictions: whom this tariff is for (a base tariff has none).
     user_groups: list[str] = []
     ad_hoc: bool = False
@@ -189,11 +195,7 @@ def check_tariffs(tariffs: list[TariffConfig], groups: list[TariffGroupConfig], 
     known_groups = {g.id for g in user_groups}
     named = _named_by(user_groups)
     for items, what in ((tariffs, "tariffs"), (groups, "tariff_groups")):
-        seen: set[str] = set()
-        for item in items:
-            if item.id in seen:
-                problems.append(f'{what} "{item.id}": defined twice')
-            seen.add(item.id)
+        problems += [f"{what} {repeated(a, b, DQ)}: defined twice" for a, b in same_ids(i.id for i in items)]
     for t in tariffs:
         for name in t.user_groups:
             if name not in known_groups:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
-from edge.config_base import Strict
+from edge.config_base import Strict, repeated, same_ids
 from edge.dlm.model import Circuit, Evse, Topology
 from edge.dlm.phases import phase_map
 
@@ -24,7 +24,7 @@ class LoadManagementSection(Strict):
     # Kept free on every phase of every circuit, for what the meter has not seen yet.
     margin: Annotated[float, Field(ge=0, le=100)] = 1.0
     # A paused car swaps with one that has charged this long (s), so no car waits forever.
-    rotate_after: Annotated[float, Field(ge=60)] = 900.0
+    rotate_after: Annotated[float, Field(ge=60, le=86_400)] = 900.0
     # Meter readings missing this many poll periods -> failsafe.
     failsafe_after: Annotated[int, Field(ge=1, le=60)] = 3
     # An increase smaller than this is not sent (A); decreases always are.
@@ -43,7 +43,7 @@ class LoadManagementSection(Strict):
     # ... for this many days.
     series_keep_days: Annotated[int, Field(ge=1, le=3650)] = 30
     # Evaluate at least this often (s) even without a meter reading or an event.
-    tick: Annotated[float, Field(gt=0, le=60)] = 1.0
+    tick: Annotated[float, Field(ge=0.1, le=60)] = 1.0
 
 
 class CircuitConfig(Strict):
@@ -74,9 +74,8 @@ def check_circuits(circuits: list[CircuitConfig], chargers: list[ChargerConfig],
                    ) -> list[str]:
     """Cross-references and the tree shape; one problem per line, naming the item."""
     problems: list[str] = []
-    ids = [c.id for c in circuits]
-    for dup in sorted({i for i in ids if ids.count(i) > 1}):
-        problems.append(f"circuits: id {dup!r} appears more than once")
+    for first, again in same_ids(c.id for c in circuits):
+        problems.append(f"circuits: id {repeated(first, again)} appears more than once")
     by_id = {c.id: c for c in circuits}
     roots = [c.id for c in circuits if c.parent is None]
     if circuits and len(roots) != 1:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
+from pydantic import ValidationInfo, field_validator, model_validator
 
+from edge.config_base import Strict as _Strict
+from edge.config_base import repeated, same_ids
 from edge.meters.registers import RegisterMap, RegisterRow, load_map, shipped_names
 
 METER_ID = re.compile(r"^[A-Za-z0-9._\-]{1,48}$")
@@ -18,11 +20,6 @@ HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0
 IPV6 = re.compile(r"^[0-9A-Fa-f:.]+$")
 _SERIAL_KEYS = ("baudrate", "parity", "stopbits", "bytesize")
 BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
-
-
-class _Strict(BaseModel):
-    # A typo in a key ("baudrat") must be an error, not silently ignored.
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class MeterConfig(_Strict):
@@ -139,7 +136,8 @@ class MeterConfig(_Strict):
     @classmethod
     def _current_max(cls, value: float) -> float:
         if not 0 < value <= 100_000:
-            raise ValueError("current_max must be above 0 A (readings above it are refused as implausible)")
+            raise ValueError("current_max must be above 0 A and at most 100000 A "
+                             "(readings above it are refused as implausible)")
         return value
 
     @model_validator(mode="after")
@@ -185,13 +183,11 @@ def bus_conflicts(meters: list[MeterConfig]) -> list[str]:
     """Problems across meters: duplicate ids, one RS-485 device with different
     serial settings, one unit id twice on a bus. For the site config's checks."""
     problems: list[str] = []
-    seen: set[str] = set()
+    for first, again in same_ids(m.id for m in meters):
+        problems.append(f"meter id {repeated(first, again)} appears more than once in [[meters]]")
     buses: dict[str, MeterConfig] = {}
     units: set[tuple[str, int]] = set()
     for meter in meters:
-        if meter.id in seen:
-            problems.append(f"meter id {meter.id!r} appears more than once in [[meters]]")
-        seen.add(meter.id)
         bus = meter.device if meter.transport == "rtu" else f"{meter.host}:{meter.port}"
         if (bus, meter.unit) in units:
             problems.append(f"meters on {bus} share unit {meter.unit}: each meter on a bus needs its own address")

@@ -83,8 +83,8 @@ class RegisterRow(_Strict):
     @field_validator("scale")
     @classmethod
     def _scale(cls, value: float) -> float:
-        if not math.isfinite(value) or value == 0:
-            raise ValueError("scale must be a finite, non-zero number (e.g. 0.1 for a value in tenths)")
+        if not math.isfinite(value) or not 1e-9 <= abs(value) <= 1e9:
+            raise ValueError("scale must be a non-zero number of magnitude 1e-9..1e9 (e.g. 0.1 for a value in tenths)")
         return value
 
     @model_validator(mode="after")

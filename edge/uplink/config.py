@@ -11,9 +11,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Callable, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from edge.config_base import Strict
+
+# MQTT usernames a site may not have, as its site id or [uplink] username (compared ignoring
+# case). "cloud" is the cloud service's own user at the broker (config/mosquitto/acl), whose
+# ACL gives it the whole tree; "." and ".." are path steps, not names. '$' (the broker's
+# system prefix), the wildcards '+' and '#', and the separator '/' are refused by the
+# character sets of both keys already.
+RESERVED_USERNAMES = frozenset({"cloud", ".", ".."})
+USERNAME = r"^[A-Za-z0-9._\-]*$"     # as a site id; empty: the site id
+
+
+def not_reserved(value: str) -> str:
+    if value.casefold() in RESERVED_USERNAMES:
+        raise ValueError(f"{value!r} is reserved: 'cloud' is the cloud service's user at the broker, "
+                         "and '.' and '..' are not names")
+    return value
 
 
 class UplinkSection(Strict):
@@ -23,7 +38,7 @@ class UplinkSection(Strict):
     # "5" (MQTT 5, the default) or "3.1.1" for brokers that lack 5.
     protocol: Literal["5", "3.1.1"] = "5"
     # The MQTT username and client id; empty: the site id.
-    username: str = ""
+    username: Annotated[str, Field(max_length=64, pattern=USERNAME), AfterValidator(not_reserved)] = ""
     password: str = ""
     # A file holding the password (first line), instead of `password`.
     password_file: str = ""
@@ -36,7 +51,7 @@ class UplinkSection(Strict):
     # How long the broker keeps this site's session (commands queued for it) while it is offline, s.
     session_expiry: Annotated[int, Field(ge=0, le=30 * 86400)] = 7 * 86400
     # The outbox may take this much of the disk; then telemetry is thinned, then dropped (never CDRs).
-    disk_budget_mb: Annotated[float, Field(gt=0, le=100_000)] = 200.0
+    disk_budget_mb: Annotated[float, Field(ge=0.01, le=100_000)] = 200.0
     # One telemetry message (per-phase current and power of each circuit) per this many seconds.
     telemetry_interval: Annotated[float, Field(ge=1, le=86400)] = 60.0
     # Batches (each up to 500 messages) waiting for their PUBACK, per stream.
@@ -45,7 +60,7 @@ class UplinkSection(Strict):
     # wait doubles (to 20 times this) while the cloud confirms nothing, e.g. while it is down.
     receipt_timeout: Annotated[float, Field(ge=0.1, le=3600)] = 15.0
     # Reconnect backoff: doubles from the first to the last delay (s), with jitter.
-    reconnect_min_delay: Annotated[float, Field(gt=0, le=600)] = 1.0
+    reconnect_min_delay: Annotated[float, Field(ge=0.1, le=600)] = 1.0
     reconnect_max_delay: Annotated[float, Field(gt=0, le=3600)] = 120.0
 
     @field_validator("protocol", mode="before")
