@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 
 from edge.clock import Clock
 from edge.journal import Journal, Store
@@ -26,23 +27,25 @@ class CommunicationLog:
         self._max_chars = max_frame_chars
         self._max_buffered = max_buffered
         self._flush_every = flush_every
-        self._buffer: list[tuple[str, str, str, str]] = []
+        self._buffer: deque[tuple[str, str, str, str]] = deque()
         self.dropped = 0
 
-    def record(self, charger_id: str, direction: str, frame: str | bytes) -> None:
+    def record(self, charger_id: str, direction: str, frame: str | bytes, *, max_chars: int | None = None) -> None:
+        """max_chars: a tighter cut for this frame (a stranger's, say) than the configured one."""
+        limit = min(self._max_chars, max_chars or self._max_chars)
         if isinstance(frame, bytes):
             frame = frame.decode("utf-8", errors="replace")
-        if len(frame) > self._max_chars:
-            frame = f"{frame[: self._max_chars]}…[{len(frame) - self._max_chars} more characters]"
+        if len(frame) > limit:
+            frame = f"{frame[:limit]}…[{len(frame) - limit} more characters]"
         if len(self._buffer) >= self._max_buffered:
-            self._buffer.pop(0)
+            self._buffer.popleft()
             self.dropped += 1
         self._buffer.append((self._clock.now_iso(), charger_id, direction, frame))
 
     async def flush(self) -> None:
-        frames, self._buffer = self._buffer, []
+        frames, self._buffer = self._buffer, deque()
         if frames:
-            await self._journal.write(Store.record_frames, frames, self._keep)
+            await self._journal.write(Store.record_frames, list(frames), self._keep)
 
     async def run(self) -> None:
         # The app flushes once more on shutdown, before the journal closes.

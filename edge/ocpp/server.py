@@ -3,9 +3,11 @@
 The handshake does the checks that must happen before a socket opens: a
 charge point id in the path, the `ocpp1.6` subprotocol (websockets answers 400
 when the client offers none or only others), and security profile 1 (HTTP
-Basic, 401 on a wrong or missing password). After that each charger gets a
-ChargerSession; a broken or flooding charger loses its own connection and no
-one else notices.
+Basic, 401 on a wrong or missing password, with a growing back-off per id and
+address: see auth_backoff.py). After that each charger gets a ChargerSession;
+a broken or flooding charger loses its own connection and no one else notices.
+A stranger (an id neither configured nor adopted) costs a small, bounded
+footprint: see strangers.py.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from edge.clock import Clock
 from edge.config import CHARGER_ID
 from edge.events import Event, EventBus
 from edge.journal import Journal, Store
+from edge.ocpp import strangers
+from edge.ocpp.auth_backoff import AuthBackoff
 from edge.ocpp.communication_log import CommunicationLog
 from edge.ocpp.presence import PresenceMonitor
 from edge.ocpp.security import PasswordVerifier, parse_basic_auth
@@ -39,6 +43,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "ocpp1.6"
+# How often strangers' logs are trimmed (when strangers came by), and all logs swept by age.
+TIDY_EVERY = 10.0
+SWEEP_EVERY = 3600.0
 
 
 @dataclass
@@ -97,18 +104,32 @@ class _LoggedConnection:
         self._id = charger_id
         self._server = server
         self._bucket = TokenBucket(server.max_rate, server.burst, server.site.clock.monotonic())
+        self._stranger_frames = 0
 
     async def recv(self) -> str:
         frame = await self._ws.recv()
-        self._server.communication_log.record(self._id, "in", frame)
-        self._server.presence.frame(self._id)
+        known = self._server.site.directory.is_known(self._id)
+        self._log(known, "in", frame)
+        if known:
+            # Strangers have no presence: no status, no event, nothing for the cloud.
+            self._server.presence.frame(self._id)
         if not self._bucket.allow(self._server.site.clock.monotonic()):
             raise Flooding(f"more than {self._server.max_rate:g} frames/s (burst {self._server.burst})")
         return frame
 
     async def send(self, frame: str) -> None:
-        self._server.communication_log.record(self._id, "out", frame)
+        self._log(self._server.site.directory.is_known(self._id), "out", frame)
         await self._ws.send(frame)
+
+    def _log(self, known: bool, direction: str, frame: str | bytes) -> None:
+        if known:
+            self._server.communication_log.record(self._id, direction, frame)
+            return
+        # A stranger's first few frames, cut short, are enough to see what it is.
+        self._stranger_frames += 1
+        if self._stranger_frames <= strangers.STRANGER_LOG_ROWS:
+            self._server.communication_log.record(self._id, direction, frame,
+                                                  max_chars=strangers.STRANGER_FRAME_CHARS)
 
 
 class OcppServer:
@@ -125,6 +146,10 @@ class OcppServer:
         self.sessions: dict[str, ChargerSession] = {}
         self._sockets: dict[str, ServerConnection] = {}
         self._verifier = PasswordVerifier()
+        self.backoff = AuthBackoff()
+        self.auth_refused = 0   # attempts refused by the back-off, without a hash check
+        self.recent_strangers = strangers.RecentStrangers()
+        self._strangers_open = 0
         self._server: Server | None = None
         self.ready = asyncio.Event()
 
@@ -147,9 +172,11 @@ class OcppServer:
             self._server = server
             log.info("ocpp listening host=%s port=%s", self.host, self.bound_port)
             self.ready.set()
+            tidying = asyncio.create_task(self._tidy_forever())
             try:
-                await asyncio.Future()
+                await tidying
             finally:
+                tidying.cancel()
                 for ws in list(self._sockets.values()):
                     await ws.close(1001, "central system shutting down")
                 self._verifier.close()
@@ -159,20 +186,40 @@ class OcppServer:
         if charger_id is None:
             return connection.respond(HTTPStatus.NOT_FOUND,
                                       "expected ws://host:port/ocpp/{chargePointId} (or /{chargePointId})\n")
+        if not self.site.directory.is_known(charger_id) and self._strangers_open >= strangers.STRANGER_CONNECTIONS:
+            log.warning("refused unknown charger=%s: %d unknown chargers connected already",
+                        charger_id, self._strangers_open)
+            response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many unknown chargers connected\n")
+            response.headers["Retry-After"] = "60"
+            return response
         stored = self.site.directory.password_hash(charger_id)
         if stored is None:
             return None
+        return await self._check_password(connection, request, charger_id, stored)
+
+    async def _check_password(self, connection: ServerConnection, request: Request, charger_id: str,
+                              stored: str) -> Response | None:
+        address = connection.remote_address[0] if connection.remote_address else "?"
+        clock = self.site.clock
+        wait = self.backoff.barred_for(charger_id, address, clock.monotonic())
+        if wait > 0:
+            # Refused before the hash check, the right password too: that is the point.
+            self.auth_refused += 1
+            log.debug("auth barred charger=%s remote=%s for %.1f s", charger_id, address, wait)
+            return _unauthorized(connection, f"too many failed attempts; retry in {wait:.0f} s\n", wait)
         credentials = parse_basic_auth(request.headers.get("Authorization"))
-        if credentials is None or credentials[0] != charger_id or not await self._verifier.verify(
+        self.backoff.attempt(charger_id, address, clock.monotonic())
+        if credentials is not None and credentials[0] == charger_id and await self._verifier.verify(
                 charger_id, credentials[1], stored):
-            why = "missing" if credentials is None else "wrong"
-            log.warning("auth rejected charger=%s credentials=%s remote=%s", charger_id, why,
-                        connection.remote_address)
-            self.presence.note(charger_id, "auth-rejected", f"{why} HTTP Basic credentials")
-            response = connection.respond(HTTPStatus.UNAUTHORIZED, "charge point id or password is wrong\n")
-            response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
-            return response
-        return None
+            self.backoff.succeeded(charger_id, address)
+            return None
+        why = "missing" if credentials is None else "wrong"
+        wait = self.backoff.barred_for(charger_id, address, clock.monotonic())
+        barred = f"; barred for {wait:.0f} s" if wait > 0 else ""
+        log.warning("auth rejected charger=%s credentials=%s remote=%s failures=%d%s", charger_id, why,
+                    address, self.backoff.failures(charger_id), barred)
+        self.presence.note(charger_id, "auth-rejected", f"{why} HTTP Basic credentials from {address}{barred}")
+        return _unauthorized(connection, "charge point id or password is wrong\n", wait)
 
     async def _serve_charger(self, ws: ServerConnection) -> None:
         charger_id = charger_id_from_path(ws.request.path)
@@ -187,12 +234,17 @@ class OcppServer:
         self.sessions[charger_id] = session
         self._sockets[charger_id] = ws
         at = self.site.clock.now_iso()
-        if self.site.directory.is_known(charger_id):
+        known = self.site.directory.is_known(charger_id)
+        if known:
             await self.site.journal.write(Store.ensure_charger, charger_id, at)
-        self.presence.frame(charger_id)
-        self.presence.note(charger_id, "connected", f"from {ws.remote_address[0] if ws.remote_address else '?'}")
-        self.site.bus.publish(Event("charger.connected", charger_id, at))
-        log.info("connected charger=%s remote=%s", charger_id, ws.remote_address)
+            self.presence.frame(charger_id)
+            self.site.bus.publish(Event("charger.connected", charger_id, at))
+        else:
+            self._strangers_open += 1
+            self.recent_strangers.seen(charger_id)
+        self.presence.note(charger_id, "connected", f"from {ws.remote_address[0] if ws.remote_address else '?'}"
+                                                    + ("" if known else " (unknown charger)"))
+        log.info("connected charger=%s remote=%s%s", charger_id, ws.remote_address, "" if known else " unknown")
         reason = "closed"
         try:
             await session.start()
@@ -215,7 +267,41 @@ class OcppServer:
             if self.sessions.get(charger_id) is session:
                 del self.sessions[charger_id]
                 del self._sockets[charger_id]
+            if not known:
+                self._strangers_open -= 1
             self.presence.note(charger_id, "disconnected", reason)
-            self.site.bus.publish(Event("charger.disconnected", charger_id, self.site.clock.now_iso(),
-                                        {"reason": reason}))
+            if known or self.site.directory.is_known(charger_id):   # adopted while connected
+                self.site.bus.publish(Event("charger.disconnected", charger_id, self.site.clock.now_iso(),
+                                            {"reason": reason}))
             log.info("disconnected charger=%s reason=%s", charger_id, reason)
+
+    # -- housekeeping ---------------------------------------------------------
+
+    async def tidy(self, *, sweep: bool = False) -> None:
+        """Trims the logs of strangers seen lately, drops those of strangers
+        pushed out; with `sweep`, also forgets old strangers and prunes every log by age and count."""
+        touched, evicted = self.recent_strangers.take()
+        if touched or evicted:
+            await self.site.journal.write(strangers.trim_strangers, touched, evicted)
+        if sweep:
+            await self.site.journal.write(strangers.sweep, self.site.directory.ids(), self.site.clock.now_iso())
+
+    async def _tidy_forever(self) -> None:
+        since_sweep = SWEEP_EVERY   # sweep once at start: what an earlier run left
+        while True:
+            # Notes and frames reach the journal within a second or five; trim after they did.
+            await self.communication_log.flush()
+            await self.presence.flush()
+            await self.tidy(sweep=since_sweep >= SWEEP_EVERY)
+            if since_sweep >= SWEEP_EVERY:
+                since_sweep = 0.0
+            await asyncio.sleep(TIDY_EVERY)
+            since_sweep += TIDY_EVERY
+
+
+def _unauthorized(connection: ServerConnection, text: str, retry_after: float) -> Response:
+    response = connection.respond(HTTPStatus.UNAUTHORIZED, text)
+    response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
+    if retry_after > 0:
+        response.headers["Retry-After"] = str(max(1, round(retry_after)))
+    return response

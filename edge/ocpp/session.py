@@ -93,8 +93,9 @@ class ChargerSession(ChargePoint):
         if msg.message_type_id != MessageType.Call:
             # An answer to our call. Kept only while a call of ours waits (it
             # holds the call lock): answers nobody asked for would pile up in
-            # the library's queue, which is read only by a waiting call.
-            if self._call_lock.locked():
+            # the library's queue, which is read only by a waiting call. Bounded
+            # too while one waits: a peer may send faster than the call reads.
+            if self._call_lock.locked() and self._response_queue.qsize() < 8:
                 self._response_queue.put_nowait(msg)
             else:
                 log.info("unsolicited answer dropped charger=%s unique_id=%s", self.id,
@@ -276,8 +277,13 @@ def _is_call(raw: str | bytes) -> bool:
 def _as_v16(error: OCPPError) -> OCPPError:
     """OCPP 1.6 names the 'bad structure' error FormationViolation (2.0 renamed
     it FormatViolation, which is what the library raises). Details are cut to
-    a short cause: echoing a 256 KiB frame back helps nobody."""
-    cause = str((error.details or {}).get("cause", error.description))[:300]
+    a short cause (echoing a 256 KiB frame back helps nobody), or the boundary's
+    field and (already shortened) value."""
+    details = error.details or {}
+    if "field" in details:
+        kept = {"field": str(details["field"])[:100], "value": str(details.get("value"))[:100]}
+    else:
+        kept = {"cause": str(details.get("cause", error.description))[:300]}
     if isinstance(error, FormatViolationError):
-        return FormationViolationError(description=error.description, details={"cause": cause})
-    return type(error)(description=error.description, details={"cause": cause})
+        return FormationViolationError(description=error.description, details=kept)
+    return type(error)(description=error.description, details=kept)
