@@ -1,27 +1,36 @@
-"""Configuration documents and commands, from the API to the sites.
+"""Configuration documents and commands, from the API to the sites, until the site has them.
 
 A push is first stored (with its version, for documents: strictly increasing
 per site and kind), then published with QoS 1: documents retained on
 `down/{kind}`, so a site that is offline gets the newest one when it comes
 back; commands not retained, with an MQTT message expiry so a broker does not
-hand a stale "unlock" to a site that returns hours later. What the site
-answers on its ack topic lands on the push (cloud/store/ingest.py store_ack).
+hand a stale "unlock" to a site that returns hours later.
 
-Pushes that could not be published (broker away) are published by `run()`
-when the connection is back; of several unpublished versions of one document
-only the newest goes out (the others are `superseded`), and a command past
-its expiry is `expired` instead.
+The broker's PUBACK is not delivery: a broker killed before its autosave
+forgets a retained document and the commands it queued for an offline site.
+So a push stays open (`pending`, then `published`) until the SITE answers on
+its ack topic (cloud/store/ingest.py store_ack), and is sent again:
+
+* when the site is born (its retained state goes online: cloud/ingest.py),
+* when this cloud's connection to the broker is made again,
+* and otherwise every 5 minutes, doubling up to an hour, until acked.
+
+Of several open versions of one document only the newest goes out (the others
+are `superseded`); a command is sent again until it expires (then `expired`).
+The site is idempotent: the version in force is acked again without applying
+it again, a command id it already ran gets its first answer again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+
+from pydantic import ValidationError
 
 from cloud import projections as p
 from cloud.db import Database
@@ -33,9 +42,21 @@ from edge.clock import Clock, iso, parse_iso
 
 log = logging.getLogger(__name__)
 
-REPUBLISH_EVERY_S = 30.0
+# How often the open pushes are looked at (each is sent again only when its back-off has passed).
+TICK_S = 30.0
 # A push younger than this is left to the request that created it (avoids a double publish).
 REPUBLISH_AFTER_S = 10.0
+# Sent and not acked: sent again after this, doubling up to RESEND_MAX_S.
+RESEND_FIRST_S = 300.0
+RESEND_MAX_S = 3600.0
+
+
+def next_send(row: Row, republish_after_s: float = REPUBLISH_AFTER_S) -> datetime:
+    """When an open push is due to be sent (again), with its back-off. Pure."""
+    if row["last_sent_at"] is None:
+        return parse_iso(row["created_at"]) + timedelta(seconds=republish_after_s)
+    sent = max(1, int(row["sent_count"] or 1))
+    return parse_iso(row["last_sent_at"]) + timedelta(seconds=min(RESEND_FIRST_S * 2 ** (sent - 1), RESEND_MAX_S))
 
 
 class PushError(ValueError):
@@ -55,8 +76,18 @@ class Downlink:
         self.link = link
         self.clock = clock or Clock()
         self.republish_after_s = REPUBLISH_AFTER_S
+        self._born: set[str] = set()          # sites that came online since the last round
+        self._wake = asyncio.Event()
 
-    def _check(self, message: Down) -> bytes:
+    def _check(self, **fields: Any) -> bytes:
+        """The message as the site will get it, checked against the contract (the same bounds the site
+        checks: document depth, integers, string sizes), so a push the site would refuse is refused here."""
+        try:
+            message = Down(**fields)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise PushError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
         payload = encode(message)
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise PushError(f"the document is {len(payload)} bytes encoded; the contract allows {MAX_PAYLOAD_BYTES}",
@@ -69,7 +100,7 @@ class Downlink:
             raise PushError(f"kind {kind!r} is not a configuration document; one of {', '.join(sorted(RETAINED_DOWN))}")
         # Validate against the contract before a version is spent on it.
         push_id = uuid.uuid4().hex
-        self._check(Down(site=site, kind=kind, id=push_id, version=1, mode=mode, document=document))
+        self._check(site=site, kind=kind, id=push_id, version=1, mode=mode, document=document)
         row = await self.db.write(lambda conn: store.create(
             conn, id=push_id, site=site, kind=kind, versioned=True, mode=mode, document=p.dumps(document),
             expires_at=None, now=self.clock.now_iso(), operator=operator))
@@ -79,7 +110,7 @@ class Downlink:
     async def push_command(self, site: str, document: dict[str, Any], expires_in_s: float, operator: str) -> Row:
         push_id = uuid.uuid4().hex
         expires_at = iso(self.clock.now() + timedelta(seconds=expires_in_s))
-        self._check(Down(site=site, kind="command", id=push_id, document=document, expires_at=expires_at))
+        self._check(site=site, kind="command", id=push_id, document=document, expires_at=expires_at)
         row = await self.db.write(lambda conn: store.create(
             conn, id=push_id, site=site, kind="command", versioned=False, mode="full", document=p.dumps(document),
             expires_at=expires_at, now=self.clock.now_iso(), operator=operator))
@@ -92,14 +123,14 @@ class Downlink:
         return row
 
     async def publish(self, row: Row) -> bool:
-        """-> True once the broker has it (PUBACK)."""
+        """-> True once the broker has it (PUBACK); the push stays open until the site's ack."""
         message = down_message(row)
         expiry = None
         if row["kind"] not in RETAINED_DOWN:
             remaining = (parse_iso(row["expires_at"]) - self.clock.now()).total_seconds()
             if remaining <= 0:
                 await self.db.write(store.mark, row["id"], "expired")
-                log.info("command %s for site %s expired before it could be sent", row["id"], row["site"])
+                log.info("command %s for site %s expired before the site acknowledged it", row["id"], row["site"])
                 return False
             expiry = int(remaining) + 1
         retain = row["kind"] in RETAINED_DOWN
@@ -110,7 +141,8 @@ class Downlink:
                      row["id"], row["kind"], row["site"])
             return False
         await self.db.write(store.mark_published, row["id"], self.clock.now_iso())
-        log.info("published %s version %s to site %s (push %s)", row["kind"], row["version"], row["site"], row["id"])
+        log.info("published %s version %s to site %s (push %s, send %d)", row["kind"], row["version"], row["site"],
+                 row["id"], int(row["sent_count"] or 0) + 1)
         if retain:
             await self._keep_newest_retained(row)
         return True
@@ -123,16 +155,26 @@ class Downlink:
             await self.link.publish(down_topic(newest["site"], newest["kind"]), encode(down_message(newest)),
                                     retain=True)
 
-    async def republish(self) -> int:
-        """Publishes what is still unpublished; -> how many went out."""
-        before = iso(self.clock.now() - timedelta(seconds=self.republish_after_s))
+    def site_online(self, site: str) -> None:
+        """A site was born (its state went online, published just now): what it has not acked goes again
+        now, whatever the back-off (the broker it reconnected to may have lost it)."""
+        self._born.add(site)
+        self._wake.set()
+
+    async def republish(self, site: str | None = None, *, force: bool = False) -> int:
+        """Sends the open pushes that are due (all of them with `force`, but never one younger than
+        republish_after_s that was never sent: its own request is sending it); -> how many went out."""
+        now = self.clock.now()
         sent = 0
-        for row in await self.db.read(store.unpublished, before):
+        for row in await self.db.read(store.open_pushes, site):
             if row["version"] is not None:
                 newest = await self.db.read(store.newest_version, row["site"], row["kind"])
                 if newest is not None and newest["version"] > row["version"]:
                     await self.db.write(store.mark, row["id"], "superseded")
                     continue
+            young = row["last_sent_at"] is None and now < next_send(row, self.republish_after_s)
+            if young or not (force or now >= next_send(row, self.republish_after_s)):
+                continue
             if not self.link.connected.is_set():
                 break
             sent += await self.publish(row)
@@ -141,13 +183,22 @@ class Downlink:
     async def run(self) -> None:
         while True:
             await self.link.connected.wait()
-            try:
-                await self.republish()
-            except Exception as exc:               # database away: the next round tries again
-                log.warning("republishing pending pushes failed: %s", exc)
-            # Next round after a while, or at once when the connection comes back after a loss.
+            # A (re)connection: the broker may have restarted and lost what it had; everything open goes.
+            everything = self.link.reconnected.is_set()
             self.link.reconnected.clear()
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(REPUBLISH_EVERY_S):
-                    await self.link.reconnected.wait()
+            born, self._born = self._born, set()
+            self._wake.clear()
+            try:
+                if everything:
+                    await self.republish(force=True)
+                for site in sorted(born):
+                    await self.republish(site, force=True)
+                await self.republish()
+            except Exception as exc:  # noqa: BLE001 - database away: logged, the next round tries again
+                log.warning("republishing open pushes failed: %s", exc)
+            waits = [asyncio.ensure_future(self.link.reconnected.wait()), asyncio.ensure_future(self._wake.wait())]
+            try:
+                await asyncio.wait(waits, timeout=TICK_S, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waits:
+                    waiter.cancel()

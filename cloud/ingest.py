@@ -144,6 +144,8 @@ class Ingest:
         self.rejected: Counter[str] = Counter()     # per reason
         self._logged: Counter[tuple[str, str]] = Counter()
         self._changed = asyncio.Event()
+        # Told the site id of every birth stored (a fresh online state): the downlink sends what it has not acked.
+        self.on_birth: Callable[[str], None] | None = None
 
     def deliver(self, received: Received) -> None:
         """Called on the event loop (handed over from paho's thread)."""
@@ -185,6 +187,10 @@ class Ingest:
                     self._send_receipt(receipt_topic(receipt.site), encode(receipt))
         for received in group:
             self._ack(received)
+        if self.on_birth is not None:
+            for item in items:
+                if item.outcome == "state" and item.message.online and not item.received.retain:
+                    self.on_birth(item.message.site)
         self._count(group, items, rejections)
 
     async def _store(self, items: list[Item], rejected: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:

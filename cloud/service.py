@@ -34,6 +34,7 @@ class CloudService:
         self.link = MqttLink(settings.mqtt, self._deliver)
         self.ingest = Ingest(self.db, self.link.ack, self.clock, send_receipt=self.link.send)
         self.downlink = Downlink(self.db, self.link, self.clock)
+        self.ingest.on_birth = self.downlink.site_online
         self.app = make_app(self.db, self.downlink, self.ingest, self.link)
         self.ready = asyncio.Event()
         self._runner: web.AppRunner | None = None

@@ -176,6 +176,13 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX pushes_version ON pushes(site, kind, version) WHERE version IS NOT NULL;
     CREATE INDEX pushes_unpublished ON pushes(created_at) WHERE published_at IS NULL
     """,
+    # 2: a push stays open until the site's ack (not the broker's PUBACK): it is sent again on the
+    # site's birth and now and then, with a back-off counted here.
+    """
+    ALTER TABLE pushes ADD COLUMN sent_count BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE pushes ADD COLUMN last_sent_at TEXT;
+    CREATE INDEX pushes_open ON pushes(status) WHERE status IN ('pending', 'published')
+    """,
 ]
 
 

@@ -9,7 +9,13 @@ from cloud.db import Connection
 from cloud.db.connection import Row
 
 COLUMNS = ("id, site, kind, version, mode, document, expires_at, created_at, created_by, status, published_at, "
-           "acked_at, applied_version, error, result")
+           "acked_at, applied_version, error, result, sent_count, last_sent_at")
+# Sent, or to be sent, and not answered by the site yet.
+OPEN = ("pending", "published")
+# What the API shows as `delivery`: how far a push got, from its status.
+DELIVERY = {"pending": "pending", "published": "published", "applied": "acked", "done": "acked",
+            "ignored": "acked", "failed": "acked", "rejected": "rejected", "expired": "expired",
+            "superseded": "superseded"}
 
 
 def next_version(conn: Connection, site: str, kind: str) -> int:
@@ -24,7 +30,7 @@ def create(conn: Connection, *, id: str, site: str, kind: str, versioned: bool, 
            expires_at: str | None, now: str, operator: str) -> Row:
     version = next_version(conn, site, kind) if versioned else None
     conn.run(f"INSERT INTO pushes ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, NULL, NULL, NULL, "
-             "NULL)", (id, site, kind, version, mode, document, expires_at, now, operator))
+             "NULL, 0, NULL)", (id, site, kind, version, mode, document, expires_at, now, operator))
     row = get(conn, site, id)
     assert row is not None
     return row
@@ -35,18 +41,25 @@ def get(conn: Connection, site: str, id: str) -> Row | None:
 
 
 def mark_published(conn: Connection, id: str, now: str) -> None:
-    # An ack may have come back before this runs: keep its outcome.
-    conn.run("UPDATE pushes SET published_at = COALESCE(published_at, ?), "
-             "status = CASE WHEN status = 'pending' THEN 'published' ELSE status END WHERE id = ?", (now, id))
+    """The broker has it (PUBACK): that is not delivery (a broker can lose it), only a step;
+    the push stays open until the site's ack. An ack may have come back before this runs: keep it."""
+    conn.run("UPDATE pushes SET published_at = COALESCE(published_at, ?), last_sent_at = ?, "
+             "sent_count = sent_count + 1, "
+             "status = CASE WHEN status = 'pending' THEN 'published' ELSE status END WHERE id = ?", (now, now, id))
 
 
 def mark(conn: Connection, id: str, status: str) -> None:
-    conn.run("UPDATE pushes SET status = ? WHERE id = ? AND status = 'pending'", (status, id))
+    """Close an open push (expired, superseded); an answer from the site is never overwritten."""
+    conn.run("UPDATE pushes SET status = ? WHERE id = ? AND status IN (?, ?)", (status, id, *OPEN))
 
 
-def unpublished(conn: Connection, created_before: str, limit: int = 500) -> list[Row]:
-    return conn.all(f"SELECT {COLUMNS} FROM pushes WHERE published_at IS NULL AND status = 'pending' "
-                    "AND created_at <= ? ORDER BY created_at, id LIMIT ?", (created_before, limit))
+def open_pushes(conn: Connection, site: str | None = None, limit: int = 1000) -> list[Row]:
+    """Pushes the site has not answered yet, oldest first (one site's, or every site's)."""
+    where, args = "status IN (?, ?)", list(OPEN)
+    if site is not None:
+        where += " AND site = ?"
+        args.append(site)
+    return conn.all(f"SELECT {COLUMNS} FROM pushes WHERE {where} ORDER BY created_at, id LIMIT ?", (*args, limit))
 
 
 def newest_version(conn: Connection, site: str, kind: str) -> Row | None:
@@ -79,4 +92,5 @@ def view(row: Row) -> dict[str, Any]:
     out = dict(row)
     out["document"] = json.loads(row["document"])
     out["result"] = json.loads(row["result"]) if row.get("result") else None
+    out["delivery"] = DELIVERY.get(row["status"], row["status"])
     return out

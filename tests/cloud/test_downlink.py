@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from cloud.downlink import next_send
 from contract.v1 import MAX_PAYLOAD_BYTES, down_topic
-from edge.clock import ManualClock
+from edge.clock import ManualClock, parse_iso
 
 TARIFFS = {"tariffs": [{"id": "flat", "type": "flat", "price_per_kwh": "0.35"}]}
 
@@ -82,8 +83,12 @@ async def test_bad_pushes_are_refused(cloud):
     status, answer = await cloud.post("/api/v1/sites/site-a/config/command", token, {"document": {}})
     assert status == 404
     status, answer = await cloud.post("/api/v1/sites/site-a/config/limits", token,
-                                      {"document": {"pad": "x" * (MAX_PAYLOAD_BYTES - 100)}})
+                                      {"document": {"pad": ["x" * 4000] * (MAX_PAYLOAD_BYTES // 4000 + 1)}})
     assert status == 413
+    for document, problem in (({"pad": "x" * 5000}, "document: pad: a string of 5000 characters"),
+                              ({"caps": [{"max_current": 2**70}]}, "outside the 64-bit integer range")):
+        status, answer = await cloud.post("/api/v1/sites/site-a/config/limits", token, {"document": document})
+        assert status == 400 and problem in answer["error"], answer
     status, state = await cloud.get("/api/v1/sites/site-a/config/limits", token)
     assert state == {"kind": "limits", "latest": None, "applied_version": None}   # no version was spent
 
@@ -117,3 +122,34 @@ async def test_pushes_made_while_the_broker_is_away_go_out_when_it_is_back(make_
         assert [states[p[1]["id"]]["status"] for p in (old, new, stale)] == ["superseded", "published", "expired"]
         while not site.down.empty():
             assert site.down.get().topic != down_topic("site-a", "command")     # the stale command never went out
+
+
+async def test_a_site_born_again_gets_what_it_has_not_acknowledged(cloud, make_site, broker):
+    """The broker lost a retained document (a crash before its autosave); the cloud's own link stayed up.
+    The site's birth makes the cloud send it again; an acked push is not sent again."""
+    token = await cloud.add_operator("acme", "site-a")
+    _, acked = await cloud.post("/api/v1/sites/site-a/config/tariffs", token, {"document": TARIFFS})
+    _, lost = await cloud.post("/api/v1/sites/site-a/config/auth", token, {"document": {"tokens": []}})
+    site = make_site()
+    await site.ack(kind="tariffs", id=acked["id"], version=1, status="applied", applied_version=1)
+    await cloud.wait_handled(1)
+    for kind in ("auth", "tariffs"):                 # what a broker killed before its autosave forgets
+        await site.publish(down_topic("site-a", kind), b"", retain=True)
+    await site.subscribe_down()
+    await site.birth()
+    mqtt_message, down = await site.next_down()
+    assert down["id"] == lost["id"] and mqtt_message.retain is False      # sent live, at the birth
+    await site.ack(kind="auth", id=lost["id"], version=1, status="applied", applied_version=1)
+    await cloud.wait_handled(3)
+    status, push = await cloud.get(f"/api/v1/sites/site-a/pushes/{lost['id']}", token)
+    assert (push["status"], push["delivery"]) == ("applied", "acked") and push["sent_count"] in (1, 2)
+    assert await cloud.service.downlink.republish(force=True) == 0         # nothing open any more
+    assert site.down.empty()
+
+
+def test_an_unacknowledged_push_is_sent_again_with_a_doubling_back_off():
+    row = {"created_at": "2026-03-01T12:00:00.000Z", "last_sent_at": None, "sent_count": 0}
+    assert next_send(row, 10).isoformat() == "2026-03-01T12:00:10+00:00"
+    gaps = [(next_send(row | {"last_sent_at": "2026-03-01T12:00:00.000Z", "sent_count": n}) -
+             parse_iso("2026-03-01T12:00:00Z")).total_seconds() for n in range(1, 8)]
+    assert gaps == [300, 600, 1200, 2400, 3600, 3600, 3600]
