@@ -66,8 +66,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "mode": _str, "document": _obj, "expires_at": _time, "created_at": _time, "created_by": _str,
         "status": {"enum": ["pending", "published", "applied", "ignored", "rejected", "done", "failed", "expired",
                             "superseded"],
-                   "description": "pending: not yet at the broker; published: at the broker, no answer yet; "
-                                  "then the site's answer"},
+                   "description": "pending: not yet at the broker; published: at the broker, no answer from the "
+                                  "site yet (sent again until it answers); then the site's answer"},
+        "delivery": {"enum": ["pending", "published", "acked", "rejected", "expired", "superseded"],
+                     "description": "how far it got: acked only once the site answered, never on the broker's word"},
+        "sent_count": {"type": "integer"}, "last_sent_at": _time,
         "published_at": _time, "acked_at": _time, "applied_version": {"type": ["integer", "null"]},
         "error": {"type": ["string", "null"]}, "result": {"type": ["object", "null"]}}},
     "ConfigState": {"type": "object", "properties": {
