@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from aiohttp import web
 
 from edge.api_auth import AuthRoutes
+from edge.api_config import ConfigRoutes
 from edge.api_dlm import DlmRoutes
 from edge.cdr.api import CdrRoutes
 from edge.api_common import MAX_LIMIT, actor_of, error_response, int_query, json_object
@@ -52,6 +53,7 @@ class LocalApi:
             web.get("/api/v1/commands", self.command_list),
         ])
         AuthRoutes(self)
+        ConfigRoutes(self)
         DlmRoutes(self)
         CdrRoutes(self)
         UplinkRoutes(self)

@@ -3,18 +3,22 @@
 Each long-running part has a `run()`; they all run under one TaskGroup. A
 crash in any part stops the edge with an error (systemd restarts it); SIGTERM
 stops it in order: chargers first (nothing new arrives), then the logs are
-flushed, then the journal closes.
+flushed, then the journal closes. A start that cannot proceed (a port taken, a
+file unreadable) ends with one StartupError naming it; see edge/lifecycle.py
+for that, the last good config and how signals are honoured at any moment.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib.metadata
 import logging
 import os
 import secrets
-import signal
+import sqlite3
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import ocpp.messages
@@ -28,12 +32,13 @@ from edge.cdr.service import ChargeRecords
 from edge.cdr.watch import SessionWatch, Timeouts
 from edge.chargers import ChargerDirectory
 from edge.clock import Clock
-from edge.config import SiteConfig
+from edge.config import SiteConfig, config_warnings
 from edge.dlm.config import build_topology
 from edge.dlm.manager import LoadManager
 from edge.meters import MeterPoller, ModbusLinks
 from edge.events import EventBus
 from edge.journal import Journal, Store
+from edge.lifecycle import ConfigFallback, SignalStop, StartupError, last_good_path, save_last_good
 from edge.ocpp.commands import Commands
 from edge.ocpp.communication_log import CommunicationLog
 from edge.ocpp.presence import PresenceMonitor, Thresholds
@@ -76,16 +81,37 @@ def load_api_token(path: Path) -> str:
     return token
 
 
+# How often the log repeats that the edge runs on the last good config, not the site config.
+CONFIG_REMINDER_S = 3600.0
+
+
 class Edge:
-    def __init__(self, config: SiteConfig, clock: Clock | None = None):
+    def __init__(self, config: SiteConfig, clock: Clock | None = None, *, config_text: str | None = None,
+                 config_fallback: ConfigFallback | None = None, config_source: str = ""):
+        """config_text: the site config's text, kept as the last good config once started;
+        config_fallback: why the edge runs on the last good config instead (shown everywhere)."""
         self.config = config
         self.clock = clock or Clock()
         self.bus = EventBus()
-        journal_path = config.state_path(config.journal.path)
-        journal_path.parent.mkdir(parents=True, exist_ok=True)
-        self.journal = Journal(str(journal_path))
+        self.journal_path = config.state_path(config.journal.path)
+        self.journal = Journal(str(self.journal_path))
+        self.config_text = config_text
+        self.config_fallback = config_fallback
+        self.config_source = config_source
+        self.last_good_saved: str | None = None
         self._stop = asyncio.Event()
         self.started = asyncio.Event()
+
+    def config_status(self) -> dict[str, Any]:
+        """What the edge runs on, for the API and `edgectl config status`."""
+        fallback = self.config_fallback
+        return {"site": self.config.site.id, "ok": fallback is None,
+                "running_on": "last good config" if fallback else "site config",
+                "file": fallback.file if fallback else self.config_source,
+                "problems": fallback.as_dict()["problems"] if fallback else [],
+                "last_good": fallback.last_good if fallback else self.last_good_saved,
+                "last_good_saved_at": fallback.saved_at if fallback else None,
+                "warnings": config_warnings(self.config)}
 
     async def _build(self) -> None:
         cfg = self.config
@@ -139,8 +165,7 @@ class Edge:
             model=lambda: self.authorizer.model, free_vend_id_tag=cfg.authorization.free_vend_id_tag)
         self.session_watch = SessionWatch(self.sessions, self.charge_records, self.commands, self.bus, self.clock,
                                           self.journal, Timeouts.of(cfg.session_timeouts))
-        self.api = LocalApi(self, host=cfg.api.host, port=cfg.api.port,
-                            token=load_api_token(cfg.state_path(cfg.api.token_file)))
+        self.api = LocalApi(self, host=cfg.api.host, port=cfg.api.port, token=self._api_token())
         self.watchdog = systemd.Watchdog(healthy=self.healthy)
         # The link to the cloud; off: the outbox triggers stop writing (records stay in their tables).
         self.uplink = self._uplink() if cfg.uplink.enabled else None
@@ -183,6 +208,69 @@ class Edge:
                       bus=self.bus, clock=self.clock, outbox=outbox, downlink=downlink, telemetry=telemetry,
                       resolve_path=cfg.state_path)
 
+    def _api_token(self) -> str:
+        path = self.config.state_path(self.config.api.token_file)
+        try:
+            return load_api_token(path)
+        except OSError as exc:
+            raise StartupError(f"cannot read or create the API token file {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise StartupError(f"the API token file {path} is not text") from None
+
+    async def _open_journal(self) -> None:
+        path = self.journal_path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(f"cannot create the state directory {path.parent}: {exc.strerror or exc}") from None
+        try:
+            await self.journal.open()
+        except (OSError, sqlite3.Error) as exc:
+            raise StartupError(f"cannot open the journal {path}: {exc}") from None
+
+    @staticmethod
+    async def _listen(what: str, part: Any, host: str, port: int) -> None:
+        """Run a listening part; a bind that fails is a StartupError naming the address."""
+        try:
+            await part.run()
+        except OSError as exc:
+            if part.ready.is_set():
+                raise
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise StartupError(f"cannot listen for {what} on {host}:{port}: {reason}"
+                               + (" (is another edge running?)" if exc.errno == errno.EADDRINUSE else "")) from None
+
+    async def _started(self) -> None:
+        """Once ready: keep the config as the last good one, or say loudly that it is not the site config."""
+        if self.config_text is not None:
+            try:
+                saved = await asyncio.to_thread(save_last_good, self.config.state_dir, self.config_text)
+                self.last_good_saved = str(saved or last_good_path(self.config.state_dir))
+            except OSError as exc:
+                log.error("cannot keep the site config as the last good one in %s: %s (an invalid config at a "
+                          "later start will then stop the edge)", self.config.state_dir, exc)
+        fallback = self.config_fallback
+        if fallback is None:
+            return
+        systemd.status("RUNNING ON THE LAST GOOD CONFIG: " + fallback.summary())
+        if self.uplink is not None:
+            try:
+                await self.uplink.outbox.add("alert", "alert.config_invalid", fallback.as_dict())
+            except Exception:  # noqa: BLE001 - the journal failing is reported by its own health; charging goes on
+                log.exception("could not queue the config_invalid alert for the cloud")
+
+    def _say_config_problem(self) -> None:
+        fallback = self.config_fallback
+        assert fallback is not None
+        log.error("%s; fix it and restart (`edgectl config check %s`)", fallback.summary(), fallback.file)
+        for problem in fallback.problems:
+            log.error("config problem: %s", problem)
+
+    async def _remind(self) -> None:
+        while True:
+            await asyncio.sleep(CONFIG_REMINDER_S)
+            self._say_config_problem()
+
     def healthy(self) -> bool:
         return self.journal.healthy()
 
@@ -203,43 +291,87 @@ class Edge:
         return task
 
     async def run(self) -> None:
-        await self.journal.open()
+        if self.config_fallback is not None:
+            self._say_config_problem()     # first thing in the log of this start
         try:
-            async with asyncio.TaskGroup() as tg:
-                journal_task = tg.create_task(self.journal.run(), name="journal")
-                await self._build()
-                services = [tg.create_task(part.run(), name=name) for name, part in (
-                    ("ocpp", self.ocpp), ("api", self.api), ("presence", self.presence),
-                    ("local-lists", self.local_lists), ("access", self.access),
-                    ("communication-log", self.communication_log), ("watchdog", self.watchdog),
-                    ("charge-records", self.charge_records), ("session-watch", self.session_watch),
-                    *((("load-management", self.load_manager),) if self.load_manager else ()),
-                    *((("uplink", self.uplink),) if self.uplink else ()),
-                    *((f"meter {meter_id}", poller) for meter_id, poller in self.meters.items()))]
-                await self.ocpp.ready.wait()
-                await self.api.ready.wait()
-                systemd.ready()
-                self.started.set()
-                log.info("edge ready site=%s ocpp_port=%s api_port=%s chargers=%d", self.config.site.id,
-                         self.ocpp.bound_port, self.api.bound_port, len(self.directory.ids()))
-                await self._stop.wait()
-                systemd.stopping()
-                log.info("edge stopping")
-                for task in services:
-                    task.cancel()
-                await asyncio.gather(*services, return_exceptions=True)
-                await self.communication_log.flush()
-                await self.presence.flush()
-                journal_task.cancel()
+            await self._open_journal()
+            await self._run()
+        except BaseExceptionGroup as group:
+            # A part that could not start (a port taken) ended the task group: say that, not a traceback.
+            startup, rest = group.split(StartupError)
+            if startup is not None and rest is None:
+                raise _first(startup) from None
+            raise
         finally:
             await self.journal.close()
             log.info("edge stopped")
 
+    async def _run(self) -> None:
+        cfg = self.config
+        async with asyncio.TaskGroup() as tg:
+            journal_task = tg.create_task(self.journal.run(), name="journal")
+            await self._build()
+            listeners = {"ocpp": self._listen("chargers (OCPP)", self.ocpp, cfg.ocpp.host, cfg.ocpp.port),
+                         "api": self._listen("the local API", self.api, cfg.api.host, cfg.api.port)}
+            services = [tg.create_task(listener, name=name) for name, listener in listeners.items()]
+            services += [tg.create_task(part.run(), name=name) for name, part in (
+                ("presence", self.presence),
+                ("local-lists", self.local_lists), ("access", self.access),
+                ("communication-log", self.communication_log), ("watchdog", self.watchdog),
+                ("charge-records", self.charge_records), ("session-watch", self.session_watch),
+                *((("load-management", self.load_manager),) if self.load_manager else ()),
+                *((("uplink", self.uplink),) if self.uplink else ()),
+                *((f"meter {meter_id}", poller) for meter_id, poller in self.meters.items()))]
+            if self.config_fallback is not None:
+                services.append(tg.create_task(self._remind(), name="config-reminder"))
+            await self.ocpp.ready.wait()
+            await self.api.ready.wait()
+            systemd.ready()
+            self.started.set()
+            log.info("edge ready site=%s ocpp_port=%s api_port=%s chargers=%d", self.config.site.id,
+                     self.ocpp.bound_port, self.api.bound_port, len(self.directory.ids()))
+            await self._started()
+            await self._stop.wait()
+            systemd.stopping()
+            log.info("edge stopping")
+            for task in services:
+                task.cancel()
+            await asyncio.gather(*services, return_exceptions=True)
+            await self.communication_log.flush()
+            await self.presence.flush()
+            journal_task.cancel()
 
-async def run_edge(config: SiteConfig) -> None:
-    """Run until SIGTERM/SIGINT."""
-    edge = Edge(config)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, edge.stop)
-    await edge.run()
+
+def _first(group: BaseExceptionGroup) -> BaseException:
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group
+
+
+async def run_edge(config: SiteConfig, *, config_text: str | None = None,
+                   config_fallback: ConfigFallback | None = None, config_source: str = "") -> None:
+    """Run until SIGTERM/SIGINT, which are honoured from the first line on (edge.lifecycle.SignalStop):
+    before the edge is ready a signal cancels the start, after it the edge stops in order."""
+    main = asyncio.current_task()
+    edge: Edge | None = None
+
+    def request_stop() -> None:
+        if edge is not None and edge.started.is_set():
+            edge.stop()
+        elif main is not None:
+            main.cancel()
+    stop = SignalStop(request_stop)
+    stop.install(asyncio.get_running_loop())
+    try:
+        for warning in config_warnings(config):
+            log.warning("config: %s", warning)
+        edge = Edge(config, config_text=config_text, config_fallback=config_fallback, config_source=config_source)
+        await edge.run()
+    except asyncio.CancelledError:
+        if not stop.signals:
+            raise
+        if main is not None:
+            main.uncancel()
+        log.info("edge start cancelled by a signal")
+    finally:
+        stop.uninstall()

@@ -32,11 +32,15 @@ class CliError(Exception):
     pass
 
 
-def _load(args: argparse.Namespace) -> SiteConfig:
+def _state_dir(args: argparse.Namespace) -> str | None:
     state_dir = args.state_dir or os.environ.get("STATE_DIRECTORY")
     if not state_dir and Path(args.config) == Path(DEFAULT_CONFIG):
         state_dir = DEFAULT_STATE_DIR
-    return load_config(args.config, state_dir=state_dir.split(":")[0] if state_dir else None)
+    return state_dir.split(":")[0] if state_dir else None
+
+
+def _load(args: argparse.Namespace) -> SiteConfig:
+    return load_config(args.config, state_dir=_state_dir(args))
 
 
 # -- talking to the running edge ------------------------------------------------
@@ -96,10 +100,18 @@ def _print(data: Any, as_json: bool, columns: list[str]) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from edge.app import run_edge
+    from edge.lifecycle import EXIT_CANNOT_START, StartupError, choose_config
     from edge.logs import setup_logging
 
     setup_logging(args.log_level, args.log_format)
-    asyncio.run(run_edge(_load(args)))
+    # An invalid site config: the last good one if there is one (loudly), else exit 2 (main()).
+    start = choose_config(Path(args.config), _state_dir(args))
+    try:
+        asyncio.run(run_edge(start.config, config_text=start.text, config_fallback=start.fallback,
+                             config_source=start.source))
+    except StartupError as exc:
+        print(f"edgectl run: cannot start: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_START
     return 0
 
 
@@ -110,6 +122,32 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     for warning in config_warnings(config):
         print(f"warning: {warning}")
     return 0
+
+
+def cmd_config_status(args: argparse.Namespace) -> int:
+    """What the running edge runs on; exit 1 while that is the last good config, not the site config."""
+    status = ApiClient(_load_for_api(args)).request("GET", "/config")
+    if args.json:
+        print(json.dumps(status, indent=2))
+    elif status["ok"]:
+        print(f"site {status['site']!r}: running on the site config {status['file']}")
+    else:
+        print(f"site {status['site']!r}: RUNNING ON THE LAST GOOD CONFIG {status['last_good']} "
+              f"(from {status['last_good_saved_at']}): the site config {status['file']} is invalid:")
+        for problem in status["problems"]:
+            print(f"  {problem}")
+    if not args.json:
+        for warning in status["warnings"]:
+            print(f"warning: {warning}")
+    return 0 if status["ok"] else 1
+
+
+def _load_for_api(args: argparse.Namespace) -> SiteConfig:
+    """The config to find the running edge's API by: the site config, or, when that is
+    invalid, the last good one the edge runs on."""
+    from edge.lifecycle import choose_config
+
+    return choose_config(Path(args.config), _state_dir(args)).config
 
 
 def cmd_password_hash(args: argparse.Namespace) -> int:
@@ -318,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = config_sub.add_parser("check", help="validate a site config without starting")
     check.add_argument("file")
     check.set_defaults(func=cmd_config_check)
+    status = with_config(config_sub.add_parser("status", help="what the running edge runs on: the site config, "
+                                                              "or the last good one (and why)"))
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_config_status)
 
     p = sub.add_parser("password-hash", help="hash a charger password for the config (reads stdin)")
     p.set_defaults(func=cmd_password_hash)
