@@ -1,4 +1,5 @@
-"""Local API routes for charge records: list, one record, CSV export.
+"""Local API routes for charge records: list, one record, CSV export, and the
+quarantine (transactions whose record could not be made) with its retry.
 Registered on the same aiohttp app (and token check) as edge/api.py."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from edge.api_common import MAX_LIMIT, error_response, int_query
+from edge.api_common import MAX_LIMIT, error_response, int_query, json_object
 from edge.cdr.export import range_bound, to_csv
 from edge.journal import Store
 
@@ -29,6 +30,8 @@ class CdrRoutes:
         api.app.add_routes([
             web.get("/api/v1/cdrs", self.list),
             web.get("/api/v1/cdrs/export", self.export),
+            web.get("/api/v1/cdrs/quarantine", self.quarantine),
+            web.post("/api/v1/cdrs/quarantine/retry", self.retry),
             web.get("/api/v1/cdrs/{id}", self.one),
         ])
 
@@ -62,3 +65,17 @@ class CdrRoutes:
         rows = await self.edge.journal.read(Store.cdrs, **self._filters(request))
         return web.Response(text=to_csv(rows, ZoneInfo(self.edge.config.site.timezone)), content_type="text/csv",
                             headers={"Content-Disposition": 'attachment; filename="charge-records.csv"'})
+
+    async def quarantine(self, request: web.Request) -> web.Response:
+        """Completed transactions whose record could not be made, with the error."""
+        return web.json_response(await self.edge.journal.read(Store.cdr_quarantine))
+
+    async def retry(self, request: web.Request) -> web.Response:
+        """Body (optional): {"transaction_id": N}; without it every quarantined record is tried again."""
+        transaction_id = (await json_object(request, empty_ok=True)).get("transaction_id")
+        if transaction_id is not None and (isinstance(transaction_id, bool) or not isinstance(transaction_id, int)):
+            raise _bad_request(f"transaction_id: {transaction_id!r} is not a transaction id")
+        outcomes = await self.edge.charge_records.retry(transaction_id)
+        if transaction_id is not None and not outcomes:
+            return error_response(404, f"transaction {transaction_id} is not in quarantine")
+        return web.json_response(outcomes)

@@ -1,4 +1,5 @@
-"""edgectl cdrs: list charge records, show one, export them as CSV (through the local API)."""
+"""edgectl cdrs: list charge records, show one, export them as CSV; list the quarantined
+(transactions whose record could not be made) and retry them (through the local API)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from edge.cdr.api import STATUSES
 
 def register(sub: argparse._SubParsersAction, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
              ) -> None:
-    p = with_config(sub.add_parser("cdrs", help="charge records: list, show ID, export (CSV)"))
-    p.add_argument("action", nargs="?", default="list", choices=["list", "show", "export"])
-    p.add_argument("id", nargs="?", help="record id (show)")
+    p = with_config(sub.add_parser("cdrs", help="charge records: list, show ID, export (CSV), quarantined, "
+                                                "retry [TRANSACTION_ID]"))
+    p.add_argument("action", nargs="?", default="list", choices=["list", "show", "export", "quarantined", "retry"])
+    p.add_argument("id", nargs="?", help="record id (show); transaction id (retry; without it every quarantined one)")
     p.add_argument("--from", dest="since", help="first start day or time, e.g. 2026-03-01 (site time zone)")
     p.add_argument("--to", dest="until", help="last start day (included) or time (excluded)")
     p.add_argument("--charger")
@@ -37,6 +39,11 @@ def cmd_cdrs(args: argparse.Namespace) -> int:
             raise cli.CliError("usage: edgectl cdrs show ID")
         print(json.dumps(api.request("GET", f"/cdrs/{urllib.parse.quote(args.id)}"), indent=2))
         return 0
+    if args.action == "quarantined":
+        cli._print(api.request("GET", "/cdrs/quarantine"), args.json, QUARANTINE_COLUMNS)
+        return 0
+    if args.action == "retry":
+        return _retry(api, args)
     query = {"from": args.since, "to": args.until, "charger": args.charger, "user_group": args.user_group,
              "status": args.status}
     if args.action == "export":
@@ -50,4 +57,34 @@ def cmd_cdrs(args: argparse.Namespace) -> int:
     rows = api.request("GET", "/cdrs", query={**query, "limit": args.limit, "newest": 1})[::-1]
     cli._print(rows, args.json, ["id", "charger_id", "connector_id", "transaction_id", "id_tag", "start_time",
                                  "energy_kwh", "price_gross", "currency", "tariff", "status"])
+    quarantined = api.request("GET", "/cdrs/quarantine")
+    if quarantined:
+        print(f"{len(quarantined)} transaction(s) without a record: quarantined, see edgectl cdrs quarantined",
+              file=sys.stderr)
     return 0
+
+
+QUARANTINE_COLUMNS = ["transaction_id", "charger_id", "connector_id", "start_time", "stop_time", "attempts",
+                      "last_at", "error"]
+
+
+def _retry(api, args: argparse.Namespace) -> int:
+    from edge import cli
+
+    body = {}
+    if args.id:
+        try:
+            body["transaction_id"] = int(args.id)
+        except ValueError:
+            raise cli.CliError(f"usage: edgectl cdrs retry [TRANSACTION_ID] ({args.id!r} is not a number)") from None
+    outcomes = api.request("POST", "/cdrs/quarantine/retry", body)
+    if args.json:
+        print(json.dumps(outcomes, indent=2))
+    for outcome in [] if args.json else outcomes:
+        if outcome["made"]:
+            print(f"transaction {outcome['transaction_id']}: record {outcome['cdr_id'] or ''} made")
+        else:
+            print(f"transaction {outcome['transaction_id']}: still quarantined: {outcome['error']}")
+    if not outcomes and not args.json:
+        print("nothing in quarantine")
+    return 0 if all(o["made"] for o in outcomes) else 1

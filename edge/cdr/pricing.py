@@ -19,8 +19,16 @@ from edge.cdr.tariffs import ZERO, Rates, Tariff
 from edge.clock import iso
 
 CENT = Decimal("0.01")
+# A time-of-day split makes two parts a day: a session longer than this (a charger clock that was
+# never set, a stop that never came) is not priced day by day but refused, so pricing one record
+# costs microseconds to milliseconds, never minutes of the event loop.
+MAX_SPLIT_DAYS = 400
 MINUTE = Decimal("0.0001")          # time is priced to 6 ms; the sum is rounded to cents anyway
 KWH = Decimal("0.000001")
+
+
+class Unpriceable(ValueError):
+    """The session cannot be priced under this tariff (its record is quarantined, not made)."""
 
 
 @dataclass(frozen=True)
@@ -71,12 +79,17 @@ def day_night_parts(begin: datetime, end: datetime, day_starts: time, night_star
     """
     if end <= begin:
         return [(_period(begin, day_starts, night_starts, tz), begin, begin)]
+    if end - begin > timedelta(days=MAX_SPLIT_DAYS):
+        raise Unpriceable(f"the session lasts {(end - begin).days} days ({iso(begin)} to {iso(end)}); a time-of-day "
+                          f"tariff prices at most {MAX_SPLIT_DAYS} days")
     first, last = begin.astimezone(tz).date(), end.astimezone(tz).date()
     cuts = set()
     for offset in range(-1, (last - first).days + 2):
-        day = first + timedelta(days=offset)
         for at in (day_starts, night_starts):
-            moment = _instant(day, at, tz)
+            try:
+                moment = _instant(first + timedelta(days=offset), at, tz)
+            except OverflowError:       # a day beyond year 1 or 9999 has no boundary inside the session
+                continue
             if begin < moment < end:
                 cuts.add(moment)
     edges = [begin, *sorted(cuts), end]
@@ -142,7 +155,8 @@ def components(tariff: Tariff, curve: Curve, average_kw: Decimal, tz: ZoneInfo) 
     elif tariff.type == "power-levels":
         parts += _fee("connection-fee", tariff.connection_fee)
         parts += _rated(Rates(per_minute=level_price(tariff, average_kw)), ZERO, begin, end)
-    if tariff.blocking_per_minute:
+    # Compared in minutes first: begin + a huge blocking_after_minutes would overflow the calendar.
+    if tariff.blocking_per_minute and minutes(begin, end) > tariff.blocking_after_minutes:
         from_ = begin + timedelta(minutes=float(tariff.blocking_after_minutes))
         if end > from_:
             spent = minutes(from_, end)

@@ -6,6 +6,13 @@ answer must not wait for pricing. Whatever ended without a record (the edge
 stopped between the two, or the bus dropped the event) is caught up from the
 journal at start and whenever events were lost, so no completed transaction
 goes without one.
+
+Each record is its own failure domain: one that cannot be built (a charger
+clock at year 1, a tariff that cannot price it, a bug) is quarantined: the
+failure is kept in the journal with the transaction, logged, reported to the
+cloud and shown by `edgectl cdrs quarantined`; the other records, and the
+edge, go on. Quarantined records are tried again at every start, after a
+tariff change and on `edgectl cdrs retry`.
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ from edge.events import Event, EventBus
 from edge.journal import Journal, Store
 
 log = logging.getLogger(__name__)
+
+# An error kept in the quarantine is cut to this many characters (it may quote what a charger sent).
+MAX_ERROR_CHARS = 500
+RETRY_EVENT = "cdr.retry"       # on the bus: try the quarantined records again (e.g. the tariffs changed)
 
 
 @dataclass(frozen=True)
@@ -42,11 +53,21 @@ class ChargeRecords:
                  model: Callable[[], AuthModel], free_vend_id_tag: str):
         self._journal, self._bus, self._clock = journal, bus, clock
         self.site_id = site_id
-        self.book = book
+        self._book = book
         self.pricing = pricing
         self.evse_max_power_w = evse_max_power_w
         self._model = model
         self.free_vend_id_tag = free_vend_id_tag
+
+    @property
+    def book(self) -> TariffBook:
+        return self._book
+
+    @book.setter
+    def book(self, book: TariffBook) -> None:
+        """New tariffs (from the cloud): a record they can price now may be in quarantine."""
+        self._book = book
+        self._bus.publish(Event(RETRY_EVENT, "", self._clock.now_iso(), {"why": "the tariffs changed"}))
 
     async def run(self) -> None:
         events = self._bus.subscribe()
@@ -54,21 +75,58 @@ class ChargeRecords:
             await self.catch_up()
             while True:
                 event = await events.get()
-                if events.dropped:      # the bus lost events for us: look in the journal instead
+                if events.dropped or event.kind == RETRY_EVENT:   # lost events: look in the journal instead
                     events.dropped = 0
                     await self.catch_up()
                 elif event.kind == "transaction.stopped":
-                    await self.record(event.data["transaction_id"])
+                    await self.make(event.data["transaction_id"])
         finally:
             self._bus.unsubscribe(events)
 
     async def catch_up(self) -> list[Cdr]:
+        """Records for every completed transaction without one, the quarantined tried again;
+        one that fails again stays in quarantine and the rest are made."""
         made = []
         for transaction_id in await self._journal.read(Store.completed_without_cdr):
-            cdr = await self.record(transaction_id)
+            cdr = await self.make(transaction_id)
             if cdr is not None:
                 made.append(cdr)
         return made
+
+    async def make(self, transaction_id: int) -> Cdr | None:
+        """`record`, as its own failure domain: whatever goes wrong, the transaction is quarantined
+        (kept, logged, reported) and None returned; nothing is raised to the caller."""
+        try:
+            return await self.record(transaction_id)
+        except Exception as exc:  # noqa: BLE001 - one record's failure is quarantined, loudly; the rest go on
+            await self._quarantine(transaction_id, exc)
+            return None
+
+    async def retry(self, transaction_id: int | None = None) -> list[dict[str, Any]]:
+        """Try quarantined records again (one, or all). -> per record: transaction_id, made, the
+        record's id (if this try made it), or the error it failed with again."""
+        outcomes = []
+        for row in await self._journal.read(Store.cdr_quarantine, transaction_id):
+            cdr = await self.make(row["transaction_id"])
+            left = await self._journal.read(Store.cdr_quarantine, row["transaction_id"])
+            outcomes.append({"transaction_id": row["transaction_id"], "made": not left,
+                             "cdr_id": cdr.id if cdr else None, "error": left[0]["error"] if left else None})
+        return outcomes
+
+    async def _quarantine(self, transaction_id: int, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        if len(error) > MAX_ERROR_CHARS:
+            error = error[:MAX_ERROR_CHARS - 20] + f" ... ({len(error)} chars)"
+        try:
+            outcome = await self._journal.write(Store.quarantine_cdr, transaction_id, error, self._clock.now_iso())
+        except Exception:  # noqa: BLE001 - logged; the transaction stays without a record and is tried at start
+            log.exception("cdr transaction=%s could not be made (%s) nor quarantined", transaction_id, error)
+            return
+        if outcome == "new":
+            log.error("cdr transaction=%s quarantined: its record could not be made (%s); the transaction is kept, "
+                      "see edgectl cdrs quarantined", transaction_id, error, exc_info=exc)
+        elif outcome == "again":
+            log.warning("cdr transaction=%s still quarantined: %s", transaction_id, error)
 
     # -- what applies to a session ------------------------------------------------
 
@@ -107,6 +165,14 @@ class ChargeRecords:
         return await self._keep(cdr, key)
 
     async def record_failed(self, attempt: Attempt, why: str) -> Cdr | None:
+        try:
+            return await self._record_failed(attempt, why)
+        except Exception:  # noqa: BLE001 - a start that never happened: logged loudly, the others go on
+            log.exception("cdr for the failed start charger=%s id_tag=%s at %s could not be made",
+                          attempt.charger_id, attempt.id_tag, attempt.at)
+            return None
+
+    async def _record_failed(self, attempt: Attempt, why: str) -> Cdr | None:
         cdr = failed_cdr(site_id=self.site_id, charger_id=attempt.charger_id, connector_id=attempt.connector_id,
                          id_tag=attempt.id_tag, user=self._user(attempt.id_tag), user_group=attempt.user_group,
                          kind=self.kind(attempt.id_tag, attempt.user_group), attempted=attempt.at,

@@ -83,7 +83,8 @@ def due(run: Running, tariff: Tariff, now: datetime, timeouts: Timeouts, booted:
                          f"{timeouts.inactivity.total_seconds() / 60:g} min; closed from the last meter values")
     if run.stop_asked is not None and now - run.stop_asked < STOP_RETRY:
         return None
-    if tariff.max_minutes is not None and now - run.started >= timedelta(minutes=float(tariff.max_minutes)):
+    # In minutes, not as a timedelta: a huge max_minutes must not overflow.
+    if tariff.max_minutes is not None and (now - run.started) / timedelta(minutes=1) >= float(tariff.max_minutes):
         return "stop", f"session limit: max time {tariff.max_minutes} min reached (tariff {tariff.id})"
     if tariff.max_kwh is not None and (run.register_wh - run.meter_start) / 1000 >= tariff.max_kwh:
         return "stop", f"session limit: max energy {tariff.max_kwh} kWh reached (tariff {tariff.id})"
@@ -103,6 +104,7 @@ class SessionWatch:
         self._status: dict[tuple[str, int], tuple[str, datetime]] = {}
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
+        self._failing: dict[int, str] = {}        # transaction id -> the error its last check failed with
 
     async def load(self) -> None:
         """The running sessions as the journal has them (at start, or after lost events).
@@ -113,10 +115,15 @@ class SessionWatch:
         now = self._clock.now()
         running = {}
         for row in rows:
-            run = self._running(row["id"], row["charger_id"], row["connector_id"], row["id_tag"], row["user_group"],
-                                row["start_time"], row["meter_start"], now)
-            _, samples = await self._journal.read(Store.cdr_source, row["id"])
-            _, register = last_known(run.started, run.meter_start, readings(samples, ENERGY))
+            try:
+                run = self._running(row["id"], row["charger_id"], row["connector_id"], row["id_tag"],
+                                    row["user_group"], row["start_time"], row["meter_start"], now)
+                _, samples = await self._journal.read(Store.cdr_source, row["id"])
+                _, register = last_known(run.started, run.meter_start, readings(samples, ENERGY))
+            except Exception:  # noqa: BLE001 - one stored session must not stop the edge from starting
+                log.exception("session watch: transaction=%s cannot be followed (limits and timeouts are not "
+                              "applied to it); the others are", row["id"])
+                continue
             running[run.transaction_id] = replace(run, register_wh=register)
         self.running = running
 
@@ -130,7 +137,13 @@ class SessionWatch:
                 if events.dropped:
                     events.dropped = 0
                     await self.load()
-                if self.observe(event):
+                try:
+                    limit_may_be_reached = self.observe(event)
+                except Exception:  # noqa: BLE001 - one odd event must not end the watch over all sessions
+                    log.exception("session watch: %s of charger %s could not be taken in", event.kind,
+                                  event.charger_id)
+                    continue
+                if limit_may_be_reached:
                     await self.check()
         finally:
             ticker.cancel()
@@ -201,13 +214,31 @@ class SessionWatch:
                         f"no car plugged in within {self.timeouts.fail_start_after.total_seconds():g} s of the "
                         f"{attempt.how}; start discarded"))
             for run in list(self.running.values()):
-                _, tariff = self._records.tariff_for(run.charger_id, run.connector_id, run.id_tag, run.user_group)
-                booted = self._booted.get(run.charger_id)
-                status, since = self._status.get((run.charger_id, run.connector_id), (None, None))
-                action = due(run, tariff, now, self.timeouts, booted,
-                             status if booted and since and since >= booted else None)
-                if action is not None:
-                    await self._act(run, *action)
+                try:
+                    await self._check(run, now)
+                except Exception as exc:  # noqa: BLE001 - one session's failure is its own; the others are watched
+                    self._failed(run.transaction_id, exc)
+                else:
+                    self._failing.pop(run.transaction_id, None)
+            for gone in self._failing.keys() - self.running.keys():
+                del self._failing[gone]
+
+    async def _check(self, run: Running, now: datetime) -> None:
+        _, tariff = self._records.tariff_for(run.charger_id, run.connector_id, run.id_tag, run.user_group)
+        booted = self._booted.get(run.charger_id)
+        status, since = self._status.get((run.charger_id, run.connector_id), (None, None))
+        action = due(run, tariff, now, self.timeouts, booted, status if booted and since and since >= booted else None)
+        if action is not None:
+            await self._act(run, *action)
+
+    def _failed(self, transaction_id: int, exc: Exception) -> None:
+        """Loud the first time a session fails with an error, quiet while it keeps failing the same way
+        (it is checked every few seconds)."""
+        error = f"{type(exc).__name__}: {exc}"
+        if self._failing.get(transaction_id) != error:
+            self._failing[transaction_id] = error
+            log.error("session watch: transaction=%s cannot be checked (limits and timeouts are not applied to "
+                      "it until this is fixed): %s", transaction_id, error, exc_info=exc)
 
     async def _act(self, run: Running, kind: str, why: str) -> None:
         if run.transaction_id not in self.running:      # it ended while an earlier one was acted on

@@ -378,6 +378,29 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE outbox ADD COLUMN held TEXT;   -- NULL, or why the cloud refused it
     """,
+    # 7: a completed transaction whose charge record could not be made (building or pricing it
+    # failed) is quarantined: the transaction stays as it is, the failure is kept here, reported to
+    # the cloud, shown by edgectl, and the record is tried again (restart, tariff change, edgectl cdrs
+    # retry). It never stops the edge nor holds up the other records.
+    """
+    CREATE TABLE cdr_quarantine (
+        transaction_id   INTEGER PRIMARY KEY,
+        charger_id       TEXT NOT NULL,
+        error            TEXT NOT NULL,          -- the latest failure (type: message), bounded in length
+        first_at         TEXT NOT NULL,
+        last_at          TEXT NOT NULL,          -- the latest attempt
+        attempts         INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TRIGGER outbox_cdr_quarantined AFTER INSERT ON cdr_quarantine
+    WHEN (SELECT recording FROM uplink_settings WHERE id = 1) = 1
+    BEGIN
+        INSERT INTO outbox (id, stream, type, at, body, size)
+        SELECT lower(hex(randomblob(16))), 'alert', 'alert.cdr_quarantined', NEW.first_at, b.body,
+               length(CAST(b.body AS BLOB)) + 64
+        FROM (SELECT json_object('transaction_id', NEW.transaction_id, 'charger_id', NEW.charger_id,
+                                 'error', NEW.error) AS body) AS b;
+    END;
+    """,
 ]
 
 

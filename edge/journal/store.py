@@ -339,19 +339,48 @@ class Store:
         return cur.rowcount == 1
 
     def completed_without_cdr(self) -> list[int]:
+        """Completed transactions without a record, the quarantined ones included."""
         return [r[0] for r in self.conn.execute(
             """SELECT t.id FROM transactions t LEFT JOIN cdrs c ON c.transaction_id = t.id
                WHERE t.state = 'completed' AND c.id IS NULL ORDER BY t.id""")]
 
     def record_cdr(self, document: dict[str, Any], session_key: str | None) -> bool:
-        """False when the record (same id or transaction) is already there."""
+        """False when the record (same id or transaction) is already there. A record made at last
+        leaves the quarantine in the same commit."""
         cur = self.conn.execute(
             """INSERT INTO cdrs (id, transaction_id, charger_id, user_group, status, start_time, session_key,
                                  created_at, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
             (document["id"], document["transaction_id"], document["charger_id"], document["user_group"],
              document["status"], document["start_time"], session_key, document["created_at"],
              json.dumps(document, sort_keys=True)))
+        if document["transaction_id"] is not None:
+            self.conn.execute("DELETE FROM cdr_quarantine WHERE transaction_id = ?", (document["transaction_id"],))
         return cur.rowcount == 1
+
+    def quarantine_cdr(self, transaction_id: int, error: str, at: str) -> str:
+        """The record of this transaction could not be made: keep why (the first time, the insert's
+        trigger reports it to the cloud). -> new | again | made (a record exists after all: nothing kept)."""
+        if self.conn.execute("SELECT 1 FROM cdrs WHERE transaction_id = ?", (transaction_id,)).fetchone():
+            return "made"
+        cur = self.conn.execute(
+            """UPDATE cdr_quarantine SET error = ?, last_at = ?, attempts = attempts + 1
+               WHERE transaction_id = ?""", (error, at, transaction_id))
+        if cur.rowcount:
+            return "again"
+        self.conn.execute(
+            """INSERT INTO cdr_quarantine (transaction_id, charger_id, error, first_at, last_at)
+               SELECT ?, coalesce((SELECT charger_id FROM transactions WHERE id = ?), ''), ?, ?, ?""",
+            (transaction_id, transaction_id, error, at, at))
+        return "new"
+
+    def cdr_quarantine(self, transaction_id: int | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Quarantined records with what their transaction says, oldest first."""
+        return _rows(self.conn.execute(
+            """SELECT q.transaction_id, q.charger_id, t.connector_id, t.id_tag, t.start_time, t.stop_time,
+                      t.meter_start, t.meter_stop, q.error, q.first_at, q.last_at, q.attempts
+               FROM cdr_quarantine q LEFT JOIN transactions t ON t.id = q.transaction_id
+               WHERE ? IS NULL OR q.transaction_id = ? ORDER BY q.transaction_id LIMIT ?""",
+            (transaction_id, transaction_id, limit)))
 
     def cdr_with_session_key(self, session_key: str, transaction_id: int) -> str | None:
         row = self.conn.execute("SELECT id FROM cdrs WHERE session_key = ? AND transaction_id != ? ORDER BY seq",
