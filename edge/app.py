@@ -223,6 +223,10 @@ class Edge:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StartupError(f"cannot create the state directory {path.parent}: {exc.strerror or exc}") from None
+        for directory in {path.parent, Path(self.config.state_dir)}:
+            # SQLite would open an existing journal there and fail at the first write, mid-start.
+            if directory.is_dir() and not os.access(directory, os.W_OK | os.X_OK):
+                raise StartupError(f"the state directory {directory} is not writable for this user")
         try:
             await self.journal.open()
         except (OSError, sqlite3.Error) as exc:

@@ -40,7 +40,14 @@ def _state_dir(args: argparse.Namespace) -> str | None:
 
 
 def _load(args: argparse.Namespace) -> SiteConfig:
-    return load_config(args.config, state_dir=_state_dir(args))
+    """The config to reach the running edge by: the site config or, while that is invalid,
+    the last good one the edge runs on (edge/lifecycle.py), so edgectl keeps working."""
+    from edge.lifecycle import choose_config
+
+    start = choose_config(Path(args.config), _state_dir(args))
+    if start.fallback is not None:
+        print(f"edgectl: warning: {start.fallback.summary()}", file=sys.stderr)
+    return start.config
 
 
 # -- talking to the running edge ------------------------------------------------
@@ -126,7 +133,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 def cmd_config_status(args: argparse.Namespace) -> int:
     """What the running edge runs on; exit 1 while that is the last good config, not the site config."""
-    status = ApiClient(_load_for_api(args)).request("GET", "/config")
+    status = ApiClient(_load(args)).request("GET", "/config")
     if args.json:
         print(json.dumps(status, indent=2))
     elif status["ok"]:
@@ -140,14 +147,6 @@ def cmd_config_status(args: argparse.Namespace) -> int:
         for warning in status["warnings"]:
             print(f"warning: {warning}")
     return 0 if status["ok"] else 1
-
-
-def _load_for_api(args: argparse.Namespace) -> SiteConfig:
-    """The config to find the running edge's API by: the site config, or, when that is
-    invalid, the last good one the edge runs on."""
-    from edge.lifecycle import choose_config
-
-    return choose_config(Path(args.config), _state_dir(args)).config
 
 
 def cmd_password_hash(args: argparse.Namespace) -> int:

@@ -225,6 +225,8 @@ async def test_an_invalid_config_at_restart_runs_on_the_last_good_one_loudly(tmp
         log = "".join(lines)
         assert "level=error" in log and "is invalid (1 problem(s)); running on the last good config" in log
         assert "config problem: charger id 'CP-1' (as 'cp-1') appears more than once" in log
+        rc, _, err = await edgectl("chargers", "--config", str(config), "--state-dir", str(tmp_path))
+        assert rc == 0 and "edgectl: warning: the site config" in err   # edgectl still reaches the edge
         cli = ["--config", str(config), "--state-dir", str(tmp_path)]
         rc, out, _ = await edgectl("config", "status", *cli)
         assert rc == 1 and "RUNNING ON THE LAST GOOD CONFIG" in out and "'cp-1') appears more than once" in out
