@@ -93,22 +93,20 @@ def nesting_depth_exceeds(frame: str | bytes, limit: int = MAX_DEPTH) -> bool:
     if text.count("[") + text.count("{") <= limit:
         return False                    # every frame a charger really sends: one C pass, no regex
     brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
-    for _ in range(limit):
-        if not brackets:
-            return False
+    passes = 0
+    while brackets and passes < limit:
         shorter = _INNERMOST_PAIR.sub("", brackets)
         if shorter == brackets:
-            break
-        brackets = shorter
-    # Left over: brackets nested deeper than `limit`, or a text that is not
-    # well-formed. Walk its start (short: balanced runs are gone) to tell which.
-    depth = 0
+            break                       # nothing innermost left: not well-formed
+        brackets, passes = shorter, passes + 1
+    # Each pass took one level off. What remains nests `passes` levels less
+    # than the text did, or is not well-formed; its start tells which (short:
+    # the balanced runs are gone).
     stack: list[str] = []
     for char in brackets:
         if char in "[{":
             stack.append(char)
-            depth = len(stack)
-            if depth > limit:
+            if len(stack) + passes > limit:
                 return True
         elif not stack or "[{"["]}".index(char)] != stack.pop():
             return False        # not well-formed: the JSON parser will say so, from a shallow depth
