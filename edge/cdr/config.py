@@ -71,9 +71,9 @@ class ChargeRecordsSection(_Strict):
 
 class SessionTimeoutsSection(_Strict):
     # An accepted Authorize or remote start with no StartTransaction this long after is Failed.
-    fail_start_after: Annotated[float, Field(gt=0, le=3600)] = 60.0             # seconds
+    fail_start_after: Annotated[float, Field(ge=1, le=3600)] = 60.0             # seconds
     # A running session without MeterValues this long is closed by the edge.
-    finish_after_inactivity: Annotated[float, Field(gt=0, le=MINUTES_PER_MONTH)] = 120.0   # minutes
+    finish_after_inactivity: Annotated[float, Field(ge=1, le=MINUTES_PER_MONTH)] = 120.0   # minutes
     # After a charger boots, how long its forgotten sessions get to be stopped by it before the edge closes them.
     reboot_grace: Annotated[float, Field(ge=0, le=3600)] = 60.0                  # seconds
 

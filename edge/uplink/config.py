@@ -61,7 +61,7 @@ class UplinkSection(Strict):
     receipt_timeout: Annotated[float, Field(ge=0.1, le=3600)] = 15.0
     # Reconnect backoff: doubles from the first to the last delay (s), with jitter.
     reconnect_min_delay: Annotated[float, Field(ge=0.1, le=600)] = 1.0
-    reconnect_max_delay: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    reconnect_max_delay: Annotated[float, Field(ge=0.1, le=3600)] = 120.0
 
     @field_validator("protocol", mode="before")
     @classmethod
