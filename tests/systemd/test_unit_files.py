@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from edge.lifecycle import STOP_GRACE_S
+
 if TYPE_CHECKING:
     from .conftest import SystemdAnalyze
 
@@ -179,8 +181,9 @@ def test_lifecycle_is_notify_with_watchdog(service: dict[str, list[str]]) -> Non
     assert one(service, "Restart") == "always"
     assert one(service, "RestartSec") == "2"
     assert one(service, "WatchdogSec") == "30"
-    # SIGTERM must leave time to commit the journal and close charger sockets.
-    assert 10 <= int(one(service, "TimeoutStopSec")) <= 90
+    # SIGTERM must leave time to commit the journal and close charger sockets, and the edge
+    # gives itself STOP_GRACE_S before it exits at once: systemd's SIGKILL must come later.
+    assert STOP_GRACE_S + 5 <= int(one(service, "TimeoutStopSec")) <= 90
 
 
 def test_never_stops_restarting(unit: dict[str, dict[str, list[str]]]) -> None:
