@@ -10,11 +10,16 @@ can take the broker away and bring it back.
         broker.kill(); broker.start()
 
     MosquittoBroker(tmp_path, users={"site-a": "pw", "cloud": "pw"},
-                    acl_file=REPO / "config/mosquitto/acl")  # the production ACL
+                    acl_file=REPO / "config/mosquitto/acl")  # a plain acl_file (no subscription checks)
+
+    MosquittoBroker(tmp_path, shipped=True, users={"site-a": "pw"}, clouds={"cloud": "pw"})
+        # config/mosquitto/mosquitto.conf itself, with only ports, paths and TLS adapted: sites on
+        # broker.port, the cloud on broker.cloud_port, accounts in the dynamic-security plugin
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import signal
@@ -26,6 +31,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 ACL_FILE = REPO / "config" / "mosquitto" / "acl"
+SHIPPED_CONF = REPO / "config" / "mosquitto" / "mosquitto.conf"
+SITE_LISTENER = "8883"          # the shipped config's listener for sites (the other one is the cloud's)
 # Above contract.v1.MAX_PAYLOAD_BYTES by room for the topic and properties, as in config/mosquitto/mosquitto.conf.
 MAX_PACKET_SIZE = 270_000
 
@@ -44,6 +51,46 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def find_plugin(name: str = "mosquitto_dynamic_security.so") -> str:
+    found = sorted(glob.glob(f"/usr/lib/*/{name}") + glob.glob(f"/usr/lib/{name}") + glob.glob(f"/usr/local/lib/{name}"))
+    if not found:
+        raise RuntimeError(f"{name} is not installed (it comes with the mosquitto package, 2.0 or later)")
+    return found[0]
+
+
+def adapt_shipped(text: str, *, host: str, site_port: int, cloud_port: int, workdir: Path, accounts_file: Path,
+                  autosave_interval: int, log_path: Path, tls: "TlsFiles | None") -> str:
+    """The shipped config with only what must differ on a test machine: ports, file paths, TLS."""
+    out = ["user root"] if os.geteuid() == 0 else []
+    tls_keys = {"cafile", "certfile", "keyfile", "tls_version", "require_certificate"}
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, _, value = stripped.partition(" ")
+        if key == "listener":
+            port = site_port if value.split()[0] == SITE_LISTENER else cloud_port
+            out.append(f"listener {port} {host}")
+        elif key == "plugin":
+            out.append(f"plugin {find_plugin()}")
+        elif key == "plugin_opt_config_file":
+            out.append(f"plugin_opt_config_file {accounts_file}")
+        elif key in tls_keys:
+            if tls is not None and key != "tls_version":
+                value = {"cafile": tls.cafile, "certfile": tls.certfile, "keyfile": tls.keyfile,
+                         "require_certificate": str(tls.require_certificate).lower()}[key]
+                out.append(f"{key} {value}")
+        elif key == "persistence_location":
+            out.append(f"persistence_location {workdir}/")
+        elif key == "autosave_interval":
+            out.append(f"autosave_interval {autosave_interval}")
+        elif key == "log_dest":
+            out.append(f"log_dest file {log_path}")
+        else:
+            out.append(stripped)
+    return "\n".join(out + ["log_type information"]) + "\n"
+
+
 @dataclass(frozen=True)
 class TlsFiles:
     cafile: Path
@@ -56,7 +103,7 @@ class TlsFiles:
 class MosquittoBroker:
     def __init__(self, workdir: Path, port: int | None = None, *, users: dict[str, str] | None = None,
                  acl_file: Path | None = None, tls: TlsFiles | None = None, autosave_interval: int = 1,
-                 extra: str = "", verbose: bool = False):
+                 extra: str = "", verbose: bool = False, shipped: bool = False, clouds: dict[str, str] | None = None):
         self.workdir = Path(workdir) / f"mosquitto-{id(self):x}"
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host = "127.0.0.1"
@@ -67,6 +114,10 @@ class MosquittoBroker:
         self.autosave_interval = autosave_interval
         self.extra = extra
         self.verbose = verbose
+        # shipped: config/mosquitto/mosquitto.conf; `users` are sites, `clouds` the cloud's users.
+        self.shipped = shipped
+        self.clouds = clouds or {}
+        self.cloud_port = free_port() if shipped else self.port
         self.process: subprocess.Popen | None = None
         self.log_path = self.workdir / "mosquitto.log"
         self.starts = 0
@@ -82,6 +133,14 @@ class MosquittoBroker:
         return path
 
     def config_text(self) -> str:
+        if self.shipped:
+            from cloud.broker_accounts import accounts, write      # the broker's accounts, as production makes them
+            accounts_file = self.workdir / "dynamic-security.json"
+            write(accounts_file, accounts(self.users or {}, self.clouds))
+            return adapt_shipped(SHIPPED_CONF.read_text(), host=self.host, site_port=self.port,
+                                 cloud_port=self.cloud_port, workdir=self.workdir, accounts_file=accounts_file,
+                                 autosave_interval=self.autosave_interval, log_path=self.log_path,
+                                 tls=self.tls) + ("log_type debug\n" if self.verbose else "") + self.extra
         lines = [
             f"listener {self.port} {self.host}",
             "per_listener_settings false",

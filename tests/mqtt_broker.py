@@ -1,3 +1,4 @@
 """The tests' broker: the simulator's real Mosquitto (simulator/broker.py)."""
 
-from simulator.broker import ACL_FILE, MosquittoBroker, TlsFiles, find_mosquitto, free_port  # noqa: F401
+from simulator.broker import (ACL_FILE, SHIPPED_CONF, MosquittoBroker, TlsFiles, find_mosquitto,  # noqa: F401
+                              free_port)

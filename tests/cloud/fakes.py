@@ -46,9 +46,9 @@ class FakeSite:
     _ids = itertools.count(1)
 
     def __init__(self, host: str, port: int, site: str = "site-a", *, will: bool = True,
-                 password: str | None = None):
+                 password: str | None = None, client_id: str | None = None):
         self.site = site
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"{site}-{next(self._ids)}",
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id or f"{site}-{next(self._ids)}",
                                   protocol=paho.MQTTv5)
         if password is not None:
             self.client.username_pw_set(site, password)       # a site's MQTT username is its site id

@@ -1,5 +1,6 @@
-"""The cloud against the production broker ACL (config/mosquitto/acl): its account
-subscribes (shared) and publishes downlink; a site cannot speak for another."""
+"""The cloud against the shipped broker config (config/mosquitto/mosquitto.conf, accounts from
+cloud/broker_accounts.py): its account subscribes (shared) and publishes downlink; a site cannot
+speak for another."""
 
 from __future__ import annotations
 
@@ -15,27 +16,29 @@ from cloud.service import CloudService
 from contract.v1 import up_topic
 from tests.cloud.conftest import Cloud, wait_started
 from tests.cloud.fakes import AT, FakeSite, batch, message
-from tests.mqtt_broker import ACL_FILE, MosquittoBroker
-
-pytestmark = pytest.mark.skipif(not ACL_FILE.exists(), reason="config/mosquitto/acl is not there yet")
+from tests.mqtt_broker import MosquittoBroker
 
 
 async def test_a_site_cannot_publish_as_another_and_the_cloud_account_works(tmp_path: Path, database_url: str):
-    users = {"cloud": "cloud-pw", "site-a": "a-pw", "site-b": "b-pw"}
-    with MosquittoBroker(tmp_path, users=users, acl_file=ACL_FILE) as broker:
+    with MosquittoBroker(tmp_path, shipped=True, users={"site-a": "a-pw", "site-b": "b-pw"},
+                         clouds={"cloud": "cloud-pw"}) as broker:
         settings = Settings(database_url=database_url, http_port=0, mqtt=MqttSettings(
-            host=broker.host, port=broker.port, client_id="cloud-1", username="cloud", password="cloud-pw"))
+            host=broker.host, port=broker.cloud_port, client_id="cloud-1", username="cloud", password="cloud-pw"))
         service = CloudService(settings)
         task = asyncio.create_task(service.run())
-        site_a = FakeSite(broker.host, broker.port, "site-a", password="a-pw")
+        forger = FakeSite(broker.host, broker.port, "site-a", password="a-pw", client_id="site-a", will=False)
+        site_a = None
         try:
             await wait_started(service, task)
             async with aiohttp.ClientSession() as http:
                 cloud = Cloud(service, http)
                 token = await cloud.add_operator("acme", "site-a", "site-b")
                 # site-a writes into site-b's subtree, even with site-b's id in the payload: the broker drops it
-                await site_a.publish(up_topic("site-b", "cdr"), batch("site-b", "cdr", [
+                # (and the connection that tried)
+                await forger.publish(up_topic("site-b", "cdr"), batch("site-b", "cdr", [
                     message(1, "cdr", {"id": "forged", "start_time": AT})]))
+                forger.close()
+                site_a = FakeSite(broker.host, broker.port, "site-a", password="a-pw", client_id="site-a")
                 await site_a.up("cdr", [message(1, "cdr", {"id": "real", "start_time": AT})])
                 await cloud.wait_handled(1)
                 assert cloud.ingest.handled == 1
@@ -48,7 +51,9 @@ async def test_a_site_cannot_publish_as_another_and_the_cloud_account_works(tmp_
                 _, down = await site_a.next_down()
                 assert down["id"] == push["id"]
         finally:
-            site_a.close()
+            forger.close()
+            if site_a is not None:
+                site_a.close()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
