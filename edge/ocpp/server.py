@@ -150,6 +150,9 @@ class OcppServer:
         self.auth_refused = 0   # attempts refused by the back-off, without a hash check
         self.recent_strangers = strangers.RecentStrangers()
         self._strangers_open = 0
+        self.strangers_refused = 0
+        self._stranger_arrivals = TokenBucket(strangers.STRANGER_CONNECTS_PER_SECOND,
+                                              strangers.STRANGER_CONNECT_BURST, site.clock.monotonic())
         self._server: Server | None = None
         self.ready = asyncio.Event()
 
@@ -164,6 +167,9 @@ class OcppServer:
             subprotocols=[SUBPROTOCOL],
             process_request=self._check_request,
             max_size=self.max_frame_bytes,
+            # No permessage-deflate: on a LAN it saves little, and its zlib state
+            # per connection was most of what a stranger's connection cost.
+            compression=None,
             # websockets' own keepalive finds dead TCP connections (a charger
             # that lost power) long before OCPP's heartbeat would.
             ping_interval=30, ping_timeout=30,
@@ -186,16 +192,28 @@ class OcppServer:
         if charger_id is None:
             return connection.respond(HTTPStatus.NOT_FOUND,
                                       "expected ws://host:port/ocpp/{chargePointId} (or /{chargePointId})\n")
-        if not self.site.directory.is_known(charger_id) and self._strangers_open >= strangers.STRANGER_CONNECTIONS:
-            log.warning("refused unknown charger=%s: %d unknown chargers connected already",
-                        charger_id, self._strangers_open)
-            response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many unknown chargers connected\n")
-            response.headers["Retry-After"] = "60"
-            return response
+        if not self.site.directory.is_known(charger_id):
+            busy = self._strangers_busy()
+            if busy:
+                self.strangers_refused += 1
+                level = logging.WARNING if self.strangers_refused % 1000 == 1 else logging.DEBUG
+                log.log(level, "refused unknown charger=%s: %s (%d refused so far)", charger_id, busy,
+                        self.strangers_refused)
+                response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, f"{busy}; retry later\n")
+                response.headers["Retry-After"] = "60"
+                return response
         stored = self.site.directory.password_hash(charger_id)
         if stored is None:
             return None
         return await self._check_password(connection, request, charger_id, stored)
+
+    def _strangers_busy(self) -> str | None:
+        """Why one more unknown charger cannot come in now, if it cannot."""
+        if self._strangers_open >= strangers.STRANGER_CONNECTIONS:
+            return f"{self._strangers_open} unknown chargers connected already"
+        if not self._stranger_arrivals.allow(self.site.clock.monotonic()):
+            return f"more than {strangers.STRANGER_CONNECTS_PER_SECOND:g} unknown chargers a second"
+        return None
 
     async def _check_password(self, connection: ServerConnection, request: Request, charger_id: str,
                               stored: str) -> Response | None:

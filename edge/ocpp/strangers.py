@@ -11,7 +11,9 @@ what a stranger may cost the edge is bounded here, in one place:
 - its network-log notes and its first few frames, cut short, are kept for
   diagnosis: STRANGER_LOG_ROWS per id, for the STRANGERS_KEPT ids seen last;
 - no presence status, no bus event, nothing in the outbox;
-- at most STRANGER_CONNECTIONS of them are connected at once.
+- at most STRANGER_CONNECTIONS of them are connected at once, and new ones
+  are let in at STRANGER_CONNECTS_PER_SECOND: a flood of handshakes cannot
+  take the event loop from the chargers that belong to the site.
 
 The logs of every charger are pruned too, by count per charger and by age.
 Like every store module, the SQL here runs on the journal's thread through
@@ -34,8 +36,11 @@ STRANGER_MAX_AGE = timedelta(days=7)
 # Per stranger id: network-log rows and communication-log frames kept, and how much of a frame.
 STRANGER_LOG_ROWS = 20
 STRANGER_FRAME_CHARS = 512
-# Unauthenticated connections open at once; more are refused at the handshake (503).
+# Unauthenticated connections open at once, and new ones per second (sustained, burst);
+# more are refused at the handshake (503 with Retry-After), before any session or journal write.
 STRANGER_CONNECTIONS = 100
+STRANGER_CONNECTS_PER_SECOND = 10.0
+STRANGER_CONNECT_BURST = 50
 # Every charger: the network log keeps this many rows per charger; both logs drop rows this old.
 NETWORK_ROWS_PER_CHARGER = 5000
 LOG_MAX_AGE = timedelta(days=90)

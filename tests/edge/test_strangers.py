@@ -74,9 +74,10 @@ async def test_answers_to_our_calls_still_arrive(edge):
         assert edge.ocpp.sessions["CP-2"]._response_queue.qsize() == 0
 
 
-async def test_many_strangers_leave_a_bounded_record_and_nothing_for_the_cloud(make_edge):
+async def test_many_strangers_leave_a_bounded_record_and_nothing_for_the_cloud(make_edge, monkeypatch):
     """2,000 unknown connections used to leave 2,000 charger rows, 6,005 network-log
     rows and 4,001 status messages in the outbox; now: the newest 50, a few notes each, nothing upward."""
+    monkeypatch.setattr(strangers, "STRANGER_CONNECT_BURST", 1000)   # all let in: what do they leave?
     async with make_edge(unknown="pending") as edge:
         await edge.journal.write(_recording_on)
         events = edge.bus.subscribe()
@@ -169,3 +170,22 @@ async def test_unknown_connections_at_once_are_capped(edge, monkeypatch):
         # A known charger is never refused for it.
         async with _raw(edge, "CP-2") as ws:
             assert (await _boot(ws))["status"] == "Accepted"
+
+
+async def test_new_unknown_connections_are_rate_limited(make_edge, monkeypatch):
+    monkeypatch.setattr(strangers, "STRANGER_CONNECT_BURST", 5)
+    clock = ManualClock()
+    async with make_edge(clock=clock) as edge:
+        for i in range(5):
+            async with _raw(edge, f"NEW-{i}"):
+                pass
+        with pytest.raises(InvalidStatus) as refused:
+            async with _raw(edge, "NEW-5"):
+                pass
+        assert refused.value.response.status_code == 503
+        assert refused.value.response.headers["Retry-After"]
+        async with _raw(edge, "CP-2") as ws:   # the site's own chargers are not held up
+            assert (await _boot(ws))["status"] == "Accepted"
+        clock.advance(1 / strangers.STRANGER_CONNECTS_PER_SECOND)
+        async with _raw(edge, "NEW-5") as ws:
+            assert (await _boot(ws))["status"] == "Rejected"
