@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -141,7 +142,9 @@ class SignalStop:
     run only when the loop turns, so a loop stuck in a computation would never
     see the signal. A Python handler runs between two bytecodes of whatever the
     main thread does; it only asks the loop to stop (thread-safely) and arms a
-    timer thread that ends the process if the stop has not happened in time.
+    deadline thread that ends the process if the stop has not happened in time.
+    That thread is started with the handlers, not in one: starting a thread
+    takes a lock that the interrupted code may hold.
     """
 
     def __init__(self, request_stop: Callable[[], None], grace: float = STOP_GRACE_S,
@@ -150,34 +153,45 @@ class SignalStop:
         self.grace = grace
         self._exit_now = exit_now
         self.signals = 0
-        self._timer: threading.Timer | None = None
+        self._first = ""
+        self._armed = threading.Event()
+        self._retired = False
         self._previous: dict[int, Any] = {}
         self._loop: Any = None
 
     def install(self, loop: Any) -> None:
         self._loop = loop
+        threading.Thread(target=self._deadline, name="stop-deadline", daemon=True).start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._previous[sig] = signal.signal(sig, self._handle)
 
     def uninstall(self) -> None:
+        """Handlers back as they were; a deadline already armed stays armed (the process is ending)."""
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous.clear()
+        if not self.signals:
+            self._retired = True
+            self._armed.set()
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.signals += 1
         name = signal.Signals(signum).name
         if self.signals > 1:
             self._die(f"edge: {name} again: exiting at once\n")
-        if self._timer is None:
-            self._timer = threading.Timer(self.grace, self._die,
-                                          (f"edge: not stopped {self.grace:g} s after {name}: exiting at once\n",))
-            self._timer.daemon = True
-            self._timer.start()
+        self._first = name
+        self._armed.set()
         try:
             self._loop.call_soon_threadsafe(self._request_stop)
         except RuntimeError:        # the loop is closed already: the process is ending anyway
             pass
+
+    def _deadline(self) -> None:
+        self._armed.wait()
+        if self._retired:
+            return
+        time.sleep(self.grace)
+        self._die(f"edge: not stopped {self.grace:g} s after {self._first}: exiting at once\n")
 
     def _die(self, message: str) -> None:
         # No logging here: the logging lock may be held by the very code this interrupted.

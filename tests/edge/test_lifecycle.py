@@ -17,6 +17,7 @@ import socket
 import sqlite3
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -230,8 +231,11 @@ async def test_an_invalid_config_at_restart_runs_on_the_last_good_one_loudly(tmp
         cli = ["--config", str(config), "--state-dir", str(tmp_path)]
         rc, out, _ = await edgectl("config", "status", *cli)
         assert rc == 1 and "RUNNING ON THE LAST GOOD CONFIG" in out and "'cp-1') appears more than once" in out
-        rc, out, _ = await edgectl("config", "status", "--json", *cli)
-        status = json.loads(out)
+        token = (tmp_path / "api-token").read_text().strip()
+        request = urllib.request.Request(f"http://127.0.0.1:{api_port}/api/v1/config",
+                                         headers={"Authorization": f"Bearer {token}"})
+        with await asyncio.to_thread(urllib.request.urlopen, request, timeout=5) as response:
+            status = json.loads(response.read())
         assert (status["ok"], status["running_on"], status["last_good"]) == (False, "last good config", str(kept))
         # It serves chargers: the site is managed.
         with socket.create_connection(("127.0.0.1", int(good.split("port = ")[1].split()[0])), timeout=2):
