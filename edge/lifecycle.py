@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import threading
@@ -29,8 +28,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edge.config import ConfigError, SiteConfig, parse_config, read_config_text
-
-log = logging.getLogger(__name__)
 
 LAST_GOOD_NAME = "last-good-site.toml"
 STOP_GRACE_S = 10.0
