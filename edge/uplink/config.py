@@ -16,18 +16,20 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from edge.config_base import Strict
 
 # MQTT usernames a site may not have, as its site id or [uplink] username (compared ignoring
-# case). "cloud" is the cloud service's own user at the broker (config/mosquitto/acl), whose
-# ACL gives it the whole tree; "." and ".." are path steps, not names. '$' (the broker's
-# system prefix), the wildcards '+' and '#', and the separator '/' are refused by the
-# character sets of both keys already.
-RESERVED_USERNAMES = frozenset({"cloud", ".", ".."})
+# case). The cloud service's users and client ids at the broker start with "cloud" (cloud-1,
+# cloud-2, ...) and are given the whole tree: cloud/broker_accounts.py refuses such site ids
+# (RESERVED_PREFIX, the same word; a test keeps the two equal). "." and ".." are path steps,
+# not names. '$' (the broker's system prefix), the wildcards '+' and '#', and the separator
+# '/' are refused by the character sets of both keys already.
+RESERVED_PREFIX = "cloud"
+RESERVED_USERNAMES = frozenset({".", ".."})
 USERNAME = r"^[A-Za-z0-9._\-]*$"     # as a site id; empty: the site id
 
 
 def not_reserved(value: str) -> str:
-    if value.casefold() in RESERVED_USERNAMES:
-        raise ValueError(f"{value!r} is reserved: 'cloud' is the cloud service's user at the broker, "
-                         "and '.' and '..' are not names")
+    if value.casefold().startswith(RESERVED_PREFIX) or value in RESERVED_USERNAMES:
+        raise ValueError(f"{value!r} is reserved: names starting with 'cloud' belong to the cloud service "
+                         "at the broker, and '.' and '..' are not names")
     return value
 
 

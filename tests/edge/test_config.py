@@ -133,6 +133,7 @@ def test_ids_are_unique_ignoring_case(tables, expected):
 @pytest.mark.parametrize("toml, expected", [
     ('[site]\nid="cloud"', "site.id: 'cloud' is reserved"),
     ('[site]\nid="Cloud"', "site.id: 'Cloud' is reserved"),
+    ('[site]\nid="cloud-1"', "site.id: 'cloud-1' is reserved"),
     ('[site]\nid=".."', "site.id: '..' is reserved"),
     ('[site]\nid="$SYS"', "site.id: String should match pattern"),
     ('[site]\nid="s"\n[uplink]\nusername="cloud"', "uplink.username: 'cloud' is reserved"),
@@ -142,6 +143,13 @@ def test_reserved_names_are_refused(toml, expected):
     with pytest.raises(ConfigError) as err:
         parse_config(toml, "site.toml")
     assert any(p.startswith(expected) for p in err.value.problems), err.value.problems
+
+
+def test_the_edge_reserves_what_the_broker_accounts_reserve():
+    from cloud.broker_accounts import RESERVED_PREFIX
+    from edge.uplink.config import RESERVED_PREFIX as EDGE_RESERVED_PREFIX
+
+    assert EDGE_RESERVED_PREFIX == RESERVED_PREFIX
 
 
 def test_an_api_on_the_network_is_warned_about(tmp_path, capsys):
