@@ -134,13 +134,14 @@ def sweep(store: Store, known: list[str], now: str) -> None:
     after STRANGER_MAX_AGE, everyone's after LOG_MAX_AGE) and the network log by count."""
     forget_strangers(store, known, now)
     args = {"known": json.dumps(known), "old": _ago(now, LOG_MAX_AGE), "stranger_old": _ago(now, STRANGER_MAX_AGE)}
+    stranger = "charger_id NOT IN (SELECT value FROM json_each(:known))"
     for table in LOGS:
         # Rows are appended in time order: the oldest are the first by id, so
         # a chunk from the start is all that an age check ever needs to scan.
         for _ in range(SWEEP_CHUNKS):
             deleted = store.conn.execute(
                 f"""DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT :chunk)
-                      AND (at < :old OR (at < :stranger_old AND charger_id NOT IN (SELECT value FROM json_each(:known))))""",
+                      AND (at < :old OR (at < :stranger_old AND {stranger}))""",
                 {**args, "chunk": SWEEP_CHUNK}).rowcount
             if deleted < SWEEP_CHUNK:
                 break

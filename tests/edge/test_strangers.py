@@ -125,7 +125,7 @@ async def test_a_strangers_frames_are_cut_short(edge):
     assert len(row["frame"]) < strangers.STRANGER_FRAME_CHARS + 50
 
 
-async def test_strangers_are_forgotten_after_a_week(tmp_path, make_edge):
+async def test_strangers_are_forgotten_after_a_week(make_edge):
     clock = ManualClock()
     clock.advance(1_000_000)
     async with make_edge(clock=clock, unknown="pending") as edge:
