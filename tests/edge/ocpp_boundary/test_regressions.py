@@ -181,9 +181,10 @@ async def test_bad_samples_are_left_out_and_the_stop_is_kept(edge):
     async with charger(edge, "CP-1") as cp:
         tx = (await cp.call(call.StartTransaction(connector_id=1, id_tag="TAG-OK", meter_start=0,
                                                   timestamp="2026-11-23T10:00:00Z"))).transaction_id
+        samples = [{"value": "3000"}, {"value": "1e300"}, {"value": "NaN"}, {"value": "9" * 5000}]
         await cp.call(call.StopTransaction(meter_stop=3000, timestamp="2026-11-23T11:00:00Z", transaction_id=tx,
-                                           transaction_data=[{"timestamp": "2026-11-23T11:00:00Z", "sampledValue": [
-                                               {"value": "3000"}, {"value": "1e300"}, {"value": "NaN"}, {"value": "9" * 5000}]}]))
+                                           transaction_data=[{"timestamp": "2026-11-23T11:00:00Z",
+                                                              "sampledValue": samples}]))
     [row] = await edge.journal.read(Store.transactions)
     assert row["state"] == "completed"
     assert [s["value"] for s in await edge.journal.read(Store.samples, transaction_id=tx)] == [3000]

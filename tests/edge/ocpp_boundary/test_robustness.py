@@ -214,7 +214,8 @@ def deep(draw: Any) -> str:
     opener = draw(st.sampled_from(["[", "{\"a\":", "[{\"a\":"]))
     closer = {"[": "]", "{\"a\":": "}", "[{\"a\":": "}]"}[opener]
     body = opener * depth + "1" + closer * draw(st.sampled_from([depth, 0]))
-    return f'[2,"{draw(st.text("abc", min_size=1, max_size=8))}","DataTransfer",{{"vendorId":"com.example","data":{body}}}]'
+    unique_id = draw(st.text("abc", min_size=1, max_size=8))
+    return f'[2,"{unique_id}","DataTransfer",{{"vendorId":"com.example","data":{body}}}]'
 
 
 FRAMES = st.one_of(
