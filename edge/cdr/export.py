@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
+from contract.spreadsheet import safe_row
 from edge.clock import iso, parse_iso
 
 
@@ -79,7 +80,8 @@ def to_csv(cdrs: Iterable[dict[str, Any]], tz: ZoneInfo) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([name for name, _ in COLUMNS])
     for cdr in cdrs:
-        writer.writerow([get(cdr, tz) for _, get in COLUMNS])
+        # Id tags, user names and stop reasons come from chargers and people: never a live formula.
+        writer.writerow(safe_row(get(cdr, tz) for _, get in COLUMNS))
     return out.getvalue()
 
 
