@@ -27,6 +27,7 @@ from edge.cdr.record import Cdr, Pricing, build_cdr, failed_cdr, session_key
 from edge.cdr.tariffs import AuthKind, Tariff, TariffBook, TariffGroup, select_tariff
 from edge.clock import Clock
 from edge.events import Event, EventBus
+from edge.failures import describe
 from edge.journal import Journal, Store
 
 log = logging.getLogger(__name__)
@@ -114,9 +115,7 @@ class ChargeRecords:
         return outcomes
 
     async def _quarantine(self, transaction_id: int, exc: Exception) -> None:
-        error = f"{type(exc).__name__}: {exc}"
-        if len(error) > MAX_ERROR_CHARS:
-            error = error[:MAX_ERROR_CHARS - 20] + f" ... ({len(error)} chars)"
+        error = describe(exc, MAX_ERROR_CHARS)
         try:
             outcome = await self._journal.write(Store.quarantine_cdr, transaction_id, error, self._clock.now_iso())
         except Exception:  # noqa: BLE001 - logged; the transaction stays without a record and is tried at start

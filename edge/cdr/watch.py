@@ -28,6 +28,7 @@ from edge.cdr.service import Attempt, ChargeRecords
 from edge.cdr.tariffs import Tariff
 from edge.clock import Clock, iso, parse_iso
 from edge.events import Event, EventBus
+from edge.failures import Failing
 from edge.journal import Journal, Store
 from edge.ocpp.commands import Commands
 from edge.sessions import Sessions
@@ -104,7 +105,7 @@ class SessionWatch:
         self._status: dict[tuple[str, int], tuple[str, datetime]] = {}
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
-        self._failing: dict[int, str] = {}        # transaction id -> the error its last check failed with
+        self._failing = Failing(log)              # sessions whose check fails
 
     async def load(self) -> None:
         """The running sessions as the journal has them (at start, or after lost events).
@@ -217,11 +218,13 @@ class SessionWatch:
                 try:
                     await self._check(run, now)
                 except Exception as exc:  # noqa: BLE001 - one session's failure is its own; the others are watched
-                    self._failed(run.transaction_id, exc)
+                    # Loud once per error: it is checked again every few seconds.
+                    self._failing.failed(run.transaction_id, exc, "session watch: transaction=%s cannot be checked "
+                                         "(limits and timeouts are not applied to it until this is fixed)",
+                                         run.transaction_id)
                 else:
-                    self._failing.pop(run.transaction_id, None)
-            for gone in self._failing.keys() - self.running.keys():
-                del self._failing[gone]
+                    self._failing.ok(run.transaction_id)
+            self._failing.keep_only(self.running)
 
     async def _check(self, run: Running, now: datetime) -> None:
         _, tariff = self._records.tariff_for(run.charger_id, run.connector_id, run.id_tag, run.user_group)
@@ -230,15 +233,6 @@ class SessionWatch:
         action = due(run, tariff, now, self.timeouts, booted, status if booted and since and since >= booted else None)
         if action is not None:
             await self._act(run, *action)
-
-    def _failed(self, transaction_id: int, exc: Exception) -> None:
-        """Loud the first time a session fails with an error, quiet while it keeps failing the same way
-        (it is checked every few seconds)."""
-        error = f"{type(exc).__name__}: {exc}"
-        if self._failing.get(transaction_id) != error:
-            self._failing[transaction_id] = error
-            log.error("session watch: transaction=%s cannot be checked (limits and timeouts are not applied to "
-                      "it until this is fixed): %s", transaction_id, error, exc_info=exc)
 
     async def _act(self, run: Running, kind: str, why: str) -> None:
         if run.transaction_id not in self.running:      # it ended while an earlier one was acted on

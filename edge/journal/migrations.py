@@ -389,8 +389,11 @@ MIGRATIONS: list[str] = [
         error            TEXT NOT NULL,          -- the latest failure (type: message), bounded in length
         first_at         TEXT NOT NULL,
         last_at          TEXT NOT NULL,          -- the latest attempt
-        attempts         INTEGER NOT NULL DEFAULT 1
+        attempts         INTEGER NOT NULL DEFAULT 1,
+        reported         INTEGER NOT NULL DEFAULT 0   -- 1 once its alert is in the outbox
     );
+    -- Quarantined while the uplink was off (or before it started recording): reported when it does
+    -- (Store.uplink_recording), as records made meanwhile are.
     CREATE TRIGGER outbox_cdr_quarantined AFTER INSERT ON cdr_quarantine
     WHEN (SELECT recording FROM uplink_settings WHERE id = 1) = 1
     BEGIN
@@ -399,6 +402,7 @@ MIGRATIONS: list[str] = [
                length(CAST(b.body AS BLOB)) + 64
         FROM (SELECT json_object('transaction_id', NEW.transaction_id, 'charger_id', NEW.charger_id,
                                  'error', NEW.error) AS body) AS b;
+        UPDATE cdr_quarantine SET reported = 1 WHERE transaction_id = NEW.transaction_id;
     END;
     """,
 ]

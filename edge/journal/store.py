@@ -410,8 +410,21 @@ class Store:
         reports. Switching on first feeds the records made while it was off (in the same transaction,
         so a record made meanwhile cannot move the cursor past them). -> records fed."""
         fed = self._outbox_feed_cdrs() if on else 0
+        if on:
+            self._outbox_feed_quarantine()
         self.conn.execute("UPDATE uplink_settings SET recording = ? WHERE id = 1", (int(on),))
         return fed
+
+    def _outbox_feed_quarantine(self) -> None:
+        """Records quarantined while the uplink did not record are reported now."""
+        self.conn.execute(
+            """INSERT INTO outbox (id, stream, type, at, body, size)
+               SELECT lower(hex(randomblob(16))), 'alert', 'alert.cdr_quarantined', first_at, body,
+                      length(CAST(body AS BLOB)) + 64
+               FROM (SELECT first_at, json_object('transaction_id', transaction_id, 'charger_id', charger_id,
+                                                  'error', error) AS body
+                     FROM cdr_quarantine WHERE reported = 0 ORDER BY transaction_id)""")
+        self.conn.execute("UPDATE cdr_quarantine SET reported = 1 WHERE reported = 0")
 
     def _outbox_feed_cdrs(self) -> int:
         """Records made while the uplink was off (or before it existed) join the outbox, by seq."""

@@ -124,7 +124,11 @@ class Uplink:
             while True:
                 event = await events.get()
                 if event.kind in ALERT_TYPES:
-                    await self.outbox.alert_from_event(event.kind, event.charger_id, event.at, event.data)
+                    try:
+                        await self.outbox.alert_from_event(event.kind, event.charger_id, event.at, event.data)
+                    except Exception:  # noqa: BLE001 - this alert is lost, loudly; the ones after it are not
+                        log.exception("uplink: the %s alert of %s could not be put in the outbox", event.kind,
+                                      event.charger_id or "the site")
                 elif event.kind == "cdr.created":
                     self.outbox.wake("cdr")
                 elif event.kind.startswith(("transaction.", "connector.", "charger.")):
@@ -362,41 +366,64 @@ class Uplink:
     async def _receive(self, conn: Connection, incoming: asyncio.Queue[Incoming]) -> None:
         while True:
             message = await incoming.get()
-            if message.topic == self._receipt_topic:
-                await self._receipt(message.payload, message.topic)
+            try:
+                await self._take(conn, message)
+            except LinkDown:
+                raise
+            except Exception:  # noqa: BLE001 - one message that cannot be handled must not come back forever
+                # Unacknowledged, the broker would send it again on every new connection, and it would
+                # fail again: it is acknowledged and logged instead (a receipt is sent again by the
+                # cloud when its batch goes again; a document or command the cloud sends again).
+                log.exception("uplink: a message on %s could not be handled; acknowledged and left", message.topic)
                 conn.ack(message)
-                continue
-            checked = await self.downlink.check(message.topic, message.payload)
-            if isinstance(checked, Down) and checked.kind == "command":
-                waiting = self._commands.setdefault(checked.id, [])
-                waiting.append((conn, message))
-                if len(waiting) == 1:       # a redelivery while it runs waits for the same answer
-                    task = asyncio.create_task(self._command(checked), name=f"uplink-command {checked.id}")
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-                continue
-            if isinstance(checked, Down):
-                try:
-                    ack = await self.downlink.apply(checked)
-                except Exception as exc:  # noqa: BLE001 - one bad message must not come back forever
-                    log.exception("uplink: %s %s could not be handled", checked.kind, checked.id)
-                    ack = await self.downlink.failed(checked, exc)
-            else:
-                ack = checked
-            await self._answer(conn, ack, [message])
+
+    async def _take(self, conn: Connection, message: Incoming) -> None:
+        """One message from the broker: a receipt, a command (in the background) or a document."""
+        if message.topic == self._receipt_topic:
+            await self._receipt(message.payload, message.topic)
+            conn.ack(message)
+            return
+        checked = await self.downlink.check(message.topic, message.payload)
+        if isinstance(checked, Down) and checked.kind == "command":
+            waiting = self._commands.setdefault(checked.id, [])
+            waiting.append((conn, message))
+            if len(waiting) == 1:       # a redelivery while it runs waits for the same answer
+                task = asyncio.create_task(self._command(checked), name=f"uplink-command {checked.id}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            return
+        if isinstance(checked, Down):
+            try:
+                ack = await self.downlink.apply(checked)
+            except Exception as exc:  # noqa: BLE001 - one bad message must not come back forever
+                log.exception("uplink: %s %s could not be handled", checked.kind, checked.id)
+                ack = await self._failed_ack(checked, exc)
+        else:
+            ack = checked
+        await self._answer(conn, ack, [message])
 
     async def _command(self, down: Down) -> None:
         try:
             ack = await self.downlink.run_command(down)
         except Exception as exc:  # noqa: BLE001 - answered as failed rather than lost
             log.exception("uplink: command %s could not be handled", down.id)
-            ack = await self.downlink.failed(down, exc)
+            ack = await self._failed_ack(down, exc)
         finally:
             waiting = self._commands.pop(down.id, [])
         conn = self.connection
         if conn is None:
             return      # not acknowledged: the broker sends the command again, and gets the stored answer
         await self._answer(conn, ack, [m for c, m in waiting if c is conn])
+
+    async def _failed_ack(self, down: Down, exc: Exception) -> Ack | None:
+        """The 'failed' answer to a message that could not be handled; None (acknowledged without an
+        answer) when even that cannot be recorded: it must not come back forever either."""
+        try:
+            return await self.downlink.failed(down, exc)
+        except Exception:  # noqa: BLE001 - logged loudly; the message is acknowledged and left
+            log.exception("uplink: %s %s: its failure could not be recorded either; acknowledged without an answer",
+                          down.kind, down.id)
+            return None
 
     async def _answer(self, conn: Connection, ack: Ack | None, messages: list[Incoming]) -> None:
         """Publish the ack, then acknowledge the downlink message(s) to the broker. An ack that does

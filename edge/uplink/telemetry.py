@@ -6,12 +6,16 @@ away). Sampled from the load manager once a second."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from edge.dlm.manager import LoadManager
 from edge.dlm.model import Allocation
+from edge.failures import Failing
 from edge.uplink.outbox import Outbox
+
+log = logging.getLogger(__name__)
 
 
 def _r(value: float | None, digits: int = 2) -> float | None:
@@ -84,6 +88,7 @@ class TelemetrySampler:
         self.interval = interval
         self.sample_every = min(sample_every, interval)
         self.window = TelemetryWindow()
+        self._failing = Failing(log)
 
     def sample(self) -> None:
         meters = self._manager.meters
@@ -94,9 +99,26 @@ class TelemetrySampler:
         due = loop.time() + self.interval
         while True:
             await asyncio.sleep(self.sample_every)
-            self.sample()
+            self._contained("sample", self.sample)
             if loop.time() >= due:
                 due += self.interval
-                body, self.window = self.window.message(self.interval), TelemetryWindow()
+                body = self._contained("message", self.window.message, self.interval)
+                self.window = TelemetryWindow()
                 if body is not None:
-                    await self._outbox.add("telemetry", "telemetry", body)
+                    try:
+                        await self._outbox.add("telemetry", "telemetry", body)
+                    except Exception as exc:  # noqa: BLE001 - this interval is lost, loudly; the next is not
+                        self._failed("message", exc)
+
+    def _contained(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """One sample or one interval's message that fails is lost alone (logged), not the telemetry."""
+        try:
+            result = fn(*args)
+        except Exception as exc:  # noqa: BLE001 - logged (once per error, it runs every second); sampling goes on
+            self._failed(what, exc)
+            return None
+        self._failing.ok(what)
+        return result
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        self._failing.failed(what, exc, "telemetry: a %s failed; the sampling goes on", what)
