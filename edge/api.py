@@ -89,7 +89,8 @@ class LocalApi:
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"site": self.edge.config.site.id, "healthy": self.edge.healthy(),
                                   "connected_chargers": len(self.edge.ocpp.sessions),
-                                  "active_transactions": len(self.edge.sessions.active())})
+                                  "active_transactions": len(self.edge.sessions.active()),
+                                  "failed_parts": self.edge.supervisor.report()})
 
     def _charger_view(self, row: dict[str, Any] | None, charger_id: str, connectors: list[dict]) -> dict[str, Any]:
         directory, presence = self.edge.directory, self.edge.presence

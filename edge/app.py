@@ -44,6 +44,7 @@ from edge.ocpp.communication_log import CommunicationLog
 from edge.ocpp.presence import PresenceMonitor, Thresholds
 from edge.ocpp.server import OcppServer, Site
 from edge.sessions import Sessions
+from edge.supervision import Supervisor
 from edge import systemd
 from edge.uplink.downlink import Downlink
 from edge.uplink.outbox import Outbox
@@ -93,6 +94,7 @@ class Edge:
         self.config = config
         self.clock = clock or Clock()
         self.bus = EventBus()
+        self.supervisor = Supervisor(self.bus, self.clock)
         self.journal_path = config.state_path(config.journal.path)
         self.journal = Journal(str(self.journal_path))
         self.config_text = config_text
@@ -318,10 +320,13 @@ class Edge:
             listeners = {"ocpp": self._listen("chargers (OCPP)", self.ocpp, cfg.ocpp.host, cfg.ocpp.port),
                          "api": self._listen("the local API", self.api, cfg.api.host, cfg.api.port)}
             services = [tg.create_task(listener, name=name) for name, listener in listeners.items()]
-            services += [tg.create_task(part.run(), name=name) for name, part in (
+            services.append(tg.create_task(self.watchdog.run(), name="watchdog"))
+            # Every other part is its own failure domain: one that raises is reported and started again,
+            # and the OCPP server, the load manager and the rest never notice (edge/supervision.py).
+            services += [tg.create_task(self.supervisor.run_part(name, part.run), name=name) for name, part in (
                 ("presence", self.presence),
                 ("local-lists", self.local_lists), ("access", self.access),
-                ("communication-log", self.communication_log), ("watchdog", self.watchdog),
+                ("communication-log", self.communication_log),
                 ("charge-records", self.charge_records), ("session-watch", self.session_watch),
                 *((("load-management", self.load_manager),) if self.load_manager else ()),
                 *((("uplink", self.uplink),) if self.uplink else ()),

@@ -184,6 +184,21 @@ def cmd_chargers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """Is the edge well: the journal commits, and which of its parts failed and were started again.
+    Exit 1 while a part has failed since the start (for monitoring scripts)."""
+    health = ApiClient(_load(args)).request("GET", "/health")
+    if args.json:
+        print(json.dumps(health, indent=2))
+        return 0 if health["healthy"] and not health["failed_parts"] else 1
+    print(f"site {health['site']!r}: {'healthy' if health['healthy'] else 'UNHEALTHY (journal stuck)'}, "
+          f"{health['connected_chargers']} charger(s) connected, {health['active_transactions']} session(s) active")
+    for part in health["failed_parts"]:
+        print(f"  part {part['part']} failed {part['count']} time(s), last at {part['at']}: {part['error']} "
+              f"({part['where']}); started again")
+    return 0 if health["healthy"] and not health["failed_parts"] else 1
+
+
 def cmd_sessions(args: argparse.Namespace) -> int:
     rows = ApiClient(_load(args)).request("GET", "/sessions", query={
         "charger": args.charger, "state": args.state, "limit": args.limit})
@@ -368,6 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", nargs="?")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_chargers)
+
+    p = with_config(sub.add_parser("health", help="journal health and the parts that failed and were started again"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_health)
 
     p = with_config(sub.add_parser("sessions", help="list charging sessions (transactions)"))
     p.add_argument("--charger")

@@ -68,3 +68,42 @@ async def test_cancelling_a_supervised_part_stops_it_and_is_not_a_failure():
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled() and supervisor.report() == []
+
+
+async def test_in_a_running_edge_a_failing_part_leaves_chargers_served_and_is_shown(make_edge, monkeypatch,
+                                                                                    tmp_path, capsys):
+    """A bug in the charge records (any part but the journal) must not stop the OCPP server."""
+    from ocpp.v16 import call
+
+    from edge.cdr.service import ChargeRecords
+    from edge.cli import main
+    from tests.edge.conftest import api_call, charger, site_toml
+
+    failed_once = asyncio.Event()
+    original = ChargeRecords.run
+
+    async def breaks_first(self) -> None:
+        if not failed_once.is_set():
+            failed_once.set()
+            raise ZeroDivisionError("a record nobody foresaw")
+        await original(self)
+    monkeypatch.setattr(ChargeRecords, "run", breaks_first)
+
+    async with make_edge() as edge:
+        await asyncio.wait_for(failed_once.wait(), 5)
+        async with charger(edge) as cp:
+            started = await cp.call(call.StartTransaction(connector_id=1, id_tag="TAG-OK", meter_start=0,
+                                                          timestamp=edge.clock.now_iso()))
+            assert started.id_tag_info["status"] == "Accepted"
+        health = await api_call(edge, "GET", "/health")
+        [failure] = health["failed_parts"]
+        assert failure["part"] == "charge-records" and "ZeroDivisionError" in failure["error"]
+        assert health["healthy"] is True
+        (tmp_path / "site.toml").write_text(
+            site_toml(tmp_path).replace("[api]\nport = 0", f"[api]\nport = {edge.api.bound_port}"))
+        capsys.readouterr()
+        code = await asyncio.to_thread(main, ["health", "--config", str(tmp_path / "site.toml"),
+                                              "--state-dir", str(tmp_path)])
+        assert code == 1
+        out = capsys.readouterr().out
+        assert "part charge-records failed 1 time(s)" in out and "ZeroDivisionError" in out
