@@ -307,11 +307,16 @@ class OcppServer:
     async def _tidy_forever(self) -> None:
         since_sweep = SWEEP_EVERY   # sweep once at start: what an earlier run left
         while True:
-            # Notes and frames reach the journal within a second or five; trim after they did.
-            await self.communication_log.flush()
-            await self.presence.flush()
-            await self.tidy(sweep=since_sweep >= SWEEP_EVERY)
-            if since_sweep >= SWEEP_EVERY:
+            sweep = since_sweep >= SWEEP_EVERY
+            try:
+                # Notes and frames reach the journal within a second or five; trim after they did.
+                await self.communication_log.flush()
+                await self.presence.flush()
+                await self.tidy(sweep=sweep)
+            except Exception:  # noqa: BLE001 - housekeeping is its own failure domain: logged, retried
+                log.exception("pruning the charger logs failed; the OCPP server carries on, next try in %g s",
+                              TIDY_EVERY)
+            if sweep:
                 since_sweep = 0.0
             await asyncio.sleep(TIDY_EVERY)
             since_sweep += TIDY_EVERY

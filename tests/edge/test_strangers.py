@@ -189,3 +189,18 @@ async def test_new_unknown_connections_are_rate_limited(make_edge, monkeypatch):
         clock.advance(1 / strangers.STRANGER_CONNECTS_PER_SECOND)
         async with _raw(edge, "NEW-5") as ws:
             assert (await _boot(ws))["status"] == "Rejected"
+
+
+async def test_a_failing_tidy_up_does_not_stop_the_ocpp_server(make_edge, monkeypatch, caplog):
+    from edge.ocpp import server
+
+    def broken(*args):
+        raise RuntimeError("disk on fire")
+    monkeypatch.setattr(server, "TIDY_EVERY", 0.05)
+    monkeypatch.setattr(strangers, "trim_strangers", broken)
+    async with make_edge() as edge:
+        async with _raw(edge, "NOBODY") as ws:
+            await _boot(ws)
+        await wait_for(lambda: "pruning the charger logs failed" in caplog.text, what="the failure logged")
+        async with _raw(edge, "CP-2") as ws:
+            assert (await _boot(ws))["status"] == "Accepted"
