@@ -48,6 +48,10 @@ MAX_DEPTH = 16
 # chargers' firmware uses 32-bit fields). Outside it a value is not an integer
 # of the protocol at all.
 INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
+# What any integer must fit, whatever it means: SQLite's INTEGER, and every JSON reader's int64.
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+# A Wh register: a busy DC charger passes 2**31 Wh (2.1 GWh) within its life; 2**53 is exact as a double.
+MAX_METER_WH = 2 ** 53 - 1
 # Connectors of one charge point: 0 is the charge point as a whole.
 MAX_CONNECTOR_ID = 100
 # Times a charger may plausibly mean. OCPP 1.6 was published in October 2015,
@@ -219,13 +223,13 @@ Check = Callable[[str, Any, Context], Any]
 
 
 def integer(low: int, high: int, meaning: str) -> Check:
-    """An OCPP integer within the int32 type and within [low, high] for its meaning."""
+    """An integer within int64 (what can be stored at all) and within [low, high] for its meaning."""
     def check(where: str, value: Any, ctx: Context) -> Any:
         if not isinstance(value, int) or isinstance(value, bool):
             return value                # the schema answers TypeConstraintViolation
-        if not INT32_MIN <= value <= INT32_MAX:
+        if not INT64_MIN <= value <= INT64_MAX:
             raise refusal(TypeConstraintViolationError, where, value,
-                          f"is not an OCPP integer (32-bit: {INT32_MIN}..{INT32_MAX})")
+                          f"is not a 64-bit integer ({INT64_MIN}..{INT64_MAX})")
         if not low <= value <= high:
             raise refusal(PropertyConstraintViolationError, where, value, f"is outside {low}..{high} ({meaning})")
         return value
@@ -311,8 +315,8 @@ def meter_values(where: str, value: Any, ctx: Context) -> Any:
     return entries
 
 
-METER_WH = integer(0, INT32_MAX, "Wh meter register, never negative")
-ANY_INT32 = integer(INT32_MIN, INT32_MAX, "32-bit integer")
+METER_WH = integer(0, MAX_METER_WH, "Wh meter register, never negative")
+ANY_INT32 = integer(INT32_MIN, INT32_MAX, "an id the central system hands out: 32-bit")
 CONNECTOR = integer(0, MAX_CONNECTOR_ID, "connector id, 0 = the charge point")
 CONNECTOR_OF_TRANSACTION = integer(1, MAX_CONNECTOR_ID, "connector id of a transaction, from 1")
 

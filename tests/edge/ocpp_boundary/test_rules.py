@@ -59,15 +59,15 @@ def test_malformed_times_are_type_violations_naming_field_and_short_value(stamp)
 
 @pytest.mark.parametrize("action, payload, code, field", [
     ("StartTransaction", {"meterStart": 2 ** 70}, "TypeConstraintViolation", "meterStart"),
-    ("StartTransaction", {"meterStart": 2 ** 31}, "TypeConstraintViolation", "meterStart"),
+    ("StartTransaction", {"meterStart": 2 ** 53}, "PropertyConstraintViolation", "meterStart"),
     ("StartTransaction", {"meterStart": -1}, "PropertyConstraintViolation", "meterStart"),
     ("StartTransaction", {"connectorId": 0}, "PropertyConstraintViolation", "connectorId"),
-    ("StartTransaction", {"reservationId": -(2 ** 31) - 1}, "TypeConstraintViolation", "reservationId"),
+    ("StartTransaction", {"reservationId": -(2 ** 31) - 1}, "PropertyConstraintViolation", "reservationId"),
     ("StatusNotification", {"connectorId": 2 ** 64}, "TypeConstraintViolation", "connectorId"),
     ("StatusNotification", {"connectorId": 101}, "PropertyConstraintViolation", "connectorId"),
     ("MeterValues", {"connectorId": -1}, "PropertyConstraintViolation", "connectorId"),
     ("MeterValues", {"connectorId": 1, "transactionId": 2 ** 63}, "TypeConstraintViolation", "transactionId"),
-    ("StopTransaction", {"meterStop": 2 ** 53}, "TypeConstraintViolation", "meterStop"),
+    ("StopTransaction", {"meterStop": 2 ** 63}, "TypeConstraintViolation", "meterStop"),
     ("Authorize", {"idTag": "\ud800"}, "FormationViolation", "idTag"),
     ("DataTransfer", {"vendorId": "v", "data": "ok \udfff"}, "FormationViolation", "data"),
 ])
@@ -80,6 +80,7 @@ def test_integers_and_strings_out_of_bounds_are_refused(action, payload, code, f
 @pytest.mark.parametrize("action, payload", [
     ("StartTransaction", {"connectorId": 100, "meterStart": 2 ** 31 - 1, "reservationId": -(2 ** 31)}),
     ("StopTransaction", {"transactionId": -1, "meterStop": 0}),         # -1: a charger that lost its id
+    ("StopTransaction", {"transactionId": 7, "meterStop": 3_400_000_000}),  # a DC charger's register after years
     ("StatusNotification", {"connectorId": 0}),
     ("StartTransaction", {"connectorId": True, "meterStart": 1.5}),      # wrong JSON types: the schema's to refuse
 ])
