@@ -76,7 +76,7 @@ class ChargeRecords:
             await self.catch_up()
             while True:
                 event = await events.get()
-                if events.dropped or event.kind == RETRY_EVENT:   # lost events: look in the journal instead
+                if events.dropped or event.kind == RETRY_EVENT:   # lost events, new tariffs: look in the journal
                     events.dropped = 0
                     await self.catch_up()
                 elif event.kind == "transaction.stopped":
