@@ -69,3 +69,29 @@ async def test_a_receipt_the_edge_cannot_take_does_not_take_the_link_down(make_u
         await eventually(lambda: cloud.up_messages("cdr"), what="the record made after the bad receipt")
         await drained(edge)
         assert edge.uplink.connections == 1 and edge.uplink.connection is not None
+
+
+CIRCUITS = """
+[[circuits]]
+id = "grid"
+limit = 40
+"""
+
+
+async def test_a_telemetry_sample_that_fails_is_lost_alone(make_uplinked_edge, cloud, caplog):
+    async with make_uplinked_edge(extra=CIRCUITS, telemetry_interval=1) as edge:
+        sampler = edge.uplink.telemetry
+        sampler.sample_every = 0.1
+        real_sample, failures = sampler.sample, []
+
+        def sample() -> None:
+            if len(failures) < 3:           # a bug that hits a few samples in a row
+                failures.append(1)
+                raise KeyError("circuit 'gone'")
+            real_sample()
+        sampler.sample = sample
+        # The next intervals still come, at their pace (the sampler was not restarted after a pause).
+        await eventually(lambda: len(cloud.up_messages("telemetry")) >= 2, timeout=5, what="telemetry")
+    assert len(failures) == 3
+    logged = [r for r in caplog.records if r.name == "edge.uplink.telemetry" and "failed" in r.getMessage()]
+    assert len(logged) == 1 and "KeyError" in logged[0].getMessage()
