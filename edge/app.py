@@ -1,7 +1,9 @@
 """The one place where the edge's parts are built and wired together.
 
 Each long-running part has a `run()`; they all run under one TaskGroup. A
-crash in any part stops the edge with an error (systemd restarts it); SIGTERM
+part that raises is started again by the supervisor (edge/supervision.py)
+while the others go on; only the journal's failure stops the edge (systemd
+restarts it). SIGTERM
 stops it in order: chargers first (nothing new arrives), then the logs are
 flushed, then the journal closes. A start that cannot proceed (a port taken, a
 file unreadable) ends with one StartupError naming it; see edge/lifecycle.py
