@@ -405,6 +405,52 @@ MIGRATIONS: list[str] = [
         UPDATE cdr_quarantine SET reported = 1 WHERE transaction_id = NEW.transaction_id;
     END;
     """,
+    # 8: revisions of charge records. A transaction corrected after its record was made (the
+    # charger's real StopTransaction after the edge closed the session) gets a new record that
+    # supersedes the old one; the old one is kept (credit and rebill, never a silent change). A
+    # transaction may therefore have several records: the table is rebuilt without the UNIQUE on
+    # transaction_id (SQLite cannot drop it), seqs kept so the uplink's cursor stays right.
+    """
+    CREATE TABLE cdrs_revised (
+        seq              INTEGER PRIMARY KEY AUTOINCREMENT,   -- creation order, for the uplink to page by
+        id               TEXT NOT NULL UNIQUE,   -- UUID (name-based: site + session + revision)
+        transaction_id   INTEGER,                -- NULL for a start that never happened (status Failed)
+        revision         INTEGER NOT NULL DEFAULT 1,
+        supersedes       TEXT,                   -- the id of the record this one replaces (revision - 1)
+        superseded_by    TEXT,                   -- NULL: the latest record of its transaction
+        charger_id       TEXT NOT NULL,
+        user_group       TEXT,
+        status           TEXT NOT NULL,          -- Successful | Error | Exclusion | Failed
+        start_time       TEXT NOT NULL,          -- UTC ISO 8601, for date ranges
+        session_key      TEXT,                   -- charger, connector, start, stop, meter readings: finds duplicates
+        source           TEXT,                   -- the transaction's stop as it was built from (Store.transaction_mark)
+        created_at       TEXT NOT NULL,
+        document         TEXT NOT NULL,          -- the whole record as JSON
+        UNIQUE (transaction_id, revision)
+    );
+    INSERT INTO cdrs_revised (seq, id, transaction_id, charger_id, user_group, status, start_time, session_key,
+                              created_at, document)
+        SELECT seq, id, transaction_id, charger_id, user_group, status, start_time, session_key, created_at, document
+        FROM cdrs ORDER BY seq;
+    -- The next seq follows the old table's, even past a record that is gone.
+    DELETE FROM sqlite_sequence WHERE name = 'cdrs_revised';
+    INSERT INTO sqlite_sequence (name, seq) SELECT 'cdrs_revised', seq FROM sqlite_sequence WHERE name = 'cdrs';
+    DROP TABLE cdrs;
+    ALTER TABLE cdrs_revised RENAME TO cdrs;
+    CREATE INDEX cdrs_by_start ON cdrs (start_time);
+    CREATE INDEX cdrs_by_session ON cdrs (session_key);
+    CREATE UNIQUE INDEX cdrs_latest ON cdrs (transaction_id) WHERE superseded_by IS NULL;
+    -- Dropped with the old table: the same trigger as migration 5.
+    CREATE TRIGGER outbox_cdr AFTER INSERT ON cdrs
+    WHEN (SELECT recording FROM uplink_settings WHERE id = 1) = 1
+    BEGIN
+        INSERT INTO outbox (id, stream, type, at, body, size)
+        VALUES (NEW.id, 'cdr', 'cdr', NEW.created_at, NEW.document, length(CAST(NEW.document AS BLOB)) + 64);
+        UPDATE uplink_settings SET cdr_seq = max(cdr_seq, NEW.seq) WHERE id = 1;
+    END;
+    -- A revision that could not be made is quarantined like a first record, with why it was asked for.
+    ALTER TABLE cdr_quarantine ADD COLUMN why TEXT;
+    """,
 ]
 
 

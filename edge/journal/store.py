@@ -66,6 +66,18 @@ def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
     return [dict(row) for row in cursor.fetchall()]
 
 
+# What a charge record was built from, as one text: the transaction's stop. A transaction corrected
+# after its record was made (a late StopTransaction) no longer matches its record's `source`, so a
+# revision that a lost event or a restart missed is still made. The two spellings (Python for the
+# record kept, SQL for the check) must stay equal; tests/edge/test_journal.py holds them together.
+_MARKED = ("meter_stop", "stop_time", "stop_reason", "edge_stop")
+_MARK_SQL = " || '|' || ".join(f"coalesce(t.{column}, '')" for column in _MARKED)
+
+
+def transaction_mark(tx: dict[str, Any]) -> str:
+    return "|".join("" if tx[column] is None else str(tx[column]) for column in _MARKED)
+
+
 class Store:
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
@@ -344,40 +356,49 @@ class Store:
             """SELECT t.id FROM transactions t LEFT JOIN cdrs c ON c.transaction_id = t.id
                WHERE t.state = 'completed' AND c.id IS NULL ORDER BY t.id""")]
 
-    def record_cdr(self, document: dict[str, Any], session_key: str | None) -> bool:
-        """False when the record (same id or transaction) is already there. A record made at last
-        leaves the quarantine in the same commit."""
+    def record_cdr(self, document: dict[str, Any], session_key: str | None, source: str | None = None) -> bool:
+        """False when the record (same id, or transaction and revision) is already there, or when the
+        record a revision supersedes is no longer the latest (another revision came first). A record
+        made at last leaves the quarantine in the same commit."""
+        supersedes = document.get("supersedes")
+        if supersedes is not None and self.conn.execute(
+                "UPDATE cdrs SET superseded_by = ? WHERE id = ? AND superseded_by IS NULL",
+                (document["id"], supersedes)).rowcount != 1:
+            return False
         cur = self.conn.execute(
-            """INSERT INTO cdrs (id, transaction_id, charger_id, user_group, status, start_time, session_key,
-                                 created_at, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
-            (document["id"], document["transaction_id"], document["charger_id"], document["user_group"],
-             document["status"], document["start_time"], session_key, document["created_at"],
-             json.dumps(document, sort_keys=True)))
+            """INSERT INTO cdrs (id, transaction_id, revision, supersedes, charger_id, user_group, status, start_time,
+                                 session_key, source, created_at, document)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+            (document["id"], document["transaction_id"], document.get("revision", 1), supersedes,
+             document["charger_id"], document["user_group"], document["status"], document["start_time"], session_key,
+             source, document["created_at"], json.dumps(document, sort_keys=True)))
         if document["transaction_id"] is not None:
             self.conn.execute("DELETE FROM cdr_quarantine WHERE transaction_id = ?", (document["transaction_id"],))
         return cur.rowcount == 1
 
-    def quarantine_cdr(self, transaction_id: int, error: str, at: str) -> str:
-        """The record of this transaction could not be made: keep why (the first time, the insert's
-        trigger reports it to the cloud). -> new | again | made (a record exists after all: nothing kept)."""
-        if self.conn.execute("SELECT 1 FROM cdrs WHERE transaction_id = ?", (transaction_id,)).fetchone():
+    def quarantine_cdr(self, transaction_id: int, error: str, at: str, why: str | None = None) -> str:
+        """The record (or with `why`: the revision asked for that reason) of this transaction could not
+        be made: keep why (the first time, the insert's trigger reports it to the cloud).
+        -> new | again | made (a first record exists after all: nothing kept)."""
+        if why is None and self.conn.execute("SELECT 1 FROM cdrs WHERE transaction_id = ?", (transaction_id,)
+                                             ).fetchone():
             return "made"
         cur = self.conn.execute(
-            """UPDATE cdr_quarantine SET error = ?, last_at = ?, attempts = attempts + 1
-               WHERE transaction_id = ?""", (error, at, transaction_id))
+            """UPDATE cdr_quarantine SET error = ?, last_at = ?, attempts = attempts + 1, why = coalesce(?, why)
+               WHERE transaction_id = ?""", (error, at, why, transaction_id))
         if cur.rowcount:
             return "again"
         self.conn.execute(
-            """INSERT INTO cdr_quarantine (transaction_id, charger_id, error, first_at, last_at)
-               SELECT ?, coalesce((SELECT charger_id FROM transactions WHERE id = ?), ''), ?, ?, ?""",
-            (transaction_id, transaction_id, error, at, at))
+            """INSERT INTO cdr_quarantine (transaction_id, charger_id, error, first_at, last_at, why)
+               SELECT ?, coalesce((SELECT charger_id FROM transactions WHERE id = ?), ''), ?, ?, ?, ?""",
+            (transaction_id, transaction_id, error, at, at, why))
         return "new"
 
     def cdr_quarantine(self, transaction_id: int | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """Quarantined records with what their transaction says, oldest first."""
         return _rows(self.conn.execute(
             """SELECT q.transaction_id, q.charger_id, t.connector_id, t.id_tag, t.start_time, t.stop_time,
-                      t.meter_start, t.meter_stop, q.error, q.first_at, q.last_at, q.attempts
+                      t.meter_start, t.meter_stop, q.error, q.first_at, q.last_at, q.attempts, q.why
                FROM cdr_quarantine q LEFT JOIN transactions t ON t.id = q.transaction_id
                WHERE ? IS NULL OR q.transaction_id = ? ORDER BY q.transaction_id LIMIT ?""",
             (transaction_id, transaction_id, limit)))
@@ -389,8 +410,11 @@ class Store:
 
     def cdrs(self, *, since: str | None = None, until: str | None = None, charger_id: str | None = None,
              user_group: str | None = None, status: str | None = None, cdr_id: str | None = None,
-             after_seq: int | None = None, limit: int = 100_000, newest_first: bool = False) -> list[dict[str, Any]]:
-        """Records (their documents, plus `seq`), by start time; since/until: UTC ISO start times."""
+             after_seq: int | None = None, limit: int = 100_000, newest_first: bool = False,
+             all_revisions: bool = False) -> list[dict[str, Any]]:
+        """Records (their documents, plus `seq`, `revision`, `supersedes`, `superseded_by`), by start time;
+        since/until: UTC ISO start times. Only the latest revision of each transaction, unless
+        `all_revisions` or one record is asked for by id."""
         clauses, args = [], []
         for clause, value in (("start_time >= ?", since), ("start_time < ?", until), ("charger_id = ?", charger_id),
                               ("user_group = ?", user_group), ("status = ?", status), ("id = ?", cdr_id),
@@ -398,10 +422,34 @@ class Store:
             if value is not None:
                 clauses.append(clause)
                 args.append(value)
+        if not all_revisions and cdr_id is None:
+            clauses.append("superseded_by IS NULL")
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        return [{**json.loads(r[1]), "seq": r[0]} for r in self.conn.execute(
-            f"SELECT seq, document FROM cdrs {where} ORDER BY start_time {'DESC' if newest_first else ''}, seq "
-            "LIMIT ?", (*args, limit))]
+        return [_cdr_row(r) for r in self.conn.execute(
+            f"SELECT seq, revision, supersedes, superseded_by, document FROM cdrs {where} "
+            f"ORDER BY start_time {'DESC' if newest_first else ''}, seq LIMIT ?", (*args, limit))]
+
+    def latest_cdr(self, transaction_id: int) -> dict[str, Any] | None:
+        """The latest record of a transaction (its document, plus `seq`, `revision`, ..., and `source`)."""
+        row = self.conn.execute(
+            """SELECT seq, revision, supersedes, superseded_by, document, source FROM cdrs
+               WHERE transaction_id = ? AND superseded_by IS NULL""", (transaction_id,)).fetchone()
+        return {**_cdr_row(row), "source": row["source"]} if row else None
+
+    def cdr_revisions(self, cdr_id: str) -> list[dict[str, Any]]:
+        """Every record of the transaction of record `cdr_id`, first to latest; [] for an unknown id."""
+        return [_cdr_row(r) for r in self.conn.execute(
+            """SELECT c.seq, c.revision, c.supersedes, c.superseded_by, c.document FROM cdrs one
+               JOIN cdrs c ON c.id = one.id OR c.transaction_id = one.transaction_id
+               WHERE one.id = ? ORDER BY c.revision, c.seq""", (cdr_id,))]
+
+    def cdrs_out_of_date(self) -> list[int]:
+        """Transactions changed after their latest record was made (see transaction_mark); records
+        from before revisions existed (no source) are taken as they are."""
+        return [r[0] for r in self.conn.execute(
+            f"""SELECT t.id FROM cdrs c JOIN transactions t ON t.id = c.transaction_id
+                WHERE c.superseded_by IS NULL AND c.source IS NOT NULL AND t.state = 'completed'
+                  AND c.source != {_MARK_SQL} ORDER BY t.id""")]
 
     # -- uplink (edge/uplink): the outbox and what came down from the cloud -------------
 
@@ -668,3 +716,9 @@ class Store:
             args.append(before_id)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return _rows(self.conn.execute(f"SELECT * FROM {name} {where} ORDER BY id DESC LIMIT ?", (*args, limit)))
+
+
+def _cdr_row(row: sqlite3.Row) -> dict[str, Any]:
+    """A record as kept: the columns say its revision (documents from before revisions lack it)."""
+    return {**json.loads(row["document"]), "seq": row["seq"], "revision": row["revision"],
+            "supersedes": row["supersedes"], "superseded_by": row["superseded_by"]}
