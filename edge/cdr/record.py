@@ -9,7 +9,7 @@ many sites merge without clashes.
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -66,6 +66,11 @@ class Cdr:
     status_reasons: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     created_at: str = ""
+    # Revisions: a transaction corrected after its record was made gets a new record with a new id
+    # that supersedes the previous one (which is kept): credit and rebill, never a silent change.
+    revision: int = 1
+    supersedes: str | None = None        # the id of the record this one replaces
+    revision_reason: str | None = None   # why it was made again
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +78,15 @@ class Cdr:
 
 def cdr_id(site_id: str, *parts: object) -> str:
     return str(uuid.uuid5(CDR_NAMESPACE, "/".join([site_id, *map(str, parts)])))
+
+
+def revised(cdr: Cdr, previous: dict[str, Any], why: str) -> Cdr:
+    """`cdr`, built again for a corrected transaction, as the revision after `previous` (its latest
+    record). The id is name-based on the first id and the revision number, so making the same
+    revision again after a crash gives the same id (kept and sent once)."""
+    number = previous.get("revision", 1) + 1
+    return replace(cdr, id=cdr_id(cdr.site_id, cdr.id, "revision", number), revision=number,
+                   supersedes=previous["id"], revision_reason=why)
 
 
 def session_key(tx: dict[str, Any]) -> str:
