@@ -451,6 +451,24 @@ MIGRATIONS: list[str] = [
     -- A revision that could not be made is quarantined like a first record, with why it was asked for.
     ALTER TABLE cdr_quarantine ADD COLUMN why TEXT;
     """,
+    # 9: charger keys the edge set (ChangeConfiguration AuthorizationKey), and where handshake refusals are found.
+    # A charger with rows here is checked against them, not against its password_hash in the config: the
+    # 'current' key (the one it logged in with last) and any 'new' ones it accepted but has not used yet. The
+    # first login with a new key makes it current and drops the others (edge/ocpp/credentials.py).
+    """
+    CREATE TABLE charger_keys (
+        charger_id       TEXT NOT NULL,
+        key_hash         TEXT NOT NULL,          -- scrypt (edge/ocpp/security.py); '' = no password (profile 0)
+        role             TEXT NOT NULL CHECK (role IN ('current', 'new')),
+        origin           TEXT NOT NULL,          -- config | rotated
+        answer           TEXT,                   -- a new key: Accepted | RebootRequired | unanswered
+        action_id        INTEGER,                -- its ChangeConfiguration in the actions log
+        at               TEXT NOT NULL,          -- stored at
+        used_at          TEXT,                   -- a rotated key: the first login with it
+        PRIMARY KEY (charger_id, key_hash)
+    );
+    CREATE INDEX network_refusals ON network_log (charger_id, id) WHERE event IN ('refused', 'auth-rejected');
+    """,
 ]
 
 
