@@ -469,6 +469,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX network_refusals ON network_log (charger_id, id) WHERE event IN ('refused', 'auth-rejected');
     """,
+    # 10: the tariff a session is priced with, pinned when it starts (edge/cdr/pins.py): a tariff
+    # change while a car charges applies to the next session, not to this one.
+    """
+    CREATE TABLE transaction_tariffs (
+        transaction_id   INTEGER PRIMARY KEY,    -- transactions.id
+        book_version     TEXT NOT NULL,          -- the tariff book in force at the start (a hash of its content)
+        tariff_group     TEXT,                   -- NULL: the EVSE was in no tariff group (free)
+        tariff           TEXT NOT NULL,          -- the selected tariff as JSON (a snapshot, whatever changes later)
+        pinned_at        TEXT NOT NULL           -- edge time
+    );
+    """,
 ]
 
 

@@ -403,6 +403,20 @@ class Store:
                WHERE ? IS NULL OR q.transaction_id = ? ORDER BY q.transaction_id LIMIT ?""",
             (transaction_id, transaction_id, limit)))
 
+    def pin_tariff(self, transaction_id: int, book_version: str, tariff_group: str | None, tariff: dict[str, Any],
+                   at: str) -> bool:
+        """Keep the tariff a session started under; the first pin stays (False when one was there)."""
+        cur = self.conn.execute(
+            """INSERT INTO transaction_tariffs (transaction_id, book_version, tariff_group, tariff, pinned_at)
+               VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+            (transaction_id, book_version, tariff_group, json.dumps(tariff, sort_keys=True), at))
+        return cur.rowcount == 1
+
+    def pinned_tariff(self, transaction_id: int) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM transaction_tariffs WHERE transaction_id = ?",
+                                (transaction_id,)).fetchone()
+        return {**dict(row), "tariff": json.loads(row["tariff"])} if row else None
+
     def cdr_with_session_key(self, session_key: str, transaction_id: int) -> str | None:
         row = self.conn.execute("SELECT id FROM cdrs WHERE session_key = ? AND transaction_id != ? ORDER BY seq",
                                 (session_key, transaction_id)).fetchone()
