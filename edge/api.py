@@ -18,7 +18,7 @@ from edge.api_auth import AuthRoutes
 from edge.api_config import ConfigRoutes
 from edge.api_dlm import DlmRoutes
 from edge.cdr.api import CdrRoutes
-from edge.api_common import MAX_LIMIT, actor_of, error_response, int_query, json_object
+from edge.api_common import MAX_LIMIT, actor_of, error_response, int_query, json_object, json_response
 from edge.journal import Store
 from edge.ocpp.commands import ACTIONS, CommandError, resolve_action
 from edge.uplink.api import UplinkRoutes
@@ -87,7 +87,7 @@ class LocalApi:
     # -- handlers -------------------------------------------------------------
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"site": self.edge.config.site.id, "healthy": self.edge.healthy(),
+        return json_response({"site": self.edge.config.site.id, "healthy": self.edge.healthy(),
                                   "connected_chargers": len(self.edge.ocpp.sessions),
                                   "active_transactions": len(self.edge.sessions.active()),
                                   "failed_parts": self.edge.supervisor.report()})
@@ -120,7 +120,7 @@ class LocalApi:
         for c in await self._read(Store.connectors):
             connectors.setdefault(c["charger_id"], []).append(c)
         ids = sorted(set(rows) | set(self.edge.directory.ids()))
-        return web.json_response([self._charger_view(rows.get(i), i, connectors.get(i, [])) for i in ids])
+        return json_response([self._charger_view(rows.get(i), i, connectors.get(i, [])) for i in ids])
 
     async def charger(self, request: web.Request) -> web.Response:
         charger_id = request.match_info["id"]
@@ -130,7 +130,7 @@ class LocalApi:
         connectors = await self._read(Store.connectors, charger_id)
         view = self._charger_view(rows.get(charger_id), charger_id, connectors)
         view["active_transactions"] = await self._read(Store.active_transactions, charger_id)
-        return web.json_response(view)
+        return json_response(view)
 
     async def adopt(self, request: web.Request) -> web.Response:
         charger_id = request.match_info["id"]
@@ -147,7 +147,7 @@ class LocalApi:
                 charger_id, "TriggerMessage", {"requestedMessage": "BootNotification"},
                 actor=actor_of(request), reason="adopted by installer")
         log.info("adopted charger=%s", charger_id)
-        return web.json_response({"adopted": charger_id, "trigger": result.as_dict() if result else None})
+        return json_response({"adopted": charger_id, "trigger": result.as_dict() if result else None})
 
     async def charger_log(self, request: web.Request) -> web.Response:
         return await self._log(request, request.match_info["id"])
@@ -166,7 +166,7 @@ class LocalApi:
             await self.edge.communication_log.flush()
         elif name == "network":
             await self.edge.presence.flush()
-        return web.json_response(await self._read(Store.log, name, charger_id, limit, before))
+        return json_response(await self._read(Store.log, name, charger_id, limit, before))
 
     async def sessions(self, request: web.Request) -> web.Response:
         state = request.query.get("state")
@@ -175,21 +175,21 @@ class LocalApi:
         rows = await self._read(Store.transactions, charger_id=request.query.get("charger"), state=state,
                                 limit=int_query(request, "limit", 100, MAX_LIMIT),
                                 before_id=int_query(request, "before", None))
-        return web.json_response(rows)
+        return json_response(rows)
 
     async def samples(self, request: web.Request) -> web.Response:
         try:
             transaction_id = int(request.match_info["id"])
         except ValueError:
             return error_response(400, "session id must be an integer")
-        return web.json_response(await self._read(Store.samples, transaction_id=transaction_id,
+        return json_response(await self._read(Store.samples, transaction_id=transaction_id,
                                                   limit=int_query(request, "limit", 1000, 100_000)))
 
     async def unmatched_stops(self, request: web.Request) -> web.Response:
-        return web.json_response(await self._read(Store.unmatched_stops, request.query.get("charger")))
+        return json_response(await self._read(Store.unmatched_stops, request.query.get("charger")))
 
     async def command_list(self, request: web.Request) -> web.Response:
-        return web.json_response(sorted(ACTIONS))
+        return json_response(sorted(ACTIONS))
 
     async def command(self, request: web.Request) -> web.Response:
         charger_id = request.match_info["id"]
@@ -205,4 +205,4 @@ class LocalApi:
             return error_response(400, "reason is required: the actions log says why every command was sent")
         result = await self.edge.commands.send(charger_id, action, params, actor=actor_of(request), reason=reason)
         status = {"invalid": 400, "not-connected": 409, "timeout": 504, "error": 502}.get(result.outcome, 200)
-        return web.json_response(result.as_dict(), status=status)
+        return json_response(result.as_dict(), status=status)

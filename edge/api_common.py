@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from decimal import Decimal
+from typing import Any
 
 from aiohttp import web
+
+from edge.ocpp.commands import plain_numbers
 
 MAX_LIMIT = 5000
 
 
+def _json_default(value: Any) -> Any:
+    # Chargers' answers carry Decimals (the ocpp library parses their numbers so);
+    # JSON has numbers, so every answer of the local API shows them as numbers.
+    if isinstance(value, Decimal):
+        return plain_numbers(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+# The local API's one JSON encoder: every route module answers through json_response.
+dumps = functools.partial(json.dumps, default=_json_default)
+
+
+def json_response(data: Any, *, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=dumps)
+
+
 def error_response(status: int, message: str, **extra: object) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
+    return json_response({"error": message, **extra}, status=status)
 
 
 def int_query(request: web.Request, name: str, default: int | None, maximum: int | None = None) -> int | None:

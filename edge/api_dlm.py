@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from edge.api_common import error_response, int_query
+from edge.api_common import error_response, int_query, json_response
 from edge.clock import parse_iso
 from edge.journal import Store
 
@@ -29,7 +29,7 @@ class DlmRoutes:
     async def status(self, request: web.Request) -> web.Response:
         manager = self._manager()
         if manager is None:
-            return web.json_response({"enabled": False, "circuits": [], "connectors": [], "meters": [],
+            return json_response({"enabled": False, "circuits": [], "connectors": [], "meters": [],
                                       "note": "no [[circuits]] in the site config: load management is off"})
         body = {"enabled": True, **manager.status()}
         charger = request.query.get("charger")
@@ -37,7 +37,7 @@ class DlmRoutes:
             body["connectors"] = [c for c in body["connectors"] if c["charger_id"] == charger]
             if not body["connectors"]:
                 return error_response(404, f"charger {charger!r} is not under load management")
-        return web.json_response(body)
+        return json_response(body)
 
     async def series(self, request: web.Request) -> web.Response:
         bounds = {}
@@ -50,4 +50,4 @@ class DlmRoutes:
                 bounds[name] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         rows = await self.api.edge.journal.read(Store.load_series, circuit=request.query.get("circuit"),
                                                 limit=int_query(request, "limit", 10_000, 100_000), **bounds)
-        return web.json_response(rows)
+        return json_response(rows)

@@ -6,7 +6,9 @@ answering them: free-vend starts and opening hours.
   free-vend id tag; the session is recorded anonymously.
 - Opening hours with `outside_hours = "inoperative"`: when a charge group
   closes, its EVSEs are made Inoperative (ChangeAvailability); when it opens,
-  Operative again. Applied again whenever a charger connects.
+  Operative again. Applied again whenever a charger is ready again
+  (charger.ready: booted, or its first frame on a new connection), and only
+  to chargers that are ready: one that has not booted would not listen.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class AccessEnforcement:
                 event = await events.get()
                 if event.kind == "connector.status" and event.data.get("status") == "Preparing":
                     self._spawn(self._free_vend(event.charger_id, event.data["connector_id"]))
-                elif event.kind == "charger.connected":
+                elif event.kind == "charger.ready":
                     # What the charger was told before may be lost (reboot): tell it again.
                     for key in [k for k in self._applied if k[0] == event.charger_id]:
                         del self._applied[key]
@@ -88,7 +90,7 @@ class AccessEnforcement:
 
     async def apply_hours(self) -> None:
         wanted = availability(self._authorizer.model, self._clock.now(), self._tz)
-        online = set(self._connected())
+        online = {c for c in self._connected() if self._commands.is_ready(c)}
         for (charger_id, connector_id), state in sorted(wanted.items()):
             if charger_id not in online or self._applied.get((charger_id, connector_id)) == state:
                 continue

@@ -1,12 +1,17 @@
 """Keeps every charger's local authorization list and auth settings in step
 with the model, so chargers keep admitting the right people without the edge.
 
-On each connect (and boot): set the auth configuration keys, read the
-charger's list limits, compare GetLocalListVersion with what we last sent,
-and send a Full list when they differ; after a model change, send only the
-difference. One worker per charger; requests that arrive while it works are
-coalesced into one more pass. Every request goes through the command
-interface, so each lands in the actions log.
+When a charger is ready (charger.ready: its BootNotification accepted, or
+its first frame after the edge restarted; never merely on the socket
+opening, before which many chargers refuse or ignore requests): set the auth
+configuration keys, read the charger's list limits, compare
+GetLocalListVersion with what we last sent, and send a Full list when they
+differ; after a model change, send only the difference. A pass in which the
+charger timed out or answered with an error is run again with back-off
+(edge.retries, then it waits for the next connection). One worker per
+charger; requests that arrive while it works are coalesced into one more
+pass. Every request goes through the command interface, so each lands in
+the actions log.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from edge.auth.model import AuthModel
 from edge.clock import Clock
 from edge.events import EventBus
 from edge.journal import Journal, Store
-from edge.ocpp.commands import Commands
+from edge.ocpp.commands import CommandResult, Commands, worth_retrying
+from edge.retries import RETRY_DELAYS, next_delay
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +43,9 @@ DEFAULT_MAX_SEND, DEFAULT_MAX_LIST = 20, 1000
 class LocalListSync:
     def __init__(self, journal: Journal, commands: Commands, authorizer: Authorizer, bus: EventBus, clock: Clock,
                  settings: ChargerSettings, is_known: Callable[[str], bool], connected: Callable[[], Iterable[str]],
-                 enabled: bool = True):
+                 enabled: bool = True, retry_delays: tuple[float, ...] = RETRY_DELAYS):
         self.enabled = enabled
+        self.retry_delays = retry_delays
         self._journal, self._commands, self._authorizer = journal, commands, authorizer
         self._bus, self._clock, self._settings = bus, clock, settings
         self._is_known, self._connected = is_known, connected
@@ -46,6 +53,9 @@ class LocalListSync:
         self._workers: dict[str, asyncio.Task] = {}
         self._again: set[str] = set()
         self._full: set[str] = set()
+        self._failed: dict[str, list[str]] = {}        # charger -> what failed in the pass under way
+        self._attempts: dict[str, int] = {}           # charger -> retries so far on this connection
+        self._retries: dict[str, asyncio.Task] = {}
         self.idle = asyncio.Event()
         self.idle.set()
         authorizer.on_change(self._model_changed)
@@ -55,23 +65,17 @@ class LocalListSync:
 
     async def run(self) -> None:
         events = self._bus.subscribe()
-        checked: set[str] = set()   # chargers whose current connection has had its full pass
         try:
             while True:
                 event = await events.get()
-                if event.kind == "charger.disconnected":
-                    checked.discard(event.charger_id)
-                connected = event.kind == "charger.connected" and self._is_known(event.charger_id)
-                # A boot right after the connect is the same charger state: one pass is enough.
-                # A boot counts when the connect did not (a pending charger just adopted).
-                booted = (event.kind == "charger.booted" and event.data.get("status") == "Accepted"
-                          and event.charger_id not in checked)
-                if (connected or booted) and self.enabled:
-                    checked.add(event.charger_id)
+                if event.kind in ("charger.ready", "charger.disconnected"):
+                    self._cancel_retry(event.charger_id)
+                    self._attempts.pop(event.charger_id, None)
+                if event.kind == "charger.ready" and self.enabled and self._is_known(event.charger_id):
                     self.request(event.charger_id, full_check=True)
         finally:
             self._bus.unsubscribe(events)
-            for task in self._workers.values():
+            for task in [*self._workers.values(), *self._retries.values()]:
                 task.cancel()
 
     def request(self, charger_id: str, full_check: bool = False) -> None:
@@ -89,10 +93,14 @@ class LocalListSync:
                 self._again.discard(charger_id)
                 full_check = charger_id in self._full
                 self._full.discard(charger_id)
+                self._failed[charger_id] = []
                 try:
                     await self.sync(charger_id, full_check=full_check)
                 except Exception:  # a bug here must not take the edge down, but it must be loud
                     log.exception("local list sync failed charger=%s", charger_id)
+                failed = self._failed.pop(charger_id)
+                if failed:
+                    self._retry_later(charger_id, failed)
                 if charger_id not in self._again:
                     return
         finally:
@@ -100,24 +108,63 @@ class LocalListSync:
             if not self._workers:
                 self.idle.set()
 
+    def _retry_later(self, charger_id: str, failed: list[str]) -> None:
+        attempt = self._attempts.get(charger_id, 0)
+        delay = next_delay(attempt, self.retry_delays)
+        if delay is None:
+            log.error("local list and auth settings of charger=%s still failing after %d retries (%s); "
+                      "trying again when it next connects", charger_id, attempt, "; ".join(failed))
+            return
+        self._attempts[charger_id] = attempt + 1
+        log.warning("local list sync charger=%s: %s; retry %d in %g s", charger_id, "; ".join(failed),
+                    attempt + 1, delay)
+        self._cancel_retry(charger_id)
+        self._retries[charger_id] = asyncio.create_task(self._retry(charger_id, delay),
+                                                        name=f"local-list retry {charger_id}")
+
+    async def _retry(self, charger_id: str, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            if self._retries.get(charger_id) is asyncio.current_task():
+                del self._retries[charger_id]
+        if self._commands.is_ready(charger_id):
+            self.request(charger_id, full_check=True)
+
+    def _cancel_retry(self, charger_id: str) -> None:
+        task = self._retries.pop(charger_id, None)
+        if task is not None:
+            task.cancel()
+
     async def _model_changed(self, model: AuthModel, blocked: set[str]) -> None:
         if not self.enabled:
             return
         for charger_id in list(self._connected()):
+            if not self._commands.is_ready(charger_id):
+                continue    # it gets the whole list when it is ready
             if blocked:
                 # A cached Accepted must not outlive the block.
                 await self._commands.send(charger_id, "ClearCache", {}, actor=ACTOR,
                                           reason=f"tokens blocked: {', '.join(sorted(blocked))}")
             self.request(charger_id)
 
-    async def _send(self, charger_id: str, action: str, params: dict, reason: str):
-        return await self._commands.send(charger_id, action, params, actor=ACTOR, reason=reason)
+    async def _send(self, charger_id: str, action: str, params: dict, reason: str) -> CommandResult:
+        result = await self._commands.send(charger_id, action, params, actor=ACTOR, reason=reason)
+        if worth_retrying(result) and charger_id in self._failed:
+            self._failed[charger_id].append(f"{action} {result.outcome}")
+        return result
 
     async def sync(self, charger_id: str, *, full_check: bool) -> None:
         held = self.held.get(charger_id)
         if full_check:
-            await self._apply_settings(charger_id)
+            if not await self._apply_settings(charger_id):
+                return   # the charger does not answer as it should: the whole pass is tried again later
             version = await self._send(charger_id, "GetLocalListVersion", {}, "compare list versions")
+            if worth_retrying(version) or version.outcome == "not-connected":
+                # No answer is not "no list": keep what we know, try again (see _work).
+                await self._record(charger_id, held["version"] if held else 0, held["entries"] if held else {},
+                                   "failed", f"GetLocalListVersion {version.outcome}: {version.response}")
+                return
             if version.outcome != "ok" or version.response.get("listVersion", -1) < 0:
                 await self._record(charger_id, 0, {}, "unsupported",
                                    "charger has no local list; it asks the edge for every token")
@@ -168,10 +215,16 @@ class LocalListSync:
                 return "in-sync", f"{len(target)} tokens", updates[-1].version
         return "failed", "charger refused the Full list too", base_version
 
-    async def _apply_settings(self, charger_id: str) -> None:
+    async def _apply_settings(self, charger_id: str) -> bool:
+        """False when a key could not be set for a reason that may pass (no answer,
+        a CALLERROR): the rest would only wait out the same timeout."""
         for key, field in _SETTINGS.items():
             value = "true" if getattr(self._settings, field) else "false"
-            await self._send(charger_id, "ChangeConfiguration", {"key": key, "value": value}, "site auth settings")
+            result = await self._send(charger_id, "ChangeConfiguration", {"key": key, "value": value},
+                                      "site auth settings")
+            if worth_retrying(result) or result.outcome == "not-connected":
+                return False
+        return True
 
     async def _limits(self, charger_id: str) -> tuple[int, int]:
         result = await self._send(charger_id, "GetConfiguration",

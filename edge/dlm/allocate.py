@@ -271,8 +271,9 @@ def allocate(inputs: Inputs) -> Allocation:
             continue
         evse = topology.evse_by_key[key]
         if not state.controllable and (state.session or state.plugged):
+            why = state.why_uncontrollable or "offline or refusing profiles"
             decisions[key] = Decision(key, 0.0, phase_count[key],
-                                      f"not controllable (offline or refusing profiles): {state.reserve:g} A held for it")
+                                      f"not controllable ({why}): {state.reserve:g} A held for it")
     return Allocation(decisions, _circuit_loads(topology, capacity, reserved, unmanaged, inputs.meters,
                                                 decisions, uses, states))
 

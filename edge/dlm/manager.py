@@ -28,6 +28,7 @@ from edge.dlm.series import SeriesRecorder
 from edge.events import Event, EventBus
 from edge.journal import Journal
 from edge.ocpp.commands import Commands
+from edge.retries import RETRY_DELAYS, next_delay
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,10 @@ class ChargerTrack:
     refused_at: float | None = None    # last refusal of a profile
     unit: str = "A"
     max_stack_level: int | None = None
-    default_sent: float | None = None  # the TxDefaultProfile limit the charger holds
+    # The TxDefaultProfile limit the charger accepted on this connection. Until it
+    # did, a car there draws whatever it likes: the charger is not controllable.
+    default_sent: float | None = None
+    prepare_attempts: int = 0          # retries of the default profile on this connection
 
 
 class LoadManager:
@@ -98,6 +102,8 @@ class LoadManager:
         self._tasks: set[asyncio.Task] = set()
         self._last_decrease_at = -math.inf
         self._failsafe: set[str] = set()
+        self._prepare_retries: dict[str, asyncio.Task] = {}
+        self.retry_delays = RETRY_DELAYS
         self.evaluations = 0
         # Circuit id -> a cap from outside the config (the cloud's limits document); see edge.dlm.caps.
         self.caps: dict[str, Cap] = {}
@@ -146,7 +152,10 @@ class LoadManager:
         evse = self.topology.evse_by_key[key]
         track, charger = self.tracks[key], self.chargers[key[0]]
         refused = charger.refused_at is not None and now - charger.refused_at < RETRY_REFUSED_AFTER
-        controllable = evse.smart_charging and charger.online and not refused and not track.over_limit
+        # Fail closed: only a charger that accepted its default profile on this connection
+        # is steered; before that its maximum is held for it (allocate), whatever it does.
+        controllable = (evse.smart_charging and charger.online and charger.default_sent is not None
+                        and not refused and not track.over_limit)
         drawing = track.transaction_id is not None and track.status not in NOT_DRAWING
         measured = track.measured if drawing else ()
         held = track.held
@@ -170,7 +179,22 @@ class LoadManager:
             measured=measured, phases_in_use=track.phases, demand=demand, priority=track.priority,
             arrived=track.arrived, running_since=track.running_since, paused_since=track.paused_since,
             controllable=controllable, reserve=max([evse.max_current, *track.measured]),
-            safe_share=self.safe_share.get(key, 0.0))
+            safe_share=self.safe_share.get(key, 0.0), why_uncontrollable=self._why_uncontrollable(
+                evse.smart_charging, charger, refused, track.over_limit))
+
+    @staticmethod
+    def _why_uncontrollable(smart: bool, charger: ChargerTrack, refused: bool, over_limit: bool) -> str:
+        if not smart:
+            return "takes no charging profiles (smart_charging = false)"
+        if not charger.online:
+            return "offline"
+        if refused:
+            return "refused a charging profile"
+        if over_limit:
+            return "draws over its limit"
+        if charger.default_sent is None:
+            return "no default profile accepted yet"
+        return ""
 
     # --- the loop ------------------------------------------------------------------------------------
 
@@ -189,7 +213,7 @@ class LoadManager:
         finally:
             consumer.cancel()
             self._bus.unsubscribe(events)
-            for task in list(self._tasks):
+            for task in [*self._tasks, *self._prepare_retries.values()]:
                 task.cancel()
             await self.series.flush()
 
@@ -284,7 +308,8 @@ class LoadManager:
                             if decision and decision.binding else None),
                 "held": track.held.limit if track.held else None,
                 "measured": [_round(a) for a in track.measured], "controllable": state.controllable,
-                "over_limit": track.over_limit, "safe_share": self.safe_share.get(evse.key, 0.0)})
+                "over_limit": track.over_limit, "safe_share": self.safe_share.get(evse.key, 0.0),
+                "uncontrollable": state.why_uncontrollable or None})
         meters = []
         for circuit_id, meter in self.meters.items():
             reading = meter.latest
@@ -338,9 +363,11 @@ class LoadManager:
         self._alert("dlm.uncontrollable", charger_id=charger_id, reason=why)
 
     async def _prepare(self, charger_id: str) -> None:
-        """At connect: learn what profiles the charger takes, then give it its
-        safe share as TxDefaultProfile, so it cannot overload the site even when
-        this controller is gone."""
+        """When the charger is ready (booted, or its first frame after an edge
+        restart): learn what profiles it takes, then give it its safe share as
+        TxDefaultProfile, so it cannot overload the site even when this
+        controller is gone. It is steered (controllable) only once it accepted
+        that profile; a failure is retried with back-off (edge.retries)."""
         charger = self.chargers[charger_id]
         answer = await self._commands.send(
             charger_id, "GetConfiguration",
@@ -354,16 +381,50 @@ class LoadManager:
                 charger.max_stack_level = int(values["ChargeProfileMaxStackLevel"])
             except (KeyError, TypeError, ValueError):
                 charger.max_stack_level = None
+        elif answer.outcome == "timeout":
+            # It does not answer: the profile would wait out the same timeout.
+            self._prepare_failed(charger_id, f"GetConfiguration {answer.outcome}: {answer.response}")
+            return
         limit, phases = self.charger_default(charger_id)
         result = await self._commands.send(
             charger_id, "SetChargingProfile",
             tx_default_profile(limit, phases, stack_level=self._stack_level(charger), unit=charger.unit),
             actor=ACTOR, reason=f"safe share {limit:g} A when the controller is not there")
-        if result.outcome == "ok":
+        if result.outcome == "ok" and charger.online:
             charger.default_sent = limit
+            charger.refused_at = None
+            log.info("charger=%s accepted its default profile (%g A): it is steered from now", charger_id, limit)
         elif result.outcome != "not-connected":
-            self._refused(charger_id, f"TxDefaultProfile {result.outcome}: {result.response}")
+            self._prepare_failed(charger_id, f"TxDefaultProfile {result.outcome}: {result.response}")
         self._wake.set()
+
+    def _prepare_failed(self, charger_id: str, why: str) -> None:
+        """Its maximum stays held for it (fail closed); ask again later."""
+        self._refused(charger_id, why)
+        charger = self.chargers[charger_id]
+        delay = next_delay(charger.prepare_attempts, self.retry_delays)
+        if delay is None:
+            log.error("charger=%s still has no default profile after %d retries: its maximum stays held for it "
+                      "until it connects again", charger_id, charger.prepare_attempts)
+            return
+        charger.prepare_attempts += 1
+        self._cancel_prepare_retry(charger_id)
+        self._prepare_retries[charger_id] = asyncio.create_task(
+            self._prepare_later(charger_id, delay), name=f"dlm-prepare-retry {charger_id}")
+
+    async def _prepare_later(self, charger_id: str, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            if self._prepare_retries.get(charger_id) is asyncio.current_task():
+                del self._prepare_retries[charger_id]
+        if self.chargers[charger_id].online:
+            await self._prepare(charger_id)
+
+    def _cancel_prepare_retry(self, charger_id: str) -> None:
+        task = self._prepare_retries.pop(charger_id, None)
+        if task is not None:
+            task.cancel()
 
     # --- following the site --------------------------------------------------------------------------
 
@@ -373,10 +434,17 @@ class LoadManager:
             return
         kind, data, now = event.kind, event.data, self._clock.monotonic()
         if kind == "charger.connected" and self._is_known(event.charger_id):
-            charger.online = True
+            # Connected is not listening: nothing is sent before charger.ready, and
+            # until it accepted its default profile its maximum is held (_state).
+            charger.online, charger.default_sent = True, None
+        elif kind == "charger.ready" and self._is_known(event.charger_id):
+            charger.online, charger.prepare_attempts = True, 0
+            self._cancel_prepare_retry(event.charger_id)
             self._spawn(self._prepare(event.charger_id), f"dlm-prepare {event.charger_id}")
-        elif kind == "charger.disconnected":
-            charger.online = False
+        elif kind == "charger.disconnected" and not self._commands.is_connected(event.charger_id):
+            # (A charger that reconnected at once has its new connection already: that one counts.)
+            charger.online, charger.default_sent = False, None
+            self._cancel_prepare_retry(event.charger_id)
         elif kind == "charger.booted":
             # A rebooted charger forgets its TxProfiles.
             for key, track in self.tracks.items():

@@ -86,6 +86,7 @@ class ConnectorState:
     controllable: bool = True      # online and following its profiles
     reserve: float = 0.0           # A per phase held for it when it is not controllable
     safe_share: float = 0.0        # A it would draw on its own (TxDefaultProfile) if it started now
+    why_uncontrollable: str = ""   # when not controllable: why, in words (offline, no default profile yet...)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import logging
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
@@ -21,6 +22,7 @@ from ocpp.v16 import call
 from edge.clock import Clock
 from edge.events import Event, EventBus
 from edge.journal import Journal, Store
+from edge.ocpp.session import ChargerGone
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,15 @@ class Commands:
         self._clock = clock
         self._bus = bus
 
+    def is_connected(self, charger_id: str) -> bool:
+        return charger_id in self._sessions
+
+    def is_ready(self, charger_id: str) -> bool:
+        """Connected and listening (charger.ready seen on this connection): what
+        the edge's own configuring waits for."""
+        session = self._sessions.get(charger_id)
+        return session is not None and session.ready
+
     async def send(self, charger_id: str, action: str, params: dict[str, Any] | None = None, *,
                    actor: str, reason: str) -> CommandResult:
         params = params or {}
@@ -98,7 +109,10 @@ class Commands:
             return await self._record(charger_id, action, params, actor, reason, "not-connected",
                                       "charger is not connected")
         try:
-            answer = await session.call(payload, suppress=False)
+            answer = await session.request(payload)
+        except ChargerGone as gone:
+            return await self._record(charger_id, action, params, actor, reason, "not-connected",
+                                      f"charger is not connected: {gone}")
         except asyncio.TimeoutError:
             return await self._record(charger_id, action, params, actor, reason, "timeout",
                                       f"no answer within {session._response_timeout:g} s")
@@ -106,7 +120,7 @@ class Commands:
             # Either our request failed the schema (a bad parameter value) or the
             # charger answered with a CALLERROR / a malformed CALLRESULT.
             return await self._record(charger_id, action, params, actor, reason, "error", _describe(exc))
-        response = snake_to_camel_case(remove_nones(serialize_as_dict(answer)))
+        response = plain_numbers(snake_to_camel_case(remove_nones(serialize_as_dict(answer))))
         outcome = "rejected" if response.get("status") in _REFUSALS else "ok"
         return await self._record(charger_id, action, params, actor, reason, outcome, response)
 
@@ -119,6 +133,34 @@ class Commands:
         self._bus.publish(Event("command.done", charger_id, self._clock.now_iso(), {
             "action_id": action_id, "action": action, "actor": actor, "outcome": outcome, "params": params}))
         return CommandResult(action_id, charger_id, action, outcome, response)
+
+
+# CALLERRORs that say the charger cannot do this at all: asking again will not help.
+_PERMANENT_ERRORS = ("NotImplemented", "NotSupported")
+
+
+def worth_retrying(result: CommandResult) -> bool:
+    """Whether asking again later may get a different answer: no answer in time, or a
+    CALLERROR such as SecurityError from a charger not ready yet. A refusal, a bad
+    request or a lost connection (the next connection starts over) are not."""
+    if result.outcome == "timeout":
+        return True
+    return (result.outcome == "error" and isinstance(result.response, str)
+            and not result.response.startswith(_PERMANENT_ERRORS))
+
+
+def plain_numbers(value: Any) -> Any:
+    """The charger's answer with the library's Decimals (charging schedule
+    limits, GetCompositeSchedule) as JSON numbers: 20 stays 20, 7.5 is 7.5."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return str(value)
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: plain_numbers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_numbers(v) for v in value]
+    return value
 
 
 def _describe(exc: Exception) -> str:

@@ -53,6 +53,39 @@ class ChargerSession(ChargePoint):
         self._frames_sent = 0
         # unique id -> the boundary's result for a call it repaired (while it is handled)
         self._repaired: dict[str, boundary.Checked] = {}
+        # "Charger ready": the charger has shown it listens on this connection (see _note_ready).
+        self.ready = False
+        # Set when this connection's reading loop ends: whatever waits on the charger gives up then.
+        self.closed = asyncio.Event()
+
+    async def start(self) -> None:
+        try:
+            await super().start()
+        finally:
+            self.closed.set()
+
+    async def request(self, payload: Any) -> Any:
+        """`call` for the rest of the edge: the charger's answer, or ChargerGone
+        the moment this connection closes, whether the request was still queued
+        behind another one (the call lock) or waiting for its answer. The
+        library's call alone would wait out the whole response timeout, or
+        raise ConnectionClosed into whoever asked."""
+        if self.closed.is_set():
+            raise ChargerGone("the connection closed")
+        calling = asyncio.ensure_future(self.call(payload, suppress=False))
+        closing = asyncio.ensure_future(self.closed.wait())
+        try:
+            await asyncio.wait({calling, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+            if not calling.done():
+                calling.cancel()
+        if calling.cancelled() or not calling.done():
+            raise ChargerGone("the connection closed before the charger answered")
+        try:
+            return calling.result()
+        except ConnectionClosed:
+            raise ChargerGone("the connection closed while the request was sent") from None
 
     # -- framing and errors -------------------------------------------------
 
@@ -64,6 +97,7 @@ class ChargerSession(ChargePoint):
         sent_before = self._frames_sent
         try:
             await self._route(raw_msg)
+            self._note_ready()
         except ConnectionClosed:
             raise
         except Exception as error:
@@ -74,6 +108,23 @@ class ChargerSession(ChargePoint):
                 await self._reply_error(boundary.unique_id_of(raw_msg), InternalError(
                     description="the central system failed on this message; it is logged",
                     details={"cause": type(error).__name__}))
+            self._note_ready()
+
+    def _note_ready(self) -> None:
+        """The charger listens once it is Accepted and we have answered a frame of
+        its own on this connection: its BootNotification (Accepted), or, for a
+        known charger that does not boot again (the edge restarted, the link
+        dropped), whatever it sends first. Many chargers refuse or ignore every
+        request before their boot is accepted, so everything that configures a
+        charger (local list, auth keys, default charging profile) waits for
+        charger.ready, published here once per connection, after the answer to
+        that frame is on the wire."""
+        if self.ready or self.registration != "Accepted":
+            return
+        self.ready = True
+        at = self.site.clock.now_iso()
+        log.info("ready charger=%s", self.id)
+        self.site.bus.publish(Event("charger.ready", self.id, at))
 
     async def _route(self, raw_msg: str) -> None:
         if boundary.nesting_depth_exceeds(raw_msg):
@@ -258,6 +309,10 @@ class ChargerSession(ChargePoint):
                                       self.site.clock.now_iso())
         log.info("firmware charger=%s status=%s", self.id, status)
         return call_result.FirmwareStatusNotification()
+
+
+class ChargerGone(ConnectionError):
+    """The connection to the charger closed before it answered."""
 
 
 def _same_session_start(running: list[dict[str, Any]], connector_id: int, id_tag: str,
