@@ -480,6 +480,32 @@ MIGRATIONS: list[str] = [
         pinned_at        TEXT NOT NULL           -- edge time
     );
     """,
+    # 11: a connector's truth (edge/sessions/connector.py): what a charger was answered at the start and
+    # whether a refused start turned out to run; who ended a transaction; the charger's own stop or late
+    # values correcting a close by the edge, with the stop as it was before kept as history.
+    """
+    ALTER TABLE transactions ADD COLUMN answered_status TEXT;  -- idTagInfo status the charger got (NULL: auth_status)
+    ALTER TABLE transactions ADD COLUMN proven_running TEXT;   -- why a refused start is known to run (NULL: it is not)
+    ALTER TABLE transactions ADD COLUMN closed_by TEXT;        -- charger | edge (NULL: not ended)
+    ALTER TABLE transactions ADD COLUMN corrected TEXT;        -- the latest correction of the edge's close, for the CDR
+    UPDATE transactions SET closed_by = CASE WHEN edge_stop IS NOT NULL AND stop_reason = 'Other'
+                                                  AND stop_id_tag IS NULL THEN 'edge' ELSE 'charger' END
+    WHERE state = 'completed';
+    CREATE TABLE transaction_corrections (
+        id                      INTEGER PRIMARY KEY AUTOINCREMENT,
+        transaction_id          INTEGER NOT NULL,
+        why                     TEXT NOT NULL,   -- late StopTransaction | late MeterValues
+        at                      TEXT NOT NULL,   -- edge time
+        meter_stop_before       INTEGER,         -- the stop as it was (the edge's close, or an earlier correction)
+        stop_time_before        TEXT,
+        stop_reason_before      TEXT,
+        stop_received_at_before TEXT,
+        meter_stop              INTEGER,         -- the stop as the charger's data has it
+        stop_time               TEXT,
+        stop_reason             TEXT
+    );
+    CREATE INDEX transaction_corrections_by_tx ON transaction_corrections (transaction_id, id);
+    """,
 ]
 
 
