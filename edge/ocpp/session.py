@@ -234,6 +234,8 @@ class ChargerSession(ChargePoint):
             kwargs.get("vendor_id"), kwargs.get("vendor_error_code"), kwargs.get("timestamp"), at)
         self.site.bus.publish(Event("connector.status", self.id, at, {
             "connector_id": connector_id, "status": status, "error_code": error_code, **kwargs}))
+        # Evidence for the connector's sessions (Available ends them, Charging proves a refused start runs).
+        await self.site.sessions.connector_status(self.id, connector_id, status)
         level = logging.WARNING if error_code != "NoError" or status == "Faulted" else logging.INFO
         log.log(level, "status charger=%s connector=%s status=%s error=%s info=%r",
                 self.id, connector_id, status, error_code, kwargs.get("info"))
