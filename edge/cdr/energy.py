@@ -21,11 +21,11 @@ from functools import cached_property
 from edge.clock import iso
 
 WH = Decimal("0.001")               # the curve's resolution: a milliwatt-hour
-CHARGING_FROM_W = 50.0              # below this a car is idle (standby draw, pilot only)
+CHARGING_FROM_W = Decimal(50)       # W; below this a car is idle (standby draw, pilot only)
 # A reading that differs from meterStart/meterStop by more than this is worth a note.
 END_READING_TOLERANCE_WH = 10.0
 # Small register steps between readings close in time are timestamp jitter, not jumps.
-JUMP_FLOOR_WH = 100.0
+JUMP_FLOOR_WH = Decimal(100)
 # Readings this close outside the session still belong to it (clocks and stamps are coarse).
 OUTSIDE_SLACK = timedelta(seconds=60)
 
@@ -81,8 +81,8 @@ def _us(delta: timedelta) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _wh(value: float) -> Decimal:
-    return Decimal(repr(float(value))).quantize(WH, ROUND_HALF_EVEN)
+def _wh(value: float | Decimal) -> Decimal:
+    return _decimal(value).quantize(WH, ROUND_HALF_EVEN)
 
 
 def energy_curve(start: datetime, meter_start: float, stop: datetime, meter_stop: float,
@@ -94,6 +94,7 @@ def energy_curve(start: datetime, meter_start: float, stop: datetime, meter_stop
     low, high = _wh(meter_start), _wh(max(meter_start, meter_stop))
     tolerance = _wh(END_READING_TOLERANCE_WH)
     problems: list[str] = []
+    ceiling = _decimal(max_power_w) * Decimal("1.1")       # W a register step may not exceed
     # The same reading often comes twice: in MeterValues and again in the StopTransaction's transactionData.
     readings = list({(r.at, r.value): r for r in readings}.values())
     # A Transaction.Begin reading arrives with the stop, after later ones; that is no disorder.
@@ -122,8 +123,8 @@ def energy_curve(start: datetime, meter_start: float, stop: datetime, meter_stop
             # A register in kWh labelled Wh reads 1000 times too small, one in Wh
             # labelled kWh (normalised to Wh on arrival) 1000 times too large.
             for factor, said in ((1000, "kWh sent as Wh"), (Decimal("0.001"), "Wh sent as kWh")):
-                if last <= _wh(r.value * float(factor)) <= high:
-                    value = _wh(r.value * float(factor))
+                if last <= _wh(_decimal(r.value) * factor) <= high:
+                    value = _wh(_decimal(r.value) * factor)
                     problems.append(f"{where} looks like {said}; read as {value.normalize():f} Wh")
                     break
             else:
@@ -135,11 +136,11 @@ def energy_curve(start: datetime, meter_start: float, stop: datetime, meter_stop
             problems.append(f"{where} ({r.value:g} Wh) is below the previous {last.normalize():f} Wh "
                             "(meter went backwards); ignored")
             continue
-        seconds = (max(r.at, start) - last_at).total_seconds()
-        step = float(value - last)
-        if step > JUMP_FLOOR_WH and (seconds <= 0 or step * 3600 / seconds > max_power_w * 1.1):
-            problems.append(f"{where} jumps {step:g} Wh in {max(seconds, 0):g} s, more than the EVSE can "
-                            "deliver; ignored")
+        us = _us(max(r.at, start) - last_at)
+        step = value - last
+        if step > JUMP_FLOOR_WH and (us <= 0 or step * 3_600_000_000 > ceiling * us):
+            problems.append(f"{where} jumps {step.normalize():f} Wh in {max(us, 0) / 1e6:g} s, more than the "
+                            "EVSE can deliver; ignored")
             continue
         at = min(max(r.at, start), stop)
         kept.append((at, value))
@@ -149,30 +150,61 @@ def energy_curve(start: datetime, meter_start: float, stop: datetime, meter_stop
 
 @dataclass(frozen=True)
 class Usage:
-    """How the session used the EVSE: from the curve and any power readings."""
-    charging_s: float
-    max_power_w: float
+    """How the session used the EVSE, from the energy curve (and power readings for the peak only).
+
+    One definition of **average power**, used for power-level prices and the plausibility check:
+    the energy of the *charging intervals* over the time of the *same* intervals. A charging
+    interval is the span between two consecutive points of the cleaned curve (meterStart, the
+    kept register readings, meterStop) across which the energy rose at CHARGING_FROM_W or more
+    on average. Energy drawn below that (a full car's standby trickle) counts in neither the
+    energy nor the time, so it moves the average neither up nor down. Everything is exact:
+    Wh as Decimal, time in whole microseconds, so the sums telescope and a constant-power
+    session has the same average whatever the MeterValues interval.
+    """
+    charging_us: int                 # time of the charging intervals, microseconds
+    charging_wh: Decimal             # energy of the same intervals
+    max_power_w: Decimal
+    charging_until: datetime | None  # end of the last charging interval (None: the car never drew power)
+
+    @property
+    def charging_s(self) -> float:
+        return self.charging_us / 1_000_000
+
+    @property
+    def average_w(self) -> Decimal:
+        """For display (rounded by the caller); decisions use `average_at_most`, which is exact."""
+        if self.charging_us <= 0:
+            return Decimal(0)
+        return self.charging_wh * 3600 * 1_000_000 / self.charging_us
+
+    def average_at_most(self, kw: Decimal) -> bool:
+        """average power <= `kw`, decided exactly (by cross-multiplying, no division):
+        wh / h <= kw * 1000  <=>  wh * 3600e6 <= kw * 1000 * us."""
+        return self.charging_wh * 3_600_000_000 <= kw * 1000 * self.charging_us
 
     @staticmethod
-    def of(curve: Curve, power: list[Reading]) -> "Usage":
-        """An interval counts as charging when the energy rose at CHARGING_FROM_W
-        or more across it, or the latest power reading says so."""
-        inside = sorted((r for r in power if curve.start <= r.at <= curve.stop and r.unit in (None, "W")),
-                        key=lambda r: r.at)
-        edges = sorted({p[0] for p in curve.points} | {r.at for r in inside})
-        charging, peak, j, drawing = 0.0, 0.0, 0, None
-        for begin, end in zip(edges, edges[1:]):
-            while j < len(inside) and inside[j].at <= begin:
-                drawing = inside[j].value
-                j += 1
-            seconds = (end - begin).total_seconds()
-            average = float(curve.energy_between(begin, end)) * 3600 / seconds
-            if seconds >= 1:
-                peak = max(peak, average)
-            if average >= CHARGING_FROM_W or (drawing is not None and drawing >= CHARGING_FROM_W):
-                charging += seconds
-        peak = max([peak] + [r.value for r in inside])
-        return Usage(charging, peak)
+    def of(curve: Curve, power: list[Reading] = ()) -> "Usage":
+        charging_us, charging_wh, peak, until = 0, Decimal(0), Decimal(0), None
+        for (begin, e0), (end, e1) in zip(curve.points, curve.points[1:]):
+            us, wh = _us(end - begin), e1 - e0
+            if us <= 0:
+                if wh > 0:      # a small step at one instant (stamps are coarse): energy, no time
+                    charging_wh += wh
+                continue
+            if us >= 1_000_000:
+                peak = max(peak, wh * 3_600_000_000 / us)
+            if wh * 3_600_000_000 >= CHARGING_FROM_W * us:      # wh / h >= 50 W, exactly
+                charging_us += us
+                charging_wh += wh
+                until = end
+        inside = [_decimal(r.value) for r in power if curve.start <= r.at <= curve.stop and r.unit in (None, "W")]
+        return Usage(charging_us, charging_wh, max([peak, *inside]), until)
+
+
+def _decimal(value: float | Decimal) -> Decimal:
+    """A sample value as the decimal the charger wrote: the journal keeps it as a float, whose
+    shortest repr is that decimal (up to 15 significant digits, far more than any meter has)."""
+    return value if isinstance(value, Decimal) else Decimal(repr(float(value)))
 
 
 def last_known(start: datetime, meter_start: float, readings: list[Reading]) -> tuple[datetime, float]:

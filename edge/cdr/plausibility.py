@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal
 
 Status = Literal["Successful", "Error", "Exclusion", "Failed"]
@@ -37,6 +38,7 @@ class Facts:
     charging_s: float
     evse_max_power_w: float
     duplicate_of: str | None = None         # id of a record of the same physical session
+    charging_wh: float | Decimal | None = None   # energy of the charging intervals (None: all of it)
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,7 @@ def check(facts: Facts, limits: Thresholds = Thresholds()) -> Verdict:
         errors.append("negative energy consumption")
     if duration < 0:
         errors.append("negative session duration")
-    hours = (facts.charging_s or max(duration, 0)) / 3600
-    if facts.energy_wh > 0 and (hours <= 0 or
-                                facts.energy_wh / hours > facts.evse_max_power_w * (1 + limits.power_tolerance)):
+    if facts.energy_wh > 0 and _power_above(facts, duration, limits.power_tolerance):
         errors.append(f"power implausible for EVSE (average above {facts.evse_max_power_w / 1000:g} kW "
                       f"+{limits.power_tolerance:.0%})")
     if facts.duplicate_of:
@@ -76,3 +76,15 @@ def check(facts: Facts, limits: Thresholds = Thresholds()) -> Verdict:
     if exclusions:
         return Verdict("Exclusion", tuple(exclusions))
     return Verdict("Successful", ())
+
+
+def _power_above(facts: Facts, duration: float, tolerance: float) -> bool:
+    """The session's average power (edge/cdr/energy.py Usage: energy and time of the same charging
+    intervals) above the EVSE's maximum plus the tolerance, decided exactly. A session without any
+    charging interval is judged by its whole energy over its whole duration."""
+    wh = Decimal(str(facts.energy_wh if facts.charging_wh is None else facts.charging_wh))
+    seconds = Decimal(repr(facts.charging_s))
+    if facts.charging_s <= 0:
+        wh, seconds = Decimal(str(facts.energy_wh)), Decimal(repr(max(duration, 0.0)))
+    ceiling = Decimal(repr(facts.evse_max_power_w)) * (1 + Decimal(repr(tolerance)))
+    return seconds <= 0 or wh * 3600 > ceiling * seconds

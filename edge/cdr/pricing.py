@@ -1,30 +1,33 @@
 """What a session costs under a tariff (pure; time passed in, no I/O).
 
 Prices are gross (VAT included), as operators enter them. Every component is
-computed exactly in Decimal; the total is rounded to cents once, at the end,
-and split into net and VAT from the rounded gross, so net + VAT = gross to the
-cent. Quantities are never negative, nor are prices (the config refuses
-them), so a price is never negative whatever the meter said.
+computed exactly in Decimal, from Decimal energy and whole-microsecond time; the
+total is rounded once, at the end, to the currency's minor unit (ISO 4217: cents
+for EUR, none for JPY, fils for KWD), and split into net and VAT from the rounded
+gross, so net + VAT = gross exactly. Quantities are never negative, nor are
+prices (the config refuses them), so a price is never negative whatever the
+meter said. The power level is decided exactly (docs/tariffs.md "Power levels").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from edge.cdr.energy import Curve
+from edge.cdr.energy import Curve, Usage
+from edge.cdr.money import minor_unit, plain, rounded, steps_up
 from edge.cdr.tariffs import ZERO, Rates, Tariff
 from edge.clock import iso
 
-CENT = Decimal("0.01")
 # A time-of-day split makes two parts a day: a session longer than this (a charger clock that was
 # never set, a stop that never came) is not priced day by day but refused, so pricing one record
 # costs microseconds to milliseconds, never minutes of the event loop.
 MAX_SPLIT_DAYS = 400
-MINUTE = Decimal("0.0001")          # time is priced to 6 ms; the sum is rounded to cents anyway
+MINUTE = Decimal("0.0001")          # time is priced to 6 ms; the sum is rounded to the minor unit anyway
 KWH = Decimal("0.000001")
+TIME_KINDS = ("time", "blocking", "idle")
 
 
 class Unpriceable(ValueError):
@@ -33,18 +36,21 @@ class Unpriceable(ValueError):
 
 @dataclass(frozen=True)
 class Component:
-    kind: str                # connection-fee | session | energy | time | blocking
-    quantity: Decimal        # kWh, minutes or 1 (fee)
+    # connection-fee | session | energy | time | blocking | idle | minimum-price | maximum-price
+    kind: str
+    quantity: Decimal        # kWh, minutes or 1 (fee); after the billing step
     unit: str                # kWh | min | session
     unit_price: Decimal      # gross
-    amount: Decimal          # gross, not rounded
+    amount: Decimal          # gross, exact (not rounded); negative only for a maximum-price cap
     period: str | None = None   # day | night (time-of-day tariffs)
     start: datetime | None = None
     end: datetime | None = None
 
-    def as_dict(self) -> dict:
-        return {"kind": self.kind, "period": self.period, "quantity": str(self.quantity), "unit": self.unit,
-                "unit_price": str(self.unit_price), "amount": str(self.amount),
+    def as_dict(self, places: int = 2) -> dict:
+        """Numbers as plain decimal text ('0', '3.90'; never '0E-8'), amounts with at least the
+        currency's minor digits."""
+        return {"kind": self.kind, "period": self.period, "quantity": plain(self.quantity), "unit": self.unit,
+                "unit_price": plain(self.unit_price), "amount": plain(self.amount, places),
                 "start": iso(self.start) if self.start else None, "end": iso(self.end) if self.end else None}
 
 
@@ -52,10 +58,16 @@ class Component:
 class Price:
     currency: str
     vat_percent: Decimal
-    gross: Decimal           # rounded to cents
+    gross: Decimal           # rounded to the currency's minor unit
     net: Decimal
     vat: Decimal
     components: tuple[Component, ...]
+    billed: bool = True      # False: the record is not billed (see `not_billed`); the amounts are 0
+    computed: Decimal | None = None     # what the tariff gives, rounded: = gross when billed
+
+    @property
+    def places(self) -> int:
+        return minor_unit(self.currency)
 
 
 def minutes(begin: datetime, end: datetime) -> Decimal:
@@ -131,16 +143,32 @@ def _fee(kind: str, amount: Decimal) -> list[Component]:
     return [Component(kind, Decimal(1), "session", amount, amount)] if amount else []
 
 
-def level_price(tariff: Tariff, average_kw: Decimal) -> Decimal:
-    """The per-minute price of the lowest power level whose max average power
-    the session stayed at or under; above them all, the highest level's."""
+def level_price(tariff: Tariff, usage: Usage | Decimal) -> Decimal:
+    """The per-minute price of the lowest power level whose max average power the session stayed
+    at or under (average <= max_kw, inclusive, decided exactly); above them all, the highest level's.
+    `usage`: the session's usage, or an average power in kW."""
     for level in tariff.power_levels:
-        if average_kw <= level.max_kw:
+        if usage.average_at_most(level.max_kw) if isinstance(usage, Usage) else usage <= level.max_kw:
             return level.per_minute
     return tariff.power_levels[-1].per_minute if tariff.power_levels else ZERO
 
 
-def components(tariff: Tariff, curve: Curve, average_kw: Decimal, tz: ZoneInfo) -> list[Component]:
+def idle_component(tariff: Tariff, curve: Curve, usage: Usage | Decimal) -> list[Component]:
+    """The idle fee: from the end of the last interval the car drew power in (the session's start
+    if it never did), plus the grace time, until the stop. Pauses in between are not idle time."""
+    if not tariff.idle_per_minute or not isinstance(usage, Usage):
+        return []
+    drawn_until = usage.charging_until or curve.start
+    if minutes(drawn_until, curve.stop) <= tariff.idle_grace_minutes:
+        return []
+    from_ = drawn_until + timedelta(minutes=float(tariff.idle_grace_minutes))
+    spent = minutes(from_, curve.stop)
+    return [Component("idle", spent, "min", tariff.idle_per_minute, spent * tariff.idle_per_minute, None,
+                      from_, curve.stop)]
+
+
+def components(tariff: Tariff, curve: Curve, usage: Usage | Decimal, tz: ZoneInfo) -> list[Component]:
+    """The parts of the price before the per-session minimum and maximum, billing steps applied."""
     begin, end = curve.start, curve.stop
     parts: list[Component] = []
     if tariff.type == "flat":
@@ -154,7 +182,7 @@ def components(tariff: Tariff, curve: Curve, average_kw: Decimal, tz: ZoneInfo) 
             parts += _rated(tariff.rates if period == "day" else tariff.night_rates, energy, a, b, period)
     elif tariff.type == "power-levels":
         parts += _fee("connection-fee", tariff.connection_fee)
-        parts += _rated(Rates(per_minute=level_price(tariff, average_kw)), ZERO, begin, end)
+        parts += _rated(Rates(per_minute=level_price(tariff, usage)), ZERO, begin, end)
     # Compared in minutes first: begin + a huge blocking_after_minutes would overflow the calendar.
     if tariff.blocking_per_minute and minutes(begin, end) > tariff.blocking_after_minutes:
         from_ = begin + timedelta(minutes=float(tariff.blocking_after_minutes))
@@ -162,14 +190,81 @@ def components(tariff: Tariff, curve: Curve, average_kw: Decimal, tz: ZoneInfo) 
             spent = minutes(from_, end)
             parts.append(Component("blocking", spent, "min", tariff.blocking_per_minute,
                                    spent * tariff.blocking_per_minute, None, from_, end))
+    parts += idle_component(tariff, curve, usage)
+    for kind in TIME_KINDS:
+        parts = _stepped(parts, kind, tariff.time_step_minutes)
+    return _stepped(parts, "energy", tariff.energy_step_kwh)
+
+
+def _stepped(parts: list[Component], kind: str, step: Decimal | None) -> list[Component]:
+    """Bill the session's total quantity of `kind` per started `step`: the total is rounded up
+    once, and what that adds goes onto the kind's last part (a time-of-day split must not round
+    up each part)."""
+    mine = [i for i, c in enumerate(parts) if c.kind == kind]
+    if not step or not mine:
+        return parts
+    total = sum((parts[i].quantity for i in mine), ZERO)
+    extra = steps_up(total, step) - total
+    if not extra:
+        return parts
+    last = parts[mine[-1]]
+    quantity = last.quantity + extra
+    return [*parts[:mine[-1]], replace(last, quantity=quantity, amount=quantity * last.unit_price),
+            *parts[mine[-1] + 1:]]
+
+
+def bounded(tariff: Tariff, parts: list[Component]) -> list[Component]:
+    """The per-session minimum and maximum, as a line of their own so the parts still add up."""
+    exact = sum((c.amount for c in parts), ZERO)
+    if tariff.min_price is not None and exact < tariff.min_price:
+        gap = tariff.min_price - exact
+        return [*parts, Component("minimum-price", Decimal(1), "session", gap, gap)]
+    if tariff.max_price is not None and exact > tariff.max_price:
+        cut = tariff.max_price - exact
+        return [*parts, Component("maximum-price", Decimal(1), "session", cut, cut)]
     return parts
 
 
-def price(tariff: Tariff, curve: Curve, average_kw: Decimal, tz: ZoneInfo, currency: str,
+def price(tariff: Tariff, curve: Curve, usage: Usage | Decimal, tz: ZoneInfo, currency: str,
           vat_percent: Decimal) -> Price:
-    """The price of the session described by `curve` (start, stop, energy) under `tariff`."""
-    parts = components(tariff, curve, max(ZERO, average_kw), tz)
-    exact = sum((c.amount for c in parts), ZERO)
-    gross = exact.quantize(CENT, ROUND_HALF_UP)
-    net = (gross * 100 / (100 + vat_percent)).quantize(CENT, ROUND_HALF_UP)
-    return Price(currency, vat_percent, gross, net, gross - net, tuple(parts))
+    """The price of the session described by `curve` (start, stop, energy) and `usage` (its
+    charging intervals; or just an average power in kW) under `tariff`."""
+    if isinstance(usage, Decimal):
+        usage = max(ZERO, usage)
+    parts = bounded(tariff, components(tariff, curve, usage, tz))
+    gross = rounded(max(ZERO, sum((c.amount for c in parts), ZERO)), currency)
+    net = rounded(gross * 100 / (100 + vat_percent), currency)
+    return Price(currency, vat_percent, gross, net, gross - net, tuple(parts), True, gross)
+
+
+def not_billed(cost: Price) -> Price:
+    """A record that is not billed (status Error, Exclusion or Failed) costs nothing: its amounts
+    are 0; what the tariff would have charged stays in `computed` and the components, for review."""
+    zero = rounded(ZERO, cost.currency)
+    return replace(cost, gross=zero, net=zero, vat=zero, billed=False, computed=cost.gross)
+
+
+def money_fields(cost: Price) -> dict:
+    """The money fields of a charge record: amounts as plain decimal text with the currency's
+    minor digits ('7.20' EUR, '279' JPY, '1.250' KWD)."""
+    return {"currency": cost.currency, "vat_percent": str(cost.vat_percent), "price_net": str(cost.net),
+            "vat": str(cost.vat), "price_gross": str(cost.gross),
+            "price_components": [c.as_dict(cost.places) for c in cost.components], "billed": cost.billed,
+            "price_computed_gross": str(cost.gross if cost.computed is None else cost.computed)}
+
+
+def price_so_far(tariff: Tariff, start: datetime, now: datetime, meter_start_wh: Decimal | int,
+                 register_wh: Decimal | int, tz: ZoneInfo, currency: str, vat_percent: Decimal) -> Decimal:
+    """What a running session has cost up to `now`, for the auto-stop (`auto_stop_price`): its
+    price as if it stopped now with the latest register, without the per-session minimum (which
+    is charged at the end, not reached). Gross, rounded to the minor unit."""
+    low = Decimal(meter_start_wh)
+    curve = Curve(((start, low), (max(start, now), max(low, Decimal(register_wh)))))
+    parts = components(tariff, curve, Usage.of(curve), tz)
+    if tariff.max_price is not None:
+        parts = bounded(replace(tariff, min_price=None), parts)
+    return rounded(max(ZERO, sum((c.amount for c in parts), ZERO)), currency)
+
+
+def auto_stop_reached(tariff: Tariff, so_far: Decimal) -> bool:
+    return tariff.auto_stop_price is not None and so_far >= tariff.auto_stop_price

@@ -11,13 +11,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from edge.cdr.energy import Reading, Usage, energy_curve
 from edge.cdr.plausibility import Facts, Status, Thresholds, check
-from edge.cdr.pricing import Price, price
+from edge.cdr.money import rounded
+from edge.cdr.pins import Pinned
+from edge.cdr.pricing import Price, money_fields, not_billed, price
 from edge.cdr.tariffs import AuthKind, Tariff, TariffGroup
 from edge.clock import iso, parse_iso
 
@@ -71,6 +73,13 @@ class Cdr:
     revision: int = 1
     supersedes: str | None = None        # the id of the record this one replaces
     revision_reason: str | None = None   # why it was made again
+    # Exact money (docs/charge-records.md): the tariff's version and when it was pinned (the session's
+    # start; None: not pinned, priced with the tariffs in force when the record was made).
+    tariff_version: str | None = None
+    tariff_pinned_at: str | None = None
+    billed: bool = True                  # False for Error, Exclusion and Failed: the price fields are 0
+    price_computed_gross: str | None = None   # what the tariff gives, billed or not
+    charging_energy_kwh: str | None = None    # the energy of the charging intervals (average power's numerator)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,8 +127,9 @@ def readings(samples: list[dict[str, Any]], measurand: str) -> list[Reading]:
     return out
 
 
-def _kw(watts: float) -> str:
-    return str(Decimal(repr(watts / 1000)).quantize(Decimal("0.001"), ROUND_HALF_UP))
+def _kw(watts: float | Decimal, rounding: str = ROUND_HALF_UP) -> str:
+    exact = watts if isinstance(watts, Decimal) else Decimal(repr(watts))
+    return str((exact / 1000).quantize(Decimal("0.001"), rounding))
 
 
 @dataclass(frozen=True)
@@ -132,10 +142,12 @@ class Pricing:
 
 
 def build_cdr(*, site_id: str, tx: dict[str, Any], samples: list[dict[str, Any]], kind: AuthKind, user: str,
-              group: TariffGroup | None, tariff: Tariff, evse_max_power_w: float, pricing: Pricing,
+              group: TariffGroup | str | None, tariff: Tariff | Pinned, evse_max_power_w: float, pricing: Pricing,
               duplicate_of: str | None, now: datetime) -> Cdr:
-    """The CDR of a finished transaction (a journal row with its samples)."""
-    flags: list[str] = []
+    """The CDR of a finished transaction (a journal row with its samples); `tariff` as pinned at its start."""
+    pin = tariff if isinstance(tariff, Pinned) else Pinned(getattr(group, "id", group), tariff, "", "")
+    tariff = pin.tariff
+    flags: list[str] = [pin.note()] if pin.note() else []
     received_start = parse_iso(tx["start_received_at"]) or now
     received_stop = parse_iso(tx["stop_received_at"] or "") or now
     start, stop = parse_iso(tx["start_time"]), parse_iso(tx["stop_time"] or "")
@@ -150,10 +162,11 @@ def build_cdr(*, site_id: str, tx: dict[str, Any], samples: list[dict[str, Any]]
     usage = Usage.of(curve, readings(samples, POWER))
     flags += curve.problems
     energy_wh = meter_stop - meter_start
-    average_w = float(curve.energy_wh) * 3600 / usage.charging_s if usage.charging_s > 0 else 0.0
-    cost = price(tariff, curve, Decimal(repr(average_w / 1000)), pricing.tz, pricing.currency, pricing.vat_percent)
-    verdict = check(Facts(start, received_start, stop, energy_wh, usage.charging_s, evse_max_power_w, duplicate_of),
-                    pricing.thresholds)
+    cost = price(tariff, curve, usage, pricing.tz, pricing.currency, pricing.vat_percent)
+    verdict = check(Facts(start, received_start, stop, energy_wh, usage.charging_s, evse_max_power_w, duplicate_of,
+                          usage.charging_wh), pricing.thresholds)
+    if verdict.status != "Successful":
+        cost = not_billed(cost)
     for note in (tx.get("flag"), tx.get("edge_stop")):
         if note:
             flags.append(note)
@@ -166,16 +179,12 @@ def build_cdr(*, site_id: str, tx: dict[str, Any], samples: list[dict[str, Any]]
         stop_received_at=iso(received_stop), meter_start_wh=meter_start, meter_stop_wh=meter_stop,
         energy_kwh=str((Decimal(energy_wh) / 1000).quantize(Decimal("0.001"))), duration_s=duration,
         charging_s=usage.charging_s, idle_s=max(0.0, duration - usage.charging_s), max_power_kw=_kw(usage.max_power_w),
-        average_power_kw=_kw(average_w), stop_reason=tx.get("stop_reason"), stopped_by_edge=tx.get("edge_stop"),
-        tariff_group=group.id if group else None, tariff=tariff.id, tariff_type=tariff.type,
-        **_money(cost), status=verdict.status, status_reasons=list(verdict.reasons), flags=flags,
-        created_at=iso(now))
-
-
-def _money(cost: Price) -> dict[str, Any]:
-    return {"currency": cost.currency, "vat_percent": str(cost.vat_percent), "price_net": str(cost.net),
-            "vat": str(cost.vat), "price_gross": str(cost.gross),
-            "price_components": [c.as_dict() for c in cost.components]}
+        # Rounded up: the shown average is above a level's max_kw exactly when the price says so.
+        average_power_kw=_kw(usage.average_w, ROUND_CEILING), stop_reason=tx.get("stop_reason"),
+        stopped_by_edge=tx.get("edge_stop"), tariff_group=pin.group, tariff=tariff.id, tariff_type=tariff.type,
+        **money_fields(cost), status=verdict.status, status_reasons=list(verdict.reasons), flags=flags,
+        created_at=iso(now), tariff_version=pin.book_version or None, tariff_pinned_at=pin.pinned_at or None,
+        charging_energy_kwh=str((usage.charging_wh / 1000).quantize(Decimal("0.001"), ROUND_HALF_UP)))
 
 
 def failed_cdr(*, site_id: str, charger_id: str, connector_id: int | None, id_tag: str | None, user: str,
@@ -190,5 +199,10 @@ def failed_cdr(*, site_id: str, charger_id: str, connector_id: int | None, id_ta
         stop_received_at=until, meter_start_wh=0, meter_stop_wh=0, energy_kwh="0.000", duration_s=0.0,
         charging_s=0.0, idle_s=0.0, max_power_kw="0.000", average_power_kw="0.000", stop_reason=None,
         stopped_by_edge=why, tariff_group=None, tariff=None, tariff_type=None, currency=pricing.currency,
-        vat_percent=str(pricing.vat_percent), price_net="0.00", vat="0.00", price_gross="0.00",
-        status="Failed", status_reasons=[why], created_at=until)
+        vat_percent=str(pricing.vat_percent), price_net=_zero(pricing), vat=_zero(pricing),
+        price_gross=_zero(pricing), status="Failed", status_reasons=[why], created_at=until, billed=False,
+        price_computed_gross=_zero(pricing))
+
+
+def _zero(pricing: Pricing) -> str:
+    return str(rounded(Decimal(0), pricing.currency))

@@ -71,6 +71,14 @@ class Tariff:
     max_minutes: Decimal | None = None       # the edge stops the session at this duration ...
     max_kwh: Decimal | None = None           # ... or this energy
     restrictions: Restrictions = Restrictions()
+    # Billing features of any priced type (docs/tariffs.md):
+    min_price: Decimal | None = None         # a session costs at least this (gross) ...
+    max_price: Decimal | None = None         # ... and at most this
+    time_step_minutes: Decimal | None = None     # minutes are billed per started step (1: per started minute)
+    energy_step_kwh: Decimal | None = None       # energy is billed per started step of this many kWh
+    idle_per_minute: Decimal = ZERO          # from when the car stopped drawing power ...
+    idle_grace_minutes: Decimal = ZERO       # ... and this long after, until the stop
+    auto_stop_price: Decimal | None = None   # the edge stops the session when its price reaches this
 
 
 FREE = Tariff(id="free", type="free", name="Free (no tariff group for this EVSE)")

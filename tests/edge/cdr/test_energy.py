@@ -63,8 +63,34 @@ def test_charging_and_idle_time_from_the_energy_curve():
     assert usage.charging_s == 3600 and usage.max_power_w == pytest.approx(11_000)
 
 
-def test_power_readings_count_as_charging_and_give_the_peak():
+def test_power_readings_give_the_peak_but_do_not_decide_charging_time():
+    # The car drew 11 kWh in the first hour and nothing after; a power sample of 7 kW at 90 min is an
+    # instant, not energy: time counts as charging only with the energy of the same interval.
     c = energy_curve(T0, 0, at(120), 11_000, [Reading(at(60), 11_000)], MAX_W)
     power = [Reading(at(0), 16_000, "W"), Reading(at(60), 20, "W"), Reading(at(90), 7000, "W")]
     usage = Usage.of(c, power)
-    assert usage.charging_s == 5400 and usage.max_power_w == 16_000
+    assert usage.charging_s == 3600 and usage.max_power_w == 16_000
+    assert usage.charging_until == at(60)
+
+
+def test_energy_and_time_of_the_average_come_from_the_same_intervals():
+    # Issue 14 item 8: 11 kWh at 11 kW for 1 h, then a 45 W trickle for 30 h (1.35 kWh).
+    # Readings every hour. The trickle's energy (45 Wh per hour < 50 W) counts in neither energy
+    # nor time: average = 11,000 Wh / 1 h = 11 kW, not 12,350 Wh / 1 h = 12.35 kW.
+    readings = [Reading(at(60 * h), 11_000 + 45 * (h - 1)) for h in range(1, 31)]
+    c = energy_curve(T0, 0, at(31 * 60), 11_000 + 45 * 30, readings, MAX_W)
+    usage = Usage.of(c, [])
+    assert (usage.charging_wh, usage.charging_s, usage.average_w) == (D(11_000), 3600, D(11_000))
+    assert usage.average_at_most(D(11)) and not usage.average_at_most(D("10.999"))
+
+
+@pytest.mark.parametrize("count", range(1, 61))
+def test_a_constant_power_session_has_one_average_at_every_meter_values_interval(count):
+    # Issue 14 item 7: 11.000 kWh in 60 min, MeterValues at `count` equal intervals, registers in
+    # whole Wh and stamps in whole milliseconds as chargers send them. Sums of Decimal Wh and whole
+    # microseconds telescope: 11,000 Wh over 3,600 s exactly, whatever the count.
+    readings = [Reading(T0 + timedelta(milliseconds=round(3_600_000 * i / count)), round(11_000 * i / count))
+                for i in range(1, count)]
+    usage = Usage.of(energy_curve(T0, 0, at(60), 11_000, readings, MAX_W), [])
+    assert usage.charging_wh == 11_000 and usage.charging_us == 3_600_000_000
+    assert usage.average_at_most(D(11)) and not usage.average_at_most(D("10.999999"))

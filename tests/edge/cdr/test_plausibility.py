@@ -47,3 +47,13 @@ def test_statuses(f, status, reason):
 def test_thresholds_are_configurable():
     assert check(facts(wh=199), Thresholds(min_energy_kwh=0.1)).status == "Successful"
     assert check(facts(minutes=30), Thresholds(min_duration_s=3600)).status == "Exclusion"
+
+
+def test_a_trickle_after_a_full_charge_is_not_power_implausible():
+    # Issue 14 item 8: 11 kWh at 11 kW for 1 h, then 45 W for 30 h on an 11 kW EVSE. The old check
+    # took all 12.35 kWh over the 1 h of charging: 12.35 kW > 11 kW + 10 %, an Error. Energy and
+    # time of the same (charging) intervals: 11 kWh / 1 h = 11 kW, plausible.
+    trickle = Facts(T0, T0, T0 + timedelta(hours=31), 12_350, 3600, 11_000, None, charging_wh=11_000)
+    assert check(trickle).status == "Successful"
+    assert check(Facts(T0, T0, T0 + timedelta(hours=31), 12_350, 3600, 11_000, None, charging_wh=12_200)
+                 ).status == "Error"                                 # 12.2 kW > 12.1 kW: still caught

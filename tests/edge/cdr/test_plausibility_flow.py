@@ -71,7 +71,13 @@ async def test_each_status_from_a_real_exchange(make_edge, case):
             cdr = await record(edge, (await next_cdr(records))["id"])
     assert cdr["status"] == status
     assert (reason is None and cdr["status_reasons"] == []) or any(reason in r for r in cdr["status_reasons"])
-    assert D(cdr["price_gross"]) >= D("0.50")            # never negative: at least the connection fee
+    assert D(cdr["price_computed_gross"]) >= D("0.50")   # never negative: at least the connection fee
+    # Error and Exclusion records are not billed: their price fields are 0, what the tariff gives is kept.
+    billed = status == "Successful"
+    assert cdr["billed"] is billed
+    assert cdr["price_gross"] == (cdr["price_computed_gross"] if billed else "0.00")
+    assert (cdr["price_net"], cdr["vat"]) != ("0.00", "0.00") if billed else (cdr["price_net"], cdr["vat"]) == (
+        "0.00", "0.00")
     assert D(cdr["energy_kwh"]) == D(meter_stop - meter_start) / 1000
 
 
