@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, Callable
 
 from edge.auth.model import AuthModel
+from edge.cdr.pins import pin, pin_running, pinned
 from edge.cdr.record import Cdr, Pricing, build_cdr, failed_cdr, session_key
 from edge.cdr.tariffs import AuthKind, Tariff, TariffBook, TariffGroup, select_tariff
 from edge.clock import Clock
@@ -78,7 +79,10 @@ class ChargeRecords:
                 event = await events.get()
                 if events.dropped or event.kind == RETRY_EVENT:   # lost events, new tariffs: look in the journal
                     events.dropped = 0
+                    await pin_running(self._journal, self, self._clock.now_iso())    # a start may be lost
                     await self.catch_up()
+                elif event.kind == "transaction.started":      # before its stop: one queue, in order
+                    await pin(self._journal, self, event.data, event.charger_id, self._clock.now_iso())
                 elif event.kind == "transaction.stopped":
                     await self.make(event.data["transaction_id"])
         finally:
@@ -156,9 +160,9 @@ class ChargeRecords:
             return None
         key = session_key(tx)
         duplicate = await self._journal.read(Store.cdr_with_session_key, key, transaction_id)
-        group, tariff = self.tariff_for(tx["charger_id"], tx["connector_id"], tx["id_tag"], tx["user_group"])
+        tariff = await pinned(self._journal, self, tx)     # the one in force when the session started
         cdr = build_cdr(site_id=self.site_id, tx=tx, samples=samples, kind=self.kind(tx["id_tag"], tx["user_group"]),
-                        user=self._user(tx["id_tag"]), group=group, tariff=tariff,
+                        user=self._user(tx["id_tag"]), group=tariff.group, tariff=tariff,
                         evse_max_power_w=self.evse_max_power_w(tx["charger_id"], tx["connector_id"]),
                         pricing=self.pricing, duplicate_of=duplicate, now=self._clock.now())
         return await self._keep(cdr, key)
