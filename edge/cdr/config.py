@@ -119,6 +119,14 @@ class TariffConfig(_Strict):
     blocking_after_minutes: Minutes = Decimal(0)
     max_minutes: Annotated[Minutes, Field(gt=0)] | None = None
     max_kwh: Kwh | None = None
+    # Billing features, any type (docs/tariffs.md): per-session bounds, billing steps, idle fee, auto-stop.
+    min_price: Money | None = None
+    max_price: Money | None = None
+    time_step_minutes: Annotated[Decimal, Field(gt=0, le=1440)] | None = None
+    energy_step_kwh: Annotated[Decimal, Field(gt=0, le=1000)] | None = None
+    idle_fee_per_minute: Money = Decimal(0)
+    idle_grace_minutes: Minutes = Decimal(0)
+    auto_stop_price: Annotated[Decimal, Field(gt=0, le=100_000)] | None = None
     # Restrictions: whom this tariff is for (a base tariff has none).
     user_groups: list[str] = []
     ad_hoc: bool = False
@@ -143,6 +151,8 @@ class TariffConfig(_Strict):
                                  "e.g. '07:00' and '22:00'")
             if _clock_time(self.day_starts) == _clock_time(self.night_starts):
                 raise ValueError("day_starts and night_starts must differ")
+        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
+            raise ValueError(f"min_price {self.min_price} is above max_price {self.max_price}")
         if self.type == "power-levels":
             ceilings = [level.max_kw for level in self.power_levels]
             if not ceilings or ceilings != sorted(set(ceilings)):
@@ -162,7 +172,10 @@ class TariffConfig(_Strict):
             night_starts=_clock_time(self.night_starts) if tod and self.night_starts else time(22, 0),
             power_levels=tuple(PowerLevel(p.max_kw, p.price_per_minute) for p in self.power_levels),
             blocking_per_minute=self.blocking_fee_per_minute, blocking_after_minutes=self.blocking_after_minutes,
-            max_minutes=self.max_minutes, max_kwh=self.max_kwh, restrictions=self.restrictions())
+            max_minutes=self.max_minutes, max_kwh=self.max_kwh, restrictions=self.restrictions(),
+            min_price=self.min_price, max_price=self.max_price, time_step_minutes=self.time_step_minutes,
+            energy_step_kwh=self.energy_step_kwh, idle_per_minute=self.idle_fee_per_minute,
+            idle_grace_minutes=self.idle_grace_minutes, auto_stop_price=self.auto_stop_price)
 
 
 class TariffGroupConfig(_Strict):
