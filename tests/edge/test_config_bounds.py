@@ -164,6 +164,13 @@ blocking_fee_per_minute = 0.10
 blocking_after_minutes = 240
 max_minutes = 720
 max_kwh = 80
+min_price = 1
+max_price = 60
+time_step_minutes = 1
+energy_step_kwh = 0.1
+idle_fee_per_minute = 0.10
+idle_grace_minutes = 30
+auto_stop_price = 50
 [[tariffs]]
 id = "residents"
 type = "duration-energy-tod"
