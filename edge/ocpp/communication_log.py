@@ -1,5 +1,6 @@
 """The communication log: every OCPP frame in and out, per charger, bounded.
 
+Charger keys are masked before a frame is kept (masking.py).
 Frames are buffered in memory and written once a second in one journal
 commit: the log is for diagnosis, not a record we acknowledge, so it must not
 cost an fsync per frame. The journal keeps the newest N frames per charger;
@@ -14,6 +15,7 @@ from collections import deque
 
 from edge.clock import Clock
 from edge.journal import Journal, Store
+from edge.ocpp.masking import mask_frame
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ class CommunicationLog:
         limit = min(self._max_chars, max_chars or self._max_chars)
         if isinstance(frame, bytes):
             frame = frame.decode("utf-8", errors="replace")
+        # Before the cut: a key must not survive as the start of a shortened frame.
+        frame = mask_frame(frame)
         if len(frame) > limit:
             frame = f"{frame[:limit]}…[{len(frame) - limit} more characters]"
         if len(self._buffer) >= self._max_buffered:

@@ -1,10 +1,12 @@
 """The edge's OCPP-J 1.6 endpoint: ws://HOST:PORT/ocpp/{chargePointId}.
 
 The handshake does the checks that must happen before a socket opens: a
-charge point id in the path, the `ocpp1.6` subprotocol (websockets answers 400
+charge point id in the path, the `ocpp1.6` subprotocol (400 with the reason
 when the client offers none or only others), and security profile 1 (HTTP
 Basic, 401 on a wrong or missing password, with a growing back-off per id and
-address: see auth_backoff.py). After that each charger gets a ChargerSession;
+address: see auth_backoff.py; the keys the edge set itself win over the
+config's: see credentials.py). Every refusal is in the charger's network log
+with its reason (refusals.py). After that each charger gets a ChargerSession;
 a broken or flooding charger loses its own connection and no one else notices.
 A stranger (an id neither configured nor adopted) costs a small, bounded
 footprint: see strangers.py.
@@ -32,7 +34,10 @@ from edge.journal import Journal, Store
 from edge.ocpp import strangers
 from edge.ocpp.auth_backoff import AuthBackoff
 from edge.ocpp.communication_log import CommunicationLog
+from edge.ocpp.credentials import Credentials, Key, KeySet, login_form
 from edge.ocpp.presence import PresenceMonitor
+from edge.ocpp.rate import TokenBucket
+from edge.ocpp.refusals import Refusals, subprotocol_refusal
 from edge.ocpp.security import PasswordVerifier, parse_basic_auth
 from edge.ocpp.session import ChargerSession
 from edge.sessions import Sessions
@@ -75,22 +80,6 @@ def charger_id_from_path(path: str) -> str | None:
     return candidate if CHARGER_ID.match(candidate) else None
 
 
-class TokenBucket:
-    """Frames a charger may send: `rate` per second sustained, `burst` at once."""
-
-    def __init__(self, rate: float, burst: int, now: float):
-        self.rate, self.burst = rate, float(burst)
-        self.tokens, self.stamp = float(burst), now
-
-    def allow(self, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
 class Flooding(Exception):
     pass
 
@@ -105,6 +94,7 @@ class _LoggedConnection:
         self._server = server
         self._bucket = TokenBucket(server.max_rate, server.burst, server.site.clock.monotonic())
         self._stranger_frames = 0
+        self._rejection_noted = False
 
     async def recv(self) -> str:
         frame = await self._ws.recv()
@@ -118,8 +108,16 @@ class _LoggedConnection:
         return frame
 
     async def send(self, frame: str) -> None:
-        self._log(self._server.site.directory.is_known(self._id), "out", frame)
+        known = self._server.site.directory.is_known(self._id)
+        self._log(known, "out", frame)
         await self._ws.send(frame)
+        if not known and not self._rejection_noted:
+            session = self._server.sessions.get(self._id)
+            if session is not None and session.registration == "Rejected":
+                # The answer just sent refused its BootNotification: an id this site does not know.
+                self._rejection_noted = True
+                self._server.refusals.refused(self._id, "unknown charge point id: BootNotification answered "
+                                                        'Rejected (unknown_chargers = "reject")', known=False)
 
     def _log(self, known: bool, direction: str, frame: str | bytes) -> None:
         if known:
@@ -149,6 +147,8 @@ class OcppServer:
         self.backoff = AuthBackoff()
         self.auth_refused = 0   # attempts refused by the back-off, without a hash check
         self.recent_strangers = strangers.RecentStrangers()
+        self.refusals = Refusals(presence, site.clock, self.recent_strangers)
+        self.credentials = Credentials(site, connected=lambda charger_id: charger_id in self.sessions)
         self._strangers_open = 0
         self.strangers_refused = 0
         self._stranger_arrivals = TokenBucket(strangers.STRANGER_CONNECTS_PER_SECOND,
@@ -162,6 +162,7 @@ class OcppServer:
         return self._server.sockets[0].getsockname()[1]
 
     async def run(self) -> None:
+        await self.credentials.load()
         async with serve(
             self._serve_charger, self.host, self.port,
             subprotocols=[SUBPROTOCOL],
@@ -192,20 +193,27 @@ class OcppServer:
         if charger_id is None:
             return connection.respond(HTTPStatus.NOT_FOUND,
                                       "expected ws://host:port/ocpp/{chargePointId} (or /{chargePointId})\n")
-        if not self.site.directory.is_known(charger_id):
+        known = self.site.directory.is_known(charger_id)
+        if not known:
             busy = self._strangers_busy()
             if busy:
                 self.strangers_refused += 1
                 level = logging.WARNING if self.strangers_refused % 1000 == 1 else logging.DEBUG
                 log.log(level, "refused unknown charger=%s: %s (%d refused so far)", charger_id, busy,
                         self.strangers_refused)
+                self.refusals.refused(charger_id, f"unknown charger turned away: {busy}", known=False)
                 response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, f"{busy}; retry later\n")
                 response.headers["Retry-After"] = "60"
                 return response
-        stored = self.site.directory.password_hash(charger_id)
-        if stored is None:
+        # Checked here rather than left to websockets, whose own 400 says nothing and leaves no trace.
+        why = subprotocol_refusal(offered_subprotocols(request), SUBPROTOCOL)
+        if why is not None:
+            self.refusals.refused(charger_id, why, known=known)
+            return connection.respond(HTTPStatus.BAD_REQUEST, f"{why}\n")
+        keys = self.credentials.keys_for(charger_id)
+        if keys.open and not keys.new:
             return None
-        return await self._check_password(connection, request, charger_id, stored)
+        return await self._check_password(connection, request, charger_id, keys)
 
     def _strangers_busy(self) -> str | None:
         """Why one more unknown charger cannot come in now, if it cannot."""
@@ -216,21 +224,35 @@ class OcppServer:
         return None
 
     async def _check_password(self, connection: ServerConnection, request: Request, charger_id: str,
-                              stored: str) -> Response | None:
+                              keys: KeySet) -> Response | None:
         address = connection.remote_address[0] if connection.remote_address else "?"
         clock = self.site.clock
         wait = self.backoff.barred_for(charger_id, address, clock.monotonic())
+        credentials = parse_basic_auth(request.headers.get("Authorization"))
+        if keys.open:
+            # No password asked for yet, but a new key is on its way: the first login with it makes it the
+            # charger's key. Anything else still gets in, as before the rotation.
+            if credentials is not None and credentials[0] == charger_id and wait <= 0:
+                self.backoff.attempt(charger_id, address, clock.monotonic())
+                matched = await self._match(charger_id, credentials[1], keys.new)
+                if matched is not None:
+                    self.backoff.succeeded(charger_id, address)
+                    await self.credentials.used(charger_id, matched.hash)
+            return None
         if wait > 0:
             # Refused before the hash check, the right password too: that is the point.
             self.auth_refused += 1
             log.debug("auth barred charger=%s remote=%s for %.1f s", charger_id, address, wait)
+            self.refusals.refused(charger_id, "auth: barred after too many failed attempts", known=True)
             return _unauthorized(connection, f"too many failed attempts; retry in {wait:.0f} s\n", wait)
-        credentials = parse_basic_auth(request.headers.get("Authorization"))
         self.backoff.attempt(charger_id, address, clock.monotonic())
-        if credentials is not None and credentials[0] == charger_id and await self._verifier.verify(
-                charger_id, credentials[1], stored):
-            self.backoff.succeeded(charger_id, address)
-            return None
+        if credentials is not None and credentials[0] == charger_id:
+            matched = await self._match(charger_id, credentials[1], (keys.current, *keys.new))
+            if matched is not None:
+                self.backoff.succeeded(charger_id, address)
+                if matched.role == "new":
+                    await self.credentials.used(charger_id, matched.hash)
+                return None
         why = "missing" if credentials is None else "wrong"
         wait = self.backoff.barred_for(charger_id, address, clock.monotonic())
         barred = f"; barred for {wait:.0f} s" if wait > 0 else ""
@@ -238,6 +260,14 @@ class OcppServer:
                     address, self.backoff.failures(charger_id), barred)
         self.presence.note(charger_id, "auth-rejected", f"{why} HTTP Basic credentials from {address}{barred}")
         return _unauthorized(connection, "charge point id or password is wrong\n", wait)
+
+    async def _match(self, charger_id: str, password: str, keys: tuple[Key | None, ...]) -> Key | None:
+        """The key these credentials are, if any (the current one is tried first: the common case)."""
+        for key in keys:
+            if key is not None and key.hash and await self._verifier.verify(
+                    charger_id, login_form(password, key.origin), key.hash):
+                return key
+        return None
 
     async def _serve_charger(self, ws: ServerConnection) -> None:
         charger_id = charger_id_from_path(ws.request.path)
@@ -320,6 +350,12 @@ class OcppServer:
                 since_sweep = 0.0
             await asyncio.sleep(TIDY_EVERY)
             since_sweep += TIDY_EVERY
+
+
+def offered_subprotocols(request: Request) -> list[str]:
+    """The Sec-WebSocket-Protocol values a client offers, in its order (the header may repeat)."""
+    return [p.strip() for header in request.headers.get_all("Sec-WebSocket-Protocol")
+            for p in header.split(",") if p.strip()]
 
 
 def _unauthorized(connection: ServerConnection, text: str, retry_after: float) -> Response:

@@ -1,0 +1,61 @@
+"""Charger keys never leave the edge: the value of a secret configuration key
+is masked wherever OCPP payloads are kept or shown (the communication log, the
+actions log, command results in the API, events).
+
+A configuration key travels as `{"key": "AuthorizationKey", "value": "..."}`
+both in ChangeConfiguration requests and in the `configurationKey` entries of
+GetConfiguration answers. Real chargers answer GetConfiguration with the key
+masked or leave it out; some do not, so the edge masks whatever comes back.
+Pure functions; a frame that does not name a secret key is returned as is,
+without parsing (the cost of the common case is one case-insensitive search).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# OCPP 1.6 configuration keys whose values are secrets (compared case-insensitively).
+SECRET_KEYS = frozenset({"authorizationkey"})
+MASK = "********"
+
+
+def is_secret_key(key: object) -> bool:
+    return isinstance(key, str) and key.lower() in SECRET_KEYS
+
+
+def mask_payload(value: Any) -> Any:
+    """A copy of `value` with the value of every secret configuration key masked."""
+    if isinstance(value, list):
+        return [mask_payload(item) for item in value]
+    if isinstance(value, dict):
+        masked = {k: mask_payload(v) for k, v in value.items()}
+        for key_field in ("key", "Key"):
+            if is_secret_key(masked.get(key_field)):
+                for value_field in ("value", "Value"):
+                    if value_field in masked:
+                        masked[value_field] = MASK
+        return masked
+    return value
+
+
+def _may_name_secret(frame: str) -> bool:
+    lowered = frame.lower()
+    # A JSON string may spell the key with \\u escapes: such a frame is parsed too.
+    return any(key in lowered for key in SECRET_KEYS) or ("\\u" in frame and "key" in lowered)
+
+
+def mask_frame(frame: str) -> str:
+    """An OCPP-J frame with secret values masked. A frame that names a secret
+    key but is not JSON (cut short, malformed) is withheld whole: the value's
+    position in it cannot be trusted."""
+    if not _may_name_secret(frame):
+        return frame
+    try:
+        parsed = json.loads(frame)
+        masked = mask_payload(parsed)
+    except (ValueError, RecursionError):   # nesting beyond the boundary's limit is refused later anyway
+        return f"[withheld: a frame that is not JSON and may carry a charger key, {len(frame)} characters]"
+    if masked == parsed:
+        return frame
+    return json.dumps(masked, ensure_ascii=False, separators=(",", ":"))
