@@ -12,7 +12,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import OCPPError
@@ -22,6 +22,7 @@ from ocpp.v16 import call
 from edge.clock import Clock
 from edge.events import Event, EventBus
 from edge.journal import Journal, Store
+from edge.ocpp.masking import mask_payload
 from edge.ocpp.session import ChargerGone
 
 log = logging.getLogger(__name__)
@@ -81,11 +82,15 @@ def build_payload(action: str, params: dict[str, Any]) -> Any:
 
 
 class Commands:
-    def __init__(self, sessions: dict, journal: Journal, clock: Clock, bus: EventBus):
+    def __init__(self, sessions: dict, journal: Journal, clock: Clock, bus: EventBus,
+                 guard: Callable[[str, str, dict[str, Any]], str | None] | None = None):
         self._sessions = sessions       # charger id -> live ChargerSession (owned by the OCPP server)
         self._journal = journal
         self._clock = clock
         self._bus = bus
+        # Why a command must not be sent at all (a key or security profile the edge cannot serve:
+        # edge/ocpp/credentials.py), asked before anything reaches the charger.
+        self._guard = guard
 
     def is_connected(self, charger_id: str) -> bool:
         return charger_id in self._sessions
@@ -97,13 +102,17 @@ class Commands:
         return session is not None and session.ready
 
     async def send(self, charger_id: str, action: str, params: dict[str, Any] | None = None, *,
-                   actor: str, reason: str) -> CommandResult:
+                   actor: str, reason: str, guarded: bool = True) -> CommandResult:
+        """guarded=False: the edge's own key rotation, which may set AuthorizationKey."""
         params = params or {}
         try:
             action = resolve_action(action)
             payload = build_payload(action, params)
         except CommandError as exc:
             return await self._record(charger_id, action, params, actor, reason, "invalid", str(exc))
+        refusal = self._guard(charger_id, action, params) if guarded and self._guard else None
+        if refusal is not None:
+            return await self._record(charger_id, action, params, actor, reason, "invalid", refusal)
         session = self._sessions.get(charger_id)
         if session is None:
             return await self._record(charger_id, action, params, actor, reason, "not-connected",
@@ -126,6 +135,8 @@ class Commands:
 
     async def _record(self, charger_id: str, action: str, params: dict, actor: str, reason: str,
                       outcome: str, response: Any) -> CommandResult:
+        # Charger keys never reach the actions log, the API or events (masking.py).
+        params, response = mask_payload(params), mask_payload(response)
         action_id = await self._journal.write(
             Store.record_action, self._clock.now_iso(), charger_id, actor, action, params, reason, outcome, response)
         log.info("action charger=%s action=%s actor=%s outcome=%s reason=%r", charger_id, action, actor, outcome,
