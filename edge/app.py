@@ -146,7 +146,8 @@ class Edge:
             presence=self.presence, max_frame_bytes=cfg.ocpp.max_frame_bytes,
             max_messages_per_second=cfg.ocpp.max_messages_per_second, message_burst=cfg.ocpp.message_burst,
             response_timeout=cfg.ocpp.response_timeout)
-        self.commands = Commands(self.ocpp.sessions, self.journal, self.clock, self.bus)
+        self.commands = Commands(self.ocpp.sessions, self.journal, self.clock, self.bus,
+                                 guard=self.ocpp.credentials.refusal)
         site.commands = self.commands
         self.local_lists = LocalListSync(
             self.journal, self.commands, self.authorizer, self.bus, self.clock, cfg.authorization.charger_settings,
