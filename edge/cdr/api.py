@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from edge.api_common import MAX_LIMIT, error_response, int_query, json_object
-from edge.cdr.export import range_bound, to_csv
+from edge.cdr.export import range_bound, to_csv, to_items_csv
 from edge.journal import Store
 
 if TYPE_CHECKING:
@@ -63,7 +63,9 @@ class CdrRoutes:
 
     async def export(self, request: web.Request) -> web.Response:
         rows = await self.edge.journal.read(Store.cdrs, **self._filters(request))
-        return web.Response(text=to_csv(rows, ZoneInfo(self.edge.config.site.timezone)), content_type="text/csv",
+        # ?items=1: one row per price component (the invoice lines) instead of one per record.
+        write = to_items_csv if request.query.get("items") == "1" else to_csv
+        return web.Response(text=write(rows, ZoneInfo(self.edge.config.site.timezone)), content_type="text/csv",
                             headers={"Content-Disposition": 'attachment; filename="charge-records.csv"'})
 
     async def quarantine(self, request: web.Request) -> web.Response:

@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction, with_config: Callable[[argparse.Ar
     p.add_argument("--status", choices=STATUSES)
     p.add_argument("--limit", type=int, default=50, help="list: the latest this many (shown newest last)")
     p.add_argument("--output", "-o", help="export: write the CSV to this file instead of stdout")
+    p.add_argument("--items", action="store_true", help="export: one row per price component (invoice lines)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cdrs)
 
@@ -47,7 +48,7 @@ def cmd_cdrs(args: argparse.Namespace) -> int:
     query = {"from": args.since, "to": args.until, "charger": args.charger, "user_group": args.user_group,
              "status": args.status}
     if args.action == "export":
-        text = api.request("GET", "/cdrs/export", query=query, raw=True)
+        text = api.request("GET", "/cdrs/export", query={**query, "items": 1 if args.items else None}, raw=True)
         if args.output:
             Path(args.output).write_text(text, encoding="utf-8")
             print(f"{text.count(chr(10)) - 1} record(s) written to {args.output}", file=sys.stderr)

@@ -38,6 +38,20 @@ def _joined(field: str) -> Callable[[dict, ZoneInfo], str]:
     return lambda cdr, tz: "; ".join(cdr.get(field) or [])
 
 
+def _billed(cdr: dict, tz: ZoneInfo) -> str:
+    return "yes" if cdr.get("billed", True) else "no"
+
+
+def _component(c: dict) -> str:
+    """'energy (day): 22 kWh x 0.40 = 8.80'."""
+    period = f" ({c['period']})" if c.get("period") else ""
+    return f"{c['kind']}{period}: {c['quantity']} {c['unit']} x {c['unit_price']} = {c['amount']}"
+
+
+def _components(cdr: dict, tz: ZoneInfo) -> str:
+    return "; ".join(_component(c) for c in cdr.get("price_components") or [])
+
+
 COLUMNS: list[tuple[str, Callable[[dict, ZoneInfo], str]]] = [
     ("id", _plain("id")),
     ("site_id", _plain("site_id")),
@@ -72,7 +86,21 @@ COLUMNS: list[tuple[str, Callable[[dict, ZoneInfo], str]]] = [
     ("status", _plain("status")),
     ("status_reasons", _joined("status_reasons")),
     ("flags", _joined("flags")),
+    # Added for issue 14 (exact money): the bill itemised, and what it was priced with.
+    ("tariff_type", _plain("tariff_type")),
+    ("tariff_version", _plain("tariff_version")),
+    ("tariff_pinned_at", _local("tariff_pinned_at")),
+    ("billed", _billed),
+    ("price_computed_gross", _plain("price_computed_gross")),
+    ("charging_energy_kwh", _plain("charging_energy_kwh")),
+    ("revision", _plain("revision")),
+    ("supersedes", _plain("supersedes")),
+    ("price_components", _components),
 ]
+
+# One row per price component (`edgectl cdrs export --items`): the invoice lines.
+ITEM_COLUMNS = ["cdr_id", "transaction_id", "revision", "charger_id", "id_tag", "start", "tariff", "tariff_version",
+                "currency", "billed", "kind", "period", "quantity", "unit", "unit_price", "amount", "from", "to"]
 
 
 def to_csv(cdrs: Iterable[dict[str, Any]], tz: ZoneInfo) -> str:
@@ -82,6 +110,22 @@ def to_csv(cdrs: Iterable[dict[str, Any]], tz: ZoneInfo) -> str:
     for cdr in cdrs:
         # Id tags, user names and stop reasons come from chargers and people: never a live formula.
         writer.writerow(safe_row(get(cdr, tz) for _, get in COLUMNS))
+    return out.getvalue()
+
+
+def to_items_csv(cdrs: Iterable[dict[str, Any]], tz: ZoneInfo) -> str:
+    """The price components of the records, one row each, amounts exact (the record's total is
+    their sum rounded once to the currency's minor unit)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(ITEM_COLUMNS)
+    for cdr in cdrs:
+        head = [_plain(f)(cdr, tz) for f in ("id", "transaction_id", "revision", "charger_id", "id_tag")]
+        head += [_local("start_time")(cdr, tz), _plain("tariff")(cdr, tz), _plain("tariff_version")(cdr, tz),
+                 _plain("currency")(cdr, tz), _billed(cdr, tz)]
+        for c in cdr.get("price_components") or []:
+            writer.writerow(safe_row([*head, c["kind"], c.get("period") or "", c["quantity"], c["unit"],
+                                      c["unit_price"], c["amount"], _local("start")(c, tz), _local("end")(c, tz)]))
     return out.getvalue()
 
 
