@@ -57,6 +57,7 @@ class ChargerSession(ChargePoint):
         self.ready = False
         # Set when this connection's reading loop ends: whatever waits on the charger gives up then.
         self.closed = asyncio.Event()
+        self.pending = 0    # requests of ours queued or waiting for their answer
 
     async def start(self) -> None:
         try:
@@ -74,9 +75,11 @@ class ChargerSession(ChargePoint):
             raise ChargerGone("the connection closed")
         calling = asyncio.ensure_future(self.call(payload, suppress=False))
         closing = asyncio.ensure_future(self.closed.wait())
+        self.pending += 1
         try:
             await asyncio.wait({calling, closing}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self.pending -= 1
             closing.cancel()
             if not calling.done():
                 calling.cancel()
