@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
@@ -25,6 +26,23 @@ from edge.clock import Clock
 from edge.journal import Journal, Store
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """A decision with what its authorization record keeps."""
+    decision: AuthDecision
+    at: str
+    charger_id: str
+    connector_id: int | None
+    id_tag: str | None
+    method: str
+
+    def record(self, store: Store) -> None:
+        """Journal it (a Store function: run it inside a journal write)."""
+        d = self.decision
+        store.record_authorization(self.at, self.charger_id, self.connector_id, self.id_tag,
+                                   d.token.id_tag if d.token else None, d.user_group, self.method, d.status, d.reason)
 
 
 class ModelRejected(ValueError):
@@ -117,15 +135,21 @@ class Authorizer:
     async def decide(self, *, charger_id: str, connector_id: int | None, id_tag: str | None, method: Method | str,
                      running: Mapping[str, tuple[str, int]] | None = None) -> AuthDecision:
         """Decide and keep the authorization record (committed before the caller answers)."""
+        authorization = self.judge(charger_id=charger_id, connector_id=connector_id, id_tag=id_tag, method=method,
+                                   running=running)
+        await self._journal.write(authorization.record)
+        return authorization.decision
+
+    def judge(self, *, charger_id: str, connector_id: int | None, id_tag: str | None, method: Method | str,
+              running: Mapping[str, tuple[str, int]] | None = None) -> "Authorization":
+        """The decision and its record, not yet journaled: a caller that journals more
+        for the same message (a StartTransaction, a StopTransaction) writes the
+        record in its own commit, so the charger's answer costs one fsync."""
         decision = decide(self.model, charger_id=charger_id, connector_id=connector_id, id_tag=id_tag,
                           now=self._clock.now(), tz=self._tz, running=running)
-        await self._journal.write(
-            Store.record_authorization, self._clock.now_iso(), charger_id, connector_id, id_tag,
-            decision.token.id_tag if decision.token else None, decision.user_group, method, decision.status,
-            decision.reason)
         log.info("authorization charger=%s connector=%s tag=%s method=%s status=%s reason=%r", charger_id,
                  connector_id, id_tag, method, decision.status, decision.reason)
-        return decision
+        return Authorization(decision, self._clock.now_iso(), charger_id, connector_id, id_tag, str(method))
 
     def running_map(self, active: Iterable[tuple[str | None, str, int]]) -> dict[str, tuple[str, int]]:
         """(presented id tag, charger, connector) of running sessions -> canonical token -> place."""

@@ -76,6 +76,9 @@ class SessionTimeoutsSection(_Strict):
     finish_after_inactivity: Annotated[float, Field(ge=1, le=MINUTES_PER_MONTH)] = 120.0   # minutes
     # After a charger boots, how long its forgotten sessions get to be stopped by it before the edge closes them.
     reboot_grace: Annotated[float, Field(ge=0, le=3600)] = 60.0                  # seconds
+    # A session whose charger has been disconnected this long is closed by the edge (offline is not
+    # inactivity: a disconnected charger queues its messages). A later StopTransaction corrects the close.
+    finish_after_offline: Annotated[float, Field(ge=1, le=MINUTES_PER_MONTH)] = 10080.0   # minutes (7 days)
 
 
 class PowerLevelConfig(_Strict):

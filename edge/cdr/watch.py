@@ -5,10 +5,19 @@ timeouts, seed 003's incomplete charge record):
   RemoteStopTransaction and the record says why;
 - **fail starting**: an accepted Authorize or remote start that no
   StartTransaction follows in time (no car plugged in) is recorded as Failed;
-- **finish after inactivity**: a session without MeterValues for long is
-  closed by the edge from its last known values;
+- **finish after inactivity**: a session without MeterValues for long, on a
+  charger that is connected, is closed by the edge from its last known values;
+- **offline is not inactivity**: while its charger is disconnected a session
+  is not inactive (the charger queues its messages); only a separate, much
+  longer offline limit closes it. Silence counts again from the reconnection;
 - a charger that **rebooted and forgot** a session (no StopTransaction, no
-  sign of it after the boot) gets it closed from its last meter values.
+  sign of it after the boot) gets it closed from its last meter values;
+- a start the charger was **refused** is watched for its closes only: no
+  limit applies and no RemoteStop goes to a transaction the charger dropped;
+  once the charger proves it runs it anyway (transaction.running), it is
+  stopped remotely.
+
+A charger's real StopTransaction after such a close corrects it (edge.sessions).
 
 What is due is decided by `due`, a pure function of one session's facts and
 the time; `SessionWatch` keeps those facts from the bus and acts.
@@ -32,12 +41,11 @@ from edge.failures import Failing
 from edge.journal import Journal, Store
 from edge.ocpp.commands import Commands
 from edge.sessions import Sessions
+from edge.sessions.connector import IN_TRANSACTION
 
 log = logging.getLogger(__name__)
 
 ACTOR = "edge:session-watch"
-# Statuses that show a charger still runs a transaction on a connector.
-IN_TRANSACTION = {"Charging", "SuspendedEV", "SuspendedEVSE"}
 # A RemoteStopTransaction that did not end the session is sent again after this.
 STOP_RETRY = timedelta(seconds=60)
 
@@ -47,12 +55,13 @@ class Timeouts:
     fail_start_after: timedelta = timedelta(seconds=60)
     inactivity: timedelta = timedelta(minutes=120)
     reboot_grace: timedelta = timedelta(seconds=60)
+    offline: timedelta = timedelta(days=7)
 
     @staticmethod
     def of(section: Any) -> "Timeouts":
         """From the [session_timeouts] config table."""
         return Timeouts(timedelta(seconds=section.fail_start_after), timedelta(minutes=section.finish_after_inactivity),
-                        timedelta(seconds=section.reboot_grace))
+                        timedelta(seconds=section.reboot_grace), timedelta(minutes=section.finish_after_offline))
 
 
 @dataclass(frozen=True)
@@ -67,23 +76,40 @@ class Running:
     last_values: datetime             # edge time of the latest MeterValues (or of the start)
     register_wh: float                # the highest energy register seen
     stop_asked: datetime | None = None
+    runs: bool = True                 # the charger runs it (edge.sessions.connector)
+    refused: bool = False             # the charger was answered not Accepted at the start
 
 
 Action = tuple[Literal["stop", "close"], str]
 
 
 def due(run: Running, tariff: Tariff, now: datetime, timeouts: Timeouts, booted: datetime | None,
-        status_since_boot: str | None) -> Action | None:
-    """What the edge must do about one running session now, if anything."""
+        status_since_boot: str | None, offline_since: datetime | None = None,
+        reconnected: datetime | None = None) -> Action | None:
+    """What the edge must do about one open session now, if anything. `offline_since`:
+    when its charger disconnected, None while it is connected; `reconnected`: when it
+    came back last (its silence counts from then, not from before the outage)."""
+    if offline_since is not None:
+        # A disconnected charger queues its MeterValues and its StopTransaction: its
+        # silence is the network's, not the session's. Nothing can be sent to it either.
+        if now - offline_since >= timeouts.offline:
+            return "close", (f"closed after the offline limit: the charger has been disconnected since "
+                             f"{iso(offline_since)} ({timeouts.offline.total_seconds() / 60:g} min); closed from "
+                             "the last meter values")
+        return None
     if booted is not None and booted > run.last_values and now - booted >= timeouts.reboot_grace \
             and status_since_boot not in IN_TRANSACTION:
         return "close", (f"incomplete charge record: the charger rebooted at {iso(booted)} and forgot the "
                          "transaction; closed from the last meter values")
-    if now - run.last_values >= timeouts.inactivity:
+    if now - max(run.last_values, reconnected or run.last_values) >= timeouts.inactivity:
         return "close", (f"finished after inactivity: no MeterValues for "
                          f"{timeouts.inactivity.total_seconds() / 60:g} min; closed from the last meter values")
+    if not run.runs:
+        return None         # a refused start the charger dropped: nothing to stop
     if run.stop_asked is not None and now - run.stop_asked < STOP_RETRY:
         return None
+    if run.refused:
+        return "stop", "the charger runs a transaction whose token was refused at the start"
     # In minutes, not as a timedelta: a huge max_minutes must not overflow.
     if tariff.max_minutes is not None and (now - run.started) / timedelta(minutes=1) >= float(tariff.max_minutes):
         return "stop", f"session limit: max time {tariff.max_minutes} min reached (tariff {tariff.id})"
@@ -103,6 +129,8 @@ class SessionWatch:
         self.attempts: dict[tuple[str, str], Attempt] = {}        # (charger, id tag upper-cased) -> attempt
         self._booted: dict[str, datetime] = {}
         self._status: dict[tuple[str, int], tuple[str, datetime]] = {}
+        self._offline: dict[str, datetime] = {}                   # charger -> since when it is disconnected
+        self._reconnected: dict[str, datetime] = {}               # charger -> when it came back last
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
         self._failing = Failing(log)              # sessions whose check fails
@@ -125,7 +153,9 @@ class SessionWatch:
                 log.exception("session watch: transaction=%s cannot be followed (limits and timeouts are not "
                               "applied to it); the others are", row["id"])
                 continue
-            running[run.transaction_id] = replace(run, register_wh=register)
+            session = self._sessions.connectors.get(row["id"])
+            running[run.transaction_id] = replace(run, register_wh=register, runs=session.runs if session else True,
+                                                  refused=session.refused if session else False)
         self.running = running
 
     async def run(self) -> None:
@@ -167,11 +197,21 @@ class SessionWatch:
     def observe(self, event: Event) -> bool:
         """Take in one event; True when a limit may have been reached by it."""
         data, now, charger = event.data, self._clock.now(), event.charger_id
+        if event.kind == "charger.disconnected":
+            self._offline.setdefault(charger, now)
+        elif charger in self._offline:
+            # Back (any sign of it): its sessions' silence counts from now; it delivers what it queued.
+            del self._offline[charger]
+            self._reconnected[charger] = now
         if event.kind == "transaction.started":
-            self.running[data["transaction_id"]] = self._running(
+            self.running[data["transaction_id"]] = replace(self._running(
                 data["transaction_id"], charger, data["connector_id"], data["id_tag"], data.get("user_group"),
-                data["timestamp"], data["meter_start"], now)
+                data["timestamp"], data["meter_start"], now), runs=data.get("runs", True),
+                refused=data.get("answered", "Accepted") != "Accepted")
             self.attempts.pop((charger, data["id_tag"].upper()), None)
+        elif event.kind == "transaction.running" and data["transaction_id"] in self.running:
+            self.running[data["transaction_id"]] = replace(self.running[data["transaction_id"]], runs=True)
+            return True
         elif event.kind == "transaction.stopped":
             self.running.pop(data["transaction_id"], None)
             if data.get("id_tag"):      # a card tapped to stop is not a start that failed
@@ -230,7 +270,8 @@ class SessionWatch:
         _, tariff = self._records.tariff_for(run.charger_id, run.connector_id, run.id_tag, run.user_group)
         booted = self._booted.get(run.charger_id)
         status, since = self._status.get((run.charger_id, run.connector_id), (None, None))
-        action = due(run, tariff, now, self.timeouts, booted, status if booted and since and since >= booted else None)
+        action = due(run, tariff, now, self.timeouts, booted, status if booted and since and since >= booted else None,
+                     self._offline.get(run.charger_id), self._reconnected.get(run.charger_id))
         if action is not None:
             await self._act(run, *action)
 
@@ -238,11 +279,9 @@ class SessionWatch:
         if run.transaction_id not in self.running:      # it ended while an earlier one was acted on
             return
         if kind == "close":
-            _, samples = await self._journal.read(Store.cdr_source, run.transaction_id)
-            at, register = last_known(run.started, run.meter_start, readings(samples, ENERGY))
-            # Whole Wh, as meterStop is; rounded down so nothing unmeasured is billed.
-            if await self._sessions.close(run.transaction_id, int(register), iso(at), why):
-                self.running.pop(run.transaction_id, None)
+            # From its last known values (edge.sessions); ended already (a stop came first): nothing.
+            await self._sessions.close(run.transaction_id, why)
+            self.running.pop(run.transaction_id, None)
             return
         self.running[run.transaction_id] = replace(self.running[run.transaction_id], stop_asked=self._clock.now())
         if run.stop_asked is None:

@@ -161,9 +161,11 @@ async def test_a_charger_that_reboots_and_forgets_gets_its_session_closed(make_e
             await send_meter_values(sim)
             last = sim.connector(1).energy_wh
         clock.advance(300)
-        # The same charger comes back with no memory of the transaction: it boots and says Available.
+        # The same charger comes back with no memory of the transaction, the car still plugged in: it
+        # boots and says Preparing. (Available would end the session at once: the car is gone.)
         forgetful = SimulatedChargePoint("CP-1", f"ws://127.0.0.1:{edge.ocpp.bound_port}/ocpp", password=PASSWORD,
                                          connectors=2, reconnect_delay=0.1, **sim_clock(clock))
+        await forgetful.plug_in(1)
         task = asyncio.create_task(forgetful.run())
         try:
             await forgetful.wait_online()
