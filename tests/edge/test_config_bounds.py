@@ -94,6 +94,7 @@ future_tolerance_seconds = 300
 fail_start_after = 60
 finish_after_inactivity = 120
 reboot_grace = 60
+finish_after_offline = 10080
 
 [[meters]]
 id = "grid-meter"
