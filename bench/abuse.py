@@ -27,11 +27,9 @@ import contextlib
 import itertools
 import json
 import multiprocessing
-import shutil
 import signal
 import sys
 import sqlite3
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,7 +40,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidHandsh
 
 from bench import servers
 from bench.fleet import progress
-from bench.measure import MB, RoundTrips, UsageMeter
+from bench.measure import MB, RoundTrips, UsageMeter, run_report, work_dir
 from bench.ocpp_load import commit, machine, raise_open_files_limit
 from edge.ocpp.security import hash_password
 
@@ -307,19 +305,8 @@ def text_summary(report: dict) -> str:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     raise_open_files_limit(args.stranger_concurrency + args.frame_connections + 256)
-    work_dir = Path(tempfile.mkdtemp(prefix="bench-abuse-"))
-    try:
-        report = asyncio.run(run(args, work_dir))
-    except (RuntimeError, OSError) as exc:
-        print(f"abuse: {exc}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("abuse: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        if args.keep_work_dir:
-            progress(f"kept {work_dir}")
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
-    print(json.dumps(report, indent=2) if args.json else text_summary(report))
-    return 0
+
+    def once(args: argparse.Namespace) -> dict:
+        with work_dir("bench-abuse-", keep=args.keep_work_dir) as path:
+            return asyncio.run(run(args, path))
+    return run_report("abuse", once, text_summary, args)

@@ -12,9 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import shutil
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 import psutil
 
@@ -147,10 +151,22 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000.0, 2)
 
 
+@contextlib.contextmanager
+def work_dir(prefix: str, *, keep: bool = False, parent: str | None = None) -> Iterator[Path]:
+    """A temporary folder for a benchmark's journals and configs; removed after unless `keep`."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield path
+    finally:
+        if keep:
+            print(f"kept {path}", file=sys.stderr)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def run_report(name: str, run: Any, text_summary: Any, args: Any) -> int:
     """A benchmark's main: run it, add the wall time, print JSON or a summary."""
     import json
-    import sys
 
     started = time.perf_counter()
     try:
@@ -158,7 +174,7 @@ def run_report(name: str, run: Any, text_summary: Any, args: Any) -> int:
     except (RuntimeError, OSError, TimeoutError) as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
     report["wall_s"] = round(time.perf_counter() - started, 1)

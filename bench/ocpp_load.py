@@ -16,15 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import resource
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,7 +31,7 @@ import psutil
 
 from bench import servers
 from bench.fleet import ID_TAG, Fleet, progress
-from bench.measure import MachineMeter, UsageMeter
+from bench.measure import MachineMeter, UsageMeter, run_report, work_dir
 from edge.ocpp.security import hash_password
 
 PASSWORD = "bench-charger-password"
@@ -268,19 +264,8 @@ def main(argv: list[str]) -> int:
     # The library validates each payload on a worker thread by default; the
     # thread hop costs the load generator more than the check itself.
     ocpp.messages.ASYNC_VALIDATION = False
-    work_dir = Path(tempfile.mkdtemp(prefix="bench-ocpp-load-", dir=args.work_dir))
-    try:
-        report = asyncio.run(run(args, work_dir))
-    except (RuntimeError, OSError) as exc:
-        print(f"ocpp_load: {exc}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("ocpp_load: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        if args.keep_work_dir:
-            progress(f"kept {work_dir}")
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
-    print(json.dumps(report, indent=2) if args.json else text_summary(report))
-    return 0
+
+    def once(args: argparse.Namespace) -> dict:
+        with work_dir("bench-ocpp-load-", keep=args.keep_work_dir, parent=args.work_dir) as path:
+            return asyncio.run(run(args, path))
+    return run_report("ocpp_load", once, text_summary, args)
