@@ -165,23 +165,78 @@ def cmd_password_hash(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refusal_line(refusal: dict[str, Any] | None) -> str | None:
+    """'refused: offers only ocpp2.0.1 (at ...)' for the chargers list; None once it connected since."""
+    if not refusal or refusal["connected_since"]:
+        return None
+    return f"refused: {refusal['reason']} (at {refusal['at']})"
+
+
 def cmd_chargers(args: argparse.Namespace) -> int:
     api = ApiClient(_load(args))
+    quote = urllib.parse.quote
     if args.action == "adopt":
         if not args.id:
             raise CliError("usage: edgectl chargers adopt CHARGER_ID")
-        print(json.dumps(api.request("POST", f"/chargers/{urllib.parse.quote(args.id)}/adopt"), indent=2))
+        print(json.dumps(api.request("POST", f"/chargers/{quote(args.id)}/adopt"), indent=2))
         return 0
+    if args.action == "password":
+        return _charger_password(api, args)
+    refusals = {r["charger_id"]: r for r in api.request(
+        "GET", "/refused-handshakes", query={"charger": args.id} if args.id else None)}
     if args.id:
-        print(json.dumps(api.request("GET", f"/chargers/{urllib.parse.quote(args.id)}"), indent=2))
+        try:
+            view = api.request("GET", f"/chargers/{quote(args.id)}")
+        except CliError:
+            if args.id not in refusals:
+                raise
+            # An id that never got past the handshake has no charger record, only its refusals.
+            view = {"id": args.id, "registration": "refused at the handshake"}
+        view["last_refusal"] = refusals.get(args.id)
+        if view.get("known", False):
+            view["credentials"] = api.request("GET", f"/chargers/{quote(args.id)}/password")
+            view["credentials"].pop("last_refusal", None)
+            view["credentials"].pop("charger_id", None)
+        print(json.dumps(view, indent=2))
         return 0
     rows = api.request("GET", "/chargers")
+    listed = {row["id"] for row in rows}
+    # Chargers refused before they ever connected: the reason is all there is to see.
+    rows += [{"id": charger_id, "registration": "refused"} for charger_id in refusals if charger_id not in listed]
+    rows.sort(key=lambda row: row["id"])
     for row in rows:
         row["connectors"] = " ".join(f"{c['connector_id']}:{c['status']}" + (
-            f"({c['error_code']})" if c["error_code"] != "NoError" else "") for c in row["connectors"])
+            f"({c['error_code']})" if c["error_code"] != "NoError" else "") for c in row.get("connectors", []))
+        row["last_refusal"] = _refusal_line(refusals.get(row["id"]))
+        if row["registration"] == "never-connected" and row["last_refusal"]:
+            row["registration"] = "refused"
     _print(rows, args.json, ["id", "registration", "connection_status", "connected", "hardware_status",
-                             "vendor", "model", "last_frame_at", "connectors"])
+                             "vendor", "model", "last_frame_at", "connectors", "last_refusal"])
     return 0
+
+
+def _charger_password(api: ApiClient, args: argparse.Namespace) -> int:
+    """The edge sets the key itself and never shows it: there is nothing for the operator to type or keep."""
+    if not args.id:
+        raise CliError("usage: edgectl chargers password CHARGER_ID [--rotate | --forget]")
+    path = f"/chargers/{urllib.parse.quote(args.id)}/password"
+    if not args.rotate and not args.forget:
+        print(json.dumps(api.request("GET", path), indent=2))
+        return 0
+    body = {"rotate": True} if args.rotate else {"forget": True}
+    result = api.request("POST", path, body=body | {"reason": args.reason or "key rotation"})
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif args.forget:
+        print(f"{args.id}: {result['keys_dropped']} key(s) the edge had set dropped; "
+              f"now: {result['credentials']['state']}")
+    else:
+        command = result["command"]
+        print(f"{args.id}: ChangeConfiguration(AuthorizationKey) {command['outcome']}: {command['response']} "
+              f"(actions log #{command['action_id']})")
+        print(f"{args.id}: {result['credentials']['state']}" if result["stored"]
+              else f"{args.id}: the charger keeps its key; nothing changed")
+    return 0 if result.get("stored", True) else 1
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -378,9 +433,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("password-hash", help="hash a charger password for the config (reads stdin)")
     p.set_defaults(func=cmd_password_hash)
 
-    p = with_config(sub.add_parser("chargers", help="list chargers, show one, or adopt a pending one"))
-    p.add_argument("action", nargs="?", choices=["list", "show", "adopt"], default="list")
+    p = with_config(sub.add_parser("chargers", help="list chargers, show one, adopt a pending one, or set a new key "
+                                                    "on one (`password CP-1 --rotate`)"))
+    p.add_argument("action", nargs="?", choices=["list", "show", "adopt", "password"], default="list")
     p.add_argument("id", nargs="?")
+    p.add_argument("--rotate", action="store_true", help="password: make a new key and set it on the charger "
+                                                         "(never shown; the edge keeps its hash)")
+    p.add_argument("--forget", action="store_true", help="password: drop the keys the edge set; back to the "
+                                                         "config's password_hash")
+    p.add_argument("--reason", help="password: why (kept in the actions log)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_chargers)
 
