@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from aiohttp import web
 
 from edge.api_auth import AuthRoutes
+from edge.api_chargers import ChargerRoutes
 from edge.api_config import ConfigRoutes
 from edge.api_dlm import DlmRoutes
 from edge.cdr.api import CdrRoutes
@@ -53,6 +54,7 @@ class LocalApi:
             web.get("/api/v1/commands", self.command_list),
         ])
         AuthRoutes(self)
+        ChargerRoutes(self)
         ConfigRoutes(self)
         DlmRoutes(self)
         CdrRoutes(self)
