@@ -13,6 +13,17 @@ failure is kept in the journal with the transaction, logged, reported to the
 cloud and shown by `edgectl cdrs quarantined`; the other records, and the
 edge, go on. Quarantined records are tried again at every start, after a
 tariff change and on `edgectl cdrs retry`.
+
+A transaction corrected after its record was made (the charger's real
+StopTransaction after the edge closed the session for inactivity) gets a
+revision: the record built again from the journal, kept as a new record with
+its own id that supersedes the latest one, which stays as it was (billing
+systems credit the old and bill the new; nothing is changed silently). A
+revision goes to the cloud once, like any record. One that cannot be built is
+quarantined like a first record; a transaction whose first record was never
+made gets a first record, not a revision. A correction the service missed
+(the edge stopped, events were lost) is found in the journal at catch-up: each
+record keeps what its transaction's stop was when it was built.
 """
 
 from __future__ import annotations
@@ -24,18 +35,25 @@ from typing import Any, Callable
 
 from edge.auth.model import AuthModel
 from edge.cdr.pins import pin, pin_running, pinned
-from edge.cdr.record import Cdr, Pricing, build_cdr, failed_cdr, session_key
+from edge.cdr.record import Cdr, Pricing, build_cdr, failed_cdr, revised, session_key
 from edge.cdr.tariffs import AuthKind, Tariff, TariffBook, TariffGroup, select_tariff
 from edge.clock import Clock
 from edge.events import Event, EventBus
 from edge.failures import describe
 from edge.journal import Journal, Store
+from edge.journal.store import transaction_mark
 
 log = logging.getLogger(__name__)
 
 # An error kept in the quarantine is cut to this many characters (it may quote what a charger sent).
 MAX_ERROR_CHARS = 500
 RETRY_EVENT = "cdr.retry"       # on the bus: try the quarantined records again (e.g. the tariffs changed)
+CORRECTED_EVENT = "transaction.corrected"   # on the bus (edge/sessions), after the correction is committed
+# The reason of a revision made at catch-up, when the correction's own event was missed.
+FOUND_CHANGED = "the transaction changed after its record was made (found in the journal)"
+# Fields that are not the record's content: a rebuild that differs only in these changes nothing.
+_IDENTITY = frozenset({"id", "created_at", "revision", "supersedes", "revision_reason", "seq", "superseded_by",
+                       "source"})
 
 
 @dataclass(frozen=True)
@@ -85,26 +103,33 @@ class ChargeRecords:
                     await pin(self._journal, self, event.data, event.charger_id, self._clock.now_iso())
                 elif event.kind == "transaction.stopped":
                     await self.make(event.data["transaction_id"])
+                elif event.kind == CORRECTED_EVENT:
+                    await self.make(event.data["transaction_id"], event.data.get("why") or FOUND_CHANGED)
         finally:
             self._bus.unsubscribe(events)
 
     async def catch_up(self) -> list[Cdr]:
-        """Records for every completed transaction without one, the quarantined tried again;
-        one that fails again stays in quarantine and the rest are made."""
+        """Records for every completed transaction without one, and revisions for every one changed
+        after its latest record, the quarantined tried again; one that fails again stays in
+        quarantine and the rest are made."""
         made = []
-        for transaction_id in await self._journal.read(Store.completed_without_cdr):
-            cdr = await self.make(transaction_id)
+        missing = await self._journal.read(Store.completed_without_cdr)
+        changed = await self._journal.read(Store.cdrs_out_of_date)
+        why = {row["transaction_id"]: row["why"] for row in await self._journal.read(Store.cdr_quarantine)}
+        for transaction_id in sorted({*missing, *changed}):
+            revising = why.get(transaction_id) or FOUND_CHANGED if transaction_id in changed else None
+            cdr = await self.make(transaction_id, revising)
             if cdr is not None:
                 made.append(cdr)
         return made
 
-    async def make(self, transaction_id: int) -> Cdr | None:
+    async def make(self, transaction_id: int, why: str | None = None) -> Cdr | None:
         """`record`, as its own failure domain: whatever goes wrong, the transaction is quarantined
         (kept, logged, reported) and None returned; nothing is raised to the caller."""
         try:
-            return await self.record(transaction_id)
+            return await self.record(transaction_id, why)
         except Exception as exc:  # noqa: BLE001 - one record's failure is quarantined, loudly; the rest go on
-            await self._quarantine(transaction_id, exc)
+            await self._quarantine(transaction_id, exc, why)
             return None
 
     async def retry(self, transaction_id: int | None = None) -> list[dict[str, Any]]:
@@ -112,16 +137,17 @@ class ChargeRecords:
         record's id (if this try made it), or the error it failed with again."""
         outcomes = []
         for row in await self._journal.read(Store.cdr_quarantine, transaction_id):
-            cdr = await self.make(row["transaction_id"])
+            cdr = await self.make(row["transaction_id"], row["why"])
             left = await self._journal.read(Store.cdr_quarantine, row["transaction_id"])
             outcomes.append({"transaction_id": row["transaction_id"], "made": not left,
                              "cdr_id": cdr.id if cdr else None, "error": left[0]["error"] if left else None})
         return outcomes
 
-    async def _quarantine(self, transaction_id: int, exc: Exception) -> None:
+    async def _quarantine(self, transaction_id: int, exc: Exception, why: str | None) -> None:
         error = describe(exc, MAX_ERROR_CHARS)
         try:
-            outcome = await self._journal.write(Store.quarantine_cdr, transaction_id, error, self._clock.now_iso())
+            outcome = await self._journal.write(Store.quarantine_cdr, transaction_id, error, self._clock.now_iso(),
+                                                why)
         except Exception:  # noqa: BLE001 - logged; the transaction stays without a record and is tried at start
             log.exception("cdr transaction=%s could not be made (%s) nor quarantined", transaction_id, error)
             return
@@ -154,9 +180,15 @@ class ChargeRecords:
 
     # -- making records ---------------------------------------------------------------
 
-    async def record(self, transaction_id: int) -> Cdr | None:
+    async def record(self, transaction_id: int, why: str | None = None) -> Cdr | None:
+        """The record of a completed transaction, or with `why` (it was corrected) its next revision.
+        None when there is nothing to make: not completed, already made, or a correction that changes
+        nothing in the record."""
         tx, samples = await self._journal.read(Store.cdr_source, transaction_id)
         if tx is None or tx["state"] != "completed":
+            return None
+        latest = await self._journal.read(Store.latest_cdr, transaction_id)
+        if latest is not None and why is None:
             return None
         key = session_key(tx)
         duplicate = await self._journal.read(Store.cdr_with_session_key, key, transaction_id)
@@ -165,7 +197,13 @@ class ChargeRecords:
                         user=self._user(tx["id_tag"]), group=tariff.group, tariff=tariff,
                         evse_max_power_w=self.evse_max_power_w(tx["charger_id"], tx["connector_id"]),
                         pricing=self.pricing, duplicate_of=duplicate, now=self._clock.now())
-        return await self._keep(cdr, key)
+        if latest is not None:
+            if _content(cdr.as_dict()) == _content(latest):
+                log.info("cdr transaction=%s corrected (%s): its record %s stays as it is", transaction_id, why,
+                         latest["id"])
+                return None
+            cdr = revised(cdr, latest, why or FOUND_CHANGED)
+        return await self._keep(cdr, key, transaction_mark(tx))
 
     async def record_failed(self, attempt: Attempt, why: str) -> Cdr | None:
         try:
@@ -182,17 +220,23 @@ class ChargeRecords:
                          given_up=self._clock.now(), why=why, pricing=self.pricing)
         return await self._keep(cdr, None)
 
-    async def _keep(self, cdr: Cdr, key: str | None) -> Cdr | None:
+    async def _keep(self, cdr: Cdr, key: str | None, source: str | None = None) -> Cdr | None:
         document = cdr.as_dict()
-        if not await self._journal.write(Store.record_cdr, document, key):
+        if not await self._journal.write(Store.record_cdr, document, key, source):
             return None
         self._bus.publish(Event("cdr.created", cdr.charger_id, cdr.created_at, _summary(document)))
-        log.info("cdr id=%s charger=%s transaction=%s status=%s energy_kwh=%s price=%s %s tariff=%s reasons=%s",
+        log.info("cdr id=%s charger=%s transaction=%s status=%s energy_kwh=%s price=%s %s tariff=%s reasons=%s%s",
                  cdr.id, cdr.charger_id, cdr.transaction_id, cdr.status, cdr.energy_kwh, cdr.price_gross,
-                 cdr.currency, cdr.tariff, "; ".join(cdr.status_reasons) or "-")
+                 cdr.currency, cdr.tariff, "; ".join(cdr.status_reasons) or "-",
+                 f" revision={cdr.revision} supersedes={cdr.supersedes} ({cdr.revision_reason})"
+                 if cdr.supersedes else "")
         return cdr
 
 
 def _summary(document: dict[str, Any]) -> dict[str, Any]:
     return {k: document[k] for k in ("id", "transaction_id", "connector_id", "status", "energy_kwh", "price_gross",
-                                     "currency")}
+                                     "currency", "revision", "supersedes")}
+
+
+def _content(document: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in document.items() if k not in _IDENTITY}
