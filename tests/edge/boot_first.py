@@ -139,6 +139,7 @@ class BootFirstCharger(ChargePoint):
 
     @on("SetChargingProfile")
     def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict, **kwargs):
+        self._maybe_fail("SetChargingProfile", cs_charging_profiles["charging_profile_purpose"])
         self.profiles.append(cs_charging_profiles)
         return call_result.SetChargingProfile(status="Accepted")
 

@@ -10,8 +10,10 @@ import pytest
 from ocpp.v16 import call
 
 from tests.edge.boot_first import BootFirstCharger, boot_first
+from edge.journal import Store
 from tests.edge.conftest import wait_for
 from tests.edge.dlm.test_load_management import LM, chargers
+from tests.edge.test_charger_ready import next_event
 
 LIMIT = 40.0   # the circuit "grid" in LM
 MAX = 32.0     # every charger's maximum
@@ -74,3 +76,22 @@ async def test_a_car_started_before_the_default_profile_does_not_overload_the_ci
             await wait_for(lambda: last_limit(b) is not None and last_limit(a) == last_limit(b) == LIMIT / 2,
                            what="an equal split once B is steered")
             assert worst_phase(edge) <= LIMIT
+
+
+async def test_a_failed_default_profile_is_retried_and_the_maximum_held_meanwhile(make_edge):
+    async with make_edge(extra=LM, chargers=chargers("A", "B")) as edge:
+        dlm = edge.load_manager
+        dlm.retry_delays = (0.3, 0.6)
+        events = edge.bus.subscribe()
+        async with boot_first(edge, "B") as b:
+            b.fail_once.add(("SetChargingProfile", "TxDefaultProfile"))
+            assert await b.boot() == "Accepted"
+            alert = await next_event(events, "dlm.uncontrollable", "B")
+            assert "TxDefaultProfile error" in alert.data["reason"]
+            assert dlm.allocation.circuits["grid"].phases[0].reserved == MAX * 2   # A offline, B not steered
+            await wait_for(lambda: dlm.chargers["B"].default_sent is not None, what="the retry accepted")
+            dlm.evaluate()
+            assert dlm.allocation.circuits["grid"].phases[0].reserved == MAX        # only A, offline
+        tries = [a["outcome"] for a in reversed(await edge.journal.read(Store.log, "actions", "B", 50))
+                 if a["action"] == "SetChargingProfile"]
+        assert tries == ["error", "ok"]
