@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from edge.cdr.energy import Curve, Usage
-from edge.cdr.money import minor_unit, plain, rounded, steps_up
+from edge.cdr.money import minor_unit, plain, quantum, rounded, steps_up
 from edge.cdr.tariffs import ZERO, Rates, Tariff
 from edge.clock import iso
 
@@ -225,6 +225,16 @@ def bounded(tariff: Tariff, parts: list[Component]) -> list[Component]:
     return parts
 
 
+def within(tariff: Tariff, gross: Decimal, currency: str) -> Decimal:
+    """Rounding never takes a price below the minimum or above the maximum (a bound finer than the
+    currency's minor unit is met by rounding toward it: a minimum of 0.005 EUR costs 0.01)."""
+    if tariff.min_price is not None and gross < tariff.min_price:
+        return tariff.min_price.quantize(quantum(currency), ROUND_CEILING)
+    if tariff.max_price is not None and gross > tariff.max_price:
+        return tariff.max_price.quantize(quantum(currency), ROUND_FLOOR)
+    return gross
+
+
 def price(tariff: Tariff, curve: Curve, usage: Usage | Decimal, tz: ZoneInfo, currency: str,
           vat_percent: Decimal) -> Price:
     """The price of the session described by `curve` (start, stop, energy) and `usage` (its
@@ -232,7 +242,7 @@ def price(tariff: Tariff, curve: Curve, usage: Usage | Decimal, tz: ZoneInfo, cu
     if isinstance(usage, Decimal):
         usage = max(ZERO, usage)
     parts = bounded(tariff, components(tariff, curve, usage, tz))
-    gross = rounded(max(ZERO, sum((c.amount for c in parts), ZERO)), currency)
+    gross = within(tariff, rounded(max(ZERO, sum((c.amount for c in parts), ZERO)), currency), currency)
     net = rounded(gross * 100 / (100 + vat_percent), currency)
     return Price(currency, vat_percent, gross, net, gross - net, tuple(parts), True, gross)
 

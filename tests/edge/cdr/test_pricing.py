@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge.cdr.energy import Reading, energy_curve
-from edge.cdr.pricing import day_night_parts, price, split_energy
+from edge.cdr.energy import Reading, Usage, energy_curve
+from edge.cdr.pricing import auto_stop_reached, day_night_parts, price, price_so_far, split_energy
 from edge.cdr.tariffs import FREE, PowerLevel, Rates, Restrictions, Tariff, TariffGroup, select_tariff
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -170,3 +170,112 @@ def test_a_user_groups_tariff_key_counts_as_a_restriction():
     assert select_tariff(group, "token", "partners", {"partners": "tenants"}).id == "partner"   # lower wins
     assert select_tariff(group, "token", "residents", {"residents": "base"}).id == "base"
     assert select_tariff(group, "ad-hoc", None, {"": "tenants"}).id == "base"
+
+
+# -- issue 14: billing features, each computed by hand ------------------------------------------
+
+def priced(tariff: Tariff, curve, currency: str = "EUR", vat=D(19)):
+    """Priced with the session's usage (its charging intervals), as a record is."""
+    return price(tariff, curve, Usage.of(curve), BERLIN, currency, vat)
+
+
+def test_minimum_price_per_session():
+    tariff = Tariff("min", "duration-energy", rates=Rates(D("0.30")), min_price=D("2.00"))
+    p = priced(tariff, session(3, 1))                       # 3 kWh x 0.30 = 0.90, below the minimum 2.00
+    assert [(c.kind, c.amount) for c in p.components] == [("energy", D("0.90")), ("minimum-price", D("1.10"))]
+    assert p.gross == D("2.00")                             # 0.90 + 1.10
+    assert priced(tariff, session(10, 1)).gross == D("3.00")     # 10 x 0.30 = 3.00 >= 2.00: no minimum line
+
+
+def test_maximum_price_per_session():
+    tariff = Tariff("max", "duration-energy", rates=Rates(D("0.30"), D("0.05")), max_price=D("10.00"))
+    p = priced(tariff, session(22 / 3, 3))                  # 22 kWh x 0.30 = 6.60 + 180 min x 0.05 = 9.00
+    assert [(c.kind, c.amount) for c in p.components][-1] == ("maximum-price", D("-5.60"))   # 15.60 -> 10.00
+    assert p.gross == D("10.00") and (p.net, p.vat) == (D("8.40"), D("1.60"))               # 10.00 / 1.19 = 8.40
+
+
+def test_time_billed_per_started_minute_and_per_started_quarter_hour():
+    per_minute = Tariff("m", "duration-energy", rates=Rates(per_minute=D("0.10")), time_step_minutes=D(1))
+    curve = energy_curve(T0, 0, T0 + timedelta(minutes=90, seconds=20), 10_000, [], 22_000)
+    p = priced(per_minute, curve)                           # 90 min 20 s = 90.3333 min -> 91 started minutes
+    assert [(c.kind, c.quantity) for c in p.components] == [("time", D("91"))]
+    assert p.gross == D("9.10")                             # 91 x 0.10
+    quarter = Tariff("q", "duration-energy", rates=Rates(per_minute=D("0.10")), time_step_minutes=D(15))
+    assert priced(quarter, curve).gross == D("10.50")       # 90.33 -> 105 min (7 quarters) x 0.10
+
+
+def test_energy_billed_per_started_step():
+    tariff = Tariff("e", "duration-energy", rates=Rates(D("0.40")), energy_step_kwh=D("0.5"))
+    p = priced(tariff, energy_curve(T0, 0, T0 + timedelta(hours=1), 10_200, [], 22_000))
+    assert [(c.kind, c.quantity) for c in p.components] == [("energy", D("10.5"))]   # 10.2 kWh -> 21 x 0.5
+    assert p.gross == D("4.20")                             # 10.5 x 0.40
+
+
+def test_a_billing_step_rounds_the_session_not_each_time_of_day_part():
+    # 20:30 to 22:30:30 local: 90 min of day, 30.5 min of night = 120.5 min -> 121 started minutes;
+    # the extra half minute goes onto the last part: day 90 x 0.05 = 4.50, night 31 x 0.01 = 0.31.
+    start = datetime(2026, 6, 1, 20, 30, tzinfo=BERLIN)
+    stepped = Tariff("s", "duration-energy-tod", rates=Rates(per_minute=D("0.05")),
+                     night_rates=Rates(per_minute=D("0.01")), day_starts=time(6), night_starts=time(22),
+                     time_step_minutes=D(1))
+    p = priced(stepped, energy_curve(start, 0, start + timedelta(minutes=120, seconds=30), 5000, [], 22_000))
+    assert [(c.period, c.quantity) for c in p.components] == [("day", D("90")), ("night", D("31"))]
+    assert p.gross == D("4.81")
+
+
+def test_idle_fee_starts_when_the_car_stops_drawing():
+    # 11 kWh in the first hour (a reading at 60 min), then the car sits full until 3 h. Idle from
+    # 60 min + 30 min grace = 90 min to 180 min: 90 min x 0.10 = 9.00; energy 11 x 0.30 = 3.30.
+    tariff = Tariff("i", "duration-energy", rates=Rates(D("0.30")), idle_per_minute=D("0.10"),
+                    idle_grace_minutes=D(30))
+    curve = energy_curve(T0, 0, T0 + timedelta(hours=3), 11_000, [Reading(T0 + timedelta(hours=1), 11_000)], 22_000)
+    p = priced(tariff, curve)
+    idle = p.components[-1]
+    assert (idle.kind, idle.quantity, idle.start, idle.end) == ("idle", D(90), T0 + timedelta(minutes=90),
+                                                                T0 + timedelta(hours=3))
+    assert p.gross == D("12.30")                            # 3.30 + 9.00
+    # Leaving within the grace time costs no idle fee: stop at 80 min.
+    short = energy_curve(T0, 0, T0 + timedelta(minutes=80), 11_000, [Reading(T0 + timedelta(hours=1), 11_000)],
+                         22_000)
+    assert [c.kind for c in priced(tariff, short).components] == ["energy"]
+
+
+def test_power_levels_with_a_trickle_take_the_average_of_the_charging_intervals():
+    # 11 kWh in 1 h, then 45 W for 30 h (hourly readings): 11 kW, level 2: 1,860 min x 0.12 = 223.20.
+    levels = Tariff("pl", "power-levels", power_levels=(
+        PowerLevel(D("7.4"), D("0.10")), PowerLevel(D("11"), D("0.12")), PowerLevel(D("22"), D("0.15"))))
+    readings = [Reading(T0 + timedelta(hours=h), 11_000 + 45 * (h - 1)) for h in range(1, 31)]
+    curve = energy_curve(T0, 0, T0 + timedelta(hours=31), 11_000 + 45 * 30, readings, 11_000)
+    assert priced(levels, curve).gross == D("223.20")
+
+
+@pytest.mark.parametrize("currency, per_kwh, gross, net, vat", [
+    # 11.111 kWh x price, VAT 10 %: net = gross / 1.10 rounded to the currency's minor unit.
+    ("JPY", "45", "500", "455", "45"),            # 499.995 -> 500 (no minor unit); 454.545 -> 455
+    ("EUR", "0.45", "5.00", "4.55", "0.45"),      # 4.99995 -> 5.00; 4.5454 -> 4.55
+    ("KWD", "0.0125", "0.139", "0.126", "0.013"),  # 0.1388875 -> 0.139 (fils); 0.12636 -> 0.126
+])
+def test_currency_minor_units(currency, per_kwh, gross, net, vat):
+    p = priced(Tariff("c", "duration-energy", rates=Rates(D(per_kwh))),
+               energy_curve(T0, 0, T0 + timedelta(hours=1), 11_111, [], 22_000), currency, D(10))
+    assert (str(p.gross), str(p.net), str(p.vat)) == (gross, net, vat)
+
+
+def test_component_numbers_are_plain_decimals():
+    # No energy at a per-kWh price: 0 x 0.01 was written '0E-8'.
+    p = priced(Tariff("z", "duration-energy", rates=Rates(D("0.01"), D("0.02"))), session(0, 1))
+    assert [(c["quantity"], c["unit_price"], c["amount"]) for c in (x.as_dict() for x in p.components)] == [
+        ("0", "0.01", "0.00"), ("60", "0.02", "1.20")]
+
+
+def test_price_so_far_and_the_auto_stop():
+    # 1.00 connection fee + 0.40/kWh, auto-stop at 10.00: at 22.5 kWh 1.00 + 9.00 = 10.00 (reached);
+    # at 22.48 kWh 1.00 + 8.992 = 9.992 -> 9.99 (not yet).
+    tariff = Tariff("a", "duration-energy", connection_fee=D("1.00"), rates=Rates(D("0.40")),
+                    auto_stop_price=D("10.00"), min_price=D("20"))
+    at = T0 + timedelta(hours=2)
+    so_far = price_so_far(tariff, T0, at, 1000, 1000 + 22_500, BERLIN, "EUR", D(19))
+    assert so_far == D("10.00") and auto_stop_reached(tariff, so_far)
+    almost = price_so_far(tariff, T0, at, 1000, 1000 + 22_480, BERLIN, "EUR", D(19))
+    assert almost == D("9.99") and not auto_stop_reached(tariff, almost)   # the minimum (20) is not "reached"
+    assert not auto_stop_reached(Tariff("n", "flat", per_session=D(50)), D(50))   # no auto-stop amount

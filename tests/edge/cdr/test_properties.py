@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, time, timedelta, timezone
+from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings, strategies as st
@@ -45,7 +47,11 @@ def tariffs(draw):
         rates=Rates(draw(money), draw(money)), night_rates=Rates(draw(money), draw(money)),
         day_starts=day, night_starts=night if night != day else time((day.hour + 1) % 24),
         power_levels=tuple(PowerLevel(kw, draw(money)) for kw in levels),
-        blocking_per_minute=draw(money), blocking_after_minutes=draw(st.decimals(0, 600, places=0)))
+        blocking_per_minute=draw(money), blocking_after_minutes=draw(st.decimals(0, 600, places=0)),
+        min_price=draw(st.none() | money), max_price=draw(st.none() | st.decimals(5, 50, places=2)),
+        time_step_minutes=draw(st.none() | st.sampled_from([D(1), D(15)])),
+        energy_step_kwh=draw(st.none() | st.sampled_from([D("0.1"), D(1)])),
+        idle_per_minute=draw(money), idle_grace_minutes=draw(st.decimals(0, 60, places=0)))
 
 
 @settings(max_examples=300, deadline=None)
@@ -55,7 +61,50 @@ def test_a_price_is_never_negative(tariff, curve, average_kw, vat):
     p = price(tariff, curve, average_kw, BERLIN, "EUR", vat)
     assert p.gross >= 0 and p.net >= 0 and p.vat >= 0
     assert p.net + p.vat == p.gross
-    assert all(c.amount >= 0 and c.quantity >= 0 for c in p.components)
+    assert all(c.quantity >= 0 and (c.amount >= 0 or c.kind == "maximum-price") for c in p.components)
+    usage = Usage.of(curve)
+    q = price(tariff, curve, usage, BERLIN, "EUR", vat)
+    assert q.gross >= 0 and q.net + q.vat == q.gross
+    if tariff.min_price is not None:
+        assert q.gross >= tariff.min_price
+    if tariff.max_price is not None and (tariff.min_price is None or tariff.min_price <= tariff.max_price):
+        assert q.gross <= tariff.max_price
+
+
+@settings(max_examples=200, deadline=None)
+@given(tariff=tariffs(), minutes=st.integers(1, 600), energies=st.lists(st.integers(0, 200_000), min_size=2,
+                                                                       max_size=2))
+def test_an_energy_price_never_falls_when_more_energy_was_drawn(tariff, minutes, energies):
+    # For tariffs priced by energy and time (no idle fee: a car that drew less may sit idle longer).
+    tariff = replace(tariff, type="duration-energy", idle_per_minute=D(0))
+    start = datetime(2026, 6, 1, 8, tzinfo=timezone.utc)
+    less, more = sorted(energies)
+    prices = [price(tariff, c, Usage.of(c), BERLIN, "EUR", D(19)).gross
+              for c in (energy_curve(start, 0, start + timedelta(minutes=minutes), wh, [], 350_000.0)
+                        for wh in (less, more))]
+    assert prices[0] <= prices[1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(watts=st.integers(1_000, 50_000), minutes=st.integers(10, 600), count=st.integers(1, 60),
+       jitter=st.lists(st.integers(-500, 500), min_size=60, max_size=60), ceiling=st.integers(1_000, 50_000))
+def test_the_band_decision_does_not_depend_on_the_interval_count_at_constant_power(watts, minutes, count, jitter,
+                                                                                  ceiling):
+    # Constant power, MeterValues at `count` equal intervals (at least 10 s apart), registers in whole
+    # Wh read at the true moment, stamps off by up to +-500 ms: the level is the one of meterStart
+    # and meterStop alone (energy / duration), at or under the level's edge exactly as decided there.
+    start = datetime(2026, 6, 1, 8, tzinfo=timezone.utc)
+    total_ms = minutes * 60_000
+    if total_ms / count < 10_000:
+        count = max(1, total_ms // 10_000)
+    energy = round(watts * minutes / 60)
+    readings = [Reading(start + timedelta(milliseconds=total_ms * i // count + jitter[i]),
+                        round(energy * i / count)) for i in range(1, count)]
+    stop = start + timedelta(minutes=minutes)
+    sampled = Usage.of(energy_curve(start, 0, stop, energy, readings, 350_000.0))
+    alone = Usage.of(energy_curve(start, 0, stop, energy, [], 350_000.0))
+    edge = D(ceiling) / 1000
+    assert sampled.average_at_most(edge) == alone.average_at_most(edge) == (energy * 60 <= edge * 1000 * minutes)
 
 
 @settings(max_examples=300, deadline=None)
