@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Event:
     kind: str          # charger.connected, charger.disconnected, charger.booted, connector.status, command.done,
-                       # transaction.started, transaction.stopped, meter.values, charger.presence
+                       # transaction.started, transaction.stopped, meter.values, charger.presence,
+                       # charger.ready (it listens: boot accepted, or first frame; see edge.ocpp.session)
     charger_id: str
     at: str
     data: dict[str, Any] = field(default_factory=dict)
