@@ -278,3 +278,16 @@ def price_so_far(tariff: Tariff, start: datetime, now: datetime, meter_start_wh:
 
 def auto_stop_reached(tariff: Tariff, so_far: Decimal) -> bool:
     return tariff.auto_stop_price is not None and so_far >= tariff.auto_stop_price
+
+
+def auto_stop(tariff: Tariff, started: datetime, meter_start_wh: float, register_wh: float, now: datetime,
+              tz: ZoneInfo, currency: str, vat_percent: Decimal) -> str | None:
+    """Why a running session must be stopped for its price (seed 004's auto-stop amount), or None."""
+    if tariff.auto_stop_price is None:
+        return None
+    so_far = price_so_far(tariff, started, now, Decimal(repr(float(meter_start_wh))),
+                          Decimal(repr(float(register_wh))), tz, currency, vat_percent)
+    if not auto_stop_reached(tariff, so_far):
+        return None
+    return (f"session limit: price {so_far} {currency} reached the auto-stop amount "
+            f"{plain(tariff.auto_stop_price, minor_unit(currency))} (tariff {tariff.id})")

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from edge.cdr.energy import last_known
+from edge.cdr.pricing import auto_stop
 from edge.cdr.record import ENERGY, readings
 from edge.cdr.service import Attempt, ChargeRecords
 from edge.cdr.tariffs import Tariff
@@ -272,6 +273,11 @@ class SessionWatch:
         status, since = self._status.get((run.charger_id, run.connector_id), (None, None))
         action = due(run, tariff, now, self.timeouts, booted, status if booted and since and since >= booted else None,
                      self._offline.get(run.charger_id), self._reconnected.get(run.charger_id))
+        if action is None and (run.stop_asked is None or now - run.stop_asked >= STOP_RETRY):
+            pricing = self._records.pricing
+            why = auto_stop(tariff, run.started, run.meter_start, run.register_wh, now, pricing.tz, pricing.currency,
+                            pricing.vat_percent)
+            action = ("stop", why) if why else None
         if action is not None:
             await self._act(run, *action)
 
