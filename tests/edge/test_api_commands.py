@@ -93,3 +93,29 @@ def test_build_payload_names_the_problem():
     with pytest.raises(CommandError, match="missing required parameter"):
         build_payload("RemoteStopTransaction", {})
     assert build_payload("TriggerMessage", {"requestedMessage": "Heartbeat"}).requested_message == "Heartbeat"
+
+
+def test_answers_become_plain_json_numbers():
+    from decimal import Decimal
+
+    from edge.ocpp.commands import plain_numbers
+    answer = {"chargingSchedule": {"chargingSchedulePeriod": [{"startPeriod": 0, "limit": Decimal("16.5")},
+                                                              {"startPeriod": 600, "limit": Decimal("20.0")}]},
+              "status": "Accepted", "odd": Decimal("NaN")}
+    plain = plain_numbers(answer)
+    assert plain["chargingSchedule"]["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 16.5},
+                                                                   {"startPeriod": 600, "limit": 20}]
+    assert type(plain["chargingSchedule"]["chargingSchedulePeriod"][1]["limit"]) is int and plain["odd"] == "NaN"
+
+
+def test_what_is_worth_asking_again():
+    from edge.ocpp.commands import CommandResult, worth_retrying
+
+    def result(outcome, response="x"):
+        return CommandResult(1, "CP-1", "ChangeConfiguration", outcome, response)
+    assert worth_retrying(result("timeout"))
+    assert worth_retrying(result("error", "SecurityError: not accepted yet"))
+    assert not worth_retrying(result("error", "NotImplemented: no such action"))
+    assert not worth_retrying(result("rejected", {"status": "Rejected"}))
+    assert not worth_retrying(result("not-connected"))
+    assert not worth_retrying(result("ok", {"status": "Accepted"}))
