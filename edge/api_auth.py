@@ -14,7 +14,7 @@ from edge.auth.authorizer import ModelRejected
 from edge.auth.tokens import TokenError, canonical_id, canonical_uid, reversed_uid
 from edge.journal import Store
 
-from edge.api_common import MAX_LIMIT, actor_of, error_response, int_query, json_object
+from edge.api_common import MAX_LIMIT, actor_of, error_response, int_query, json_object, json_response
 
 if TYPE_CHECKING:
     from edge.api import LocalApi
@@ -52,7 +52,7 @@ class AuthRoutes:
 
     async def get_model(self, request: web.Request) -> web.Response:
         auth = self.edge.authorizer
-        return web.json_response({"version": auth.model.version, "document": auth.document})
+        return json_response({"version": auth.model.version, "document": auth.document})
 
     async def put_model(self, request: web.Request) -> web.Response:
         body = await json_object(request)
@@ -60,14 +60,14 @@ class AuthRoutes:
             body.get("document", body), source="api", actor=actor_of(request), note=str(body.get("note", "import"))))
 
     async def history(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.edge.journal.read(Store.auth_model_history))
+        return json_response(await self.edge.journal.read(Store.auth_model_history))
 
     async def _apply(self, request: web.Request, change: Callable) -> web.Response:
         try:
             model = await change()
         except ModelRejected as exc:
             return error_response(400, "the change was not applied: " + "; ".join(exc.problems), problems=exc.problems)
-        return web.json_response({"version": model.version})
+        return json_response({"version": model.version})
 
     async def _edit(self, request: web.Request, note: str, edit: Callable[[dict], None]) -> web.Response:
         return await self._apply(request, lambda: self.edge.authorizer.change(
@@ -77,7 +77,7 @@ class AuthRoutes:
 
     async def tokens(self, request: web.Request) -> web.Response:
         model = self.edge.authorizer.model
-        return web.json_response([{
+        return json_response([{
             "id_tag": t.id_tag, "rfid": t.is_uid, "user": t.user, "user_group": t.user_group,
             "card_number": t.card_number, "status": t.status,
             "expiry": t.expiry.isoformat() if t.expiry else None} for t in model.tokens.values()])
@@ -126,7 +126,7 @@ class AuthRoutes:
 
     async def authorizations(self, request: web.Request) -> web.Response:
         limit = int_query(request, "limit", 100, MAX_LIMIT)
-        return web.json_response(await self.edge.journal.read(
+        return json_response(await self.edge.journal.read(
             Store.authorizations, status=request.query.get("status"), unknown_only=request.query.get("unknown") == "1",
             charger_id=request.query.get("charger"), limit=limit))
 
@@ -140,7 +140,7 @@ class AuthRoutes:
                                        "attempts": 0}
             if row["id_tag"] in seen:
                 seen[row["id_tag"]]["attempts"] += 1
-        return web.json_response(list(seen.values())[:20])
+        return json_response(list(seen.values())[:20])
 
     # -- remote start / stop, reservations -------------------------------------------
 
@@ -160,7 +160,7 @@ class AuthRoutes:
         result = await self.edge.commands.send(
             charger_id, "RemoteStartTransaction", {"connectorId": connector, "idTag": tag},
             actor=actor_of(request), reason=body.get("reason") or "remote start")
-        return web.json_response(result.as_dict(), status=200 if result.outcome in ("ok", "rejected") else 502)
+        return json_response(result.as_dict(), status=200 if result.outcome in ("ok", "rejected") else 502)
 
     def _token_of_user(self, user: str):
         """A remote start may name the user instead of a token: their one active token."""
@@ -177,7 +177,7 @@ class AuthRoutes:
             return error_response(404, f"session {tx} is not running")
         result = await self.edge.commands.send(owner[0], "RemoteStopTransaction", {"transactionId": tx},
                                                actor=actor_of(request), reason="remote stop")
-        return web.json_response(result.as_dict(), status=200 if result.outcome in ("ok", "rejected") else 502)
+        return json_response(result.as_dict(), status=200 if result.outcome in ("ok", "rejected") else 502)
 
     async def reserve(self, request: web.Request) -> web.Response:
         charger_id, body = request.match_info["id"], await json_object(request)
@@ -197,7 +197,7 @@ class AuthRoutes:
             params["parentIdTag"] = decision.parent_id_tag
         result = await self.edge.commands.send(charger_id, "ReserveNow", params, actor=actor_of(request),
                                                reason=body.get("reason") or f"reservation for {minutes} min")
-        return web.json_response(result.as_dict(), status=200 if result.outcome in ("ok", "rejected") else 502)
+        return json_response(result.as_dict(), status=200 if result.outcome in ("ok", "rejected") else 502)
 
     async def cancel_reservation(self, request: web.Request) -> web.Response:
         try:
@@ -207,6 +207,6 @@ class AuthRoutes:
         result = await self.edge.commands.send(request.match_info["id"], "CancelReservation",
                                                {"reservationId": reservation_id}, actor=actor_of(request),
                                                reason="reservation cancelled")
-        return web.json_response(result.as_dict(), status=200 if result.outcome in ("ok", "rejected") else 502)
+        return json_response(result.as_dict(), status=200 if result.outcome in ("ok", "rejected") else 502)
 
 

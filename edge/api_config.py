@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from edge.api_common import json_response
+
 if TYPE_CHECKING:
     from edge.api import LocalApi
 
@@ -18,4 +20,4 @@ class ConfigRoutes:
         api.app.add_routes([web.get("/api/v1/config", self.status)])
 
     async def status(self, request: web.Request) -> web.Response:
-        return web.json_response(self.api.edge.config_status())
+        return json_response(self.api.edge.config_status())
