@@ -1,5 +1,6 @@
-"""Local API routes for charge records: list, one record, CSV export, and the
-quarantine (transactions whose record could not be made) with its retry.
+"""Local API routes for charge records: list, one record and its revisions, CSV export, and the
+quarantine (transactions whose record could not be made) with its retry. Lists and the export
+give the latest revision of each transaction (`?revisions=all`: every revision).
 Registered on the same aiohttp app (and token check) as edge/api.py."""
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class CdrRoutes:
             web.get("/api/v1/cdrs/export", self.export),
             web.get("/api/v1/cdrs/quarantine", self.quarantine),
             web.post("/api/v1/cdrs/quarantine/retry", self.retry),
+            web.get("/api/v1/cdrs/{id}/revisions", self.revisions),
             web.get("/api/v1/cdrs/{id}", self.one),
         ])
 
@@ -45,8 +47,12 @@ class CdrRoutes:
             since, until = range_bound(query.get("from"), tz, end=False), range_bound(query.get("to"), tz, end=True)
         except ValueError as exc:
             raise _bad_request(f"from/to: {exc}") from None
+        revisions = query.get("revisions") or "latest"
+        if revisions not in ("latest", "all"):
+            raise _bad_request(f"revisions={revisions!r}: use latest (the default) or all")
         return {"since": since, "until": until, "charger_id": query.get("charger") or None,
-                "user_group": query.get("user_group") or None, "status": status}
+                "user_group": query.get("user_group") or None, "status": status,
+                "all_revisions": revisions == "all"}
 
     async def list(self, request: web.Request) -> web.Response:
         limit = int_query(request, "limit", 1000, MAX_LIMIT)
@@ -60,6 +66,13 @@ class CdrRoutes:
         if not rows:
             return error_response(404, f"no charge record {request.match_info['id']!r}")
         return web.json_response(rows[0])
+
+    async def revisions(self, request: web.Request) -> web.Response:
+        """Every record of the transaction of record {id}, first to latest (credit the superseded, bill the latest)."""
+        rows = await self.edge.journal.read(Store.cdr_revisions, request.match_info["id"])
+        if not rows:
+            return error_response(404, f"no charge record {request.match_info['id']!r}")
+        return web.json_response(rows)
 
     async def export(self, request: web.Request) -> web.Response:
         rows = await self.edge.journal.read(Store.cdrs, **self._filters(request))

@@ -21,13 +21,17 @@ its own id that supersedes the latest one, which stays as it was (billing
 systems credit the old and bill the new; nothing is changed silently). A
 revision goes to the cloud once, like any record. One that cannot be built is
 quarantined like a first record; a transaction whose first record was never
-made gets a first record, not a revision. A correction the service missed
+made gets a first record, not a revision. A charger back from an outage sends
+its queued MeterValues and then its StopTransaction, each of which may correct
+the close: the revision is made once its transaction's corrections have been
+quiet for `settle_s`, so the lot is one revision. A correction the service missed
 (the edge stopped, events were lost) is found in the journal at catch-up: each
 record keeps what its transaction's stop was when it was built.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +42,7 @@ from edge.cdr.pins import pin, pin_running, pinned
 from edge.cdr.record import Cdr, Pricing, build_cdr, failed_cdr, revised, session_key
 from edge.cdr.tariffs import AuthKind, Tariff, TariffBook, TariffGroup, select_tariff
 from edge.clock import Clock
-from edge.events import Event, EventBus
+from edge.events import Event, EventBus, Subscription
 from edge.failures import describe
 from edge.journal import Journal, Store
 from edge.journal.store import transaction_mark
@@ -50,6 +54,9 @@ MAX_ERROR_CHARS = 500
 RETRY_EVENT = "cdr.retry"       # on the bus: try the quarantined records again (e.g. the tariffs changed)
 CORRECTED_EVENT = "transaction.corrected"   # on the bus (edge/sessions), after the correction is committed
 # The reason of a revision made at catch-up, when the correction's own event was missed.
+# Seconds (event loop time: it is about a charger flushing its queue, not about the session) a
+# transaction's corrections must be quiet before its revision is made.
+SETTLE_S = 10.0
 FOUND_CHANGED = "the transaction changed after its record was made (found in the journal)"
 # Fields that are not the record's content: a rebuild that differs only in these changes nothing.
 _IDENTITY = frozenset({"id", "created_at", "revision", "supersedes", "revision_reason", "seq", "superseded_by",
@@ -78,6 +85,8 @@ class ChargeRecords:
         self.evse_max_power_w = evse_max_power_w
         self._model = model
         self.free_vend_id_tag = free_vend_id_tag
+        self.settle_s = SETTLE_S
+        self._corrections: dict[int, tuple[float, str]] = {}     # transaction -> (when to revise, why)
 
     @property
     def book(self) -> TariffBook:
@@ -94,7 +103,10 @@ class ChargeRecords:
         try:
             await self.catch_up()
             while True:
-                event = await events.get()
+                await self._revise_settled()
+                event = await self._next(events)
+                if event is None:
+                    continue
                 if events.dropped or event.kind == RETRY_EVENT:   # lost events, new tariffs: look in the journal
                     events.dropped = 0
                     await pin_running(self._journal, self, self._clock.now_iso())    # a start may be lost
@@ -104,9 +116,30 @@ class ChargeRecords:
                 elif event.kind == "transaction.stopped":
                     await self.make(event.data["transaction_id"])
                 elif event.kind == CORRECTED_EVENT:
-                    await self.make(event.data["transaction_id"], event.data.get("why") or FOUND_CHANGED)
+                    self._corrections[event.data["transaction_id"]] = (
+                        asyncio.get_running_loop().time() + self.settle_s, event.data.get("why") or FOUND_CHANGED)
         finally:
             self._bus.unsubscribe(events)
+
+    async def _next(self, events: Subscription) -> Event | None:
+        """The next event; None when a correction is due first."""
+        if not self._corrections:
+            return await events.get()
+        wait = min(due for due, _ in self._corrections.values()) - asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(max(0.0, wait)):
+                return await events.get()
+        except TimeoutError:
+            return None
+
+    async def _revise_settled(self) -> None:
+        """Revisions of the corrected transactions that have been quiet for settle_s (checked before
+        each event, so a busy bus cannot hold them back)."""
+        now = asyncio.get_running_loop().time()
+        for transaction_id, (due, why) in sorted(self._corrections.items()):
+            if due <= now:
+                del self._corrections[transaction_id]
+                await self.make(transaction_id, why)
 
     async def catch_up(self) -> list[Cdr]:
         """Records for every completed transaction without one, and revisions for every one changed
@@ -202,7 +235,8 @@ class ChargeRecords:
                 log.info("cdr transaction=%s corrected (%s): its record %s stays as it is", transaction_id, why,
                          latest["id"])
                 return None
-            cdr = revised(cdr, latest, why or FOUND_CHANGED)
+            # The journal's own account of the correction (what arrived, when) says more than the event.
+            cdr = revised(cdr, latest, tx.get("corrected") or why or FOUND_CHANGED)
         return await self._keep(cdr, key, transaction_mark(tx))
 
     async def record_failed(self, attempt: Attempt, why: str) -> Cdr | None:
