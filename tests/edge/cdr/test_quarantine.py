@@ -112,7 +112,8 @@ async def test_records_of_a_charger_with_an_unset_clock_cannot_stop_the_edge(tmp
                 break
             await asyncio.sleep(0.05)
         [record] = [r for r in await api_call(edge, "GET", "/cdrs") if r["transaction_id"] == reset_once]
-        assert record["price_gross"] == "1.60" and record["status"] == "Exclusion"
+        assert record["price_computed_gross"] == "1.60" and record["status"] == "Exclusion"
+        assert record["price_gross"] == "0.00" and record["billed"] is False     # an Exclusion is not billed
         assert await edgectl(tmp_path, edge, "cdrs", "retry") == 0
         assert "nothing in quarantine" in capsys.readouterr().out
 
