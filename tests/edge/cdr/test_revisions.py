@@ -8,13 +8,15 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 
 from ocpp.v16 import call
 
+from edge.cli import main
 from edge.clock import ManualClock
 from edge.journal import Journal, Store
 from tests.edge.cdr.helpers import START, next_cdr, record
-from tests.edge.conftest import api_call, charger, wait_for
+from tests.edge.conftest import api_call, charger, site_toml, wait_for
 
 SITE = '''
 [charge_records]
@@ -58,7 +60,8 @@ async def _closed_while_offline(edge, clock: ManualClock, records) -> tuple[int,
     return tx, await record(edge, (await next_cdr(records))["id"])
 
 
-async def test_the_chargers_late_stop_revises_the_record_the_edge_made_when_it_closed_the_session(make_edge):
+async def test_the_chargers_late_stop_revises_the_record_the_edge_made_when_it_closed_the_session(
+        make_edge, tmp_path, capsys):
     clock = ManualClock(START)
     async with make_edge(clock=clock, extra=SITE) as edge:
         edge.charge_records.settle_s = 0.05
@@ -100,6 +103,26 @@ async def test_the_chargers_late_stop_revises_the_record_the_edge_made_when_it_c
         [row] = list(csv.DictReader(io.StringIO(await _text(edge, "/cdrs/export"))))
         assert (row["id"], row["revision"], row["supersedes"], row["energy_kwh"]) == (
             second["id"], "2", first["id"], "0.416")
+        # edgectl: the latest, marked; the history with show.
+        capsys.readouterr()
+        assert await edgectl(tmp_path, edge, "cdrs") == 0
+        out, err = capsys.readouterr()
+        assert second["id"] in out and first["id"] not in out and "2 revised" in out
+        assert "1 record(s) revise an earlier one" in err
+        assert await edgectl(tmp_path, edge, "cdrs", "--all-revisions") == 0
+        assert "1 superseded" in capsys.readouterr().out
+        assert await edgectl(tmp_path, edge, "cdrs", "show", first["id"]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["id"] == first["id"] and shown["superseded_by"] == second["id"]
+        assert [(r["revision"], r["energy_kwh"], r["price_gross"]) for r in shown["revisions"]] == [
+            (1, "0.078", "0.00"), (2, "0.416", "0.17")]
+
+
+async def edgectl(tmp_path, edge, *args: str) -> int:
+    (tmp_path / "site.toml").write_text(site_toml(tmp_path, extra=SITE).replace(
+        "[api]\nport = 0", f"[api]\nport = {edge.api.bound_port}"))
+    return await asyncio.to_thread(main, [args[0], "--config", str(tmp_path / "site.toml"),
+                                          "--state-dir", str(tmp_path), *args[1:]])
 
 
 async def test_queued_meter_values_and_the_stop_after_an_outage_make_one_revision(make_edge):
