@@ -19,7 +19,7 @@ from edge.cdr.energy import Reading, Usage, energy_curve
 from edge.cdr.plausibility import Facts, Status, Thresholds, check
 from edge.cdr.money import rounded
 from edge.cdr.pins import Pinned
-from edge.cdr.pricing import Price, money_fields, not_billed, price
+from edge.cdr.pricing import money_fields, not_billed, price
 from edge.cdr.tariffs import AuthKind, Tariff, TariffGroup
 from edge.clock import iso, parse_iso
 

@@ -9,7 +9,6 @@ import csv
 import io
 import random
 from datetime import timedelta
-from decimal import Decimal as D
 
 from ocpp.v16 import call
 
