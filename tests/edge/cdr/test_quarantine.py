@@ -150,3 +150,85 @@ async def test_a_record_that_fails_is_quarantined_while_the_site_goes_on(make_ed
                            "error": "ArithmeticError: a tariff nobody can compute"}]
         missing = await api_call(edge, "POST", "/cdrs/quarantine/retry", body={"transaction_id": 1}, expect=404)
         assert "transaction 1 is not in quarantine" in missing["error"]
+
+
+# -- revisions (a transaction corrected after the edge closed it) and the quarantine ----------
+
+JUMPED = "2028-06-01T06:30:00Z"     # a charger clock that jumped two years ahead (plausible, and wrong)
+
+
+def _closed_by_edge(store: Store, stop_time: str) -> int:
+    """A session the edge closed from its last meter values (3000 Wh at `stop_time`), stored as the
+    sessions layer stores one; no tariff pinned (it started before this software)."""
+    tx = store.start_transaction("CP-1", 1, "TAG-OK", "Accepted", 1000, "2026-06-01T06:00:00Z", None,
+                                 ARRIVED).transaction_id
+    store.record_samples("CP-1", [Sample(1, tx, stop_time, ENERGY, None, 3000.0, "Wh", None, None)], ARRIVED)
+    assert store.close_transaction(tx, 3000, stop_time, ARRIVED, "closed after the offline limit")
+    return tx
+
+
+async def _stored(config, stop_time: str) -> int:
+    journal = Journal(str(config.state_path(config.journal.path)))
+    async with journal:
+        runner = asyncio.create_task(journal.run())
+        tx = await journal.write(_closed_by_edge, stop_time)
+        runner.cancel()
+    return tx
+
+
+async def _until(edge, path: str, done, timeout: float = 10.0):
+    async with asyncio.timeout(timeout):
+        while not done(answer := await api_call(edge, "GET", path)):
+            await asyncio.sleep(0.02)
+    return answer
+
+
+async def test_a_correction_of_a_transaction_whose_record_was_never_made_makes_its_first_record(tmp_path):
+    config = _config(tmp_path)
+    tx = await _stored(config, JUMPED)        # closed at the jumped time: 2 years under time of day
+    async with running_edge(config) as edge:
+        edge.charge_records.settle_s = 0.05
+        [kept] = await _until(edge, "/cdrs/quarantine", bool)
+        assert kept["transaction_id"] == tx and "Unpriceable" in kept["error"]
+        records = edge.bus.subscribe()
+        async with charger(edge) as cp:        # the charger's own stop, with its clock right again
+            await cp.call(call.StopTransaction(meter_stop=5000, timestamp="2026-06-01T07:00:00Z", transaction_id=tx,
+                                               reason="Local"))
+            while (event := await asyncio.wait_for(records.get(), 10)).kind != "cdr.created":
+                pass
+        [made] = await api_call(edge, "GET", "/cdrs?revisions=all")
+        assert await api_call(edge, "GET", "/cdrs/quarantine") == []
+    # A first record, not a revision of one that never was.
+    assert (made["id"], made["revision"], made["supersedes"], made["revision_reason"]) == (
+        event.data["id"], 1, None, None)
+    assert (made["transaction_id"], made["meter_stop_wh"], made["stop_time"]) == (tx, 5000, "2026-06-01T07:00:00.000Z")
+
+
+async def test_a_revision_that_cannot_be_made_is_quarantined_and_made_when_the_cause_is_gone(tmp_path, capsys):
+    config = _config(tmp_path)
+    tx = await _stored(config, "2026-06-01T06:30:00Z")
+    async with running_edge(config) as edge:
+        edge.charge_records.settle_s = 0.05
+        [first] = await _until(edge, "/cdrs", bool)
+        async with charger(edge) as cp:        # the late stop, from a clock that jumped two years ahead
+            await cp.call(call.StopTransaction(meter_stop=5000, timestamp="2028-06-01T07:00:00Z", transaction_id=tx,
+                                               reason="Local"))
+        [kept] = await _until(edge, "/cdrs/quarantine", bool)
+        assert (kept["transaction_id"], kept["why"]) == (tx, "late StopTransaction")
+        assert "Unpriceable" in kept["error"]
+        # The first record stays the latest, unchanged, until its revision can be made.
+        assert await api_call(edge, "GET", "/cdrs") == [first]
+        capsys.readouterr()
+        assert await edgectl(tmp_path, edge, "cdrs", "quarantined") == 0
+        assert "late StopTransaction" in capsys.readouterr().out
+        # Retried with the cause still there: it stays.
+        [outcome] = await api_call(edge, "POST", "/cdrs/quarantine/retry", body={"transaction_id": tx})
+        assert outcome["made"] is False and "Unpriceable" in outcome["error"]
+
+        flat = Tariff("kwh", "duration-energy", rates=Rates(per_kwh=Decimal("0.40")))
+        edge.charge_records.book = TariffBook({"all": TariffGroup("all", flat)}, ((Evse("CP-1", None), "all"),))
+        await _until(edge, "/cdrs/quarantine", lambda rows: rows == [])
+        first_again, second = await api_call(edge, "GET", "/cdrs?revisions=all")
+    assert first_again == {**first, "superseded_by": second["id"]}
+    assert (second["revision"], second["supersedes"], second["meter_stop_wh"]) == (2, first["id"], 5000)
+    assert "late StopTransaction" in second["revision_reason"]
