@@ -38,11 +38,13 @@ def parse_meter_values(connector_id: int, transaction_id: int | None, meter_valu
         moment = parse_iso(entry.get("timestamp", ""))
         timestamp = iso(moment) if moment else received_at
         if moment is None:
-            problems.append(f"meterValue[{index}].timestamp {entry.get('timestamp')!r} is not a time; used receive time")
+            problems.append(f"meterValue[{index}].timestamp {entry.get('timestamp')!r} is not a time; "
+                            "used receive time")
         for j, sv in enumerate(entry.get("sampled_value", [])):
             measurand = sv.get("measurand") or "Energy.Active.Import.Register"
             if sv.get("format") == "SignedData":
-                problems.append(f"meterValue[{index}].sampledValue[{j}] is signed data; kept in the communication log only")
+                problems.append(f"meterValue[{index}].sampledValue[{j}] is signed data; "
+                                "kept in the communication log only")
                 continue
             try:
                 value = float(sv["value"])

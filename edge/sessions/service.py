@@ -124,7 +124,8 @@ class Sessions:
             reservation_id, at, decision.user_group, flag, answered)
         tx = outcome.transaction_id
         if outcome.is_retry:
-            log.info("start retry charger=%s connector=%s transaction=%s (same id returned)", charger_id, connector_id, tx)
+            log.info("start retry charger=%s connector=%s transaction=%s (same id returned)",
+                     charger_id, connector_id, tx)
             known = self.connectors.get(tx)
             answered = known.answered if known else answered
         else:

@@ -149,3 +149,16 @@ async def test_a_refused_start_the_charger_runs_anyway_is_running_and_stopped(ma
             await wait_for(lambda: len(cp_b.received) == 2, what="the watch's RemoteStopTransaction")
             [row] = await edge.journal.read(Store.active_transactions, "CP-2")
             assert row["proven_running"].startswith("answered Blocked at the start, yet the charger runs it")
+
+
+async def test_after_a_restart_a_refused_start_is_still_no_session(make_edge):
+    async with make_edge(clock=ManualClock(START)) as edge:
+        async with station(edge, "CP-1", PASSWORD) as cp_a, station(edge, "CP-2", None) as cp_b:
+            first = await start(cp_a, "TAG-OK", 0)
+            ghost = await start(cp_b, "TAG-OK", 100)
+            assert ghost.id_tag_info["status"] == "ConcurrentTx"
+            await cp_a.call(call.StopTransaction(meter_stop=5000, timestamp=T0, transaction_id=first.transaction_id))
+    async with make_edge(clock=ManualClock(START)) as edge:
+        assert list(edge.sessions.active()) == [ghost.transaction_id] and not edge.sessions.running()
+        async with station(edge, "CP-1", PASSWORD) as cp_a:
+            assert (await start(cp_a, "TAG-OK", 5000)).id_tag_info["status"] == "Accepted"
