@@ -419,7 +419,7 @@ class LoadManager:
             if self._prepare_retries.get(charger_id) is asyncio.current_task():
                 del self._prepare_retries[charger_id]
         if self.chargers[charger_id].online:
-            await self._prepare(charger_id)
+            self._spawn(self._prepare(charger_id), f"dlm-prepare {charger_id}")
 
     def _cancel_prepare_retry(self, charger_id: str) -> None:
         task = self._prepare_retries.pop(charger_id, None)
