@@ -158,7 +158,7 @@ class Edge:
             self.authorizer, self.commands, self.bus, self.clock, ZoneInfo(cfg.site.timezone),
             cfg.authorization.free_vend_id_tag,
             running_on=lambda charger, connector: any(
-                place[:2] == (charger, connector) for place in self.sessions.active().values()),
+                place[:2] == (charger, connector) for place in self.sessions.running().values()),
             connected=lambda: list(self.ocpp.sessions))
         self.load_manager = self._load_manager()
         self.charge_records = ChargeRecords(
