@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from contract.v1 import STREAMS
-from edge.api_common import json_object
+from edge.api_common import json_object, json_response
 
 if TYPE_CHECKING:
     from edge.api import LocalApi
@@ -24,15 +24,15 @@ class UplinkRoutes:
     async def status(self, request: web.Request) -> web.Response:
         uplink = self.api.edge.uplink
         if uplink is None:
-            return web.json_response({"enabled": False, "note": "[uplink] is not enabled in the site config"})
-        return web.json_response(await uplink.status())
+            return json_response({"enabled": False, "note": "[uplink] is not enabled in the site config"})
+        return json_response(await uplink.status())
 
     async def release(self, request: web.Request) -> web.Response:
         """Body (optional): {"stream": "cdr"}; without it every stream."""
         uplink = self.api.edge.uplink
         if uplink is None:
-            return web.json_response({"error": "[uplink] is not enabled in the site config"}, status=409)
+            return json_response({"error": "[uplink] is not enabled in the site config"}, status=409)
         stream = (await json_object(request, empty_ok=True)).get("stream")
         if stream is not None and stream not in STREAMS:
-            return web.json_response({"error": f"stream: {stream!r} is not one of {', '.join(STREAMS)}"}, status=400)
-        return web.json_response({"released": await uplink.release(stream)})
+            return json_response({"error": f"stream: {stream!r} is not one of {', '.join(STREAMS)}"}, status=400)
+        return json_response({"released": await uplink.release(stream)})
