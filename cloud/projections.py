@@ -18,7 +18,7 @@ from typing import Any
 
 import pydantic_core
 
-from contract.v1 import Message
+from contract.v1 import Message, cdr_revision
 from edge.clock import iso, parse_iso
 
 
@@ -159,6 +159,8 @@ class CdrRow:
     energy_kwh: str | None
     price_gross: str | None
     currency: str | None
+    revision: int = 1                # a corrected session's record comes again: 2, 3, ...
+    supersedes: str | None = None    # the id of the record this one replaces (kept)
 
 
 def cdr(message: Message, at: str) -> CdrRow | None:
@@ -167,11 +169,30 @@ def cdr(message: Message, at: str) -> CdrRow | None:
     cdr_id = text(body.get("id"), 128)
     if not cdr_id:
         return None
+    link = cdr_revision(body)
     return CdrRow(cdr_id, text(body.get("charger_id")), integer(body.get("connector_id")),
                   integer(body.get("transaction_id")),
                   when(body.get("start_time")) or when(body.get("stop_time")) or at,
                   when(body.get("stop_time")), text(body.get("status")), text(body.get("energy_kwh")),
-                  text(body.get("price_gross")), text(body.get("currency")))
+                  text(body.get("price_gross")), text(body.get("currency")),
+                  link.revision if link else 1, link.supersedes if link else None)
+
+
+def revision_chain(rows: list[dict[str, Any]], cdr_id: str) -> list[dict[str, Any]]:
+    """The records linked to `cdr_id` by `supersedes` (back to the first, on to the latest), first
+    to latest, out of the candidates `rows` (the same session's records: id, supersedes, revision)."""
+    by_id = {r["id"]: r for r in rows}
+    successor = {r["supersedes"]: r for r in rows if r["supersedes"]}
+    if cdr_id not in by_id:
+        return []
+    first, seen = by_id[cdr_id], {cdr_id}
+    while first["supersedes"] in by_id and first["supersedes"] not in seen:    # a loop ends the walk
+        first = by_id[first["supersedes"]]
+        seen.add(first["id"])
+    chain = [first]
+    while chain[-1]["id"] in successor and successor[chain[-1]["id"]]["id"] not in {r["id"] for r in chain}:
+        chain.append(successor[chain[-1]["id"]])
+    return chain
 
 
 def telemetry_at(message: Message, at: str) -> str:

@@ -156,6 +156,30 @@ class SiteState(_Model):
 Version = Annotated[int, Field(ge=1, le=MAX_VERSION)]
 
 
+class CdrRevision(BaseModel):
+    """What the body of a `cdr` message says about its place among the records of one session; the
+    rest of the body is the edge's record (docs/charge-records.md), which the contract leaves open.
+    These fields came later in contract 1 ("a body may gain fields"): a body without them is
+    revision 1 and supersedes nothing. A revision is a new record with its own id, so a new message
+    stored once like any other; `supersedes` names the record it replaces, which stays stored
+    (billing credits the old and bills the new, nothing changes silently)."""
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: Annotated[str, Field(min_length=1, max_length=128)]
+    revision: Version = 1
+    supersedes: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    revision_reason: str | None = None
+
+
+def cdr_revision(body: dict[str, Any]) -> CdrRevision | None:
+    """A cdr body's revision fields, or None when its id or they are not usable (a receiver then
+    keeps the record as revision 1: the record itself is never refused for them)."""
+    try:
+        return CdrRevision.model_validate(body)
+    except ValidationError:
+        return None
+
+
 class Ack(_Model):
     v: Literal[1] = 1
     site: str

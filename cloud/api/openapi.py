@@ -54,7 +54,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "next_cursor": {"type": ["string", "null"],
                         "description": "pass as cursor= for the next page; null: this is the last page"}}},
     "Cdr": {"type": "object", "description": "the edge's charge detail record as it sent it (docs/charge-records.md), "
-                                             "plus received_at"},
+                                             "plus received_at and superseded_by (the id of the revision that "
+                                             "replaces it; null: the latest)",
+            "properties": {"revision": {"type": "integer", "minimum": 1},
+                           "supersedes": {"type": ["string", "null"]},
+                           "superseded_by": {"type": ["string", "null"]}}},
+    "CdrRevisions": {"type": "object", "properties": {
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Cdr"},
+                  "description": "first to latest"}}},
     "DocumentPush": {"type": "object", "required": ["document"], "properties": {
         "document": {"type": "object", "description": "the configuration document, as the edge's config takes it"},
         "mode": {"enum": ["full", "diff"], "default": "full"}}},

@@ -1,10 +1,15 @@
-"""Sessions, charge detail records (JSON and CSV), telemetry, alerts: filtered, cursor-paginated."""
+"""Sessions, charge detail records (JSON and CSV), telemetry, alerts: filtered, cursor-paginated.
+
+A corrected session has several charge records (revisions, each superseding the one before):
+lists and the CSV give the latest of each session unless ?revisions=all; /cdrs/{id}/revisions
+gives the history."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,12 +34,24 @@ async def sessions(request: web.Request) -> web.Response:
 
 
 def _cdr_view(row: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(row["body"]) | {"received_at": row["received_at"]}
+    return _record(row) | {"received_at": row["received_at"], "superseded_by": row["superseded_by"]}
+
+
+def _record(row: dict[str, Any]) -> dict[str, Any]:
+    """The record as the edge sent it; its revision links as stored (a body from before revisions has none)."""
+    return json.loads(row["body"]) | {"revision": row["revision"], "supersedes": row["supersedes"]}
+
+
+def _revisions(request: web.Request) -> bool:
+    value = request.query.get("revisions") or "latest"
+    if value not in ("latest", "all"):
+        raise ApiError(400, f"revisions={value!r}: latest (the default) or all")
+    return value == "all"
 
 
 async def cdrs(request: web.Request) -> web.StreamResponse:
     site = (await site_or_404(request))["id"]
-    flt = time_filter(request, statuses=CDR_STATUSES)
+    flt = replace(time_filter(request, statuses=CDR_STATUSES), all_revisions=_revisions(request))
     fmt = request.query.get("format", "json")
     if fmt == "csv":
         return await _cdrs_csv(request, site, flt)
@@ -53,8 +70,9 @@ def _zone(name: Any) -> ZoneInfo:
 
 
 async def _cdrs_csv(request: web.Request, site: str, flt: views.Filter) -> web.StreamResponse:
-    """Every matching record, oldest first, in the edge's CSV columns (docs/charge-records.md);
-    times in each record's site time zone, as the edge writes them. Streamed page by page."""
+    """Every matching record (the latest revision of each session unless ?revisions=all), oldest
+    first, in the edge's CSV columns (docs/charge-records.md, `revision` among them); times in each
+    record's site time zone, as the edge writes them. Streamed page by page."""
     response = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": f'attachment; filename="cdrs-{site}.csv"'})
@@ -66,7 +84,7 @@ async def _cdrs_csv(request: web.Request, site: str, flt: views.Filter) -> web.S
     while True:
         rows = await db(request).read(views.cdrs, site, flt, cursor, CSV_PAGE, True)
         for row in rows:
-            record = json.loads(row["body"])
+            record = _record(row)
             zone = _zone(record.get("timezone"))
             # What a charger or a user typed (an id tag, a reason) must not become a live formula.
             writer.writerow(safe_row(_cell(get, record, zone) for _, get in COLUMNS))
@@ -93,6 +111,14 @@ async def cdr(request: web.Request) -> web.Response:
     if row is None:
         raise ApiError(404, f"no charge record {request.match_info['id']!r} at site {site!r}")
     return web.json_response(_cdr_view(row))
+
+
+async def cdr_revisions(request: web.Request) -> web.Response:
+    site = (await site_or_404(request))["id"]
+    rows = await db(request).read(views.cdr_revisions, site, request.match_info["id"])
+    if not rows:
+        raise ApiError(404, f"no charge record {request.match_info['id']!r} at site {site!r}")
+    return web.json_response({"items": [_cdr_view(r) for r in rows]})
 
 
 async def telemetry(request: web.Request) -> web.Response:

@@ -35,6 +35,9 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "format": {"in": "query", "schema": {"type": "string", "enum": ["json", "csv"], "default": "json"},
                "description": "csv: every matching record, oldest first, in the edge's CSV columns "
                               "(cursor and limit do not apply)"},
+    "revisions": {"in": "query", "schema": {"type": "string", "enum": ["latest", "all"], "default": "latest"},
+                  "description": "latest: only the latest revision of each session's record; all: every "
+                                 "revision (a corrected session's record comes again, superseding the one before)"},
     "push_kind": {"name": "kind", "in": "query",
                   "schema": {"type": "string", "enum": ["auth", "tariffs", "limits", "command"]}},
 }
@@ -68,10 +71,14 @@ ROUTES: tuple[Route, ...] = (
           ("site",), response="ChargerList"),
     Route("GET", "/api/v1/sites/{site}/sessions", records.sessions, "Charging sessions, newest first",
           ("site", *PAGE, "charger", "session_status"), response="Page", errors=(400, 401, 404)),
-    Route("GET", "/api/v1/sites/{site}/cdrs", records.cdrs, "Charge detail records, newest first; or CSV",
-          ("site", *PAGE, "charger", "cdr_status", "format"), response="Page", errors=(400, 401, 404)),
-    Route("GET", "/api/v1/sites/{site}/cdrs/{id}", records.cdr, "One charge detail record", ("site", "id"),
-          response="Cdr"),
+    Route("GET", "/api/v1/sites/{site}/cdrs", records.cdrs, "Charge detail records (the latest revision of each "
+          "session), newest first; or CSV", ("site", *PAGE, "charger", "cdr_status", "revisions", "format"),
+          response="Page", errors=(400, 401, 404)),
+    Route("GET", "/api/v1/sites/{site}/cdrs/{id}", records.cdr, "One charge detail record (any revision), with "
+          "superseded_by", ("site", "id"), response="Cdr"),
+    Route("GET", "/api/v1/sites/{site}/cdrs/{id}/revisions", records.cdr_revisions, "Every revision of the "
+          "record's session, first to latest (credit the superseded, bill the latest)", ("site", "id"),
+          response="CdrRevisions"),
     Route("GET", "/api/v1/sites/{site}/telemetry", records.telemetry, "Site telemetry points, oldest first",
           ("site", *PAGE), response="Page", errors=(400, 401, 404)),
     Route("GET", "/api/v1/sites/{site}/alerts", records.alerts, "Alerts (faults, meter lost, failsafe, ...), "

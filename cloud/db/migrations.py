@@ -183,6 +183,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE pushes ADD COLUMN last_sent_at TEXT;
     CREATE INDEX pushes_open ON pushes(status) WHERE status IN ('pending', 'published')
     """,
+    # 3: revisions of charge records. A corrected session's record comes again as a new record (its
+    # own id) that supersedes the previous one; both are kept, lists and the CSV show the latest.
+    """
+    ALTER TABLE cdrs ADD COLUMN revision BIGINT NOT NULL DEFAULT 1;
+    ALTER TABLE cdrs ADD COLUMN supersedes TEXT;
+    CREATE INDEX cdrs_supersedes ON cdrs(site, supersedes);
+    CREATE INDEX cdrs_transaction ON cdrs(site, transaction_id)
+    """,
 ]
 
 

@@ -155,12 +155,15 @@ def _project_cdrs(conn: Connection, site: str, messages: list[New], now: str) ->
         row = p.cdr(m, at)
         if row is not None:
             rows.append((site, row.id, row.charger_id, row.connector_id, row.transaction_id, row.start_time,
-                         row.stop_time, row.status, row.energy_kwh, row.price_gross, row.currency, body, m.id, now))
+                         row.stop_time, row.status, row.energy_kwh, row.price_gross, row.currency, body, m.id, now,
+                         row.revision, row.supersedes))
     if rows:
         # The CDR id is stable at the edge: the same record under another message id is still one record.
+        # A revision is another record (another id) that names the one it supersedes: both are kept, in
+        # whatever order they arrive; which is the latest is read from the links (views.cdrs).
         conn.many("INSERT INTO cdrs (site, id, charger_id, connector_id, transaction_id, start_time, stop_time, "
-                  "status, energy_kwh, price_gross, currency, body, message_id, received_at) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, id) DO NOTHING", rows)
+                  "status, energy_kwh, price_gross, currency, body, message_id, received_at, revision, supersedes) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, id) DO NOTHING", rows)
 
 
 def store_up(conn: Connection, batch: UpBatch, now: str) -> UpOutcome:

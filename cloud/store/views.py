@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloud.db import Connection
+from cloud.projections import revision_chain as chain
 from cloud.db.connection import Row
 from contract.v1 import STREAMS
 
@@ -20,6 +21,7 @@ class Filter:
     until: str | None = None        # exclusive
     charger: str | None = None
     status: str | None = None
+    all_revisions: bool = False     # charge records: every revision, not only the latest of each session
 
 
 def _site_view(row: Row) -> dict[str, Any]:
@@ -115,20 +117,39 @@ def sessions(conn: Connection, site: str, flt: Filter, before: list | None, limi
     return rows
 
 
+# A record no other record of its site supersedes is the latest of its session.
+_SUPERSEDED_BY = "(SELECT min(n.id) FROM cdrs n WHERE n.site = cdrs.site AND n.supersedes = cdrs.id)"
+_CDR = f"id, start_time, body, received_at, revision, supersedes, {_SUPERSEDED_BY} AS superseded_by"
+
+
 def cdrs(conn: Connection, site: str, flt: Filter, cursor: list | None, limit: int,
          ascending: bool = False) -> list[Row]:
-    """Rows with the CDR as sent (body) plus the keys for the cursor (start_time, id)."""
+    """Rows with the CDR as sent (body), its revision links, plus the keys for the cursor (start_time, id).
+    Only the latest revision of each session unless flt.all_revisions."""
     where, args = _where(site, "start_time", flt, "status")
+    if not flt.all_revisions:
+        where.append("NOT EXISTS (SELECT 1 FROM cdrs n WHERE n.site = cdrs.site AND n.supersedes = cdrs.id)")
     if cursor:
         where.append(f"(start_time, id) {'>' if ascending else '<'} (?, ?)")
         args += cursor
     order = "ASC" if ascending else "DESC"
-    return conn.all("SELECT id, start_time, body, received_at FROM cdrs WHERE " + " AND ".join(where)
+    return conn.all(f"SELECT {_CDR} FROM cdrs WHERE " + " AND ".join(where)
                     + f" ORDER BY start_time {order}, id {order} LIMIT ?", (*args, limit))
 
 
 def cdr(conn: Connection, site: str, cdr_id: str) -> Row | None:
-    return conn.one("SELECT id, start_time, body, received_at FROM cdrs WHERE site = ? AND id = ?", (site, cdr_id))
+    return conn.one(f"SELECT {_CDR} FROM cdrs WHERE site = ? AND id = ?", (site, cdr_id))
+
+
+def cdr_revisions(conn: Connection, site: str, cdr_id: str) -> list[Row]:
+    """Every record of the session of record `cdr_id`, first to latest ([] for an unknown id)."""
+    one = conn.one("SELECT transaction_id FROM cdrs WHERE site = ? AND id = ?", (site, cdr_id))
+    if one is None:
+        return []
+    # Candidates: the same transaction (a Failed record has none: then only its own links).
+    rows = conn.all(f"SELECT {_CDR} FROM cdrs WHERE site = ? AND (id = ? OR supersedes = ? OR transaction_id = ?)",
+                    (site, cdr_id, cdr_id, one["transaction_id"]))
+    return chain(rows, cdr_id)
 
 
 def telemetry(conn: Connection, site: str, flt: Filter, after: list | None, limit: int) -> list[Row]:
