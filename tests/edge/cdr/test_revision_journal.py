@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from edge.journal import Store
 from edge.journal.migrations import MIGRATIONS, migrate
 from edge.journal.store import connect, transaction_mark
@@ -64,3 +67,29 @@ def test_a_record_built_from_the_transaction_as_it_is_is_up_to_date_and_a_change
     assert [r["id"] for r in store.cdrs()] == ["cdr-1-r2"]
     assert [r["id"] for r in store.cdrs(all_revisions=True)] == ["cdr-1", "cdr-1-r2"]
     assert store.latest_cdr(started.transaction_id)["id"] == "cdr-1-r2"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(1, 3), st.booleans()), min_size=1, max_size=8))
+def test_any_run_of_revisions_and_repeats_leaves_one_chain_one_latest_and_each_record_once_in_the_outbox(
+        tmp_path_factory, steps):
+    """steps: (which earlier revision a builder read as the latest: 1 = the true latest, 2 = the one
+    before, ...; whether the same record is kept twice, as after a crash)."""
+    store = Store(connect(str(tmp_path_factory.mktemp("j") / "j.sqlite")))
+    store.conn.execute("UPDATE uplink_settings SET recording = 1")
+    assert store.record_cdr(_document(1, 7), None, "m0")
+    for stale, twice in steps:
+        chain = store.cdr_revisions("cdr-1")
+        read = chain[max(0, len(chain) - stale)]            # a builder that read an older latest loses
+        revision = {**_document(1, 7), "id": f"cdr-1-r{read['revision'] + 1}", "revision": read["revision"] + 1,
+                    "supersedes": read["id"]}
+        kept = store.record_cdr(revision, None, f"m{read['revision']}")
+        assert kept == (read["id"] == chain[-1]["id"])
+        if twice:
+            assert not store.record_cdr(revision, None, "again")
+    chain = store.cdr_revisions("cdr-1")
+    assert [r["revision"] for r in chain] == list(range(1, len(chain) + 1))
+    assert all(b["supersedes"] == a["id"] and a["superseded_by"] == b["id"] for a, b in zip(chain, chain[1:]))
+    assert [r["id"] for r in store.cdrs()] == [chain[-1]["id"]]
+    sent = [r[0] for r in store.conn.execute("SELECT id FROM outbox WHERE stream = 'cdr' ORDER BY n")]
+    assert sent == [r["id"] for r in chain]
