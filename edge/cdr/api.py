@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from edge.api_common import MAX_LIMIT, error_response, int_query, json_object
+from edge.api_common import MAX_LIMIT, error_response, int_query, json_object, json_response
 from edge.cdr.export import range_bound, to_csv, to_items_csv
 from edge.journal import Store
 
@@ -59,20 +59,20 @@ class CdrRoutes:
         rows = await self.edge.journal.read(Store.cdrs, **self._filters(request), limit=limit,
                                             after_seq=int_query(request, "after", None),
                                             newest_first=request.query.get("newest") == "1")
-        return web.json_response(rows)
+        return json_response(rows)
 
     async def one(self, request: web.Request) -> web.Response:
         rows = await self.edge.journal.read(Store.cdrs, cdr_id=request.match_info["id"], limit=1)
         if not rows:
             return error_response(404, f"no charge record {request.match_info['id']!r}")
-        return web.json_response(rows[0])
+        return json_response(rows[0])
 
     async def revisions(self, request: web.Request) -> web.Response:
         """Every record of the transaction of record {id}, first to latest (credit the superseded, bill the latest)."""
         rows = await self.edge.journal.read(Store.cdr_revisions, request.match_info["id"])
         if not rows:
             return error_response(404, f"no charge record {request.match_info['id']!r}")
-        return web.json_response(rows)
+        return json_response(rows)
 
     async def export(self, request: web.Request) -> web.Response:
         rows = await self.edge.journal.read(Store.cdrs, **self._filters(request))
@@ -83,7 +83,7 @@ class CdrRoutes:
 
     async def quarantine(self, request: web.Request) -> web.Response:
         """Completed transactions whose record could not be made, with the error."""
-        return web.json_response(await self.edge.journal.read(Store.cdr_quarantine))
+        return json_response(await self.edge.journal.read(Store.cdr_quarantine))
 
     async def retry(self, request: web.Request) -> web.Response:
         """Body (optional): {"transaction_id": N}; without it every quarantined record is tried again."""
@@ -93,4 +93,4 @@ class CdrRoutes:
         outcomes = await self.edge.charge_records.retry(transaction_id)
         if transaction_id is not None and not outcomes:
             return error_response(404, f"transaction {transaction_id} is not in quarantine")
-        return web.json_response(outcomes)
+        return json_response(outcomes)
