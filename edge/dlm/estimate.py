@@ -1,0 +1,327 @@
+"""What the cars can be drawing right now: a conservative state estimator (pure).
+
+For every car and charger phase the estimator gives an interval [least, most]
+that the car's draw is in at an instant, from what was measured (MeterValues),
+what was commanded (charging profiles: limit, when sent, when and how
+answered) and the time a car has to react (IEC 61851-1: 5 s to follow a lower
+limit). The building's load on a circuit phase is then the meter minus the
+*least* the cars under it can be drawing, so it is never underestimated;
+`most` is what a car may still take (for reservations).
+
+The model of a car, and so the assumptions (docs/load-management.md,
+"Estimating what the cars draw", says the same for operators):
+
+- Limits. A command is applied by the charger at some instant between its
+  sending and its answer; a rejected one never; one without an answer (a
+  timeout, a lost connection) at any time or never. A charger applies its
+  commands in the order they were sent (OCPP-J: one call at a time).
+- Following. A car draws at most the highest limit that was in force at any
+  instant of the last `follow` seconds: after a decrease it may still draw the
+  old limit for `follow` s after the charger applied it; after an increase it
+  may ramp up at once.
+- Reducing. A car may drop to its limit at any instant once the limit could be
+  in force, and stop (0 A) at any instant: a stop is reported by the charger
+  (StatusNotification SuspendedEV, Finishing...), `stopped_at`. Unreported, a
+  car reduces no faster than `taper` A/s (a battery nearing full, a warm pack).
+  A car pushed down by a lower limit may stay down after the limit rises again.
+- Measurements. A sample may be an average over `interval` s before its time:
+  it shows that at some instant of that window the car drew at least that
+  much; nothing more. A sample without per-phase values (an un-phased current,
+  or power) bounds only the sum over the phases.
+
+Where this trusts evidence rather than assuming the worst, it says so:
+`attribute_rises` reads the meter's rise after an increase as the raised car
+ramping up (the "phantom load"); `bounds` alone trusts only the model above.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Iterable, Mapping
+
+from edge.dlm.model import EvseKey, Topology
+from edge.dlm.phases import Phases
+
+# The highest voltage a phase may have (230 V + 10 %, EN 50160): dividing power by
+# it gives a current that is never above the true one.
+MAX_VOLTAGE = 253.0
+
+
+@dataclass(frozen=True)
+class Reaction:
+    follow: float = 5.0      # s a car has to follow a lower limit, counted from when the charger applied it
+    taper: float = 0.05      # A/s a car may reduce on its own without the charger reporting a status change
+
+
+@dataclass(frozen=True)
+class Command:
+    """A limit sent to the charger for this connector (a TxProfile)."""
+
+    limit: float                        # A per phase
+    sent_at: float                      # monotonic s, taken before the request left
+    answered_at: float | None = None    # monotonic s the answer came; None: none yet (or never)
+    accepted: bool | None = None        # True: Accepted; False: rejected (never applied); None: unknown
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One MeterValues of the connector."""
+
+    at: float                                   # monotonic s the value is for (the end of its window)
+    currents: tuple[float, ...] | None = None   # A per charger phase, its L1 first; None: not per phase
+    total: float | None = None                  # A summed over the phases, when not per phase
+    interval: float = 0.0                       # s it may be averaged over, before `at` (plus any delivery lag)
+
+
+@dataclass(frozen=True)
+class CarHistory:
+    """Everything the estimator needs of one connector during one session."""
+
+    phases: int                         # the charger's phases (1 or 3)
+    max_current: float                  # A per phase: the EVSE's maximum, never exceeded
+    initial: float                      # A per phase in force before the first command (default profile)
+    commands: tuple[Command, ...] = ()  # in the order they were sent
+    samples: tuple[Sample, ...] = ()    # oldest first; the latest two are enough
+    stopped_at: float | None = None     # the latest report that the car stopped drawing on its own
+    phases_in_use: int | None = None    # the car draws on the charger's first n phases only (learned)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    least: tuple[float, ...]            # A per charger phase
+    most: tuple[float, ...]
+
+
+# --- which limits can be in force ----------------------------------------------------------------
+
+def _over(car: CarHistory, a: float, b: float) -> tuple[float, float]:
+    """(lowest, highest) limit that can be in force at some instant of [a, b]: every
+    limit sent by b and not rejected, unless a later one was applied before a
+    (it was accepted, and answered, before a). Applied in the order sent."""
+    settled = None
+    for i, c in enumerate(car.commands):
+        if c.accepted and c.answered_at is not None and c.answered_at < a:
+            settled = i
+    limits = [car.initial] if settled is None else [car.commands[settled].limit]
+    start = 0 if settled is None else settled + 1
+    # Sent but not known applied (nor rejected): it may be in force already.
+    limits += [c.limit for c in car.commands[start:] if c.sent_at <= b and c.accepted is not False]
+    return min(limits), max(limits)
+
+
+def _sample(car: CarHistory, at: float) -> Sample | None:
+    """The latest sample that says something about instant `at`: taken by then,
+    and all of its window after the car last stopped on its own."""
+    for s in reversed(car.samples):
+        if s.at > at:
+            continue
+        if car.stopped_at is not None and s.at - s.interval < car.stopped_at:
+            return None
+        return s
+    return None
+
+
+# --- the interval of one car --------------------------------------------------------------------
+
+def bounds(car: CarHistory, at: float, reaction: Reaction = Reaction()) -> Bounds:
+    """The interval each charger phase's draw is in at instant `at`, under the
+    model in the module's docstring; evidence from the meter is not used here."""
+    n = car.phases
+    # After a decrease the old limit holds until `follow` after it was applied;
+    # an increase counts at once. Never above the EVSE's maximum.
+    top = max(0.0, min(car.max_current, _over(car, at - reaction.follow, at)[1]))
+    most = tuple(top for _ in range(n))
+    sample = _sample(car, at)
+    if sample is None:
+        return Bounds(tuple(0.0 for _ in range(n)), most)
+    start = sample.at - sample.interval
+    # The car may drop to any limit that could have been in force since the
+    # sample's window began: the sample says nothing below that.
+    low_limit = _over(car, start, at)[0]
+    if sample.currents is not None:
+        seen = [max(0.0, a) if math.isfinite(a) else 0.0 for a in sample.currents[:n]]
+        seen += [0.0] * (n - len(seen))
+    elif sample.total is not None and math.isfinite(sample.total):
+        # Only the sum is known: a phase drew at least what the others cannot have drawn
+        # (at most the highest limit of the window, or of the follow time before it).
+        cap = min(car.max_current, _over(car, start - reaction.follow, sample.at)[1])
+        seen = [max(0.0, sample.total - (n - 1) * cap)] * n
+    else:
+        seen = [0.0] * n
+    # The car's own wish fades no faster than `taper` from the sample's window on; the
+    # limit holds it no lower than the lowest limit since (draw = min(limit, wish)).
+    decay = reaction.taper * max(0.0, at - start)
+    least = tuple(max(0.0, min(v - decay, low_limit, top)) for v in seen)
+    return Bounds(least, most)
+
+
+def trim(car: CarHistory, now: float, reaction: Reaction = Reaction()) -> CarHistory:
+    """The same history without what cannot matter for `bounds` at `now` or later:
+    commands superseded by one settled (accepted and answered) long enough
+    before become its `initial`, and only the latest two samples are kept. The
+    shell keeps a car's history short with it, after every change."""
+    samples = car.samples[-2:]
+    # What the kept samples' windows need (a car pushed down then may have stayed
+    # down), and the follow time before them and before now.
+    before = min([now] + [s.at - s.interval for s in samples]) - reaction.follow
+    settled = None
+    for i, c in enumerate(car.commands):
+        if c.accepted and c.answered_at is not None and c.answered_at < before:
+            settled = i
+    if settled is None:
+        return replace(car, samples=samples)
+    return replace(car, initial=car.commands[settled].limit, commands=car.commands[settled + 1:], samples=samples)
+
+
+# --- the meter's rise after an increase (trusting evidence) ---------------------------------------
+
+@dataclass(frozen=True)
+class MeterReading:
+    at: float                 # monotonic s
+    currents: Phases          # A per site phase
+
+
+def _reading_at(readings: tuple[MeterReading, ...], t: float) -> MeterReading | None:
+    best = None
+    for r in readings:
+        if r.at <= t and (best is None or r.at >= best.at):
+            best = r
+    return best
+
+
+def _ramp(car: CarHistory, sample_start: float) -> Command | None:
+    """The increase the car may be ramping up after, that its samples do not show yet."""
+    previous = car.initial
+    found = None
+    for c in car.commands:
+        if c.accepted is not False:
+            if c.limit > previous + 1e-9 and c.sent_at >= sample_start:
+                found = c
+            previous = c.limit
+    return found
+
+
+def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], estimated: Mapping[EvseKey, Bounds],
+                    readings: Mapping[str, tuple[MeterReading, ...]], at: float,
+                    reaction: Reaction = Reaction()) -> dict[EvseKey, Bounds]:
+    """Raise `least` of cars that were just allowed more by what their meter rose
+    since the increase was sent, up to what they may draw: so a car ramping up
+    before its MeterValues show it is not taken for building load.
+
+    Trusted evidence: the building did not rise on the same phase while the
+    car ramped (within `follow` of the increase being answered). If it did, the
+    building is underestimated by at most the increase, until the car's next
+    sample. A rise after that window is not attributed; a later fall takes the
+    attribution back. A car known to draw on several phases draws them evenly,
+    so a one-phase building step is not taken for a 3-phase car. The meters are
+    read deepest first, and a parent meter attributes only what its sub-meters
+    did not, so no rise is counted twice."""
+    out = dict(estimated)
+    gained: dict[str, list[float]] = {c.id: [0.0, 0.0, 0.0] for c in topology.circuits}
+    metered = sorted((c for c in topology.circuits if c.meter is not None and readings.get(c.id)),
+                     key=lambda c: -len(topology.paths[c.id]))
+    for circuit in metered:
+        history = readings[circuit.id]
+        now_reading = _reading_at(history, at)
+        if now_reading is None:
+            continue
+        ramps = []
+        for evse in topology.evses:
+            car, est = cars.get(evse.key), estimated.get(evse.key)
+            if car is None or est is None or _nearest_meter(topology, evse.circuit, readings) != circuit.id:
+                continue
+            sample = _sample(car, at)
+            command = _ramp(car, -math.inf if sample is None else sample.at - sample.interval)
+            if command is not None and command.sent_at <= at:
+                ramps.append((command.sent_at, evse, car, est, command))
+        left: dict[float, list[float]] = {}
+        for sent_at, evse, car, est, command in sorted(ramps, key=lambda r: (r[0], r[1].key)):
+            base = _reading_at(history, sent_at)
+            if base is None:
+                continue
+            end = (command.answered_at if command.answered_at is not None else at) + reaction.follow
+            then = _reading_at(history, min(at, end)) or now_reading
+            # What rose since, less what sub-meters and cars raised earlier already took.
+            rise = left.setdefault(base.at, [min(now_reading.currents[p], then.currents[p]) - base.currents[p]
+                                             - gained[circuit.id][p] for p in range(3)])
+            n = car.phases if car.phases_in_use is None else min(car.phases, car.phases_in_use)
+            room = [max(0.0, min(rise[evse.phase_map[i]], est.most[i] - est.least[i])) for i in range(n)]
+            if car.phases_in_use is not None and n > 1:
+                room = [min(room)] * n
+            least = list(est.least)
+            for i in range(n):
+                least[i] += room[i]
+                rise[evse.phase_map[i]] -= room[i]
+                for c in topology.paths[evse.circuit]:
+                    gained[c][evse.phase_map[i]] += room[i]
+            out[evse.key] = replace(est, least=tuple(least))
+    return out
+
+
+def _nearest_meter(topology: Topology, circuit_id: str, readings: Mapping[str, Any]) -> str | None:
+    for c in topology.paths[circuit_id]:
+        if topology.by_id[c].meter is not None and readings.get(c):
+            return c
+    return None
+
+
+# --- the building's load --------------------------------------------------------------------------
+
+def building_load(topology: Topology, meters: Mapping[str, Phases | None], estimated: Mapping[EvseKey, Bounds]
+                  ) -> dict[str, tuple[list[float], bool]]:
+    """Circuit -> (building load per site phase, failsafe?): the meter minus the
+    least the cars under it can be drawing. The same shape as
+    `allocate.unmanaged_load`, whose `measured` it replaces by `least`."""
+    cars: dict[str, list[float]] = {c.id: [0.0, 0.0, 0.0] for c in topology.circuits}
+    for evse in topology.evses:
+        est = estimated.get(evse.key)
+        if est is None:
+            continue
+        for i, amps in enumerate(est.least[:len(evse.phase_map)]):
+            for c in topology.paths[evse.circuit]:
+                cars[c][evse.phase_map[i]] += max(0.0, amps)
+    out: dict[str, tuple[list[float], bool]] = {}
+    for circuit in sorted(topology.circuits, key=lambda c: -len(topology.paths[c.id])):
+        if circuit.meter is not None:
+            reading = meters.get(circuit.id)
+            if reading is None or not all(math.isfinite(a) and a >= 0 for a in reading):
+                worst = circuit.limit if circuit.failsafe_load is None else circuit.failsafe_load
+                out[circuit.id] = ([worst] * 3, True)
+            else:
+                out[circuit.id] = ([max(0.0, reading[p] - cars[circuit.id][p]) for p in range(3)], False)
+        else:
+            total, failsafe = [0.0, 0.0, 0.0], False
+            for child in topology.circuits:
+                if child.parent == circuit.id:
+                    load, child_failsafe = out[child.id]
+                    total = [t + x for t, x in zip(total, load)]
+                    failsafe = failsafe or child_failsafe
+            out[circuit.id] = (total, failsafe)
+    return out
+
+
+# --- from OCPP samples --------------------------------------------------------------------------
+
+def sample_from_meter_values(samples: Iterable[Any], phases: int, at: float, interval: float) -> Sample | None:
+    """A `Sample` from one MeterValues' sampled values (objects with measurand,
+    phase, unit, value). Per-phase Current.Import counts per phase; an
+    un-phased current or the power bounds only the sum (an un-phased current
+    may be one phase's, the mean or the sum: the sum is at least it)."""
+    per_phase: dict[int, float] = {}
+    total = None
+    for s in samples:
+        value = s.value if math.isfinite(s.value) else 0.0
+        if s.measurand == "Current.Import" and s.unit in (None, "A"):
+            phase = (s.phase or "").split("-")[0]
+            if phase in ("L1", "L2", "L3") and int(phase[1]) <= phases:
+                per_phase[int(phase[1]) - 1] = max(0.0, value)
+            elif not s.phase:
+                total = max(total or 0.0, value)
+        elif s.measurand == "Power.Active.Import" and not s.phase and s.unit in (None, "W"):
+            total = max(total or 0.0, value / MAX_VOLTAGE)
+    if per_phase:
+        return Sample(at, tuple(per_phase.get(p, 0.0) for p in range(phases)), None, interval)
+    if total is not None:
+        return Sample(at, None, max(0.0, total), interval)
+    return None

@@ -1,0 +1,320 @@
+"""The state estimator: the interval each car's draw is in, as tables (the cases
+of issue 15) and as the safety property over random histories of a car that
+obeys IEC 61851 timing: at every instant, least <= true draw <= most."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from edge.dlm.estimate import (Bounds, CarHistory, Command, MeterReading, Reaction, Sample, attribute_rises,
+                               bounds, building_load, sample_from_meter_values, trim)
+from edge.dlm.manager import currents_from_samples
+from edge.dlm.model import Circuit, Evse, Topology
+from edge.dlm.phases import phase_map
+
+R = Reaction(follow=5.0, taper=0.05)
+
+
+def car(phases=3, mx=16.0, initial=16.0, commands=(), samples=(), **kw):
+    return CarHistory(phases, mx, initial, tuple(commands), tuple(samples), **kw)
+
+
+def ok(limit, sent, answered=None):
+    return Command(limit, sent, sent + 0.1 if answered is None else answered, True)
+
+
+def near(values, expected, tol=1e-6):
+    return len(values) == len(expected) and all(abs(a - b) <= tol for a, b in zip(values, expected))
+
+
+# --- the second step right after a decrease (issue 15, observation 1) ----------------------------
+
+def test_a_decrease_lowers_least_at_once_and_most_only_after_the_follow_time():
+    history = car(commands=[ok(16, 0.0), ok(6, 20.0)], samples=[Sample(15.0, (16.0, 16.0, 16.0), interval=10.0)])
+    before = bounds(history, 19.9, R)
+    assert before.least[0] == pytest.approx(16 - 0.05 * 14.9) and before.most == (16.0,) * 3
+    after = bounds(history, 20.8, R)
+    assert after.least == (6.0,) * 3               # it may have followed already
+    assert after.most == (16.0,) * 3               # it may still draw the old limit
+    assert bounds(history, 25.05, R).most == (16.0,) * 3   # answered at 20.1: 5 s from then
+    assert bounds(history, 25.11, R).most == (6.0,) * 3
+
+
+def test_second_building_step_after_a_decrease_is_seen_whole():
+    # Two 3-phase cars at 16 A; a first L1 step made the edge lower both to 6 A at t=20.
+    # At 20.8 a second 55 A step on L1; the cars are half-way down (11 A).
+    grid = Topology((Circuit("grid", 63.0, meter="m"),),
+                    (Evse("A", 1, "grid", phase_map(3)), Evse("B", 1, "grid", phase_map(3))))
+    history = car(commands=[ok(16, 0.0), ok(6, 20.0)], samples=[Sample(15.0, (16.0,) * 3, interval=10.0)])
+    building = 20.0 + 55.0
+    meter = (building + 2 * 11.0, 20.0 + 22.0, 20.0 + 22.0)
+    est = {("A", 1): bounds(history, 20.8, R), ("B", 1): bounds(history, 20.8, R)}
+    seen = building_load(grid, {"grid": meter}, est)["grid"][0]
+    assert seen[0] >= building                     # never underestimated
+    assert seen[0] == pytest.approx(85.0)          # 97 - 2 x 6: the cars' ramp-down counts as building
+    stale = meter[0] - 2 * 16.0                    # what the edge saw: meter minus the stale samples
+    assert stale < building
+
+
+# --- the phantom load after an increase (observation 2) ------------------------------------------
+
+def _one_car_site(rotation="RST"):
+    return Topology((Circuit("grid", 63.0, meter="m"),), (Evse("A", 1, "grid", phase_map(3, rotation)),))
+
+
+def test_the_meter_rise_after_an_increase_is_the_raised_car_up_to_its_new_limit():
+    site = _one_car_site()
+    history = car(initial=0.0, commands=[ok(0, 0.0), ok(16, 30.0)], samples=[Sample(25.0, (0.0,) * 3, interval=10.0)],
+                  phases_in_use=3)
+    readings = (MeterReading(29.5, (10.0, 10.0, 10.0)), MeterReading(32.5, (20.0, 20.0, 20.0)))
+    est = {("A", 1): bounds(history, 32.5, R)}
+    assert est[("A", 1)] == Bounds((0.0,) * 3, (16.0,) * 3)
+    raised = attribute_rises(site, {("A", 1): history}, est, {"grid": readings}, 32.5, R)
+    assert raised[("A", 1)].least == (10.0,) * 3
+    assert building_load(site, {"grid": (20.0,) * 3}, raised)["grid"][0] == [10.0] * 3   # not 20: no phantom
+    # Never more than it may draw: a rise of 30 A is 16 A of car and 14 A of building.
+    more = readings + (MeterReading(34.0, (40.0, 40.0, 40.0)),)
+    assert attribute_rises(site, {("A", 1): history}, est, {"grid": more}, 34.0, R)[("A", 1)].least == (16.0,) * 3
+
+
+def test_a_one_phase_building_step_is_not_taken_for_a_three_phase_car():
+    site = _one_car_site()
+    history = car(initial=0.0, commands=[ok(16, 30.0)], samples=[Sample(25.0, (0.0,) * 3, interval=10.0)],
+                  phases_in_use=3)
+    readings = (MeterReading(29.5, (10.0, 10.0, 10.0)), MeterReading(32.0, (25.0, 14.0, 14.0)))
+    est = {("A", 1): bounds(history, 32.0, R)}
+    raised = attribute_rises(site, {("A", 1): history}, est, {"grid": readings}, 32.0, R)
+    assert raised[("A", 1)].least == (4.0,) * 3    # the car rose 4 A; the other 11 A on L1 is the building
+
+
+def test_a_rise_after_the_ramp_window_is_building_and_a_fall_takes_it_back():
+    site = _one_car_site()
+    history = car(initial=0.0, commands=[ok(16, 30.0)], samples=[Sample(25.0, (0.0,) * 3, interval=10.0)])
+    readings = (MeterReading(29.5, (10.0,) * 3), MeterReading(34.0, (18.0,) * 3), MeterReading(40.0, (30.0,) * 3))
+    est = {("A", 1): bounds(history, 40.0, R)}
+    assert attribute_rises(site, {("A", 1): history}, est, {"grid": readings}, 40.0, R)[("A", 1)].least == (8.0,) * 3
+    fell = readings + (MeterReading(41.0, (13.0,) * 3),)
+    assert attribute_rises(site, {("A", 1): history}, est, {"grid": fell}, 41.0, R)[("A", 1)].least == (3.0,) * 3
+
+
+def test_a_sample_after_the_increase_ends_the_attribution():
+    site = _one_car_site()
+    history = car(initial=0.0, commands=[ok(16, 30.0)],
+                  samples=[Sample(25.0, (0.0,) * 3, interval=10.0), Sample(40.0, (7.0,) * 3, interval=5.0)])
+    readings = (MeterReading(29.5, (10.0,) * 3), MeterReading(40.0, (26.0,) * 3))
+    est = {("A", 1): bounds(history, 40.0, R)}
+    assert est[("A", 1)].least == pytest.approx((7.0 - 0.25,) * 3)
+    assert attribute_rises(site, {("A", 1): history}, est, {"grid": readings}, 40.0, R) == est
+
+
+# --- a paused car ramping down -------------------------------------------------------------------
+
+def test_a_paused_car_may_be_at_zero_at_once_and_at_its_old_limit_for_the_follow_time():
+    history = car(commands=[ok(16, 0.0), ok(0, 10.0, 10.3)], samples=[Sample(9.0, (16.0,) * 3, interval=10.0)])
+    assert bounds(history, 10.0, R).least == (0.0,) * 3
+    assert bounds(history, 15.2, R).most == (16.0,) * 3
+    assert bounds(history, 15.31, R) == Bounds((0.0,) * 3, (0.0,) * 3)
+
+
+def test_a_car_that_stops_on_its_own_counts_zero_until_a_sample_after_it():
+    history = car(samples=[Sample(9.0, (16.0,) * 3, interval=1.0)], stopped_at=12.0)
+    assert bounds(history, 12.5, R) == Bounds((0.0,) * 3, (16.0,) * 3)   # it may resume at any time
+    resumed = car(samples=[Sample(9.0, (16.0,) * 3, interval=1.0), Sample(20.0, (10.0,) * 3, interval=5.0)],
+                  stopped_at=12.0)
+    assert bounds(resumed, 20.0, R).least == pytest.approx((10.0 - 0.25,) * 3)
+
+
+# --- a 1-phase car on a 3-phase charger ----------------------------------------------------------
+
+@dataclass
+class SampledValue:
+    measurand: str
+    value: float
+    phase: str | None = None
+    unit: str | None = "A"
+
+
+def test_a_one_phase_car_counts_only_where_it_is_measured():
+    per_phase = sample_from_meter_values([SampledValue("Current.Import", 16.0, "L1"),
+                                          SampledValue("Current.Import", 0.0, "L2"),
+                                          SampledValue("Current.Import", 0.0, "L3")], 3, 10.0, 10.0)
+    assert bounds(car(samples=[per_phase]), 10.0, R).least == pytest.approx((16.0 - 0.5, 0.0, 0.0))
+    # On a charger rotated STR its L1 is the site's L2: the building there is what is left.
+    site = _one_car_site("STR")
+    est = {("A", 1): bounds(car(samples=[per_phase]), 10.0, R)}
+    assert building_load(site, {"grid": (5.0, 21.0, 5.0)}, est)["grid"][0] == pytest.approx([5.0, 5.5, 5.0])
+
+
+def test_an_unphased_current_or_power_bounds_only_the_sum():
+    unphased = [SampledValue("Current.Import", 16.0)]
+    # The manager today books it on every phase: 32 A of car that is not there on L2 and L3.
+    assert currents_from_samples([_legacy(v) for v in unphased], 3) == (16.0, 16.0, 16.0)
+    sample = sample_from_meter_values(unphased, 3, 10.0, 0.0)
+    assert sample == Sample(10.0, None, 16.0, 0.0)
+    assert bounds(car(samples=[sample]), 10.0, R).least == (0.0,) * 3
+    # 48 A over three phases of at most 16 A each: every phase draws 16 A.
+    assert bounds(car(samples=[Sample(10.0, None, 48.0)]), 10.0, R).least == (16.0,) * 3
+    power = sample_from_meter_values([SampledValue("Power.Active.Import", 3680.0, unit="W")], 1, 10.0, 0.0)
+    assert power.total == pytest.approx(3680 / 253)     # at the highest voltage: never above the true current
+    assert bounds(car(phases=1, samples=[power]), 10.0, R).least == pytest.approx((3680 / 253,))
+
+
+def _legacy(value: SampledValue):
+    class Legacy:
+        connector_id = 1
+    legacy = Legacy()
+    legacy.__dict__.update(value.__dict__)
+    return legacy
+
+
+# --- commands: pending, rejected, in order -------------------------------------------------------
+
+def test_an_unanswered_decrease_keeps_the_old_limit_possible_and_an_increase_counts_at_once():
+    pending_down = car(commands=[ok(16, 0.0), Command(6.0, 10.0)], samples=[Sample(9.0, (16.0,) * 3, interval=1.0)])
+    assert bounds(pending_down, 30.0, R) == Bounds((6.0,) * 3, (16.0,) * 3)
+    pending_up = car(initial=6.0, commands=[Command(16.0, 10.0)])
+    assert bounds(pending_up, 10.0, R).most == (16.0,) * 3
+
+
+def test_a_rejected_increase_never_counts():
+    waiting = car(initial=6.0, commands=[Command(16.0, 10.0)])
+    assert bounds(waiting, 10.1, R).most == (16.0,) * 3     # before the answer it may be in force
+    rejected = car(initial=6.0, commands=[Command(16.0, 10.0, 10.2, False)])
+    assert bounds(rejected, 11.0, R).most == (6.0,) * 3
+
+
+def test_a_sample_newer_than_the_instant_is_not_used():
+    history = car(samples=[Sample(9.0, (10.0,) * 3, interval=1.0), Sample(11.0, (16.0,) * 3, interval=1.0)])
+    assert bounds(history, 10.0, R).least == pytest.approx((10.0 - 0.1,) * 3)
+
+
+def test_trim_keeps_the_answer():
+    history = car(commands=[ok(16, 0.0), ok(6, 20.0), ok(10, 30.0), Command(8, 40.0)],
+                  samples=[Sample(15.0, (16.0,) * 3, interval=10.0), Sample(35.0, (9.0,) * 3, interval=10.0),
+                           Sample(38.0, (9.5,) * 3, interval=2.0)])
+    short = trim(history, 40.0, R)
+    assert len(short.commands) < len(history.commands)
+    for t in (40.0, 41.0, 44.0, 50.0):
+        assert bounds(short, t, R) == bounds(history, t, R)
+
+
+# --- the safety property -------------------------------------------------------------------------
+
+DT = 0.05
+HORIZON = 40.0
+
+
+def _grid(t: float) -> int:
+    return int(round(t / DT))
+
+
+@st.composite
+def histories(draw):
+    """A car that obeys the model: follows a decrease within `follow` of the charger
+    applying it (between send and answer, in order), may ramp up at once to what it
+    is allowed, may stop at any instant (reported at once), reduces on its own no
+    faster than `taper`; samples at a jittered interval, each value the draw at some
+    instant of its window (an average is one such value)."""
+    charger_phases = draw(st.sampled_from([1, 3]))
+    car_phases = 1 if charger_phases == 1 else draw(st.sampled_from([1, 2, 3]))
+    mx = draw(st.sampled_from([16.0, 32.0]))
+    initial = draw(st.sampled_from([0.0, 6.0, mx]))
+    steps = _grid(HORIZON)
+    t, commands = 0.0, []
+    for _ in range(draw(st.integers(0, 8))):
+        t += draw(st.floats(0.0, 8.0))
+        if t >= HORIZON:
+            break
+        limit = draw(st.sampled_from([0.0, 6.0, 8.0, 10.0, 13.0, 16.0, 32.0]))
+        outcome = draw(st.sampled_from(["accepted", "accepted", "accepted", "rejected", "none"]))
+        delay = draw(st.floats(0.0, 3.0))
+        commands.append([round(t, 2), limit, outcome, delay])
+    # Answers in order; a command without answer may be applied until a later one is answered.
+    answered, last = [], 0.0
+    for sent, _, outcome, delay in commands:
+        last = max(last, sent + delay)
+        answered.append(last if outcome != "none" else None)
+    applied, previous = [], 0.0
+    for i, (sent, limit, outcome, _) in enumerate(commands):
+        later = [answered[j] for j in range(i, len(commands)) if commands[j][2] == "accepted"]
+        if outcome == "rejected" or (outcome == "none" and not draw(st.booleans())):
+            applied.append(None)
+            continue
+        upper = min(later + [HORIZON + 10.0])
+        lower = max(sent, previous)
+        tau = lower + draw(st.floats(0.0, 1.0)) * max(0.0, upper - lower)
+        previous = tau
+        applied.append((tau, draw(st.floats(0.0, R.follow))))
+    # The car's own wish, changing at events; it tapers between them.
+    events = sorted((draw(st.floats(0.0, HORIZON)), draw(st.sampled_from(["up", "stop", "resume", "taper"])),
+                     draw(st.floats(0.0, 40.0))) for _ in range(draw(st.integers(0, 6))))
+    rate = draw(st.floats(0.0, R.taper))
+    wish, stopped, stops, draws = draw(st.floats(0.0, 40.0)), False, [], []
+    k = 0
+    for step in range(steps + 1):
+        now = step * DT
+        while k < len(events) and events[k][0] <= now:
+            _, kind, value = events[k]
+            if kind == "up":
+                wish = max(wish, value)
+            elif kind == "stop" and not stopped:
+                stopped = True
+                stops.append(now)
+            elif kind == "resume" and stopped:
+                stopped, wish = False, value
+            k += 1
+        wish = max(0.0, wish - rate * DT)
+        in_force, held = initial, []
+        for (sent, limit, _, _), done in zip(commands, applied):
+            if done is None or done[0] > now:
+                continue
+            if now < done[0] + done[1]:
+                held.append(in_force)      # not followed yet: the old limit may still be drawn
+            in_force = limit
+        cap = max([in_force, *held])
+        amps = 0.0 if stopped else min(cap, wish, mx)
+        draws.append(tuple(amps if p < car_phases else 0.0 for p in range(charger_phases)))
+    # Samples at a jittered interval; each value is the draw at some instant of its window.
+    kind = draw(st.sampled_from(["per-phase", "total", "unphased"]))
+    interval = draw(st.sampled_from([1.0, 5.0, 10.0]))
+    samples, t = [], draw(st.floats(0.0, interval))
+    while t < HORIZON:
+        at = _grid(t)
+        instant = max(0, at - draw(st.integers(0, _grid(interval))))
+        seen = draws[instant]
+        if kind == "per-phase":
+            samples.append((at * DT, Sample(at * DT, seen, None, interval)))
+        elif kind == "total":
+            samples.append((at * DT, Sample(at * DT, None, sum(seen) * draw(st.floats(207, 253)) / 253, interval)))
+        else:
+            samples.append((at * DT, Sample(at * DT, None, max(seen), interval)))
+        t += interval + draw(st.floats(-0.5, 0.5)) * interval * 0.2
+    return charger_phases, mx, initial, commands, answered, stops, samples, draws
+
+
+def known_at(t, charger_phases, mx, initial, commands, answered, stops, samples) -> CarHistory:
+    """The history as the edge knows it at instant t: answers only once they came."""
+    cmds = tuple(Command(limit, sent,
+                         answered[i] if answered[i] is not None and answered[i] <= t else None,
+                         (outcome == "accepted") if answered[i] is not None and answered[i] <= t else None)
+                 for i, (sent, limit, outcome, _) in enumerate(commands) if sent <= t)
+    stopped = max((s for s in stops if s <= t), default=None)
+    return CarHistory(charger_phases, mx, initial, cmds, tuple(s for at, s in samples if at <= t), stopped)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(histories())
+def test_least_and_most_hold_the_true_draw_at_every_instant(history):
+    charger_phases, mx, initial, commands, answered, stops, samples, draws = history
+    for step in range(0, len(draws), 5):
+        t = step * DT
+        car_now = known_at(t, charger_phases, mx, initial, commands, answered, stops, samples)
+        est = bounds(car_now, t, R)
+        short = bounds(trim(car_now, t, R), t, R)
+        assert short == est
+        for p, true in enumerate(draws[step]):
+            assert est.least[p] <= true + 1e-6, (t, p, est, true)
+            assert true <= est.most[p] + 1e-6, (t, p, est, true)
