@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from edge.cdr.energy import last_known
+from edge.cdr.pins import pinned
 from edge.cdr.pricing import auto_stop
 from edge.cdr.record import ENERGY, readings
 from edge.cdr.service import Attempt, ChargeRecords
@@ -135,6 +136,7 @@ class SessionWatch:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
         self._failing = Failing(log)              # sessions whose check fails
+        self._pinned: dict[int, Tariff | None] = {}  # transaction -> the tariff pinned at its start
 
     async def load(self) -> None:
         """The running sessions as the journal has them (at start, or after lost events).
@@ -266,9 +268,23 @@ class SessionWatch:
                 else:
                     self._failing.ok(run.transaction_id)
             self._failing.keep_only(self.running)
+            for gone in self._pinned.keys() - self.running.keys():
+                del self._pinned[gone]
+
+    async def _tariff(self, run: Running) -> Tariff | None:
+        """The tariff the session is billed under: the one pinned at its start, so its limits and its
+        auto-stop amount are the ones the driver started under, not a tariff changed since."""
+        if run.transaction_id in self._pinned:
+            return self._pinned[run.transaction_id]
+        pin = await pinned(self._journal, self._records, {
+            "id": run.transaction_id, "charger_id": run.charger_id, "connector_id": run.connector_id,
+            "id_tag": run.id_tag, "user_group": run.user_group})
+        if pin.pinned_at is not None:       # not pinned yet (the pin follows the start event): ask again next time
+            self._pinned[run.transaction_id] = pin.tariff
+        return pin.tariff
 
     async def _check(self, run: Running, now: datetime) -> None:
-        _, tariff = self._records.tariff_for(run.charger_id, run.connector_id, run.id_tag, run.user_group)
+        tariff = await self._tariff(run)
         booted = self._booted.get(run.charger_id)
         status, since = self._status.get((run.charger_id, run.connector_id), (None, None))
         action = due(run, tariff, now, self.timeouts, booted, status if booted and since and since >= booted else None,

@@ -233,3 +233,24 @@ async def test_running_sessions_are_watched_again_after_a_restart(make_edge):
         assert (run.transaction_id, run.register_wh, run.last_values) == (started.transaction_id, 6000, clock.now())
         await edge.session_watch.check()
         assert edge.sessions.active()
+
+
+async def test_limits_are_those_of_the_tariff_the_session_started_under(make_edge):
+    """The tariff changes mid-session (the cloud lifts max_kwh from 10 to 100): the driver started under
+    10 kWh, so the watch stops at 10 kWh, as the record is priced under the pinned tariff too."""
+    from edge.uplink.documents import tariffs_from
+    from tests.edge.cdr.test_exact_money import _pinned
+
+    clock = ManualClock(START)
+    async with make_edge(clock=clock, extra=LIMITS) as edge:
+        async with charging(edge, clock) as sim:
+            [tx] = edge.sessions.running()
+            await _pinned(edge, tx)
+            edge.charge_records.book = tariffs_from(
+                {"tariffs": [{"id": "capped", "type": "duration-energy", "price_per_kwh": "0.40", "max_kwh": 100,
+                              "max_minutes": 180}],
+                 "tariff_groups": [{"id": "ac", "base": "capped", "evses": ["CP-1"]}]}, [], ["CP-1"])
+            clock.advance(2100)                 # 35 min at 22 kW: about 12.9 kWh, over the pinned 10 kWh
+            await send_meter_values(sim)
+            stopped = await sim.wait_event("stop_transaction")
+    assert stopped["reason"] == "Remote"
