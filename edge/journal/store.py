@@ -350,6 +350,11 @@ class Store:
                ORDER BY id""", (transaction_id,)))
         return (dict(row) if row else None), samples
 
+    def add_transaction_flag(self, transaction_id: int, note: str) -> None:
+        """Add a note to a transaction's flags (its record's `flags` carry them), after any there."""
+        self.conn.execute("UPDATE transactions SET flag = CASE WHEN flag IS NULL OR flag = '' THEN ? "
+                          "ELSE flag || '; ' || ? END WHERE id = ?", (note, note, transaction_id))
+
     def note_edge_stop(self, transaction_id: int, why: str) -> None:
         self.conn.execute("UPDATE transactions SET edge_stop = ? WHERE id = ?", (why, transaction_id))
 

@@ -252,8 +252,8 @@ class ChargerSession(ChargePoint):
     @on(Action.start_transaction)
     async def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str,
                                    call_unique_id: str, **kwargs):
-        checked = self._repaired.get(call_unique_id)
-        if checked is not None and checked.repaired("timestamp"):
+        time_note = self._time_note(call_unique_id, "start")
+        if time_note:
             # The charger's clock was not set and the boundary gave this start
             # its arrival time. A retry (the answer got lost) arrives later, so
             # it would not match the first copy by time: match it by what
@@ -261,7 +261,7 @@ class ChargerSession(ChargePoint):
             running = await self.site.journal.read(Store.active_transactions, self.id)
             timestamp = _same_session_start(running, connector_id, id_tag, meter_start) or timestamp
         result = await self.site.sessions.start(
-            self.id, connector_id, id_tag, meter_start, timestamp, kwargs.get("reservation_id"))
+            self.id, connector_id, id_tag, meter_start, timestamp, kwargs.get("reservation_id"), time_note)
         if result.remote_stop:
             self._stop_after_answer.add(result.transaction_id)
         return call_result.StartTransaction(transaction_id=result.transaction_id, id_tag_info=result.id_tag_info)
@@ -281,11 +281,19 @@ class ChargerSession(ChargePoint):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _time_note(self, unique_id: str, what: str) -> str | None:
+        """For the record's flags: the boundary replaced this call's timestamp (an unset charger clock)."""
+        checked = self._repaired.get(unique_id)
+        if checked is None or not checked.repaired("timestamp"):
+            return None
+        return f"charger clock not set: its {what} time was replaced by the time the edge received it"
+
     @on(Action.stop_transaction)
-    async def on_stop_transaction(self, meter_stop: int, timestamp: str, transaction_id: int, **kwargs):
+    async def on_stop_transaction(self, meter_stop: int, timestamp: str, transaction_id: int, call_unique_id: str,
+                                  **kwargs):
         _, decision = await self.site.sessions.stop(
             self.id, transaction_id, meter_stop, timestamp, kwargs.get("reason"), kwargs.get("id_tag"),
-            kwargs.get("transaction_data"))
+            kwargs.get("transaction_data"), self._time_note(call_unique_id, "stop"))
         return call_result.StopTransaction(id_tag_info=decision.id_tag_info() if decision else None)
 
     @on(Action.meter_values)

@@ -99,12 +99,13 @@ class Sessions:
         return decision
 
     async def start(self, charger_id: str, connector_id: int, id_tag: str, meter_start: int, timestamp: str,
-                    reservation_id: int | None) -> StartResult:
+                    reservation_id: int | None, time_note: str | None = None) -> StartResult:
         """A StartTransaction always gets a transaction id (OCPP). One whose token
         is not Accepted (typically started offline from the charger's own list,
         arriving late) is recorded and flagged, and the site's policy says
         whether it is stopped remotely or left to finish. Whatever was open on
-        the connector is closed: the charger started something new there."""
+        the connector is closed: the charger started something new there. `time_note`: the
+        boundary replaced the charger's time (its clock was not set); the record says so."""
         method = "free-vend" if id_tag == self.free_vend_id_tag else "start"
         authorization = self.authorizer.judge(charger_id=charger_id, connector_id=connector_id, id_tag=id_tag,
                                               method=method, running=self._running_map())
@@ -119,9 +120,10 @@ class Sessions:
         answered = start_answer(decision.status, self.unauthorized_start)
         # Where the sessions open on this connector end, read before the one commit.
         ends = [await self._ending(s.transaction_id, "") for s in self.connectors.open_on(charger_id, connector_id)]
+        stored_flag = "; ".join(note for note in (flag, time_note) if note) or None
         outcome, closed = await self._journal.write(
             _start, authorization, ends, charger_id, connector_id, id_tag, decision.status, meter_start, timestamp,
-            reservation_id, at, decision.user_group, flag, answered)
+            reservation_id, at, decision.user_group, stored_flag, answered)
         tx = outcome.transaction_id
         if outcome.is_retry:
             log.info("start retry charger=%s connector=%s transaction=%s (same id returned)",
@@ -145,8 +147,8 @@ class Sessions:
         return StartResult(tx, decision.id_tag_info(), remote_stop=flag is not None)
 
     async def stop(self, charger_id: str, transaction_id: int, meter_stop: int, timestamp: str,
-                   reason: str | None, id_tag: str | None,
-                   transaction_data: list[dict[str, Any]] | None) -> tuple[StopOutcome, AuthDecision | None]:
+                   reason: str | None, id_tag: str | None, transaction_data: list[dict[str, Any]] | None,
+                   time_note: str | None = None) -> tuple[StopOutcome, AuthDecision | None]:
         """The charger's StopTransaction. For a transaction the edge closed before
         (it was silent, offline too long, superseded, its connector said
         Available), the charger's own values correct the close: see Store.stop_transaction."""
@@ -167,7 +169,7 @@ class Sessions:
                                                   id_tag=id_tag, method="stop", running=None)
         outcome = await self._journal.write(
             _stop, authorization, charger_id, transaction_id, meter_stop, timestamp, reason, id_tag, at,
-            samples if matched else [])
+            samples if matched else [], time_note)
         if outcome.kind == "stopped":
             self.connectors.apply(Stopped(transaction_id))
             self._bus.publish(Event("transaction.stopped", charger_id, at, {
@@ -322,11 +324,14 @@ def _start(store: Store, authorization: Authorization, ends: list[Ending], charg
 
 
 def _stop(store: Store, authorization: Authorization | None, charger_id: str, transaction_id: int, meter_stop: int,
-          timestamp: str, reason: str | None, id_tag: str | None, at: str, samples: list) -> StopOutcome:
+          timestamp: str, reason: str | None, id_tag: str | None, at: str, samples: list,
+          time_note: str | None) -> StopOutcome:
     # The stop, its transactionData and the authorization record land in the same commit.
     outcome = store.stop_transaction(charger_id, transaction_id, meter_stop, timestamp, reason, id_tag, at)
     if outcome.kind in ("stopped", "corrected") and samples:
         store.record_samples(charger_id, samples, at)
+    if outcome.kind in ("stopped", "corrected") and time_note:
+        store.add_transaction_flag(transaction_id, time_note)
     if authorization is not None:
         authorization.record(store)
     return outcome

@@ -80,6 +80,10 @@ async def test_charger_with_unset_clock_is_billed_at_arrival_times_and_edge_keep
         samples = await edge.journal.read(Store.samples, transaction_id=tx)
         assert samples and all(plausible(s["timestamp"]) for s in samples)
         assert cdr["energy_kwh"] == "4.000" and plausible(cdr["start_time"])
+        # The bill says its times are the edge's, not the charger's.
+        flags = "; ".join(cdr["flags"])
+        assert "charger clock not set: its start time was replaced by the time the edge received it" in flags
+        assert "charger clock not set: its stop time was replaced by the time the edge received it" in flags
 
 
 async def test_a_retried_start_with_an_unset_clock_gets_the_same_transaction(edge):
