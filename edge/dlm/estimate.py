@@ -242,9 +242,13 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
                 continue
             end = (command.answered_at if command.answered_at is not None else at) + reaction.follow
             then = _reading_at(history, min(at, end)) or now_reading
-            # What rose since, less what sub-meters and cars raised earlier already took.
-            rise = left.setdefault(base.at, [min(now_reading.currents[p], then.currents[p]) - base.currents[p]
-                                             - gained[circuit.id][p] for p in range(3)])
+            if base.at not in left:
+                # What rose since, less what sub-meters and cars raised earlier already took, and
+                # less what other cars' samples since show they rose: no rise is counted twice.
+                shown = _least_rise(topology, circuit.id, cars, estimated, base.at, reaction)
+                left[base.at] = [min(now_reading.currents[p], then.currents[p]) - base.currents[p]
+                                 - gained[circuit.id][p] - shown[p] for p in range(3)]
+            rise = left[base.at]
             n = car.phases if car.phases_in_use is None else min(car.phases, car.phases_in_use)
             room = [max(0.0, min(rise[evse.phase_map[i]], est.most[i] - est.least[i])) for i in range(n)]
             if car.phases_in_use is not None and n > 1:
@@ -259,11 +263,34 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     return out
 
 
+def _least_rise(topology: Topology, circuit_id: str, cars: Mapping[EvseKey, CarHistory],
+                estimated: Mapping[EvseKey, Bounds], since: float, reaction: Reaction) -> list[float]:
+    """Per site phase: how much the least of the cars under a circuit rose since an instant."""
+    out = [0.0, 0.0, 0.0]
+    for evse in topology.evses_under(circuit_id):
+        car, est = cars.get(evse.key), estimated.get(evse.key)
+        if car is None or est is None:
+            continue
+        then = bounds(car, since, reaction)
+        for i, site_phase in enumerate(evse.phase_map[:car.phases]):
+            out[site_phase] += max(0.0, est.least[i] - then.least[i])
+    return out
+
+
 def _nearest_meter(topology: Topology, circuit_id: str, readings: Mapping[str, Any]) -> str | None:
     for c in topology.paths[circuit_id]:
         if topology.by_id[c].meter is not None and readings.get(c):
             return c
     return None
+
+
+def estimate_site(topology: Topology, cars: Mapping[EvseKey, CarHistory],
+                  readings: Mapping[str, tuple[MeterReading, ...]], at: float,
+                  reaction: Reaction = Reaction()) -> dict[EvseKey, Bounds]:
+    """Every car's interval at `at`: `bounds`, narrowed by the meters' rises
+    (`attribute_rises`). A connector without a car is not in `cars`: it draws nothing."""
+    estimated = {key: bounds(car, at, reaction) for key, car in cars.items()}
+    return attribute_rises(topology, cars, estimated, readings, at, reaction)
 
 
 # --- the building's load --------------------------------------------------------------------------

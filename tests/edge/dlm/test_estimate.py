@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from edge.dlm.estimate import (Bounds, CarHistory, Command, MeterReading, Reaction, Sample, attribute_rises,
-                               bounds, building_load, sample_from_meter_values, trim)
+                               bounds, building_load, estimate_site, sample_from_meter_values, trim)
 from edge.dlm.manager import currents_from_samples
 from edge.dlm.model import Circuit, Evse, Topology
 from edge.dlm.phases import phase_map
@@ -108,6 +108,19 @@ def test_a_sample_after_the_increase_ends_the_attribution():
     est = {("A", 1): bounds(history, 40.0, R)}
     assert est[("A", 1)].least == pytest.approx((7.0 - 0.25,) * 3)
     assert attribute_rises(site, {("A", 1): history}, est, {"grid": readings}, 40.0, R) == est
+
+
+def test_a_rise_another_car_reports_is_not_attributed_twice():
+    # A was raised at 30 and B's sample at 32 shows B rose 6 A: of the meter's 10 A rise, 4 A is A.
+    site = Topology((Circuit("grid", 63.0, meter="m"),),
+                    (Evse("A", 1, "grid", phase_map(3)), Evse("B", 1, "grid", phase_map(3))))
+    cars = {("A", 1): car(initial=0.0, commands=[ok(16, 30.0)], samples=[Sample(25.0, (0.0,) * 3, interval=10.0)]),
+            ("B", 1): car(samples=[Sample(29.0, (4.0,) * 3, interval=1.0), Sample(32.0, (10.0,) * 3, interval=1.0)])}
+    readings = {"grid": (MeterReading(29.5, (14.0,) * 3), MeterReading(32.0, (24.0,) * 3))}
+    est = estimate_site(site, cars, readings, 32.0, R)
+    # B's least rose from 4 - 0.075 (at 29.5) to 10 - 0.05 (tapered from its windows): 6.025 A is B.
+    assert est[("A", 1)].least == pytest.approx((10.0 - 6.025,) * 3)
+    assert building_load(site, {"grid": (24.0,) * 3}, est)["grid"][0] == pytest.approx([24.0 - 3.975 - 9.95] * 3)
 
 
 # --- a paused car ramping down -------------------------------------------------------------------
@@ -318,3 +331,102 @@ def test_least_and_most_hold_the_true_draw_at_every_instant(history):
         for p, true in enumerate(draws[step]):
             assert est.least[p] <= true + 1e-6, (t, p, est, true)
             assert true <= est.most[p] + 1e-6, (t, p, est, true)
+
+
+# --- the site: the building's load is never underestimated ---------------------------------------
+
+@st.composite
+def sites(draw):
+    """Two cars (1- or 3-phase, rotated chargers) under one metered grid circuit,
+    limits sent and followed as in `histories`, per-phase samples, the meter read
+    every second, and a building load that falls at any time but rises only when
+    no limit is on its way: the evidence `attribute_rises` trusts."""
+    horizon, dt = 24.0, 0.1
+    steps = int(round(horizon / dt))
+    cars = []
+    for _ in range(2):
+        rotation = draw(st.sampled_from(["RST", "STR", "TRS"]))
+        car_phases = draw(st.sampled_from([1, 3]))
+        t, commands = 0.0, []
+        for _ in range(draw(st.integers(0, 4))):
+            t += draw(st.floats(0.5, 8.0))
+            limit = draw(st.sampled_from([0.0, 6.0, 10.0, 16.0]))
+            commands.append((round(t, 1), limit, round(t + draw(st.floats(0.0, 1.0)), 1)))
+        applied, previous = [], 0.0
+        for sent, limit, answered in commands:
+            tau = max(sent, previous) + draw(st.floats(0.0, 1.0)) * max(0.0, answered - max(sent, previous))
+            previous = tau
+            applied.append((tau, draw(st.floats(0.0, R.follow))))
+        wish = draw(st.floats(0.0, 20.0))
+        rises = [(draw(st.floats(0.0, horizon)), draw(st.floats(0.0, 20.0))) for _ in range(draw(st.integers(0, 2)))]
+        interval = draw(st.sampled_from([2.0, 5.0, 10.0]))
+        cars.append((rotation, car_phases, commands, applied, wish, rises, interval, draw(st.floats(0.0, 2.0))))
+    # Building rises are kept out of [sent - 1.5 s, answered + follow + 0.5 s] of every limit.
+    windows = [(sent - 1.5, answered + R.follow + 0.5) for c in cars for sent, _, answered in c[2]]
+    building = [draw(st.floats(0.0, 30.0)) for _ in range(3)]
+    changes = []
+    for _ in range(draw(st.integers(0, 6))):
+        at, phase, delta = draw(st.floats(0.0, horizon)), draw(st.integers(0, 2)), draw(st.floats(-20.0, 30.0))
+        if delta > 0 and any(a <= at <= b for a, b in windows):
+            delta = -delta
+        changes.append((at, phase, delta))
+    return steps, dt, cars, building, sorted(changes)
+
+
+def _simulate(steps, dt, cars, building, changes):
+    """-> per step: (building per site phase, draws per car per charger phase)."""
+    trace, load, k = [], list(building), 0
+    for step in range(steps + 1):
+        now = step * dt
+        while k < len(changes) and changes[k][0] <= now:
+            _, phase, delta = changes[k]
+            load[phase] = max(0.0, load[phase] + delta)
+            k += 1
+        draws = []
+        for rotation, car_phases, commands, applied, wish, rises, _, _ in cars:
+            want = max([wish] + [w for at, w in rises if at <= now])
+            in_force, held = 0.0, []
+            for (_, limit, _), (tau, follow) in zip(commands, applied):
+                if tau > now:
+                    continue
+                if now < tau + follow:
+                    held.append(in_force)
+                in_force = limit
+            amps = min(max([in_force, *held]), want)
+            draws.append(tuple(amps if p < car_phases else 0.0 for p in range(3)))
+        trace.append((tuple(load), draws))
+    return trace
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(sites())
+def test_the_building_load_is_never_underestimated_when_rises_are_attributed(site):
+    steps, dt, cars, building, changes = site
+    trace = _simulate(steps, dt, cars, building, changes)
+    evses = tuple(Evse(f"C{i}", 1, "grid", phase_map(3, c[0]), max_current=16.0) for i, c in enumerate(cars))
+    topology = Topology((Circuit("grid", 100.0, meter="m"),), evses)
+    readings = []
+    for step in range(0, steps + 1, 10):
+        t = step * dt
+        load, draws = trace[step]
+        metered = [load[p] for p in range(3)]
+        for evse, amps in zip(evses, draws):
+            for i, a in enumerate(amps):
+                metered[evse.phase_map[i]] += a
+        readings.append(MeterReading(t, tuple(metered)))
+        histories = {}
+        for evse, (_, _, commands, _, _, _, interval, offset) in zip(evses, cars):
+            samples, s = [], offset
+            while s <= t:
+                instant = max(0, int(round((s - interval / 2) / dt)))     # some instant of its window
+                samples.append(Sample(s, trace[instant][1][evses.index(evse)], interval=interval))
+                s += interval
+            known = tuple(Command(limit, sent, answered if answered <= t else None, True if answered <= t else None)
+                          for sent, limit, answered in commands if sent <= t)
+            histories[evse.key] = CarHistory(3, 16.0, 0.0, known, tuple(samples))
+        estimated = estimate_site(topology, histories, {"grid": tuple(readings)}, t, R)
+        for key, est in estimated.items():
+            assert all(lo <= hi + 1e-9 for lo, hi in zip(est.least, est.most))
+        seen = building_load(topology, {"grid": tuple(metered)}, estimated)["grid"][0]
+        for p in range(3):
+            assert seen[p] >= load[p] - 1e-6, (t, p, seen, load, estimated)
