@@ -216,7 +216,9 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     attribution back. A car known to draw on several phases draws them evenly,
     so a one-phase building step is not taken for a 3-phase car. The meters are
     read deepest first, and a parent meter attributes only what its sub-meters
-    did not, so no rise is counted twice."""
+    did not, nor what other cars' samples since show they rose: no rise is
+    counted twice. Knowing a car's phases (`phases_in_use`) only ever narrows
+    what is attributed."""
     out = dict(estimated)
     gained: dict[str, list[float]] = {c.id: [0.0, 0.0, 0.0] for c in topology.circuits}
     metered = sorted((c for c in topology.circuits if c.meter is not None and readings.get(c.id)),
