@@ -28,7 +28,7 @@ from edge.clock import Clock
 from edge.events import EventBus
 from edge.journal import Journal, Store
 from edge.ocpp.commands import CommandResult, Commands, worth_retrying
-from edge.retries import RETRY_DELAYS, next_delay
+from edge.retries import RETRY_DELAYS, Later, next_delay
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class LocalListSync:
         self._full: set[str] = set()
         self._failed: dict[str, list[str]] = {}        # charger -> what failed in the pass under way
         self._attempts: dict[str, int] = {}           # charger -> retries so far on this connection
-        self._retries: dict[str, asyncio.Task] = {}
+        self._retries = Later("local-list retry")
         self.idle = asyncio.Event()
         self.idle.set()
         authorizer.on_change(self._model_changed)
@@ -69,13 +69,14 @@ class LocalListSync:
             while True:
                 event = await events.get()
                 if event.kind in ("charger.ready", "charger.disconnected"):
-                    self._cancel_retry(event.charger_id)
+                    self._retries.cancel(event.charger_id)
                     self._attempts.pop(event.charger_id, None)
                 if event.kind == "charger.ready" and self.enabled and self._is_known(event.charger_id):
                     self.request(event.charger_id, full_check=True)
         finally:
             self._bus.unsubscribe(events)
-            for task in [*self._workers.values(), *self._retries.values()]:
+            self._retries.cancel_all()
+            for task in self._workers.values():
                 task.cancel()
 
     def request(self, charger_id: str, full_check: bool = False) -> None:
@@ -118,23 +119,11 @@ class LocalListSync:
         self._attempts[charger_id] = attempt + 1
         log.warning("local list sync charger=%s: %s; retry %d in %g s", charger_id, "; ".join(failed),
                     attempt + 1, delay)
-        self._cancel_retry(charger_id)
-        self._retries[charger_id] = asyncio.create_task(self._retry(charger_id, delay),
-                                                        name=f"local-list retry {charger_id}")
+        self._retries.call(charger_id, delay, lambda: self._retry(charger_id))
 
-    async def _retry(self, charger_id: str, delay: float) -> None:
-        try:
-            await asyncio.sleep(delay)
-        finally:
-            if self._retries.get(charger_id) is asyncio.current_task():
-                del self._retries[charger_id]
+    def _retry(self, charger_id: str) -> None:
         if self._commands.is_ready(charger_id):
             self.request(charger_id, full_check=True)
-
-    def _cancel_retry(self, charger_id: str) -> None:
-        task = self._retries.pop(charger_id, None)
-        if task is not None:
-            task.cancel()
 
     async def _model_changed(self, model: AuthModel, blocked: set[str]) -> None:
         if not self.enabled:

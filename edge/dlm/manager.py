@@ -28,7 +28,7 @@ from edge.dlm.series import SeriesRecorder
 from edge.events import Event, EventBus
 from edge.journal import Journal
 from edge.ocpp.commands import Commands
-from edge.retries import RETRY_DELAYS, next_delay
+from edge.retries import RETRY_DELAYS, Later, next_delay
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class LoadManager:
         self._tasks: set[asyncio.Task] = set()
         self._last_decrease_at = -math.inf
         self._failsafe: set[str] = set()
-        self._prepare_retries: dict[str, asyncio.Task] = {}
+        self._prepare_retries = Later("dlm-prepare-retry")
         self.retry_delays = RETRY_DELAYS
         self.evaluations = 0
         # Circuit id -> a cap from outside the config (the cloud's limits document); see edge.dlm.caps.
@@ -213,7 +213,8 @@ class LoadManager:
         finally:
             consumer.cancel()
             self._bus.unsubscribe(events)
-            for task in [*self._tasks, *self._prepare_retries.values()]:
+            self._prepare_retries.cancel_all()
+            for task in self._tasks:
                 task.cancel()
             await self.series.flush()
 
@@ -408,23 +409,11 @@ class LoadManager:
                       "until it connects again", charger_id, charger.prepare_attempts)
             return
         charger.prepare_attempts += 1
-        self._cancel_prepare_retry(charger_id)
-        self._prepare_retries[charger_id] = asyncio.create_task(
-            self._prepare_later(charger_id, delay), name=f"dlm-prepare-retry {charger_id}")
+        self._prepare_retries.call(charger_id, delay, lambda: self._prepare_again(charger_id))
 
-    async def _prepare_later(self, charger_id: str, delay: float) -> None:
-        try:
-            await asyncio.sleep(delay)
-        finally:
-            if self._prepare_retries.get(charger_id) is asyncio.current_task():
-                del self._prepare_retries[charger_id]
+    def _prepare_again(self, charger_id: str) -> None:
         if self.chargers[charger_id].online:
             self._spawn(self._prepare(charger_id), f"dlm-prepare {charger_id}")
-
-    def _cancel_prepare_retry(self, charger_id: str) -> None:
-        task = self._prepare_retries.pop(charger_id, None)
-        if task is not None:
-            task.cancel()
 
     # --- following the site --------------------------------------------------------------------------
 
@@ -439,12 +428,12 @@ class LoadManager:
             charger.online, charger.default_sent = True, None
         elif kind == "charger.ready" and self._is_known(event.charger_id):
             charger.online, charger.prepare_attempts = True, 0
-            self._cancel_prepare_retry(event.charger_id)
+            self._prepare_retries.cancel(event.charger_id)
             self._spawn(self._prepare(event.charger_id), f"dlm-prepare {event.charger_id}")
         elif kind == "charger.disconnected" and not self._commands.is_connected(event.charger_id):
             # (A charger that reconnected at once has its new connection already: that one counts.)
             charger.online, charger.default_sent = False, None
-            self._cancel_prepare_retry(event.charger_id)
+            self._prepare_retries.cancel(event.charger_id)
         elif kind == "charger.booted":
             # A rebooted charger forgets its TxProfiles.
             for key, track in self.tracks.items():
