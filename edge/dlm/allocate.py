@@ -18,7 +18,9 @@ from. The allocator works in four steps:
 3. Distribution of what is left, by strategy: `fair` raises every admitted
    car together (water-filling) up to what it takes, prioritised cars first;
    `fcfs` fills cars one by one in arrival order; `fixed` water-fills over
-   every EVSE, car or not, so each has a static share that is not lent out.
+   every EVSE, car or not, so each has a static share that is not lent out;
+   `scheduled` fills cars in the planner's order up to its targets
+   (edge/dlm/planner.py), then shares the rest as `fair` does.
 4. Decisions, rounded down to 0.1 A, each with the rule or resource that
    binds it, so "why is this car limited" has an answer.
 """
@@ -104,6 +106,11 @@ def unmanaged_load(topology: Topology, meters: dict, states: dict[EvseKey, Conne
 
 def _admission_order(inputs: Inputs, keys: list[EvseKey], states: dict[EvseKey, ConnectorState]) -> list[EvseKey]:
     now, turn = inputs.now, inputs.rotate_after
+    if inputs.strategy == "scheduled" and inputs.targets is not None:
+        # The plan decides turns: its order, then cars it has not seen yet, by arrival.
+        place = {k: i for i, k in enumerate(inputs.targets)}
+        return sorted(keys, key=lambda k: (0 if states[k].priority else 1, place.get(k, len(place)),
+                                           states[k].arrived, k))
 
     def rank(key: EvseKey) -> tuple:
         s = states[key]
@@ -214,13 +221,20 @@ def allocate(inputs: Inputs) -> Allocation:
     def wants(state: ConnectorState) -> bool:
         return state.controllable and (state.session or inputs.strategy == "fixed")
     candidates = [key for key, state in states.items() if wants(state)]
+    targets = inputs.targets if inputs.strategy == "scheduled" else None
+    decisions: dict[EvseKey, Decision] = {}
+    if targets is not None:
+        # Planned below its minimum: the car waits for its slot (others leave earlier or need it more).
+        for key in [k for k in candidates if targets.get(k, math.inf) < topology.evse_by_key[k].min_current]:
+            candidates.remove(key)
+            decisions[key] = Decision(key, 0.0, phase_count[key], "paused: scheduled later (cars that leave "
+                                                                  "earlier or need more are served first)")
     order = _admission_order(inputs, candidates, states)
 
     # Prioritised user groups keep full speed (seed 002): they are admitted and
     # filled first, the others share what is left. `fixed` shares are static.
     groups = [order] if inputs.strategy == "fixed" else [[k for k in order if states[k].priority],
                                                          [k for k in order if not states[k].priority]]
-    decisions: dict[EvseKey, Decision] = {}
     admitted: list[EvseKey] = []
     filled: dict[EvseKey, tuple[float, str, Resource | None]] = {}
     fill = _Fill(slack)
@@ -245,7 +259,16 @@ def allocate(inputs: Inputs) -> Allocation:
             taken.append(key)
         lo = {k: _ceil_tenth(topology.evse_by_key[k].min_current) for k in taken}
         hi = {k: _cap(topology.evse_by_key[k], states[k], inputs.strategy) for k in taken}
-        if inputs.strategy == "fcfs":
+        if targets is not None:
+            # Up to its target in the plan's order, then what is left shared fairly.
+            for key in taken:
+                room = min((slack[r] for r in uses[key]), default=0.0)
+                extra = max(0.0, min(min(hi[key], targets.get(key, lo[key])) - lo[key], room))
+                for r in uses[key]:
+                    slack[r] -= extra
+                lo[key] += extra
+            filled.update(fill.run(taken, lo, {k: max(lo[k], hi[k]) for k in taken}, uses))
+        elif inputs.strategy == "fcfs":
             for key in taken:
                 room = min((slack[r] for r in uses[key]), default=0.0)
                 extra = max(0.0, min(hi[key] - lo[key], room))
@@ -279,7 +302,7 @@ def allocate(inputs: Inputs) -> Allocation:
 
 
 def _cap(evse: Evse, state: ConnectorState, strategy: str) -> float:
-    if strategy == "fair" and state.demand is not None:
+    if strategy in ("fair", "scheduled") and state.demand is not None:
         return max(evse.min_current, min(evse.max_current, state.demand))
     return evse.max_current
 

@@ -20,7 +20,7 @@ SupplyPhase = Literal["L1", "L2", "L3"]
 
 
 class LoadManagementSection(Strict):
-    strategy: Literal["fair", "fcfs", "fixed"] = "fair"
+    strategy: Literal["fair", "fcfs", "fixed", "scheduled"] = "fair"
     # Kept free on every phase of every circuit, for what the meter has not seen yet.
     margin: Annotated[float, Field(ge=0, le=100)] = 1.0
     # A paused car swaps with one that has charged this long (s), so no car waits forever.

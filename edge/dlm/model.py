@@ -12,7 +12,7 @@ from edge.dlm.phases import Phases
 EvseKey = tuple[str, int]          # (charger id, connector id)
 Resource = tuple[str, int]         # (circuit id, site phase index)
 
-STRATEGIES = ("fair", "fcfs", "fixed")
+STRATEGIES = ("fair", "fcfs", "fixed", "scheduled")
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,9 @@ class Inputs:
     now: float
     strategy: str = "fair"
     rotate_after: float = 900.0    # s a paused car waits before it swaps with a long-running one
+    # `scheduled`: the planner's current per EVSE (edge.dlm.planner), in serving order; the
+    # allocator fills cars in this order up to them, then shares what is left.
+    targets: dict[EvseKey, float] | None = None
 
 
 @dataclass(frozen=True)
