@@ -44,6 +44,9 @@ class LoadManagementSection(Strict):
     series_keep_days: Annotated[int, Field(ge=1, le=3650)] = 30
     # Evaluate at least this often (s) even without a meter reading or an event.
     tick: Annotated[float, Field(ge=0.1, le=60)] = 1.0
+    # MeterValueSampleInterval asked of every charger when it is ready (s), with per-phase Current.Import:
+    # the sooner a car's sample shows what it does, the less is held back for it. 0: the charger's own.
+    meter_values_interval: Annotated[float, Field(ge=0, le=3600)] = 5.0
 
 
 class CircuitConfig(Strict):
