@@ -59,6 +59,12 @@ class Link:
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
         self._quiet_until = 0.0
 
+    @property
+    def shared(self) -> bool:
+        """More than one meter polls through this client (several meters on one
+        RS-485 line or behind one gateway): a dead one must not hold the bus."""
+        return self.users > 1
+
     def adopt(self, config: MeterConfig) -> None:
         """Another meter on the same bus: its settings must match."""
         if config.transport == "rtu":

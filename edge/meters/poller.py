@@ -3,8 +3,9 @@
 `MeterPoller.run()` polls every `period` until cancelled. Nothing a meter
 does makes it raise: timeouts, refused connections, garbled or refused
 answers are reported through `on_problem` (rate-limited: a dead meter polled
-every second must not fill the journal) and tried again with a growing pause,
-which also keeps a dead meter from hogging a shared RS-485 bus. The load
+every second must not fill the journal) and tried again: every period when the
+meter is alone on its link, with a growing pause when it shares an RS-485 bus
+or a gateway with other meters (a dead one must not hog the bus). The load
 manager reads `latest` and `healthy()`: a meter that stops answering keeps its
 last good reading, which just grows old until `healthy()` says no.
 """
@@ -65,6 +66,7 @@ class MeterPoller:
         self.map = config.register_map()
         self.latest: MeterReading | None = None
         self.failures = 0           # consecutive polls that got no answer
+        self.polls = 0              # polls started (answered or not)
         self._on_reading = on_reading
         self._on_problem = on_problem
         self._links = links if links is not None else ModbusLinks()
@@ -90,19 +92,27 @@ class MeterPoller:
             while True:
                 started = loop.time()
                 await self.poll_once()
-                await asyncio.sleep(max(0.0, self._pause() - (loop.time() - started)))
+                await asyncio.sleep(max(0.0, self.pause() - (loop.time() - started)))
         finally:
             self.close()
 
-    def _pause(self) -> float:
-        # A glitch of a poll or three is retried at full rate (the load manager
-        # is waiting for it); only a meter that stays dead is asked less often.
+    def pause(self) -> float:
+        """Seconds from the start of one poll to the start of the next."""
+        # The load manager is in failsafe while a meter is silent, and leaves it at the
+        # first good reading: a meter alone on its link is asked every period, so that
+        # reading comes within a period of its answering again, not after a back-off. Only
+        # where other meters share the bus is a meter that stays dead asked less often
+        # (a glitch of a poll or three still at full rate), so its timeouts do not
+        # hold the bus the others need.
+        if not self._link.shared:
+            return self.config.period
         extra = max(0, self.failures - GRACE_FAILURES)
         return self.config.period * min(2 ** extra, BACKOFF_PERIODS)
 
     async def poll_once(self) -> MeterReading | None:
         """One read and check; the reading that passed, else None. Never raises
         for anything the meter or the bus does."""
+        self.polls += 1
         try:
             sample = await self._read()
         except MeterIOError as exc:

@@ -343,15 +343,36 @@ async def test_cancelling_run_closes_the_link(cleanup):
     assert links._links == {}
 
 
-def test_a_failing_meter_is_polled_less_often_but_not_forever_less():
-    poller = MeterPoller(tcp_config(free_port()), Clock())
+def test_a_failing_meter_on_a_shared_bus_is_polled_less_often_but_not_forever_less():
+    links = ModbusLinks()
+    port = free_port()
+    poller, other = (MeterPoller(tcp_config(port, unit=unit), Clock(), links=links) for unit in (1, 2))
     try:
+        assert poller._link is other._link and poller._link.shared
         pauses = []
         for failures in range(10):
             poller.failures = failures
-            pauses.append(poller._pause())
+            pauses.append(poller.pause())
         assert pauses[:GRACE_FAILURES + 1] == [0.2] * (GRACE_FAILURES + 1)
         assert pauses == sorted(pauses)
         assert max(pauses) == pytest.approx(0.2 * BACKOFF_PERIODS)
+        # The other meter gone, the bus is this one's alone: no back-off any more.
+        other.close()
+        assert not poller._link.shared and poller.pause() == 0.2
+    finally:
+        poller.close()
+        other.close()
+
+
+def test_a_meter_alone_on_its_link_is_polled_every_period_however_long_it_failed():
+    """The load manager leaves failsafe at the first good reading: a meter with
+    nobody to share its link with must be asked again at once, so that reading
+    comes within a period of its answering (issue 15, observation 4)."""
+    poller = MeterPoller(tcp_config(free_port()), Clock())
+    try:
+        assert not poller._link.shared
+        for failures in (0, GRACE_FAILURES, GRACE_FAILURES + 1, 100):
+            poller.failures = failures
+            assert poller.pause() == 0.2
     finally:
         poller.close()
