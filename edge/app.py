@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import ocpp.messages
 
-from edge.api import LocalApi
+from edge.web.server import LocalApi
 from edge.auth.authorizer import Authorizer, document_hash
 from edge.auth.enforcement import AccessEnforcement
 from edge.auth.sync import LocalListSync

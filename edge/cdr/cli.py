@@ -13,7 +13,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Callable
 
-from edge.cdr.api import STATUSES
+from edge.cdr.plausibility import STATUSES
 
 
 def register(sub: argparse._SubParsersAction, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]

@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, get_args
 
 Status = Literal["Successful", "Error", "Exclusion", "Failed"]
+STATUSES: tuple[str, ...] = get_args(Status)   # for the API's and edgectl's --status choices
 
 
 @dataclass(frozen=True)

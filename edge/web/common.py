@@ -1,17 +1,31 @@
-"""Helpers shared by the local API's route modules."""
+"""Helpers shared by the HTTP side's route modules."""
 
 from __future__ import annotations
 
 import functools
 import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from aiohttp import web
 
 from edge.ocpp.commands import plain_numbers
 
 MAX_LIMIT = 5000
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def public(handler: Handler) -> Handler:
+    """Mark a route's handler as answered without the token or a login (a liveness probe, the login page)."""
+    handler.public = True  # type: ignore[attr-defined]
+    return handler
+
+
+def is_public(request: web.Request) -> bool:
+    route = request.match_info.route
+    # An unknown path has no handler of ours: the 404 is answered after the token check, as before.
+    return bool(getattr(getattr(route, "handler", None), "public", False))
 
 
 def _json_default(value: Any) -> Any:

@@ -3,28 +3,26 @@ limited") and the per-phase series against the limits (for the web page)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
-from edge.api_common import error_response, int_query, json_response
+from edge.web.site import SiteView
+from edge.web.common import error_response, int_query, json_response
 from edge.clock import parse_iso
 from edge.journal import Store
 
-if TYPE_CHECKING:
-    from edge.api import LocalApi
-
 
 class DlmRoutes:
-    def __init__(self, api: "LocalApi"):
-        self.api = api
-        api.app.add_routes([
+    def __init__(self, site: SiteView):
+        self.site = site
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [
             web.get("/api/v1/dlm", self.status),
             web.get("/api/v1/dlm/series", self.series),
-        ])
+        ]
 
     def _manager(self):
-        return self.api.edge.load_manager
+        return self.site.load_manager
 
     async def status(self, request: web.Request) -> web.Response:
         manager = self._manager()
@@ -48,6 +46,6 @@ class DlmRoutes:
                 if moment is None:
                     return error_response(400, f"query parameter {name}={raw!r} is not an ISO 8601 time")
                 bounds[name] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        rows = await self.api.edge.journal.read(Store.load_series, circuit=request.query.get("circuit"),
+        rows = await self.site.journal.read(Store.load_series, circuit=request.query.get("circuit"),
                                                 limit=int_query(request, "limit", 10_000, 100_000), **bounds)
         return json_response(rows)

@@ -1,46 +1,29 @@
-"""The edge's local HTTP API (aiohttp), what `edgectl` talks to.
-
-Bound to 127.0.0.1 by default; every request needs `Authorization: Bearer
-<token>` (the token file lives in the state directory). Documented in
-docs/local-api.md.
-"""
+"""The local API's core routes: health, chargers, sessions, logs and commands (what edgectl
+uses most). Documented in docs/local-api.md."""
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import Any, Callable
 
 from aiohttp import web
 
-from edge.api_auth import AuthRoutes
-from edge.api_chargers import ChargerRoutes
-from edge.api_config import ConfigRoutes
-from edge.api_dlm import DlmRoutes
-from edge.cdr.api import CdrRoutes
-from edge.api_common import MAX_LIMIT, actor_of, error_response, int_query, json_object, json_response
 from edge.journal import Store
 from edge.ocpp.commands import ACTIONS, CommandError, resolve_action
-from edge.uplink.api import UplinkRoutes
-
-if TYPE_CHECKING:
-    from edge.app import Edge
+from edge.web.common import MAX_LIMIT, actor_of, error_response, int_query, json_object, json_response
+from edge.web.site import SiteView
 
 log = logging.getLogger(__name__)
 
 LOGS = ("communication", "network", "hardware", "actions", "data_transfers", "authorizations")
 
 
-class LocalApi:
-    def __init__(self, edge: "Edge", *, host: str, port: int, token: str):
-        self.edge = edge
-        self.host, self.port = host, port
-        self._token = token
-        self.ready = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self.app = web.Application(middlewares=[self._auth], client_max_size=1024 * 1024)
-        self.app.add_routes([
+class CoreRoutes:
+    def __init__(self, site: SiteView):
+        self.edge = site
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [
             web.get("/api/v1/health", self.health),
             web.get("/api/v1/chargers", self.chargers),
             web.get("/api/v1/chargers/{id}", self.charger),
@@ -52,36 +35,7 @@ class LocalApi:
             web.get("/api/v1/unmatched-stops", self.unmatched_stops),
             web.get("/api/v1/logs/{log}", self.site_log),
             web.get("/api/v1/commands", self.command_list),
-        ])
-        AuthRoutes(self)
-        ChargerRoutes(self)
-        ConfigRoutes(self)
-        DlmRoutes(self)
-        CdrRoutes(self)
-        UplinkRoutes(self)
-
-    @property
-    def bound_port(self) -> int:
-        assert self._runner is not None
-        return self._runner.addresses[0][1]
-
-    async def run(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        self.ready.set()
-        try:
-            await asyncio.Future()
-        finally:
-            await self._runner.cleanup()
-
-    @web.middleware
-    async def _auth(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._token.encode()):
-            return error_response(401, "missing or wrong bearer token (see the api-token file in the state directory)")
-        return await handler(request)
+        ]
 
     async def _read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await self.edge.journal.read(fn, *args, **kwargs)

@@ -4,20 +4,18 @@ shows it; monitoring can poll it (`ok` is false while on the last good config)."
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
-from edge.api_common import json_response
-
-if TYPE_CHECKING:
-    from edge.api import LocalApi
+from edge.web.site import SiteView
+from edge.web.common import json_response
 
 
 class ConfigRoutes:
-    def __init__(self, api: "LocalApi"):
-        self.api = api
-        api.app.add_routes([web.get("/api/v1/config", self.status)])
+    def __init__(self, site: SiteView):
+        self.site = site
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [web.get("/api/v1/config", self.status)]
 
     async def status(self, request: web.Request) -> web.Response:
-        return json_response(self.api.edge.config_status())
+        return json_response(self.site.config_status())

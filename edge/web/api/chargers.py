@@ -9,40 +9,39 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
-from edge.api_common import actor_of, error_response, json_object, json_response
+from edge.web.site import SiteView
+from edge.web.common import actor_of, error_response, json_object, json_response
 from edge.ocpp.credentials import CredentialError
 from edge.ocpp.refusals import latest_refusals
 
-if TYPE_CHECKING:
-    from edge.api import LocalApi
 
 # A rotation's HTTP status follows the ChangeConfiguration's outcome, as for any command.
 _STATUS = {"invalid": 400, "not-connected": 409, "timeout": 504, "error": 502}
 
 
 class ChargerRoutes:
-    def __init__(self, api: "LocalApi"):
-        self.api = api
-        api.app.add_routes([
+    def __init__(self, site: SiteView):
+        self.site = site
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [
             web.get("/api/v1/chargers/{id}/password", self.password_state),
             web.post("/api/v1/chargers/{id}/password", self.password),
             web.get("/api/v1/refused-handshakes", self.refused),
-        ])
+        ]
 
     async def _refusals(self, charger_id: str | None) -> list[dict]:
-        await self.api.edge.presence.flush()   # the newest notes are still in memory
-        return await self.api.edge.journal.read(latest_refusals, charger_id)
+        await self.site.presence.flush()   # the newest notes are still in memory
+        return await self.site.journal.read(latest_refusals, charger_id)
 
     async def password_state(self, request: web.Request) -> web.Response:
         charger_id = request.match_info["id"]
-        if not self.api.edge.directory.is_known(charger_id):
+        if not self.site.directory.is_known(charger_id):
             return error_response(404, f"no charger {charger_id!r} at this site")
         refusals = await self._refusals(charger_id)
-        return json_response({"charger_id": charger_id, **self.api.edge.ocpp.credentials.describe(charger_id),
+        return json_response({"charger_id": charger_id, **self.site.ocpp.credentials.describe(charger_id),
                                   "last_refusal": refusals[0] if refusals else None})
 
     async def password(self, request: web.Request) -> web.Response:
@@ -51,13 +50,13 @@ class ChargerRoutes:
         reason = body.get("reason", "key rotation")
         if not isinstance(reason, str):
             return error_response(400, "reason must be a string")
-        credentials = self.api.edge.ocpp.credentials
+        credentials = self.site.ocpp.credentials
         try:
             if body.get("rotate") is True:
                 result = await credentials.rotate(charger_id, actor=actor_of(request), reason=reason)
                 return json_response(result, status=_STATUS.get(result["command"]["outcome"], 200))
             if body.get("forget") is True:
-                if not self.api.edge.directory.is_known(charger_id):
+                if not self.site.directory.is_known(charger_id):
                     return error_response(404, f"no charger {charger_id!r} at this site")
                 dropped = await credentials.forget(charger_id)
                 return json_response({"charger_id": charger_id, "keys_dropped": dropped,

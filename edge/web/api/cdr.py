@@ -1,24 +1,21 @@
 """Local API routes for charge records: list, one record and its revisions, CSV export, and the
 quarantine (transactions whose record could not be made) with its retry. Lists and the export
 give the latest revision of each transaction (`?revisions=all`: every revision).
-Registered on the same aiohttp app (and token check) as edge/api.py."""
+Registered through edge/web/server.py's ROUTES (one app, one token check)."""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from edge.api_common import MAX_LIMIT, error_response, int_query, json_object, json_response
+from edge.web.site import SiteView
+from edge.web.common import MAX_LIMIT, error_response, int_query, json_object, json_response
 from edge.cdr.export import range_bound, to_csv, to_items_csv
+from edge.cdr.plausibility import STATUSES
 from edge.journal import Store
-
-if TYPE_CHECKING:
-    from edge.api import LocalApi
-
-STATUSES = ("Successful", "Error", "Exclusion", "Failed")
 
 
 def _bad_request(message: str) -> web.HTTPBadRequest:
@@ -26,16 +23,18 @@ def _bad_request(message: str) -> web.HTTPBadRequest:
 
 
 class CdrRoutes:
-    def __init__(self, api: "LocalApi"):
-        self.edge = api.edge
-        api.app.add_routes([
+    def __init__(self, site: SiteView):
+        self.edge = site
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [
             web.get("/api/v1/cdrs", self.list),
             web.get("/api/v1/cdrs/export", self.export),
             web.get("/api/v1/cdrs/quarantine", self.quarantine),
             web.post("/api/v1/cdrs/quarantine/retry", self.retry),
             web.get("/api/v1/cdrs/{id}/revisions", self.revisions),
             web.get("/api/v1/cdrs/{id}", self.one),
-        ])
+        ]
 
     def _filters(self, request: web.Request) -> dict[str, Any]:
         """The query's filters, or a 400 naming the bad one."""

@@ -1,12 +1,12 @@
 """Local API routes for authorization: the model, tokens, authorization
 records, learning unknown tags, remote start/stop and reservations.
-Registered on the same aiohttp app (and token check) as edge/api.py."""
+Registered through edge/web/server.py's ROUTES (one app, one token check)."""
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from aiohttp import web
 
@@ -14,10 +14,8 @@ from edge.auth.authorizer import ModelRejected
 from edge.auth.tokens import TokenError, canonical_id, canonical_uid, reversed_uid
 from edge.journal import Store
 
-from edge.api_common import MAX_LIMIT, actor_of, error_response, int_query, json_object, json_response
-
-if TYPE_CHECKING:
-    from edge.api import LocalApi
+from edge.web.site import SiteView
+from edge.web.common import MAX_LIMIT, actor_of, error_response, int_query, json_object, json_response
 
 
 def _canonical(entry: dict) -> str | None:
@@ -28,10 +26,11 @@ def _canonical(entry: dict) -> str | None:
 
 
 class AuthRoutes:
-    def __init__(self, api: "LocalApi"):
-        self.api = api
-        self.edge = api.edge
-        api.app.add_routes([
+    def __init__(self, site: SiteView):
+        self.edge = site
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [
             web.get("/api/v1/auth/model", self.get_model),
             web.put("/api/v1/auth/model", self.put_model),
             web.get("/api/v1/auth/history", self.history),
@@ -46,7 +45,7 @@ class AuthRoutes:
             web.post("/api/v1/sessions/{id}/remote-stop", self.remote_stop),
             web.post("/api/v1/chargers/{id}/reservations", self.reserve),
             web.delete("/api/v1/chargers/{id}/reservations/{reservation}", self.cancel_reservation),
-        ])
+        ]
 
     # -- the model ------------------------------------------------------------
 

@@ -1,0 +1,86 @@
+"""The edge's local HTTP server (aiohttp): the API edgectl talks to, and the web page.
+
+Bound to 127.0.0.1 by default; every API request needs `Authorization: Bearer <token>` (the
+token file lives in the state directory), or the web page's session cookie. Documented in
+docs/local-api.md and docs/web-page.md.
+
+ROUTES below is the one list of route modules: each entry is a class built with the SiteView
+whose `routes()` returns aiohttp route definitions. Adding a module is one line here.
+Handlers marked with edge.web.common.public (e.g. a liveness probe) skip the token check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from typing import Awaitable, Callable, Protocol
+
+from aiohttp import web
+
+from edge.web.api.auth import AuthRoutes
+from edge.web.api.cdr import CdrRoutes
+from edge.web.api.chargers import ChargerRoutes
+from edge.web.api.config import ConfigRoutes
+from edge.web.api.core import CoreRoutes
+from edge.web.api.dlm import DlmRoutes
+from edge.web.api.uplink import UplinkRoutes
+from edge.web.common import error_response, is_public
+from edge.web.site import SiteView
+
+log = logging.getLogger(__name__)
+
+
+class RouteModule(Protocol):
+    def __init__(self, site: SiteView) -> None: ...
+
+    def routes(self) -> list[web.AbstractRouteDef]: ...
+
+
+# The route modules, in registration order (a fixed path before a {placeholder} of the same shape).
+ROUTES: list[type[RouteModule]] = [
+    CoreRoutes,
+    AuthRoutes,
+    ChargerRoutes,
+    ConfigRoutes,
+    DlmRoutes,
+    CdrRoutes,
+    UplinkRoutes,
+]
+
+
+class LocalApi:
+    def __init__(self, site: SiteView, *, host: str, port: int, token: str):
+        self.site = site
+        self.host, self.port = host, port
+        self._token = token
+        self.ready = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.app = web.Application(middlewares=[self._auth], client_max_size=1024 * 1024)
+        for module in ROUTES:
+            self.app.add_routes(module(site).routes())
+
+    @property
+    def bound_port(self) -> int:
+        assert self._runner is not None
+        return self._runner.addresses[0][1]
+
+    async def run(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        self.ready.set()
+        try:
+            await asyncio.Future()
+        finally:
+            await self._runner.cleanup()
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+        if is_public(request):
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._token.encode()):
+            return error_response(401, "missing or wrong bearer token (see the api-token file in the state directory)")
+        return await handler(request)
