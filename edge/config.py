@@ -106,6 +106,23 @@ class ApiSection(_Strict):
     token_file: str = "api-token"
 
 
+class WebSection(_Strict):
+    """The installer's web page (docs/web-page.md), served on the [api] address."""
+    # `edgectl password-hash`; `edgectl web password` keeps one in the state directory instead (it wins).
+    installer_password_hash: str | None = None
+    # The page shows the site without a login (actions still need one); never off loopback without a password.
+    read_only_without_login: bool = False
+    session_minutes: Annotated[int, Field(ge=5, le=7 * 24 * 60)] = 12 * 60
+
+    @field_validator("installer_password_hash")
+    @classmethod
+    def _valid_hash(cls, value: str | None) -> str | None:
+        if value is not None and not is_password_hash(value):
+            raise ValueError("not a password hash; make one with `edgectl password-hash` or set the password "
+                             "with `edgectl web password`")
+        return value
+
+
 class JournalSection(_Strict):
     path: str = "journal.sqlite"
     # The communication log keeps this many most recent frames per charger.
@@ -158,6 +175,7 @@ class SiteConfig(_Strict):
     ocpp: OcppSection = OcppSection()
     connection: ConnectionSection = ConnectionSection()
     api: ApiSection = ApiSection()
+    web: WebSection = WebSection()
     journal: JournalSection = JournalSection()
     authorization: AuthorizationSection = AuthorizationSection()
     chargers: list[ChargerConfig] = []
