@@ -506,6 +506,43 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX transaction_corrections_by_tx ON transaction_corrections (transaction_id, id);
     """,
+    # 12: OCPP security (issue 17, edge/ocpp/tls.py, security_events.py): how each charger was seen to
+    # connect (the evidence a SecurityProfile change waits for), the security events chargers report, and
+    # the certificates the edge signed for them (renewed before they expire).
+    """
+    CREATE TABLE charger_security (
+        charger_id      TEXT PRIMARY KEY,
+        level           INTEGER NOT NULL,   -- the highest security profile it was seen to connect at
+        level_at        TEXT NOT NULL,      -- edge time of the first connection at that level
+        last_level      INTEGER NOT NULL,   -- the latest connection's
+        last_at         TEXT NOT NULL,
+        tls_version     TEXT,               -- the latest TLS connection's
+        cipher          TEXT,
+        cert_subject    TEXT,               -- the latest client certificate (profile 3)
+        cert_serial     TEXT,
+        cert_not_after  TEXT,
+        cert_sha256     TEXT
+    );
+    CREATE TABLE security_events (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        charger_id      TEXT NOT NULL,
+        type            TEXT NOT NULL,      -- SecurityEventNotification type (whitepaper's list, or the vendor's)
+        charger_time    TEXT,               -- the charger's timestamp
+        tech_info       TEXT,
+        critical        INTEGER NOT NULL,   -- 1: alerted to the cloud
+        at              TEXT NOT NULL       -- edge time
+    );
+    CREATE INDEX security_events_by_charger ON security_events (charger_id, id);
+    CREATE TABLE issued_certificates (
+        serial          TEXT PRIMARY KEY,   -- hex
+        charger_id      TEXT NOT NULL,
+        sha256          TEXT NOT NULL,
+        not_after       TEXT NOT NULL,
+        issued_at       TEXT NOT NULL,
+        answer          TEXT                -- the charger's CertificateSigned answer (NULL: not sent yet)
+    );
+    CREATE INDEX issued_certificates_by_charger ON issued_certificates (charger_id, issued_at);
+    """,
 ]
 
 
