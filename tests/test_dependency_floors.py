@@ -21,6 +21,8 @@ FIXED_IN = {
     "setuptools": ("78.1.1", "CVE-2025-47273 (path traversal)"),
     "pydantic": ("2.4.0", "CVE-2024-3772 (ReDoS in email validation)"),
     "websockets": ("9.1", "CVE-2021-33880 (timing attack on Basic auth)"),
+    "cryptography": ("50.0.0", "CVE-2026-69247 / GHSA-g6cj-pr64-35w5 (PKCS#7 decryption oracle); "
+                               "GHSA-537c-gmf6-5ccf (48.0.1) and older ones before it"),
 }
 
 
