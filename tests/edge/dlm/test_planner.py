@@ -1,0 +1,213 @@
+"""The departure-aware planner (edge/dlm/planner.py) and the allocator's `scheduled` strategy that takes its
+targets: early leavers first, per-phase limits on every circuit of a car's path, the minimum current, and,
+over random sites and needs, never a plan or an allocation above any circuit phase's limit."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from edge.dlm.allocate import allocate
+from edge.dlm.model import Circuit, ConnectorState, Evse, Inputs, Topology
+from edge.dlm.phases import ROTATIONS, phase_map
+from edge.dlm.planner import POLICIES, Need, PlanCar, PlanInputs, capacity_of, plan, plan_cars
+from tests.edge.dlm.test_allocate import sites
+
+HOUR = 3600.0
+GRID3 = (("grid", 0), ("grid", 1), ("grid", 2))
+
+
+def kwh(amps: float, phases: int, hours: float) -> float:
+    return amps * phases * 230.0 * hours
+
+
+def car(name, *, leaves_h, kwh_wanted, phases=3, on=GRID3, mx=32.0, mn=6.0, priority=False):
+    return PlanCar((name, 1), on, phases, mn, mx, kwh_wanted * 1000.0, leaves_h * HOUR, priority)
+
+
+def per_resource(cars, amps):
+    out: dict = {}
+    for c in cars:
+        for r in c.resources:
+            out[r] = out.get(r, 0.0) + amps.get(c.key, 0.0)
+    return out
+
+
+# --- tables --------------------------------------------------------------------------------------
+
+def test_the_early_leaver_gets_its_energy_first():
+    early = car("early", leaves_h=1, kwh_wanted=kwh(32, 3, 0.5) / 1000)   # half an hour at full speed
+    late = car("late", leaves_h=8, kwh_wanted=30)
+    result = plan(PlanInputs((late, early), {r: 32.0 for r in GRID3}, 0.0))
+    assert result.targets == {("early", 1): 32.0, ("late", 1): 0.0}
+    assert list(result.targets)[0] == ("early", 1)                      # served first
+    # The plan delivers the early car's whole need before it leaves, the late car's after.
+    slot_h = result.slot_s / HOUR
+    assert sum(result.schedule[("early", 1)]) * 3 * 230 * slot_h == pytest.approx(early.energy_wh, rel=1e-6)
+    planned_late = sum(result.schedule[("late", 1)]) * 3 * 230 * slot_h    # in blocks at its 6 A minimum
+    assert late.energy_wh <= planned_late < late.energy_wh + 6 * 3 * 230 * slot_h
+    assert result.schedule[("late", 1)][0] == 0.0
+
+
+def test_a_car_whose_need_fills_every_slot_left_is_served_now_whatever_its_departure():
+    # The late car cannot finish even at its maximum the whole time: every minute it waits is lost.
+    # EDF would give the early car everything now; the plan gives the late car its maximum and the
+    # early car the rest, which still delivers its need before it leaves.
+    early = car("early", leaves_h=2, kwh_wanted=10)
+    late = car("late", leaves_h=4, kwh_wanted=60, mx=16.0)
+    capacity = {r: 32.0 for r in GRID3}
+    assert plan(PlanInputs((early, late), capacity, 0.0)).targets == {("late", 1): 16.0, ("early", 1): 16.0}
+    assert plan(PlanInputs((early, late), capacity, 0.0, "edf")).targets == {("early", 1): 32.0, ("late", 1): 0.0}
+    assert plan(PlanInputs((early, late), capacity, 0.0, "llf")).targets[("late", 1)] == 16.0
+
+
+def test_a_1_phase_car_and_a_3_phase_car_under_per_phase_limits():
+    # L1 has 16 A left, L2 and L3 32 A. The 3-phase car leaves first and takes L1's 16 A (and 16 A
+    # of L2 and L3); the 1-phase car on L2 still gets L2's other 16 A.
+    three = car("three", leaves_h=2, kwh_wanted=50, mx=32.0)
+    single = car("single", leaves_h=6, kwh_wanted=50, phases=1, on=(("grid", 1),))
+    capacity = {("grid", 0): 16.0, ("grid", 1): 32.0, ("grid", 2): 32.0}
+    for policy in POLICIES:
+        result = plan(PlanInputs((three, single), capacity, 0.0, policy))
+        used = per_resource((three, single), result.targets)
+        assert all(used[r] <= capacity[r] + 1e-9 for r in used), policy
+        if policy in ("scheduled", "edf"):
+            assert result.targets == {("three", 1): 16.0, ("single", 1): 16.0}, policy
+
+
+def test_a_sub_circuit_on_the_path_binds_as_the_grid_does():
+    on = (("garage", 0), ("garage", 1), ("garage", 2), *GRID3)
+    a, b = car("a", leaves_h=1, kwh_wanted=40, on=on), car("b", leaves_h=3, kwh_wanted=40, on=on)
+    capacity = {**{r: 100.0 for r in GRID3}, **{("garage", p): 40.0 for p in range(3)}}
+    assert plan(PlanInputs((a, b), capacity, 0.0)).targets == {("a", 1): 32.0, ("b", 1): 8.0}
+
+
+def test_no_car_is_planned_between_zero_and_its_minimum():
+    # The first car needs 14 A for its hour; the second must have the 6 A left now (the hour after is not
+    # enough for it); 0 A are left for the third, which waits rather than be planned at a useless 0 A.
+    cars = (car("c0", leaves_h=1, kwh_wanted=kwh(14, 3, 1) / 1000), car("c1", leaves_h=2, kwh_wanted=40),
+            car("c2", leaves_h=3, kwh_wanted=40))
+    result = plan(PlanInputs(cars, {r: 20.0 for r in GRID3}, 0.0))
+    assert result.targets == {("c0", 1): pytest.approx(14.0), ("c1", 1): pytest.approx(6.0), ("c2", 1): 0.0}
+    # A car that wants less than its minimum in the slot still gets the minimum, if there is room.
+    nearly_done = car("done", leaves_h=4, kwh_wanted=0.1)
+    assert plan(PlanInputs((nearly_done,), {r: 20.0 for r in GRID3}, 0.0)).targets == {("done", 1): 6.0}
+
+
+def test_cars_without_a_need_take_what_is_left_and_gone_or_full_cars_nothing():
+    known = car("known", leaves_h=1, kwh_wanted=5)
+    unknown = PlanCar(("unknown", 1), GRID3, 3)
+    full = car("full", leaves_h=5, kwh_wanted=0)
+    gone = car("gone", leaves_h=0, kwh_wanted=10)
+    targets = plan(PlanInputs((unknown, known, full, gone), {r: 40.0 for r in GRID3}, 0.0)).targets
+    assert targets[("known", 1)] == pytest.approx(min(32.0, 5000 / (3 * 230 * 300 / 3600)))
+    assert targets[("unknown", 1)] == pytest.approx(40.0 - targets[("known", 1)])
+    assert targets[("full", 1)] == targets[("gone", 1)] == 0.0
+
+
+def test_round_robin_shares_equally_and_the_left_out_take_turns():
+    cars = tuple(car(f"c{i}", leaves_h=8, kwh_wanted=40) for i in range(4))
+    capacity = {r: 20.0 for r in GRID3}
+    first = plan(PlanInputs(cars, capacity, 0.0, "round_robin", slot_s=60)).targets
+    later = plan(PlanInputs(cars, capacity, 60.0, "round_robin", slot_s=60)).targets
+    assert sorted(first.values()) == [0.0, pytest.approx(20 / 3, abs=1e-3), pytest.approx(20 / 3, abs=1e-3),
+                                      pytest.approx(20 / 3, abs=1e-3)]
+    assert {k for k, a in first.items() if a} != {k for k, a in later.items() if a}
+
+
+def test_a_prioritised_car_comes_before_every_early_leaver():
+    vip = car("vip", leaves_h=9, kwh_wanted=60, priority=True)
+    early = car("early", leaves_h=1, kwh_wanted=20)
+    for policy in POLICIES:
+        assert plan(PlanInputs((early, vip), {r: 32.0 for r in GRID3}, 0.0, policy)).targets[("vip", 1)] == 32.0
+
+
+# --- from the load manager's view, and into the allocator ----------------------------------------
+
+def site() -> Topology:
+    evses = (Evse("A", 1, "grid", phase_map(3, "RST")), Evse("B", 1, "grid", phase_map(3, "STR")),
+             Evse("C", 1, "grid", phase_map(1, phase="L2")))
+    return Topology((Circuit("grid", 40.0, meter="m"),), evses, 1.0)
+
+
+def test_the_allocator_serves_the_plan_in_its_order_and_pauses_who_waits():
+    topology = site()
+    states = tuple(ConnectorState(e.key, session=True, arrived=float(i), running_since=float(i))
+                   for i, e in enumerate(topology.evses))
+    inputs = Inputs(topology, {"grid": (10.0, 10.0, 10.0)}, states, 100.0, "scheduled")
+    needs = {("A", 1): Need(2 * HOUR, 60_000.0), ("B", 1): Need(1 * HOUR, 10_000.0), ("C", 1): Need(9 * HOUR, 5_000.0)}
+    cars = plan_cars(topology, states, needs)
+    assert {c.key: c.resources for c in cars}[("C", 1)] == (("grid", 1),)
+    capacity = capacity_of(allocate(inputs), topology.margin)
+    assert capacity == {("grid", p): 29.0 for p in range(3)}
+    targets = plan(PlanInputs(cars, capacity, 100.0)).targets
+    decided = allocate(replace(inputs, targets=targets)).decisions
+    # B leaves first and gets its maximum the plan asked for; A gets what is left; C waits for its slot.
+    assert list(targets)[:2] == [("B", 1), ("A", 1)]
+    assert decided[("B", 1)].limit == pytest.approx(min(targets[("B", 1)], 29.0), abs=0.1)
+    assert decided[("B", 1)].limit + decided[("A", 1)].limit <= 29.0 + 1e-9
+    assert targets[("C", 1)] == 0.0 and decided[("C", 1)].limit == 0.0
+    assert "scheduled later" in decided[("C", 1)].reason
+    # Without a plan yet, `scheduled` is `fair`.
+    assert allocate(inputs).decisions == allocate(replace(inputs, strategy="fair")).decisions
+
+
+# --- properties ----------------------------------------------------------------------------------
+
+@st.composite
+def planned_sites(draw):
+    n_circuits = draw(st.integers(1, 4))
+    parents = [None] + [f"c{draw(st.integers(0, i - 1))}" for i in range(1, n_circuits)]
+    circuits = tuple(Circuit(f"c{i}", draw(st.floats(0, 100)), parent=parents[i]) for i in range(n_circuits))
+    topology = Topology(circuits, (), 0.0)
+    cars = []
+    for j in range(draw(st.integers(0, 12))):
+        phases = draw(st.sampled_from([1, 3]))
+        mapping = phase_map(phases, draw(st.sampled_from(ROTATIONS)), draw(st.sampled_from(["L1", "L2", "L3"])))
+        circuit = f"c{draw(st.integers(0, n_circuits - 1))}"
+        used = mapping[:draw(st.integers(1, len(mapping)))]
+        mn = draw(st.sampled_from([6.0, 6.0, 8.0, 10.0]))
+        cars.append(PlanCar((f"E{j}", 1), tuple((c, p) for c in topology.paths[circuit] for p in used), len(used),
+                            mn, draw(st.floats(0, 63)),
+                            draw(st.one_of(st.just(math.inf), st.floats(0, 100_000))),
+                            draw(st.one_of(st.just(math.inf), st.floats(0, 24 * HOUR))), draw(st.booleans())))
+    capacity = {(c.id, p): draw(st.floats(-20, 100)) for c in circuits for p in range(3)}
+    return PlanInputs(tuple(cars), capacity, draw(st.floats(0, 3600)), draw(st.sampled_from(POLICIES)),
+                      draw(st.sampled_from([60.0, 300.0, 900.0])))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(planned_sites())
+def test_a_plan_never_puts_a_circuit_phase_above_what_it_has_in_any_slot(inputs):
+    result = plan(inputs)
+    assert set(result.targets) == {c.key for c in inputs.cars}
+    for c in inputs.cars:
+        amps = result.targets[c.key]
+        assert amps == 0 or c.min_current - 1e-9 <= amps <= c.max_current + 1e-9, (c, amps)
+    slots = max((len(s) for s in result.schedule.values()), default=0)
+    for k in range(slots):
+        used = per_resource(inputs.cars, {key: s[k] for key, s in result.schedule.items()})
+        assert all(used[r] <= max(0.0, inputs.capacity[r]) + 1e-6 for r in used), k
+    used = per_resource(inputs.cars, result.targets)
+    assert all(used[r] <= max(0.0, inputs.capacity[r]) + 1e-6 for r in used)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sites(), st.data())
+def test_scheduled_allocation_never_puts_a_circuit_phase_above_its_limit(inputs, data):
+    keys = [e.key for e in inputs.topology.evses]
+    order = data.draw(st.permutations(keys))
+    targets = {k: data.draw(st.floats(0, 80)) for k in order[:data.draw(st.integers(0, len(order)))]}
+    inputs = replace(inputs, strategy="scheduled", targets=targets)
+    a = allocate(inputs)
+    for cid, load in a.circuits.items():
+        circuit = inputs.topology.by_id[cid]
+        for p, phase in enumerate(load.phases):
+            room = circuit.limit - inputs.topology.margin - phase.unmanaged - phase.reserved
+            assert phase.allocated <= max(0.0, room) + 1e-6, (cid, p, phase)
+    for key, d in a.decisions.items():
+        evse = inputs.topology.evse_by_key[key]
+        assert d.limit == 0 or evse.min_current - 1e-9 <= d.limit <= evse.max_current + 1e-9
