@@ -68,9 +68,22 @@ ListenHost = Annotated[str, AfterValidator(_check_host)]
 Port = Annotated[int, Field(ge=0, le=65535)]
 
 
+class OcppTlsSection(_Strict):
+    """wss:// for security profiles 2 and 3 (edge/ocpp/tls.py, docs/security.md), on its own port: ws:// stays
+    on [ocpp] port for chargers at profile 0 and 1. Paths are relative to the state directory."""
+    port: Port = 9443
+    certificate: str = "tls/server.pem"     # the server certificate (PEM), its chain after it
+    key: str = "tls/server.key"
+    ca: str = "tls/ca.pem"                  # the site CA: chargers' client certificates (profile 3) are checked against it
+    # How often the files are checked for a change (a renewed certificate is served without a restart).
+    reload_every: Annotated[float, Field(ge=1, le=3600)] = 30.0
+
+
 class OcppSection(_Strict):
     host: ListenHost = "0.0.0.0"
     port: Port = 9000
+    # wss:// (security profiles 2 and 3); absent: ws:// only.
+    tls: OcppTlsSection | None = None
     heartbeat_interval: Annotated[int, Field(ge=10, le=86400)] = 300
     unknown_chargers: Literal["reject", "pending"] = "reject"
     # How long a charger waits for our answer before it gives up on a call we send.
@@ -136,6 +149,9 @@ class ChargerConfig(_Strict):
     # scrypt hash made with `edgectl password-hash`; the plain password never
     # sits in the config file.
     password_hash: str | None = None
+    # OCPP security profile, the least it may connect with (docs/security.md): 1 = ws:// or wss:// (HTTP Basic
+    # when a password is set), 2 = wss:// with HTTP Basic, 3 = wss:// with a client certificate from the site CA.
+    security_profile: Literal[1, 2, 3] = 1
     connectors: Annotated[int, Field(ge=1, le=16)] = 1
     max_current: Annotated[float, Field(gt=0, le=1000)] = 32.0
     phases: Literal[1, 3] = 3
@@ -292,6 +308,9 @@ def parse_config(text: str, source: str = "<config>", state_dir: str | None = No
     except ValidationError as exc:
         raise ConfigError(source, describe_errors(exc.errors(), data)) from None
     problems = unique_ids(config)
+    problems += [f'chargers (id "{c.id}").security_profile: {c.security_profile} needs wss://, and [ocpp.tls] '
+                 "is not set (make the certificates with `edgectl ca init` and `edgectl ca server-cert`)"
+                 for c in config.chargers if c.security_profile >= 2 and config.ocpp.tls is None]
     problems += check_circuits(config.circuits, config.chargers, {m.id for m in config.meters})
     problems += bus_conflicts(config.meters)
     problems += check_tariffs(config.tariffs, config.tariff_groups, config.user_groups,

@@ -47,6 +47,8 @@ response_timeout = 30
 max_frame_bytes = 262144
 max_messages_per_second = 20
 message_burst = 200
+[ocpp.tls]
+reload_every = 30
 [connection]
 temporarily_unavailable_after = 120
 long_term_unavailable_after = 300
@@ -133,6 +135,7 @@ limit = 32
 [[chargers]]
 id = "CP-1"
 password_hash = "{PASSWORD_HASH}"
+security_profile = 2
 connectors = 2
 max_current = 32
 min_current = 6
