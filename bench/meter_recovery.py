@@ -104,8 +104,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--layouts", default="tcp,gateway", help="tcp, gateway or both (default)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    # pymodbus logs every unanswered frame of a silent meter; the poller's own reports go to the log too.
-    logging.disable(logging.WARNING)
+    # pymodbus dumps every frame once a meter stops answering, the poller reports it: not for the terminal.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    logging.getLogger("edge").setLevel(logging.ERROR)
     result = asyncio.run(run(args.silence, args.trials, args.layouts.split(",")))
     if args.json:
         print(json.dumps(result, indent=2))
