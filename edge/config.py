@@ -28,6 +28,7 @@ from edge.meters.config import MeterConfig, bus_conflicts
 from edge.dlm.config import (CircuitConfig, EvseSettings, LoadManagementSection, Rotation, SupplyPhase,
                              check_circuits)
 from edge.ocpp.security import is_password_hash
+from edge.recovery import RecoverySection
 from edge.uplink.config import UplinkSection, not_reserved
 
 # OCPP 1.6 identifiers are CiString... ; a charge point id ends up in a URL path
@@ -167,6 +168,8 @@ class ChargerConfig(_Strict):
     smart_charging: bool = True
     # Connectors that differ from the charger (wiring, max current).
     evses: list[EvseSettings] = []
+    # Auto-recovery for this charger (edge/recovery.py); unset: as [recovery] enabled says.
+    recovery: bool | None = None
 
     @field_validator("id")
     @classmethod
@@ -192,6 +195,7 @@ class SiteConfig(_Strict):
     connection: ConnectionSection = ConnectionSection()
     api: ApiSection = ApiSection()
     web: WebSection = WebSection()
+    recovery: RecoverySection = RecoverySection()
     journal: JournalSection = JournalSection()
     authorization: AuthorizationSection = AuthorizationSection()
     chargers: list[ChargerConfig] = []
@@ -283,11 +287,29 @@ def config_warnings(config: SiteConfig) -> list[str]:
     if unprotected:
         warnings.append(f"no password for {', '.join(unprotected)}: anyone on the network can connect as them "
                         "(set password_hash, see `edgectl password-hash`)")
+    warnings += over_circuit(config)
     if not _loopback(config.api.host):
         warnings.append(f"[api] host = {config.api.host!r} is reachable from the network: the local API "
                         "carries its bearer token over plain HTTP; keep it on 127.0.0.1 unless a firewall "
                         "or a TLS proxy guards it")
     return warnings
+
+
+def over_circuit(config: SiteConfig) -> list[str]:
+    """A charger (or connector) allowed more than the circuit it hangs from: load management keeps the
+    fuse, but the config most likely says the wrong circuit or the wrong maximum (an 80 A charger on 63 A)."""
+    limits = {c.id: c.limit for c in config.circuits}
+    root = next((c.id for c in config.circuits if c.parent is None), None)
+    out = []
+    for charger in config.chargers:
+        circuit = charger.circuit or root
+        if circuit not in limits:
+            continue
+        highest = max([charger.max_current] + [e.max_current for e in charger.evses if e.max_current is not None])
+        if highest > limits[circuit]:
+            out.append(f"charger {charger.id!r}: max_current {highest:g} A is above its circuit {circuit!r}'s "
+                       f"limit {limits[circuit]:g} A (wrong circuit or wrong maximum?)")
+    return out
 
 
 def _loopback(host: str) -> bool:

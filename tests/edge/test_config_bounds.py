@@ -52,6 +52,11 @@ reload_every = 30
 [connection]
 temporarily_unavailable_after = 120
 long_term_unavailable_after = 300
+[recovery]
+after_minutes = 10
+step_minutes = 10
+daily_cap = 3
+check_every = 30
 [api]
 port = 8180
 [journal]
