@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, replace
-from typing import Annotated, Callable
+from typing import Annotated, Awaitable, Callable
 
 from pydantic import Field
 
@@ -122,7 +122,8 @@ class AutoRecovery:
     """The shell: looks every `check_every` seconds and sends what `decide` says."""
 
     def __init__(self, policy: RecoverySection, *, chargers: Callable[[], list[str]],
-                 enabled_for: Callable[[str], bool], health: Callable[[str], Health], commands, bus: EventBus,
+                 enabled_for: Callable[[str], bool], health: Callable[[str], Awaitable[Health]], commands,
+                 bus: EventBus,
                  clock: Clock):
         self.policy = policy
         self._chargers, self._enabled_for, self._health = chargers, enabled_for, health
@@ -139,7 +140,8 @@ class AutoRecovery:
         for charger_id in self._chargers():
             if not self._enabled_for(charger_id):
                 continue
-            decision, self.states[charger_id] = decide(self._health(charger_id), self.states.get(charger_id, State()),
+            health = await self._health(charger_id)
+            decision, self.states[charger_id] = decide(health, self.states.get(charger_id, State()),
                                                        now=now, day=day, policy=self.policy)
             if decision.alert:
                 self._publish(charger_id, {"step": None, "gave_up": decision.alert, "why": decision.why})

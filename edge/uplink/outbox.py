@@ -42,7 +42,8 @@ EXPENDABLE = ("telemetry", "status", "alert")
 if PRECIOUS & set(EXPENDABLE):
     raise ImportError("edge.uplink.outbox: a precious stream is listed as expendable")
 ALERT_TYPES = {"dlm.failsafe": "alert.failsafe", "dlm.over_limit": "alert.over_limit",
-               "dlm.uncontrollable": "alert.uncontrollable", "edge.part_failed": "alert.part_failed"}
+               "dlm.uncontrollable": "alert.uncontrollable", "edge.part_failed": "alert.part_failed",
+               "recovery.step": "alert.recovery"}
 
 
 def encode_batch(site: str, stream: str, rows: list[dict[str, Any]],
