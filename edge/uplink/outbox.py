@@ -43,7 +43,7 @@ if PRECIOUS & set(EXPENDABLE):
     raise ImportError("edge.uplink.outbox: a precious stream is listed as expendable")
 ALERT_TYPES = {"dlm.failsafe": "alert.failsafe", "dlm.over_limit": "alert.over_limit",
                "dlm.uncontrollable": "alert.uncontrollable", "edge.part_failed": "alert.part_failed",
-               "recovery.step": "alert.recovery"}
+               "recovery.step": "alert.recovery", "dlm.over_fuse": "alert.over_fuse"}
 
 
 def encode_batch(site: str, stream: str, rows: list[dict[str, Any]],
@@ -110,7 +110,7 @@ class Outbox:
         return message_id
 
     async def alert_from_event(self, kind: str, charger_id: str, at: str, data: dict[str, Any]) -> None:
-        """dlm.failsafe, dlm.over_limit, dlm.uncontrollable, edge.part_failed -> the alert stream."""
+        """dlm.failsafe, dlm.over_limit, dlm.over_fuse, dlm.uncontrollable, edge.part_failed -> the alert stream."""
         await self.add("alert", ALERT_TYPES[kind], {"charger_id": charger_id or None, **data}, at)
 
     # -- sending --------------------------------------------------------------------------------------------
