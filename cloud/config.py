@@ -35,9 +35,13 @@ class MqttSettings(BaseModel):
     client_id: str = Field(default_factory=lambda: f"cloud-{socket.gethostname()}")
     share_group: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")] = "cloud"
     keepalive: Annotated[int, Field(ge=5, le=3600)] = 30
-    # The broker keeps this instance's session (subscriptions, unacknowledged messages) this long
-    # while it is away, so a restart loses nothing.
-    session_expiry: Annotated[int, Field(ge=0)] = 7 * 24 * 3600
+    # How long the broker keeps this instance's session while it is away. 0 (the default): none, and
+    # every connection starts clean. An instance's subscriptions are shared, and Mosquitto (like EMQX)
+    # goes on handing an absent member its share for as long as its session lives (issue 18: a dead
+    # instance kept a third of the fleet's messages for days). Nothing is lost with 0: a site keeps
+    # every message until the cloud's receipt and every ack until the cloud's AckReceipt, and sends
+    # again what the dead instance had been handed.
+    session_expiry: Annotated[int, Field(ge=0, le=7 * 24 * 3600)] = 0
     # Messages the broker may have in flight to this instance before it must wait for our PUBACKs.
     receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 200
 

@@ -1,11 +1,21 @@
 """The subscriber: every message from the sites, checked against the contract, stored once.
 
-Messages arrive from paho's thread (cloud/mqtt.py) on an asyncio queue. The
-ingest takes whatever is waiting (up to MAX_GROUP messages), checks each with
-`contract.v1.parse` (which also checks that the payload's site is the topic's
-site), stores the group in one transaction with a savepoint per message, and
-only after the COMMIT sends a receipt per batch to its site (down/receipt:
-the site may now forget those messages) and the PUBACKs, in arrival order.
+Messages arrive from paho's thread (cloud/mqtt.py) and wait per site. A
+bounded pool of workers (one per database writer: 1 on SQLite, several on
+PostgreSQL) takes one site at a time, whatever of it is waiting (up to
+MAX_GROUP messages), checks each with `contract.v1.parse` (which also checks
+that the payload's site is the topic's site), stores them in one transaction
+with a savepoint per message, and only after the COMMIT sends a receipt per
+batch to its site (down/receipt: the site may now forget those messages), an
+AckReceipt per ack (down/acked: the site may stop sending it) and the PUBACKs.
+
+* One site is never in two workers of an instance at once, so a site's
+  messages are applied in the order they arrived; different sites go in
+  parallel, and a transaction holds the locks of one site only, so two
+  instances wait on each other only for a site both were handed at once.
+* A gap in a stream's seqs is not reported when it is seen: with several
+  instances a later batch is often committed before an earlier one the other
+  instance holds. It is reported when it is still open GAP_GRACE_S later.
 
 * A message that breaks the contract is rejected: counted per reason (in
   memory, and per site in the `rejections` table), logged, acknowledged (so
@@ -23,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Callable
 
@@ -32,14 +42,17 @@ from pydantic import ValidationError
 from cloud.db import Connection, Database
 from cloud.mqtt import Received
 from cloud.store import ingest as store
-from contract.v1 import (MAX_PAYLOAD_BYTES, PREFIX, SITE_ID, Ack, ContractError, Receipt, SiteState, UpBatch, encode,
-                         parse, parse_topic, receipt_topic)
+from contract.v1 import (MAX_PAYLOAD_BYTES, PREFIX, SITE_ID, Ack, AckReceipt, ContractError, Receipt, SiteState,
+                         UpBatch, acked_topic, encode, parse, parse_topic, receipt_topic)
 from edge.clock import Clock
 
 log = logging.getLogger(__name__)
 
 MAX_GROUP = 64
 ERROR_TEXT = 300
+# A gap in a stream is reported only if it is still open after this long (another instance, or a
+# redelivery, usually fills it within a receipt wait).
+GAP_GRACE_S = 60.0
 
 
 @dataclass
@@ -50,6 +63,7 @@ class Item:
     new: int = 0
     duplicates: int = 0
     error: str = ""
+    gaps: list[tuple[int, int]] | None = None
 
 
 def topic_site(topic: str) -> str:
@@ -75,9 +89,7 @@ def _store_group(conn: Connection, items: list[Item], rejected: list[tuple[str, 
                     outcome = store.store_up(conn, message, now)
                     item.new, item.duplicates = outcome.new, outcome.duplicates
                     item.outcome = "stored" if outcome.new else "duplicate"
-                    for first, last in outcome.gaps:
-                        log.warning("site %s stream %s: seq %d..%d missing (not received yet)",
-                                    message.site, message.stream, first, last)
+                    item.gaps = outcome.gaps
                 elif isinstance(message, SiteState):
                     store.store_state(conn, message, now, fresh=not item.received.retain)
                     item.outcome = "state"
@@ -132,14 +144,40 @@ def rejected_receipt(topic: str, payload: bytes, error: str) -> Receipt | None:
         return None
 
 
+def ack_receipt_for(item: Item) -> AckReceipt | None:
+    """The confirmation of a stored ack (known or not: either way the site may stop sending it)."""
+    ack = item.message
+    if not isinstance(ack, Ack) or item.outcome not in ("ack", "unknown_ack"):
+        return None
+    return AckReceipt(site=ack.site, kind=ack.kind, id=ack.id, status=ack.status, known=item.outcome == "ack")
+
+
+def open_gaps(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """-> per (site, stream) of `keys`, how many seqs below its last are still missing (0: none)."""
+    out = {}
+    for site, stream in keys:
+        row = conn.one("SELECT last_seq - received AS missing FROM streams WHERE site = ? AND stream = ?",
+                       (site, stream))
+        out[(site, stream)] = int(row["missing"]) if row else 0
+    return out
+
+
 class Ingest:
     def __init__(self, db: Database, ack: Callable[[Received], None], clock: Clock | None = None,
-                 send_receipt: Callable[[str, bytes], None] | None = None):
+                 send_receipt: Callable[[str, bytes], None] | None = None, workers: int | None = None):
         self.db = db
         self._ack = ack
         self._send_receipt = send_receipt
         self.clock = clock or Clock()
-        self.queue: asyncio.Queue[Received] = asyncio.Queue()
+        self.workers = workers or db.writers
+        # Waiting messages per site ('' for a topic without one); a site is in _ready or in a worker
+        # (then in _busy) at most once, which keeps its messages in order.
+        self._waiting: dict[str, deque[Received]] = {}
+        self._busy: set[str] = set()
+        self._ready: asyncio.Queue[str] = asyncio.Queue()
+        self._gaps: dict[tuple[str, str], float] = {}        # (site, stream) -> when a gap was first seen
+        self.gap_grace_s = GAP_GRACE_S
+        self.gaps_reported = 0
         self.counts: Counter[str] = Counter()       # received, stored, duplicates, states, acks, unknown_acks
         self.rejected: Counter[str] = Counter()     # per reason
         self._logged: Counter[tuple[str, str]] = Counter()
@@ -149,14 +187,62 @@ class Ingest:
 
     def deliver(self, received: Received) -> None:
         """Called on the event loop (handed over from paho's thread)."""
-        self.queue.put_nowait(received)
+        site = topic_site(received.topic)
+        self._waiting.setdefault(site, deque()).append(received)
+        if site not in self._busy:
+            self._busy.add(site)
+            self._ready.put_nowait(site)
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(q) for q in self._waiting.values())
 
     async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            for n in range(self.workers):
+                tasks.create_task(self._work(), name=f"ingest-{n}")
+            tasks.create_task(self._watch_gaps(), name="ingest-gaps")
+
+    async def _work(self) -> None:
         while True:
-            group = [await self.queue.get()]
-            while len(group) < MAX_GROUP and not self.queue.empty():
-                group.append(self.queue.get_nowait())
-            await self.handle(group)
+            site = await self._ready.get()
+            waiting = self._waiting[site]
+            group = [waiting.popleft() for _ in range(min(MAX_GROUP, len(waiting)))]
+            try:
+                await self.handle(group)
+            finally:
+                if waiting:
+                    self._ready.put_nowait(site)        # its turn again, after the sites waiting before it
+                else:
+                    del self._waiting[site]
+                    self._busy.discard(site)
+
+    def _note_gaps(self, items: list[Item]) -> None:
+        now = self.clock.monotonic()
+        for item in items:
+            if item.gaps:
+                self._gaps.setdefault((item.message.site, item.message.stream), now)
+
+    async def _watch_gaps(self) -> None:
+        """Reports the gaps still open GAP_GRACE_S after they were seen; forgets the filled ones."""
+        while True:
+            await asyncio.sleep(max(0.05, self.gap_grace_s / 4))
+            if not self._gaps:
+                continue
+            try:
+                missing = await self.db.read(open_gaps, sorted(self._gaps))
+            except Exception as exc:  # noqa: BLE001 - the database away: the next round looks again
+                log.debug("looking at stream gaps failed: %s", exc)
+                continue
+            now = self.clock.monotonic()
+            for key, count in missing.items():
+                if count <= 0:
+                    self._gaps.pop(key, None)
+                elif now - self._gaps[key] >= self.gap_grace_s:
+                    self._gaps.pop(key, None)
+                    self.gaps_reported += 1
+                    log.warning("site %s stream %s: %d seq(s) missing for %.0f s (GET /api/v1/sites/%s shows "
+                                "the gaps)", key[0], key[1], count, self.gap_grace_s, key[0])
 
     async def handle(self, group: list[Received]) -> None:
         items, rejections = [], []
@@ -185,12 +271,17 @@ class Ingest:
             for receipt in receipts:
                 if receipt is not None:
                     self._send_receipt(receipt_topic(receipt.site), encode(receipt))
+            for item in items:
+                confirmation = ack_receipt_for(item)
+                if confirmation is not None:
+                    self._send_receipt(acked_topic(confirmation.site), encode(confirmation))
         for received in group:
             self._ack(received)
         if self.on_birth is not None:
             for item in items:
                 if item.outcome == "state" and item.message.online and not item.received.retain:
                     self.on_birth(item.message.site)
+        self._note_gaps(items)
         self._count(group, items, rejections)
 
     async def _store(self, items: list[Item], rejected: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:

@@ -10,8 +10,12 @@ direction:
   PUBACK for our publish is awaited on a worker thread (`wait_for_publish`).
 
 Messages are acknowledged by hand (`manual_ack`): the ingest sends the PUBACK
-only after the message is committed to the database, so a cloud killed in
-between gets it again from the broker (persistent session, clean_start off).
+only after the message is committed to the database. The session is clean by
+default (session_expiry 0): the subscriptions are shared, and a broker goes on
+handing an absent member of a shared group its share while its session lives.
+What an instance killed between receiving and committing had been handed is
+sent again by its site, which keeps each message until the cloud's receipt
+(and each ack until the cloud's AckReceipt).
 """
 
 from __future__ import annotations
@@ -93,7 +97,9 @@ class MqttLink:
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = s.session_expiry
         properties.ReceiveMaximum = s.receive_maximum
-        self.client.connect_async(s.host, s.port, keepalive=s.keepalive, clean_start=False, properties=properties)
+        # A session that outlives the connection is only resumed when the operator asked for one.
+        self.client.connect_async(s.host, s.port, keepalive=s.keepalive, clean_start=s.session_expiry == 0,
+                                  properties=properties)
         self.client.loop_start()
         try:
             await asyncio.Future()

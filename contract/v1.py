@@ -12,6 +12,8 @@ Topic tree (PREFIX = "sc/v1"):
   sc/v1/sites/{site}/down/{kind}   cloud -> edge  QoS 1, retained for configuration documents,
                                                   not retained for commands       Down
   sc/v1/sites/{site}/down/receipt  cloud -> edge  QoS 1, not retained   Receipt (a batch is in the cloud database)
+  sc/v1/sites/{site}/down/acked    cloud -> edge  QoS 1, not retained   AckReceipt (an ack is in the cloud database;
+                                                  added in 1: the edge sends an ack again until this comes)
 
 A site's MQTT username is its site id; the broker ACL lets it publish only
 below sc/v1/sites/{its id}/ (up, state, ack) and read only its own down/.
@@ -51,6 +53,9 @@ DOWN_KINDS: tuple[str, ...] = ("auth", "tariffs", "limits", "command")
 RETAINED_DOWN: frozenset[str] = frozenset({"auth", "tariffs", "limits"})
 # Below down/ too, so the broker ACL that lets a site read its own down/# covers it.
 RECEIPT = "receipt"
+# Added later in contract 1: the cloud's confirmation that it stored a site's ack. An edge from before
+# it does not subscribe to anything new (down/+ covers it) and only logs it as an unknown topic.
+ACKED = "acked"
 
 
 class ContractError(ValueError):
@@ -91,6 +96,10 @@ def receipt_topic(site: str) -> str:
     return f"{PREFIX}/sites/{site}/down/{RECEIPT}"
 
 
+def acked_topic(site: str) -> str:
+    return f"{PREFIX}/sites/{site}/down/{ACKED}"
+
+
 def down_filter(site: str) -> str:
     return f"{PREFIX}/sites/{site}/down/+"
 
@@ -107,7 +116,7 @@ _TOPIC = re.compile(rf"^{re.escape(PREFIX)}/sites/([^/]+)/(up/([^/]+)|state|ack|
 
 
 def parse_topic(topic: str) -> tuple[str, str, str | None]:
-    """-> (site, 'up' | 'state' | 'ack' | 'down' | 'receipt', stream or kind)."""
+    """-> (site, 'up' | 'state' | 'ack' | 'down' | 'receipt' | 'acked', stream or kind)."""
     match = _TOPIC.match(topic)
     if match is None:
         raise ContractError(f"topic {topic!r} is not in the v1 tree ({PREFIX}/sites/<site>/...)", "topic")
@@ -119,8 +128,8 @@ def parse_topic(topic: str) -> tuple[str, str, str | None]:
             raise ContractError(f"topic {topic!r}: unknown stream {stream!r}; one of {', '.join(STREAMS)}", "topic")
         return site, "up", stream
     if kind is not None:
-        if kind == RECEIPT:
-            return site, RECEIPT, None
+        if kind in (RECEIPT, ACKED):
+            return site, kind, None
         if kind not in DOWN_KINDS:
             raise ContractError(f"topic {topic!r}: unknown kind {kind!r}; one of {', '.join(DOWN_KINDS)}", "topic")
         return site, "down", kind
@@ -212,6 +221,18 @@ class Receipt(_Model):
     error: Annotated[str, Field(max_length=1000)] | None = None   # why it was rejected
 
 
+class AckReceipt(_Model):
+    """The cloud has committed the site's ack of push `id` (known: the push is one of this cloud's;
+    False: it is not, and nothing was changed). The edge sends an ack again, with back-off, until
+    this comes: a broker hands an ack to one cloud instance, which may die before storing it."""
+    v: Literal[1] = 1
+    site: str
+    kind: DownKind
+    id: Annotated[str, Field(max_length=64)]
+    status: Literal["applied", "ignored", "rejected", "done", "failed"]
+    known: bool = True
+
+
 class Down(_Model):
     v: Literal[1] = 1
     site: str
@@ -300,11 +321,11 @@ def _validate(model: type[_Model], data: Any, topic: str) -> Any:
                             f"({exc.error_count()} problem(s))", "schema") from None
 
 
-def parse(topic: str, payload: bytes) -> UpBatch | SiteState | Ack | Down | Receipt:
+def parse(topic: str, payload: bytes) -> UpBatch | SiteState | Ack | Down | Receipt | AckReceipt:
     """A received message, checked against the contract and against its topic
     (the site and stream in the payload must be those of the topic)."""
     site, part, name = parse_topic(topic)
-    model = {"up": UpBatch, "state": SiteState, "ack": Ack, "down": Down, RECEIPT: Receipt}[part]
+    model = {"up": UpBatch, "state": SiteState, "ack": Ack, "down": Down, RECEIPT: Receipt, ACKED: AckReceipt}[part]
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ContractError(f"payload of {len(payload)} bytes is over the {MAX_PAYLOAD_BYTES} byte limit",
                             "too_large")
@@ -335,7 +356,7 @@ def json_schemas() -> dict[str, dict]:
     """Every payload's JSON Schema, for the docs and for other implementations."""
     return {name: TypeAdapter(model).json_schema() for name, model in
             (("UpBatch", UpBatch), ("SiteState", SiteState), ("Ack", Ack), ("Down", Down),
-                                                        ("Receipt", Receipt))}
+                                                        ("Receipt", Receipt), ("AckReceipt", AckReceipt))}
 
 
-AnyMessage = Union[UpBatch, SiteState, Ack, Down, Receipt]
+AnyMessage = Union[UpBatch, SiteState, Ack, Down, Receipt, AckReceipt]

@@ -1,7 +1,8 @@
 """Runs store functions on worker threads: one writer, a few readers.
 
 One writer thread per process keeps SQLite's single-writer rule without lock
-waits and gives PostgreSQL a steady, short-transaction writer; readers serve
+waits; PostgreSQL gets a few (`writers`, default 4), so the ingest stores
+different sites' messages in parallel, each in its own short transaction; readers serve
 the API next to it (SQLite in WAL mode lets them read while the writer
 writes). Each thread keeps its own connection and reconnects after a broken
 one (PostgreSQL restarted), so a database outage is an error per call, not a
@@ -24,10 +25,11 @@ T = TypeVar("T")
 
 
 class Database:
-    def __init__(self, url: str, *, readers: int = 2):
+    def __init__(self, url: str, *, readers: int = 2, writers: int = 4):
         self.url = url
         self.dialect = check_url(url)
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloud-db-write")
+        self.writers = 1 if self.dialect == "sqlite" else max(1, writers)
+        self._writer = ThreadPoolExecutor(max_workers=self.writers, thread_name_prefix="cloud-db-write")
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="cloud-db-read")
         self._local = threading.local()
         self._connections: list[Connection] = []

@@ -213,10 +213,13 @@ def store_ack(conn: Connection, ack: Ack, now: str) -> bool:
     """-> False when no push of this site has the ack's id (an ack for something this cloud never sent)."""
     touch_site(conn, ack.site, now)
     result = None if ack.result is None else p.dumps(ack.result)
+    # published_at too: the site answered, so it was published, even if the instance that published it
+    # died between the broker's PUBACK and writing that down.
     changed = conn.run(
-        "UPDATE pushes SET status = ?, acked_at = ?, applied_version = ?, error = ?, result = ? "
+        "UPDATE pushes SET status = ?, acked_at = ?, applied_version = ?, error = ?, result = ?, "
+        "published_at = COALESCE(published_at, ?) "
         "WHERE id = ? AND site = ? AND kind = ? AND NOT (? = 'ignored' AND status IN (?, ?, ?, ?))",
-        (ack.status, now, ack.applied_version, (ack.error or "")[:4096] or None, result, ack.id, ack.site, ack.kind,
+        (ack.status, now, ack.applied_version, (ack.error or "")[:4096] or None, result, now, ack.id, ack.site, ack.kind,
          ack.status, *FINAL))
     if changed:
         return True

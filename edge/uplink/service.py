@@ -15,7 +15,9 @@ connection:
   was unconfirmed when a connection dropped, or when the receipt is overdue,
   goes again (the cloud keeps one copy per message id);
 - downlink messages are handled one by one (commands in the background) and
-  acknowledged to the broker only after their ack went out.
+  acknowledged to the broker only after their ack went out; each ack is sent
+  again, with back-off, until the cloud's AckReceipt (down/acked) says it is
+  stored: the broker hands an ack to one cloud instance, which may die first.
 
 Charging never waits for any of this: an error here is logged and the link is
 made again; it never stops the edge.
@@ -30,8 +32,8 @@ import ssl
 from collections import deque
 from typing import Any, Callable
 
-from contract.v1 import (STREAMS, Ack, ContractError, Down, Receipt, SiteState, ack_topic, down_filter, encode, parse,
-                         receipt_topic, state_topic, up_topic)
+from contract.v1 import (STREAMS, Ack, AckReceipt, ContractError, Down, Receipt, SiteState, ack_topic, acked_topic,
+                         down_filter, encode, parse, receipt_topic, state_topic, up_topic)
 from edge.clock import Clock
 from edge.events import EventBus
 from edge.journal import Journal, Store
@@ -53,6 +55,20 @@ BUDGET_EVERY = 10.0        # s: the disk budget is checked this often
 DEFAULT_RECEIVE_MAXIMUM = 20   # PUBLISHes in flight until a broker says what it takes (mosquitto's default)
 RELEASE_EVERY = 3600.0     # s: messages the cloud refused are offered again this often
 UNCONFIRMED_BATCHES = 2    # x max_inflight: full batches a stream may have awaiting the cloud's receipt
+# An ack the cloud has not confirmed goes again after ACK_RESEND[0] s, doubling up to ACK_RESEND[1], at most
+# ACK_ATTEMPTS times: a cloud from before AckReceipts never confirms, and sends its push again anyway
+# (on the site's birth, and every 5 minutes to an hour until acked), so nothing rests on the last try.
+ACK_RESEND = (5.0, 300.0)
+ACK_ATTEMPTS = 12
+MAX_UNCONFIRMED_ACKS = 1000   # beyond: the oldest is forgotten (the cloud's resend of its push covers it)
+
+
+class PendingAck:
+    """An ack sent and not yet confirmed by the cloud."""
+    __slots__ = ("ack", "attempts", "due")
+
+    def __init__(self, ack: Ack, due: float):
+        self.ack, self.attempts, self.due = ack, 1, due
 
 
 def _consume(future: asyncio.Future) -> None:
@@ -84,6 +100,10 @@ class Uplink:
         self.windows: dict[str, Window] = {}      # per stream, on the current connection
         self.receipts = 0
         self._receipt_topic = receipt_topic(site_id)
+        self._acked_topic = acked_topic(site_id)
+        self.unconfirmed_acks: dict[tuple[str, str], PendingAck] = {}    # (push id, status) -> ack
+        self._acks_changed = asyncio.Event()
+        self.acks_resent = 0
         self._published_backlog: dict[str, int] | None = None
         self._commands: dict[str, list[tuple[Connection, Incoming]]] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -229,6 +249,7 @@ class Uplink:
                  for stream in STREAMS]
         tasks.append(asyncio.create_task(self._receive(conn, incoming), name="uplink-receive"))
         tasks.append(asyncio.create_task(self._refresh_state(conn), name="uplink-state"))
+        tasks.append(asyncio.create_task(self._resend_acks(conn), name="uplink-acks"))
         try:
             done, _ = await asyncio.wait([*tasks, conn.closed], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -383,6 +404,10 @@ class Uplink:
             await self._receipt(message.payload, message.topic)
             conn.ack(message)
             return
+        if message.topic == self._acked_topic:
+            self._ack_confirmed(message.payload, message.topic)
+            conn.ack(message)
+            return
         checked = await self.downlink.check(message.topic, message.payload)
         if isinstance(checked, Down) and checked.kind == "command":
             waiting = self._commands.setdefault(checked.id, [])
@@ -435,8 +460,67 @@ class Uplink:
                 log.warning("uplink: ack %s %s did not get through (%s); the broker sends the message again",
                             ack.kind, ack.id, exc)
                 return
+            self._await_confirmation(ack)
         for message in messages:
             conn.ack(message)
+
+    # -- acks until the cloud has them ---------------------------------------------------------------------
+
+    def _await_confirmation(self, ack: Ack) -> None:
+        if not ack.id:
+            return          # an answer to a message that could not be read: nothing for the cloud to confirm
+        key = (ack.id, ack.status)
+        self.unconfirmed_acks.pop(key, None)
+        self.unconfirmed_acks[key] = PendingAck(ack, self._clock.monotonic() + ACK_RESEND[0])
+        while len(self.unconfirmed_acks) > MAX_UNCONFIRMED_ACKS:
+            oldest = next(iter(self.unconfirmed_acks))
+            log.warning("uplink: more than %d acks unconfirmed; no longer sending ack %s again (the cloud sends "
+                        "its push again until it has an answer)", MAX_UNCONFIRMED_ACKS, oldest[0])
+            del self.unconfirmed_acks[oldest]
+        self._acks_changed.set()
+
+    def _ack_confirmed(self, payload: bytes, topic: str) -> None:
+        try:
+            receipt = parse(topic, payload)
+            if not isinstance(receipt, AckReceipt) or receipt.site != self.site_id:
+                raise ContractError(f"{topic}: not an ack receipt for site {self.site_id!r}", "site_mismatch")
+        except ContractError as exc:
+            self.downlink.rejections[exc.reason] += 1
+            log.warning("uplink: ack receipt rejected (%s): %s", exc.reason, exc)
+            return
+        if self.unconfirmed_acks.pop((receipt.id, receipt.status), None) is not None and not receipt.known:
+            log.info("uplink: the cloud does not know push %s (%s); its ack is not sent again", receipt.id,
+                     receipt.kind)
+
+    async def _resend_acks(self, conn: Connection) -> None:
+        """Acks due (sent, and not confirmed within their back-off) go again, oldest first."""
+        while True:
+            now = self._clock.monotonic()
+            due = [(key, p) for key, p in self.unconfirmed_acks.items() if p.due <= now]
+            for key, pending in due:
+                if self.unconfirmed_acks.get(key) is not pending:
+                    continue        # confirmed meanwhile
+                if pending.attempts >= ACK_ATTEMPTS:
+                    del self.unconfirmed_acks[key]
+                    log.warning("uplink: ack %s %s unconfirmed after %d sends; left to the cloud's resend of its push",
+                                pending.ack.kind, pending.ack.id, pending.attempts)
+                    continue
+                try:
+                    await conn.publish(ack_topic(self.site_id), encode(pending.ack), need_subscriber=conn.v5)
+                except PublishRefused as exc:       # no cloud instance subscribed right now: the next try
+                    log.info("uplink: ack %s %s not taken by the broker (%s)", pending.ack.kind, pending.ack.id, exc)
+                pending.attempts += 1
+                pending.due = self._clock.monotonic() + min(ACK_RESEND[0] * 2 ** (pending.attempts - 1), ACK_RESEND[1])
+                self.acks_resent += 1
+                log.info("uplink: ack %s %s sent again (send %d; not confirmed by the cloud yet)", pending.ack.kind,
+                         pending.ack.id, pending.attempts)
+            self._acks_changed.clear()
+            left = [p.due for p in self.unconfirmed_acks.values()]
+            wait = max(0.05, min(left) - self._clock.monotonic()) if left else None
+            try:
+                await asyncio.wait_for(self._acks_changed.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
 
     # -- for the local API -----------------------------------------------------------------------------
 

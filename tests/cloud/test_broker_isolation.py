@@ -139,10 +139,11 @@ async def test_a_site_cannot_steal_traffic_or_sessions_and_the_victims_keep_thei
             assert {r["site"] for r in rows} == {"site-b"} and len(rows) == 40
             status, push = await cloud.post("/api/v1/sites/site-b/config/limits", token, {"document": {"caps": []}})
             assert status == 202
-            receipts = 0
-            while (got := await victim.next_down())[0].topic.endswith("/receipt"):
-                receipts += 1                              # the cloud's receipts for its 40 batches
-            assert got[1]["id"] == push["id"] and receipts == 40
+            receipts, acked = 0, 0
+            while (got := await victim.next_down())[0].topic.endswith(("/receipt", "/acked")):
+                receipts += got[0].topic.endswith("/receipt")    # the cloud's receipts for its 40 batches
+                acked += got[0].topic.endswith("/acked")         # and for its 10 acks
+            assert got[1]["id"] == push["id"] and (receipts, acked) == (40, 10)
             assert all(not a.messages for a in attackers)          # the attacker received nothing of site-b's
             assert victim.client.is_connected() and service.link.connections == 1
     finally:

@@ -93,14 +93,28 @@ async def test_the_same_message_again_changes_nothing_it_projected(cloud, make_s
     assert rows == [{"status": "Finishing", "seq": 2}]
 
 
-async def test_a_cloud_that_was_away_gets_what_was_published_meanwhile(make_cloud, make_site):
+async def test_a_cloud_with_a_session_expiry_gets_what_was_published_meanwhile(make_cloud, make_site):
     site = make_site()
-    async with make_cloud("cloud-1"):
+    async with make_cloud("cloud-1", session_expiry=600):
         pass                                                 # its session (and subscription) stays at the broker
     await site.up("cdr", [message(1, "cdr", {"id": "cdr-1", "start_time": AT})])
-    async with make_cloud("cloud-1") as cloud:
+    async with make_cloud("cloud-1", session_expiry=600) as cloud:
         await cloud.wait_handled(1)
         assert await count(cloud, "SELECT count(*) AS n FROM cdrs") == 1
+
+
+async def test_by_default_an_absent_cloud_keeps_no_session_at_the_broker(make_cloud, make_site):
+    """A shared subscriber's session would keep taking its share while it is away (issue 18): by
+    default the broker forgets an instance when it goes, and the site keeps what nobody took."""
+    site = make_site()
+    async with make_cloud("cloud-1"):
+        pass
+    await site.up("cdr", [message(1, "cdr", {"id": "cdr-1", "start_time": AT})])   # PUBACK: no matching subscribers
+    async with make_cloud("cloud-1") as cloud:
+        await site.up("cdr", [message(2, "cdr", {"id": "cdr-2", "start_time": AT})])
+        await cloud.wait_handled(1)
+        rows = await cloud.db.read(lambda conn: conn.all("SELECT id FROM cdrs"))
+        assert [r["id"] for r in rows] == ["cdr-2"]           # a kept session would have handed cdr-1 first
 
 
 async def test_gaps_in_a_stream_are_noted(cloud, make_site):
