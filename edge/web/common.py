@@ -40,8 +40,8 @@ def _json_default(value: Any) -> Any:
 dumps = functools.partial(json.dumps, default=_json_default)
 
 
-def json_response(data: Any, *, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=dumps)
+def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(data, status=status, dumps=dumps, headers=headers)
 
 
 def error_response(status: int, message: str, **extra: object) -> web.Response:
@@ -64,8 +64,8 @@ def int_query(request: web.Request, name: str, default: int | None, maximum: int
 
 
 def actor_of(request: web.Request) -> str:
-    # The token proves access to the box; the name is who says they are acting.
-    return request.headers.get("X-Actor", "").strip()[:64] or "local-api"
+    # The token proves access to the box; the name is who says they are acting. A page login is the installer.
+    return request.get("actor") or request.headers.get("X-Actor", "").strip()[:64] or "local-api"
 
 
 async def json_object(request: web.Request, *, empty_ok: bool = False) -> dict:

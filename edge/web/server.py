@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from pathlib import Path
 from typing import Awaitable, Callable, Protocol
 
 from aiohttp import web
@@ -26,6 +27,8 @@ from edge.web.api.core import CoreRoutes
 from edge.web.api.dlm import DlmRoutes
 from edge.web.api.uplink import UplinkRoutes
 from edge.web.common import error_response, is_public
+from edge.web.page.logins import COOKIE, CSRF_HEADER, LOGINS_KEY, PASSWORD_FILE, Logins, is_loopback
+from edge.web.page.routes import PageRoutes
 from edge.web.site import SiteView
 
 log = logging.getLogger(__name__)
@@ -46,7 +49,12 @@ ROUTES: list[type[RouteModule]] = [
     DlmRoutes,
     CdrRoutes,
     UplinkRoutes,
+    PageRoutes,
 ]
+
+# What a page may see without a login when [web] read_only_without_login = true (GET only).
+READ_ONLY = ("/api/v1/web/", "/api/v1/dlm", "/api/v1/chargers", "/api/v1/sessions", "/api/v1/health")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 class LocalApi:
@@ -57,6 +65,11 @@ class LocalApi:
         self.ready = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.app = web.Application(middlewares=[self._auth], client_max_size=1024 * 1024)
+        web_cfg = site.config.web
+        self.logins = self.app[LOGINS_KEY] = Logins(
+            password_file=Path(site.config.state_path(PASSWORD_FILE)), config_hash=web_cfg.installer_password_hash,
+            session_seconds=web_cfg.session_minutes * 60.0, read_only_without_login=web_cfg.read_only_without_login,
+            loopback=is_loopback(host))
         for module in ROUTES:
             self.app.add_routes(module(site).routes())
 
@@ -69,6 +82,11 @@ class LocalApi:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
+        if self.logins.password_hash() is None:
+            # The page stays a login page that says how to set the password: nobody can log in or act.
+            log.warning("web page on http://%s:%s/ has no installer password: nobody can log in until one is "
+                        "set with `edgectl web password`%s", self.host, self.bound_port,
+                        "" if self.logins.loopback else " (and nothing is shown without a login off loopback)")
         self.ready.set()
         try:
             await asyncio.Future()
@@ -80,7 +98,20 @@ class LocalApi:
         if is_public(request):
             return await handler(request)
         header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._token.encode()):
-            return error_response(401, "missing or wrong bearer token (see the api-token file in the state directory)")
-        return await handler(request)
+        if header:
+            # edgectl and scripts: the bearer token, as always; a wrong one is not rescued by a cookie.
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._token.encode()):
+                return error_response(401, "missing or wrong bearer token (see the api-token file in the state "
+                                           "directory)")
+            return await handler(request)
+        login = self.logins.get(request.cookies.get(COOKIE))
+        if login is not None:
+            # A cookie rides along with any request the browser makes: state changes need the page's CSRF token.
+            if request.method not in SAFE_METHODS and not self.logins.csrf_ok(login, request.headers.get(CSRF_HEADER)):
+                return error_response(403, "missing or wrong CSRF token: reload the page")
+            request["actor"] = "installer (web page)"
+            return await handler(request)
+        if request.method in SAFE_METHODS and self.logins.read_only and request.path.startswith(READ_ONLY):
+            return await handler(request)
+        return error_response(401, "missing or wrong bearer token (see the api-token file in the state directory)")

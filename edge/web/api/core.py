@@ -94,7 +94,8 @@ class CoreRoutes:
             return error_response(409, f"charger {charger_id!r} is already part of this site")
         at = self.edge.clock.now_iso()
         if not await self.edge.journal.write(Store.adopt_charger, charger_id, at):
-            return error_response(404, f"charger {charger_id!r} has not connected yet; it must boot once before adoption")
+            return error_response(404, f"charger {charger_id!r} has not connected yet; "
+                                       "it must boot once before adoption")
         self.edge.directory.adopt(charger_id)
         result = None
         if charger_id in self.edge.ocpp.sessions:
