@@ -127,7 +127,8 @@ def rotation_answer(result: "CommandResult") -> str | None:
     return None
 
 
-def refusal(charger_id: str, action: str, params: dict[str, Any], keys: KeySet) -> str | None:
+def refusal(charger_id: str, action: str, params: dict[str, Any], keys: KeySet,
+            upgrade_check: Callable[[str, int], str | None] | None = None) -> str | None:
     """Why a command the operator asked for must not be sent, or None. Checked
     before anything reaches the charger."""
     if action != "ChangeConfiguration" or not isinstance(params.get("key"), str):
@@ -144,7 +145,12 @@ def refusal(charger_id: str, action: str, params: dict[str, Any], keys: KeySet) 
         profile = int(str(value).strip())
     except ValueError:
         return f"SecurityProfile must be a number 0 to 3, not {str(value)[:20]!r}"
-    if profile not in SERVED_PROFILES:
+    if upgrade_check is not None and profile in (0, 1, 2, 3):
+        # With TLS served, the OCPP server decides (edge/ocpp/security_state.py: never strand a charger).
+        why = upgrade_check(charger_id, profile)
+        if why is not None:
+            return why
+    elif profile not in SERVED_PROFILES:
         return (f"SecurityProfile {profile} needs TLS (2: TLS with HTTP Basic, 3: TLS with client certificates) and "
                 f"the edge has none yet: it serves 0 ({SERVED_PROFILES[0]}) and 1 ({SERVED_PROFILES[1]}). "
                 f"{charger_id} would reconnect over wss:// and find no one to talk to: nothing was sent")
@@ -241,6 +247,8 @@ class Credentials:
         self._rows: dict[str, list[Key]] = {}
         self._offered: dict[str, str] = {}      # charger id -> hash of the key in flight
         self._rotating: set[str] = set()
+        # Set by the OCPP server: whether a SecurityProfile change may be sent (profile_change_refusal).
+        self.upgrade_check: Callable[[str, int], str | None] | None = None
 
     async def load(self) -> None:
         self._rows = await self.site.journal.read(load_keys)
@@ -256,7 +264,7 @@ class Credentials:
 
     def refusal(self, charger_id: str, action: str, params: dict[str, Any]) -> str | None:
         """The guard Commands asks before an operator's command is sent."""
-        return refusal(charger_id, action, params, self.keys_for(charger_id))
+        return refusal(charger_id, action, params, self.keys_for(charger_id), self.upgrade_check)
 
     async def used(self, charger_id: str, key_hash: str) -> None:
         """A login with a new key: called from the handshake before it is let in."""

@@ -2,7 +2,9 @@
 
 The handshake does the checks that must happen before a socket opens: a
 charge point id in the path, the `ocpp1.6` subprotocol (400 with the reason
-when the client offers none or only others), and security profile 1 (HTTP
+when the client offers none or only others), the charger's security profile
+(wss:// for 2 and 3 on [ocpp.tls] port, a client certificate naming it for 3:
+see tls.py; 403 with the reason), and profiles 1 and 2 (HTTP
 Basic, 401 on a wrong or missing password, with a growing back-off per id and
 address: see auth_backoff.py; the keys the edge set itself win over the
 config's: see credentials.py). Every refusal is in the charger's network log
@@ -17,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING
@@ -31,7 +35,7 @@ from edge.clock import Clock
 from edge.config import CHARGER_ID
 from edge.events import Event, EventBus
 from edge.journal import Journal, Store
-from edge.ocpp import strangers
+from edge.ocpp import strangers, tls as tls_layer
 from edge.ocpp.auth_backoff import AuthBackoff
 from edge.ocpp.communication_log import CommunicationLog
 from edge.ocpp.credentials import Credentials, Key, KeySet, login_form
@@ -39,6 +43,7 @@ from edge.ocpp.presence import PresenceMonitor
 from edge.ocpp.rate import TokenBucket
 from edge.ocpp.refusals import Refusals, subprotocol_refusal
 from edge.ocpp.security import PasswordVerifier, parse_basic_auth
+from edge.ocpp.security_state import Seen, load_seen, profile_change_refusal, record_connection
 from edge.ocpp.session import ChargerSession
 from edge.sessions import Sessions
 
@@ -133,7 +138,8 @@ class _LoggedConnection:
 class OcppServer:
     def __init__(self, site: Site, *, host: str, port: int, communication_log: CommunicationLog,
                  presence: PresenceMonitor, max_frame_bytes: int, max_messages_per_second: float,
-                 message_burst: int, response_timeout: float):
+                 message_burst: int, response_timeout: float, tls: "tls_layer.ServerTls | None" = None,
+                 tls_port: int = 0, tls_reload_every: float = 30.0):
         self.site = site
         self.host, self.port = host, port
         self.communication_log = communication_log
@@ -154,6 +160,18 @@ class OcppServer:
         self._stranger_arrivals = TokenBucket(strangers.STRANGER_CONNECTS_PER_SECOND,
                                               strangers.STRANGER_CONNECT_BURST, site.clock.monotonic())
         self._server: Server | None = None
+        self._tls_server: Server | None = None
+        self.tls, self.tls_port, self.tls_reload_every = tls, tls_port, tls_reload_every
+        if tls is not None:
+            tls.context.sslobject_class = tls_layer.observed(self._tls_failed)
+        # What the handshake established for a connection, until the charger is served (level, TLS details).
+        self._admitted: weakref.WeakKeyDictionary[ServerConnection, tuple[int, dict | None]] = \
+            weakref.WeakKeyDictionary()
+        self.seen: dict[str, Seen] = {}
+        # Which charger came from an address last: a failed TLS handshake has no charge point id.
+        self._address_ids: OrderedDict[str, str] = OrderedDict()
+        self.tls_failures: deque[dict] = deque(maxlen=100)
+        self.credentials.upgrade_check = self.profile_change_refusal
         self.ready = asyncio.Event()
 
     @property
@@ -161,10 +179,19 @@ class OcppServer:
         assert self._server is not None
         return self._server.sockets[0].getsockname()[1]
 
-    async def run(self) -> None:
-        await self.credentials.load()
-        async with serve(
-            self._serve_charger, self.host, self.port,
+    @property
+    def bound_tls_port(self) -> int | None:
+        return self._tls_server.sockets[0].getsockname()[1] if self._tls_server is not None else None
+
+    def profile_change_refusal(self, charger_id: str, target: int) -> str | None:
+        """The guard before ChangeConfiguration(SecurityProfile) (security_state.py)."""
+        configured = self.site.directory.configured(charger_id)
+        return profile_change_refusal(charger_id, target, self.seen.get(charger_id), tls_served=self.tls is not None,
+                                      configured=configured.security_profile if configured else 1)
+
+    def _serve(self, port: int, ssl: object | None) -> "contextlib.AbstractAsyncContextManager[Server]":
+        return serve(
+            self._serve_charger, self.host, port, ssl=ssl,
             subprotocols=[SUBPROTOCOL],
             process_request=self._check_request,
             max_size=self.max_frame_bytes,
@@ -175,15 +202,25 @@ class OcppServer:
             # that lost power) long before OCPP's heartbeat would.
             ping_interval=30, ping_timeout=30,
             server_header="sitecontroller-edge",
-        ) as server:
-            self._server = server
-            log.info("ocpp listening host=%s port=%s", self.host, self.bound_port)
+        )
+
+    async def run(self) -> None:
+        await self.credentials.load()
+        self.seen = await self.site.journal.read(load_seen)
+        async with contextlib.AsyncExitStack() as stack:
+            self._server = await stack.enter_async_context(self._serve(self.port, None))
+            if self.tls is not None:
+                self._tls_server = await stack.enter_async_context(self._serve(self.tls_port, self.tls.context))
+            log.info("ocpp listening host=%s port=%s tls_port=%s", self.host, self.bound_port, self.bound_tls_port)
             self.ready.set()
             tidying = asyncio.create_task(self._tidy_forever())
+            reloading = asyncio.create_task(self._reload_forever()) if self.tls is not None else None
             try:
                 await tidying
             finally:
                 tidying.cancel()
+                if reloading is not None:
+                    reloading.cancel()
                 for ws in list(self._sockets.values()):
                     await ws.close(1001, "central system shutting down")
                 self._verifier.close()
@@ -211,9 +248,23 @@ class OcppServer:
             self.refusals.refused(charger_id, why, known=known)
             return connection.respond(HTTPStatus.BAD_REQUEST, f"{why}\n")
         keys = self.credentials.keys_for(charger_id)
-        if keys.open and not keys.new:
-            return None
-        return await self._check_password(connection, request, charger_id, keys)
+        configured = self.site.directory.configured(charger_id)
+        peer = tls_layer.peer_tls(connection.transport.get_extra_info("ssl_object"))
+        cert = _certificate_facts(peer.certificate) if peer is not None and peer.certificate else None
+        admitted = tls_layer.admission(charger_id, configured.security_profile if configured else 1, peer,
+                                       tls_port=self.bound_tls_port,
+                                       cert_common_name=cert["common_name"] if cert else None,
+                                       password_set=not keys.open or bool(keys.new))
+        if admitted.refusal is not None:
+            self.refusals.refused(charger_id, admitted.refusal, known=known)
+            return connection.respond(HTTPStatus.FORBIDDEN, f"{admitted.refusal}\n")
+        details = None if peer is None else {"version": peer.version, "cipher": peer.cipher, **(cert or {})}
+        if admitted.check_password and not (keys.open and not keys.new):
+            refused = await self._check_password(connection, request, charger_id, keys)
+            if refused is not None:
+                return refused
+        self._admitted[connection] = (admitted.level, details)
+        return None
 
     def _strangers_busy(self) -> str | None:
         """Why one more unknown charger cannot come in now, if it cannot."""
@@ -283,15 +334,23 @@ class OcppServer:
         self._sockets[charger_id] = ws
         at = self.site.clock.now_iso()
         known = self.site.directory.is_known(charger_id)
+        level, tls_details = self._admitted.pop(ws, (0, None))
+        address = ws.remote_address[0] if ws.remote_address else "?"
         if known:
             await self.site.journal.write(Store.ensure_charger, charger_id, at)
+            self.seen[charger_id] = await self.site.journal.write(record_connection, charger_id, level, at,
+                                                                  tls_details)
+            self._address_ids[address] = charger_id
+            self._address_ids.move_to_end(address)
+            while len(self._address_ids) > 4096:
+                self._address_ids.popitem(last=False)
             self.presence.frame(charger_id)
             self.site.bus.publish(Event("charger.connected", charger_id, at))
         else:
             self._strangers_open += 1
             self.recent_strangers.seen(charger_id)
-        self.presence.note(charger_id, "connected", f"from {ws.remote_address[0] if ws.remote_address else '?'}"
-                                                    + ("" if known else " (unknown charger)"))
+        over = f" over {tls_details['version']} (security profile {level})" if tls_details else ""
+        self.presence.note(charger_id, "connected", f"from {address}{over}" + ("" if known else " (unknown charger)"))
         log.info("connected charger=%s remote=%s%s", charger_id, ws.remote_address, "" if known else " unknown")
         reason = "closed"
         try:
@@ -334,6 +393,23 @@ class OcppServer:
         if sweep:
             await self.site.journal.write(strangers.sweep, self.site.directory.ids(), self.site.clock.now_iso())
 
+    def _tls_failed(self, failure: "tls_layer.HandshakeFailure") -> None:
+        """A TLS handshake failed (wrong or expired certificate, TLS 1.1, plain ws:// on the wss:// port...):
+        noted in the network log of the charger last seen at that address, and kept for `edgectl`."""
+        charger_id = self._address_ids.get(failure.address)
+        self.tls_failures.append({"at": self.site.clock.now_iso(), "address": failure.address,
+                                  "reason": failure.reason, "charger_id": charger_id})
+        if charger_id is not None:
+            self.refusals.refused(charger_id, f"TLS from {failure.address}: {failure.reason}", known=True)
+        else:
+            log.warning("TLS handshake refused remote=%s: %s", failure.address, failure.reason)
+
+    async def _reload_forever(self) -> None:
+        assert self.tls is not None
+        while True:
+            await asyncio.sleep(self.tls_reload_every)
+            self.tls.check()
+
     async def _tidy_forever(self) -> None:
         since_sweep = SWEEP_EVERY   # sweep once at start: what an earlier run left
         while True:
@@ -356,6 +432,18 @@ def offered_subprotocols(request: Request) -> list[str]:
     """The Sec-WebSocket-Protocol values a client offers, in its order (the header may repeat)."""
     return [p.strip() for header in request.headers.get_all("Sec-WebSocket-Protocol")
             for p in header.split(",") if p.strip()]
+
+
+def _certificate_facts(der: bytes) -> dict:
+    """A verified client certificate, for the admission and the journal."""
+    from cryptography import x509
+
+    from edge.ocpp.certificates import common_name, fingerprint
+
+    cert = x509.load_der_x509_certificate(der)
+    return {"common_name": common_name(cert), "subject": cert.subject.rfc4514_string()[:200],
+            "serial": format(cert.serial_number, "x"), "not_after": cert.not_valid_after_utc.isoformat(),
+            "sha256": fingerprint(cert)}
 
 
 def _unauthorized(connection: ServerConnection, text: str, retry_after: float) -> Response:
