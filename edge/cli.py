@@ -399,6 +399,12 @@ def cmd_dlm(args: argparse.Namespace) -> int:
         print(f"strategy {body['strategy']}, margin {body['margin']:g} A per phase")
         print(_table(phases, ["circuit", "phase", "limit", "metered", "unmanaged", "reserved", "allocated",
                               "headroom"]))
+        for p in phases:
+            if over := p.get("over"):   # measured over its limit (edge/dlm/overload.py)
+                state = (f"ALERT: over for longer than the {over['window_s']:g} s reaction window" if over["alert"]
+                         else "within the reaction window")
+                print(f"OVER THE LIMIT circuit {p['circuit']} {p['phase']}: over {p['limit']:g} A since "
+                      f"{over['since']} ({over['lasted_s']:g} s, peak {over['peak']:g} A; {state}): {over['done']}")
         print()
     print(_table(body["connectors"], ["charger_id", "connector_id", "transaction_id", "limit", "held", "phases",
                                       "measured", "reason"]))
