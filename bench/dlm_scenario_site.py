@@ -331,8 +331,10 @@ class World:
             "tx_profile_limits": {cid: [[round(t, 1), limit] for t, limit in v] for cid, v in self.profiles.items()},
         }
 
-    async def close(self) -> None:
+    async def close_chargers(self) -> None:
         for task in [*self._tasks.values(), *self._background]:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), *self._background, return_exceptions=True)
+
+    async def close_meter(self) -> None:
         await self.meter.stop()
