@@ -46,6 +46,7 @@ from edge.ocpp.communication_log import CommunicationLog
 from edge.ocpp.presence import PresenceMonitor, Thresholds
 from edge.ocpp import tls as ocpp_tls
 from edge.ocpp.server import OcppServer, Site
+from edge.metrics import MetricsRecorder
 from edge.recovery import AutoRecovery, Health, health_of
 from edge.sessions import Sessions
 from edge.supervision import Supervisor
@@ -175,6 +176,7 @@ class Edge:
         self.api = LocalApi(self, host=cfg.api.host, port=cfg.api.port, token=self._api_token())
         self.watchdog = systemd.Watchdog(healthy=self.healthy)
         self.recovery = self._recovery()
+        self.metrics = MetricsRecorder(self.bus)
         # The link to the cloud; off: the outbox triggers stop writing (records stay in their tables).
         self.uplink = self._uplink() if cfg.uplink.enabled else None
         if self.uplink is not None:
@@ -351,6 +353,7 @@ class Edge:
                 ("local-lists", self.local_lists), ("access", self.access),
                 ("communication-log", self.communication_log),
                 ("charge-records", self.charge_records), ("session-watch", self.session_watch),
+                ("metrics", self.metrics),
                 *((("recovery", self.recovery),) if self.config.recovery.enabled or any(
                     c.recovery for c in self.config.chargers) else ()),
                 *((("load-management", self.load_manager),) if self.load_manager else ()),

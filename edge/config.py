@@ -118,6 +118,8 @@ class ApiSection(_Strict):
     port: Port = 8180
     # File holding the bearer token; created with a random token on first start.
     token_file: str = "api-token"
+    # /metrics for a Prometheus scraper without the token (docs/metrics.md); off: it needs the token.
+    metrics_without_token: bool = False
 
 
 class WebSection(_Strict):

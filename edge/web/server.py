@@ -25,6 +25,7 @@ from edge.web.api.chargers import ChargerRoutes
 from edge.web.api.config import ConfigRoutes
 from edge.web.api.core import CoreRoutes
 from edge.web.api.dlm import DlmRoutes
+from edge.web.api.metrics import MetricsRoutes
 from edge.web.api.uplink import UplinkRoutes
 from edge.web.common import error_response, is_public
 from edge.web.page.logins import COOKIE, CSRF_HEADER, LOGINS_KEY, PASSWORD_FILE, Logins, is_loopback
@@ -49,6 +50,7 @@ ROUTES: list[type[RouteModule]] = [
     DlmRoutes,
     CdrRoutes,
     UplinkRoutes,
+    MetricsRoutes,
     PageRoutes,
 ]
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from edge.events import EventBus
     from edge.journal import Journal
     from edge.meters import MeterPoller
+    from edge.metrics import MetricsRecorder
     from edge.ocpp.commands import Commands
     from edge.ocpp.communication_log import CommunicationLog
     from edge.ocpp.presence import PresenceMonitor
@@ -48,6 +49,7 @@ class SiteView(Protocol):
     meters: "dict[str, MeterPoller]"
     charge_records: "ChargeRecords"
     uplink: "Uplink | None"
+    metrics: "MetricsRecorder"
 
     def healthy(self) -> bool: ...
 

@@ -1,0 +1,76 @@
+"""/metrics during a simulated session: the numbers GET /api/v1/dlm shows; /healthz without a token."""
+
+from __future__ import annotations
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from edge.config import parse_config
+from tests.edge.conftest import api_call, running_edge, site_toml, wait_for
+from tests.edge.dlm.test_closed_loop import charge, closed_loop
+
+
+async def scrape(edge, token: str | None) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{edge.api.bound_port}/metrics", headers=headers) as resp:
+            return resp.status, await resp.text()
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+async def test_metrics_show_what_the_api_shows_during_a_session(make_edge):
+    async with closed_loop(make_edge, wiring={"A": (3, "RST", "L1")}) as (edge, site, meter):
+        await charge(site.sims["A"], "TAG-OK")
+        await wait_for(lambda: site.sims["A"].offered_current(1) > 10, timeout=10, what="the car charging")
+        await wait_for(lambda: any(edge.load_manager.tracks[("A", 1)].measured), timeout=10, what="MeterValues")
+        assert (await scrape(edge, None))[0] == 401
+        status, text = await scrape(edge, edge.api._token)
+        # The API's view, read right after the scrape; the loop cannot run in between the two reads below.
+        dlm = await api_call(edge, "GET", "/dlm")
+        assert status == 200
+        got = samples(text)
+        # Meter readings move between the two reads; compare the fixed numbers exactly and the rest closely.
+        circuit = dlm["circuits"][0]
+        for phase in circuit["phases"]:
+            key = (("circuit", "grid"), ("phase", phase["phase"]))
+            assert got[("sitecontroller_circuit_phase_limit_amperes", key)] == circuit["limit"]
+            assert abs(got[("sitecontroller_circuit_phase_current_amperes", key)] - phase["metered"]) < 1.0
+        connector = dlm["connectors"][0]
+        assert got[("sitecontroller_connector_limit_amperes", (("charger", "A"), ("connector", "1")))] \
+            == connector["limit"]
+        assert got[("sitecontroller_sessions_active", ())] == 1
+        assert got[("sitecontroller_circuit_failsafe", (("circuit", "grid"),))] == 0
+        assert got[("sitecontroller_charger_connected", (("charger", "A"),))] == 1
+        assert got[("sitecontroller_ocpp_commands_total", (("action", "SetChargingProfile"), ("outcome", "ok")))] >= 1
+        assert got[("sitecontroller_meter_polls_total", (("meter", "grid-meter"),))] >= 1
+        assert got[("sitecontroller_journal_bytes", ())] > 0
+        measured = got[("sitecontroller_connector_measured_amperes",
+                        (("charger", "A"), ("connector", "1"), ("phase", "L1")))]
+        assert measured > 5
+        # The session ends: its energy is counted.
+        await site.sims["A"].stop_transaction(1)
+        await wait_for(lambda: edge.metrics.energy_wh["A"] > 0, what="energy counted")
+        got = samples((await scrape(edge, edge.api._token))[1])
+        assert got[("sitecontroller_energy_delivered_wh_total", (("charger", "A"),))] == edge.metrics.energy_wh["A"]
+        assert got[("sitecontroller_sessions_active", ())] == 0
+
+
+async def test_healthz_needs_no_token_and_metrics_can_be_opened_for_a_scraper(tmp_path):
+    for open_metrics in (False, True):
+        text = site_toml(tmp_path).replace("[api]\nport = 0", f"[api]\nport = 0\nmetrics_without_token = "
+                                                                 f"{str(open_metrics).lower()}")
+        async with running_edge(parse_config(text, "t.toml", state_dir=str(tmp_path))) as edge:
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"http://127.0.0.1:{edge.api.bound_port}/healthz") as resp:
+                    assert resp.status == 200 and (await resp.json())["healthy"] is True
+            status, text = await scrape(edge, None)
+            assert status == (200 if open_metrics else 401)
+            # Without the token, only /metrics opens: the API stays closed.
+            await api_call(edge, "GET", "/health", token="wrong", expect=401)
