@@ -8,9 +8,13 @@
 2. Reaction: the real edge, 20 simulated chargers, a simulated SDM630 over
    Modbus TCP: from the meter sample showing an overload to the last charger
    holding its lower limit (bench/dlm_reaction.py).
+   With it, the departure-aware planner's time per plan at about 20 and 100
+   cars, and the `scheduled` allocation with its targets (bench/dlm_plan_compute.py).
 3. A 24 h workplace day in simulated time, per strategy: energy delivered, its
    ratio to a linear program's upper bound, and overload beyond the cars' 5 s
-   reaction window (bench/dlm_day.py, bench/dlm_bound.py).
+   reaction window (bench/dlm_day.py, bench/dlm_bound.py). The strategies are
+   the edge's (fair, fcfs, fixed, scheduled) and the baselines edf, llf and
+   round_robin; the departure-aware ones are told each car's departure and need.
 See docs/performance.md, "Load management".
 """
 
@@ -26,9 +30,9 @@ from typing import Iterator
 
 import psutil
 
-from bench import dlm_compute, dlm_reaction
-from bench.dlm_bound import ideal_fair, lp_bound
-from bench.dlm_day import FULL_DAY, QUICK_DAY, REACTION_S, simulate, workplace_day
+from bench import dlm_compute, dlm_plan_compute, dlm_reaction
+from bench.dlm_bound import ideal_fair, ideal_planned, lp_bound
+from bench.dlm_day import DAY_STRATEGIES, FULL_DAY, PLAN_PERIOD_S, QUICK_DAY, REACTION_S, simulate, workplace_day
 from bench.fleet import progress
 from bench.measure import percentile, run_report
 from bench.ocpp_load import commit, machine
@@ -38,6 +42,10 @@ from edge.dlm.model import STRATEGIES
 GOAL_ALLOCATE_MS = 5.0          # at 100 connectors
 GOAL_REACTION_P99_MS = 100.0
 GOAL_LP_RATIO = 0.97            # `fair`
+GOAL_SCHEDULED_LP_RATIO = 0.95  # `scheduled`, told the departures (issue 15)
+# The planner's timing: about this many cars (connectors: three in four have a session).
+PLAN_SIZES = {20: 27, 100: 134}
+PLAN_RUNS, QUICK_PLAN_RUNS = 200, 10
 SIZES = (10, 100, 500)
 RUNS = {10: 2000, 100: 1000, 500: 200}
 QUICK_RUNS = {10: 100, 100: 30, 500: 5}
@@ -55,8 +63,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="modbus: a simulated SDM630 over Modbus TCP, polled by the edge (default); "
                              "direct: readings handed to the load manager in process")
     parser.add_argument("--seed", type=int, default=2026, help="the simulated day's seed (default 2026)")
-    parser.add_argument("--strategies", default=",".join(STRATEGIES),
-                        help=f"strategies for the day (default {','.join(STRATEGIES)})")
+    parser.add_argument("--strategies", default=",".join(DAY_STRATEGIES),
+                        help=f"strategies for the day (default {','.join(DAY_STRATEGIES)})")
     parser.add_argument("--parts", default="allocation,reaction,day",
                         help="which parts to run (default allocation,reaction,day)")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
@@ -64,8 +72,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.argv = list(argv)
     args.strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    if not set(args.strategies) <= set(STRATEGIES) or not args.strategies:
-        parser.error(f"--strategies takes some of {', '.join(STRATEGIES)}")
+    if not set(args.strategies) <= set(DAY_STRATEGIES) or not args.strategies:
+        parser.error(f"--strategies takes some of {', '.join(DAY_STRATEGIES)}")
     if not set(args.parts) <= {"allocation", "reaction", "day"} or not args.parts:
         parser.error("--parts takes some of allocation, reaction, day")
     args.trials = args.trials if args.trials is not None else (2 if args.quick else 30)
@@ -136,6 +144,7 @@ def day(args: argparse.Namespace) -> dict:
         "ideal_fair_kwh": round(ideal, 2),
         "ideal_fair_lp_ratio": round(ideal / bound.energy_kwh, 4),
         "reaction_window_s": REACTION_S,
+        "plan_period_s": PLAN_PERIOD_S,
         "strategies": {},
     }
     for strategy in args.strategies:
@@ -155,9 +164,29 @@ def day(args: argparse.Namespace) -> dict:
             "alerts": result.alerts,
             "cpu_s": round(result.cpu_s, 2),
         }
+        if result.plan_cpu_s:
+            plans = sorted(result.plan_cpu_s)
+            out["strategies"][strategy]["plans"] = {"count": len(plans), "cpu_p99_ms": _ms(percentile(plans, 99)),
+                                                    "cpu_max_ms": _ms(plans[-1])}
         progress(f"day, {strategy}: {result.energy_kwh:.1f} kWh = {result.energy_kwh / bound.energy_kwh:.1%} of the "
                  f"LP bound; {o.beyond_window_as:.1f} A*s over a limit beyond {REACTION_S:g} s "
                  f"({result.cpu_s:.1f} s CPU)")
+    if "scheduled" in args.strategies:
+        # The planner with a perfect execution (no ramps, hysteresis or stale samples): what it can reach.
+        perfect = ideal_planned(the_day)
+        out["ideal_scheduled_kwh"] = round(perfect, 2)
+        out["ideal_scheduled_lp_ratio"] = round(perfect / bound.energy_kwh, 4)
+        progress(f"day: the planner with a perfect execution {perfect:.1f} kWh = {perfect / bound.energy_kwh:.1%}")
+    return out
+
+
+def planner_timing(args: argparse.Namespace) -> dict:
+    runs = QUICK_PLAN_RUNS if args.quick else PLAN_RUNS
+    out = {}
+    for cars, connectors in PLAN_SIZES.items():
+        out[str(cars)] = figures = dlm_plan_compute.time_plan(connectors, runs)
+        progress(f"plan, {figures['cars']} cars: p99 {figures['plan_cpu']['p99_ms']} ms CPU; scheduled allocation "
+                 f"p99 {figures['allocate_scheduled_cpu']['p99_ms']} ms CPU")
     return out
 
 
@@ -167,6 +196,9 @@ def goals(report: dict) -> dict:
     if allocation:
         at_100 = allocation["connectors"]["100"]["fair"]
         out["allocation_100_under_5_ms"] = at_100["cpu_p99_ms"] < GOAL_ALLOCATE_MS
+        if "planner" in allocation:   # measured at 134 connectors (about 100 cars): stricter than 100
+            scheduled_p99 = allocation["planner"]["100"]["allocate_scheduled_cpu"]["p99_ms"]
+            out["scheduled_allocation_100_under_5_ms"] = scheduled_p99 < GOAL_ALLOCATE_MS
     react = report.get("reaction")
     if react:
         out["reaction_p99_under_100_ms"] = (react["p99_ms"] is not None and react["failures"] == 0
@@ -176,6 +208,15 @@ def goals(report: dict) -> dict:
         fair = the_day["strategies"]["fair"]
         out["fair_at_least_97_percent_of_lp"] = fair["lp_ratio"] >= GOAL_LP_RATIO
         out["fair_no_overload_beyond_5_s"] = fair["overload_beyond_window_as"] == 0
+        if "round_robin" in the_day["strategies"]:
+            out["fair_above_round_robin"] = fair["energy_kwh"] > the_day["strategies"]["round_robin"]["energy_kwh"]
+    if the_day and "scheduled" in the_day["strategies"]:
+        scheduled = the_day["strategies"]["scheduled"]
+        out["scheduled_at_least_95_percent_of_lp"] = scheduled["lp_ratio"] >= GOAL_SCHEDULED_LP_RATIO
+        out["scheduled_no_overload_beyond_5_s"] = scheduled["overload_beyond_window_as"] == 0
+        baselines = [the_day["strategies"][b]["energy_kwh"] for b in ("edf", "llf") if b in the_day["strategies"]]
+        if baselines:
+            out["scheduled_above_edf_and_llf"] = all(scheduled["energy_kwh"] > b for b in baselines)
     if out:
         out["apply_to"] = ("allocation: p99 CPU time, fair, 100 connectors; reaction: p99; "
                            "day: the full 24 h day (not --quick)")
@@ -195,7 +236,9 @@ def run(args: argparse.Namespace) -> dict:
         runs = QUICK_RUNS if args.quick else RUNS
         part: dict = {"runs": {str(n): runs[n] for n in SIZES}}
         with others_cpu("allocation", part):
-            part["connectors"] = dlm_compute.measure(SIZES, runs, progress=progress)
+            part["connectors"] = dlm_compute.measure(SIZES, runs, tuple(s for s in STRATEGIES if s != "scheduled"),
+                                                     progress=progress)
+            part["planner"] = planner_timing(args)
         report["allocation"] = part
     if "reaction" in args.parts:
         others: dict = {}
@@ -227,6 +270,9 @@ def text_summary(report: dict) -> str:
             lines.append(f"    {name}: {s['energy_kwh']} kWh ({s['lp_ratio']:.1%} of the bound), "
                          f"{s['overload_beyond_window_as']} A*s over beyond {d['reaction_window_s']:g} s, "
                          f"{s['overload_total_as']} A*s over in all")
+        if "ideal_scheduled_kwh" in d:
+            lines.append(f"    the planner with a perfect execution: {d['ideal_scheduled_kwh']} kWh "
+                         f"({d['ideal_scheduled_lp_ratio']:.1%})")
     lines.append("  goals: " + ", ".join(f"{k}={v}" for k, v in report["goals"].items() if k != "apply_to"))
     return "\n".join(lines)
 

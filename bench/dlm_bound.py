@@ -30,9 +30,10 @@ import numpy as np
 from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
-from bench.dlm_day import VOLTAGE, Day
+from bench.dlm_day import PHASE_SHARE, VOLTAGE, Day, _profile
 from edge.dlm.allocate import allocate
 from edge.dlm.model import ConnectorState, Inputs, Topology
+from edge.dlm.planner import PlanCar, PlanInputs, plan
 
 
 @dataclass(frozen=True)
@@ -153,3 +154,56 @@ def ideal_fair(day: Day, step_s: int = 10) -> float:
             seconds = min(step_s, car.leave - t, day.end - t)
             room[car.tag] = max(0.0, room[car.tag] - amps * phases * VOLTAGE * seconds / 3600.0)
     return sum(car.room_wh - room[car.tag] for car in day.cars) / 1000.0
+
+
+def ideal_planned(day: Day, policy: str = "scheduled", step_s: int = 60, forecast: bool = False) -> float:
+    """kWh the planner (edge/dlm/planner.py) delivers with a perfect execution: every
+    `step_s` it is told each car's departure and what its battery can still take, and
+    the step's highest building load (held over its whole horizon: it does not know
+    the future); the cars follow its targets at once, with no ramp, no hysteresis and no
+    stale measurement, keeping the 6 A minimum. The gap to the LP is the planner's (and
+    the online problem's); the gap between this and the simulated strategy is what the
+    controller's own rules cost."""
+    topology = day.topology
+    room = {car.tag: car.room_wh for car in day.cars}
+    for t in range(day.begin, day.end, step_s):
+        window = day.base[t - day.begin:min(day.end, t + step_s) - day.begin]
+        building = tuple(max(second[p] for second in window) for p in range(3))
+        capacity = {(c.id, p): c.limit - topology.margin - (building[p] if c.id == day.metered else 0.0)
+                    for c in topology.circuits for p in range(3)}
+        cars, present = [], {}
+        for car in day.cars:
+            if car.start <= t < car.leave and room[car.tag] > 1e-6:
+                evse = topology.evses[car.evse]
+                used = evse.phase_map[:min(car.phases, len(evse.phase_map))]
+                cars.append(PlanCar(evse.key, tuple((c, p) for c in topology.paths[evse.circuit] for p in used),
+                                    len(used), evse.min_current, min(car.max_current, evse.max_current),
+                                    room[car.tag], float(car.leave), car.priority))
+                present[evse.key] = car
+        if not cars:
+            continue
+        later = building_forecast(day, t, PLAN_SLOT_S) if forecast else ()
+        targets = plan(PlanInputs(tuple(cars), capacity, float(t), policy, later=later)).targets
+        for key, car in present.items():
+            phases = min(car.phases, len(topology.evse_by_key[key].phase_map))
+            seconds = min(step_s, car.leave - t, day.end - t)
+            room[car.tag] = max(0.0, room[car.tag] - targets[key] * phases * VOLTAGE * seconds / 3600.0)
+    return sum(car.room_wh - room[car.tag] for car in day.cars) / 1000.0
+
+
+PLAN_SLOT_S = 300
+
+
+def building_forecast(day: Day, t: int, slot_s: int = PLAN_SLOT_S, hours: float = 12.0
+                      ) -> tuple[dict[tuple[str, int], float], ...]:
+    """Capacity per later slot from the building's typical day (its hourly profile, the
+    short peaks left out): what the edge would learn from the same hours of past days."""
+    topology = day.topology
+    share = day.base_share
+    out = []
+    for k in range(1, int(hours * 3600 / slot_s) + 1):
+        hour = ((t + k * slot_s) % 86400) / 3600.0
+        typical = [share * _profile(hour) * PHASE_SHARE[p] for p in range(3)]
+        out.append({(c.id, p): c.limit - topology.margin - (typical[p] if c.id == day.metered else 0.0)
+                    for c in topology.circuits for p in range(3)})
+    return tuple(out)

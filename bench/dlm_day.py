@@ -19,6 +19,13 @@ phases and the measured-draw clamp are the shipped rules, not a copy of them.
 Its asyncio loop and OCPP sends are not used: `plan`'s requests are applied
 here, the way `LoadManager._send` records them once a charger has accepted.
 
+The departure-aware strategies (`scheduled`, and the baselines `edf`, `llf`
+and `round_robin`) run the planner (edge/dlm/planner.py, pure) every
+`PLAN_PERIOD_S` and whenever a session starts or stops, told each car's
+departure and what its battery can still take (the same for every strategy);
+its targets go to `allocate` with the `scheduled` strategy, which stays the
+safety loop every second.
+
 Overload is measured on the real currents (base + cars), per circuit and
 phase, against the fuse limit. An overload is tolerated for the cars' 5 s
 reaction window from its start; every A*s after that is counted.
@@ -38,7 +45,9 @@ from edge.dlm.actuation import Held, plan
 from edge.dlm.allocate import allocate
 from edge.dlm.config import LoadManagementSection
 from edge.dlm.manager import LoadManager
-from edge.dlm.model import Allocation, Circuit, ConnectorState, Evse, Inputs, Topology
+from edge.dlm.model import STRATEGIES, Allocation, Circuit, ConnectorState, Evse, Inputs, Topology
+from edge.dlm.planner import POLICIES, Need, PlanInputs, capacity_of, plan_cars
+from edge.dlm.planner import plan as plan_targets
 from edge.dlm.phases import ROTATIONS, phase_map, to_site
 from edge.events import Event, EventBus
 from edge.journal import Sample
@@ -52,6 +61,10 @@ REACTION_S = 5.0
 PREPARING_S = 20
 METER_VALUES_S = 10
 HOUR = 3600
+# The departure-aware strategies re-plan this often (s), and at every session start and stop.
+PLAN_PERIOD_S = 60
+# Every strategy the day runs: the edge's own, then the planner's baselines.
+DAY_STRATEGIES = STRATEGIES + tuple(p for p in POLICIES if p not in STRATEGIES)
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,7 @@ class Day:
     cars: tuple[CarPlan, ...]
     base: tuple[tuple[float, float, float], ...]   # building load per second from `begin`, A per site phase
     failsafe_load: float
+    base_share: float = 1.0    # the building's load as a share of BUILDING_PROFILE (its typical day)
 
     def base_at(self, t: int) -> tuple[float, float, float]:
         return self.base[t - self.begin]
@@ -202,7 +216,7 @@ def workplace_day(seed: int = 2026, shape: DayShape = FULL_DAY) -> Day:
     return Day(name="workplace", seed=seed, begin=shape.begin, end=shape.end, topology=topology, metered="grid",
                cars=tuple(cars), base=base_load(rng, shape.begin, shape.end, shape.building,
                                                       shape.failsafe_load),
-               failsafe_load=shape.failsafe_load)
+               failsafe_load=shape.failsafe_load, base_share=shape.building)
 
 
 # --- the site in motion ----------------------------------------------------------------------------
@@ -291,7 +305,8 @@ class _Allocator:
 
     def __call__(self, inputs: Inputs) -> Allocation:
         self.calls += 1
-        key = (tuple(sorted(inputs.meters.items())), inputs.connectors, inputs.strategy, inputs.rotate_after)
+        key = (tuple(sorted(inputs.meters.items())), inputs.connectors, inputs.strategy, inputs.rotate_after,
+               None if inputs.targets is None else tuple(inputs.targets.items()))
         if self.enabled and key == self._key and inputs.now < self._until:
             return self._answer  # type: ignore[return-value]
         self.computed += 1
@@ -325,6 +340,7 @@ class DayResult:
     evaluations: int
     allocations_computed: int
     cpu_s: float
+    plan_cpu_s: list[float] = field(default_factory=list)   # each plan's CPU time (departure-aware strategies)
 
 
 def simulate(day: Day, strategy: str, *, meter_values_s: int = METER_VALUES_S, settings: dict | None = None,
@@ -334,7 +350,9 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int = METER_VALUES_S, s
     manager)` is called after each decision, for diagnosis."""
     cpu_start = time.process_time()
     topology = day.topology
-    section = LoadManagementSection(**{"margin": topology.margin, **(settings or {}), "strategy": strategy})
+    planned = strategy in POLICIES
+    section = LoadManagementSection(**{"margin": topology.margin, **(settings or {}),
+                                       "strategy": "scheduled" if planned else strategy})
     now_box = [float(day.begin)]
     wall0 = datetime(2026, 11, 23, tzinfo=timezone.utc)
     clock = Clock(wall=lambda: wall0, monotonic=lambda: now_box[0])
@@ -361,6 +379,11 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int = METER_VALUES_S, s
     last_decrease = -math.inf
     paused_s = suspended_s = evaluations = 0
     energy_by_car = {c.tag: 0.0 for c in day.cars}
+    targets: dict | None = None
+    planned_at = -math.inf
+    sessions_seen: frozenset = frozenset()
+    plan_cpu: list[float] = []
+    allocation: Allocation | None = None
     paths = topology.paths
     limits = {c.id: c.limit for c in topology.circuits}
     # What the manager says of a connector with nothing on it; it does not change.
@@ -448,8 +471,17 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int = METER_VALUES_S, s
         meter = tuple(round(x, 2) for x in load[day.metered])
         states = tuple(idle[e.key] if c.car is None and manager.tracks[e.key].transaction_id is None
                        else manager._state(e.key, float(t)) for e, c in zip(topology.evses, chargers))
-        allocation = allocator(Inputs(topology, {day.metered: meter}, states, float(t), strategy,
-                                      section.rotate_after))
+        if planned:
+            sessions = frozenset(s.key for s in states if s.session)
+            if t - planned_at >= PLAN_PERIOD_S or sessions != sessions_seen:
+                if allocation is None:
+                    allocation = allocate(Inputs(topology, {day.metered: meter}, states, float(t), "fair"))
+                cpu0 = time.thread_time()
+                targets = _plan(day, chargers, states, allocation, energy_by_car, strategy, t)
+                plan_cpu.append(time.thread_time() - cpu0)
+                planned_at, sessions_seen = t, sessions
+        allocation = allocator(Inputs(topology, {day.metered: meter}, states, float(t), section.strategy,
+                                      section.rotate_after, targets))
         manager._note_turns(allocation, float(t))
         transactions = {s.key: manager.tracks[s.key].transaction_id for s in states
                         if s.session and s.controllable}
@@ -477,4 +509,16 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int = METER_VALUES_S, s
                      energy_by_car_kwh={k: round(v / 1000.0, 3) for k, v in energy_by_car.items()},
                      wanted_kwh=wanted, overload=overload, orders=orders, suspended_evse_s=paused_s,
                      suspended_ev_s=suspended_s, alerts=reported, evaluations=evaluations,
-                     allocations_computed=allocator.computed, cpu_s=time.process_time() - cpu_start)
+                     allocations_computed=allocator.computed, cpu_s=time.process_time() - cpu_start,
+                     plan_cpu_s=plan_cpu)
+
+
+def _plan(day: Day, chargers: list[Charger], states: tuple[ConnectorState, ...], allocation: Allocation,
+          energy_by_car: dict[str, float], policy: str, t: int) -> dict:
+    """The planner's targets now: each car's departure and what its battery can still
+    take are known (as a driver's declared need would be), the capacity is what the
+    allocator last saw (the building's load now, held over the horizon)."""
+    needs = {c.evse.key: Need(float(c.car.leave), max(0.0, c.car.room_wh - energy_by_car[c.car.tag]))
+             for c in chargers if c.car is not None}
+    cars = plan_cars(day.topology, states, needs)
+    return plan_targets(PlanInputs(cars, capacity_of(allocation, day.topology.margin), float(t), policy)).targets

@@ -68,6 +68,9 @@ class PlanInputs:
     slot_s: float = 300.0
     horizon_s: float = 12 * 3600.0      # a car with no departure is planned as if it left at the horizon
     voltage: float = VOLTAGE
+    # What each later slot is expected to have (a forecast of the building's load, e.g. the same
+    # hour on past days), slot 1 first. Past its end, and for a phase it does not name: `capacity`.
+    later: tuple[dict[Resource, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,13 @@ def _round_robin(cars: list[PlanCar], left: dict[Resource, float], inputs: PlanI
     return Plan(_ordered(level, ranked, idle))
 
 
+def _forecast(inputs: PlanInputs, now: dict[Resource, float], k: int) -> dict[Resource, float]:
+    if k - 1 >= len(inputs.later):
+        return dict(now)
+    expected = inputs.later[k - 1]
+    return {r: max(0.0, expected.get(r, a)) for r, a in now.items()}
+
+
 def _spread(car: PlanCar, need: float, rooms: list[float], seconds: list[float], volts: float) -> list[float]:
     """A car's need over its slots at one level (water-filling over time, each slot within
     its room), so it has slack both ways when the building's load or the arrivals change.
@@ -258,7 +268,7 @@ def _scheduled(cars: list[PlanCar], left: dict[Resource, float], inputs: PlanInp
     now, dt, volts = inputs.now, inputs.slot_s, inputs.voltage
     end = min(max((c.departure for c in cars), default=now), now + inputs.horizon_s)
     slots = max(1, math.ceil((end - now) / dt - EPS)) if cars else 0
-    free = [dict(left) for _ in range(slots)]
+    free = [dict(left)] + [_forecast(inputs, left, k) for k in range(1, slots)]
     order = sorted(cars, key=_by_departure)
     schedule: dict[EvseKey, list[float]] = {c.key: [0.0] * slots for c in order}
     # 1. The plan: each car, earliest departure first, as evenly as it can over its window.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.dlm_bound import ideal_fair, lp_bound
+from bench.dlm_bound import ideal_fair, ideal_planned, lp_bound
 from bench.dlm_day import QUICK_DAY, CarPlan, Day, Overload, simulate, workplace_day
 from edge.dlm.model import Circuit, Evse, Topology
 from edge.dlm.phases import phase_map
@@ -39,11 +39,20 @@ def test_quick_run_reports_allocation_times(report: dict) -> None:
     sizes = report["allocation"]["connectors"]
     assert set(sizes) == {"10", "100", "500"}
     for per_strategy in sizes.values():
-        assert set(per_strategy) == {"fair", "fcfs", "fixed"}
+        assert set(per_strategy) == {"fair", "fcfs", "fixed"}    # `scheduled`: with the planner, below
         for figures in per_strategy.values():
             assert 0 < figures["median_ms"] <= figures["p99_ms"] <= figures["max_ms"]
             assert 0 < figures["cpu_median_ms"] <= figures["cpu_p99_ms"]
             assert figures["sessions"] > 0 and figures["circuits"] >= 3
+
+
+def test_quick_run_reports_the_planner_apart_from_the_allocation(report: dict) -> None:
+    planner = report["allocation"]["planner"]
+    assert set(planner) == {"20", "100"}
+    assert planner["20"]["cars"] < planner["100"]["cars"]
+    for figures in planner.values():
+        for part in ("plan_cpu", "allocate_scheduled_cpu"):
+            assert 0 < figures[part]["median_ms"] <= figures[part]["p99_ms"] <= figures[part]["max_ms"]
 
 
 def test_quick_run_reports_reaction_over_modbus(report: dict) -> None:
@@ -58,18 +67,24 @@ def test_quick_day_is_within_the_bound_and_fair_never_overloads(report: dict) ->
     assert day["cars"] == 5 and day["hours"] == 2
     assert 0 < day["lp_bound_kwh"] <= day["batteries_could_take_kwh"] + EPS
     assert 0 < day["ideal_fair_kwh"] <= day["lp_bound_kwh"] * (1 + EPS)
-    assert set(day["strategies"]) == {"fair", "fcfs", "fixed"}
+    assert set(day["strategies"]) == {"fair", "fcfs", "fixed", "scheduled", "edf", "llf", "round_robin"}
+    assert 0 < day["ideal_scheduled_kwh"] <= day["lp_bound_kwh"] * (1 + EPS)
     for name, result in day["strategies"].items():
         assert 0 < result["energy_kwh"], name
         assert result["lp_ratio"] <= 1.0 + EPS, name       # nothing beats the bound
         assert result["overload_beyond_window_as"] >= 0
         assert sum(result["profiles_sent"].values()) > 0
-    assert day["strategies"]["fair"]["overload_beyond_window_as"] == 0
+    for name in ("fair", "scheduled", "edf", "llf", "round_robin"):
+        assert day["strategies"][name]["overload_beyond_window_as"] == 0, name
+    for name in ("scheduled", "edf", "llf", "round_robin"):
+        assert day["strategies"][name]["plans"]["count"] > 0, name
     goals = report["goals"]
     for key in ("allocation_100_under_5_ms", "reaction_p99_under_100_ms", "fair_at_least_97_percent_of_lp",
-                "fair_no_overload_beyond_5_s"):
+                "fair_no_overload_beyond_5_s", "fair_above_round_robin", "scheduled_at_least_95_percent_of_lp",
+                "scheduled_above_edf_and_llf", "scheduled_no_overload_beyond_5_s",
+                "scheduled_allocation_100_under_5_ms"):
         assert isinstance(goals[key], bool), key
-    assert goals["fair_no_overload_beyond_5_s"] is True
+    assert goals["fair_no_overload_beyond_5_s"] is True and goals["scheduled_no_overload_beyond_5_s"] is True
 
 
 # --- the LP bound, on days small enough to work out by hand ---------------------------------------
@@ -100,6 +115,8 @@ def test_the_bound_is_above_the_simulated_controller_and_ideal_sharing() -> None
     bound = lp_bound(day).energy_kwh
     assert ideal_fair(day) <= bound * (1 + EPS)
     assert simulate(day, "fair").energy_kwh <= bound * (1 + EPS)
+    assert ideal_planned(day) <= bound * (1 + EPS)
+    assert simulate(day, "scheduled").energy_kwh <= bound * (1 + EPS)
 
 
 # --- the overload count -------------------------------------------------------------------------
