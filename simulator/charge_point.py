@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -49,13 +50,17 @@ class SimulatedChargePoint:
                  ramp_seconds: float = 3.0, vendor: str = "SimVendor", model: str = "SimBox",
                  clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], datetime] = utcnow,
                  on_event: Callable[[str, dict], None] | None = None, reconnect_delay: float = 1.0,
-                 response_timeout: float = 30.0, max_events: int = 10_000) -> None:
+                 response_timeout: float = 30.0, max_events: int = 10_000,
+                 tls: ssl.SSLContext | None = None) -> None:
         if connectors < 1 or not 1 <= phases <= 3:
             raise ValueError("a charge point has at least one connector and 1 to 3 phases")
         self.id = charge_point_id
         suffix = "/" + quote(charge_point_id, safe="")
         self.url = url if url.endswith(suffix) else url.rstrip("/") + suffix
         self.password = password
+        # wss:// (security profiles 2 and 3): trusts the site CA, presents a client certificate for 3.
+        # simulator.tls.client_context makes one.
+        self.tls = tls
         self.max_current, self.phases, self.voltage = max_current, phases, voltage
         self.ramp_seconds = ramp_seconds
         self.vendor, self.model, self.firmware_version = vendor, model, "1.0.0"

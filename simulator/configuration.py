@@ -75,6 +75,8 @@ def default_keys(*, connectors: int, heartbeat_interval: float, meter_interval: 
         "StopTransactionOnInvalidId": Key("true", rw, "bool"),
         "StopTxnAlignedData": Key("", rw, "measurands"),
         "StopTxnSampledData": Key("Energy.Active.Import.Register,SoC", rw, "measurands"),
+        # OCPP 1.6 security whitepaper: 0-3; the simulator connects as its URL and TLS context say.
+        "SecurityProfile": Key("1", rw, "int"),
         "SupportedFeatureProfiles": Key(
             "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger", ro),
         "TransactionMessageAttempts": Key("3", rw, "int"),

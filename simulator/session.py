@@ -73,12 +73,17 @@ def _headers(sim: SimulatedChargePoint) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
+def _tls(sim: SimulatedChargePoint) -> dict[str, Any]:
+    """wss:// (security profiles 2 and 3): the charger's TLS context (the site CA, its client certificate)."""
+    return {"ssl": sim.tls} if sim.url.startswith("wss://") and sim.tls is not None else {}
+
+
 async def connect_forever(sim: SimulatedChargePoint) -> None:
     failures = 0
     while True:
         try:
             async with connect(sim.url, subprotocols=[Subprotocol("ocpp1.6")], additional_headers=_headers(sim),
-                               proxy=None, open_timeout=10, close_timeout=2) as connection:
+                               proxy=None, open_timeout=10, close_timeout=2, **_tls(sim)) as connection:
                 # Only a connection that got online resets the backoff: a central system
                 # that accepts the socket and then fails the boot is not hammered either.
                 failures = 0 if await _session(sim, connection) else failures + 1
