@@ -21,6 +21,7 @@ from typing import Any
 
 from edge.cdr import cli as cdr_cli
 from edge.uplink import cli as uplink_cli
+from edge import security_cli
 from edge.web import cli as web_cli
 from edge.config import ConfigError, SiteConfig, config_warnings, load_config
 
@@ -518,6 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cdr_cli.register(sub, with_config)
     uplink_cli.register(sub, with_config)
+    security_cli.register(sub, with_config)
     web_cli.register(sub, with_config)
 
     p = with_config(sub.add_parser("dlm", help="load management: circuits against their limits, each car's limit "

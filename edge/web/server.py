@@ -26,6 +26,7 @@ from edge.web.api.config import ConfigRoutes
 from edge.web.api.core import CoreRoutes
 from edge.web.api.dlm import DlmRoutes
 from edge.web.api.metrics import MetricsRoutes
+from edge.web.api.security import SecurityRoutes
 from edge.web.api.uplink import UplinkRoutes
 from edge.web.common import error_response, is_public
 from edge.web.page.logins import COOKIE, CSRF_HEADER, LOGINS_KEY, PASSWORD_FILE, Logins, is_loopback
@@ -50,6 +51,7 @@ ROUTES: list[type[RouteModule]] = [
     DlmRoutes,
     CdrRoutes,
     UplinkRoutes,
+    SecurityRoutes,
     MetricsRoutes,
     PageRoutes,
 ]

@@ -87,6 +87,11 @@ async def test_TC_087_client_certificate_valid_profile_3(make_tls_edge, pki):
         stored = await edge.journal.read(lambda store: store.conn.execute(
             "SELECT level, cert_sha256 FROM charger_security WHERE charger_id = 'CP-3'").fetchone())
         assert stored[0] == 3 and len(stored[1]) == 64
+        listed = await api_call(edge, "GET", "/security")
+        assert listed["tls"]["port"] == edge.ocpp.bound_tls_port
+        cp3 = next(c for c in listed["chargers"] if c["charger_id"] == "CP-3")
+        assert cp3["security_profile"] == 3 and cp3["seen"]["level"] == 3 and cp3["connected"]
+        assert (await api_call(edge, "POST", "/security/reload"))["reloaded"] is False
 
 
 async def test_plain_ws_at_profile_2_is_refused_and_logged(make_tls_edge):

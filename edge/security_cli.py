@@ -1,0 +1,156 @@
+"""edgectl ca: the site's certificates for OCPP security profiles 2 and 3 (docs/security.md).
+
+- `edgectl ca init`: a site CA in the state directory (tls/ca.pem, tls/ca.key; the key mode 0600).
+- `edgectl ca server-cert NAME_OR_ADDRESS...`: the edge's server certificate for the names and
+  addresses chargers connect to (tls/server.pem, tls/server.key): what [ocpp.tls] serves. Written
+  next to the old files and moved into place, so the running edge picks it up whole (reload_every).
+- `edgectl ca charger-cert CP-1 [--out DIR]`: a client certificate and key for a charger that
+  cannot make a CSR itself, to install by hand.
+- `edgectl ca show FILE`: a certificate as an installer reads it (names, dates, fingerprint).
+- `edgectl ca status`: from the running edge: wss:// served, each charger's configured profile and
+  the level it was seen at (with its client certificate), the latest refused TLS handshakes.
+- `edgectl ca reload`: the running edge reads its TLS files now.
+
+Moving a charger up (1 -> 2 -> 3) is `edgectl cmd CP-1 ChangeConfiguration key=SecurityProfile value=2`,
+which the edge sends only after it saw the charger connect at that level (edge/ocpp/security_state.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from edge.ocpp import certificates
+
+
+def register(sub: argparse._SubParsersAction, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
+             ) -> None:
+    p = with_config(sub.add_parser("ca", help="certificates for wss:// (security profiles 2 and 3): site CA, "
+                                              "server and charger certificates, what chargers connect with"))
+    p.add_argument("action", choices=("init", "server-cert", "charger-cert", "show", "status", "reload"))
+    p.add_argument("names", nargs="*", help="server-cert: the names and addresses chargers reach the edge by "
+                                            "(the first is the commonName); charger-cert: the charge point id; "
+                                            "show: a PEM file")
+    p.add_argument("--name", default="", help="init: the CA's name (default: the site id)")
+    p.add_argument("--days", type=int, help="validity (default: CA 10 years, others 2 years)")
+    p.add_argument("--rsa", action="store_true", help="RSA 2048 instead of ECDSA P-256 (for chargers that only "
+                                                      "speak the TLS_RSA suites)")
+    p.add_argument("--out", help="charger-cert: where to write CP.pem and CP.key (default: the state's tls/)")
+    p.add_argument("--force", action="store_true", help="init: replace an existing CA (every certificate it "
+                                                        "signed stops being trusted)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ca)
+
+
+def _write(path: Path, data: bytes, *, secret: bool = False) -> None:
+    """Written beside and renamed into place: the edge's reload never reads half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".new")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if secret else 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, path)
+
+
+def cmd_ca(args: argparse.Namespace) -> int:
+    from edge import cli   # edge.cli registers this module: import it late
+
+    config = cli._load(args)
+    tls = config.ocpp.tls
+    if tls is None:
+        from edge.config import OcppTlsSection
+        tls = OcppTlsSection()
+    ca_pem_path, server_pem, server_key = (config.state_path(tls.ca), config.state_path(tls.certificate),
+                                           config.state_path(tls.key))
+    ca_key_path = ca_pem_path.with_suffix(".key")
+    now = certificates.utcnow()
+    days = {"days": args.days} if args.days else {}
+    if args.action == "init":
+        if ca_pem_path.exists() and not args.force:
+            raise cli.CliError(f"{ca_pem_path} exists: a new CA would make every certificate it signed untrusted "
+                               "(--force if that is what you want)")
+        issued = certificates.make_ca(args.name or f"{config.site.id} site CA", now=now, rsa=args.rsa, **days)
+        _write(ca_key_path, issued.key or b"", secret=True)
+        _write(ca_pem_path, issued.certificate)
+        print(f"site CA written: {ca_pem_path} (key {ca_key_path}, keep it there and back it up)")
+        return _show(certificates.describe(issued.certificate, now=now), args.json)
+    if args.action in ("server-cert", "charger-cert"):
+        if not args.names:
+            raise cli.CliError(f"{args.action}: give " + ("the names and addresses chargers reach the edge by"
+                                                          if args.action == "server-cert" else "the charge point id"))
+        try:
+            ca_pem, ca_key = ca_pem_path.read_bytes(), ca_key_path.read_bytes()
+        except OSError as exc:
+            raise cli.CliError(f"cannot read the site CA ({exc.strerror}: {exc.filename}); "
+                               "make it with `edgectl ca init`") from None
+        try:
+            if args.action == "server-cert":
+                issued = certificates.make_server_certificate(ca_pem, ca_key, args.names, now=now, rsa=args.rsa,
+                                                              **days)
+                cert_path, key_path = server_pem, server_key
+            else:
+                issued = certificates.make_charger_certificate(ca_pem, ca_key, args.names[0], now=now,
+                                                               rsa=args.rsa, **days)
+                out = Path(args.out) if args.out else ca_pem_path.parent
+                cert_path, key_path = out / f"{args.names[0]}.pem", out / f"{args.names[0]}.key"
+        except certificates.CertificateError as exc:
+            raise cli.CliError(str(exc)) from None
+        _write(key_path, issued.key or b"", secret=True)
+        _write(cert_path, issued.certificate)
+        print(f"written: {cert_path} and {key_path}")
+        return _show(certificates.describe(issued.certificate, now=now), args.json)
+    if args.action == "show":
+        if not args.names:
+            raise cli.CliError("show: give a PEM file")
+        try:
+            return _show(certificates.describe(Path(args.names[0]).read_bytes(), now=now), args.json)
+        except OSError as exc:
+            raise cli.CliError(f"cannot read {args.names[0]}: {exc.strerror}") from None
+        except certificates.CertificateError as exc:
+            raise cli.CliError(f"{args.names[0]}: {exc}") from None
+    client = cli.ApiClient(config)
+    if args.action == "reload":
+        result = client.request("POST", "/security/reload")
+        print(json.dumps(result, indent=2) if args.json else
+              ("new TLS files served" if result.get("reloaded") else "no change in the TLS files"))
+        return 0
+    body = client.request("GET", "/security")
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return 0
+    print(render(body))
+    return 0
+
+
+def _show(view: dict[str, Any], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(view, indent=2))
+    else:
+        for key, value in view.items():
+            print(f"  {key:<12} {', '.join(value) if isinstance(value, list) else value}")
+    return 0
+
+
+def render(body: dict[str, Any]) -> str:
+    from edge import cli
+
+    tls = body.get("tls")
+    lines = [f"wss:// on port {tls['port']} ({tls['certificate']}, {tls['reloads']} reloads)"
+             + (f"; LAST RELOAD FAILED: {tls['last_error']}" if tls.get("last_error") else "")
+             if tls else "wss:// not served (no [ocpp.tls]): profiles 0 and 1 only"]
+    rows = [{"charger": c["charger_id"], "profile": c["security_profile"], "connected": c["connected"],
+             **({"seen_level": c["seen"]["level"], "last_level": c["seen"]["last_level"],
+                 "last_at": c["seen"]["last_at"], "tls": c["seen"]["tls_version"],
+                 "certificate": c["seen"]["cert_subject"], "cert_until": c["seen"]["cert_not_after"]}
+                if c["seen"] else {})} for c in body["chargers"]]
+    lines += ["", cli._table(rows, ["charger", "profile", "connected", "seen_level", "last_level", "last_at", "tls",
+                                    "certificate", "cert_until"])]
+    if body.get("tls_refused"):
+        lines += ["", "refused TLS handshakes (newest last):",
+                  cli._table(body["tls_refused"], ["at", "address", "charger_id", "reason"])]
+    return "\n".join(lines)
