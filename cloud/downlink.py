@@ -94,28 +94,42 @@ class Downlink:
                             413)
         return payload
 
+    async def _create(self, idempotency: tuple[str, str] | None, **push: Any) -> Row:
+        """Stores a new push; with an Idempotency-Key (key, request hash) seen before with the same request,
+        -> that request's push (marked `replayed`), which is not published again here."""
+        key, request_hash = idempotency or (None, "")
+        try:
+            return await self.db.write(lambda conn: store.create_once(conn, key=key, request_hash=request_hash,
+                                                                       now=self.clock.now_iso(), **push))
+        except store.KeyReused:
+            raise PushError(f"Idempotency-Key {key!r} was used before with another request (another site, "
+                            "kind or body); use a new key for a new request", 422) from None
+
     async def push_document(self, site: str, kind: str, document: dict[str, Any], mode: str,
-                            operator: str) -> Row:
+                            operator: str, idempotency: tuple[str, str] | None = None) -> Row:
         if kind not in RETAINED_DOWN:
             raise PushError(f"kind {kind!r} is not a configuration document; one of {', '.join(sorted(RETAINED_DOWN))}")
         # Validate against the contract before a version is spent on it.
         push_id = uuid.uuid4().hex
         self._check(site=site, kind=kind, id=push_id, version=1, mode=mode, document=document)
-        row = await self.db.write(lambda conn: store.create(
-            conn, id=push_id, site=site, kind=kind, versioned=True, mode=mode, document=p.dumps(document),
-            expires_at=None, now=self.clock.now_iso(), operator=operator))
-        await self.publish(row)
-        return await self.get(site, push_id)
+        row = await self._create(idempotency, id=push_id, site=site, kind=kind, versioned=True, mode=mode,
+                                 document=p.dumps(document), expires_at=None, operator=operator)
+        return await self._publish_new(row)
 
-    async def push_command(self, site: str, document: dict[str, Any], expires_in_s: float, operator: str) -> Row:
+    async def _publish_new(self, row: Row) -> Row:
+        if row.get("replayed"):
+            return {**await self.get(row["site"], row["id"]), "replayed": True}
+        await self.publish(row)
+        return await self.get(row["site"], row["id"])
+
+    async def push_command(self, site: str, document: dict[str, Any], expires_in_s: float, operator: str,
+                           idempotency: tuple[str, str] | None = None) -> Row:
         push_id = uuid.uuid4().hex
         expires_at = iso(self.clock.now() + timedelta(seconds=expires_in_s))
         self._check(site=site, kind="command", id=push_id, document=document, expires_at=expires_at)
-        row = await self.db.write(lambda conn: store.create(
-            conn, id=push_id, site=site, kind="command", versioned=False, mode="full", document=p.dumps(document),
-            expires_at=expires_at, now=self.clock.now_iso(), operator=operator))
-        await self.publish(row)
-        return await self.get(site, push_id)
+        row = await self._create(idempotency, id=push_id, site=site, kind="command", versioned=False, mode="full",
+                                 document=p.dumps(document), expires_at=expires_at, operator=operator)
+        return await self._publish_new(row)
 
     async def get(self, site: str, push_id: str) -> Row:
         row = await self.db.read(store.get, site, push_id)

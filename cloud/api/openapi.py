@@ -17,7 +17,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": {"type": "object", "properties": {"error": _str}, "required": ["error"]},
     "Health": {"type": "object", "properties": {"status": {"enum": ["ok", "degraded"]},
                                                 "mqtt_connected": {"type": "boolean"},
-                                                "database_reachable": {"type": "boolean"}}},
+                                                "database_reachable": {"type": "boolean"},
+                                                "instance": {"type": "string", "description": "its MQTT client id"},
+                                                "ingest_waiting": {"type": "integer",
+                                                                   "description": "messages received, not stored yet"},
+                                                "ingest_workers": {"type": "integer"}}},
     "Site": {"type": "object", "properties": {
         "id": _str, "online": {"type": ["boolean", "null"], "description": "null: no birth or will seen yet"},
         "state_at": _time, "last_seen": _time, "first_seen": _time, "software_version": {"type": ["string", "null"]},
@@ -87,7 +91,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 
 _ERRORS = {400: "bad request (the message says which parameter and why)", 401: "missing or unknown bearer token",
            404: "no such site for this token (another operator's site answers the same)",
-           413: "the document is larger than the contract allows"}
+           413: "the document is larger than the contract allows",
+           422: "the Idempotency-Key was used before with another request"}
 
 
 def _ref(name: str) -> dict[str, Any]:

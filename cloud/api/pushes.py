@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 from aiohttp import web
 
 from cloud.api.common import (DOWNLINK, OPERATOR, ApiError, cursor_of, db, json_body, limit_of, page,
@@ -12,6 +15,25 @@ from contract.v1 import DOWN_KINDS, RETAINED_DOWN
 
 DEFAULT_COMMAND_EXPIRY_S = 300
 MAX_COMMAND_EXPIRY_S = 7 * 24 * 3600
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+async def idempotency(request: web.Request) -> tuple[str, str] | None:
+    """The request's Idempotency-Key and a hash of what it asks (method, path, body as sent), or None.
+    The same key with the same request gets the first answer again; with another request, 422."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not IDEMPOTENCY_KEY.match(key):
+        raise ApiError(400, "Idempotency-Key: 1 to 255 visible ASCII characters (a UUID is a good key)")
+    digest = hashlib.sha256(f"{request.method} {request.path}\n".encode() + await request.read()).hexdigest()
+    return key, digest
+
+
+def _answer(row: dict) -> web.Response:
+    replayed = bool(row.get("replayed"))
+    view = pushes.view({k: v for k, v in row.items() if k != "replayed"})
+    return web.json_response(view, status=202, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
 
 def _document(body: dict) -> dict:
@@ -40,10 +62,11 @@ async def post_config(request: web.Request) -> web.Response:
     if mode not in ("full", "diff"):
         raise ApiError(400, f"mode={mode!r}: full or diff")
     try:
-        row = await request.app[DOWNLINK].push_document(site, kind, document, mode, request[OPERATOR])
+        row = await request.app[DOWNLINK].push_document(site, kind, document, mode, request[OPERATOR],
+                                                        await idempotency(request))
     except PushError as exc:
         raise ApiError(exc.status, str(exc)) from None
-    return web.json_response(pushes.view(row), status=202)
+    return _answer(row)
 
 
 async def get_config(request: web.Request) -> web.Response:
@@ -65,10 +88,11 @@ async def post_command(request: web.Request) -> web.Response:
     if isinstance(expires, bool) or not isinstance(expires, (int, float)) or not 1 <= expires <= MAX_COMMAND_EXPIRY_S:
         raise ApiError(400, f"expires_in_s={expires!r}: seconds, 1 to {MAX_COMMAND_EXPIRY_S}")
     try:
-        row = await request.app[DOWNLINK].push_command(site, document, float(expires), request[OPERATOR])
+        row = await request.app[DOWNLINK].push_command(site, document, float(expires), request[OPERATOR],
+                                                       await idempotency(request))
     except PushError as exc:
         raise ApiError(exc.status, str(exc)) from None
-    return web.json_response(pushes.view(row), status=202)
+    return _answer(row)
 
 
 async def list_pushes(request: web.Request) -> web.Response:

@@ -38,6 +38,10 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "revisions": {"in": "query", "schema": {"type": "string", "enum": ["latest", "all"], "default": "latest"},
                   "description": "latest: only the latest revision of each session's record; all: every "
                                  "revision (a corrected session's record comes again, superseding the one before)"},
+    "idempotency_key": {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255},
+                        "description": "the same key with the same request within a day: the first request's push "
+                                       "again (Idempotent-Replayed: true), never a second push; with another "
+                                       "request: 422"},
     "push_kind": {"name": "kind", "in": "query",
                   "schema": {"type": "string", "enum": ["auth", "tariffs", "limits", "command"]}},
 }
@@ -84,12 +88,13 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/sites/{site}/alerts", records.alerts, "Alerts (faults, meter lost, failsafe, ...), "
           "newest first", ("site", *PAGE, "charger", "alert_type"), response="Page", errors=(400, 401, 404)),
     Route("POST", "/api/v1/sites/{site}/config/{kind}", pushes.post_config, "Push a configuration document "
-          "(next version; retained on down/{kind})", ("site", "kind"), body="DocumentPush", response="Push",
-          status=202, errors=(400, 401, 404, 413)),
+          "(next version; retained on down/{kind})", ("site", "kind", "idempotency_key"), body="DocumentPush",
+          response="Push", status=202, errors=(400, 401, 404, 413, 422)),
     Route("GET", "/api/v1/sites/{site}/config/{kind}", pushes.get_config, "The newest version pushed and the "
           "version the site applied", ("site", "kind"), response="ConfigState"),
     Route("POST", "/api/v1/sites/{site}/commands", pushes.post_command, "Send a charger command (not retained, "
-          "expires)", ("site",), body="CommandPush", response="Push", status=202, errors=(400, 401, 404, 413)),
+          "expires)", ("site", "idempotency_key"), body="CommandPush", response="Push", status=202,
+          errors=(400, 401, 404, 413, 422)),
     Route("GET", "/api/v1/sites/{site}/pushes", pushes.list_pushes, "Documents and commands sent, newest first, "
           "with the site's answer", ("site", "limit", "cursor", "push_kind"), response="Page",
           errors=(400, 401, 404)),

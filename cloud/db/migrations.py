@@ -191,6 +191,19 @@ MIGRATIONS: list[str] = [
     CREATE INDEX cdrs_supersedes ON cdrs(site, supersedes);
     CREATE INDEX cdrs_transaction ON cdrs(site, transaction_id)
     """,
+    # 4: Idempotency-Key on POSTs (issue 18): a client that retries after a lost answer gets the first
+    # request's push, not a second one. Kept per operator; rows older than a day are pruned.
+    """
+    CREATE TABLE idempotency_keys (
+        operator TEXT NOT NULL,
+        key TEXT NOT NULL,
+        request_hash TEXT NOT NULL,          -- sha256 of method, path and the body as sent
+        push_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (operator, key)
+    );
+    CREATE INDEX idempotency_keys_time ON idempotency_keys(created_at)
+    """,
 ]
 
 

@@ -36,6 +36,34 @@ def create(conn: Connection, *, id: str, site: str, kind: str, versioned: bool, 
     return row
 
 
+class KeyReused(Exception):
+    """An Idempotency-Key that came before with another request."""
+
+
+def create_once(conn: Connection, *, key: str | None, operator: str, request_hash: str, **push: Any) -> Row:
+    """create(), or with an Idempotency-Key that came before with the same request, the push that
+    request made. The key is claimed first, in the same transaction: of two requests racing with one
+    key (two instances), the second waits on the first's row and then finds its push."""
+    if key is not None:
+        claimed = conn.run("INSERT INTO idempotency_keys (operator, key, request_hash, push_id, created_at) "
+                           "VALUES (?, ?, ?, ?, ?) ON CONFLICT (operator, key) DO NOTHING",
+                           (operator, key, request_hash, push["id"], push["now"]))
+        if not claimed:
+            first = conn.one("SELECT request_hash, push_id FROM idempotency_keys WHERE operator = ? AND key = ?",
+                             (operator, key))
+            assert first is not None
+            if first["request_hash"] != request_hash:
+                raise KeyReused(key)
+            row = get(conn, push["site"], first["push_id"])
+            assert row is not None
+            return {**row, "replayed": True}
+    return create(conn, operator=operator, **push)
+
+
+def prune_idempotency_keys(conn: Connection, before: str) -> int:
+    return conn.run("DELETE FROM idempotency_keys WHERE created_at < ?", (before,))
+
+
 def get(conn: Connection, site: str, id: str) -> Row | None:
     return conn.one(f"SELECT {COLUMNS} FROM pushes WHERE site = ? AND id = ?", (site, id))
 

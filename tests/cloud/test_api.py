@@ -150,4 +150,7 @@ async def test_openapi_lists_every_route_and_health_needs_no_token(cloud):
             assert names == set(part[1:-1] for part in path.split("/") if part.startswith("{")), path
 
     status, health = await cloud.get("/api/v1/health", None)
-    assert status == 200 and health == {"status": "ok", "mqtt_connected": True, "database_reachable": True}
+    assert status == 200 and health == {"status": "ok", "mqtt_connected": True, "database_reachable": True,
+                                        "instance": "cloud-1", "ingest_waiting": 0,
+                                        "ingest_workers": health["ingest_workers"]}
+    assert health["ingest_workers"] == cloud.db.writers
