@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.cdr import cli as cdr_cli
+from edge.commission import cli as commission_cli
 from edge.uplink import cli as uplink_cli
 from edge import security_cli
 from edge.web import cli as web_cli
@@ -518,6 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reserve)
 
     cdr_cli.register(sub, with_config)
+    commission_cli.register(sub, with_config)
     uplink_cli.register(sub, with_config)
     security_cli.register(sub, with_config)
     web_cli.register(sub, with_config)

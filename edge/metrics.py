@@ -120,7 +120,8 @@ class SnapshotCollector:
         s = self.snap
         yield GaugeMetricFamily(f"{PREFIX}_healthy", "1 while the journal commits", value=int(s.healthy))
         yield GaugeMetricFamily(f"{PREFIX}_sessions_active", "sessions (transactions) running", value=s.sessions_active)
-        yield GaugeMetricFamily(f"{PREFIX}_journal_bytes", "size of the journal file and its WAL", value=s.journal_bytes)
+        yield GaugeMetricFamily(f"{PREFIX}_journal_bytes", "size of the journal file and its WAL",
+                                value=s.journal_bytes)
         parts = _gauge("part_failed", "1 for a part that failed since the start and was started again", ["part"])
         for part in s.failed_parts:
             parts.add_metric([part], 1)

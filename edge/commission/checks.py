@@ -113,9 +113,9 @@ def charger_checks(charger_id: str, *, connected: bool, registration: str | None
         return [Check(f"{name}: connected", "fail", "not connected to the edge",
                       "check its central system URL (ws://EDGE:PORT/ocpp/ID), network and password")]
     out = [Check(f"{name}: connected", "pass", "connected")]
-    out.append(Check(f"{name}: booted", "pass" if registration == "Accepted" else "fail",
+    out.append(Check(f"{name}: booted", "pass" if (registration or "").lower() == "accepted" else "fail",
                      f"registration {registration or 'none yet'}",
-                     "" if registration == "Accepted" else "wait for its BootNotification or adopt it"))
+                     "" if (registration or "").lower() == "accepted" else "wait for its BootNotification or adopt it"))
     if clock_offset_s is None:
         out.append(Check(f"{name}: clock", "warn", "no timestamp from the charger to compare",
                          "its StatusNotifications carry none; charge records use the edge's time"))

@@ -25,6 +25,7 @@ from edge.web.api.chargers import ChargerRoutes
 from edge.web.api.config import ConfigRoutes
 from edge.web.api.core import CoreRoutes
 from edge.web.api.dlm import DlmRoutes
+from edge.web.api.commission import CommissionRoutes
 from edge.web.api.metrics import MetricsRoutes
 from edge.web.api.security import SecurityRoutes
 from edge.web.api.uplink import UplinkRoutes
@@ -53,6 +54,7 @@ ROUTES: list[type[RouteModule]] = [
     UplinkRoutes,
     SecurityRoutes,
     MetricsRoutes,
+    CommissionRoutes,
     PageRoutes,
 ]
 
