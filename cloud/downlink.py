@@ -194,7 +194,16 @@ class Downlink:
             sent += await self.publish(row)
         return sent
 
+    async def _prune_keys(self) -> None:
+        """Idempotency keys are kept a day (a client retries within minutes)."""
+        if self.clock.monotonic() < self._pruned_at + 3600:
+            return
+        self._pruned_at = self.clock.monotonic()
+        before = iso(self.clock.now() - timedelta(days=1))
+        await self.db.write(store.prune_idempotency_keys, before)
+
     async def run(self) -> None:
+        self._pruned_at = float("-inf")
         while True:
             await self.link.connected.wait()
             # A (re)connection: the broker may have restarted and lost what it had; everything open goes.
@@ -208,6 +217,7 @@ class Downlink:
                 for site in sorted(born):
                     await self.republish(site, force=True)
                 await self.republish()
+                await self._prune_keys()
             except Exception as exc:  # noqa: BLE001 - database away: logged, the next round tries again
                 log.warning("republishing open pushes failed: %s", exc)
             waits = [asyncio.ensure_future(self.link.reconnected.wait()), asyncio.ensure_future(self._wake.wait())]
