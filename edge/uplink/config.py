@@ -44,8 +44,9 @@ class UplinkSection(Strict):
     password: str = ""
     # A file holding the password (first line), instead of `password`.
     password_file: str = ""
-    # TLS: on when a CA file or a client certificate is given, or with tls = true (the system's CAs).
-    tls: bool = False
+    # TLS (1.2 or newer, the broker's certificate and name always verified): unset = on at port 8883 (MQTT over
+    # TLS) or when a CA file or a client certificate is given; true = on with the system's CAs (or ca_file).
+    tls: bool | None = None
     ca_file: str = ""
     cert_file: str = ""            # client certificate (PEM), instead of or next to a password
     key_file: str = ""
@@ -79,13 +80,20 @@ class UplinkSection(Strict):
             raise ValueError("cert_file and key_file go together (a client certificate and its key)")
         if self.password and self.password_file:
             raise ValueError("give password or password_file, not both")
+        if self.tls is False and (self.ca_file or self.cert_file):
+            raise ValueError("tls = false, but ca_file or cert_file is given: those are TLS settings")
+        if self.tls is False and self.port == 8883:
+            raise ValueError("tls = false at port 8883, MQTT over TLS: the connection would fail, or the password "
+                             "cross the network in clear; plain MQTT is port 1883 (and only inside a trusted network)")
         if self.reconnect_max_delay < self.reconnect_min_delay:
             raise ValueError("reconnect_max_delay must not be below reconnect_min_delay")
         return self
 
     @property
     def use_tls(self) -> bool:
-        return self.tls or bool(self.ca_file or self.cert_file)
+        if self.tls is not None:
+            return self.tls
+        return self.port == 8883 or bool(self.ca_file or self.cert_file)
 
     @property
     def disk_budget_bytes(self) -> int:

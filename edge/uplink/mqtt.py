@@ -63,6 +63,16 @@ class LinkSettings:
     connect_timeout: float = 30.0
 
 
+def tls_context(s: LinkSettings) -> ssl.SSLContext:
+    """The uplink's TLS: 1.2 or newer, the broker's certificate checked against ca_file (else the system's CAs)
+    and its name against the host, always: there is no setting that turns verification off."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=s.ca_file or None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if s.cert_file:
+        context.load_cert_chain(s.cert_file, s.key_file or None)
+    return context
+
+
 @dataclass(frozen=True)
 class Incoming:
     topic: str
@@ -100,8 +110,7 @@ class Connection:
         if s.username:
             client.username_pw_set(s.username, s.password)
         if s.tls:
-            client.tls_set(ca_certs=s.ca_file or None, certfile=s.cert_file or None, keyfile=s.key_file or None,
-                           cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            client.tls_set_context(tls_context(s))
         client.will_set(s.will_topic, s.will_payload, qos=1, retain=True)
         client.max_inflight_messages_set(s.max_inflight)
         client.reconnect_delay_set(min_delay=86400, max_delay=86400)
