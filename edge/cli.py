@@ -161,6 +161,10 @@ def cmd_password_hash(args: argparse.Namespace) -> int:
             raise CliError("the passwords differ")
     else:
         password = sys.stdin.readline().rstrip("\n")
+    if 0 < len(password) < 16:
+        # The only place the edge sees a charger password in the clear: the config holds hashes.
+        print(f"edgectl: warning: {len(password)} characters is short; OCPP's security whitepaper asks for "
+              "16 to 40 (or let the edge set a long key: `edgectl chargers password ID --rotate`)", file=sys.stderr)
     try:
         print(hash_password(password))
     except ValueError as exc:

@@ -74,3 +74,22 @@ async def test_healthz_needs_no_token_and_metrics_can_be_opened_for_a_scraper(tm
             assert status == (200 if open_metrics else 401)
             # Without the token, only /metrics opens: the API stays closed.
             await api_call(edge, "GET", "/health", token="wrong", expect=401)
+
+
+def test_the_grafana_dashboard_and_the_docs_name_only_series_the_edge_exports():
+    import json
+    import re
+    from pathlib import Path
+
+    import edge.metrics as metrics
+
+    root = Path(__file__).resolve().parents[2]
+    source = Path(metrics.__file__).read_text()
+    exported = {f"sitecontroller_{n}" for n in re.findall(r'PREFIX}_(\w+)"', source)}
+    exported |= {f"sitecontroller_{n}" for n in re.findall(r'_gauge\("(\w+)"', source)}
+    exported |= {f"{n}_total" for n in exported}
+    dashboard = json.loads((root / "docs" / "grafana-dashboard.json").read_text())
+    used = {n for p in dashboard["panels"] for t in p["targets"] for n in re.findall(r"sitecontroller_\w+", t["expr"])}
+    assert used and used <= exported, used - exported
+    documented = set(re.findall(r"`(sitecontroller_\w+)`", (root / "docs" / "metrics.md").read_text()))
+    assert documented <= exported, documented - exported
