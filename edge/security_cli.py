@@ -153,4 +153,7 @@ def render(body: dict[str, Any]) -> str:
     if body.get("tls_refused"):
         lines += ["", "refused TLS handshakes (newest last):",
                   cli._table(body["tls_refused"], ["at", "address", "charger_id", "reason"])]
+    if body.get("security_events"):
+        lines += ["", "security events the chargers reported (newest first; critical ones are alerted):",
+                  cli._table(body["security_events"][:20], ["at", "charger_id", "type", "critical", "tech_info"])]
     return "\n".join(lines)

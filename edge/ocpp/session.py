@@ -28,7 +28,7 @@ from websockets.exceptions import ConnectionClosed
 
 from edge.events import Event
 from edge.journal import Store
-from edge.ocpp import boundary
+from edge.ocpp import boundary, security_events
 from edge.ocpp.strangers import remember_boot
 
 if TYPE_CHECKING:
@@ -322,6 +322,13 @@ class ChargerSession(ChargePoint):
                                       self.site.clock.now_iso())
         log.info("firmware charger=%s status=%s", self.id, status)
         return call_result.FirmwareStatusNotification()
+
+    # -- OCPP 1.6 security whitepaper (edition 3) messages -----------------------------
+
+    @on(Action.security_event_notification)
+    async def on_security_event_notification(self, type: str, timestamp: str, **kwargs):  # noqa: A002 (OCPP's name)
+        await security_events.received(self.site, self.id, type, timestamp, kwargs.get("tech_info"))
+        return call_result.SecurityEventNotification()
 
 
 class ChargerGone(ConnectionError):

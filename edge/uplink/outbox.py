@@ -43,7 +43,8 @@ if PRECIOUS & set(EXPENDABLE):
     raise ImportError("edge.uplink.outbox: a precious stream is listed as expendable")
 ALERT_TYPES = {"dlm.failsafe": "alert.failsafe", "dlm.over_limit": "alert.over_limit",
                "dlm.uncontrollable": "alert.uncontrollable", "edge.part_failed": "alert.part_failed",
-               "recovery.step": "alert.recovery", "dlm.over_fuse": "alert.over_fuse"}
+               "recovery.step": "alert.recovery", "dlm.over_fuse": "alert.over_fuse",
+               "security.critical": "alert.security_event"}
 
 
 def encode_batch(site: str, stream: str, rows: list[dict[str, Any]],

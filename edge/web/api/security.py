@@ -2,7 +2,8 @@
 
 - GET /api/v1/security: whether wss:// is served (port, certificate, reloads), each charger's configured
   security profile and the level it was last and at most seen at (TLS version, cipher, client certificate),
-  and the latest refused TLS handshakes with OpenSSL's reason.
+  the latest refused TLS handshakes with OpenSSL's reason, and the latest SecurityEventNotifications
+  (?charger=ID: only its).
 - POST /api/v1/security/reload: read the TLS files again now (they are also checked every reload_every s).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from edge.ocpp.security_events import security_events
 from edge.web.common import json_response
 from edge.web.site import SiteView
 
@@ -39,8 +41,10 @@ class SecurityRoutes:
                              "security_profile": configured.security_profile if configured else 1,
                              "seen": seen.as_dict() if seen else None,
                              "connected": charger_id in server.sessions})
+        charger = request.query.get("charger")
+        events = await server.site.journal.read(security_events, charger, 50)
         return json_response({"tls": self._tls(), "chargers": chargers,
-                              "tls_refused": list(server.tls_failures)[-20:]})
+                              "tls_refused": list(server.tls_failures)[-20:], "security_events": events})
 
     async def reload(self, request: web.Request) -> web.Response:
         server = self.site.ocpp
