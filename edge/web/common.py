@@ -12,6 +12,8 @@ from aiohttp import web
 from edge.ocpp.commands import plain_numbers
 
 MAX_LIMIT = 5000
+# Who acts, when the server knows better than the X-Actor header (a login on the web page).
+ACTOR = web.RequestKey("actor", str)
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -65,7 +67,7 @@ def int_query(request: web.Request, name: str, default: int | None, maximum: int
 
 def actor_of(request: web.Request) -> str:
     # The token proves access to the box; the name is who says they are acting. A page login is the installer.
-    return request.get("actor") or request.headers.get("X-Actor", "").strip()[:64] or "local-api"
+    return request.get(ACTOR) or request.headers.get("X-Actor", "").strip()[:64] or "local-api"
 
 
 async def json_object(request: web.Request, *, empty_ok: bool = False) -> dict:

@@ -29,7 +29,7 @@ from edge.web.api.commission import CommissionRoutes
 from edge.web.api.metrics import MetricsRoutes
 from edge.web.api.security import SecurityRoutes
 from edge.web.api.uplink import UplinkRoutes
-from edge.web.common import error_response, is_public
+from edge.web.common import ACTOR, error_response, is_public
 from edge.web.page.logins import COOKIE, CSRF_HEADER, LOGINS_KEY, PASSWORD_FILE, Logins, is_loopback
 from edge.web.page.routes import PageRoutes
 from edge.web.site import SiteView
@@ -116,7 +116,7 @@ class LocalApi:
             # A cookie rides along with any request the browser makes: state changes need the page's CSRF token.
             if request.method not in SAFE_METHODS and not self.logins.csrf_ok(login, request.headers.get(CSRF_HEADER)):
                 return error_response(403, "missing or wrong CSRF token: reload the page")
-            request["actor"] = "installer (web page)"
+            request[ACTOR] = "installer (web page)"
             return await handler(request)
         if request.method in SAFE_METHODS and self.logins.read_only and request.path.startswith(READ_ONLY):
             return await handler(request)
