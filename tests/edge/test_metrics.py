@@ -30,6 +30,9 @@ async def test_metrics_show_what_the_api_shows_during_a_session(make_edge):
         await charge(site.sims["A"], "TAG-OK")
         await wait_for(lambda: site.sims["A"].offered_current(1) > 10, timeout=10, what="the car charging")
         await wait_for(lambda: any(edge.load_manager.tracks[("A", 1)].measured), timeout=10, what="MeterValues")
+        # Steady: the car at its 32 A on top of the 2 A base, so the two reads below see the same meter.
+        grid = lambda: edge.load_manager.allocation.circuits["grid"].phases[0].metered or 0  # noqa: E731
+        await wait_for(lambda: grid() > 33.5, timeout=10, what="the car drawing its 32 A")
         assert (await scrape(edge, None))[0] == 401
         status, text = await scrape(edge, edge.api._token)
         # The API's view, read right after the scrape; the loop cannot run in between the two reads below.

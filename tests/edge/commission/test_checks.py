@@ -79,3 +79,23 @@ def test_clock_offset():
     assert clock_offset("2026-01-01T00:01:00Z", "2026-01-01T00:00:00.000Z") == 60
     assert clock_offset(None, "2026-01-01T00:00:00Z") is None
     assert clock_offset("garbage", "2026-01-01T00:00:00Z") is None
+
+
+def test_config_check_warns_about_a_charger_above_its_circuit():
+    from edge.config import config_warnings, parse_config
+
+    text = """
+[site]
+id = "s"
+[[circuits]]
+id = "grid"
+limit = 63
+[[chargers]]
+id = "BIG"
+max_current = 80
+[[chargers]]
+id = "OK"
+max_current = 32
+"""
+    warnings = [w for w in config_warnings(parse_config(text)) if "limit" in w]
+    assert len(warnings) == 1 and "'BIG'" in warnings[0] and "80 A" in warnings[0] and "63 A" in warnings[0]
