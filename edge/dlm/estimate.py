@@ -136,9 +136,6 @@ def bounds(car: CarHistory, at: float, reaction: Reaction = Reaction()) -> Bound
     if sample is None:
         return Bounds(tuple(0.0 for _ in range(n)), most)
     start = sample.at - sample.interval
-    # The car may drop to any limit that could have been in force since the
-    # sample's window began: the sample says nothing below that.
-    low_limit = _over(car, start, at)[0]
     if sample.currents is not None:
         seen = [max(0.0, a) if math.isfinite(a) else 0.0 for a in sample.currents[:n]]
         seen += [0.0] * (n - len(seen))
@@ -152,8 +149,42 @@ def bounds(car: CarHistory, at: float, reaction: Reaction = Reaction()) -> Bound
     # The car's own wish fades no faster than `taper` from the sample's window on; the
     # limit holds it no lower than the lowest limit since (draw = min(limit, wish)).
     decay = reaction.taper * max(0.0, at - start)
-    least = tuple(max(0.0, min(v - decay, low_limit, top)) for v in seen)
+    # The car may drop to any limit that could have been in force since it drew what the
+    # sample shows: the sample says nothing below that. It drew it at some instant of the
+    # window, but not before a limit that allowed it could be in force.
+    least = tuple(max(0.0, min(v - decay, _lowest_after(car, start, v, sample.at, at), top)) if v > 0 else 0.0
+                  for v in seen)
     return Bounds(least, most)
+
+
+# A car may draw this much over its limit as its charger measures it (meter and pilot tolerances).
+DRAW_TOLERANCE = 1.0
+
+
+def _lowest_after(car: CarHistory, start: float, amps: float, drawn_by: float, at: float) -> float:
+    """The lowest limit that can be in force at some instant after the car drew
+    `amps` (at some instant of [start, drawn_by]) until `at`. It drew that under a
+    limit allowing it, so not before the first such limit was applied; limits are
+    applied in the order sent, so none before that one can be in force again."""
+    first = -1                               # the initial limit
+    for i, c in enumerate(car.commands):
+        if c.accepted and c.answered_at is not None and c.answered_at < start:
+            first = i                        # in force at `start`: none before it can come back
+    limit = car.initial if first < 0 else car.commands[first].limit
+    if limit < amps - DRAW_TOLERANCE:
+        # With no limit allowing it, the car does not follow the model: trust only the window.
+        first = next((i for i in range(first + 1, len(car.commands))
+                      if car.commands[i].accepted is not False and car.commands[i].sent_at <= drawn_by
+                      and car.commands[i].limit >= amps - DRAW_TOLERANCE), first)
+    limits = [car.initial if first < 0 else car.commands[first].limit]
+    limits += [c.limit for c in car.commands[first + 1:] if c.sent_at <= at and c.accepted is not False]
+    return min(limits)
+
+
+def allowed_over(car: CarHistory, start: float, end: float, reaction: Reaction = Reaction()) -> float:
+    """The most a car following its limits may draw at any instant of [start, end] (A per
+    phase): a sample over that window above it shows the car does not follow."""
+    return max(0.0, min(car.max_current, _over(car, start - reaction.follow, end)[1]))
 
 
 def trim(car: CarHistory, now: float, reaction: Reaction = Reaction()) -> CarHistory:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Callable, Protocol
@@ -22,9 +23,13 @@ from edge.dlm.actuation import Held, Order, Timing, plan, tx_default_profile, tx
 from edge.dlm.allocate import allocate
 from edge.dlm.caps import Cap, capped
 from edge.dlm.config import LoadManagementSection
+from edge.dlm.estimate import Bounds, Command, MeterReading, Reaction, allowed_over, estimate_site
+from edge.dlm.estimate import sample_from_meter_values
 from edge.dlm.model import Allocation, ConnectorState, EvseKey, Inputs, Topology
-from edge.dlm.phases import NAMES, phases_in_use
+from edge.dlm.phases import NAMES
+from edge.dlm.sampling import MeterValuesSetup
 from edge.dlm.series import SeriesRecorder
+from edge.dlm.tracking import Track, answered, currents_from_samples, history, learn_phases, prune, window
 from edge.events import Event, EventBus
 from edge.journal import Journal
 from edge.ocpp.commands import Commands
@@ -38,6 +43,8 @@ DEMAND_SLACK = 2.0
 # A charger that refused a profile is tried again after this long (s).
 RETRY_REFUSED_AFTER = 300.0
 NOT_DRAWING = {"Available", "SuspendedEV", "SuspendedEVSE", "Finishing", "Faulted", "Unavailable"}
+# Grid meter readings kept for attributing a rise to a car that was just raised (s).
+READINGS_KEPT = 30.0
 
 
 class MeterSource(Protocol):
@@ -45,24 +52,6 @@ class MeterSource(Protocol):
 
     latest: Any   # a reading with .current (A per site phase) and .at (monotonic s), or None
     config: Any   # with .period (s between polls)
-
-
-@dataclass
-class Track:
-    """One connector as the load manager follows it."""
-
-    transaction_id: int | None = None
-    priority: bool = False
-    arrived: float = 0.0
-    status: str = "Available"
-    measured: tuple[float, ...] = ()
-    measured_at: float = -math.inf
-    phases: int | None = None          # learned for the running session
-    held: Held | None = None
-    running_since: float | None = None
-    paused_since: float | None = None
-    strikes: int = 0
-    over_limit: bool = False
 
 
 @dataclass
@@ -75,6 +64,7 @@ class ChargerTrack:
     # did, a car there draws whatever it likes: the charger is not controllable.
     default_sent: float | None = None
     prepare_attempts: int = 0          # retries of the default profile on this connection
+    booted_at: float | None = None     # its last BootNotification: it forgot our TxProfiles then
 
 
 class LoadManager:
@@ -108,6 +98,13 @@ class LoadManager:
         # Circuit id -> a cap from outside the config (the cloud's limits document); see edge.dlm.caps.
         self.caps: dict[str, Cap] = {}
         self._capped: tuple[frozenset, Topology] = (frozenset(), topology)
+        self.reaction = Reaction(follow=settings.follow_time)
+        # Circuit id -> its meter's recent readings, for the rise after an increase (estimate.attribute_rises).
+        self._readings: dict[str, deque[MeterReading]] = {}
+        # The estimate at one instant, until something changes (events, answers, readings).
+        self._changes = 0
+        self._estimated: tuple[tuple[float, int], dict[EvseKey, Bounds]] = ((-math.inf, -1), {})
+        self.sampling = MeterValuesSetup(commands, settings.meter_values_interval, self._spawn)
 
     # --- what the site looks like ------------------------------------------------------------------
 
@@ -144,25 +141,67 @@ class LoadManager:
         out: dict[str, tuple[float, float, float] | None] = {}
         for circuit_id, meter in self.meters.items():
             reading = meter.latest
-            fresh = reading is not None and now - reading.at <= self.settings.failsafe_after * meter.config.period + 1e-6
+            fresh = (reading is not None
+                     and now - reading.at <= self.settings.failsafe_after * meter.config.period + 1e-6)
             out[circuit_id] = tuple(reading.current) if fresh else None  # type: ignore[assignment]
         return out
 
-    def _state(self, key: EvseKey, now: float) -> ConnectorState:
-        evse = self.topology.evse_by_key[key]
-        track, charger = self.tracks[key], self.chargers[key[0]]
-        refused = charger.refused_at is not None and now - charger.refused_at < RETRY_REFUSED_AFTER
+    def _refused(self, charger: ChargerTrack, now: float) -> bool:
+        return charger.refused_at is not None and now - charger.refused_at < RETRY_REFUSED_AFTER
+
+    def _controllable(self, key: EvseKey, now: float) -> bool:
         # Fail closed: only a charger that accepted its default profile on this connection
         # is steered; before that its maximum is held for it (allocate), whatever it does.
-        controllable = (evse.smart_charging and charger.online and charger.default_sent is not None
-                        and not refused and not track.over_limit)
-        drawing = track.transaction_id is not None and track.status not in NOT_DRAWING
-        measured = track.measured if drawing else ()
+        evse, track, charger = self.topology.evse_by_key[key], self.tracks[key], self.chargers[key[0]]
+        return (evse.smart_charging and charger.online and charger.default_sent is not None
+                and not self._refused(charger, now) and not track.over_limit)
+
+    def _history(self, key: EvseKey, now: float, follows: bool | None = None):
+        """The estimator's history of the car on `key`; `follows`: whether its charger
+        applies our limits (default: it takes profiles and was not caught over its limit)."""
+        evse, track, charger = self.topology.evse_by_key[key], self.tracks[key], self.chargers[key[0]]
         held = track.held
-        if measured and held is not None and now - held.sent_at >= self.settings.follow_time:
-            # The car has had time to follow: it draws at most its limit. Counting
-            # more would hide base load behind a stale sample.
-            measured = tuple(min(a, held.limit) for a in measured) if controllable else measured
+        if held is not None and held.transaction_id == track.transaction_id and not any(
+                c.sent_at == held.sent_at for c in track.commands):
+            # A limit held without its command (a simulation that applies its plans itself): accepted as sent.
+            track.commands += (Command(held.limit, held.sent_at, held.sent_at, True),)
+        initial = self.safe_share.get(key, 0.0) if charger.default_sent is not None else evse.max_current
+        steered = evse.smart_charging and not self._refused(charger, now) and not track.over_limit
+        if follows is not None:
+            steered = follows
+        return history(evse, track, initial=initial, steered=steered, now=now, booted_at=charger.booted_at)
+
+    def estimates(self, now: float) -> dict[EvseKey, Bounds]:
+        """Every running session's interval [least, most] per charger phase at `now`
+        (edge.dlm.estimate): computed once per instant and change."""
+        if self._estimated[0] != (now, self._changes):
+            cars = {key: self._history(key, now) for key, track in self.tracks.items()
+                    if track.transaction_id is not None}
+            readings = {c: tuple(r) for c, r in self._readings.items() if r}
+            estimated = estimate_site(self.topology, cars, readings, now, self.reaction)
+            self._estimated = ((now, self._changes), estimated)
+        return self._estimated[1]
+
+    def record_reading(self, circuit_id: str, at: float, currents: tuple[float, ...]) -> None:
+        """A circuit meter's reading (monotonic s), kept a while for estimate.attribute_rises."""
+        kept = self._readings.setdefault(circuit_id, deque())
+        if kept and at <= kept[-1].at:
+            return
+        kept.append(MeterReading(at, (currents[0], currents[1], currents[2])))
+        while kept and kept[0].at < at - READINGS_KEPT:
+            kept.popleft()
+        self._changes += 1
+
+    def _state(self, key: EvseKey, now: float, estimated: dict[EvseKey, Bounds] | None = None) -> ConnectorState:
+        evse = self.topology.evse_by_key[key]
+        track, charger = self.tracks[key], self.chargers[key[0]]
+        refused = self._refused(charger, now)
+        controllable = self._controllable(key, now)
+        drawing = track.transaction_id is not None and track.status not in NOT_DRAWING
+        # The building's load is the meter minus the least the car can be drawing now: never underestimated.
+        est = (self.estimates(now) if estimated is None else estimated).get(key)
+        measured = est.least if est is not None and track.transaction_id is not None else ()
+        held = track.held
         demand = None
         if track.transaction_id is not None and track.status == "SuspendedEV":
             # The car itself takes nothing (full, or waiting on its own timer): it keeps
@@ -174,11 +213,17 @@ class LoadManager:
             top = max(used, default=0.0)
             if top < held.limit - DEMAND_SLACK:
                 demand = top + DEMAND_SLACK / 2
+        reserve = max([evse.max_current, *track.measured])
+        if (est is not None and not controllable and evse.smart_charging and not refused and not track.over_limit
+                and held is not None and held.transaction_id == track.transaction_id and now < held.expires_at):
+            # Offline (or back, before its default profile is confirmed again) with a TxProfile in force:
+            # the car may draw what that profile allows until it runs out, no more.
+            reserve = max(est.most, default=evse.max_current)
         return ConnectorState(
             key, session=track.transaction_id is not None, plugged=track.status == "Preparing",
             measured=measured, phases_in_use=track.phases, demand=demand, priority=track.priority,
             arrived=track.arrived, running_since=track.running_since, paused_since=track.paused_since,
-            controllable=controllable, reserve=max([evse.max_current, *track.measured]),
+            controllable=controllable, reserve=reserve,
             safe_share=self.safe_share.get(key, 0.0), why_uncontrollable=self._why_uncontrollable(
                 evse.smart_charging, charger, refused, track.over_limit))
 
@@ -214,6 +259,7 @@ class LoadManager:
             consumer.cancel()
             self._bus.unsubscribe(events)
             self._prepare_retries.cancel_all()
+            self.sampling.cancel_all()
             for task in self._tasks:
                 task.cancel()
             await self.series.flush()
@@ -227,7 +273,11 @@ class LoadManager:
         now = self._clock.monotonic()
         self.evaluations += 1
         meters = self._meter_currents(now)
-        states = tuple(self._state(e.key, now) for e in self.topology.evses)
+        for circuit_id, meter in self.meters.items():
+            if meter.latest is not None:
+                self.record_reading(circuit_id, meter.latest.at, tuple(meter.latest.current))
+        estimated = self.estimates(now)
+        states = tuple(self._state(e.key, now, estimated) for e in self.topology.evses)
         allocation = allocate(Inputs(self.capped_topology(), meters, states, now, self.settings.strategy,
                                      self.settings.rotate_after))
         self._note_failsafe(allocation)
@@ -265,7 +315,9 @@ class LoadManager:
     def _note_turns(self, allocation: Allocation, now: float) -> None:
         for key, track in self.tracks.items():
             decision = allocation.decisions.get(key)
-            if track.transaction_id is None or decision is None:
+            if track.transaction_id is None or decision is None or not self._controllable(key, now):
+                # A charger we cannot steer (offline, say) is not paused by us: its car keeps
+                # its place in the admission order for when it is back.
                 continue
             if decision.limit > 0 and track.running_since is None:
                 track.running_since, track.paused_since = now, None
@@ -297,8 +349,10 @@ class LoadManager:
                                                - ph.allocated)}
                            for p, ph in enumerate(load.phases)] if load else []})
         connectors = []
+        estimated = self.estimates(now)
         for evse in self.topology.evses:
-            track, state = self.tracks[evse.key], self._state(evse.key, now)
+            track, state = self.tracks[evse.key], self._state(evse.key, now, estimated)
+            est = estimated.get(evse.key)
             decision = allocation.decisions.get(evse.key)
             connectors.append({
                 "charger_id": evse.charger_id, "connector_id": evse.connector_id,
@@ -309,6 +363,8 @@ class LoadManager:
                             if decision and decision.binding else None),
                 "held": track.held.limit if track.held else None,
                 "measured": [_round(a) for a in track.measured], "controllable": state.controllable,
+                "estimate": ({"least": [_round(a) for a in est.least], "most": [_round(a) for a in est.most]}
+                             if est is not None else None),
                 "over_limit": track.over_limit, "safe_share": self.safe_share.get(evse.key, 0.0),
                 "uncontrollable": state.why_uncontrollable or None})
         meters = []
@@ -333,6 +389,12 @@ class LoadManager:
         charger = self.chargers[charger_id]
         self._inflight[order.key] = order
         sent_at = self._clock.monotonic()
+        track = self.tracks[order.key]
+        # The limit may be in force from the moment it leaves (estimate: sent, answered, accepted).
+        command = Command(order.limit, sent_at)
+        if track.transaction_id == order.transaction_id:
+            track.commands += (command,)
+            self._changes += 1
         try:
             params = tx_profile(order, start=self._clock.now() - timedelta(seconds=1),
                                 duration=self.settings.tx_profile_duration, stack_level=self._stack_level(charger),
@@ -343,6 +405,12 @@ class LoadManager:
             if self._inflight.get(order.key) is order:
                 del self._inflight[order.key]
         track = self.tracks[order.key]
+        if track.transaction_id == order.transaction_id:
+            accepted = True if result.outcome == "ok" else (
+                None if result.outcome in ("timeout", "not-connected") else False)
+            track.commands = answered(track.commands, command, self._clock.monotonic(), accepted)
+            prune(track, self._clock.monotonic(), self.reaction.follow)
+            self._changes += 1
         if result.outcome == "ok":
             charger.refused_at = None
             if track.transaction_id == order.transaction_id:
@@ -351,14 +419,14 @@ class LoadManager:
             if order.kind == "decrease":
                 self._last_decrease_at = self._clock.monotonic()
         elif track.transaction_id == order.transaction_id and result.outcome != "not-connected":
-            self._refused(charger_id, f"SetChargingProfile {result.outcome}: {result.response}")
+            self._refuses(charger_id, f"SetChargingProfile {result.outcome}: {result.response}")
         self._wake.set()
 
     def _stack_level(self, charger: ChargerTrack) -> int:
         level = self.settings.stack_level
         return min(level, charger.max_stack_level) if charger.max_stack_level is not None else level
 
-    def _refused(self, charger_id: str, why: str) -> None:
+    def _refuses(self, charger_id: str, why: str) -> None:
         log.warning("charger=%s does not take charging profiles (%s): its maximum is held for it", charger_id, why)
         self.chargers[charger_id].refused_at = self._clock.monotonic()
         self._alert("dlm.uncontrollable", charger_id=charger_id, reason=why)
@@ -401,7 +469,7 @@ class LoadManager:
 
     def _prepare_failed(self, charger_id: str, why: str) -> None:
         """Its maximum stays held for it (fail closed); ask again later."""
-        self._refused(charger_id, why)
+        self._refuses(charger_id, why)
         charger = self.chargers[charger_id]
         delay = next_delay(charger.prepare_attempts, self.retry_delays)
         if delay is None:
@@ -422,6 +490,7 @@ class LoadManager:
         if charger is None:
             return
         kind, data, now = event.kind, event.data, self._clock.monotonic()
+        self._changes += 1
         if kind == "charger.connected" and self._is_known(event.charger_id):
             # Connected is not listening: nothing is sent before charger.ready, and
             # until it accepted its default profile its maximum is held (_state).
@@ -430,12 +499,15 @@ class LoadManager:
             charger.online, charger.prepare_attempts = True, 0
             self._prepare_retries.cancel(event.charger_id)
             self._spawn(self._prepare(event.charger_id), f"dlm-prepare {event.charger_id}")
+            self.sampling.ready(event.charger_id)
         elif kind == "charger.disconnected" and not self._commands.is_connected(event.charger_id):
             # (A charger that reconnected at once has its new connection already: that one counts.)
             charger.online, charger.default_sent = False, None
             self._prepare_retries.cancel(event.charger_id)
+            self.sampling.gone(event.charger_id)
         elif kind == "charger.booted":
             # A rebooted charger forgets its TxProfiles.
+            charger.booted_at = now
             for key, track in self.tracks.items():
                 if key[0] == event.charger_id:
                     track.held = None
@@ -452,30 +524,52 @@ class LoadManager:
                 self.tracks[(event.charger_id, data["connector_id"])] = Track(status=track.status)
         elif kind == "connector.status":
             track.status = data.get("status", track.status)
+            if track.status in NOT_DRAWING:
+                # The charger says the car stopped drawing: it may be at 0 A from now (estimate).
+                track.stopped_at = now
         elif kind == "meter.values" and track.transaction_id is not None \
                 and data.get("transaction_id") == track.transaction_id:
             self._measured(event.charger_id, track, data.get("samples", []), now)
 
     def _measured(self, charger_id: str, track: Track, samples: list, now: float) -> None:
-        evse = self.topology.evse_by_key[(charger_id, samples[0].connector_id)] if samples else None
+        evse = self.topology.evse_by_key.get((charger_id, samples[0].connector_id)) if samples else None
         if evse is None:
             return
-        currents = currents_from_samples(samples, len(evse.phase_map))
-        if currents is None:
+        phases = len(evse.phase_map)
+        sample = sample_from_meter_values(samples, phases, at=now, interval=window(track, now))
+        if sample is not None:
+            track.samples = (*track.samples, sample)
+            prune(track, now, self.reaction.follow)
+        parsed = currents_from_samples(samples, phases)
+        if parsed is None:
             return
+        currents, per_phase = parsed
         track.measured, track.measured_at = currents, now
-        learned = phases_in_use(currents)
+        # The first sample with any current says which phases the car uses (a 2-phase car
+        # mid-ramp: 0.7 A on two); an un-phased value says nothing about that.
+        learned = learn_phases(currents) if per_phase else None
         if learned is not None:
             track.phases = max(track.phases or 0, learned)
-        self._follow_up(evse.key, track, now)
+        if sample is not None:
+            self._follow_up(evse.key, track, sample, now)
 
-    def _follow_up(self, key: EvseKey, track: Track, now: float) -> None:
+    def _follow_up(self, key: EvseKey, track: Track, sample, now: float) -> None:
         """A car that keeps drawing over its limit after it had time to follow is
-        reported and its charger's full share is held for it."""
+        reported and its charger's full share is held for it. A sample counts only
+        against the highest limit that was in force during its window (and the
+        follow time before it), so a stale or averaged sample is no strike."""
         held = track.held
-        if held is None or now - held.sent_at < self.settings.follow_time:
+        if held is None:
             return
-        over = max(track.measured, default=0.0) - held.limit
+        evse = self.topology.evse_by_key[key]
+        car = self._history(key, now, follows=True)
+        if not car.commands:
+            return
+        allowed = allowed_over(car, sample.at - sample.interval, sample.at, self.reaction)
+        if sample.currents is not None:
+            over = max(a for a in sample.currents) - allowed
+        else:
+            over = (sample.total or 0.0) / (track.phases or len(evse.phase_map)) - allowed
         if over > self.settings.over_limit_tolerance:
             track.strikes += 1
             if track.strikes >= 2 and not track.over_limit:
@@ -489,28 +583,6 @@ class LoadManager:
             if track.over_limit:
                 log.warning("charger=%s connector=%s follows its limit again", *key)
                 track.over_limit = False
-
-
-def currents_from_samples(samples: list, phases: int) -> tuple[float, ...] | None:
-    """A connector's current per charger phase from one MeterValues: Current.Import
-    per phase, or without a phase for all of them, or else estimated from power."""
-    per_phase: dict[int, float] = {}
-    total_power = None
-    for s in samples:
-        if s.measurand == "Current.Import" and s.unit in (None, "A"):
-            phase = (s.phase or "").split("-")[0]
-            if phase in ("L1", "L2", "L3"):
-                per_phase[int(phase[1]) - 1] = max(0.0, s.value)
-            elif not s.phase:
-                for p in range(phases):
-                    per_phase.setdefault(p, max(0.0, s.value))
-        elif s.measurand == "Power.Active.Import" and not s.phase and s.unit in (None, "W"):
-            total_power = max(0.0, s.value)
-    if per_phase:
-        return tuple(per_phase.get(p, 0.0) for p in range(phases))
-    if total_power is not None:
-        return tuple(total_power / (230.0 * phases) for _ in range(phases))
-    return None
 
 
 def _round(value: float | None) -> float | None:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from edge.dlm.estimate import (Bounds, CarHistory, Command, MeterReading, Reaction, Sample, attribute_rises,
                                bounds, building_load, estimate_site, sample_from_meter_values, trim)
-from edge.dlm.manager import currents_from_samples
+from edge.dlm.tracking import currents_from_samples
 from edge.dlm.model import Circuit, Evse, Topology
 from edge.dlm.phases import phase_map
 
@@ -163,8 +163,9 @@ def test_a_one_phase_car_counts_only_where_it_is_measured():
 
 def test_an_unphased_current_or_power_bounds_only_the_sum():
     unphased = [SampledValue("Current.Import", 16.0)]
-    # The manager today books it on every phase: 32 A of car that is not there on L2 and L3.
-    assert currents_from_samples([_legacy(v) for v in unphased], 3) == (16.0, 16.0, 16.0)
+    # The manager reads it as every phase's only for what the car takes, flagged as not per phase: it
+    # learns no phases from it, and the building's load is computed from the estimator's sum-only sample.
+    assert currents_from_samples([_legacy(v) for v in unphased], 3) == ((16.0, 16.0, 16.0), False)
     sample = sample_from_meter_values(unphased, 3, 10.0, 0.0)
     assert sample == Sample(10.0, None, 16.0, 0.0)
     assert bounds(car(samples=[sample]), 10.0, R).least == (0.0,) * 3

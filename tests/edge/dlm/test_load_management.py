@@ -18,6 +18,7 @@ change_interval = 1
 follow_time = 0.5
 tx_profile_duration = 60
 series_interval = 1
+meter_values_interval = 0.5
 [[circuits]]
 id = "grid"
 limit = 40

@@ -1,0 +1,139 @@
+"""What the load manager keeps of each connector, and how it becomes the
+estimator's history of the car (edge.dlm.estimate). Pure but for the
+dataclasses' mutation by the manager."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from edge.dlm.actuation import Held
+from edge.dlm.estimate import CarHistory, Command, Sample
+from edge.dlm.model import Evse
+
+# A sample's window when there is no earlier one to bound it (s): as long as chargers are
+# usually configured for, so a first sample is not read as the car's draw of this instant.
+FIRST_WINDOW = 60.0
+# A sample may reach the edge this long after its window ended (s).
+DELIVERY_LAG = 1.0
+# A car's phases are learned from the first sample showing any current: a phase counts when it
+# draws at least this share of the busiest one (cars draw their phases evenly, also mid-ramp) ...
+PHASE_SHARE = 0.5
+# ... and the busiest draws at least this much (A): below it a meter's noise could mislead.
+PHASE_NOISE = 0.3
+
+
+@dataclass
+class Track:
+    """One connector as the load manager follows it."""
+
+    transaction_id: int | None = None
+    priority: bool = False
+    arrived: float = 0.0
+    status: str = "Available"
+    measured: tuple[float, ...] = ()
+    measured_at: float = -math.inf
+    phases: int | None = None          # learned for the running session
+    held: Held | None = None
+    running_since: float | None = None
+    paused_since: float | None = None
+    strikes: int = 0
+    over_limit: bool = False
+    # For the estimator: the limits sent in this session (with their answers), the
+    # latest samples, and the last report that the car stopped drawing on its own.
+    commands: tuple[Command, ...] = ()
+    samples: tuple[Sample, ...] = ()
+    stopped_at: float | None = None
+
+
+def window(track: Track, now: float) -> float:
+    """How long before `now` a sample just received may be averaged over: since the
+    one before, or since the session started."""
+    last = track.samples[-1].at if track.samples else track.arrived
+    return min(FIRST_WINDOW, max(0.0, now - last)) + DELIVERY_LAG
+
+
+def answered(commands: tuple[Command, ...], sent: Command, at: float, accepted: bool | None
+             ) -> tuple[Command, ...]:
+    """The commands with `sent` (the same object) given its answer."""
+    return tuple(replace(c, answered_at=at, accepted=accepted) if c is sent else c for c in commands)
+
+
+def history(evse: Evse, track: Track, *, initial: float, steered: bool, now: float, booted_at: float | None
+            ) -> CarHistory:
+    """The estimator's view of the car on `evse`.
+
+    `initial` is the limit in force before this session's first command (the
+    default profile accepted on this connection, else the EVSE's maximum);
+    `steered`: the charger applies our commands (takes profiles, not caught
+    over its limit). A held limit whose TxProfile ran out, or a reboot after
+    the last command, leaves the charger on `initial` from then."""
+    commands = track.commands
+    if not steered:
+        return CarHistory(phases=len(evse.phase_map), max_current=evse.max_current, initial=evse.max_current,
+                          samples=track.samples, stopped_at=track.stopped_at, phases_in_use=track.phases)
+    held = track.held
+    if held is not None and now >= held.expires_at:
+        commands += (Command(initial, held.expires_at),)
+    if booted_at is not None and commands and booted_at >= commands[-1].sent_at:
+        commands += (Command(initial, booted_at, booted_at, True),)
+    # Before its session the car drew nothing; from its start (a charger may start the energy a moment
+    # before it reports it) what the default profile allows: so the meter's rise at a start is the car
+    # ramping up (estimate.attribute_rises), like the rise after an increase.
+    start = track.arrived - 2 * DELIVERY_LAG
+    commands = (Command(initial, start, start, True), *commands)
+    return CarHistory(phases=len(evse.phase_map), max_current=evse.max_current, initial=0.0,
+                      commands=commands, samples=track.samples, stopped_at=track.stopped_at,
+                      phases_in_use=track.phases)
+
+
+def prune(track: Track, now: float, follow: float) -> None:
+    """Keep the latest two samples, and the commands from the last one settled
+    (accepted and answered) before what those samples and `now` need: the same
+    as estimate.trim, but keeping that command itself rather than an initial."""
+    track.samples = track.samples[-2:]
+    before = min([now] + [s.at - s.interval for s in track.samples]) - follow
+    settled = None
+    for i, c in enumerate(track.commands):
+        if c.accepted and c.answered_at is not None and c.answered_at < before:
+            settled = i
+    if settled:
+        track.commands = track.commands[settled:]
+
+
+def learn_phases(currents: tuple[float, ...]) -> int | None:
+    """How many of the charger's phases the car draws on (its first n), from one
+    per-phase sample; None while it draws too little to tell."""
+    top = max(currents, default=0.0)
+    if top < PHASE_NOISE:
+        return None
+    drawing = [i for i, a in enumerate(currents) if a >= PHASE_SHARE * top]
+    return max(drawing) + 1
+
+
+def currents_from_samples(samples: list, phases: int) -> tuple[tuple[float, ...], bool] | None:
+    """A connector's current per charger phase from one MeterValues, and whether
+    it was measured per phase. Current.Import per phase; else one current
+    without a phase (or power) taken as every phase's: an upper reading, good
+    for what the car takes (demand) but not for which phases it uses."""
+    per_phase: dict[int, float] = {}
+    unphased = None
+    total_power = None
+    for s in samples:
+        value = s.value if math.isfinite(s.value) else 0.0
+        if s.measurand == "Current.Import" and s.unit in (None, "A"):
+            phase = (s.phase or "").split("-")[0]
+            if phase in ("L1", "L2", "L3"):
+                if int(phase[1]) <= phases:
+                    per_phase[int(phase[1]) - 1] = max(0.0, value)
+            elif not s.phase:
+                unphased = max(0.0, value)
+        elif s.measurand == "Power.Active.Import" and not s.phase and s.unit in (None, "W"):
+            total_power = max(0.0, value)
+    if per_phase:
+        return tuple(per_phase.get(p, 0.0) for p in range(phases)), True
+    if unphased is not None:
+        return tuple(unphased for _ in range(phases)), False
+    if total_power is not None:
+        return tuple(total_power / (230.0 * phases) for _ in range(phases)), False
+    return None
