@@ -61,6 +61,7 @@ ROUTES: list[type[RouteModule]] = [
 # What a page may see without a login when [web] read_only_without_login = true (GET only).
 READ_ONLY = ("/api/v1/web/", "/api/v1/dlm", "/api/v1/chargers", "/api/v1/sessions", "/api/v1/health")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+SHUTDOWN_S = 2.0
 
 
 class LocalApi:
@@ -85,7 +86,8 @@ class LocalApi:
         return self._runner.addresses[0][1]
 
     async def run(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
+        # An open page holds a live stream for ever: on stop, give requests a moment, not aiohttp's 60 s.
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_S)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
         if self.logins.password_hash() is None:

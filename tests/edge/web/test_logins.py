@@ -106,3 +106,14 @@ def test_off_loopback_without_password_shows_nothing(tmp_path: Path) -> None:
     logins = Logins(password_file=tmp_path / "none", config_hash=None, session_seconds=60,
                     read_only_without_login=True, loopback=is_loopback("127.0.0.1"))
     assert logins.read_only and is_loopback("::1") and is_loopback("localhost") and not is_loopback("192.168.1.5")
+
+
+async def test_open_live_stream_does_not_hold_up_a_stop(make_edge) -> None:
+    """A page left open keeps an SSE stream: stopping the edge must not wait for it (running_edge allows 20 s)."""
+    async with client() as http:
+        async with make_edge(extra=web(read_only=True)) as edge:
+            resp = await http.get(f"http://127.0.0.1:{edge.api.bound_port}/api/v1/web/live")
+            assert resp.status == 200
+            first = await resp.content.readuntil(b"\n\n")
+            assert first.startswith(b"event: snapshot\ndata: {")
+        resp.close()
