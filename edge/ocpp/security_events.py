@@ -33,7 +33,8 @@ def is_critical(event_type: str) -> bool:
 def record_event(store: Store, charger_id: str, event_type: str, charger_time: str | None, tech_info: str | None,
                  critical: bool, at: str) -> int:
     row = store.conn.execute(
-        "INSERT INTO security_events (charger_id, type, charger_time, tech_info, critical, at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO security_events (charger_id, type, charger_time, tech_info, critical, at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
         (charger_id, event_type, charger_time, tech_info, int(critical), at)).lastrowid
     # Bounded per charger: a charger on a bad link reports invalid messages without end.
     store.conn.execute(
