@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
+from edge.clock import iso
 from edge.dlm.model import Allocation, Resource, Topology
 from edge.dlm.phases import NAMES
 
@@ -108,13 +109,15 @@ class Change:
     window: float
     watch: Watch
     done: str
+    since: str | None = None            # the wall times (ISO 8601) of watch.since ...
+    ended: str | None = None            # ... and of watch.under_since once cleared
 
-    def data(self, now: float, wall: datetime) -> dict[str, Any]:
+    def data(self) -> dict[str, Any]:
         """The event's body (dlm.over_fuse -> the cloud's alert.over_fuse)."""
         w = self.watch
         return {"circuit": self.circuit, "phase": NAMES[self.phase], "active": self.active, "limit": self.limit,
-                "since": _wall(w.since, now, wall), "ended": None if self.active else _wall(w.under_since, now, wall),
-                "lasted_s": round((w.last_over or 0.0) - (w.since or 0.0), 1), "peak": round(w.peak, 2),
+                "since": self.since, "ended": None if self.active else self.ended,
+                "lasted_s": round((w.last_over or 0.0) - (w.since or 0.0), 2), "peak": round(w.peak, 2),
                 "excess_as": round(w.excess_as, 1), "window_s": round(self.window, 2), "done": self.done}
 
     def message(self) -> str:
@@ -139,10 +142,14 @@ class OverloadWatch:
         self.windows = dict(windows)
         self.watches: dict[Resource, Watch] = {}
         self.done: dict[Resource, str] = {}
+        # The wall times of each stretch's start and of its return under the limit, taken once.
+        self.walls: dict[tuple[Resource, float], str] = {}
 
-    def observe(self, topology: Topology, readings: Mapping[str, Any], allocation: Allocation) -> list[Change]:
+    def observe(self, topology: Topology, readings: Mapping[str, Any], allocation: Allocation, now: float,
+                wall: datetime) -> list[Change]:
         """Look at each circuit's latest reading (an object with .current per
-        site phase and .at, or None). `topology` carries the limits in force."""
+        site phase, .at and maybe .wall, or None). `topology` carries the limits
+        in force; `now` (monotonic s) and `wall` are the same instant."""
         changes = []
         for circuit_id, window in self.windows.items():
             circuit = topology.by_id.get(circuit_id)
@@ -156,28 +163,34 @@ class OverloadWatch:
                                      window, window)
                 if watch.since is not None and load is not None:
                     self.done[key] = what_was_done(load.phases[p].allocated, load.phases[p].reserved)
+                for at in (watch.since, watch.under_since):
+                    if at is not None and (key, at) not in self.walls:
+                        moment = getattr(reading, "wall", None) if at == reading.at else None
+                        self.walls[(key, at)] = iso(moment) if isinstance(moment, datetime) else _wall(at, now, wall)
                 if change is not None:
                     changes.append(Change(change == "raised", circuit_id, p, circuit.limit, window, watch,
-                                          self.done.get(key, "")))
+                                          self.done.get(key, ""), self.walls.get((key, watch.since)),
+                                          self.walls.get((key, watch.under_since))))
                 if change == "cleared":
                     watch = Watch(last_at=watch.last_at)
+                # Only the times this stretch still shows are kept.
+                self.walls = {k: v for k, v in self.walls.items()
+                              if k[0] != key or k[1] in (watch.since, watch.under_since)}
                 self.watches[key] = watch
         return changes
 
-    def status(self, key: Resource, now: float, wall: datetime) -> dict[str, Any] | None:
+    def status(self, key: Resource) -> dict[str, Any] | None:
         """The API's view of one circuit phase: None while it is at or under its
         limit (and no alert is open), else since when, how far, what was done."""
         w = self.watches.get(key)
         if w is None or w.since is None:
             return None
-        return {"since": _wall(w.since, now, wall), "lasted_s": round((w.last_over or 0.0) - w.since, 1),
+        return {"since": self.walls.get((key, w.since)), "lasted_s": round((w.last_over or 0.0) - w.since, 2),
                 "peak": round(w.peak, 2), "excess_as": round(w.excess_as, 1), "alert": w.raised_at is not None,
-                "under_since": _wall(w.under_since, now, wall), "window_s": round(self.windows[key[0]], 2),
-                "done": self.done.get(key, "")}
+                "under_since": self.walls.get((key, w.under_since)) if w.under_since is not None else None,
+                "window_s": round(self.windows[key[0]], 2), "done": self.done.get(key, "")}
 
 
-def _wall(at: float | None, now: float, wall: datetime) -> str | None:
-    if at is None:
-        return None
-    moment = wall - timedelta(seconds=max(0.0, now - at))
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _wall(at: float, now: float, wall: datetime) -> str:
+    """A reading's wall time from its monotonic one (a reading without its own)."""
+    return iso(wall - timedelta(seconds=max(0.0, now - at)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -99,26 +99,45 @@ def loads(allocated=(0.0, 0.0, 0.0)) -> Allocation:
 def test_the_demo_grid_l2_over_its_fuse_with_every_car_at_0_a():
     topology = Topology((Circuit("grid", 63.0, meter="grid-meter"),), ())
     watch = OverloadWatch({"grid": W})
-    wall = datetime(2026, 12, 1, 12, 0, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 12, 1, 12, 0, 0, tzinfo=timezone.utc)
+    at = lambda t: start + timedelta(seconds=t)  # noqa: E731  (the wall clock)
     changes = []
     for t in range(9):
-        changes += watch.observe(topology, {"grid": Reading((20.0, 66.1, 18.0), float(t))}, loads((0.0, 0.0, 0.0)))
+        changes += watch.observe(topology, {"grid": Reading((20.0, 66.1, 18.0), float(t))}, loads(), t, at(t))
     [raised] = changes
     assert raised.active and (raised.circuit, raised.phase, raised.limit) == ("grid", 1, 63.0)
-    data = raised.data(now=8.0, wall=wall)
+    data = raised.data()
     assert data["phase"] == "L2" and data["peak"] == 66.1 and data["lasted_s"] == 7.0
-    assert data["since"] == "2026-12-01T11:59:52.000Z" and data["done"] == what_was_done(0, 0)
+    assert data["since"] == "2026-12-01T12:00:00.000Z" and data["done"] == what_was_done(0, 0)
     assert "every car on it at 0 A; nothing left to shed" in raised.message()
-    status = watch.status(("grid", 1), now=8.0, wall=wall)
+    status = watch.status(("grid", 1))
     assert status is not None and status["alert"] and status["peak"] == 66.1
-    assert watch.status(("grid", 0), 8.0, wall) is None
+    assert watch.status(("grid", 0)) is None
     # The building switches its load off: cleared a window later, and the phase shows nothing any more.
     for t in range(9, 17):
-        changes += watch.observe(topology, {"grid": Reading((20.0, 40.0, 18.0), float(t))}, loads())
+        changes += watch.observe(topology, {"grid": Reading((20.0, 40.0, 18.0), float(t))}, loads(), t, at(t))
     assert [c.active for c in changes] == [True, False]
-    assert changes[1].data(16.0, wall)["ended"] == "2026-12-01T11:59:53.000Z"   # the first reading under it
+    assert changes[1].data()["ended"] == "2026-12-01T12:00:09.000Z"   # the first reading under it
     assert "over the limit ended circuit=grid L2" in changes[1].message()
-    assert watch.status(("grid", 1), 16.0, wall) is None
+    assert watch.status(("grid", 1)) is None
+
+
+@dataclass
+class MeterReading:
+    current: tuple[float, float, float]
+    at: float
+    wall: datetime
+
+
+def test_since_is_the_first_reading_over_the_limit_as_the_meter_stamped_it_whenever_it_is_looked_at():
+    topology = Topology((Circuit("grid", 63.0, meter="grid-meter"),), ())
+    watch = OverloadWatch({"grid": W})
+    stamped = datetime(2026, 12, 1, 12, 0, 0, 123000, tzinfo=timezone.utc)
+    first = MeterReading((70.0, 0.0, 0.0), 100.0, stamped)
+    # Looked at again by later evaluations, with the clock moved on: the same instant each time.
+    for later in (0.0, 0.4, 0.9):
+        watch.observe(topology, {"grid": first}, loads(), 100.0 + later, stamped + timedelta(seconds=later + 0.001))
+        assert watch.status(("grid", 0))["since"] == "2026-12-01T12:00:00.123Z"
 
 
 # --- properties -------------------------------------------------------------------------------------------
