@@ -26,6 +26,7 @@ from edge.dlm.config import LoadManagementSection
 from edge.dlm.estimate import Bounds, Command, MeterReading, Reaction, allowed_over, estimate_site
 from edge.dlm.estimate import sample_from_meter_values
 from edge.dlm.model import Allocation, ConnectorState, EvseKey, Inputs, Topology
+from edge.dlm.overload import OverloadWatch, reaction_window
 from edge.dlm.phases import NAMES
 from edge.dlm.sampling import MeterValuesSetup
 from edge.dlm.series import SeriesRecorder
@@ -98,6 +99,9 @@ class LoadManager:
         # Circuit id -> a cap from outside the config (the cloud's limits document); see edge.dlm.caps.
         self.caps: dict[str, Cap] = {}
         self._capped: tuple[frozenset, Topology] = (frozenset(), topology)
+        # Circuit phases measured over their limit beyond the reaction window (edge.dlm.overload).
+        self.overload = OverloadWatch({c: reaction_window(settings.follow_time, m.config.period)
+                                       for c, m in meters.items()})
         self.reaction = Reaction(follow=settings.follow_time)
         # Circuit id -> its meter's recent readings, for the rise after an increase (estimate.attribute_rises).
         self._readings: dict[str, deque[MeterReading]] = {}
@@ -281,6 +285,10 @@ class LoadManager:
         allocation = allocate(Inputs(self.capped_topology(), meters, states, now, self.settings.strategy,
                                      self.settings.rotate_after))
         self._note_failsafe(allocation)
+        for change in self.overload.observe(self.capped_topology(), {c: m.latest for c, m in self.meters.items()},
+                                            allocation, now, self._clock.now()):
+            log.log(change.level, change.message())
+            self._alert("dlm.over_fuse", **change.data())
         self._note_turns(allocation, now)
         self.allocation = allocation
         transactions = {k: t.transaction_id for k, t in self.tracks.items()
@@ -345,6 +353,7 @@ class LoadManager:
                 "failsafe": bool(load and load.failsafe),
                 "phases": [{"phase": NAMES[p], "metered": _round(ph.metered), "unmanaged": _round(ph.unmanaged),
                             "reserved": _round(ph.reserved), "allocated": _round(ph.allocated),
+                            "over": self.overload.status((circuit.id, p)),
                             "headroom": _round(circuit.limit - self.topology.margin - ph.unmanaged - ph.reserved
                                                - ph.allocated)}
                            for p, ph in enumerate(load.phases)] if load else []})
