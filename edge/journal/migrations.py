@@ -543,6 +543,61 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX issued_certificates_by_charger ON issued_certificates (charger_id, issued_at);
     """,
+    # 13: the rest of the 1.6 security extensions (issue 17, edge/ocpp/security_messages.py, logs_upload.py,
+    # firmware.py, signed_values.py): GetLog requests and their uploads (a one-time token's hash), signed
+    # firmware offered to chargers, signed meter values kept with their transaction, site-wide rotations.
+    """
+    CREATE TABLE log_requests (
+        request_id      INTEGER PRIMARY KEY AUTOINCREMENT,   -- GetLog's requestId
+        charger_id      TEXT NOT NULL,
+        log_type        TEXT NOT NULL,      -- DiagnosticsLog | SecurityLog
+        token_sha256    TEXT NOT NULL,      -- of the one-time upload token (the token itself is never kept)
+        requested_at    TEXT NOT NULL,
+        expires_at      TEXT NOT NULL,      -- the upload URL is refused after this
+        status          TEXT,               -- the latest LogStatusNotification
+        status_at       TEXT,
+        file_name       TEXT,               -- under the state directory's uploads/, once uploaded
+        size            INTEGER,
+        sha256          TEXT,
+        uploaded_at     TEXT
+    );
+    CREATE INDEX log_requests_by_charger ON log_requests (charger_id, request_id);
+    CREATE TABLE firmware_requests (
+        request_id      INTEGER PRIMARY KEY AUTOINCREMENT,   -- SignedUpdateFirmware's requestId
+        charger_id      TEXT NOT NULL,
+        file_name       TEXT NOT NULL,      -- under the state directory's firmware/
+        sha256          TEXT NOT NULL,
+        token_sha256    TEXT NOT NULL,      -- of the download token in the location given to the charger
+        signer_sha256   TEXT NOT NULL,      -- the signing certificate's fingerprint
+        requested_at    TEXT NOT NULL,
+        status          TEXT,               -- the latest SignedFirmwareStatusNotification
+        status_at       TEXT,
+        downloads       INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX firmware_requests_by_charger ON firmware_requests (charger_id, request_id);
+    CREATE TABLE signed_meter_values (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        charger_id      TEXT NOT NULL,
+        connector_id    INTEGER NOT NULL,
+        transaction_id  INTEGER,            -- NULL: not inside a running transaction of this charger
+        timestamp       TEXT NOT NULL,      -- the meterValue's
+        context         TEXT,               -- Transaction.Begin | Sample.Periodic | Transaction.End ...
+        measurand       TEXT,
+        encoding        TEXT NOT NULL,      -- OCMF | EDL | other (what the data looks like)
+        signed_data     TEXT NOT NULL,      -- exactly as the charger sent it
+        received_at     TEXT NOT NULL
+    );
+    CREATE INDEX signed_meter_values_by_tx ON signed_meter_values (transaction_id, id);
+    CREATE TABLE rotation_steps (
+        rotation_id     INTEGER NOT NULL,
+        charger_id      TEXT NOT NULL,
+        kind            TEXT NOT NULL,      -- certificate | password
+        state           TEXT NOT NULL,      -- pending | sent | done | failed | skipped
+        detail          TEXT,
+        at              TEXT NOT NULL,
+        PRIMARY KEY (rotation_id, charger_id, kind)
+    );
+    """,
 ]
 
 
