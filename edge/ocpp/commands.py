@@ -28,17 +28,21 @@ from edge.ocpp.session import ChargerGone
 log = logging.getLogger(__name__)
 
 # Every message a 1.6 central system may send (core, firmware, local list,
-# reservation, smart charging and remote trigger profiles).
+# reservation, smart charging and remote trigger profiles, and the security
+# whitepaper's: docs/security.md).
 ACTIONS: dict[str, type] = {name: getattr(call, name) for name in (
     "CancelReservation", "ChangeAvailability", "ChangeConfiguration", "ClearCache", "ClearChargingProfile",
     "DataTransfer", "GetCompositeSchedule", "GetConfiguration", "GetDiagnostics", "GetLocalListVersion",
     "RemoteStartTransaction", "RemoteStopTransaction", "ReserveNow", "Reset", "SendLocalList",
     "SetChargingProfile", "TriggerMessage", "UnlockConnector", "UpdateFirmware",
+    "CertificateSigned", "DeleteCertificate", "ExtendedTriggerMessage", "GetInstalledCertificateIds", "GetLog",
+    "InstallCertificate", "SignedUpdateFirmware",
 )}
 _BY_LOWER = {name.lower(): name for name in ACTIONS}
 # Answers that mean the charger understood but said no.
 _REFUSALS = {"Rejected", "NotSupported", "NotImplemented", "UnknownMessageId", "UnknownVendorId", "Failed",
-             "UnlockFailed", "Faulted", "Occupied", "Unavailable", "VersionMismatch"}
+             "UnlockFailed", "Faulted", "Occupied", "Unavailable", "VersionMismatch", "NotFound",
+             "InvalidCertificate", "RevokedCertificate"}
 
 
 class CommandError(ValueError):
