@@ -164,6 +164,24 @@ class EdgeLink(ChargePoint):
     def on_unlock_connector(self, **_: Any) -> call_result.UnlockConnector:
         return call_result.UnlockConnector(status="NotSupported")  # the wallbox has no lock the bridge drives
 
+    # ---- Local authorization list ---------------------------------------------------------
+    # The wallbox has no card reader and the bridge keeps no list: every session starts from the
+    # edge (RemoteStartTransaction), which decides itself. So the bridge says what OCPP has words for:
+    # no list (-1), SendLocalList NotSupported, and an empty cache cleared. The edge then marks it
+    # "unsupported" (edge/auth/sync.py) and sends it no list, instead of meeting a CALLERROR.
+
+    @on(Action.get_local_list_version)
+    def on_get_local_list_version(self, **_: Any) -> call_result.GetLocalListVersion:
+        return call_result.GetLocalListVersion(list_version=-1)
+
+    @on(Action.send_local_list)
+    def on_send_local_list(self, **_: Any) -> call_result.SendLocalList:
+        return call_result.SendLocalList(status="NotSupported")
+
+    @on(Action.clear_cache)
+    def on_clear_cache(self, **_: Any) -> call_result.ClearCache:
+        return call_result.ClearCache(status="Accepted")   # it caches no authorization: nothing to clear
+
     # ---- Smart charging ------------------------------------------------------------------
 
     @on(Action.set_charging_profile)

@@ -117,3 +117,18 @@ async def test_a_refused_id_tag_stops_the_transaction(bridged_site, rig) -> None
         assert stopped.data["reason"] in ("DeAuthorized", "Remote")
         await firmware.wait_for(lambda: firmware.mode == "sleeping")
         assert CP_ID in edge.ocpp.sessions
+
+
+async def test_local_list_actions_are_answered_not_supported(bridged_site) -> None:
+    """The bridge keeps no local list: it says so in OCPP's words, and the edge's local-list sync
+    marks it unsupported (before: a CALLERROR NotImplemented and a traceback for each)."""
+    async with bridged_site(push_local_lists=True) as (edge, events, _):
+        # The edge's own sync at connection: its answer is "no list", recorded as unsupported.
+        await events.next("command.done", lambda e: e.data["action"] == "GetLocalListVersion"
+                          and e.data["actor"] == "edge:local-list" and e.data["outcome"] == "ok")
+        await edge.local_lists.idle.wait()
+        assert edge.local_lists.held[CP_ID]["status"] == "unsupported"
+        assert (await send(edge, "GetLocalListVersion", {}))["listVersion"] == -1
+        assert (await send(edge, "SendLocalList", {"listVersion": 1, "updateType": "Full",
+                                                   "localAuthorizationList": []}))["status"] == "NotSupported"
+        assert (await send(edge, "ClearCache", {}))["status"] == "Accepted"
