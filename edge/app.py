@@ -44,7 +44,7 @@ from edge.lifecycle import ConfigFallback, SignalStop, StartupError, last_good_p
 from edge.ocpp.commands import Commands
 from edge.ocpp.communication_log import CommunicationLog
 from edge.ocpp.presence import PresenceMonitor, Thresholds
-from edge.ocpp import tls as ocpp_tls
+from edge.ocpp import security_messages, tls as ocpp_tls
 from edge.ocpp.server import OcppServer, Site
 from edge.metrics import MetricsRecorder
 from edge.recovery import AutoRecovery, Health, health_of
@@ -152,6 +152,7 @@ class Edge:
         self.commands = Commands(self.ocpp.sessions, self.journal, self.clock, self.bus,
                                  guard=self.ocpp.credentials.refusal)
         site.commands = self.commands
+        site.security = security_messages.build(site, self.ocpp, cfg.state_path, cfg.ocpp.tls and cfg.ocpp.tls.ca)
         self.local_lists = LocalListSync(
             self.journal, self.commands, self.authorizer, self.bus, self.clock, cfg.authorization.charger_settings,
             is_known=self.directory.is_known, connected=lambda: list(self.ocpp.sessions),
@@ -353,7 +354,7 @@ class Edge:
                 ("local-lists", self.local_lists), ("access", self.access),
                 ("communication-log", self.communication_log),
                 ("charge-records", self.charge_records), ("session-watch", self.session_watch),
-                ("metrics", self.metrics),
+                ("metrics", self.metrics), ("security", self.ocpp.site.security),
                 *((("recovery", self.recovery),) if self.config.recovery.enabled or any(
                     c.recovery for c in self.config.chargers) else ()),
                 *((("load-management", self.load_manager),) if self.load_manager else ()),

@@ -49,6 +49,7 @@ from edge.sessions import Sessions
 
 if TYPE_CHECKING:
     from edge.ocpp.commands import Commands
+    from edge.ocpp.security_messages import SecurityServices
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ class Site:
     data_transfer_vendors: frozenset[str] = field(default_factory=frozenset)
     # Set once the OCPP server exists (commands go through its sessions).
     commands: "Commands | None" = None
+    # The security whitepaper's certificates, logs and signed firmware (edge/ocpp/security_messages.py).
+    security: "SecurityServices | None" = None
 
 
 def charger_id_from_path(path: str) -> str | None:

@@ -330,6 +330,33 @@ class ChargerSession(ChargePoint):
         await security_events.received(self.site, self.id, type, timestamp, kwargs.get("tech_info"))
         return call_result.SecurityEventNotification()
 
+    @on(Action.sign_certificate)
+    async def on_sign_certificate(self, csr: str, call_unique_id: str, **kwargs):
+        # Signed (and recorded) now; CertificateSigned goes out from a task after this answer (see @after).
+        security = self.site.security
+        status = "Rejected" if security is None else await security.certificates.sign_certificate(
+            self.id, csr, call_unique_id)
+        return call_result.SignCertificate(status=status)
+
+    @after(Action.sign_certificate)
+    def after_sign_certificate(self, call_unique_id: str, **kwargs):
+        security = self.site.security
+        signed = security.certificates.take_pending(call_unique_id) if security is not None else None
+        if signed is not None:
+            self.spawn(security.certificates.send_signed(signed))
+
+    @on(Action.log_status_notification)
+    async def on_log_status_notification(self, status: str, **kwargs):
+        if self.site.security is not None:
+            await self.site.security.logs.status(self.id, kwargs.get("request_id"), status)
+        return call_result.LogStatusNotification()
+
+    @on(Action.signed_firmware_status_notification)
+    async def on_signed_firmware_status_notification(self, status: str, **kwargs):
+        if self.site.security is not None:
+            await self.site.security.firmware.status(self.id, kwargs.get("request_id"), status)
+        return call_result.SignedFirmwareStatusNotification()
+
 
 class ChargerGone(ConnectionError):
     """The connection to the charger closed before it answered."""
