@@ -228,6 +228,8 @@ class Controller:
         tx = self.transaction
         if tx is not None and tx.local_id == local_id:
             self.transaction = replace(tx, transaction_id=transaction_id)
+            if transaction_id is not None:
+                self.profiles.for_transaction(transaction_id)
             if status != "Accepted" and self.keys.flag("StopTransactionOnInvalidId"):
                 log.warning("the edge answered %s for %s: stopping the transaction", status, tx.id_tag)
                 self.request_stop("DeAuthorized")

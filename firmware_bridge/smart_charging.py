@@ -39,7 +39,11 @@ class ChargingProfiles:
                 or len(profile.periods) > MAX_PERIODS
                 or (profile.purpose == profiles.CHARGE_POINT_MAX and connector_id != 0)
                 or (profile.purpose == profiles.TX and (connector_id != 1 or not in_transaction))
-                or (profile.purpose == profiles.TX and profile.transaction_id not in (None, transaction_id))):
+                or (profile.purpose == profiles.TX and transaction_id is not None
+                    and profile.transaction_id not in (None, transaction_id))):
+            # transaction_id None: the StartTransaction is on its way and the edge, which has its answer
+            # first, sends the TxProfile for it before that answer reaches us. Taken; a profile for
+            # another transaction is dropped when the id arrives (for_transaction).
             return "Rejected"
         new = profiles.Installed(connector_id, profile)
         installed = profiles.install(self.installed, new)
@@ -58,6 +62,13 @@ class ChargingProfiles:
         if removed:
             self._save(kept)
         return removed
+
+    def for_transaction(self, transaction_id: int) -> None:
+        """The edge gave the running transaction its id: TxProfiles taken for another one go."""
+        kept = [i for i in self.installed if i.profile.purpose != profiles.TX
+                or i.profile.transaction_id in (None, transaction_id)]
+        if len(kept) != len(self.installed):
+            self._save(kept)
 
     def end_of_transaction(self) -> None:
         """A TxProfile lives as long as its transaction."""
