@@ -309,7 +309,9 @@ def _cap(evse: Evse, state: ConnectorState, strategy: str) -> float:
 
 def _paused_reason(inputs: Inputs, resource: Resource, left: float, need: float, unmanaged: dict,
                    behind_priority: bool) -> str:
-    text = f"paused: {_label(resource)} has {max(0.0, left):.1f} A left, below the {need:g} A minimum"
+    # Rounded down: 5.96 A shown as "6.0 A left, below the 6 A minimum" reads as a contradiction.
+    shown = math.floor(max(0.0, left) * 10) / 10
+    text = f"paused: {_label(resource)} has {shown:.1f} A left, below the {need:g} A minimum"
     if unmanaged[resource[0]][1]:
         text += " (failsafe: meter lost, worst-case load assumed)"
     if behind_priority:
