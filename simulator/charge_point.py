@@ -20,13 +20,14 @@ from urllib.parse import quote
 from ocpp.exceptions import OCPPError
 from ocpp.v16 import call
 
-from simulator import electrics, profiles, session
+from simulator import electrics, ocmf, profiles, session
 from simulator.car import Car
 from simulator.configuration import Configuration, default_keys
 from simulator.connector import Connector, ConnectorState, Fault, Transaction
 from simulator.local_auth import LocalAuthList
 from simulator.metering import iso
 from simulator.outbox import Entry, Outbox
+from simulator.security import SecurityState
 from simulator.session import NotConnected
 
 __all__ = ["ConnectorState", "NotConnected", "SimulatedChargePoint", "utcnow"]
@@ -51,7 +52,7 @@ class SimulatedChargePoint:
                  clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], datetime] = utcnow,
                  on_event: Callable[[str, dict], None] | None = None, reconnect_delay: float = 1.0,
                  response_timeout: float = 30.0, max_events: int = 10_000,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None, ocmf_key: Any = None) -> None:
         if connectors < 1 or not 1 <= phases <= 3:
             raise ValueError("a charge point has at least one connector and 1 to 3 phases")
         self.id = charge_point_id
@@ -61,6 +62,11 @@ class SimulatedChargePoint:
         # wss:// (security profiles 2 and 3): trusts the site CA, presents a client certificate for 3.
         # simulator.tls.client_context makes one.
         self.tls = tls
+        # The security whitepaper's messages (simulator.security): its CA store, a pending CSR's key.
+        self.security = SecurityState()
+        # An Eichrecht meter: an EC P-256 key signs each transaction's begin and end reading as OCMF
+        # (simulator.ocmf), sent as SignedData sampled values next to the plain ones.
+        self.ocmf_key = ocmf_key
         self.max_current, self.phases, self.voltage = max_current, phases, voltage
         self.ramp_seconds = ramp_seconds
         self.vendor, self.model, self.firmware_version = vendor, model, "1.0.0"
@@ -304,13 +310,25 @@ class SimulatedChargePoint:
                          reservation_id=c.reservation.reservation_id if c.reservation else None)
         c.transaction, c.finishing, c.starting, c.reservation = tx, False, False, None
         self.settle()
-        tx.begin = electrics.sample(self, c, "Transaction.Begin", self.config.items("StopTxnSampledData"))
+        tx.begin = self._signed(electrics.sample(self, c, "Transaction.Begin", self.config.items("StopTxnSampledData")),
+                                tx, c, "B")
         entry = self.outbox.put(Entry(tx, "StartTransaction", build=lambda: call.StartTransaction(
             connector_id=tx.connector_id, id_tag=id_tag, meter_start=tx.meter_start, timestamp=iso(now),
             reservation_id=tx.reservation_id), on_result=lambda result: self._started(tx, result)))
         self.emit("start_transaction", connector_id=c.connector_id, id_tag=id_tag, local_id=tx.local_id,
                   meter_start=tx.meter_start)
         return tx, entry
+
+    def _signed(self, value: dict, tx: Transaction, c: Connector, kind: str) -> dict:
+        """The MeterValue with the meter's OCMF-signed energy reading added, when this charger has a signing meter."""
+        if self.ocmf_key is None:
+            return value
+        signed = ocmf.sign(self.ocmf_key, meter_serial=f"{self.id}-M{c.connector_id}", transaction_id=str(tx.local_id),
+                           id_tag=tx.id_tag, energy_wh=c.meter.energy_wh, at=self.wall_clock(), kind=kind)
+        context = "Transaction.Begin" if kind == "B" else "Transaction.End"
+        return {**value, "sampled_value": [*value["sampled_value"], {
+            "value": signed, "context": context, "format": "SignedData", "measurand": "Energy.Active.Import.Register",
+            "unit": "Wh"}]}
 
     def _started(self, tx: Transaction, result: Any) -> None:
         tx.transaction_id = result.transaction_id
@@ -334,7 +352,8 @@ class SimulatedChargePoint:
             raise ValueError(f"connector {c.connector_id} has no transaction")
         self.settle()
         now = self.wall_clock()
-        end = electrics.sample(self, c, "Transaction.End", self.config.items("StopTxnSampledData"))
+        end = self._signed(electrics.sample(self, c, "Transaction.End", self.config.items("StopTxnSampledData")),
+                           tx, c, "E")
         data = [sample for sample in (tx.begin, tx.last, end) if sample]
         meter_stop = int(c.meter.energy_wh)
         c.transaction, c.finishing = None, c.car is not None

@@ -18,6 +18,7 @@ from ocpp.v16.enums import Action
 from simulator import electrics, profiles, smart_charging
 from simulator.connector import Reservation
 from simulator.metering import iso
+from simulator.security import SecurityHandlers
 
 if TYPE_CHECKING:
     from simulator.charge_point import SimulatedChargePoint
@@ -28,7 +29,7 @@ TRIGGERABLE = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareSta
                "Heartbeat", "MeterValues", "StatusNotification")
 
 
-class RequestHandlers(ChargePoint):
+class RequestHandlers(SecurityHandlers):
     sim: SimulatedChargePoint
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

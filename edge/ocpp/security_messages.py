@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from edge.ocpp.commands import CommandResult
     from edge.ocpp.firmware import SignedFirmware
     from edge.ocpp.logs_upload import LogUploads
+    from edge.ocpp.rotation import SiteRotation
     from edge.ocpp.security_state import Seen
     from edge.ocpp.server import Site
 
@@ -209,6 +210,7 @@ class SecurityServices:
     certificates: CertificateService
     logs: "LogUploads"
     firmware: "SignedFirmware"
+    rotation: "SiteRotation"
 
     async def run(self) -> None:
         await self.certificates.run()
@@ -219,8 +221,13 @@ def build(site: "Site", server: Any, state_path: Callable[[str], Path], ca: str 
     from edge.ocpp.firmware import SignedFirmware
     from edge.ocpp.logs_upload import LogUploads
 
+    from edge.ocpp.rotation import SiteRotation
+
     ca_pem = Path(state_path(ca)) if ca else None
-    return SecurityServices(
-        CertificateService(site, (ca_pem, ca_pem.with_suffix(".key")) if ca_pem else None,
-                           seen=lambda: server.seen, connected=lambda: list(server.sessions)),
-        LogUploads(site, Path(state_path("uploads"))), SignedFirmware(site, Path(state_path("firmware"))))
+    certs = CertificateService(site, (ca_pem, ca_pem.with_suffix(".key")) if ca_pem else None,
+                               seen=lambda: server.seen, connected=lambda: list(server.sessions))
+    rotation = SiteRotation(site, seen=lambda: server.seen, connected=lambda c: c in server.sessions,
+                            has_password=lambda c: not server.credentials.keys_for(c).open,
+                            rotate_password=server.credentials.rotate, renew=certs.renew)
+    return SecurityServices(certs, LogUploads(site, Path(state_path("uploads"))),
+                            SignedFirmware(site, Path(state_path("firmware"))), rotation)

@@ -28,6 +28,7 @@ from edge.web.api.dlm import DlmRoutes
 from edge.web.api.commission import CommissionRoutes
 from edge.web.api.metrics import MetricsRoutes
 from edge.web.api.security import SecurityRoutes
+from edge.web.api.security_files import SecurityFileRoutes
 from edge.web.api.uplink import UplinkRoutes
 from edge.web.common import ACTOR, error_response, is_public
 from edge.web.page.logins import COOKIE, CSRF_HEADER, LOGINS_KEY, PASSWORD_FILE, Logins, is_loopback
@@ -53,6 +54,7 @@ ROUTES: list[type[RouteModule]] = [
     CdrRoutes,
     UplinkRoutes,
     SecurityRoutes,
+    SecurityFileRoutes,
     MetricsRoutes,
     CommissionRoutes,
     PageRoutes,

@@ -1,0 +1,251 @@
+"""The simulated charger's side of the OCPP 1.6 security whitepaper's messages.
+
+- ExtendedTriggerMessage: SignChargePointCertificate makes a new P-256 key and CSR (commonName: its id)
+  and sends SignCertificate; the other messages as TriggerMessage.
+- CertificateSigned: the certificate must carry the key of the pending CSR and name this charger; then
+  it becomes the client certificate of the next TLS connection, and the charger reconnects with it
+  (what OCA TC_074 expects).
+- InstallCertificate, DeleteCertificate, GetInstalledCertificateIds over its own CA store.
+- GetLog: LogStatusNotification Uploading, an HTTP PUT of its log to remoteLocation, Uploaded (or
+  UploadFailure).
+- SignedUpdateFirmware: downloads the file, checks the signature with the signing certificate
+  (SignatureVerified or InvalidSignature), then Installing and Installed.
+
+As in simulator.handlers, every @on answers without awaiting a call; follow-ups run after the answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import NameOID
+from ocpp.routing import after, on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import Action
+
+if TYPE_CHECKING:
+    from simulator.charge_point import SimulatedChargePoint
+
+CERTIFICATE_TYPES = ("CentralSystemRootCertificate", "ManufacturerRootCertificate")
+
+
+@dataclass
+class SecurityState:
+    installed: dict[str, list[bytes]] = field(default_factory=lambda: {t: [] for t in CERTIFICATE_TYPES})
+    pending_key: Any = None                 # the key of the CSR sent last
+    certificate: bytes | None = None        # the client certificate the central system signed last
+    log_text: str = "simulated security log\n"
+    files: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sim-tls-")))
+    # Fault knob: sign every firmware as valid without checking (a charger a test must catch).
+    trust_any_firmware: bool = False
+
+
+def hash_data(pem: bytes) -> dict[str, str]:
+    cert = x509.load_pem_x509_certificate(pem)
+    key = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return {"hash_algorithm": "SHA256", "issuer_name_hash": hashlib.sha256(cert.issuer.public_bytes()).hexdigest(),
+            "issuer_key_hash": hashlib.sha256(key).hexdigest(), "serial_number": format(cert.serial_number, "x")}
+
+
+def _same(a: dict, b: dict) -> bool:
+    norm = {k.replace("_", "").lower(): str(v).lower() for k, v in a.items()}
+    return norm == {k.replace("_", "").lower(): str(v).lower() for k, v in b.items()}
+
+
+def firmware_signature_ok(firmware: bytes, signing_certificate: str, signature: str) -> bool:
+    try:
+        key = x509.load_pem_x509_certificate(signing_certificate.encode()).public_key()
+        raw = base64.b64decode(signature)
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(raw, firmware, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(raw, firmware, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            return False
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+class SecurityHandlers(ChargePoint):
+    sim: "SimulatedChargePoint"
+
+    # ---- certificates ------------------------------------------------------------------
+
+    @on(Action.extended_trigger_message)
+    def on_extended_trigger_message(self, requested_message: str, call_unique_id: str, connector_id: int | None = None,
+                                    **_: Any) -> call_result.ExtendedTriggerMessage:
+        simple = {"BootNotification", "Heartbeat", "MeterValues", "StatusNotification"}
+        if requested_message == "SignChargePointCertificate":
+            follow_up = self._send_csr
+        elif requested_message in simple:
+            follow_up = lambda: self._triggered(requested_message, connector_id)  # type: ignore[attr-defined]  # noqa: E731
+        elif requested_message == "LogStatusNotification":
+            follow_up = lambda: self.send(call.LogStatusNotification(status="Idle"))  # noqa: E731
+        elif requested_message == "FirmwareStatusNotification":
+            follow_up = lambda: self.send(call.SignedFirmwareStatusNotification(status="Idle"))  # noqa: E731
+        else:
+            follow_up = None
+        status = "Accepted" if follow_up else "NotImplemented"
+        self._answer("ExtendedTriggerMessage", status, call_unique_id, follow_up,  # type: ignore[attr-defined]
+                     requested_message=requested_message)
+        return call_result.ExtendedTriggerMessage(status=status)
+
+    @after(Action.extended_trigger_message)
+    def after_extended_trigger_message(self, call_unique_id: str, **_: Any) -> None:
+        self._follow_up(call_unique_id)  # type: ignore[attr-defined]
+
+    async def _send_csr(self) -> None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = (x509.CertificateSigningRequestBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.sim.id)]))
+               .sign(key, hashes.SHA256()))
+        self.sim.security.pending_key = key
+        result = await self.send(call.SignCertificate(csr=csr.public_bytes(serialization.Encoding.PEM).decode()))
+        self.sim.emit("sign_certificate", status=result.status)
+
+    @on(Action.certificate_signed)
+    def on_certificate_signed(self, certificate_chain: str, call_unique_id: str,
+                              **_: Any) -> call_result.CertificateSigned:
+        state = self.sim.security
+        status, detail = "Rejected", ""
+        try:
+            cert = x509.load_pem_x509_certificate(certificate_chain.encode())
+            names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+            if state.pending_key is None:
+                detail = "no CSR pending"
+            elif cert.public_key().public_numbers() != state.pending_key.public_key().public_numbers():
+                detail = "not the key of the CSR"
+            elif names != [self.sim.id]:
+                detail = f"commonName {names}"
+            else:
+                status = "Accepted"
+        except ValueError as exc:
+            detail = str(exc)[:80]
+        follow_up = None
+        if status == "Accepted":
+            state.certificate = certificate_chain.encode()
+            cert_file, key_file = state.files / "client.pem", state.files / "client.key"
+            cert_file.write_bytes(state.certificate)
+            key_file.write_bytes(state.pending_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+            state.pending_key = None
+            if self.sim.tls is not None:
+                # The next connection presents it: reconnect now, as a charger does after a new certificate.
+                self.sim.tls.load_cert_chain(str(cert_file), str(key_file))
+                follow_up = self._reconnect
+        self._answer("CertificateSigned", status, call_unique_id, follow_up, detail=detail)  # type: ignore
+        return call_result.CertificateSigned(status=status)
+
+    @after(Action.certificate_signed)
+    def after_certificate_signed(self, call_unique_id: str, **_: Any) -> None:
+        self._follow_up(call_unique_id)  # type: ignore[attr-defined]
+
+    async def _reconnect(self) -> None:
+        await self.close()  # type: ignore[attr-defined]
+
+    @on(Action.install_certificate)
+    def on_install_certificate(self, certificate_type: str, certificate: str, call_unique_id: str,
+                               **_: Any) -> call_result.InstallCertificate:
+        try:
+            x509.load_pem_x509_certificate(certificate.encode())
+            store = self.sim.security.installed.setdefault(certificate_type, [])
+            if certificate.encode() not in store:
+                store.append(certificate.encode())
+            status = "Accepted"
+        except ValueError:
+            status = "Rejected"
+        self._answer("InstallCertificate", status, call_unique_id, certificate_type=certificate_type)  # type: ignore
+        return call_result.InstallCertificate(status=status)
+
+    @on(Action.delete_certificate)
+    def on_delete_certificate(self, certificate_hash_data: dict, call_unique_id: str,
+                              **_: Any) -> call_result.DeleteCertificate:
+        status = "NotFound"
+        for store in self.sim.security.installed.values():
+            for pem in list(store):
+                if _same(hash_data(pem), certificate_hash_data):
+                    store.remove(pem)
+                    status = "Accepted"
+        self._answer("DeleteCertificate", status, call_unique_id)  # type: ignore[attr-defined]
+        return call_result.DeleteCertificate(status=status)
+
+    @on(Action.get_installed_certificate_ids)
+    def on_get_installed_certificate_ids(self, certificate_type: str, call_unique_id: str,
+                                         **_: Any) -> call_result.GetInstalledCertificateIds:
+        found = [hash_data(pem) for pem in self.sim.security.installed.get(certificate_type, [])]
+        status = "Accepted" if found else "NotFound"
+        self._answer("GetInstalledCertificateIds", status, call_unique_id)  # type: ignore[attr-defined]
+        return call_result.GetInstalledCertificateIds(status=status, certificate_hash_data=found or None)
+
+    # ---- logs and firmware ----------------------------------------------------------------
+
+    @on(Action.get_log)
+    def on_get_log(self, log: dict, log_type: str, request_id: int, call_unique_id: str,
+                   **_: Any) -> call_result.GetLog:
+        file_name = f"{log_type}-{self.sim.id}.log"
+        location = log["remote_location"]
+        self._answer("GetLog", "Accepted", call_unique_id,  # type: ignore[attr-defined]
+                     lambda: self._upload_log(location, request_id, file_name), request_id=request_id)
+        return call_result.GetLog(status="Accepted", filename=file_name)
+
+    @after(Action.get_log)
+    def after_get_log(self, call_unique_id: str, **_: Any) -> None:
+        self._follow_up(call_unique_id)  # type: ignore[attr-defined]
+
+    async def _upload_log(self, location: str, request_id: int, file_name: str) -> None:
+        await self.send(call.LogStatusNotification(status="Uploading", request_id=request_id))
+        try:
+            async with aiohttp.ClientSession() as http:
+                async with http.put(location, data=self.sim.security.log_text.encode(),
+                                    headers={"X-File-Name": file_name}, ssl=self.sim.tls or True) as answer:
+                    status = "Uploaded" if answer.status < 300 else "UploadFailure"
+        except aiohttp.ClientError:
+            status = "UploadFailure"
+        self.sim.emit("log_upload", status=status, request_id=request_id)
+        await self.send(call.LogStatusNotification(status=status, request_id=request_id))
+
+    @on(Action.signed_update_firmware)
+    def on_signed_update_firmware(self, request_id: int, firmware: dict, call_unique_id: str,
+                                  **_: Any) -> call_result.SignedUpdateFirmware:
+        self._answer("SignedUpdateFirmware", "Accepted", call_unique_id,  # type: ignore[attr-defined]
+                     lambda: self._install_signed(request_id, firmware), request_id=request_id)
+        return call_result.SignedUpdateFirmware(status="Accepted")
+
+    @after(Action.signed_update_firmware)
+    def after_signed_update_firmware(self, call_unique_id: str, **_: Any) -> None:
+        self._follow_up(call_unique_id)  # type: ignore[attr-defined]
+
+    async def _install_signed(self, request_id: int, firmware: dict) -> None:
+        async def report(status: str) -> None:
+            self.sim.emit("signed_firmware", status=status, request_id=request_id)
+            await self.send(call.SignedFirmwareStatusNotification(status=status, request_id=request_id))
+        await report("Downloading")
+        try:
+            async with aiohttp.ClientSession() as http:
+                async with http.get(firmware["location"], ssl=self.sim.tls or True) as answer:
+                    body = await answer.read() if answer.status == 200 else None
+        except aiohttp.ClientError:
+            body = None
+        if body is None:
+            await report("DownloadFailed")
+            return
+        await report("Downloaded")
+        if not (self.sim.security.trust_any_firmware or firmware_signature_ok(
+                body, firmware["signing_certificate"], firmware["signature"])):
+            await report("InvalidSignature")
+            return
+        await report("SignatureVerified")
+        await report("Installing")
+        self.sim.firmware_version = "signed-" + hashlib.sha256(body).hexdigest()[:8]
+        await report("Installed")
