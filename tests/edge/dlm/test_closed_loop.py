@@ -35,15 +35,16 @@ class Site:
         return (total[0], total[1], total[2])
 
 
-def config(meter: str, wiring: dict, *, limit: float = 40, failsafe_load: float | None = None) -> tuple[str, str]:
+def config(meter: str, wiring: dict, *, limit: float = 40, failsafe_load: float | None = None,
+           follow_time: float = 0.5, meter_values: float = 0.3) -> tuple[str, str]:
     extra = f"""
 [load_management]
 tick = 0.2
 margin = 0
 change_interval = 1
-follow_time = 0.5
+follow_time = {follow_time:g}
 hysteresis = 1
-meter_values_interval = 0.3
+meter_values_interval = {meter_values:g}
 [[meters]]
 id = "grid-meter"
 model = "sdm630"
@@ -208,3 +209,75 @@ async def test_rotation_puts_a_1_phase_car_on_the_right_site_phase(make_edge, ro
         body = await status(edge)
         a = body["connectors"][0]
         assert a["binding"] == {"circuit": "grid", "phase": f"L{loaded + 1}"}
+
+
+async def test_a_second_step_right_after_a_decrease_is_answered_at_once(make_edge):
+    """Issue 15, observation 1: after a decrease the cars' last MeterValues still show their old
+    current. The building's load is the meter minus the least the cars can draw (their new limit),
+    so a second step right after is seen in full, not hidden behind the stale samples."""
+    async with closed_loop(make_edge, follow_time=3, meter_values=5) as (edge, site, meter):
+        lm = edge.load_manager
+        await charge(site.sims["A"], "TAG-OK")
+        await charge(site.sims["B"], "TAG-2")
+        await wait_for(lambda: shared(site, 19.0), timeout=15, what="both cars at their share")
+        await wait_for(lambda: all(t.measured and min(t.measured) > 18 for t in lm.tracks.values()), timeout=15,
+                       what="both cars' samples at their share")
+        seen: list[tuple[float, float]] = []      # (reading time, building load on L1) at every evaluation
+        evaluate = lm.evaluate
+
+        def watched():
+            allocation = evaluate()
+            reading = lm.meters["grid"].latest
+            seen.append((reading.at, allocation.circuits["grid"].phases[0].unmanaged))
+            return allocation
+        lm.evaluate = watched
+        # 14 + 2 x 19 = 52 A on L1's 40 A fuse: 13 A each (7 A while the cars ramp down: until a sample
+        # shows they followed, their ramp counts as building load, the safe reading).
+        site.base = [14.0, 2.0, 2.0]
+        await wait_for(lambda: offered(site.sims["A"]) <= 13.0 and offered(site.sims["B"]) <= 13.0, timeout=5,
+                       what="both cars lowered")
+        site.base = [28.0, 2.0, 2.0]            # at once, while their samples still say 19 A: 6 A each
+        second = lm._clock.monotonic()
+        await wait_for(lambda: offered(site.sims["A"]) <= 6.0 and offered(site.sims["B"]) <= 6.0, timeout=10,
+                       what="both cars lowered again")
+        await wait_for(lambda: any(at > second + 0.05 for at, _ in seen), what="a reading after the second step")
+        after = [building for at, building in seen if at > second + 0.05]
+        # Never less than the 28 A there were (less 0.6 A: samples and readings are rounded).
+        assert min(after) >= 28.0 - 0.6, after
+
+
+def undone(sent: list[tuple[float, float]], within: float = 1.5) -> int:
+    """Increases lowered again within `within` s (the bench's measure of oscillation)."""
+    count = 0
+    for (t0, before), (t1, raised) in zip(sent, sent[1:]):
+        if raised > before and any(t1 < t <= t1 + within and limit < raised for t, limit in sent):
+            count += 1
+    return count
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "left (issue 15, obs. 2): once per car after a resume, the sample before the increase straddles the "
+    "car's stop report and is ignored, so its draw before the ramp is unknown and the rise is not attributed; "
+    "and a limit raised to the level the allocation gives can be lowered by 0.1-0.2 A at the next evaluation "
+    "as the least tapers (0.05 A/s). Before the estimator this test saw the same and more cycles."))
+async def test_a_car_ramping_up_is_not_taken_for_building_load(make_edge):
+    """Issue 15, observation 2: after a start or an increase the meter sees the car ramp up before its
+    MeterValues do (2 s apart here). That rise is the car, not the building: no limit is raised and
+    lowered again while the building's load stays put."""
+    wiring = {"A": (3, "RST", "L1"), "B": (3, "STR", "L1")}
+    async with closed_loop(make_edge, wiring=wiring, limit=32, meter_values=2) as (edge, site, meter):
+        lm = edge.load_manager
+        sent: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
+        send = lm._send
+
+        def recorded(order):
+            sent[order.key[0]].append((lm._clock.monotonic(), order.limit))
+            return send(order)
+        lm._send = recorded
+        await charge(site.sims["A"], "TAG-OK", car_phases=1)
+        await charge(site.sims["B"], "TAG-2", car_phases=1)
+        await wait_for(lambda: offered(site.sims["A"]) >= 29.0 and offered(site.sims["B"]) >= 29.0, timeout=15,
+                       what="both 1-phase cars at full speed on their own phases")
+        await wait_for(lambda: all(t.measured and max(t.measured) > 29 for t in lm.tracks.values()), timeout=10,
+                       what="both cars' samples at full speed")
+        assert {cid: undone(limits) for cid, limits in sent.items()} == {"A": 0, "B": 0}, sent
