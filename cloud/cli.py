@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import signal
 import sys
 from typing import Any, Callable
@@ -20,11 +19,16 @@ from typing import Any, Callable
 from cloud.config import ConfigError, Settings, load_settings
 from cloud.db import Database
 from cloud.db.migrations import migrate
-from cloud.service import CloudService
+from cloud.service import CloudService, StartupError, open_database
 from cloud.store import admin
 from cloud.tokens import new_token, token_hash, token_prefix
 from contract.v1 import SITE_ID
 from edge.clock import Clock
+from edge.logs import setup_logging
+
+
+# As the edge's (edge/lifecycle.py); systemd restarts the service, which tries the database again.
+EXIT_CANNOT_START = 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,8 +76,12 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 
 async def _admin(settings: Settings, fn: Callable[..., Any], *args: Any) -> Any:
-    async with Database(settings.database_url) as db:
+    db = Database(settings.database_url)
+    await open_database(db, settings.database_url)
+    try:
         return await db.write(fn, *args)
+    finally:
+        await db.close()
 
 
 async def _serve(settings: Settings) -> None:
@@ -140,12 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "serve":
-        asyncio.run(_serve(settings))
-        return 0
+    # The edge's log format (logfmt; journald's priorities under systemd): one way to read both.
+    setup_logging(settings.log_level)
     try:
+        if args.command == "serve":
+            asyncio.run(_serve(settings))
+            return 0
         return _admin_command(args, settings)
+    except StartupError as exc:
+        print(f"cloud {args.command}: cannot start: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_START
     except admin.AdminError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -35,6 +36,8 @@ from cloud.config import MqttSettings
 from contract.v1 import CLOUD_FILTERS, shared
 
 log = logging.getLogger(__name__)
+# While the broker stays unreachable, one reminder line this often.
+UNREACHABLE_REPEAT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class MqttLink:
         self._generation = 0                   # written on paho's thread only
         self._puback_reasons: dict[int, paho.ReasonCode] = {}
         self._reasons_lock = threading.Lock()
+        self._unreachable_since: float | None = None    # paho's thread only
+        self._unreachable_logged = 0.0
         self.client = self._make_client()
 
     def _make_client(self) -> paho.Client:
@@ -83,6 +88,7 @@ class MqttLink:
         # lag far behind (until it resubscribes the sites are told "no matching subscribers").
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
@@ -116,12 +122,25 @@ class MqttLink:
             log.error("MQTT broker %s:%s refused the connection: %s", self.settings.host, self.settings.port, reason)
             return
         self._generation += 1
+        self._unreachable_since = None
         topics = subscriptions(self.settings.share_group)
         client.subscribe([(t, SubscribeOptions(qos=1)) for t in topics])
         log.info("MQTT connected to %s:%s as %s (session %s); subscribed to %s", self.settings.host,
                  self.settings.port, self.settings.client_id, "resumed" if flags.session_present else "new",
                  ", ".join(topics))
         self._to_loop(self._connected_changed, True)
+
+    def _on_connect_fail(self, client: paho.Client, userdata: object) -> None:
+        # paho retries on its own and says nothing: one line when the broker is first missed, then one
+        # every UNREACHABLE_REPEAT_S while it stays away (not one per retry). Reset by a connection.
+        now = time.monotonic()
+        if self._unreachable_since is None or now - self._unreachable_logged >= UNREACHABLE_REPEAT_S:
+            since = "" if self._unreachable_since is None else \
+                f" (for {now - self._unreachable_since:.0f} s)"
+            self._unreachable_since = self._unreachable_since or now
+            self._unreachable_logged = now
+            log.warning("MQTT broker %s:%s cannot be reached%s; trying again every few seconds", self.settings.host,
+                        self.settings.port, since)
 
     def _on_disconnect(self, client: paho.Client, userdata: object, flags: paho.DisconnectFlags,
                        reason: paho.ReasonCode, properties: Properties | None) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -24,6 +26,40 @@ from edge import systemd
 from edge.clock import Clock
 
 log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """Something the service needs is not there: one line says what and why (no traceback)."""
+
+
+def _unreachable() -> tuple[type[BaseException], ...]:
+    """The errors that mean "the database is not there or will not let us in", not a bug of ours."""
+    errors: list[type[BaseException]] = [OSError, sqlite3.OperationalError]
+    try:
+        import psycopg
+    except ImportError:      # SQLite only: psycopg is not needed
+        pass
+    else:
+        errors.append(psycopg.OperationalError)
+    return tuple(errors)
+
+
+def shown_url(url: str) -> str:
+    """The database URL without its password, for a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def open_database(db: Database, url: str) -> None:
+    """Connect and migrate; a database that cannot be reached is a StartupError naming it."""
+    try:
+        await db.open()
+    except _unreachable() as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StartupError(f"the database {shown_url(url)} cannot be reached: {reason}") from None
 
 
 class CloudService:
@@ -66,7 +102,7 @@ class CloudService:
             await self._runner.cleanup()
 
     async def run(self) -> None:
-        await self.db.open()
+        await open_database(self.db, self.settings.database_url)
         log.info("database: %s", self.db.dialect)
         try:
             async with asyncio.TaskGroup() as tasks:
