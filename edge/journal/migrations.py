@@ -598,6 +598,16 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (rotation_id, charger_id, kind)
     );
     """,
+    # 14: each charger's meter public key (signed meter values, issue 17: edge/ocpp/signed_values.py), from
+    # the config or read from the charger, so a charge record verifies its signed readings with it.
+    """
+    CREATE TABLE meter_public_keys (
+        charger_id      TEXT PRIMARY KEY,
+        public_key      TEXT NOT NULL,      -- hex DER (SubjectPublicKeyInfo), as OCMF tools take it
+        source          TEXT NOT NULL,      -- config | GetConfiguration <key>
+        at              TEXT NOT NULL
+    );
+    """,
 ]
 
 

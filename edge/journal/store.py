@@ -348,7 +348,17 @@ class Store:
             """SELECT timestamp, measurand, phase, value, unit, context, location, received_at FROM meter_samples
                WHERE transaction_id = ? AND measurand IN ('Energy.Active.Import.Register', 'Power.Active.Import')
                ORDER BY id""", (transaction_id,)))
-        return (dict(row) if row else None), samples
+        if row is None:
+            return None, samples
+        tx = dict(row)
+        # Signed meter values (OCMF, EDL) and the charger's meter key, for the record's signed_data (issue 17).
+        tx["signed_values"] = _rows(self.conn.execute(
+            """SELECT timestamp, context, measurand, encoding, signed_data FROM signed_meter_values
+               WHERE transaction_id = ? ORDER BY id""", (transaction_id,)))
+        key = self.conn.execute("SELECT public_key FROM meter_public_keys WHERE charger_id = ?",
+                                (tx["charger_id"],)).fetchone()
+        tx["meter_public_key"] = key[0] if key else None
+        return tx, samples
 
     def add_transaction_flag(self, transaction_id: int, note: str) -> None:
         """Add a note to a transaction's flags (its record's `flags` carry them), after any there."""
