@@ -1,0 +1,81 @@
+"""The load manager's bookkeeping for the estimator, without sockets (issue 15,
+observations 3 and 5): phases from the first sample, offline chargers reserved
+at what their profile allows, a returning car's place, the MeterValues asked."""
+
+from __future__ import annotations
+
+from edge.clock import ManualClock
+from edge.dlm.actuation import Held
+from edge.dlm.allocate import allocate
+from edge.dlm.config import LoadManagementSection
+from edge.dlm.manager import LoadManager
+from edge.dlm.model import Circuit, Evse, Inputs, Topology
+from edge.dlm.sampling import sampled_data
+from edge.events import Event, EventBus
+from edge.journal import Sample
+
+SITE = Topology((Circuit("grid", 40.0, meter=None),),
+                (Evse("A", 1, "grid", (0, 1, 2)), Evse("B", 1, "grid", (1, 2, 0))), margin=0.0)
+
+
+def manager() -> tuple[LoadManager, ManualClock]:
+    clock = ManualClock()
+    lm = LoadManager(SITE, LoadManagementSection(), bus=EventBus(), clock=clock, commands=None,  # type: ignore[arg-type]
+                     journal=None, meters={}, prioritised=lambda _: False, is_known=lambda _: True)  # type: ignore
+    for cid in ("A", "B"):
+        lm.chargers[cid].online, lm.chargers[cid].default_sent = True, 20.0
+    return lm, clock
+
+
+def event(lm: LoadManager, kind: str, charger: str, **data) -> None:
+    lm.on_event(Event(kind, charger, "", data))
+
+
+def values(tx: int, *currents: float, phased: bool = True) -> list[Sample]:
+    return [Sample(1, tx, "", "Current.Import", f"L{i + 1}" if phased else None, a, "A", "Sample.Periodic", "Outlet")
+            for i, a in enumerate(currents)]
+
+
+def test_a_2_phase_car_is_learned_from_its_first_mid_ramp_sample():
+    lm, clock = manager()
+    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
+    clock.advance(1)
+    event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 0.67, 0.67, 0.0))
+    assert lm.tracks[("A", 1)].phases == 2
+    assert lm._state(("A", 1), clock.monotonic()).phases_in_use == 2
+
+
+def test_a_current_without_a_phase_teaches_no_phases():
+    lm, clock = manager()
+    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
+    clock.advance(1)
+    event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 16.0, phased=False))
+    assert lm.tracks[("A", 1)].phases is None
+    # Only the sum is known: a 3-phase charger's phases are each at least 0 A, not 16 A.
+    assert lm._state(("A", 1), clock.monotonic()).measured == (0.0, 0.0, 0.0)
+
+
+def test_an_offline_charger_is_reserved_at_its_profile_until_it_runs_out_and_keeps_its_place():
+    lm, clock = manager()
+    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
+    now = clock.monotonic()
+    lm.tracks[("A", 1)].held = Held(7.2, 3, 1, now, now + 120.0)
+    lm.tracks[("A", 1)].running_since = now
+    clock.advance(10)
+    lm._commands = type("Gone", (), {"is_connected": staticmethod(lambda _: False)})()  # type: ignore[assignment]
+    event(lm, "charger.disconnected", "A")
+    state = lm._state(("A", 1), clock.monotonic())
+    assert not state.controllable and state.reserve == 7.2
+    allocation = allocate(Inputs(SITE, {}, (state, lm._state(("B", 1), clock.monotonic())), clock.monotonic()))
+    lm._note_turns(allocation, clock.monotonic())
+    # Not paused by us: it keeps running_since, so it is not a newcomer when it is back.
+    assert lm.tracks[("A", 1)].running_since == now and lm.tracks[("A", 1)].paused_since is None
+    clock.advance(111)                      # its TxProfile ran out: it may draw anything now
+    assert lm._state(("A", 1), clock.monotonic()).reserve == 32.0
+
+
+def test_the_measurands_asked_keep_what_the_charger_sends_within_its_maximum():
+    assert sampled_data(["Energy.Active.Import.Register", "SoC", "Voltage"], 8) == (
+        "Current.Import,Current.Offered,Power.Active.Import,Energy.Active.Import.Register,SoC,Voltage")
+    assert sampled_data(["SoC", "Voltage"], 5) == (
+        "Current.Import,Current.Offered,Power.Active.Import,Energy.Active.Import.Register,SoC")
