@@ -20,8 +20,9 @@ SITE = Topology((Circuit("grid", 40.0, meter=None),),
 
 def manager() -> tuple[LoadManager, ManualClock]:
     clock = ManualClock()
-    lm = LoadManager(SITE, LoadManagementSection(), bus=EventBus(), clock=clock, commands=None,  # type: ignore[arg-type]
-                     journal=None, meters={}, prioritised=lambda _: False, is_known=lambda _: True)  # type: ignore
+    lm = LoadManager(SITE, LoadManagementSection(), bus=EventBus(), clock=clock,
+                     commands=None, journal=None,  # type: ignore[arg-type]
+                     meters={}, prioritised=lambda _: False, is_known=lambda _: True)
     for cid in ("A", "B"):
         lm.chargers[cid].online, lm.chargers[cid].default_sent = True, 20.0
     return lm, clock
