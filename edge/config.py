@@ -155,6 +155,9 @@ class ChargerConfig(_Strict):
     # OCPP security profile, the least it may connect with (docs/security.md): 1 = ws:// or wss:// (HTTP Basic
     # when a password is set), 2 = wss:// with HTTP Basic, 3 = wss:// with a client certificate from the site CA.
     security_profile: Literal[1, 2, 3] = 1
+    # The public key of its calibrated meter (hex DER, as on the meter's label; OCMF signed meter values are
+    # verified with it, docs/charge-records.md). Unset: read from the charger, else the records say unverifiable.
+    meter_public_key: Annotated[str, Field(max_length=1100)] | None = None
     connectors: Annotated[int, Field(ge=1, le=16)] = 1
     max_current: Annotated[float, Field(gt=0, le=1000)] = 32.0
     phases: Literal[1, 3] = 3
@@ -179,6 +182,17 @@ class ChargerConfig(_Strict):
         if not CHARGER_ID.match(value):
             raise ValueError("charger id must be 1-48 characters of A-Z a-z 0-9 . _ : -")
         return value
+
+    @field_validator("meter_public_key")
+    @classmethod
+    def _valid_meter_key(cls, value: str | None) -> str | None:
+        from edge.cdr.signed_data import valid_public_key
+        if value is None:
+            return None
+        key = valid_public_key(value)
+        if key is None:
+            raise ValueError("not a public key: hex of its DER form (SubjectPublicKeyInfo), 64 to 1024 digits")
+        return key
 
     @field_validator("password_hash")
     @classmethod
