@@ -6,12 +6,80 @@ import functools
 import re
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from cloud.api.routes import PARAMETERS, ROUTES
 from contract.v1 import DOWN_KINDS
+from edge.cdr.record import Cdr
 
 _obj = {"type": "object"}
 _str = {"type": "string"}
+_int = {"type": "integer"}
 _time = {"type": ["string", "null"], "description": "ISO 8601 UTC"}
+_opt_int = {"type": ["integer", "null"]}
+_opt_str = {"type": ["string", "null"]}
+_phases = {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3,
+           "description": "per site phase: L1, L2, L3"}
+_opt_phases = {"oneOf": [_phases, {"type": "null"}]}
+
+
+def _without_titles(schema: Any) -> Any:
+    """pydantic's schema without its generated titles ("Energy Kwh"): the field names say it."""
+    if isinstance(schema, dict):
+        return {k: _without_titles(v) for k, v in schema.items() if k != "title"}
+    if isinstance(schema, list):
+        return [_without_titles(v) for v in schema]
+    return schema
+
+
+def _cdr_schema() -> dict[str, Any]:
+    """The record as the edge makes it (edge/cdr/record.py, one source for both), plus what the cloud adds."""
+    schema = _without_titles(TypeAdapter(Cdr).json_schema())
+    schema["description"] = ("a charge detail record as the edge sent it (docs/charge-records.md: amounts are "
+                             "decimal strings, times ISO 8601 UTC), plus received_at and superseded_by")
+    schema["properties"] |= {"received_at": {**_time, "description": "when the cloud stored it"},
+                             "superseded_by": {**_opt_str, "description": "the id of the revision that replaces "
+                                                                          "it; null: this is the latest"}}
+    schema.pop("required", None)   # a record from an older edge may lack the newer fields
+    return schema
+
+
+def _page(item: str) -> dict[str, Any]:
+    return {"type": "object", "required": ["items", "next_cursor"], "properties": {
+        "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}},
+        "next_cursor": {"type": ["string", "null"],
+                        "description": "pass as cursor= for the next page; null: this is the last page"}}}
+
+
+_SESSION = {"type": "object", "description": "a charging session (transaction) as the site reported it", "properties": {
+    "session_id": {**_str, "description": "the edge's transaction id"}, "charger_id": _str,
+    "connector_id": _opt_int, "id_tag": _opt_str, "started_at": _time, "stopped_at": _time,
+    "meter_start_wh": _opt_int, "meter_stop_wh": _opt_int,
+    "energy_wh": {**_opt_int, "description": "meter_stop_wh - meter_start_wh; null while active"},
+    "stop_reason": {**_opt_str, "description": "the charger's OCPP reason"},
+    "status": {"enum": ["active", "stopped"]}}}
+
+_TELEMETRY = {"type": "object", "description": "one telemetry interval of the site", "properties": {
+    "at": _time, "seq": _int, "values": {"type": "object", "properties": {
+        "interval_s": {"type": "number"}, "samples": {**_int, "description": "samples taken in the interval"},
+        "circuits": {"type": "array", "items": {"type": "object", "properties": {
+            "id": _str, "failsafe": {"type": "boolean", "description": "the circuit's meter was lost in it"},
+            "limit_a": _phases, "current_max_a": _opt_phases, "current_mean_a": _opt_phases,
+            "allocated_a": {**_phases, "description": "what the cars were given, per site phase"},
+            "power_mean_w": _opt_phases, "import_wh": {"type": ["number", "null"]},
+            "export_wh": {"type": ["number", "null"]}}}}}}}}
+
+_ALERT = {"type": "object", "description": "an alert the site raised (docs/sync-protocol.md lists each type)",
+          "properties": {
+              "id": {**_str, "description": "the message id"}, "seq": _int, "at": _time,
+              "type": {**_str, "examples": ["alert.fault", "alert.failsafe", "alert.over_limit", "alert.over_fuse",
+                                            "alert.uncontrollable", "alert.outbox_dropped", "alert.cdr_quarantined",
+                                            "alert.part_failed", "alert.recovery", "alert.config_invalid",
+                                            "alert.security_event"]},
+              "charger_id": _opt_str,
+              "body": {"type": "object", "description": "by type, e.g. alert.failsafe {circuit, active}; "
+                                                        "alert.over_fuse {circuit, phase, active, limit, since, "
+                                                        "ended, lasted_s, peak, excess_as, window_s, done}"}}}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": {"type": "object", "properties": {"error": _str}, "required": ["error"]},
@@ -53,16 +121,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "connectors": {"type": "array", "items": {"type": "object", "properties": {
             "connector_id": {"type": "integer"}, "status": {"type": ["string", "null"]},
             "error_code": {"type": ["string", "null"]}, "info": {"type": ["string", "null"]}, "at": _time}}}}}}}},
-    "Page": {"type": "object", "properties": {
-        "items": {"type": "array", "items": _obj},
-        "next_cursor": {"type": ["string", "null"],
-                        "description": "pass as cursor= for the next page; null: this is the last page"}}},
-    "Cdr": {"type": "object", "description": "the edge's charge detail record as it sent it (docs/charge-records.md), "
-                                             "plus received_at and superseded_by (the id of the revision that "
-                                             "replaces it; null: the latest)",
-            "properties": {"revision": {"type": "integer", "minimum": 1},
-                           "supersedes": {"type": ["string", "null"]},
-                           "superseded_by": {"type": ["string", "null"]}}},
+    "Session": _SESSION,
+    "SessionPage": _page("Session"),
+    "Cdr": _cdr_schema(),
+    "CdrPage": _page("Cdr"),
+    "TelemetryPoint": _TELEMETRY,
+    "TelemetryPage": _page("TelemetryPoint"),
+    "Alert": _ALERT,
+    "AlertPage": _page("Alert"),
+    "PushPage": _page("Push"),
     "CdrRevisions": {"type": "object", "properties": {
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Cdr"},
                   "description": "first to latest"}}},

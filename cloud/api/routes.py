@@ -74,19 +74,19 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/sites/{site}/chargers", sites.chargers, "Chargers, their connection and connector status",
           ("site",), response="ChargerList"),
     Route("GET", "/api/v1/sites/{site}/sessions", records.sessions, "Charging sessions, newest first",
-          ("site", *PAGE, "charger", "session_status"), response="Page", errors=(400, 401, 404)),
+          ("site", *PAGE, "charger", "session_status"), response="SessionPage", errors=(400, 401, 404)),
     Route("GET", "/api/v1/sites/{site}/cdrs", records.cdrs, "Charge detail records (the latest revision of each "
           "session), newest first; or CSV", ("site", *PAGE, "charger", "cdr_status", "revisions", "format"),
-          response="Page", errors=(400, 401, 404)),
+          response="CdrPage", errors=(400, 401, 404)),
     Route("GET", "/api/v1/sites/{site}/cdrs/{id}", records.cdr, "One charge detail record (any revision), with "
           "superseded_by", ("site", "id"), response="Cdr"),
     Route("GET", "/api/v1/sites/{site}/cdrs/{id}/revisions", records.cdr_revisions, "Every revision of the "
           "record's session, first to latest (credit the superseded, bill the latest)", ("site", "id"),
           response="CdrRevisions"),
     Route("GET", "/api/v1/sites/{site}/telemetry", records.telemetry, "Site telemetry points, oldest first",
-          ("site", *PAGE), response="Page", errors=(400, 401, 404)),
+          ("site", *PAGE), response="TelemetryPage", errors=(400, 401, 404)),
     Route("GET", "/api/v1/sites/{site}/alerts", records.alerts, "Alerts (faults, meter lost, failsafe, ...), "
-          "newest first", ("site", *PAGE, "charger", "alert_type"), response="Page", errors=(400, 401, 404)),
+          "newest first", ("site", *PAGE, "charger", "alert_type"), response="AlertPage", errors=(400, 401, 404)),
     Route("POST", "/api/v1/sites/{site}/config/{kind}", pushes.post_config, "Push a configuration document "
           "(next version; retained on down/{kind})", ("site", "kind", "idempotency_key"), body="DocumentPush",
           response="Push", status=202, errors=(400, 401, 404, 413, 422)),
@@ -96,7 +96,7 @@ ROUTES: tuple[Route, ...] = (
           "expires)", ("site", "idempotency_key"), body="CommandPush", response="Push", status=202,
           errors=(400, 401, 404, 413, 422)),
     Route("GET", "/api/v1/sites/{site}/pushes", pushes.list_pushes, "Documents and commands sent, newest first, "
-          "with the site's answer", ("site", "limit", "cursor", "push_kind"), response="Page",
+          "with the site's answer", ("site", "limit", "cursor", "push_kind"), response="PushPage",
           errors=(400, 401, 404)),
     Route("GET", "/api/v1/sites/{site}/pushes/{id}", pushes.get_push, "One push and its outcome (the site's ack)",
           ("site", "id"), response="Push"),
