@@ -320,8 +320,11 @@ class World:
                   for cid, sim in self.sims.items()}
         sent = sum(len(v) for v in self.profiles.values())
         hours = self.car_hours()
+        # A·s over the fuse on a phase, at 230 V: energy no controller may count as delivered.
+        over_kwh = self.overload.total_as * VOLTAGE / 3.6e6
         return {
             "energy_kwh": round(sum(energy.values()), 4),
+            "energy_over_fuse_kwh": round(over_kwh, 4),
             "energy_kwh_per_charger": {cid: round(kwh, 4) for cid, kwh in energy.items()},
             "overload": self.overload.report(),
             "peak_a": [round(a, 1) for a in self.peak],

@@ -228,7 +228,13 @@ def scenario_report(scenario: Scenario, results: dict[str, dict], traces: bool) 
         result["lp_ratio"] = round(result["energy_kwh"] / bound["energy_kwh"], 3) if bound["energy_kwh"] else None
         out[name] = result
     if "edge" in results and "naive" in results and results["naive"]["energy_kwh"]:
-        out["edge_to_naive_energy"] = round(results["edge"]["energy_kwh"] / results["naive"]["energy_kwh"], 3)
+        edge, naive = results["edge"], results["naive"]
+        out["edge_to_naive_energy"] = round(edge["energy_kwh"] / naive["energy_kwh"], 3)
+        # The same without what each drew over the fuse: an overloading controller does not win by it.
+        within = naive["energy_kwh"] - naive["energy_over_fuse_kwh"]
+        if within > 0:
+            out["edge_to_naive_energy_within_fuse"] = round(
+                (edge["energy_kwh"] - edge["energy_over_fuse_kwh"]) / within, 3)
     return out
 
 
@@ -240,9 +246,9 @@ def goals(scenarios: dict[str, dict]) -> dict:
         "no_overload_beyond_window": all(r["overload"]["beyond_window_as"] == 0 for r in edge.values()),
         "at_least_90_percent_of_lp": all((r["lp_ratio"] or 0) >= GOAL_LP_RATIO for r in edge.values()),
     }
-    compared = [s for s in scenarios.values() if "edge_to_naive_energy" in s]
+    compared = [s for s in scenarios.values() if "edge_to_naive_energy_within_fuse" in s]
     if compared:
-        out["never_below_naive"] = all(s["edge_to_naive_energy"] >= 1.0 for s in compared)
+        out["never_below_naive"] = all(s["edge_to_naive_energy_within_fuse"] >= 1.0 for s in compared)
     out["apply_to"] = "the edge, every scenario at full length (not --quick)"
     return out
 
