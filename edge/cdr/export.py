@@ -96,6 +96,9 @@ COLUMNS: list[tuple[str, Callable[[dict, ZoneInfo], str]]] = [
     ("revision", _plain("revision")),
     ("supersedes", _plain("supersedes")),
     ("price_components", _components),
+    # Added for issue 17: signed meter values (verified | invalid | unverifiable; empty: none were sent). The
+    # signed data itself, for a transparency tool: GET /api/v1/security/transparency.xml.
+    ("signed_data", lambda cdr, tz: (cdr.get("signed_data") or {}).get("status", "")),
 ]
 
 # One row per price component (`edgectl cdrs export --items`): the invoice lines.

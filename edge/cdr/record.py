@@ -20,6 +20,7 @@ from edge.cdr.plausibility import Facts, Status, Thresholds, check
 from edge.cdr.money import rounded
 from edge.cdr.pins import Pinned
 from edge.cdr.pricing import money_fields, not_billed, price
+from edge.cdr.signed_data import record_status
 from edge.cdr.tariffs import AuthKind, Tariff, TariffGroup
 from edge.clock import iso, parse_iso
 
@@ -80,6 +81,9 @@ class Cdr:
     billed: bool = True                  # False for Error, Exclusion and Failed: the price fields are 0
     price_computed_gross: str | None = None   # what the tariff gives, billed or not
     charging_energy_kwh: str | None = None    # the energy of the charging intervals (average power's numerator)
+    # Signed meter values (Eichrecht; edge/cdr/signed_data.py): {status: verified | invalid | unverifiable,
+    # public_key, values: [{timestamp, context, encoding, signed_data, verification}]}; None: none were sent.
+    signed_data: dict | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -170,6 +174,9 @@ def build_cdr(*, site_id: str, tx: dict[str, Any], samples: list[dict[str, Any]]
     for note in (tx.get("flag"), tx.get("edge_stop")):
         if note:
             flags.append(note)
+    signed = record_status(tx.get("signed_values") or [], tx.get("meter_public_key"))
+    if signed is not None and signed["status"] == "invalid":
+        flags.append("a signed meter value does not verify with the meter's public key (see signed_data)")
     duration = (stop - start).total_seconds()
     return Cdr(
         id=cdr_id(site_id, "tx", tx["id"], _norm(tx["start_time"])), site_id=site_id, timezone=str(pricing.tz),
@@ -184,7 +191,8 @@ def build_cdr(*, site_id: str, tx: dict[str, Any], samples: list[dict[str, Any]]
         stopped_by_edge=tx.get("edge_stop"), tariff_group=pin.group, tariff=tariff.id, tariff_type=tariff.type,
         **money_fields(cost), status=verdict.status, status_reasons=list(verdict.reasons), flags=flags,
         created_at=iso(now), tariff_version=pin.book_version or None, tariff_pinned_at=pin.pinned_at or None,
-        charging_energy_kwh=str((usage.charging_wh / 1000).quantize(Decimal("0.001"), ROUND_HALF_UP)))
+        charging_energy_kwh=str((usage.charging_wh / 1000).quantize(Decimal("0.001"), ROUND_HALF_UP)),
+        signed_data=signed)
 
 
 def failed_cdr(*, site_id: str, charger_id: str, connector_id: int | None, id_tag: str | None, user: str,
