@@ -27,6 +27,7 @@ from edge.web import cli as web_cli
 from edge.config import ConfigError, SiteConfig, config_warnings, load_config
 
 DEFAULT_CONFIG = "/etc/sitecontroller/site.toml"
+PHASES = ("L1", "L2", "L3")
 # Where systemd's StateDirectory= puts the journal and token for the default config.
 DEFAULT_STATE_DIR = "/var/lib/sitecontroller"
 
@@ -104,6 +105,51 @@ def _print(data: Any, as_json: bool, columns: list[str]) -> None:
         print("(none)")
     else:
         print(_table(data, columns))
+
+
+def _cell(value: Any) -> str:
+    """One table cell: numbers rounded to 0.1, three phases as L1/L2/L3, objects as key=value."""
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    if isinstance(value, list) and len(value) == 3 and all(isinstance(v, (int, float)) or v is None for v in value):
+        return " ".join(f"{name} " + ("-" if v is None else f"{v:.1f}") for name, v in zip(PHASES, value))
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_cell(v) or '-'}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value) if value else "-"
+    return "" if value is None else str(value)
+
+
+def _fields(data: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
+    """A key/value table of an object's plain fields."""
+    rows = [{"field": k, "value": _cell(v)} for k, v in data.items()
+            if k not in skip and not (isinstance(v, list) and v and isinstance(v[0], dict))]
+    return _table(rows, ["field", "value"])
+
+
+def _command(result: dict[str, Any]) -> str:
+    """A command's answer: one line, then what the charger said as a table (lists of objects as their own)."""
+    lines = [f"{result.get('charger_id')} {result.get('action')}: {result.get('outcome')} "
+             f"(actions log #{result.get('action_id')})"]
+    response = result.get("response")
+    if isinstance(response, dict) and response:
+        lines.append(_fields(response))
+        for key, value in response.items():
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                lines.append(f"\n{key}:\n" + _table(value, list(dict.fromkeys(k for v in value for k in v))))
+    elif response not in (None, {}):
+        lines.append(f"response: {_cell(response)}")
+    return "\n".join(lines)
+
+
+def _known_charger(api: "ApiClient", charger_id: str) -> None:
+    """An unknown charger is an error, not an empty answer."""
+    try:
+        api.request("GET", f"/chargers/{urllib.parse.quote(charger_id)}")
+    except CliError as exc:
+        if "HTTP 404" in str(exc):
+            raise CliError(f"no charger {charger_id!r} at this site (`edgectl chargers` lists them)") from None
+        raise
 
 
 # -- subcommands ------------------------------------------------------------------
@@ -185,7 +231,13 @@ def cmd_chargers(args: argparse.Namespace) -> int:
     if args.action == "adopt":
         if not args.id:
             raise CliError("usage: edgectl chargers adopt CHARGER_ID")
-        print(json.dumps(api.request("POST", f"/chargers/{quote(args.id)}/adopt"), indent=2))
+        result = api.request("POST", f"/chargers/{quote(args.id)}/adopt")
+        if args.json:
+            print(json.dumps(result, indent=2))
+            return 0
+        print(f"{result['adopted']} adopted: it is part of the site from now on")
+        if result.get("trigger"):
+            print("asked it to boot again now: " + _command(result["trigger"]))
         return 0
     if args.action == "password":
         return _charger_password(api, args)
@@ -204,7 +256,20 @@ def cmd_chargers(args: argparse.Namespace) -> int:
             view["credentials"] = api.request("GET", f"/chargers/{quote(args.id)}/password")
             view["credentials"].pop("last_refusal", None)
             view["credentials"].pop("charger_id", None)
-        print(json.dumps(view, indent=2))
+        if args.json:
+            print(json.dumps(view, indent=2))
+            return 0
+        print(_fields(view, skip=("connectors", "active_transactions", "credentials", "last_refusal")))
+        if view.get("connectors"):
+            print("\nconnectors:\n" + _table(view["connectors"], ["connector_id", "status", "error_code", "info",
+                                                                  "at"]))
+        if view.get("active_transactions"):
+            print("\nrunning sessions:\n" + _table(view["active_transactions"], [
+                "id", "connector_id", "id_tag", "start_time", "meter_start"]))
+        if view.get("credentials"):
+            print("\ncredentials:\n" + _fields(view["credentials"]))
+        if line := _refusal_line(view.get("last_refusal")):
+            print(f"\nlast {line}")
         return 0
     rows = api.request("GET", "/chargers")
     listed = {row["id"] for row in rows}
@@ -270,14 +335,30 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    rows = ApiClient(_load(args)).request(
-        "GET", f"/chargers/{urllib.parse.quote(args.charger)}/logs/{args.kind}", query={"limit": args.limit})
+    import time
+
+    api = ApiClient(_load(args))
+    _known_charger(api, args.charger)
+    path = f"/chargers/{urllib.parse.quote(args.charger)}/logs/{args.kind}"
     columns = {"communication": ["at", "direction", "frame"], "network": ["at", "status", "event", "detail"],
                "hardware": ["at", "connector_id", "status", "error_code", "info", "vendor_error_code"],
                "actions": ["at", "actor", "action", "request", "reason", "outcome", "response"],
                "data_transfers": ["at", "vendor_id", "message_id", "data"]}[args.kind]
-    _print(list(reversed(rows)), args.json, columns)
-    return 0
+    rows = list(reversed(api.request("GET", path, query={"limit": args.limit})))
+    _print(rows, args.json, columns)
+    if not args.follow:
+        return 0
+    # --follow: what is new, once a second, until Ctrl-C (rows are numbered; newest first from the API).
+    last = max((row.get("id", 0) for row in rows), default=0)
+    try:
+        while True:
+            time.sleep(1.0)
+            new = [r for r in reversed(api.request("GET", path, query={"limit": 500})) if r.get("id", 0) > last]
+            for row in new:
+                print(json.dumps(row) if args.json else "  ".join(_cell(row.get(c)) for c in columns), flush=True)
+                last = max(last, row.get("id", 0))
+    except KeyboardInterrupt:
+        return 0
 
 
 def parse_params(pairs: list[str], raw_json: str | None) -> dict[str, Any]:
@@ -304,10 +385,12 @@ def parse_params(pairs: list[str], raw_json: str | None) -> dict[str, Any]:
 
 def cmd_cmd(args: argparse.Namespace) -> int:
     params = parse_params(args.params, args.params_json)
-    result = ApiClient(_load(args), timeout=120).request(
+    api = ApiClient(_load(args), timeout=120)
+    _known_charger(api, args.charger)
+    result = api.request(
         "POST", f"/chargers/{urllib.parse.quote(args.charger)}/commands/{urllib.parse.quote(args.action)}",
         body={"params": params, "reason": args.reason})
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2) if args.json else _command(result))
     return 0 if result.get("outcome") in ("ok", "rejected") else 1
 
 
@@ -357,16 +440,18 @@ def cmd_authorizations(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    result = ApiClient(_load(args)).request("POST", f"/chargers/{urllib.parse.quote(args.charger)}/remote-start",
-                                            body={"connector": args.connector, "token": args.token,
-                                                  "reason": args.reason})
-    print(json.dumps(result, indent=2))
+    api = ApiClient(_load(args))
+    _known_charger(api, args.charger)
+    result = api.request("POST", f"/chargers/{urllib.parse.quote(args.charger)}/remote-start",
+                         body={"connector": args.connector, "token": args.token, "reason": args.reason})
+    print(json.dumps(result, indent=2) if args.json else _command(result))
     return 0 if result.get("outcome") == "ok" else 1
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    result = ApiClient(_load(args)).request("POST", f"/sessions/{args.session}/remote-stop")
-    print(json.dumps(result, indent=2))
+    result = ApiClient(_load(args)).request("POST", f"/sessions/{args.session}/remote-stop",
+                                            body={"reason": args.reason})
+    print(json.dumps(result, indent=2) if args.json else _command(result))
     return 0 if result.get("outcome") == "ok" else 1
 
 
@@ -389,6 +474,9 @@ def cmd_dlm(args: argparse.Namespace) -> int:
     if args.action == "series":
         rows = api.request("GET", "/dlm/series", query={"circuit": args.circuit, "since": args.since,
                                                         "limit": args.limit})
+        if not args.json:   # the journal numbers phases 1-3 and keeps full floats: shown as L1-L3, to 0.1 A
+            rows = [{**r, "phase": PHASES[r["phase"] - 1] if r.get("phase") in (1, 2, 3) else r.get("phase")}
+                    | {k: _cell(v) for k, v in r.items() if isinstance(v, float)} for r in rows]
         _print(rows, args.json, ["at", "circuit", "phase", "metered_max", "metered_mean", "unmanaged", "reserved",
                                  "allocated", "limit_a", "failsafe"])
         return 0
@@ -411,9 +499,15 @@ def cmd_dlm(args: argparse.Namespace) -> int:
                          else "within the reaction window")
                 print(f"OVER THE LIMIT circuit {p['circuit']} {p['phase']}: over {p['limit']:g} A since "
                       f"{over['since']} ({over['lasted_s']:g} s, peak {over['peak']:g} A; {state}): {over['done']}")
+        for c in body["circuits"]:
+            if cap := c.get("cap"):   # a limit the cloud sent down (docs/load-management.md)
+                print(f"cloud cap on circuit {c['id']}: {cap['max_current']:g} A per phase "
+                      f"until {cap['until'] or 'further notice'}: {cap['reason'] or 'no reason given'}")
         print()
-    print(_table(body["connectors"], ["charger_id", "connector_id", "transaction_id", "limit", "held", "phases",
-                                      "measured", "reason"]))
+    connectors = [{**c, "measured": _cell(c.get("measured")), "limit": _cell(c.get("limit"))}
+                  for c in body["connectors"]]
+    print(_table(connectors, ["charger_id", "connector_id", "transaction_id", "limit", "held", "phases",
+                              "measured", "reason"]))
     return 0
 
 
@@ -474,6 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", default="communication",
                    choices=["communication", "network", "hardware", "actions", "data_transfers"])
     p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--follow", "-f", action="store_true", help="then show what comes, until Ctrl-C")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_log)
 
@@ -484,6 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("params", nargs="*", help="key=value in OCPP's camelCase, e.g. connectorId=1")
     p.add_argument("--params", dest="params_json", help="all parameters as one JSON object")
     p.add_argument("--reason", required=True, help="why (kept in the actions log)")
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cmd)
 
     p = with_config(sub.add_parser("tags", help="id tokens: list, add, block, unblock, remove, learn"))
@@ -507,11 +603,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("charger")
     p.add_argument("connector", type=int)
     p.add_argument("token")
-    p.add_argument("--reason", default="remote start")
+    p.add_argument("--reason", default="remote start", help="why (kept in the actions log)")
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_start)
 
     p = with_config(sub.add_parser("stop", help="remote stop of a running session"))
     p.add_argument("session", type=int)
+    p.add_argument("--reason", default="remote stop", help="why (kept in the actions log)")
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_stop)
 
     p = with_config(sub.add_parser("reserve", help="reserve an EVSE for a token (ReserveNow), or --cancel ID"))

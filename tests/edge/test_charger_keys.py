@@ -243,7 +243,7 @@ async def test_edgectl_rotates_and_shows_the_state_never_the_key(make_edge, tmp_
         out = capsys.readouterr().out
         hex_value, new = _the_key()
         assert "Accepted" in out and "waiting for its first use" in out
-        assert await run("chargers", "show", "CP-1") == 0
+        assert await run("chargers", "show", "CP-1", "--json") == 0
         shown = capsys.readouterr().out
         assert '"source": "journal"' in shown and "waiting for its first use" in shown
         assert hex_value not in out + shown and new not in out + shown

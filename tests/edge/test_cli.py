@@ -39,9 +39,18 @@ async def test_chargers_sessions_log_and_cmd(make_edge, tmp_path, capsys):
             assert (session["charger_id"], session["id_tag"]) == ("CP-1", "TAG-OK")
 
             assert await edgectl(tmp_path, "cmd", "CP-1", "reset", "type=Hard", "--reason", "cli test") == 0
-            result = json.loads(capsys.readouterr().out)
-            assert (result["action"], result["outcome"]) == ("Reset", "ok")
+            lines = capsys.readouterr().out.splitlines()   # a line and a table, not JSON
+            assert lines[0].startswith("CP-1 Reset: ok (actions log #")
+            assert lines[1].split() == ["FIELD", "VALUE"] and lines[2].split() == ["status", "Accepted"]
             assert cp.received[-1] == ("Reset", {"type": "Hard"})
+            assert await edgectl(tmp_path, "cmd", "CP-1", "Reset", "type=Soft", "--reason", "x", "--json") == 0
+            assert json.loads(capsys.readouterr().out)["outcome"] == "ok"
+
+            assert await edgectl(tmp_path, "chargers", "show", "CP-1") == 0
+            out = capsys.readouterr().out
+            assert "{" not in out and out.splitlines()[0].split() == ["FIELD", "VALUE"]
+            assert "connectors:" in out and "running sessions:" in out and "TAG-OK" in out
+
 
             assert await edgectl(tmp_path, "log", "CP-1", "--kind", "actions") == 0
             actions = capsys.readouterr().out
@@ -51,8 +60,26 @@ async def test_chargers_sessions_log_and_cmd(make_edge, tmp_path, capsys):
             frames = capsys.readouterr().out.splitlines()
             assert len(frames) == 5 and "Reset" in frames[-2]
 
-        assert await edgectl(tmp_path, "cmd", "CP-2", "Reset", "type=Soft", "--reason", "x") == 1
+            # This test charger has no RemoteStopTransaction handler: an error (exit 1), the reason logged.
+            assert await edgectl(tmp_path, "stop", str(session["id"]), "--reason", "driver asked") == 1
+            assert capsys.readouterr().out.startswith("CP-1 RemoteStopTransaction: error (actions log #")
+            assert await edgectl(tmp_path, "log", "CP-1", "--kind", "actions", "--json") == 0
+            assert json.loads(capsys.readouterr().out)[-1]["reason"] == "driver asked"
+
+        assert await edgectl(tmp_path, "cmd", "CP-2", "Reset", "type=Soft", "--reason", "x", "--json") == 1
         assert json.loads(capsys.readouterr().out)["outcome"] == "not-connected"
+        # An unknown charger is an error, not an empty log or a "not connected".
+        for args in (("log", "NOPE"), ("cmd", "NOPE", "Reset", "type=Soft", "--reason", "x"),
+                     ("start", "NOPE", "1", "TAG-OK")):
+            assert await edgectl(tmp_path, *args) == 1
+            assert "no charger 'NOPE' at this site" in capsys.readouterr().err
+
+
+def test_cells_round_and_name_the_phases():
+    from edge.cli import _cell
+
+    assert _cell(12.3456) == "12.3" and _cell([1.04, None, 16.0]) == "L1 1.0 L2 - L3 16.0"
+    assert _cell({"a": 1, "b": None}) == "a=1 b=-" and _cell(None) == "" and _cell(7) == "7" and _cell([]) == "-"
 
 
 async def test_cli_reports_unreachable_edge(tmp_path, capsys):

@@ -49,8 +49,8 @@ async def test_a_charger_offering_only_ocpp201_is_told_why_and_shows_in_edgectl(
         assert "never-connected" not in cp2
         assert "refused: offers only ocpp2.0.1" in cp2 and row["at"] in cp2
 
-        assert await asyncio.to_thread(main, ["chargers", "show", "CP-2", "--config", str(tmp_path / "site.toml"),
-                                              "--state-dir", str(tmp_path)]) == 0
+        assert await asyncio.to_thread(main, ["chargers", "show", "CP-2", "--json", "--config",
+                                              str(tmp_path / "site.toml"), "--state-dir", str(tmp_path)]) == 0
         shown = json.loads(capsys.readouterr().out)
         assert shown["last_refusal"]["reason"].startswith("offers only ocpp2.0.1")
 

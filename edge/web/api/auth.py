@@ -171,11 +171,12 @@ class AuthRoutes:
             tx = int(request.match_info["id"])
         except ValueError:
             return error_response(400, "session id must be an integer")
+        body = await json_object(request, empty_ok=True)   # optional {"reason": "why"} for the actions log
         owner = self.edge.sessions.active().get(tx)
         if owner is None:
             return error_response(404, f"session {tx} is not running")
         result = await self.edge.commands.send(owner[0], "RemoteStopTransaction", {"transactionId": tx},
-                                               actor=actor_of(request), reason="remote stop")
+                                               actor=actor_of(request), reason=str(body.get("reason") or "remote stop"))
         return json_response(result.as_dict(), status=200 if result.outcome in ("ok", "rejected") else 502)
 
     async def reserve(self, request: web.Request) -> web.Response:
