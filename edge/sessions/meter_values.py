@@ -44,7 +44,7 @@ def parse_meter_values(connector_id: int, transaction_id: int | None, meter_valu
             measurand = sv.get("measurand") or "Energy.Active.Import.Register"
             if sv.get("format") == "SignedData":
                 problems.append(f"meterValue[{index}].sampledValue[{j}] is signed data; "
-                                "kept in the communication log only")
+                                "kept as signed (edge/ocpp/signed_values.py), not as a sample")
                 continue
             try:
                 value = float(sv["value"])
