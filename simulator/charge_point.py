@@ -22,7 +22,7 @@ from ocpp.v16 import call
 
 from simulator import electrics, ocmf, profiles, session
 from simulator.car import Car
-from simulator.configuration import Configuration, default_keys
+from simulator.configuration import Configuration, Key, default_keys
 from simulator.connector import Connector, ConnectorState, Fault, Transaction
 from simulator.local_auth import LocalAuthList
 from simulator.metering import iso
@@ -52,7 +52,7 @@ class SimulatedChargePoint:
                  clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], datetime] = utcnow,
                  on_event: Callable[[str, dict], None] | None = None, reconnect_delay: float = 1.0,
                  response_timeout: float = 30.0, max_events: int = 10_000,
-                 tls: ssl.SSLContext | None = None, ocmf_key: Any = None) -> None:
+                 tls: ssl.SSLContext | None = None, ocmf_key: Any = None, shows_meter_key: bool = True) -> None:
         if connectors < 1 or not 1 <= phases <= 3:
             raise ValueError("a charge point has at least one connector and 1 to 3 phases")
         self.id = charge_point_id
@@ -75,6 +75,8 @@ class SimulatedChargePoint:
         self.reconnect_delay, self.response_timeout = reconnect_delay, response_timeout
         self.config = Configuration(default_keys(connectors=connectors, heartbeat_interval=60.0,
                                                  meter_interval=meter_interval))
+        if ocmf_key is not None and shows_meter_key:    # where chargers show their meter's key (read-only)
+            self.config.add("MeterPublicKey", Key(ocmf.public_key_hex(ocmf_key), True))
         self.local_auth = LocalAuthList()
         self.charging_profiles: list[profiles.Installed] = []
         # Fault knob: accept charging profiles but offer the maximum anyway (a

@@ -119,6 +119,11 @@ class Configuration:
         self._keys[name] = replace(entry, value=value)
         return "Accepted"
 
+    def add(self, key: str, entry: Key) -> None:
+        """A key this charger has beyond the defaults (e.g. its meter's public key)."""
+        self._keys[key] = entry
+        self._names[key.lower()] = key
+
     def set(self, key: str, value: str) -> None:
         """Set a key from inside the charger (e.g. the interval a BootNotification answer gives)."""
         name = self._name(key)

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from edge.ocpp.rotation import SiteRotation
     from edge.ocpp.security_state import Seen
     from edge.ocpp.server import Site
+    from edge.ocpp.signed_values import MeterKeys
 
 log = logging.getLogger(__name__)
 
@@ -211,9 +212,12 @@ class SecurityServices:
     logs: "LogUploads"
     firmware: "SignedFirmware"
     rotation: "SiteRotation"
+    meter_keys: "MeterKeys"
 
     async def run(self) -> None:
-        await self.certificates.run()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.certificates.run())
+            group.create_task(self.meter_keys.run())
 
 
 def build(site: "Site", server: Any, state_path: Callable[[str], Path], ca: str | None) -> SecurityServices:
@@ -222,6 +226,7 @@ def build(site: "Site", server: Any, state_path: Callable[[str], Path], ca: str 
     from edge.ocpp.logs_upload import LogUploads
 
     from edge.ocpp.rotation import SiteRotation
+    from edge.ocpp.signed_values import MeterKeys
 
     ca_pem = Path(state_path(ca)) if ca else None
     certs = CertificateService(site, (ca_pem, ca_pem.with_suffix(".key")) if ca_pem else None,
@@ -229,5 +234,6 @@ def build(site: "Site", server: Any, state_path: Callable[[str], Path], ca: str 
     rotation = SiteRotation(site, seen=lambda: server.seen, connected=lambda c: c in server.sessions,
                             has_password=lambda c: not server.credentials.keys_for(c).open,
                             rotate_password=server.credentials.rotate, renew=certs.renew)
+    meter_keys = MeterKeys(site, lambda c: getattr(site.directory.configured(c), "meter_public_key", None))
     return SecurityServices(certs, LogUploads(site, Path(state_path("uploads"))),
-                            SignedFirmware(site, Path(state_path("firmware"))), rotation)
+                            SignedFirmware(site, Path(state_path("firmware"))), rotation, meter_keys)

@@ -28,7 +28,7 @@ from websockets.exceptions import ConnectionClosed
 
 from edge.events import Event
 from edge.journal import Store
-from edge.ocpp import boundary, security_events
+from edge.ocpp import boundary, security_events, signed_values
 from edge.ocpp.strangers import remember_boot
 
 if TYPE_CHECKING:
@@ -291,6 +291,8 @@ class ChargerSession(ChargePoint):
     @on(Action.stop_transaction)
     async def on_stop_transaction(self, meter_stop: int, timestamp: str, transaction_id: int, call_unique_id: str,
                                   **kwargs):
+        # Signed readings first: the stop makes the record, which carries them.
+        await signed_values.received(self.site, self.id, 0, transaction_id, kwargs.get("transaction_data"))
         _, decision = await self.site.sessions.stop(
             self.id, transaction_id, meter_stop, timestamp, kwargs.get("reason"), kwargs.get("id_tag"),
             kwargs.get("transaction_data"), self._time_note(call_unique_id, "stop"))
@@ -298,6 +300,7 @@ class ChargerSession(ChargePoint):
 
     @on(Action.meter_values)
     async def on_meter_values(self, connector_id: int, meter_value: list, **kwargs):
+        await signed_values.received(self.site, self.id, connector_id, kwargs.get("transaction_id"), meter_value)
         await self.site.sessions.meter_values(self.id, connector_id, kwargs.get("transaction_id"), meter_value)
         return call_result.MeterValues()
 

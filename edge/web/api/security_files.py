@@ -12,6 +12,8 @@ For the installer (bearer token or the page's login):
 - GET /api/v1/security/firmware[?charger=ID].
 - POST /api/v1/security/chargers/{id}/renew: ExtendedTriggerMessage(SignChargePointCertificate).
 - GET /api/v1/security/certificates[?charger=ID]: what the site CA signed, with each charger's answer.
+- GET /api/v1/security/transparency.xml[?transaction=ID][&charger=ID]: the records' signed meter values in the
+  XML the S.A.F.E. transparency software reads.
 - POST /api/v1/security/rotate {kinds: [certificate, password], chargers?}; GET /api/v1/security/rotate.
 
 base_url is where chargers reach this API (default: the address this request came in at); uploads and
@@ -24,6 +26,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from edge.cdr.signed_data import transparency_xml
+from edge.journal import Store
 from edge.ocpp import firmware as fw, logs_upload, rotation as rot
 from edge.ocpp.logs_upload import UploadRefused
 from edge.ocpp.security_messages import issued_certificates
@@ -48,6 +52,7 @@ class SecurityFileRoutes:
             web.get("/api/v1/security/firmware", self.firmware_list),
             web.post("/api/v1/security/chargers/{id}/renew", self.renew),
             web.get("/api/v1/security/certificates", self.certificates),
+            web.get("/api/v1/security/transparency.xml", self.transparency),
             web.post("/api/v1/security/rotate", self.rotate),
             web.get("/api/v1/security/rotate", self.rotation),
         ]
@@ -149,6 +154,15 @@ class SecurityFileRoutes:
 
     async def certificates(self, request: web.Request) -> web.Response:
         return json_response(await self.site.journal.read(issued_certificates, request.query.get("charger")))
+
+    async def transparency(self, request: web.Request) -> web.Response:
+        """The signed meter values of the records (?transaction=ID, ?charger=ID) as the transparency XML."""
+        rows = await self.site.journal.read(Store.cdrs, charger_id=request.query.get("charger"))
+        wanted = request.query.get("transaction")
+        if wanted is not None:
+            rows = [r for r in rows if str(r.get("transaction_id")) == wanted]
+        return web.Response(text=transparency_xml(rows), content_type="application/xml",
+                            headers={"Content-Disposition": 'attachment; filename="signed-meter-values.xml"'})
 
     async def rotate(self, request: web.Request) -> web.Response:
         body = await json_object(request, empty_ok=True)

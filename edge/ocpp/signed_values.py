@@ -1,0 +1,112 @@
+"""Signed meter values (German calibration law, Eichrecht): kept with their transaction, verified for the record.
+
+A charger with a calibrated meter sends, next to its plain readings, sampled values of format SignedData:
+OCMF (`OCMF|{payload}|{signature}`, S.A.F.E. e.V.) or EDL (a hex blob some meters' data loggers make).
+They are stored exactly as sent (signed_meter_values) before the charger is answered, with the
+transaction they belong to, and the charge record carries them, verified, unverifiable or invalid
+(edge/cdr/signed_data.py).
+
+The key per charger comes from the config (`meter_public_key`) or the charger (GetConfiguration of
+METER_KEY_NAMES), and is kept in meter_public_keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Callable
+
+from edge.cdr.signed_data import encoding_of, valid_public_key
+
+if TYPE_CHECKING:
+    from edge.journal import Store
+    from edge.ocpp.server import Site
+
+log = logging.getLogger(__name__)
+
+# Configuration keys chargers are known to show their meter's public key under (vendor-specific).
+METER_KEY_NAMES = ("MeterPublicKey", "SignedMeterPublicKey", "MeterPublicKey1")
+
+
+# -- pure ---------------------------------------------------------------------------------------------
+
+def signed_of(meter_value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The SignedData sampled values of a MeterValues or transactionData list (the library's snake_case)."""
+    out = []
+    for entry in meter_value:
+        for sv in entry.get("sampled_value", []):
+            if sv.get("format") == "SignedData" and isinstance(sv.get("value"), str) and sv["value"]:
+                out.append({"timestamp": entry.get("timestamp", ""), "context": sv.get("context"),
+                            "measurand": sv.get("measurand") or "Energy.Active.Import.Register",
+                            "encoding": encoding_of(sv["value"]), "signed_data": sv["value"]})
+    return out
+
+
+# -- journal (on the journal's thread) ------------------------------------------------------------------
+
+def keep(store: "Store", charger_id: str, connector_id: int, transaction_id: int | None,
+         values: list[dict[str, Any]], at: str) -> None:
+    store.conn.executemany(
+        "INSERT INTO signed_meter_values (charger_id, connector_id, transaction_id, timestamp, context, measurand, "
+        "encoding, signed_data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(charger_id, connector_id, transaction_id, v["timestamp"], v["context"], v["measurand"], v["encoding"],
+          v["signed_data"], at) for v in values])
+
+
+def set_key(store: "Store", charger_id: str, public_key: str, source: str, at: str) -> None:
+    store.conn.execute(
+        "INSERT INTO meter_public_keys (charger_id, public_key, source, at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (charger_id) DO UPDATE SET public_key = excluded.public_key, source = excluded.source, "
+        "at = excluded.at WHERE public_key != excluded.public_key OR source != excluded.source",
+        (charger_id, public_key, source, at))
+
+
+def keys(store: "Store") -> dict[str, dict[str, str]]:
+    return {r[0]: {"public_key": r[1], "source": r[2], "at": r[3]} for r in store.conn.execute(
+        "SELECT charger_id, public_key, source, at FROM meter_public_keys")}
+
+
+# -- the shell -------------------------------------------------------------------------------------------
+
+async def received(site: "Site", charger_id: str, connector_id: int, transaction_id: int | None,
+                   meter_value: list[dict[str, Any]] | None) -> None:
+    """Called by the MeterValues and StopTransaction handlers before they answer: on disk first."""
+    values = signed_of(meter_value or [])
+    if values:
+        await site.journal.write(keep, charger_id, connector_id, transaction_id, values, site.clock.now_iso())
+
+
+class MeterKeys:
+    """Each charger's meter key into the journal: the config's at start, else read from the charger (its
+    configuration keys METER_KEY_NAMES) when it is ready on a new connection."""
+
+    def __init__(self, site: "Site", configured: Callable[[str], str | None]):
+        self.site = site
+        self._configured = configured
+
+    async def run(self) -> None:
+        events = self.site.bus.subscribe(maxsize=1000)
+        try:
+            now = self.site.clock.now_iso()
+            for charger_id in self.site.directory.ids():
+                key = self._configured(charger_id)
+                if key:
+                    await self.site.journal.write(set_key, charger_id, key, "config", now)
+            while True:
+                event = await events.get()
+                if event.kind == "charger.ready" and not self._configured(event.charger_id):
+                    await self.ask(event.charger_id)
+        finally:
+            self.site.bus.unsubscribe(events)
+
+    async def ask(self, charger_id: str) -> str | None:
+        assert self.site.commands is not None
+        result = await self.site.commands.send(charger_id, "GetConfiguration", {"key": list(METER_KEY_NAMES)},
+                                               actor="edge", reason="the meter's public key, for signed meter values")
+        found = result.response.get("configurationKey", []) if isinstance(result.response, dict) else []
+        for item in found:
+            key = valid_public_key(str(item.get("value") or ""))
+            if key:
+                await self.site.journal.write(set_key, charger_id, key, f"GetConfiguration {item.get('key')}",
+                                              self.site.clock.now_iso())
+                return key
+        return None
