@@ -171,7 +171,8 @@ async def start_cloud(state_dir: Path, site_id: str) -> tuple[MosquittoBroker, C
     """A local Mosquitto (with the production ACL: the site may only publish below its own
     topics) and the cloud service on SQLite, as an operator would run them; an operator
     who sees the demo site, and its API token (-> the token)."""
-    broker = MosquittoBroker(state_dir / "broker", users={site_id: "demo-site-password", "cloud": "demo-cloud-password"})
+    broker = MosquittoBroker(state_dir / "broker",
+                             users={site_id: "demo-site-password", "cloud": "demo-cloud-password"})
     await asyncio.to_thread(broker.start)
     cloud = CloudService(Settings(
         database_url=f"sqlite:///{state_dir / 'cloud.sqlite'}", http_port=0,
