@@ -9,6 +9,15 @@ For each server (the edge, then the bare central system), in its own process:
   3. throughput: MeterValues back to back, one outstanding per charger; answered
      messages/s, and the bench's own CPU, to see whether the client was the limit.
 One JSON document on stdout with --json (progress on stderr); see docs/performance.md.
+
+    python -m bench ocpp_load --tls --chargers 500 --json
+
+--tls measures what OCPP security profile 2 costs: the edge over plain ws:// and the same edge over
+wss:// (TLS 1.3, ECDSA P-256 server certificate from a site CA made for the run, HTTP Basic inside)
+in the same run, the bare central system left out unless --servers names it. Each edge also gets
+4. a restart: the edge is stopped and started again with its journal, and the connect storm of every
+   charger coming back (TLS handshake, HTTP Basic, websocket) is timed from "edge ready" to all
+   chargers online, with the server's CPU meanwhile.
 """
 
 from __future__ import annotations
@@ -20,11 +29,13 @@ import os
 import platform
 import resource
 import signal
+import ssl
 import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import AsyncContextManager
+from typing import AsyncContextManager, AsyncIterator
 
 import ocpp.messages
 import psutil
@@ -33,6 +44,7 @@ from bench import servers
 from bench.fleet import ID_TAG, Fleet, progress
 from bench.measure import MachineMeter, UsageMeter, run_report, work_dir
 from edge.ocpp.security import hash_password
+from simulator.tls import client_context
 
 PASSWORD = "bench-charger-password"
 HEARTBEAT_INTERVAL = 60.0
@@ -52,7 +64,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="seconds between MeterValues per charger in the steady phase (default 10)")
     parser.add_argument("--throughput-duration", type=float, default=15.0,
                         help="back-to-back phase, seconds (default 15)")
-    parser.add_argument("--servers", default="edge,bare", help="which to run, in order (default edge,bare)")
+    parser.add_argument("--servers", help="which to run, in order: edge, edge_tls, bare "
+                                          "(default edge,bare; with --tls edge,edge_tls)")
+    parser.add_argument("--tls", action="store_true", help="the edge over ws:// and over wss:// (security "
+                                                           "profile 2) in one run, each with a restart storm")
     parser.add_argument("--work-dir", help="where the edge's journal goes (default: a temporary directory); "
                                            "put it on the disk the edge will use, an fsync costs what the disk costs")
     parser.add_argument("--keep-work-dir", action="store_true",
@@ -60,11 +75,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     args = parser.parse_args(argv)
     args.argv = list(argv)
-    args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    args.servers = [s.strip() for s in (args.servers or ("edge,edge_tls" if args.tls else "edge,bare")).split(",")
+                    if s.strip()]
     if args.chargers < 1 or args.duration <= 0 or args.meter_interval <= 0 or args.throughput_duration <= 0:
         parser.error("--chargers, --duration, --meter-interval and --throughput-duration must be positive")
-    if not set(args.servers) <= {"edge", "bare"} or not args.servers:
-        parser.error("--servers takes edge, bare or both")
+    if not set(args.servers) <= {"edge", "edge_tls", "bare"} or not args.servers:
+        parser.error("--servers takes edge, edge_tls and bare")
     return args
 
 
@@ -108,10 +124,13 @@ def commit() -> str | None:
 
 
 async def measure_server(name: str, server_context: AsyncContextManager[servers.Server], args: argparse.Namespace,
-                         charger_ids: list[str]) -> dict:
+                         charger_ids: list[str], tls: ssl.SSLContext | None = None) -> dict:
     async with server_context as server:
         progress(f"{name}: pid {server.pid} on {server.url}; connecting {len(charger_ids)} chargers")
         fleet = Fleet(server.url, charger_ids, PASSWORD)
+        for sim in fleet.sims:
+            sim.tls = tls           # wss:// (profile 2): the site CA trusted, the password inside TLS
+        restart: dict | None = None
         try:
             setup = await _set_up(name, fleet)
             progress(f"{name}: steady phase {args.duration:g} s")
@@ -127,9 +146,69 @@ async def measure_server(name: str, server_context: AsyncContextManager[servers.
             setup.update(fleet.connection_events)
             setup["server_requests"] = {"setup": setup["server_requests"],
                                         "measured": fleet.server_requests - setup["server_requests"]}
+            if name.startswith("edge") and args.tls:
+                progress(f"{name}: restart storm")
+                restart = await _restart_storm(server, fleet)
+                progress(f"{name}: all {len(fleet.sims)} back {restart['all_online_s']} s after the edge was "
+                         f"ready (cpu {restart['cpu_percent']} %)")
         finally:
             await fleet.close()
-    return {**setup, "steady": steady, "throughput": throughput}
+            await servers.stop(server.process)     # the restarted one, which its context does not know
+    return {**setup, "steady": steady, "throughput": throughput, **({"restart": restart} if restart else {})}
+
+
+async def _restart_storm(server: servers.Server, fleet: Fleet) -> dict:
+    """Stop the edge, start it again on its journal, and time every charger's way back in."""
+    command = list(server.process.args)
+    await servers.stop(server.process)
+    while any(sim.link is not None for sim in fleet.sims):
+        await asyncio.sleep(0.05)
+    log_path = server.log_path.with_name(server.log_path.stem + "-restart.log")
+    began = time.monotonic()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=servers._child_env())
+    server.process = process        # so the context that started the first one stops this one
+    await servers._wait_ready(server.name, process, log_path, "edge ready")
+    ready = time.monotonic()
+    async with UsageMeter(process.pid) as usage:
+        await asyncio.gather(*(sim.wait_online(timeout=None) for sim in fleet.sims))
+        back = time.monotonic()
+    return {"start_s": round(ready - began, 2), "all_online_s": round(back - ready, 2),
+            "cpu_percent": usage.usage.cpu_percent, "peak_rss_mb": usage.usage.peak_rss_mb}
+
+
+@contextlib.asynccontextmanager
+async def edge_tls(work_dir: Path, charger_ids: list[str], password_hash: str, id_tag: str
+                   ) -> AsyncIterator[servers.Server]:
+    """The bench's edge with [ocpp.tls] (make_pki's files), every charger at security profile 2."""
+    ocpp_port, tls_port = servers.free_port(), servers.free_port()
+    state_dir = work_dir / "state"     # make_pki wrote its tls/ before
+    text = servers.edge_config(ocpp_port=ocpp_port, api_port=servers.free_port(), charger_ids=charger_ids,
+                               password_hash=password_hash, id_tag=id_tag)
+    text = text.replace("\n[api]\n", f"\n[ocpp.tls]\nport = {tls_port}\n\n[api]\n", 1)
+    text = text.replace(f'password_hash = "{password_hash}"\n', f'password_hash = "{password_hash}"\n'
+                        "security_profile = 2\n")
+    config = work_dir / "site.toml"
+    config.write_text(text)
+    command = [sys.executable, "-m", "edge", "run", "--config", str(config), "--state-dir", str(state_dir)]
+    async with servers._running("edge_tls", command, work_dir / "edge.log", "edge ready") as process:
+        yield servers.Server("edge_tls", process, f"wss://127.0.0.1:{tls_port}/ocpp", work_dir / "edge.log")
+
+
+def make_pki(state_dir: Path) -> Path:
+    """The site CA and the edge's server certificate for 127.0.0.1, as `edgectl ca init` and
+    `edgectl ca server-cert 127.0.0.1` make them; returns the CA file the chargers trust."""
+    from edge.ocpp import certificates
+
+    now = certificates.utcnow()
+    ca = certificates.make_ca("bench site CA", now=now)
+    server_cert = certificates.make_server_certificate(ca.certificate, ca.key or b"", ["127.0.0.1"], now=now)
+    (state_dir / "tls").mkdir(parents=True)
+    for name, data in (("ca.pem", ca.certificate), ("ca.key", ca.key), ("server.pem", server_cert.certificate),
+                       ("server.key", server_cert.key)):
+        (state_dir / "tls" / name).write_bytes(data or b"")
+    return state_dir / "tls" / "ca.pem"
 
 
 def _still_running(server: servers.Server, phase: str) -> None:
@@ -222,14 +301,36 @@ async def run(args: argparse.Namespace, work_dir: Path) -> dict:
         folder = work_dir / name
         folder.mkdir()
         server = (servers.edge(folder, charger_ids, password_hash, ID_TAG) if name == "edge"
+                  else edge_tls(folder, charger_ids, password_hash, ID_TAG) if name == "edge_tls"
                   else servers.bare(folder))
-        report[name] = await measure_server(name, server, args, charger_ids)
+        tls = client_context(make_pki(folder / "state")) if name == "edge_tls" else None
+        report[name] = await measure_server(name, server, args, charger_ids, tls)
+    if "edge" in report and "edge_tls" in report:
+        report["tls_cost"] = tls_cost(report["edge"], report["edge_tls"])
     report["throughput_ratio"] = _ratio(report, "messages_per_s")
     # The same comparison from CPU cost per message: it holds when the bench was the limit.
     capacity = _ratio(report, "server_cpu_ms_per_message")
     report["capacity_ratio"] = round(1.0 / capacity, 3) if capacity else None
     report["goals"] = goals(report)
     return report
+
+
+def tls_cost(plain: dict, tls: dict) -> dict:
+    """wss:// against ws://, the same edge and load: what TLS adds."""
+    def diff(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else round(b - a, 2)
+    return {
+        "connect_s": diff(plain["connect_s"], tls["connect_s"]),
+        "steady_cpu_percent": diff(plain["steady"]["cpu_percent"], tls["steady"]["cpu_percent"]),
+        "steady_rss_mb": diff(plain["steady"]["peak_rss_mb"], tls["steady"]["peak_rss_mb"]),
+        "steady_p99_ms": diff(plain["steady"]["latency_ms"]["p99"], tls["steady"]["latency_ms"]["p99"]),
+        "throughput_cpu_ms_per_message": diff(plain["throughput"]["server_cpu_ms_per_message"],
+                                              tls["throughput"]["server_cpu_ms_per_message"]),
+        "restart_all_online_s": diff((plain.get("restart") or {}).get("all_online_s"),
+                                     (tls.get("restart") or {}).get("all_online_s")),
+        "restart_cpu_percent": diff((plain.get("restart") or {}).get("cpu_percent"),
+                                    (tls.get("restart") or {}).get("cpu_percent")),
+    }
 
 
 def _ratio(report: dict, key: str) -> float | None:
@@ -243,7 +344,7 @@ def _ratio(report: dict, key: str) -> float | None:
 
 def text_summary(report: dict) -> str:
     lines = [f"ocpp_load: {report['chargers']} chargers, MeterValues every {report['meter_interval_s']:g} s"]
-    for name in ("edge", "bare"):
+    for name in ("edge", "edge_tls", "bare"):
         side = report.get(name)
         if side is None:
             continue
@@ -252,6 +353,12 @@ def text_summary(report: dict) -> str:
                      f"p50 {s['latency_ms']['p50']} ms, p99 {s['latency_ms']['p99']} ms, cpu {s['cpu_percent']} %, "
                      f"rss {s['peak_rss_mb']} MB | throughput {t['messages_per_s']} msg/s "
                      f"(bench cpu {t['client_cpu_percent']} %)")
+        if side.get("restart"):
+            r = side["restart"]
+            lines.append(f"    restart: ready after {r['start_s']} s, all chargers back {r['all_online_s']} s later, "
+                         f"cpu {r['cpu_percent']} %, rss {r['peak_rss_mb']} MB")
+    if report.get("tls_cost"):
+        lines.append("  TLS adds: " + ", ".join(f"{k} {v:+}" for k, v in report["tls_cost"].items() if v is not None))
     lines.append(f"  throughput ratio edge/bare: {report['throughput_ratio']} "
                  f"(from CPU per message: {report['capacity_ratio']})")
     lines.append("  goals: " + ", ".join(f"{k}={v}" for k, v in report["goals"].items() if k != "apply_to"))
