@@ -11,6 +11,11 @@
   the level it was seen at (with its client certificate), the latest refused TLS handshakes.
 - `edgectl ca reload`: the running edge reads its TLS files now.
 
+`edgectl security ...`: the whitepaper's messages (docs/security.md): `certs`/`install`/`delete` a charger's
+CA store (GetInstalledCertificateIds, InstallCertificate, DeleteCertificate), `trigger` (ExtendedTriggerMessage),
+`renew` and `issued` (client certificates through SignCertificate), `getlog` and `logs` (GetLog, uploads),
+`firmware` (SignedUpdateFirmware, the signature checked first), `rotate` (every charger, with progress).
+
 Moving a charger up (1 -> 2 -> 3) is `edgectl cmd CP-1 ChangeConfiguration key=SecurityProfile value=2`,
 which the edge sends only after it saw the charger connect at that level (edge/ocpp/security_state.py).
 """
@@ -43,6 +48,30 @@ def register(sub: argparse._SubParsersAction, with_config: Callable[[argparse.Ar
                                                         "signed stops being trusted)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ca)
+
+    p = with_config(sub.add_parser("security", help="the OCPP 1.6 security messages: chargers' CA stores, "
+                                                    "renewal, logs, signed firmware, site-wide rotation"))
+    p.add_argument("action", choices=("certs", "install", "delete", "trigger", "renew", "issued", "getlog", "logs",
+                                      "firmware", "rotate"))
+    p.add_argument("charger", nargs="?", help="the charge point id (not for issued, logs, rotate)")
+    p.add_argument("file", nargs="?", help="install/delete: a PEM certificate; firmware: the firmware file; "
+                                           "trigger: the requested message (e.g. SignChargePointCertificate)")
+    p.add_argument("--type", help="certs/install: CentralSystemRootCertificate (default) or "
+                                  "ManufacturerRootCertificate; getlog: SecurityLog (default) or DiagnosticsLog")
+    p.add_argument("--connector", type=int, help="trigger: the connector")
+    p.add_argument("--base-url", help="getlog/firmware: where chargers reach this edge's API (default: the "
+                                      "address edgectl uses)")
+    p.add_argument("--signing-cert", help="firmware: the manufacturer's signing certificate (PEM)")
+    p.add_argument("--signature", help="firmware: the Base64 signature of the file")
+    p.add_argument("--sign-with", help="firmware: sign the file with this private key (PEM) instead")
+    p.add_argument("--get", type=int, metavar="REQUEST_ID", help="logs: download this request's file")
+    p.add_argument("--output", "-o", help="logs --get: where to write it (default: stdout)")
+    p.add_argument("--kinds", default="certificate", help="rotate: certificate, password or both (comma-separated)")
+    p.add_argument("--status", action="store_true", help="rotate: the latest rotation's progress")
+    p.add_argument("--wait", action="store_true", help="rotate: follow the progress until it is finished")
+    p.add_argument("--reason", default="", help="kept in the actions log")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_security)
 
 
 def _write(path: Path, data: bytes, *, secret: bool = False) -> None:
@@ -157,3 +186,114 @@ def render(body: dict[str, Any]) -> str:
         lines += ["", "security events the chargers reported (newest first; critical ones are alerted):",
                   cli._table(body["security_events"][:20], ["at", "charger_id", "type", "critical", "tech_info"])]
     return "\n".join(lines)
+
+
+def cmd_security(args: argparse.Namespace) -> int:
+    import time
+    import urllib.parse
+
+    from edge import cli
+    from edge.ocpp.security_messages import hash_data
+
+    client = cli.ApiClient(cli._load(args), timeout=120)
+    reason = args.reason or f"edgectl security {args.action}"
+    needs_charger = args.action not in ("issued", "logs", "rotate")
+    if needs_charger and not args.charger:
+        raise cli.CliError(f"security {args.action}: give the charge point id")
+    charger = urllib.parse.quote(args.charger or "")
+
+    def command(action: str, params: dict[str, Any]) -> int:
+        result = client.request("POST", f"/chargers/{charger}/commands/{action}",
+                                body={"params": params, "reason": reason})
+        print(json.dumps(result, indent=2))
+        return 0 if result.get("outcome") in ("ok", "rejected") else 1
+
+    def pem(path: str | None) -> str:
+        if not path:
+            raise cli.CliError(f"security {args.action}: give a PEM certificate file")
+        try:
+            return Path(path).read_text()
+        except OSError as exc:
+            raise cli.CliError(f"cannot read {path}: {exc.strerror}") from None
+
+    if args.action == "certs":
+        return command("GetInstalledCertificateIds", {"certificateType": args.type or "CentralSystemRootCertificate"})
+    if args.action == "install":
+        return command("InstallCertificate", {"certificateType": args.type or "CentralSystemRootCertificate",
+                                              "certificate": pem(args.file)})
+    if args.action == "delete":
+        try:
+            hashed = hash_data(pem(args.file).encode())
+        except ValueError as exc:
+            raise cli.CliError(f"{args.file}: not a PEM certificate ({exc})") from None
+        return command("DeleteCertificate", {"certificateHashData": hashed})
+    if args.action == "trigger":
+        if not args.file:
+            raise cli.CliError("security trigger: give the message, e.g. SignChargePointCertificate")
+        params: dict[str, Any] = {"requestedMessage": args.file}
+        if args.connector is not None:
+            params["connectorId"] = args.connector
+        return command("ExtendedTriggerMessage", params)
+    if args.action == "renew":
+        print(json.dumps(client.request("POST", f"/security/chargers/{charger}/renew"), indent=2))
+        return 0
+    if args.action == "issued":
+        rows = client.request("GET", "/security/certificates", query={"charger": args.charger})
+        print(json.dumps(rows, indent=2) if args.json else
+              cli._table(rows, ["issued_at", "charger_id", "serial", "not_after", "answer"]))
+        return 0
+    if args.action == "getlog":
+        body = {"log_type": args.type or "SecurityLog", "base_url": args.base_url, "reason": reason}
+        print(json.dumps(client.request("POST", f"/security/chargers/{charger}/logs", body=body), indent=2))
+        return 0
+    if args.action == "logs":
+        if args.get is not None:
+            data = client.request("GET", f"/security/logs/{args.get}/file", raw=True)
+            if args.output:
+                Path(args.output).write_text(data)
+            else:
+                print(data, end="")
+            return 0
+        rows = client.request("GET", "/security/logs", query={"charger": args.charger})
+        print(json.dumps(rows, indent=2) if args.json else cli._table(
+            rows, ["request_id", "charger_id", "log_type", "requested_at", "status", "file_name", "size"]))
+        return 0
+    if args.action == "firmware":
+        return _firmware(args, client, charger, reason)
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    state = (client.request("GET", "/security/rotate") if args.status else
+             client.request("POST", "/security/rotate", body={"kinds": kinds}))
+    while True:
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(state.get("counts", {}).items()))
+        print(f"rotation {state.get('rotation_id')}: {counts or 'nothing to do'}"
+              + (" (finished)" if state.get("finished") else ""))
+        if not args.wait or state.get("finished", True):
+            break
+        time.sleep(2)
+        state = client.request("GET", "/security/rotate")
+    if args.json:
+        print(json.dumps(state, indent=2))
+    elif state.get("steps"):
+        print(cli._table(state["steps"], ["charger_id", "kind", "state", "detail", "at"]))
+    return 0
+
+
+def _firmware(args: argparse.Namespace, client: Any, charger: str, reason: str) -> int:
+    from edge import cli
+
+    if not args.file or not args.signing_cert:
+        raise cli.CliError("security firmware: give the firmware file and --signing-cert")
+    firmware = Path(args.file).resolve()
+    signature = args.signature
+    if args.sign_with:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        from edge.ocpp.firmware import sign_firmware
+        signature = sign_firmware(firmware.read_bytes(), load_pem_private_key(Path(args.sign_with).read_bytes(), None))
+    if not signature:
+        raise cli.CliError("security firmware: give --signature (Base64) or --sign-with KEY")
+    body = {"path": str(firmware), "signing_certificate": Path(args.signing_cert).read_text(),
+            "signature": signature, "base_url": args.base_url, "reason": reason}
+    result = client.request("POST", f"/security/chargers/{charger}/firmware", body=body)
+    print(json.dumps(result, indent=2))
+    return 0 if result.get("outcome") in ("ok", "rejected") else 1

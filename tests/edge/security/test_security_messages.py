@@ -203,3 +203,27 @@ async def test_site_wide_certificate_rotation_with_progress(make_tls_edge, pki):
 
 
 assert PASSWORD
+
+
+async def test_edgectl_security_installs_lists_and_rotates(make_tls_edge, pki, tmp_path, capsys):
+    import asyncio
+
+    from edge.cli import main
+    from tests.edge.conftest import site_toml
+    from tests.edge.security.conftest import CHARGERS, TLS
+
+    (tmp_path / "site.toml").write_text(site_toml(tmp_path, chargers=CHARGERS).replace("[api]", TLS + "[api]", 1))
+    run = ["--config", str(tmp_path / "site.toml"), "--state-dir", str(tmp_path)]
+    async with make_tls_edge() as edge, sim(edge, "CP-2", tls=client_context(pki.root / "ca.pem")) as cp:
+        # edgectl reads the API port from the config: point it at this edge's.
+        text = (tmp_path / "site.toml").read_text().replace("[api]\nport = 0", f"[api]\nport = {edge.api.bound_port}")
+        (tmp_path / "site.toml").write_text(text)
+        assert await asyncio.to_thread(main, ["security", "install", "CP-2", str(pki.root / "ca.pem"), *run]) == 0
+        assert cp.security.installed["CentralSystemRootCertificate"] == [pki.ca_pem]
+        capsys.readouterr()
+        assert await asyncio.to_thread(main, ["security", "certs", "CP-2", *run]) == 0
+        assert security_messages.hash_data(pki.ca_pem)["serialNumber"] in capsys.readouterr().out
+        assert await asyncio.to_thread(main, ["security", "delete", "CP-2", str(pki.root / "ca.pem"), *run]) == 0
+        assert cp.security.installed["CentralSystemRootCertificate"] == []
+        assert await asyncio.to_thread(main, ["security", "rotate", "--kinds", "certificate", *run]) == 0
+        assert "3 skipped" in capsys.readouterr().out        # nobody connected with a client certificate
