@@ -247,9 +247,8 @@ def left_behind(journal: Path) -> dict:
 
 async def run(args: argparse.Namespace, work_dir: Path) -> dict:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-    port = servers.free_port()
     config = work_dir / "site.toml"
-    config.write_text(edge_config(port, servers.free_port(), hash_password(PASSWORD)))
+    config.write_text(edge_config(0, 0, hash_password(PASSWORD)))
     state = work_dir / "state"
     state.mkdir()
     command = [sys.executable, "-m", "edge", "run", "--config", str(config), "--state-dir", str(state)]
@@ -259,7 +258,7 @@ async def run(args: argparse.Namespace, work_dir: Path) -> dict:
         "machine": machine(), "commit": commit(), "command": " ".join(["python -m bench abuse", *args.argv]),
     }
     async with servers._running("edge", command, work_dir / "edge.log", "edge ready") as process:
-        url = f"ws://127.0.0.1:{port}/ocpp"
+        url = f"ws://127.0.0.1:{servers.ready_port(work_dir / 'edge.log')}/ocpp"
         good = GoodCharger(url, args.heartbeat_every, work_dir / "good-charger.txt")
         beating = good.start()
         try:

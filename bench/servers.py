@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -42,6 +43,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def ready_port(log_path: Path, name: str = "ocpp_port") -> int:
+    """The port the edge bound, from its `edge ready ... ocpp_port=N api_port=M` line: a bench gives the
+    edge port 0 and reads the port back, instead of guessing a free one that another process may take
+    between the guess and the bind."""
+    match = re.search(rf"edge ready .*\b{name}=(\d+)", log_path.read_text(errors="replace"))
+    if match is None:
+        raise RuntimeError(f"the edge's ready line in {log_path} names no {name}")
+    return int(match[1])
 
 
 def edge_config(*, ocpp_port: int, api_port: int, charger_ids: list[str], password_hash: str, id_tag: str) -> str:
@@ -79,14 +90,14 @@ user_group = "bench"
 
 @contextlib.asynccontextmanager
 async def edge(work_dir: Path, charger_ids: list[str], password_hash: str, id_tag: str) -> AsyncIterator[Server]:
-    port = free_port()
     config = work_dir / "site.toml"
-    config.write_text(edge_config(ocpp_port=port, api_port=free_port(), charger_ids=charger_ids,
+    config.write_text(edge_config(ocpp_port=0, api_port=0, charger_ids=charger_ids,
                                   password_hash=password_hash, id_tag=id_tag))
     state_dir = work_dir / "state"
     state_dir.mkdir()
     command = [sys.executable, "-m", "edge", "run", "--config", str(config), "--state-dir", str(state_dir)]
     async with _running("edge", command, work_dir / "edge.log", "edge ready") as process:
+        port = ready_port(work_dir / "edge.log")
         yield Server("edge", process, f"ws://127.0.0.1:{port}/ocpp", work_dir / "edge.log")
 
 
