@@ -7,11 +7,13 @@ transaction they belong to, and the charge record carries them, verified, unveri
 (edge/cdr/signed_data.py).
 
 The key per charger comes from the config (`meter_public_key`) or the charger (GetConfiguration of
-METER_KEY_NAMES), and is kept in meter_public_keys.
+METER_KEY_NAMES, asked once it is seen to sign), and is kept in meter_public_keys. A charger's first
+session before its key was read is unverifiable: set meter_public_key where that matters.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -69,19 +71,26 @@ def keys(store: "Store") -> dict[str, dict[str, str]]:
 
 async def received(site: "Site", charger_id: str, connector_id: int, transaction_id: int | None,
                    meter_value: list[dict[str, Any]] | None) -> None:
-    """Called by the MeterValues and StopTransaction handlers before they answer: on disk first."""
+    """Called by the MeterValues and StopTransaction handlers before they answer: on disk first. The first
+    signed value of a charger whose meter key the edge does not know yet makes it ask the charger for it."""
     values = signed_of(meter_value or [])
     if values:
         await site.journal.write(keep, charger_id, connector_id, transaction_id, values, site.clock.now_iso())
+        if site.security is not None:
+            site.security.meter_keys.wanted(charger_id)
 
 
 class MeterKeys:
-    """Each charger's meter key into the journal: the config's at start, else read from the charger (its
-    configuration keys METER_KEY_NAMES) when it is ready on a new connection."""
+    """Each charger's meter key into the journal: the config's at start; for a charger without one, read
+    from the charger (its configuration keys METER_KEY_NAMES) once it is seen to sign, and again whenever it
+    is ready on a new connection after that. Chargers that never send signed values are never asked."""
 
     def __init__(self, site: "Site", configured: Callable[[str], str | None]):
         self.site = site
         self._configured = configured
+        self._known: dict[str, str] = {}          # charger -> key (config or read)
+        self._signing: set[str] = set()           # chargers seen sending signed values
+        self._tasks: set[asyncio.Task] = set()
 
     async def run(self) -> None:
         events = self.site.bus.subscribe(maxsize=1000)
@@ -91,12 +100,28 @@ class MeterKeys:
                 key = self._configured(charger_id)
                 if key:
                     await self.site.journal.write(set_key, charger_id, key, "config", now)
+            self._known = {c: k["public_key"] for c, k in (await self.site.journal.read(keys)).items()}
+            self._signing |= set(await self.site.journal.read(signing_chargers))
             while True:
                 event = await events.get()
-                if event.kind == "charger.ready" and not self._configured(event.charger_id):
-                    await self.ask(event.charger_id)
+                if event.kind == "charger.ready" and event.charger_id in self._signing:
+                    self._ask_soon(event.charger_id)
         finally:
             self.site.bus.unsubscribe(events)
+
+    def wanted(self, charger_id: str) -> None:
+        """A charger sent signed values: ask for its key the first time (not inline: handlers answer first)."""
+        if charger_id in self._signing:
+            return
+        self._signing.add(charger_id)
+        self._ask_soon(charger_id)
+
+    def _ask_soon(self, charger_id: str) -> None:
+        if self._configured(charger_id):
+            return
+        task = asyncio.create_task(self.ask(charger_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def ask(self, charger_id: str) -> str | None:
         assert self.site.commands is not None
@@ -106,7 +131,13 @@ class MeterKeys:
         for item in found:
             key = valid_public_key(str(item.get("value") or ""))
             if key:
-                await self.site.journal.write(set_key, charger_id, key, f"GetConfiguration {item.get('key')}",
-                                              self.site.clock.now_iso())
+                if self._known.get(charger_id) != key:
+                    await self.site.journal.write(set_key, charger_id, key, f"GetConfiguration {item.get('key')}",
+                                                  self.site.clock.now_iso())
+                    self._known[charger_id] = key
                 return key
         return None
+
+
+def signing_chargers(store: "Store") -> list[str]:
+    return [r[0] for r in store.conn.execute("SELECT DISTINCT charger_id FROM signed_meter_values")]
