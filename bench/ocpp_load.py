@@ -29,6 +29,7 @@ import os
 import platform
 import resource
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -182,9 +183,9 @@ async def _restart_storm(server: servers.Server, fleet: Fleet) -> dict:
 async def edge_tls(work_dir: Path, charger_ids: list[str], password_hash: str, id_tag: str
                    ) -> AsyncIterator[servers.Server]:
     """The bench's edge with [ocpp.tls] (make_pki's files), every charger at security profile 2."""
-    ocpp_port, tls_port = servers.free_port(), servers.free_port()
+    ocpp_port, tls_port, api_port = distinct_ports(3)
     state_dir = work_dir / "state"     # make_pki wrote its tls/ before
-    text = servers.edge_config(ocpp_port=ocpp_port, api_port=servers.free_port(), charger_ids=charger_ids,
+    text = servers.edge_config(ocpp_port=ocpp_port, api_port=api_port, charger_ids=charger_ids,
                                password_hash=password_hash, id_tag=id_tag)
     text = text.replace("\n[api]\n", f"\n[ocpp.tls]\nport = {tls_port}\n\n[api]\n", 1)
     text = text.replace(f'password_hash = "{password_hash}"\n', f'password_hash = "{password_hash}"\n'
@@ -194,6 +195,15 @@ async def edge_tls(work_dir: Path, charger_ids: list[str], password_hash: str, i
     command = [sys.executable, "-m", "edge", "run", "--config", str(config), "--state-dir", str(state_dir)]
     async with servers._running("edge_tls", command, work_dir / "edge.log", "edge ready") as process:
         yield servers.Server("edge_tls", process, f"wss://127.0.0.1:{tls_port}/ocpp", work_dir / "edge.log")
+
+
+def distinct_ports(n: int) -> list[int]:
+    """n free ports, held open together while chosen (one at a time, the OS may hand the same one twice)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
 
 
 def make_pki(state_dir: Path) -> Path:
