@@ -89,7 +89,7 @@ class SecurityHandlers(ChargePoint):
         if requested_message == "SignChargePointCertificate":
             follow_up = self._send_csr
         elif requested_message in simple:
-            follow_up = lambda: self._triggered(requested_message, connector_id)  # type: ignore[attr-defined]  # noqa: E731
+            follow_up = lambda: self._triggered(requested_message, connector_id)  # type: ignore  # noqa: E731
         elif requested_message == "LogStatusNotification":
             follow_up = lambda: self.send(call.LogStatusNotification(status="Idle"))  # noqa: E731
         elif requested_message == "FirmwareStatusNotification":
