@@ -191,3 +191,10 @@ def meter_value(state: ConnectorState, voltage: float, at: datetime) -> dict:
                sampled("Current.Offered", state.limit, "A")]
     stamp = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return {"timestamp": stamp, "sampled_value": values}
+
+
+def main(argv: list[str]) -> int:
+    """`python -m bench fleet`: the cloud at fleet scale (bench/cloud_fleet.py); this module also holds
+    the OCPP charger fleet that other benchmarks import."""
+    from bench import cloud_fleet
+    return cloud_fleet.main(argv)
