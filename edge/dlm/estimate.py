@@ -152,8 +152,8 @@ def bounds(car: CarHistory, at: float, reaction: Reaction = Reaction()) -> Bound
     # The car may drop to any limit that could have been in force since it drew what the
     # sample shows: the sample says nothing below that. It drew it at some instant of the
     # window, but not before a limit that allowed it could be in force.
-    least = tuple(max(0.0, min(v - decay, _lowest_after(car, start, v, sample.at, at), top)) if v > 0 else 0.0
-                  for v in seen)
+    least = tuple(max(0.0, min(v - decay, _lowest_after(car, start, v, sample.at, at, reaction.follow), top))
+                  if v > 0 else 0.0 for v in seen)
     return Bounds(least, most)
 
 
@@ -161,21 +161,25 @@ def bounds(car: CarHistory, at: float, reaction: Reaction = Reaction()) -> Bound
 DRAW_TOLERANCE = 1.0
 
 
-def _lowest_after(car: CarHistory, start: float, amps: float, drawn_by: float, at: float) -> float:
+def _lowest_after(car: CarHistory, start: float, amps: float, drawn_by: float, at: float, follow: float) -> float:
     """The lowest limit that can be in force at some instant after the car drew
     `amps` (at some instant of [start, drawn_by]) until `at`. It drew that under a
-    limit allowing it, so not before the first such limit was applied; limits are
-    applied in the order sent, so none before that one can be in force again."""
-    first = -1                               # the initial limit
-    for i, c in enumerate(car.commands):
-        if c.accepted and c.answered_at is not None and c.answered_at < start:
-            first = i                        # in force at `start`: none before it can come back
+    limit allowing it, in force then or within `follow` before; limits are applied
+    in the order sent, so none sent before that one can be in force again."""
+    def settled_before(t: float) -> int:
+        found = -1                           # the initial limit
+        for i, c in enumerate(car.commands):
+            if c.accepted and c.answered_at is not None and c.answered_at < t:
+                found = i
+        return found
+    first = settled_before(start - follow)
     limit = car.initial if first < 0 else car.commands[first].limit
     if limit < amps - DRAW_TOLERANCE:
         # With no limit allowing it, the car does not follow the model: trust only the window.
         first = next((i for i in range(first + 1, len(car.commands))
                       if car.commands[i].accepted is not False and car.commands[i].sent_at <= drawn_by
                       and car.commands[i].limit >= amps - DRAW_TOLERANCE), first)
+    first = max(first, settled_before(start))
     limits = [car.initial if first < 0 else car.commands[first].limit]
     limits += [c.limit for c in car.commands[first + 1:] if c.sent_at <= at and c.accepted is not False]
     return min(limits)

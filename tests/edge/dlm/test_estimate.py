@@ -431,3 +431,17 @@ def test_the_building_load_is_never_underestimated_when_rises_are_attributed(sit
         seen = building_load(topology, {"grid": tuple(metered)}, estimated)["grid"][0]
         for p in range(3):
             assert seen[p] >= load[p] - 1e-6, (t, p, seen, load, estimated)
+
+
+def test_a_sample_drawn_under_a_limit_in_force_before_counts_no_lower_limit_superseded_before_it():
+    # 0 -> 30 A raised, 15, 15, 30 again: the car drew 15 A after the 30 A limit came in, so the
+    # 0 A before it cannot be in force again: its least is what it drew (the raise/lower cycle of obs. 2).
+    raised = car(phases=1, mx=32.0, initial=0.0, commands=[ok(0, 0.0), ok(30, 10.0), ok(15, 10.2), ok(30, 12.0)],
+                 samples=[Sample(12.0, (15.0,), interval=3.0)])
+    assert bounds(raised, 12.1, R).least == pytest.approx((15.0 - 0.05 * 3.1,))
+    # But a limit superseded within the follow time before the window may still have allowed the draw:
+    # 6 A then 0 A at once, 6 A sent and unanswered; 2 A seen in [1, 2]: the car may be at 0 A by 2.5.
+    flicker = car(phases=1, initial=0.0, commands=[ok(0, 0.0, 0.0), ok(6, 0.0, 0.0), ok(0, 0.0, 0.0),
+                                                   Command(6, 0.0)],
+                  samples=[Sample(2.0, (2.0,), interval=1.0)])
+    assert bounds(flicker, 2.5, R).least == (0.0,)
