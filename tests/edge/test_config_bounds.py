@@ -59,6 +59,8 @@ daily_cap = 3
 check_every = 30
 [api]
 port = 8180
+[web]
+session_minutes = 720
 [journal]
 communication_log_frames_per_charger = 5000
 communication_log_frame_chars = 4096
@@ -87,6 +89,7 @@ over_limit_tolerance = 1.0
 series_interval = 60
 series_keep_days = 30
 tick = 1.0
+meter_values_interval = 5
 [charge_records]
 vat_percent = 19
 nominal_voltage = 230
