@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import os
 import platform
+import re
 import resource
 import signal
 import socket
@@ -37,6 +38,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import AsyncContextManager, AsyncIterator
+from urllib.parse import urlsplit
 
 import ocpp.messages
 import psutil
@@ -161,6 +163,10 @@ async def measure_server(name: str, server_context: AsyncContextManager[servers.
 async def _restart_storm(server: servers.Server, fleet: Fleet) -> dict:
     """Stop the edge, start it again on its journal, and time every charger's way back in."""
     command = list(server.process.args)
+    # The edge may have bound port 0: it must come back on the port the chargers know.
+    config = Path(command[command.index("--config") + 1])
+    config.write_text(re.sub(r"(\[ocpp\]\nhost = \"[^\"]*\"\nport = )0\n", rf"\g<1>{urlsplit(server.url).port}\n",
+                             config.read_text(), count=1))
     await servers.stop(server.process)
     while any(sim.link is not None for sim in fleet.sims):
         await asyncio.sleep(0.05)
