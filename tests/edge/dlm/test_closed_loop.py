@@ -215,13 +215,18 @@ async def test_a_second_step_right_after_a_decrease_is_answered_at_once(make_edg
     """Issue 15, observation 1: after a decrease the cars' last MeterValues still show their old
     current. The building's load is the meter minus the least the cars can draw (their new limit),
     so a second step right after is seen in full, not hidden behind the stale samples."""
-    async with closed_loop(make_edge, follow_time=3, meter_values=5) as (edge, site, meter):
+    async with closed_loop(make_edge, follow_time=2, meter_values=3) as (edge, site, meter):
         lm = edge.load_manager
-        await charge(site.sims["A"], "TAG-OK")
-        await charge(site.sims["B"], "TAG-2")
-        await wait_for(lambda: shared(site, 19.0), timeout=15, what="both cars at their share")
-        await wait_for(lambda: all(t.measured and min(t.measured) > 18 for t in lm.tracks.values()), timeout=15,
-                       what="both cars' samples at their share")
+        sims = site.sims
+        await charge(sims["A"], "TAG-OK")
+        await charge(sims["B"], "TAG-2")
+
+        def steady() -> bool:
+            # Both cars charging well, and their latest samples show what they draw.
+            return all(offered(sims[cid]) >= 15.0 and lm.tracks[(cid, 1)].measured
+                       and min(lm.tracks[(cid, 1)].measured) >= offered(sims[cid]) - 0.5 for cid in "AB")
+        await wait_for(steady, timeout=20, what="both cars charging, their samples showing it")
+        share = min(offered(sims["A"]), offered(sims["B"]))
         seen: list[tuple[float, float]] = []      # (reading time, building load on L1) at every evaluation
         evaluate = lm.evaluate
 
@@ -231,19 +236,21 @@ async def test_a_second_step_right_after_a_decrease_is_answered_at_once(make_edg
             seen.append((reading.at, allocation.circuits["grid"].phases[0].unmanaged))
             return allocation
         lm.evaluate = watched
-        # 14 + 2 x 19 = 52 A on L1's 40 A fuse: 13 A each (7 A while the cars ramp down: until a sample
-        # shows they followed, their ramp counts as building load, the safe reading).
-        site.base = [14.0, 2.0, 2.0]
-        await wait_for(lambda: offered(site.sims["A"]) <= 13.0 and offered(site.sims["B"]) <= 13.0, timeout=5,
+        # L1 steps up: 3 A less for each car (less still while they ramp down: until a sample shows
+        # they followed, their ramp counts as building load, the safe reading).
+        first = 40.0 - 2 * (share - 3.0)
+        site.base = [first, 2.0, 2.0]
+        await wait_for(lambda: max(offered(sims["A"]), offered(sims["B"])) <= share - 3.0 + 0.05, timeout=5,
                        what="both cars lowered")
-        site.base = [28.0, 2.0, 2.0]            # at once, while their samples still say 19 A: 6 A each
-        second = lm._clock.monotonic()
-        await wait_for(lambda: offered(site.sims["A"]) <= 6.0 and offered(site.sims["B"]) <= 6.0, timeout=10,
+        second = first + 8.0                    # at once, while their samples still show the old current
+        site.base = [second, 2.0, 2.0]
+        stepped = lm._clock.monotonic()
+        await wait_for(lambda: max(offered(sims["A"]), offered(sims["B"])) <= share - 7.0 + 0.05, timeout=10,
                        what="both cars lowered again")
-        await wait_for(lambda: any(at > second + 0.05 for at, _ in seen), what="a reading after the second step")
-        after = [building for at, building in seen if at > second + 0.05]
-        # Never less than the 28 A there were (less 0.6 A: samples and readings are rounded).
-        assert min(after) >= 28.0 - 0.6, after
+        await wait_for(lambda: any(at > stepped + 0.05 for at, _ in seen), what="a reading after the second step")
+        after = [building for at, building in seen if at > stepped + 0.05]
+        # Never less than what there was (less 0.6 A: samples and readings are rounded).
+        assert min(after) >= second - 0.6, (second, after)
 
 
 def undone(sent: list[tuple[float, float]], within: float = 1.5) -> int:
