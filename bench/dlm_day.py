@@ -44,11 +44,13 @@ from edge.clock import Clock
 from edge.dlm.actuation import Held, plan
 from edge.dlm.allocate import allocate
 from edge.dlm.config import LoadManagementSection
+from edge.dlm.estimate import Command
 from edge.dlm.manager import LoadManager
 from edge.dlm.model import STRATEGIES, Allocation, Circuit, ConnectorState, Evse, Inputs, Topology
 from edge.dlm.planner import POLICIES, Need, PlanInputs, capacity_of, plan_cars
 from edge.dlm.planner import plan as plan_targets
 from edge.dlm.phases import ROTATIONS, phase_map, to_site
+from edge.dlm.tracking import prune
 from edge.events import Event, EventBus
 from edge.journal import Sample
 from simulator.car import NO_CURRENT, Car, Meter, step, target_currents
@@ -469,8 +471,12 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int = METER_VALUES_S, s
             continue  # nothing to decide: no session, no car waiting
         evaluations += 1
         meter = tuple(round(x, 2) for x in load[day.metered])
+        # What LoadManager.evaluate does: the meter's reading kept for the estimator, then every car's
+        # draw estimated from its samples, the limits it was sent and the meter's rises.
+        manager.record_reading(day.metered, float(t), meter)
+        estimated = manager.estimates(float(t))
         states = tuple(idle[e.key] if c.car is None and manager.tracks[e.key].transaction_id is None
-                       else manager._state(e.key, float(t)) for e, c in zip(topology.evses, chargers))
+                       else manager._state(e.key, float(t), estimated) for e, c in zip(topology.evses, chargers))
         if planned:
             sessions = frozenset(s.key for s in states if s.session)
             if t - planned_at >= PLAN_PERIOD_S or sessions != sessions_seen:
@@ -488,10 +494,13 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int = METER_VALUES_S, s
         held = {k: tr.held for k, tr in manager.tracks.items() if tr.held is not None}
         for order in plan(allocation.decisions, transactions, held, manager.safe_share, float(t), last_decrease,
                           manager.timing):
-            # The charger accepts: what LoadManager._send records, and the car starts following.
+            # The charger accepts at once: what LoadManager._send records, and the car starts following.
             orders[order.kind] += 1
-            manager.tracks[order.key].held = Held(order.limit, order.phases, order.transaction_id, float(t),
-                                                  float(t) + section.tx_profile_duration)
+            track = manager.tracks[order.key]
+            track.commands += (Command(order.limit, float(t), float(t), True),)
+            prune(track, float(t), manager.reaction.follow)
+            track.held = Held(order.limit, order.phases, order.transaction_id, float(t),
+                              float(t) + section.tx_profile_duration)
             if order.kind == "decrease":
                 last_decrease = float(t)
             c = by_key[order.key]
