@@ -47,8 +47,7 @@ from edge.dlm.config import LoadManagementSection
 from edge.dlm.estimate import Command
 from edge.dlm.manager import LoadManager
 from edge.dlm.model import STRATEGIES, Allocation, Circuit, ConnectorState, Evse, Inputs, Topology
-from edge.dlm.planner import POLICIES, Need, PlanInputs, capacity_of, plan_cars
-from edge.dlm.planner import plan as plan_targets
+from edge.dlm.planner import POLICIES, Need, targets_now
 from edge.dlm.phases import ROTATIONS, phase_map, to_site
 from edge.dlm.tracking import prune
 from edge.events import Event, EventBus
@@ -529,5 +528,4 @@ def _plan(day: Day, chargers: list[Charger], states: tuple[ConnectorState, ...],
     allocator last saw (the building's load now, held over the horizon)."""
     needs = {c.evse.key: Need(float(c.car.leave), max(0.0, c.car.room_wh - energy_by_car[c.car.tag]))
              for c in chargers if c.car is not None}
-    cars = plan_cars(day.topology, states, needs)
-    return plan_targets(PlanInputs(cars, capacity_of(allocation, day.topology.margin), float(t), policy)).targets
+    return targets_now(day.topology, states, needs, allocation, float(t), policy)

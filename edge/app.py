@@ -199,7 +199,8 @@ class Edge:
         manager = LoadManager(topology, self.config.load_management, bus=self.bus, clock=self.clock,
                               commands=self.commands, journal=self.journal,
                               meters={c.id: self.meters[c.meter] for c in topology.circuits if c.meter},
-                              prioritised=self.authorizer.prioritised, is_known=self.directory.is_known)
+                              prioritised=self.authorizer.prioritised, is_known=self.directory.is_known,
+                              needs_of=self.authorizer.needs_of)
         return manager
 
     def _recovery(self) -> AutoRecovery:

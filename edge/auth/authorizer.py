@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from edge.auth.config import model_from_document
 from edge.auth.decide import AuthDecision, Method, decide
 from edge.auth.model import AuthModel, ModelError
+from edge.dlm.needs import Declared, next_at
 from edge.clock import Clock
 from edge.journal import Journal, Store
 
@@ -98,6 +99,17 @@ class Authorizer:
         token = self.model.find(id_tag) if id_tag else None
         group = self.model.user_groups.get(token.user_group) if token else None
         return bool(group and group.prioritised)
+
+    def needs_of(self, id_tag: str) -> Declared | None:
+        """The token's user group's default departure (the next such time at the site) and
+        energy, for load management's `scheduled` strategy; None when the group has neither."""
+        token = self.model.find(id_tag) if id_tag else None
+        group = self.model.user_groups.get(token.user_group) if token else None
+        if group is None or (group.departure is None and group.energy_kwh is None):
+            return None
+        departure = next_at(group.departure, self._clock.now(), self._tz) if group.departure else None
+        energy = group.energy_kwh * 1000.0 if group.energy_kwh is not None else None
+        return Declared(departure, energy, f"user group {group.id}")
 
     def on_change(self, listener: Callable[[AuthModel, set[str]], Any]) -> None:
         """listener(model, blocked_tokens) after each new version (e.g. push local lists, clear caches)."""

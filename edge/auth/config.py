@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from edge.config_base import Strict as _Strict
 from edge.config_base import got
 from edge.auth.model import WEEKDAYS, AuthModel, Evse, ModelError, OpeningHours, build_model
+from edge.dlm.needs import MAX_ENERGY_KWH, time_of_day
 
 GROUP_ID = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9._\-]+$")]
 _WINDOW = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
@@ -53,6 +54,17 @@ class UserGroupConfig(_Strict):
     charge_groups: list[str] = []
     allow_concurrent: bool = False
     archived: bool = False
+    # Load management's `scheduled` strategy: when this group's cars usually leave ("17:30",
+    # the next such time at the site) and how much energy they want, unless a session says otherwise.
+    departure: str | None = None
+    energy_kwh: Annotated[float, Field(gt=0, le=MAX_ENERGY_KWH)] | None = None
+
+    @field_validator("departure")
+    @classmethod
+    def _time_of_day(cls, value: str | None) -> str | None:
+        if value is not None:
+            time_of_day(value)
+        return value
 
 
 class EvseRef(_Strict):
@@ -132,7 +144,8 @@ def model_document(user_groups: list[UserGroupConfig], charge_groups: list[Charg
     """The model as one JSON-able document: what the journal stores and the API exchanges."""
     return {
         "default_policy": default_policy,
-        "user_groups": [g.model_dump() for g in user_groups],
+        # Without the keys not set, so documents of groups without them stay as they were.
+        "user_groups": [g.model_dump(exclude_none=True) for g in user_groups],
         "charge_groups": [c.model_dump(exclude_none=True) for c in charge_groups],
         "tokens": [t.model_dump(mode="json", exclude_none=True) for t in tokens],
     }
@@ -150,7 +163,8 @@ def model_from_document(version: int, document: dict[str, Any], known_chargers: 
     return build_model(
         version,
         tokens=[t.model_dump(exclude_none=True) for t in tokens],
-        user_groups=[{**g.model_dump(), "charge_groups": frozenset(g.charge_groups)} for g in user_groups],
+        user_groups=[{**g.model_dump(), "charge_groups": frozenset(g.charge_groups),
+                      "departure": time_of_day(g.departure) if g.departure else None} for g in user_groups],
         charge_groups=[{
             "id": c.id, "name": c.name, "policy": c.policy, "outside_hours": c.outside_hours,
             "opening_hours": to_opening_hours(c.opening_hours) if c.opening_hours else None,

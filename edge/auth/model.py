@@ -44,6 +44,8 @@ class UserGroup:
     charge_groups: frozenset[str] = frozenset()
     allow_concurrent: bool = False   # may one token run sessions on two EVSEs at once
     archived: bool = False
+    departure: time | None = None    # its cars' usual departure, a time of day at the site (load management)
+    energy_kwh: float | None = None  # and the energy they usually want
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import logging
 import math
 from collections import deque
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Callable, Protocol
 
 from edge.clock import Clock
@@ -26,8 +26,10 @@ from edge.dlm.config import LoadManagementSection
 from edge.dlm.estimate import Bounds, Command, MeterReading, Reaction, allowed_over, estimate_site
 from edge.dlm.estimate import sample_from_meter_values
 from edge.dlm.model import Allocation, ConnectorState, EvseKey, Inputs, Topology
+from edge.dlm.needs import Declared, register_wh, still_wanted
 from edge.dlm.overload import OverloadWatch, reaction_window
 from edge.dlm.phases import NAMES
+from edge.dlm.planner import PLAN_PERIOD_S, Need, targets_now
 from edge.dlm.sampling import MeterValuesSetup
 from edge.dlm.series import SeriesRecorder
 from edge.dlm.tracking import Track, answered, currents_from_samples, history, learn_phases, prune, window
@@ -71,7 +73,8 @@ class ChargerTrack:
 class LoadManager:
     def __init__(self, topology: Topology, settings: LoadManagementSection, *, bus: EventBus, clock: Clock,
                  commands: Commands, journal: Journal, meters: dict[str, MeterSource],
-                 prioritised: Callable[[str], bool], is_known: Callable[[str], bool]):
+                 prioritised: Callable[[str], bool], is_known: Callable[[str], bool],
+                 needs_of: Callable[[str], Declared | None] | None = None):
         self.topology = topology
         self.settings = settings
         self.meters = meters            # circuit id -> its meter
@@ -80,6 +83,7 @@ class LoadManager:
         self._commands = commands
         self._prioritised = prioritised
         self._is_known = is_known
+        self._needs_of = needs_of
         self.timing = Timing(settings.hysteresis, settings.change_interval, settings.follow_time,
                              settings.tx_profile_duration)
         self.tracks: dict[EvseKey, Track] = {e.key: Track() for e in topology.evses}
@@ -109,6 +113,12 @@ class LoadManager:
         self._changes = 0
         self._estimated: tuple[tuple[float, int], dict[EvseKey, Bounds]] = ((-math.inf, -1), {})
         self.sampling = MeterValuesSetup(commands, settings.meter_values_interval, self._spawn)
+        # `scheduled`: what each running session declared (transaction id -> departure and energy), and
+        # the planner's targets, re-planned every PLAN_PERIOD_S and whenever sessions or needs change.
+        self.needs: dict[int, Declared] = {}
+        self._needs_version = 0
+        self._targets: dict[EvseKey, float] | None = None
+        self._planned: tuple[float, frozenset, int] = (-math.inf, frozenset(), -1)
 
     # --- what the site looks like ------------------------------------------------------------------
 
@@ -136,6 +146,51 @@ class LoadManager:
         if key != self._capped[0]:
             self._capped = (key, capped(self.topology, self.caps, now))
         return self._capped[1]
+
+    def set_needs(self, transaction_id: int, departure: datetime | None, energy_wh: float | None,
+                  source: str = "api") -> bool:
+        """A running session's departure (wall, aware) and energy for the whole session (Wh):
+        the next evaluation re-plans with it. False if no session with that id runs here."""
+        if not any(t.transaction_id == transaction_id for t in self.tracks.values()):
+            return False
+        self.needs[transaction_id] = Declared(departure, energy_wh, source)
+        self._needs_version += 1
+        self._wake.set()
+        return True
+
+    def _needs_now(self, now: float) -> dict[EvseKey, Need]:
+        """The planner's view of the declared needs: departure in monotonic s (through the
+        injected clock), energy still wanted. A need already met is planned as none: that
+        car then takes what is left after the others, as a car that said nothing."""
+        wall = self._clock.now()
+        out: dict[EvseKey, Need] = {}
+        for key, track in self.tracks.items():
+            declared = self.needs.get(track.transaction_id) if track.transaction_id is not None else None
+            if declared is None:
+                continue
+            departure = (now + (declared.departure - wall).total_seconds() if declared.departure is not None
+                         else math.inf)
+            wanted = still_wanted(declared.energy_wh, track.start_wh, track.register_wh)
+            if wanted > 0 and departure > now:
+                out[key] = Need(departure, wanted)
+        return out
+
+    def _plan(self, states: tuple[ConnectorState, ...], meters: dict, now: float) -> dict[EvseKey, float] | None:
+        """The `scheduled` strategy's targets: re-planned every PLAN_PERIOD_S, or at once when
+        the sessions or their needs changed. The capacity is the allocator's own view now
+        (building load from the estimator, reserves, margin), held over the horizon."""
+        if self.settings.strategy != "scheduled":
+            self._targets = None
+            return None
+        sessions = frozenset((s.key, self.tracks[s.key].transaction_id) for s in states if s.session)
+        at, seen, version = self._planned
+        if now - at < PLAN_PERIOD_S and sessions == seen and version == self._needs_version:
+            return self._targets
+        topology = self.capped_topology()
+        free = allocate(Inputs(topology, meters, states, now, "fair", self.settings.rotate_after))
+        self._targets = targets_now(topology, states, self._needs_now(now), free, now)
+        self._planned = (now, sessions, self._needs_version)
+        return self._targets
 
     def meter_reading(self, reading: Any = None) -> None:
         """A meter has a new reading: evaluate now."""
@@ -282,8 +337,9 @@ class LoadManager:
                 self.record_reading(circuit_id, meter.latest.at, tuple(meter.latest.current))
         estimated = self.estimates(now)
         states = tuple(self._state(e.key, now, estimated) for e in self.topology.evses)
+        targets = self._plan(states, meters, now)
         allocation = allocate(Inputs(self.capped_topology(), meters, states, now, self.settings.strategy,
-                                     self.settings.rotate_after))
+                                     self.settings.rotate_after, targets))
         self._note_failsafe(allocation)
         for change in self.overload.observe(self.capped_topology(), {c: m.latest for c, m in self.meters.items()},
                                             allocation, now, self._clock.now()):
@@ -371,6 +427,9 @@ class LoadManager:
                 "binding": ({"circuit": decision.binding[0], "phase": NAMES[decision.binding[1]]}
                             if decision and decision.binding else None),
                 "held": track.held.limit if track.held else None,
+                "needs": self._needs_status(track),
+                "target": (_round(self._targets.get(evse.key)) if self._targets is not None
+                           and evse.key in self._targets else None),
                 "measured": [_round(a) for a in track.measured], "controllable": state.controllable,
                 "estimate": ({"least": [_round(a) for a in est.least], "most": [_round(a) for a in est.most]}
                              if est is not None else None),
@@ -385,6 +444,15 @@ class LoadManager:
                            "failsafe": circuit_id in self._failsafe})
         return {"strategy": self.settings.strategy, "margin": self.topology.margin, "evaluations": self.evaluations,
                 "circuits": circuits, "connectors": connectors, "meters": meters}
+
+    def _needs_status(self, track: Track) -> dict[str, Any] | None:
+        declared = self.needs.get(track.transaction_id) if track.transaction_id is not None else None
+        if declared is None:
+            return None
+        wanted = still_wanted(declared.energy_wh, track.start_wh, track.register_wh)
+        return {"departure": declared.departure.isoformat(timespec="seconds") if declared.departure else None,
+                "energy_kwh": None if declared.energy_wh is None else round(declared.energy_wh / 1000, 3),
+                "still_kwh": _round(wanted / 1000) if math.isfinite(wanted) else None, "source": declared.source}
 
     # --- talking to chargers -------------------------------------------------------------------------
 
@@ -525,10 +593,21 @@ class LoadManager:
             return
         if kind == "transaction.started":
             tag = data.get("id_tag") or ""
+            start = data.get("meter_start")
             self.tracks[(event.charger_id, data["connector_id"])] = replace(
                 Track(), transaction_id=data["transaction_id"], priority=self._prioritised(tag), arrived=now,
-                status=track.status if track.status not in ("Available",) else "Charging")
+                status=track.status if track.status not in ("Available",) else "Charging",
+                start_wh=float(start) if isinstance(start, (int, float)) and not isinstance(start, bool) else None)
+            # Needs of sessions no longer on any connector (replaced without a stop) go with them.
+            running = {t.transaction_id for t in self.tracks.values()}
+            self.needs = {tx: d for tx, d in self.needs.items() if tx in running}
+            default = self._needs_of(tag) if self._needs_of is not None and tag else None
+            if default is not None and data["transaction_id"] not in self.needs:
+                self.needs[data["transaction_id"]] = default
+                self._needs_version += 1
         elif kind == "transaction.stopped":
+            if self.needs.pop(data.get("transaction_id"), None) is not None:
+                self._needs_version += 1
             if track.transaction_id == data.get("transaction_id"):
                 self.tracks[(event.charger_id, data["connector_id"])] = Track(status=track.status)
         elif kind == "connector.status":
@@ -538,6 +617,9 @@ class LoadManager:
                 track.stopped_at = now
         elif kind == "meter.values" and track.transaction_id is not None \
                 and data.get("transaction_id") == track.transaction_id:
+            register = register_wh(data.get("samples", []))
+            if register is not None:
+                track.register_wh = max(register, track.register_wh or register)
             self._measured(event.charger_id, track, data.get("samples", []), now)
 
     def _measured(self, charger_id: str, track: Track, samples: list, now: float) -> None:

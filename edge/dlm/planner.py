@@ -329,3 +329,16 @@ def plan_cars(topology: Topology, states: tuple[ConnectorState, ...], needs: dic
                            evse.min_current, top, need.energy_wh if need else math.inf,
                            need.departure if need else math.inf, state.priority))
     return tuple(out)
+
+
+# Re-plan at least this often (s), and whenever a session starts or stops or a need changes.
+PLAN_PERIOD_S = 60.0
+
+
+def targets_now(topology: Topology, states: tuple[ConnectorState, ...], needs: dict[EvseKey, Need],
+                allocation: Allocation, now: float, policy: str = "scheduled") -> dict[EvseKey, float]:
+    """The planner's targets for the allocator now (the live load manager and the bench
+    alike): every controllable session, with what it still needs, against what the
+    allocator computed as free on each circuit phase (held over the horizon)."""
+    cars = plan_cars(topology, states, needs)
+    return plan(PlanInputs(cars, capacity_of(allocation, topology.margin), now, policy)).targets

@@ -44,6 +44,10 @@ class Track:
     commands: tuple[Command, ...] = ()
     samples: tuple[Sample, ...] = ()
     stopped_at: float | None = None
+    # For the planner: the session's meterStart and its latest energy register (Wh), so what a
+    # declared need still wants is the need less what was delivered.
+    start_wh: float | None = None
+    register_wh: float | None = None
 
 
 def window(track: Track, now: float) -> float:

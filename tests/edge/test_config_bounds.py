@@ -158,6 +158,8 @@ password_hash = "{PASSWORD_HASH}"
 id = "residents"
 tariff = "residents"
 charge_groups = ["garage"]
+departure = "17:30"
+energy_kwh = 20
 [[charge_groups]]
 id = "garage"
 policy = "private"

@@ -1,0 +1,109 @@
+"""A session's needs: when its car leaves and how much energy it wants. Pure; times passed in.
+
+The `scheduled` strategy (edge.dlm.planner) serves early leavers first; it learns a
+session's departure and energy from the local API (a driver or an app says so) or
+from the user group's default (`[[user_groups]] departure = "17:30"`). What is
+declared is kept in wall time (a driver means a time of day); the planner gets it in
+monotonic seconds, and the energy still wanted: the declared energy less what the
+session's meter shows it delivered.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, tzinfo
+from typing import Any, Iterable
+
+# A departure further ahead than this is a typo (a date), not a plan.
+MAX_AHEAD = timedelta(hours=48)
+# More than any car's battery: a larger need is a unit mistake (Wh for kWh).
+MAX_ENERGY_KWH = 200.0
+ENERGY = "Energy.Active.Import.Register"
+_TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What was said about one session: its departure (wall, aware) and energy for the whole session."""
+
+    departure: datetime | None
+    energy_wh: float | None
+    source: str                     # "api", "user group residents"
+
+
+class NeedError(ValueError):
+    """A need out of bounds; names the field and the value."""
+
+    def __init__(self, field: str, value: Any, why: str):
+        self.field, self.value = field, value
+        super().__init__(f"{field} {value!r}: {why}")
+
+
+def time_of_day(text: str) -> time:
+    """"17:30" -> 17:30; a ValueError that says what is wrong otherwise."""
+    m = _TIME_OF_DAY.match(text.strip()) if isinstance(text, str) else None
+    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        raise ValueError(f"{text!r} is not a time of day like '17:30'")
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+def next_at(at: time, now: datetime, tz: tzinfo) -> datetime:
+    """The next `at` in the site's time zone after `now` (today, or tomorrow if it has passed)."""
+    local = now.astimezone(tz)
+    for days in (0, 1, 2):
+        candidate = datetime.combine(local.date() + timedelta(days=days), at, tzinfo=tz)
+        if candidate > local:
+            return candidate
+    raise AssertionError("unreachable")
+
+
+def departure_of(value: Any, now: datetime, tz: tzinfo) -> datetime:
+    """A departure from the API: ISO 8601 (without an offset: the site's time) or "HH:MM"
+    (the next such time at the site); after now, at most MAX_AHEAD ahead."""
+    if not isinstance(value, str) or not value.strip():
+        raise NeedError("departure", value, "give an ISO 8601 time or a time of day like '17:30'")
+    try:
+        if _TIME_OF_DAY.match(value.strip()):
+            at = next_at(time_of_day(value), now, tz)
+        else:
+            at = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            at = at if at.tzinfo is not None else at.replace(tzinfo=tz)
+    except ValueError:
+        raise NeedError("departure", value, "is not an ISO 8601 time or a time of day like '17:30'") from None
+    if at <= now:
+        raise NeedError("departure", value, f"is not after now ({now.isoformat(timespec='seconds')})")
+    if at - now > MAX_AHEAD:
+        raise NeedError("departure", value, f"is more than {MAX_AHEAD.total_seconds() / 3600:g} h ahead")
+    return at
+
+
+def energy_of(value: Any, field: str = "energy_kwh") -> float:
+    """kWh, > 0 and at most MAX_ENERGY_KWH."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise NeedError(field, value, "must be a number of kWh")
+    if not 0 < value <= MAX_ENERGY_KWH:
+        raise NeedError(field, value, f"must be more than 0 and at most {MAX_ENERGY_KWH:g} kWh")
+    return float(value)
+
+
+def register_wh(samples: Iterable[Any]) -> float | None:
+    """The highest energy register (Wh) in one MeterValues, or None when it carries none."""
+    values = []
+    for s in samples:
+        if s.measurand == ENERGY and not s.phase and math.isfinite(s.value):
+            if s.unit in (None, "Wh"):
+                values.append(s.value)
+            elif s.unit == "kWh":
+                values.append(s.value * 1000.0)
+    return max(values, default=None)
+
+
+def still_wanted(declared_wh: float | None, start_wh: float | None, register: float | None) -> float:
+    """Energy still wanted (Wh): the declared need less what the meter shows delivered since
+    the start; inf when no energy was declared. A need met is 0 (the caller decides)."""
+    if declared_wh is None:
+        return math.inf
+    delivered = register - start_wh if register is not None and start_wh is not None else 0.0
+    return max(0.0, declared_wh - max(0.0, delivered))
