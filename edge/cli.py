@@ -327,6 +327,16 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
+    if args.action == "needs":
+        # A session's departure and energy for load management's `scheduled` strategy.
+        if args.tx is None or args.departure is None or args.energy is None:
+            raise SystemExit("edgectl sessions needs TX --departure 17:30 --energy 20 (kWh)")
+        result = ApiClient(_load(args)).request("POST", f"/sessions/{args.tx}/needs",
+                                                body={"departure": args.departure, "energy_kwh": args.energy})
+        print(json.dumps(result, indent=2) if args.json else
+              f"session {result['transaction_id']}: leaves {result['departure']}, wants {result['energy_kwh']:g} kWh"
+              f" (strategy {result['strategy']})")
+        return 0
     rows = ApiClient(_load(args)).request("GET", "/sessions", query={
         "charger": args.charger, "state": args.state, "limit": args.limit})
     _print(rows, args.json, ["id", "charger_id", "connector_id", "id_tag", "auth_status", "start_time",
@@ -556,7 +566,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_health)
 
-    p = with_config(sub.add_parser("sessions", help="list charging sessions (transactions)"))
+    p = with_config(sub.add_parser("sessions", help="list charging sessions (transactions), or set one's needs"))
+    p.add_argument("action", nargs="?", default="list", choices=["list", "needs"])
+    p.add_argument("tx", nargs="?", type=int, help="needs: the session (transaction id)")
+    p.add_argument("--departure", help="needs: when the car leaves, 17:30 or an ISO time")
+    p.add_argument("--energy", type=float, help="needs: kWh it wants")
     p.add_argument("--charger")
     p.add_argument("--state", choices=["active", "completed"])
     p.add_argument("--limit", type=int, default=50)

@@ -27,6 +27,7 @@ from edge.web.api.core import CoreRoutes
 from edge.web.api.dlm import DlmRoutes
 from edge.web.api.commission import CommissionRoutes
 from edge.web.api.metrics import MetricsRoutes
+from edge.web.api.needs import NeedsRoutes
 from edge.web.api.security import SecurityRoutes
 from edge.web.api.security_files import SecurityFileRoutes
 from edge.web.api.uplink import UplinkRoutes
@@ -51,6 +52,7 @@ ROUTES: list[type[RouteModule]] = [
     ChargerRoutes,
     ConfigRoutes,
     DlmRoutes,
+    NeedsRoutes,
     CdrRoutes,
     UplinkRoutes,
     SecurityRoutes,
