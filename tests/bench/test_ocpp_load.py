@@ -54,3 +54,14 @@ def test_small_load_against_edge_and_bare() -> None:
     assert set(report["goals"]) >= {"edge_cpu_under_25_percent", "edge_rss_under_150_mb", "ratio_at_least_half"}
     assert all(isinstance(report["goals"][key], bool) for key in
                ("edge_cpu_under_25_percent", "edge_rss_under_150_mb", "ratio_at_least_half"))
+
+
+def test_tls_next_to_plain_ws_with_a_restart_storm() -> None:
+    report = run_bench("--tls", "--chargers", "5", "--duration", "2", "--meter-interval", "1",
+                       "--throughput-duration", "1", "--json")
+    for name in ("edge", "edge_tls"):
+        check_server(report[name])
+        restart = report[name]["restart"]
+        assert restart["start_s"] > 0 and restart["all_online_s"] >= 0 and restart["peak_rss_mb"] > 0
+    assert "bare" not in report
+    assert {"steady_rss_mb", "throughput_cpu_ms_per_message", "restart_all_online_s"} <= report["tls_cost"].keys()
