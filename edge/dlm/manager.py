@@ -187,8 +187,16 @@ class LoadManager:
         if now - at < PLAN_PERIOD_S and sessions == seen and version == self._needs_version:
             return self._targets
         topology = self.capped_topology()
-        free = allocate(Inputs(topology, meters, states, now, "fair", self.settings.rotate_after))
-        self._targets = targets_now(topology, states, self._needs_now(now), free, now)
+        needs = self._needs_now(now)
+        if needs:
+            free = allocate(Inputs(topology, meters, states, now, "fair", self.settings.rotate_after))
+            # Only cars that said what they need get a target (the planner's order, early leavers
+            # first); the allocator gives the others their minimum and shares the rest fairly.
+            # (In the plan, cars without a need would take slot 0's rest in key order: first come.)
+            planned = targets_now(topology, states, needs, free, now)
+            self._targets = {k: a for k, a in planned.items() if k in needs}
+        else:
+            self._targets = None        # nobody said: `fair`
         self._planned = (now, sessions, self._needs_version)
         return self._targets
 

@@ -36,9 +36,11 @@ class Site:
 
 
 def config(meter: str, wiring: dict, *, limit: float = 40, failsafe_load: float | None = None,
-           follow_time: float = 0.5, meter_values: float = 0.3) -> tuple[str, str]:
+           follow_time: float = 0.5, meter_values: float = 0.3, strategy: str = "fair", more: str = ""
+           ) -> tuple[str, str]:
     extra = f"""
 [load_management]
+strategy = "{strategy}"
 tick = 0.2
 margin = 0
 change_interval = 1
@@ -57,6 +59,7 @@ id = "grid"
 limit = {limit}
 meter = "grid-meter"
 {f"failsafe_load = {failsafe_load}" if failsafe_load is not None else ""}
+{more}
 """
     chargers = "\n".join(f'[[chargers]]\nid = "{cid}"\nmax_current = 32\nphases = {p}\nrotation = "{r}"\n'
                          f'phase = "{ph}"\n' for cid, (p, r, ph) in wiring.items())
