@@ -125,7 +125,12 @@ class SimulatedChargePoint:
                 pass  # the link went away; state changes survive, reports resync on reconnect
             except (OCPPError, TimeoutError) as exc:  # the central system's failure, not ours
                 self.emit("call_error", action=getattr(coro_fn, "__name__", "follow-up"), error=repr(exc))
-        self._task_group.create_task(guarded())
+        follow_up = guarded()
+        try:
+            self._task_group.create_task(follow_up)
+        except RuntimeError:        # the simulator is stopping: the follow-up is dropped, and said so
+            follow_up.close()
+            raise
 
     async def wait_accepted(self, timeout: float | None = 10) -> None:
         """Until a BootNotification was Accepted (since the start or the last Reset)."""
