@@ -40,7 +40,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
 
-from edge.dlm.model import EvseKey, Topology
+from edge.dlm.allocate import unmanaged_load
+from edge.dlm.model import ConnectorState, EvseKey, Topology
 from edge.dlm.phases import Phases
 
 # The highest voltage a phase may have (230 V + 10 %, EN 50160): dividing power by
@@ -335,34 +336,11 @@ def estimate_site(topology: Topology, cars: Mapping[EvseKey, CarHistory],
 def building_load(topology: Topology, meters: Mapping[str, Phases | None], estimated: Mapping[EvseKey, Bounds]
                   ) -> dict[str, tuple[list[float], bool]]:
     """Circuit -> (building load per site phase, failsafe?): the meter minus the
-    least the cars under it can be drawing. The same shape as
-    `allocate.unmanaged_load`, whose `measured` it replaces by `least`."""
-    cars: dict[str, list[float]] = {c.id: [0.0, 0.0, 0.0] for c in topology.circuits}
-    for evse in topology.evses:
-        est = estimated.get(evse.key)
-        if est is None:
-            continue
-        for i, amps in enumerate(est.least[:len(evse.phase_map)]):
-            for c in topology.paths[evse.circuit]:
-                cars[c][evse.phase_map[i]] += max(0.0, amps)
-    out: dict[str, tuple[list[float], bool]] = {}
-    for circuit in sorted(topology.circuits, key=lambda c: -len(topology.paths[c.id])):
-        if circuit.meter is not None:
-            reading = meters.get(circuit.id)
-            if reading is None or not all(math.isfinite(a) and a >= 0 for a in reading):
-                worst = circuit.limit if circuit.failsafe_load is None else circuit.failsafe_load
-                out[circuit.id] = ([worst] * 3, True)
-            else:
-                out[circuit.id] = ([max(0.0, reading[p] - cars[circuit.id][p]) for p in range(3)], False)
-        else:
-            total, failsafe = [0.0, 0.0, 0.0], False
-            for child in topology.circuits:
-                if child.parent == circuit.id:
-                    load, child_failsafe = out[child.id]
-                    total = [t + x for t, x in zip(total, load)]
-                    failsafe = failsafe or child_failsafe
-            out[circuit.id] = (total, failsafe)
-    return out
+    least the cars under it can be drawing. It is `allocate.unmanaged_load` with
+    each car's `least` as what it measured, as the manager hands it over."""
+    states = {e.key: ConnectorState(key=e.key, measured=estimated[e.key].least if e.key in estimated else ())
+              for e in topology.evses}
+    return unmanaged_load(topology, meters, states)
 
 
 # --- from OCPP samples --------------------------------------------------------------------------
