@@ -84,7 +84,7 @@ def test_the_grafana_dashboard_and_the_docs_name_only_series_the_edge_exports():
     import re
     from pathlib import Path
 
-    import edge.metrics as metrics
+    import edge.web.api.metrics as metrics
 
     root = Path(__file__).resolve().parents[2]
     source = Path(metrics.__file__).read_text()
