@@ -204,6 +204,18 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX idempotency_keys_time ON idempotency_keys(created_at)
     """,
+    # 5: the state topic shared between instances (issue 18, observation 5). A site's birth and will
+    # carry its connection counter; a state is kept only if its counter is not below the stored one
+    # (a will of connection n handled after the birth of n + 1 by another instance changes nothing).
+    # state_sweeps: which instance last re-read a broker's retained states, so one does, not all.
+    """
+    ALTER TABLE sites ADD COLUMN state_connection BIGINT;
+    CREATE TABLE state_sweeps (
+        broker TEXT PRIMARY KEY,
+        instance TEXT NOT NULL,
+        at TEXT NOT NULL
+    )
+    """,
 ]
 
 

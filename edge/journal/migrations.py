@@ -608,6 +608,12 @@ MIGRATIONS: list[str] = [
         at              TEXT NOT NULL
     );
     """,
+    # 15: the uplink's connection counter (issue 18): incremented before each connection to the broker
+    # and put in that connection's birth and last will, so the cloud can order a will against a later
+    # birth whichever instance handles which (docs/sync-protocol.md, "Site state").
+    """
+    ALTER TABLE uplink_settings ADD COLUMN connection INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
