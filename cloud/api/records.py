@@ -17,8 +17,8 @@ from aiohttp import web
 
 from cloud.api.common import ApiError, cursor_of, db, limit_of, page, site_or_404, time_filter
 from cloud.store import views
+from contract.cdr_csv import COLUMNS
 from contract.spreadsheet import safe_row
-from edge.cdr.export import COLUMNS
 
 SESSION_STATUSES = ("active", "stopped")
 CDR_STATUSES = ("Successful", "Error", "Exclusion", "Failed")
