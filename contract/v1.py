@@ -160,6 +160,11 @@ class SiteState(_Model):
     at: str
     software_version: str = ""
     backlog: dict[str, int] = {}       # undelivered messages per stream (birth only)
+    # Added later in contract 1: the edge's connection counter, raised before each connection and the
+    # same in that connection's birth and last will (persisted at the site). Several cloud instances
+    # handle states in parallel; a state whose counter is below the one stored is stale (the will of
+    # connection n handled after the birth of n + 1) and changes nothing. None: an edge from before it.
+    connection: Annotated[int, Field(ge=1, le=2**53 - 1)] | None = None
 
 
 Version = Annotated[int, Field(ge=1, le=MAX_VERSION)]

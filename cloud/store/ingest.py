@@ -192,18 +192,28 @@ def store_up(conn: Connection, batch: UpBatch, now: str) -> UpOutcome:
 
 def store_state(conn: Connection, state: SiteState, now: str, fresh: bool) -> None:
     """Birth or last will. `fresh`: it was published just now (not a retained copy replayed on
-    subscribe, and not the will the broker sends for a dead site), so the site was seen now."""
+    subscribe, and not the will the broker sends for a dead site), so the site was seen now.
+
+    Kept only if it is not older than the stored state (several instances handle states at once):
+    a higher connection counter wins; within one connection the offline state (goodbye or will)
+    is the last word, and births go by their time. A state without a counter (an edge from before
+    it), or a site without one stored, is taken as it comes."""
     at = p.when(state.at) or now
     conn.run(
         "INSERT INTO sites (site, online, state_at, state_received_at, software_version, backlog, first_seen, "
-        "last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site) DO UPDATE SET online = excluded.online, "
-        "state_at = excluded.state_at, state_received_at = excluded.state_received_at, "
+        "last_seen, state_connection) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site) DO UPDATE SET "
+        "online = excluded.online, state_at = excluded.state_at, state_received_at = excluded.state_received_at, "
+        "state_connection = excluded.state_connection, "
         "software_version = CASE WHEN excluded.software_version <> '' THEN excluded.software_version "
         "ELSE sites.software_version END, "
         "backlog = CASE WHEN excluded.online = 1 THEN excluded.backlog ELSE sites.backlog END, "
-        "last_seen = CASE WHEN excluded.last_seen > sites.last_seen THEN excluded.last_seen ELSE sites.last_seen END",
+        "last_seen = CASE WHEN excluded.last_seen > sites.last_seen THEN excluded.last_seen ELSE sites.last_seen END "
+        "WHERE excluded.state_connection IS NULL OR sites.state_connection IS NULL "
+        "OR excluded.state_connection > sites.state_connection "
+        "OR (excluded.state_connection = sites.state_connection "
+        "AND (excluded.online = 0 OR (sites.online = 1 AND excluded.state_at >= sites.state_at)))",
         (state.site, 1 if state.online else 0, at, now, state.software_version.replace("\x00", "")[:128],
-         p.dumps(state.backlog), now, now if fresh and state.online else at))
+         p.dumps(state.backlog), now, now if fresh and state.online else at, state.connection))
 
 
 FINAL = ("applied", "rejected", "done", "failed")
