@@ -42,8 +42,9 @@ def failed(checks: Sequence[Check]) -> bool:
 
 def meter_checks(meter_id: str, *, reachable: bool, problem: str | None, voltage: Sequence[float] | None,
                  current: Sequence[float] | None, power: Sequence[float] | None, frequency: float | None,
-                 phases: int = 3) -> list[Check]:
-    """A meter's latest good reading against the grid's bands."""
+                 reads_frequency: bool, phases: int = 3) -> list[Check]:
+    """A meter's latest good reading against the grid's bands. `reads_frequency`: the meter's
+    register map has the frequency (else that check is skipped; with it, a missing value fails)."""
     name = f"meter {meter_id}"
     if not reachable or voltage is None or current is None or power is None:
         return [Check(f"{name}: reachable", "fail", f"no good reading: {problem or 'no answer'}",
@@ -56,13 +57,17 @@ def meter_checks(meter_id: str, *, reachable: bool, problem: str | None, voltage
                      "every phase within " + f"{low:g}-{high:g} V: " +
                      ", ".join(f"{NAMES[i]} {v:.1f} V" for i, v in enumerate(voltage[:phases])),
                      "check the voltage taps and the map's scale" if bad else ""))
-    if frequency is None:
+    if not reads_frequency:
         out.append(Check(f"{name}: frequency", "skip", "the meter's register map does not read the frequency"))
+    elif frequency is None:
+        out.append(Check(f"{name}: frequency", "fail", "the meter gave no plausible frequency",
+                         "check the map's frequency row (address, type, scale); the edge's log names the value"))
     else:
         lo, hi = FREQUENCY_BAND
         ok = math.isfinite(frequency) and lo <= frequency <= hi
         out.append(Check(f"{name}: frequency", "pass" if ok else "fail", f"{frequency:.2f} Hz"
-                         + ("" if ok else f" is outside {lo:g}-{hi:g} Hz"), "" if ok else "check the map"))
+                         + ("" if ok else f" is outside {lo:g}-{hi:g} Hz"),
+                         "" if ok else "a grid off its band (an island or a generator?), or the map's scale"))
     out.append(direction_check(name, voltage[:phases], current[:phases], power[:phases]))
     return out
 

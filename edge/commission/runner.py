@@ -8,13 +8,16 @@ the meter, then at the step current, reads again, and removes its profile (the
 load manager's own takes over again). The step is at most what the circuit had
 free with the car at 0 A (never over a fuse the meter can see), and each profile
 ends by itself after STEP_PROFILE_S, should the edge stop mid-way.
+
+A run shows how far it got while it runs (`stage`, `progress`, `checks`, `rotation`
+grow as it goes): the web page polls them, as the detection takes tens of seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from edge.commission.checks import Check, charger_checks, clock_offset, failed, meter_checks
 from edge.commission.rotation import Step, config_lines, decide
@@ -34,26 +37,44 @@ MIN_STEP = 6.0          # IEC 61851: below this a car does not charge
 
 
 class Commissioning:
-    def __init__(self, site: "SiteView", *, settle_s: float | None = None):
+    def __init__(self, site: "SiteView", *, settle_s: float | None = None, why: str = ""):
         self.site = site
         manager = site.load_manager
         periods = [m.config.period for m in site.meters.values()] or [1.0]
         follow = manager.settings.follow_time if manager is not None else 5.0
         # The car follows a new limit within follow_time; then two fresh meter readings.
         self.settle_s = settle_s if settle_s is not None else follow + 3 * max(periods) + 1.0
+        # Every command it sends says so in the actions log, with who asked why when known.
+        self.reason = f"commissioning ({why})" if why else "commissioning"
+        # How far the run got, for whoever watches it (the web page polls these).
+        self.stage = "not started"
+        self.progress: list[dict[str, Any]] = []
+        self.checks: list[Check] = []
+        self.rotation: list[dict[str, Any]] = []
+
+    def _at(self, stage: str) -> None:
+        self.stage = stage
+        self.progress.append({"at": self.site.clock.now_iso(), "text": stage})
+
+    def _found(self, checks: Iterable[Check]) -> None:
+        self.checks.extend(checks)
 
     async def run(self, *, detect_rotation: bool = False) -> dict[str, Any]:
-        checks: list[Check] = self._config()
-        checks += self._meters()
-        checks += await self._chargers()
-        rotation: list[dict[str, Any]] = []
+        self._at("checking the config")
+        self._found(self._config())
+        self._at("checking the meters' latest readings")
+        self._found(self._meters())
+        await self._chargers()
         if detect_rotation:
-            rotation = await self._rotation()
-            checks += [Check(f"charger {r['charger_id']}/{r['connector_id']}: rotation",
-                             {"ok": "pass", "mismatch": "fail", "undetermined": "warn"}.get(r["verdict"], "warn"),
-                             r["detail"], "\n".join(r["config_lines"])) for r in rotation]
-        checks += self._uplink()
-        return {"ok": not failed(checks), "checks": [c.as_dict() for c in checks], "rotation": rotation}
+            await self._rotation()
+            self._found(Check(f"charger {r['charger_id']}/{r['connector_id']}: rotation",
+                              {"ok": "pass", "mismatch": "fail", "undetermined": "warn"}.get(r["verdict"], "warn"),
+                              r["detail"], "\n".join(r["config_lines"])) for r in self.rotation)
+        self._at("checking the uplink")
+        self._found(self._uplink())
+        self._at("done")
+        return {"ok": not failed(self.checks), "checks": [c.as_dict() for c in self.checks],
+                "rotation": self.rotation}
 
     def _config(self) -> list[Check]:
         status = self.site.config_status()
@@ -72,32 +93,33 @@ class Commissioning:
                                 problem=None if fresh else f"{poller.failures} failed poll(s) in a row",
                                 voltage=reading.voltage if fresh else None,
                                 current=reading.current if fresh else None, power=reading.power if fresh else None,
-                                frequency=getattr(reading, "frequency", None), phases=poller.map.phases)
+                                frequency=reading.frequency if fresh else None,
+                                reads_frequency=poller.map.row("frequency") is not None, phases=poller.map.phases)
         return out
 
-    async def _chargers(self) -> list[Check]:
+    async def _chargers(self) -> None:
         site = self.site
         rows = {r["id"]: r for r in await site.journal.read(Store.chargers)}
-        out = []
         stack_level = site.config.load_management.stack_level + 1
         cards = len(site.config.tokens) if site.config.authorization.push_local_lists else None
         for charger in site.config.chargers:
             connected = site.commands.is_connected(charger.id)
             configuration = offset = None
             if connected:
+                self._at(f"asking charger {charger.id} for its configuration")
                 answer = await site.commands.send(charger.id, "GetConfiguration", {}, actor=ACTOR,
-                                                  reason="commissioning")
+                                                  reason=self.reason)
                 if answer.outcome == "ok":
                     configuration = {k["key"]: str(k.get("value", "")) for k in
                                      answer.response.get("configurationKey", [])}
                 status = await site.journal.read(Store.connectors, charger.id)
                 latest = max(status, key=lambda r: r["updated_at"], default=None)
                 offset = clock_offset(latest["charger_time"], latest["updated_at"]) if latest else None
-            out += charger_checks(charger.id, connected=connected, registration=rows.get(charger.id, {}).get(
-                "registration"), clock_offset_s=offset, configuration=configuration,
+            self._found(charger_checks(
+                charger.id, connected=connected, registration=rows.get(charger.id, {}).get("registration"),
+                clock_offset_s=offset, configuration=configuration,
                 smart_charging_needed=site.load_manager is not None and charger.smart_charging,
-                stack_level_needed=stack_level, local_list_needed=cards)
-        return out
+                stack_level_needed=stack_level, local_list_needed=cards))
 
     def _uplink(self) -> list[Check]:
         uplink = self.site.uplink
@@ -111,21 +133,22 @@ class Commissioning:
 
     # -- the rotation detection ---------------------------------------------------------------------
 
-    async def _rotation(self) -> list[dict[str, Any]]:
+    async def _rotation(self) -> None:
         manager = self.site.load_manager
         if manager is None:
-            return [{"charger_id": "-", "connector_id": 0, "verdict": "undetermined", "config_lines": [],
-                     "detail": "no [[circuits]]: load management is off, no meter to see the phases on"}]
-        out = []
+            self.rotation.append({"charger_id": "-", "connector_id": 0, "verdict": "undetermined",
+                                  "config_lines": [],
+                                  "detail": "no [[circuits]]: load management is off, no meter to see the phases on"})
+            return
         for evse in manager.topology.evses:
             track = manager.tracks[evse.key]
             if track.transaction_id is None or not evse.smart_charging:
                 continue
-            out.append(await self._step(manager, evse, track.transaction_id))
-        if not out:
-            out.append({"charger_id": "-", "connector_id": 0, "verdict": "undetermined", "config_lines": [],
-                        "detail": "no car is charging: start a session on each charger to check, then run again"})
-        return out
+            self.rotation.append(await self._step(manager, evse, track.transaction_id))
+        if not self.rotation:
+            self.rotation.append({"charger_id": "-", "connector_id": 0, "verdict": "undetermined",
+                                  "config_lines": [], "detail": "no car is charging: start a session on each "
+                                                                "charger to check, then run again"})
 
     def _meter_for(self, manager, evse):
         for circuit_id in manager.topology.paths[evse.circuit]:
@@ -150,8 +173,10 @@ class Commissioning:
             "chargingSchedule": {"chargingRateUnit": "A", "duration": STEP_PROFILE_S,
                                  "startSchedule": self.site.clock.now_iso(),
                                  "chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(limit, 1)}]}}}
+        self._at(f"charger {evse.charger_id}/{evse.connector_id}: step to {limit:g} A, then {self.settle_s:g} s "
+                 "for the car to follow and the meter to read")
         result = await self.site.commands.send(evse.charger_id, "SetChargingProfile", params, actor=ACTOR,
-                                               reason=f"commissioning: phase-rotation step to {limit:g} A")
+                                               reason=f"{self.reason}: phase-rotation step to {limit:g} A")
         return result.outcome
 
     async def _step(self, manager, evse, transaction_id: int) -> dict[str, Any]:
@@ -182,7 +207,7 @@ class Commissioning:
         finally:
             await self.site.commands.send(evse.charger_id, "ClearChargingProfile",
                                           {"id": PROFILE_ID_BASE + evse.connector_id}, actor=ACTOR,
-                                          reason="commissioning: step done, load management takes over")
+                                          reason=f"{self.reason}: step done, load management takes over")
         if during is None:
             return row | {"verdict": "unclear", "detail": "no meter reading during the step"}
         finding = decide(Step(step, before.current, during.current, before.power, during.power),

@@ -3,8 +3,9 @@
 The load manager trusts what passes `check` to keep every phase under its
 fuse, so a doubtful current is refused, never guessed: a refused reading
 leaves the last good one in place until it is too old, and then the load
-manager assumes the worst (fail closed). Energy totals are only information
-here, so a doubtful total is dropped (None) and the currents stay usable.
+manager assumes the worst (fail closed). Energy totals and the frequency are
+only information here, so a doubtful one is dropped (None) and the currents
+stay usable.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ VOLTAGE_MAX = 300.0         # V line-to-neutral: above this on a 230/400 V grid 
 # The current is still measured, so it is used, and the installer is told.
 CURRENT_WITHOUT_VOLTAGE = 0.5
 ENERGY_SLACK = 1e-6         # relative: a float32 total can jitter in its last digit
+# Hz: a 50 or 60 Hz grid never leaves this; a value outside is a misread (wrong map or scale),
+# not a grid, and is dropped. Whether the grid is in its band is commissioning's question.
+FREQUENCY_RANGE = (40.0, 70.0)
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class MeterReading:
     power: Phases               # W, + import from the grid, - export
     import_wh: float | None
     export_wh: float | None
+    frequency: float | None = None      # Hz; None where the map has no frequency or its value was implausible
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,18 @@ def _energy(sample: Sample, name: str, previous: float | None, problems: list[st
     return float(value)
 
 
+def _frequency(sample: Sample, problems: list[str]) -> float | None:
+    value = sample.values.get("frequency")
+    if value is None:
+        return None
+    low, high = FREQUENCY_RANGE
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
+        problems.append(f"frequency {value!r} Hz is outside {low:g}-{high:g} Hz: a misread (check the map's "
+                        "scale); ignored")
+        return None
+    return float(value)
+
+
 def check(sample: Sample, previous: MeterReading | None, now: float,
           config: MeterConfig) -> tuple[MeterReading | None, list[str]]:
     """The reading to use, or None with the reasons it was refused. Problems
@@ -128,7 +145,7 @@ def check(sample: Sample, previous: MeterReading | None, now: float,
             meter_id=config.id, at=sample.at, wall=sample.wall,
             current=(abs(current[0]), abs(current[1]), abs(current[2])),
             voltage=(voltage[0], voltage[1], voltage[2]), power=(power[0], power[1], power[2]),
-            import_wh=import_wh, export_wh=export_wh)
+            import_wh=import_wh, export_wh=export_wh, frequency=_frequency(sample, problems))
         return reading, problems
     except (TypeError, ValueError, OverflowError) as exc:
         # A sample of the wrong shape is a bug upstream; refusing it keeps the

@@ -22,13 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 PHASE_QUANTITIES = tuple(f"{kind}_l{n}" for kind in ("current", "voltage", "power") for n in (1, 2, 3))
 ENERGY_QUANTITIES = ("import_energy", "export_energy")
-QUANTITIES = PHASE_QUANTITIES + ENERGY_QUANTITIES
+# The grid's frequency: only information (commissioning checks it against the band), so optional.
+QUANTITIES = PHASE_QUANTITIES + ENERGY_QUANTITIES + ("frequency",)
 
 Quantity = Literal[
     "current_l1", "current_l2", "current_l3",
     "voltage_l1", "voltage_l2", "voltage_l3",
     "power_l1", "power_l2", "power_l3",
-    "import_energy", "export_energy",
+    "import_energy", "export_energy", "frequency",
 ]
 # "sunssf" is SunSpec's signed 16-bit power-of-ten scale factor, read from the meter.
 DataType = Literal["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "sunssf"]

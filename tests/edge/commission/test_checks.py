@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, strategies as st
 
 from edge.commission.checks import charger_checks, clock_offset, failed, meter_checks
 
 GOOD = dict(reachable=True, problem=None, voltage=(230, 231, 229), current=(10, 5, 2),
-            power=(2300, 1150, 460), frequency=50.0)
+            power=(2300, 1150, 460), frequency=50.0, reads_frequency=True)
 
 
 def by_name(checks):
@@ -25,9 +26,23 @@ def test_voltage_band(voltage, status):
     assert by_name(meter_checks("grid", **GOOD | {"voltage": voltage}))["voltage"].status == status
 
 
-@pytest.mark.parametrize("hz,status", [(49.4, "fail"), (50.6, "fail"), (49.5, "pass"), (None, "skip")])
+@pytest.mark.parametrize("hz,status", [(49.4, "fail"), (50.6, "fail"), (49.5, "pass"), (50.5, "pass")])
 def test_frequency_band(hz, status):
     assert by_name(meter_checks("grid", **GOOD | {"frequency": hz}))["frequency"].status == status
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True))
+def test_any_frequency_passes_exactly_inside_the_band(hz):
+    check = by_name(meter_checks("grid", **GOOD | {"frequency": hz}))["frequency"]
+    assert check.status == ("pass" if 49.5 <= hz <= 50.5 else "fail")
+    assert check.status == "pass" or "outside 49.5-50.5 Hz" in check.detail
+
+
+def test_frequency_is_skipped_only_when_the_map_lacks_it():
+    assert by_name(meter_checks("grid", **GOOD | {"frequency": None, "reads_frequency": False}))[
+        "frequency"].status == "skip"
+    missing = by_name(meter_checks("grid", **GOOD | {"frequency": None}))["frequency"]
+    assert missing.status == "fail" and "no plausible frequency" in missing.detail
 
 
 def test_one_phase_exporting_while_the_others_import_is_an_inverted_ct_warning():
@@ -41,7 +56,7 @@ def test_power_beyond_voltage_times_current_fails():
 
 def test_an_unreachable_meter_fails_with_the_reason():
     checks = meter_checks("grid", reachable=False, problem="timeout", voltage=None, current=None, power=None,
-                          frequency=None)
+                          frequency=None, reads_frequency=True)
     assert failed(checks) and "timeout" in checks[0].detail
 
 

@@ -21,10 +21,10 @@ KNOWN = {
     "current_l1": 12.34, "current_l2": 5.67, "current_l3": 0.5,
     "voltage_l1": 231.2, "voltage_l2": 229.8, "voltage_l3": 230.5,
     "power_l1": 2800.0, "power_l2": 1300.0, "power_l3": -115.0,
-    "import_energy": 1_234_500.0, "export_energy": 4_300.0,
+    "import_energy": 1_234_500.0, "export_energy": 4_300.0, "frequency": 49.9,
 }
-# Scale factors a SunSpec meter might choose: centiamps, decivolts, watts, watt-hours.
-SCALE_FACTORS = {"A_SF": -2, "V_SF": -1, "W_SF": 0, "TotWh_SF": 0}
+# Scale factors a SunSpec meter might choose: centiamps, decivolts, watts, watt-hours, centihertz.
+SCALE_FACTORS = {"A_SF": -2, "V_SF": -1, "W_SF": 0, "TotWh_SF": 0, "Hz_SF": -2}
 NOT_IMPLEMENTED = 0x8000
 COMMON_MODEL_LENGTH = 66
 

@@ -29,7 +29,7 @@ def test_every_shipped_map_is_complete_and_consistent(name):
     assert len(keys) == len(set(keys))
     needed = PHASE_QUANTITIES if rmap.phases == 3 else [q for q in PHASE_QUANTITIES if q.endswith("l1")]
     assert set(needed) <= set(keys)
-    assert {"import_energy", "export_energy"} <= set(keys)
+    assert {"import_energy", "export_energy", "frequency"} <= set(keys)
     spans = sorted((r.function, r.address, r.address + r.words) for r in rmap.registers)
     for (f1, _, end), (f2, start, _) in zip(spans, spans[1:]):
         assert f1 != f2 or start >= end, f"overlap in {name}"

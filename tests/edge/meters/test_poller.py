@@ -89,6 +89,7 @@ def assert_reads(reading: MeterReading | None, values: dict[str, float]) -> None
         assert close_to(reading.power[n], values[f"power_l{n + 1}"])
     assert close_to(reading.import_wh, values["import_energy"])
     assert close_to(reading.export_wh, values["export_energy"])
+    assert close_to(reading.frequency, values["frequency"])
 
 
 # -- every map, end to end ---------------------------------------------------------------

@@ -19,7 +19,7 @@ WALL = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
 GOOD = {"current_l1": 10.0, "current_l2": 5.0, "current_l3": 0.0,
         "voltage_l1": 231.0, "voltage_l2": 229.0, "voltage_l3": 230.0,
         "power_l1": 2310.0, "power_l2": -1145.0, "power_l3": 0.0,
-        "import_energy": 5000.0, "export_energy": 100.0}
+        "import_energy": 5000.0, "export_energy": 100.0, "frequency": 50.02}
 
 
 def sample(at: float = 100.0, phases: int = 3, **changes) -> Sample:
@@ -34,7 +34,7 @@ def test_a_good_reading():
     reading, problems = check(sample(), None, 100.0, CONFIG)
     assert problems == []
     assert reading == MeterReading("grid", 100.0, WALL, (10.0, 5.0, 0.0), (231.0, 229.0, 230.0),
-                                   (2310.0, -1145.0, 0.0), 5000.0, 100.0)
+                                   (2310.0, -1145.0, 0.0), 5000.0, 100.0, 50.02)
 
 
 @pytest.mark.parametrize("changes, problem", [
@@ -102,6 +102,16 @@ def test_absurd_energy_is_dropped(value):
     reading, problems = check(sample(export_energy=value), None, 100.0, CONFIG)
     assert reading is not None and reading.export_wh is None
     assert any("export_energy total" in p for p in problems)
+
+
+@given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.none(), st.text(max_size=3)))
+def test_a_frequency_is_kept_inside_40_to_70_hz_else_dropped_and_the_currents_stay(value):
+    reading, problems = check(sample(frequency=value), None, 100.0, CONFIG)
+    assert reading is not None and reading.current == (10.0, 5.0, 0.0)
+    plausible = isinstance(value, float) and 40.0 <= value <= 70.0
+    assert reading.frequency == (value if plausible else None)
+    assert (value is None or plausible) == (problems == [])
+    assert plausible or value is None or "frequency" in problems[0]
 
 
 def test_missing_energy_is_fine():
