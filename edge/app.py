@@ -178,6 +178,7 @@ class Edge:
         self.watchdog = systemd.Watchdog(healthy=self.healthy)
         self.recovery = self._recovery()
         self.metrics = MetricsRecorder(self.bus)
+        site.on_call = self.metrics.call_answered
         # The link to the cloud; off: the outbox triggers stop writing (records stay in their tables).
         self.uplink = self._uplink() if cfg.uplink.enabled else None
         if self.uplink is not None:

@@ -2,7 +2,8 @@
 
 `MetricsRecorder` is a part (under the supervisor) that counts what only passes
 by on the event bus: commands sent to chargers by action and outcome, the events
-the OCPP layer publishes, energy of finished sessions, recovery steps. It knows
+the OCPP layer publishes, energy of finished sessions, recovery steps; and, told
+by the OCPP layer, the Calls chargers sent by action and answer. It knows
 nothing of HTTP or Prometheus: edge/web/api/metrics.py reads these counters and
 the live state at scrape time and renders them.
 """
@@ -25,6 +26,7 @@ class MetricsRecorder:
         self.events: Counter[str] = Counter()                    # event kind
         self.energy_wh: Counter[str] = Counter()                 # charger -> Wh of finished sessions
         self.recovery: Counter[tuple[str, str]] = Counter()      # (charger, step or gave_up)
+        self.calls: Counter[tuple[str, str, str]] = Counter()    # (charger, action, result) of chargers' Calls
         self._starts: dict[int, int] = {}                        # transaction -> meter_start
 
     async def run(self) -> None:
@@ -34,6 +36,11 @@ class MetricsRecorder:
                 self.note(await sub.get())
         finally:
             self._bus.unsubscribe(sub)
+
+    def call_answered(self, charger: str, action: str, result: str) -> None:
+        """The OCPP layer's hook (Site.on_call): a Call a charger sent, answered "accepted" or with a
+        CallError's code. A callback, not an event: one per message would crowd every bus subscriber."""
+        self.calls[(charger, action, result)] += 1
 
     def note(self, event: Any) -> None:
         self.events[event.kind] += 1

@@ -23,7 +23,7 @@ import weakref
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -74,6 +74,8 @@ class Site:
     commands: "Commands | None" = None
     # The security whitepaper's certificates, logs and signed firmware (edge/ocpp/security_messages.py).
     security: "SecurityServices | None" = None
+    # Told of every Call a charger sent, once answered: (charger, action, "accepted" or the CallError code).
+    on_call: "Callable[[str, str, str], None] | None" = None
 
 
 def charger_id_from_path(path: str) -> str | None:

@@ -155,10 +155,18 @@ class ChargerSession(ChargePoint):
                 log.info("unsolicited answer dropped charger=%s unique_id=%s", self.id,
                          boundary.echo(msg.unique_id))
             return
+        result = await self._route_call(msg)
+        if self.site.on_call is not None:
+            # Labels bounded for metrics: actions we know, chargers the site knows.
+            known = isinstance(msg.action, str) and (msg.action in self.route_map or msg.action in V16_ACTIONS)
+            self.site.on_call(self.id if self.site.directory.is_known(self.id) else "unknown",
+                              msg.action if known else "unknown", result)
+
+    async def _route_call(self, msg: Call) -> str:
+        """Answers a Call of the charger's: "accepted" when it got a CallResult, else the CallError's code."""
         if not isinstance(msg.unique_id, str) or not msg.unique_id or len(msg.unique_id) > 36:
-            await self._reply_error(str(msg.unique_id)[:36], FormationViolationError(
+            return await self._reply_error(str(msg.unique_id)[:36], FormationViolationError(
                 description="UniqueId must be a string of 1 to 36 characters"))
-            return
         if not isinstance(msg.action, str) or msg.action not in self.route_map:
             # 1.6: NotImplemented = action unknown to us; NotSupported = a known
             # 1.6 action we do not take (e.g. a central-system-only message).
@@ -166,13 +174,11 @@ class ChargerSession(ChargePoint):
                 error: OCPPError = NotSupportedError(description=f"{msg.action} is not handled by a central system")
             else:
                 error = OcppNotImplemented(description=f"unknown action {boundary.echo(msg.action)}")
-            await self._reply_error(msg.unique_id, error)
-            return
+            return await self._reply_error(msg.unique_id, error)
         if self.registration != "Accepted" and msg.action not in ALLOWED_BEFORE_ACCEPTED:
-            await self._reply_error(msg.unique_id, SecurityError(
+            return await self._reply_error(msg.unique_id, SecurityError(
                 description=f"charger is not accepted ({self.registration or 'no BootNotification yet'}); "
                             "send BootNotification and wait for Accepted"))
-            return
         try:
             # The boundary: the bounds the 1.6 schema leaves open (edge.ocpp.boundary),
             # then the schema itself (in the library's _handle_call). Handlers only
@@ -187,8 +193,9 @@ class ChargerSession(ChargePoint):
             if checked.repairs:
                 self._repaired[msg.unique_id] = checked
             await self._handle_call(msg)
+            return "accepted"
         except OCPPError as error:
-            await self._reply_error(msg.unique_id, _as_v16(error))
+            return await self._reply_error(msg.unique_id, _as_v16(error))
         finally:
             self._repaired.pop(msg.unique_id, None)
 
@@ -196,9 +203,11 @@ class ChargerSession(ChargePoint):
         self._frames_sent += 1
         await super()._send(message)
 
-    async def _reply_error(self, unique_id: str, error: OCPPError) -> None:
+    async def _reply_error(self, unique_id: str, error: OCPPError) -> str:
+        """Sends the CallError; its code."""
         log.warning("callerror charger=%s code=%s description=%r", self.id, error.code, error.description)
         await self._send(Call(unique_id, "", {}).create_call_error(error).to_json())
+        return error.code
 
     # -- charge point initiated messages --------------------------------------
 
