@@ -11,7 +11,7 @@ import os
 import socket
 from typing import Annotated, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from cloud.db.connection import DatabaseUrlError, check_url
 
@@ -54,11 +54,24 @@ class Settings(BaseModel):
     http_port: Annotated[int, Field(ge=0, le=65535)] = 8080
     mqtt: MqttSettings = MqttSettings()
     log_level: str = "INFO"
+    # Telemetry kept as sent for this many days, then as 1-minute aggregates until this many days
+    # (cloud/store/retention.py). CDRs, sessions, statuses and alerts are kept for ever.
+    telemetry_raw_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    telemetry_aggregate_days: Annotated[int, Field(ge=1, le=36500)] = 365
 
     @field_validator("database_url")
     @classmethod
     def _url(cls, value: str) -> str:
         check_url(value)
+        return value
+
+    @field_validator("telemetry_aggregate_days")
+    @classmethod
+    def _aggregates_outlive_raw(cls, value: int, info: ValidationInfo) -> int:
+        raw = info.data.get("telemetry_raw_days")
+        if raw is not None and value < raw:
+            raise ValueError(f"must be at least CLOUD_TELEMETRY_RAW_DAYS ({raw}): aggregates are made from "
+                             "the raw telemetry that retention drops")
         return value
 
 
@@ -68,6 +81,8 @@ ENV = {
     "CLOUD_HTTP_HOST": (None, "http_host"),
     "CLOUD_HTTP_PORT": (None, "http_port"),
     "CLOUD_LOG_LEVEL": (None, "log_level"),
+    "CLOUD_TELEMETRY_RAW_DAYS": (None, "telemetry_raw_days"),
+    "CLOUD_TELEMETRY_AGGREGATE_DAYS": (None, "telemetry_aggregate_days"),
     "CLOUD_MQTT_HOST": ("mqtt", "host"),
     "CLOUD_MQTT_PORT": ("mqtt", "port"),
     "CLOUD_MQTT_USERNAME": ("mqtt", "username"),
