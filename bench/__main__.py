@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 # Modules under bench/ that are helpers, not benchmarks.
-HELPERS = {"cloud_fleet", "measure", "servers", "dlm_bound", "dlm_compute", "dlm_day", "dlm_reaction"}
+HELPERS = {"cloud_fleet", "fleet_sites", "measure", "servers", "dlm_bound", "dlm_compute", "dlm_day", "dlm_reaction"}
 
 
 def benchmarks() -> list[str]:
