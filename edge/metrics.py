@@ -10,10 +10,37 @@ the live state at scrape time and renders them.
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from typing import Any
 
 from edge.events import EventBus
+
+
+class Histogram:
+    """Observations counted into buckets (upper bounds), with their sum: what a Prometheus
+    histogram exports, kept by the part that observes, without Prometheus."""
+
+    def __init__(self, bounds: tuple[float, ...]):
+        self.bounds = tuple(sorted(bounds))
+        self.counts = [0] * (len(self.bounds) + 1)      # the last: above every bound
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """(upper bound, observations at or below it), ending with (inf, all)."""
+        out, total = [], 0
+        for bound, n in zip((*self.bounds, float("inf")), self.counts):
+            total += n
+            out.append((bound, total))
+        return out
 
 
 class MetricsRecorder:

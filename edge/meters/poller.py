@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections import Counter
 from typing import Callable
 
 from pymodbus.exceptions import ModbusException
@@ -25,6 +26,7 @@ from edge.meters.config import MeterConfig
 from edge.meters.modbus import MeterIOError, ModbusLinks
 from edge.meters.reading import MeterReading, Sample, check
 from edge.meters.sunspec import find_model
+from edge.metrics import Histogram
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,9 @@ REPORT_EVERY = 60.0         # s: the same problem is reported at most this often
 BACKOFF_PERIODS = 8         # a failing meter is retried at least every 8 poll periods
 GRACE_FAILURES = 3          # failed polls before the pauses start to grow
 _NUMBER = re.compile(r"-?\d+(\.\d+)?(e-?\d+)?")
+# s: a Modbus TCP meter answers in milliseconds, one on RS-485 at 9600 baud in tens of them per
+# request; the top buckets are for retries after a timeout.
+POLL_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class _RateLimit:
@@ -67,6 +72,9 @@ class MeterPoller:
         self.latest: MeterReading | None = None
         self.failures = 0           # consecutive polls that got no answer
         self.polls = 0              # polls started (answered or not)
+        # Answered polls: from the first request (the bus ours) to the last answer.
+        self.poll_seconds = Histogram(POLL_SECONDS_BUCKETS)
+        self.errors: Counter[str] = Counter()   # polls without a good reading: "no_answer" or "refused"
         self._on_reading = on_reading
         self._on_problem = on_problem
         self._links = links if links is not None else ModbusLinks()
@@ -130,6 +138,7 @@ class MeterPoller:
         for text in problems:
             self._problem(text)
         if reading is None:
+            self.errors["refused"] += 1
             return None
         if self.failures:
             message = self._limit.admit(f"answers again after {self.failures} failed polls", self.clock.monotonic())
@@ -144,6 +153,7 @@ class MeterPoller:
     async def _read(self) -> Sample:
         link, config = self._link, self.config
         async with link.lock:
+            began = self.clock.monotonic()
             if self.map.sunspec_model is not None and self._generation != link.generation:
                 # First read, or the link reconnected (the device may have been swapped).
                 model_at = await find_model(link, config.unit, config.retries, self.map.sunspec_model)
@@ -153,10 +163,12 @@ class MeterPoller:
             for block in self._blocks or []:
                 answers[block] = await link.read(block, config.unit, config.retries)
             at, wall = self.clock.monotonic(), self.clock.now()
+        self.poll_seconds.observe(max(0.0, at - began))
         return Sample(values=decode(self.map, answers, self._offset), at=at, wall=wall, phases=self.map.phases)
 
     def _failed(self, text: str) -> None:
         self.failures += 1
+        self.errors["no_answer"] += 1
         self._problem(text)
         return None
 

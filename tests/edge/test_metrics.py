@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import aiohttp
+import pytest
+from hypothesis import given, strategies as st
+from ocpp.exceptions import NotSupportedError
+from ocpp.v16 import call
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.config import parse_config
+from edge.meters.poller import POLL_SECONDS_BUCKETS
+from edge.metrics import Histogram
 from tests.edge.conftest import api_call, running_edge, site_toml, wait_for
 from tests.edge.dlm.test_closed_loop import charge, closed_loop
 
@@ -23,6 +31,13 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
         for s in family.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out
+
+
+def histogram(got: dict, name: str, labels: tuple) -> tuple[float, float, list[tuple[float, float]]]:
+    """count, sum and the cumulative buckets (le, n) of one labelled histogram in a scrape."""
+    buckets = sorted((float(dict(key)["le"]), n) for (series, key), n in got.items()
+                     if series == f"{name}_bucket" and tuple(k for k in key if k[0] != "le") == labels)
+    return got[(f"{name}_count", labels)], got[(f"{name}_sum", labels)], buckets
 
 
 async def test_metrics_show_what_the_api_shows_during_a_session(make_edge):
@@ -63,6 +78,37 @@ async def test_metrics_show_what_the_api_shows_during_a_session(make_edge):
         got = samples((await scrape(edge, edge.api._token))[1])
         assert got[("sitecontroller_energy_delivered_wh_total", (("charger", "A"),))] == edge.metrics.energy_wh["A"]
         assert got[("sitecontroller_sessions_active", ())] == 0
+        # The chargers' own messages, by action and answer: this session's, one each, and a CallError.
+        calls = edge.metrics.calls
+        for action in ("Authorize", "StartTransaction", "StopTransaction"):
+            assert got[("sitecontroller_ocpp_calls_received_total",
+                        (("action", action), ("charger", "A"), ("result", "accepted")))] == 1, action
+        assert got[("sitecontroller_ocpp_calls_received_total",
+                    (("action", "MeterValues"), ("charger", "A"), ("result", "accepted")))] >= 1
+        with pytest.raises(NotSupportedError):
+            await site.sims["A"].send(call.Reset(type="Soft"))      # a central system's action, from a charger
+        await wait_for(lambda: calls[("A", "Reset", "NotSupported")] == 1, what="the CallError counted")
+        # The meter's polls: answered ones timed, failed ones counted by kind.
+        poller = edge.meters["grid-meter"]
+        meter.silent = True
+        await wait_for(lambda: poller.errors["no_answer"] >= 1, what="a poll without an answer")
+        meter.silent, meter.garbage = False, True
+        await wait_for(lambda: poller.errors["refused"] >= 1, what="a refused (NaN) reading")
+        meter.garbage = False
+        answered = poller.poll_seconds.count
+        await wait_for(lambda: poller.failures == 0 and poller.poll_seconds.count > answered, what="answers again")
+        errors = dict(poller.errors)
+        got = samples((await scrape(edge, edge.api._token))[1])
+        assert got[("sitecontroller_ocpp_calls_received_total",
+                    (("action", "Reset"), ("charger", "A"), ("result", "NotSupported")))] == 1
+        meter_label = (("meter", "grid-meter"),)
+        for kind in ("no_answer", "refused"):
+            assert got[("sitecontroller_meter_poll_errors_total", (("kind", kind),) + meter_label)] == errors[kind]
+        count, total, buckets = histogram(got, "sitecontroller_meter_poll_seconds", meter_label)
+        assert answered < count <= poller.poll_seconds.count and buckets[-1] == (float("inf"), count)
+        assert total > 0 and [n for _, n in buckets] == sorted(n for _, n in buckets)
+        assert [le for le, _ in buckets][:-1] == list(POLL_SECONDS_BUCKETS)
+        assert got[("sitecontroller_meter_frequency_hertz", meter_label)] == 50.0
 
 
 async def test_healthz_needs_no_token_and_metrics_can_be_opened_for_a_scraper(tmp_path):
@@ -90,9 +136,21 @@ def test_the_grafana_dashboard_and_the_docs_name_only_series_the_edge_exports():
     source = Path(metrics.__file__).read_text()
     exported = {f"sitecontroller_{n}" for n in re.findall(r'PREFIX}_(\w+)"', source)}
     exported |= {f"sitecontroller_{n}" for n in re.findall(r'_gauge\("(\w+)"', source)}
+    histograms = {f"sitecontroller_{n}" for n in re.findall(r'HistogramMetricFamily\(f"{PREFIX}_(\w+)"', source)}
+    assert histograms, "the meter poll latency is a histogram"
+    exported |= {f"{n}_{part}" for n in histograms for part in ("bucket", "sum", "count")}
     exported |= {f"{n}_total" for n in exported}
     dashboard = json.loads((root / "docs" / "grafana-dashboard.json").read_text())
     used = {n for p in dashboard["panels"] for t in p["targets"] for n in re.findall(r"sitecontroller_\w+", t["expr"])}
     assert used and used <= exported, used - exported
     documented = set(re.findall(r"`(sitecontroller_\w+)`", (root / "docs" / "metrics.md").read_text()))
     assert documented <= exported, documented - exported
+
+
+@given(st.lists(st.floats(min_value=0, max_value=100, allow_nan=False), max_size=50))
+def test_a_histogram_counts_each_value_at_or_below_each_bound(values):
+    h = Histogram((0.01, 0.1, 1.0, 10.0))
+    for v in values:
+        h.observe(v)
+    assert h.cumulative() == [(b, sum(v <= b for v in values)) for b in (0.01, 0.1, 1.0, 10.0, float("inf"))]
+    assert h.count == len(values) and math.isclose(h.sum, sum(values), abs_tol=1e-9)

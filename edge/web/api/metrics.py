@@ -20,7 +20,8 @@ from typing import Any, Iterator
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 from edge.metrics import MetricsRecorder
 from edge.web.common import json_response, public
@@ -74,9 +75,11 @@ async def snapshot(site: SiteView, recorder: MetricsRecorder | None) -> Snapshot
     meters = []
     for meter_id, poller in site.meters.items():
         reading = poller.latest
-        meters.append({"meter": meter_id, "polls": getattr(poller, "polls", None), "failures": poller.failures,
+        meters.append({"meter": meter_id, "polls": poller.polls, "failures": poller.failures,
+                       "errors": dict(poller.errors), "poll_seconds": poller.poll_seconds,
                        "age_s": (now - reading.at) if reading else None,
-                       "voltage": reading.voltage if reading else None, "power": reading.power if reading else None})
+                       "voltage": reading.voltage if reading else None, "power": reading.power if reading else None,
+                       "frequency": reading.frequency if reading else None})
     presence = site.presence
     ids = sorted(set(site.directory.ids()) | set(site.ocpp.sessions))
     chargers = [{"charger": i, "connected": i in site.ocpp.sessions, "presence": presence.status(i)} for i in ids]
@@ -185,7 +188,20 @@ class SnapshotCollector:
                 if m["voltage"] is not None:
                     voltage.add_metric([m["meter"], f"L{n + 1}"], m["voltage"][n])
                     power.add_metric([m["meter"], f"L{n + 1}"], m["power"][n])
-        yield from (polls, failing, age, voltage, power)
+        errors = CounterMetricFamily(f"{PREFIX}_meter_poll_errors", "polls without a good reading: no_answer "
+                                     "(timeout, refused connection, Modbus error) or refused (failed the checks)",
+                                     labels=["meter", "kind"])
+        latency = HistogramMetricFamily(f"{PREFIX}_meter_poll_seconds", "answered polls, from the first request "
+                                        "to the last answer", labels=["meter"])
+        frequency = _gauge("meter_frequency_hertz", "the grid's frequency (maps that read it)", ["meter"])
+        for m in self.snap.meters:
+            for kind in ("no_answer", "refused"):
+                errors.add_metric([m["meter"], kind], m["errors"].get(kind, 0))
+            times = m["poll_seconds"]
+            latency.add_metric([m["meter"]], [(floatToGoString(bound), n) for bound, n in times.cumulative()], times.sum)
+            if m["frequency"] is not None:
+                frequency.add_metric([m["meter"]], m["frequency"])
+        yield from (polls, failing, age, voltage, power, errors, latency, frequency)
 
     def _counters(self) -> Iterator[Metric]:
         r = self.snap.recorder
@@ -207,7 +223,11 @@ class SnapshotCollector:
                                        labels=["charger", "step"])
         for (charger, step), n in sorted(r.recovery.items()):
             recovery.add_metric([charger, step], n)
-        yield from (commands, events, energy, recovery)
+        calls = CounterMetricFamily(f"{PREFIX}_ocpp_calls_received", "Calls the chargers sent, by action and "
+                                    "answer (accepted, or the CallError code)", labels=["charger", "action", "result"])
+        for (charger, action, result), n in sorted(r.calls.items()):
+            calls.add_metric([charger, action, result], n)
+        yield from (commands, events, energy, recovery, calls)
 
 
 def exposition(snap: Snapshot) -> bytes:
