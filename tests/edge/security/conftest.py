@@ -49,8 +49,12 @@ class Pki:
             key.write_bytes(issued.key)
         return cert, key
 
-    def charger(self, name: str, common_name: str, *, days: int = 30, ago: int = 0,
+    def charger(self, name: str, common_name: str, *, days: int = 365, ago: int = 0,
                 ca: tuple[bytes, bytes] | None = None) -> tuple[Path, Path]:
+        """A charger's certificate. The default lasts beyond the edge's renewal window (30 days): one inside it
+        is renewed as soon as the charger is ready (ExtendedTriggerMessage -> SignCertificate ->
+        CertificateSigned), and the charger then reconnects with the new one, under a test that did not ask
+        for that (TC_083 once found CP-1 "not connected" in the middle of it)."""
         ca_pem, ca_key = ca or (self.ca_pem, self.ca_key)
         issued = certificates.make_charger_certificate(ca_pem, ca_key, common_name, days=days,
                                                        now=certificates.utcnow() - timedelta(days=ago))
