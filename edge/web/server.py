@@ -7,6 +7,7 @@ docs/local-api.md and docs/web-page.md.
 ROUTES below is the one list of route modules: each entry is a class built with the SiteView
 whose `routes()` returns aiohttp route definitions. Adding a module is one line here.
 Handlers marked with edge.web.common.public (e.g. a liveness probe) skip the token check.
+A module with an async `close()` (commissioning runs in the background) has it called at the server's stop.
 """
 
 from __future__ import annotations
@@ -82,7 +83,11 @@ class LocalApi:
             session_seconds=web_cfg.session_minutes * 60.0, read_only_without_login=web_cfg.read_only_without_login,
             loopback=is_loopback(host))
         for module in ROUTES:
-            self.app.add_routes(module(site).routes())
+            routes = module(site)
+            self.app.add_routes(routes.routes())
+            close = getattr(routes, "close", None)
+            if close is not None:       # work a module runs in the background ends with the server
+                self.app.on_shutdown.append(lambda app, close=close: close())
 
     @property
     def bound_port(self) -> int:

@@ -70,6 +70,7 @@ function start() {
   $("#logout").hidden = !state.loggedIn;
   $("#who-text").textContent = state.loggedIn ? "installer" : "read-only";
   loadSeries(); refreshLists();
+  if (state.loggedIn) pollCommission();
   if (!state.timers) state.timers = [setInterval(refreshLists, 10000), setInterval(loadSeries, 60000)];
   if (!state.source) {
     state.source = new EventSource("/api/v1/web/live");
@@ -280,5 +281,82 @@ $("#token-form").addEventListener("submit", async (ev) => {
   $("#token-tag").value = "";
   refreshLists();
 });
+
+// -- commissioning: the same checks as `edgectl commission`, run in the edge; the page polls the run -------------
+
+const MARKS = { pass: "ok", warn: "warn", fail: "FAIL", skip: "skip" };
+
+function renderCommission(run) {
+  const status = $("#commission-status");
+  const busy = run && run.state === "running";
+  for (const b of [$("#commission-run"), $("#rotation-ask"), $("#rotation-yes")]) b.disabled = busy;
+  if (!run) { status.textContent = "No run yet."; return; }
+  const took = ((Date.parse(run.finished_at || new Date().toISOString()) - Date.parse(run.started_at)) / 1000);
+  const failed = run.checks.filter((c) => c.status === "fail").length;
+  const warned = run.checks.filter((c) => c.status === "warn").length;
+  status.className = run.state === "running" ? "" : run.error || failed ? "bad" : "ok";
+  status.textContent = run.state === "running" ? `Running (${took.toFixed(0)} s): ${run.stage}…`
+    : run.error ? `The run failed: ${run.error}`
+    : `${failed ? "FAILED" : "OK"}: ${failed} failure(s), ${warned} warning(s), in ${took.toFixed(0)} s` +
+      (run.detect_rotation ? ", with the phase-rotation detection" : "");
+  const progress = $("#commission-progress");
+  progress.replaceChildren(...run.progress.map((p) => el("li", {},
+    el("small", {}, new Date(p.at).toLocaleTimeString()), ` ${p.text}`)));
+  progress.scrollTop = progress.scrollHeight;
+  // Name over detail in one cell: reads on a phone as well as on a desk.
+  $("#commission-checks tbody").replaceChildren(...run.checks.map((c) => el("tr", { "data-check": c.name,
+      "data-status": c.status }, el("td", {}, el("span", { class: `badge ${c.status}` }, MARKS[c.status] || c.status)),
+    el("td", {}, el("b", {}, c.name), el("div", {}, c.detail),
+       c.fix && c.status !== "pass" ? el("div", { class: "fix" }, c.fix) : ""))));
+  $("#commission-rotation").replaceChildren(...run.rotation.map((r) => {
+    const lines = r.config_lines.join("\n");
+    return el("div", { class: `rotation verdict-${r.verdict}`, "data-charger": r.charger_id },
+      el("div", {}, el("b", {}, `${r.charger_id}/${r.connector_id}`), " ",
+         el("span", { class: `badge ${r.verdict === "ok" ? "pass" : r.verdict === "mismatch" ? "fail" : "warn"}` },
+            r.verdict), " ", r.detail),
+      lines ? el("div", {}, el("small", {}, "corrected lines for the charger's [[chargers]] table of site.toml:"),
+                 el("pre", { class: "config-lines" }, lines),
+                 el("button", { type: "button", class: "small copy", on: { click: (ev) => copy(lines, ev.target) } },
+                    "Copy")) : "");
+  }));
+}
+
+async function copy(text, button) {
+  // The clipboard needs a secure context (https, or the box's own loopback); else the text is selected to copy.
+  try { await navigator.clipboard.writeText(text); button.textContent = "Copied"; }
+  catch (e) {
+    const range = document.createRange(); range.selectNodeContents(button.previousElementSibling);
+    getSelection().removeAllRanges(); getSelection().addRange(range);
+    button.textContent = "Selected: copy it";
+  }
+}
+
+async function pollCommission() {
+  clearTimeout(state.commissionTimer);
+  const latest = await api("GET", "/api/v1/commission/run").catch(() => null);
+  if (!latest) return;
+  $("#rotation-seconds").textContent = `${Math.round(latest.step_seconds)}`;
+  renderCommission(latest.run);
+  if (latest.run && latest.run.state === "running" && state.loggedIn)
+    state.commissionTimer = setTimeout(pollCommission, 1000);
+}
+
+async function startCommission(detectRotation) {
+  const reason = $("#commission-reason");
+  if (!reason.reportValidity()) return;
+  $("#rotation-confirm").hidden = true;
+  try {
+    renderCommission(await api("POST", "/api/v1/commission/run",
+                               { detect_rotation: detectRotation, consent: detectRotation, reason: reason.value }));
+  } catch (e) { $("#commission-status").className = "bad"; $("#commission-status").textContent = e.message; }
+  pollCommission();
+}
+
+$("#commission-form").addEventListener("submit", (ev) => { ev.preventDefault(); startCommission(false); });
+$("#rotation-ask").addEventListener("click", () => {
+  if ($("#commission-reason").reportValidity()) $("#rotation-confirm").hidden = false;
+});
+$("#rotation-no").addEventListener("click", () => { $("#rotation-confirm").hidden = true; });
+$("#rotation-yes").addEventListener("click", () => startCommission(true));
 
 boot();

@@ -30,11 +30,13 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's ch
 
 
 def shots(tmp_path: Path):
+    """shot(page or locator, name): a screenshot kept in tmp_path (and copied to $WEB_SCREENSHOTS when set)."""
     extra = os.environ.get("WEB_SCREENSHOTS")
+    tmp_path.mkdir(parents=True, exist_ok=True)
 
-    async def shot(page, name: str, **kw) -> None:
+    async def shot(target, name: str, **kw) -> None:
         path = tmp_path / f"{name}.png"
-        await page.screenshot(path=str(path), **kw)
+        await target.screenshot(path=str(path), **kw)
         if extra:
             Path(extra).mkdir(parents=True, exist_ok=True)
             shutil.copy(path, Path(extra) / path.name)
