@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from edge import demo_link
 from edge.cdr import cli as cdr_cli
 from edge.commission import cli as commission_cli
 from edge.uplink import cli as uplink_cli
@@ -36,22 +37,41 @@ class CliError(Exception):
     pass
 
 
+def _config_path(args: argparse.Namespace) -> str:
+    return args.config or os.environ.get("EDGE_CONFIG") or DEFAULT_CONFIG
+
+
 def _state_dir(args: argparse.Namespace) -> str | None:
     state_dir = args.state_dir or os.environ.get("STATE_DIRECTORY")
-    if not state_dir and Path(args.config) == Path(DEFAULT_CONFIG):
+    if not state_dir and Path(_config_path(args)) == Path(DEFAULT_CONFIG):
         state_dir = DEFAULT_STATE_DIR
     return state_dir.split(":")[0] if state_dir else None
 
 
+def _told_where(args: argparse.Namespace) -> bool:
+    return bool(args.config or args.state_dir or os.environ.get("EDGE_CONFIG") or os.environ.get("STATE_DIRECTORY"))
+
+
 def _load(args: argparse.Namespace) -> SiteConfig:
     """The config to reach the running edge by: the site config or, while that is invalid,
-    the last good one the edge runs on (edge/lifecycle.py), so edgectl keeps working."""
+    the last good one the edge runs on (edge/lifecycle.py), so edgectl keeps working.
+    Told nothing of where, while a demo runs (edge/demo_link.py): the demo's."""
     from edge.lifecycle import choose_config
 
-    start = choose_config(Path(args.config), _state_dir(args))
+    demo = None if _told_where(args) else demo_link.running()
+    if demo is not None:
+        print(f"edgectl: using the demo at {demo.url} (config {demo.config}, state {demo.state_dir})",
+              file=sys.stderr)
+        args.config, args.state_dir = demo.config, demo.state_dir
+    start = choose_config(Path(_config_path(args)), _state_dir(args))
     if start.fallback is not None:
         print(f"edgectl: warning: {start.fallback.summary()}", file=sys.stderr)
-    return start.config
+    if demo is None:
+        return start.config
+    # The API where the demo's edge listens, whatever its config file says.
+    where = urllib.parse.urlsplit(demo.url)
+    api = start.config.api.model_copy(update={"host": where.hostname, "port": where.port})
+    return start.config.model_copy(update={"api": api})
 
 
 # -- talking to the running edge ------------------------------------------------
@@ -161,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level, args.log_format)
     # An invalid site config: the last good one if there is one (loudly), else exit 2 (main()).
-    start = choose_config(Path(args.config), _state_dir(args))
+    start = choose_config(Path(_config_path(args)), _state_dir(args))
     try:
         asyncio.run(run_edge(start.config, config_text=start.text, config_fallback=start.fallback,
                              config_source=start.source))
@@ -526,8 +546,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--config", default=os.environ.get("EDGE_CONFIG", DEFAULT_CONFIG),
-                       help=f"site config (default $EDGE_CONFIG or {DEFAULT_CONFIG})")
+        p.add_argument("--config", help=f"site config (default $EDGE_CONFIG, else a demo running as this user "
+                                        f"(edgectl says so), else {DEFAULT_CONFIG})")
         p.add_argument("--state-dir", help="where the journal and API token live (default $STATE_DIRECTORY; "
                                            f"{DEFAULT_STATE_DIR} with the default config; else the config's folder)")
         return p

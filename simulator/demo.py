@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import shlex
 import signal
@@ -34,7 +35,8 @@ from cloud.service import CloudService
 from cloud.store import admin
 from cloud.store.views import site_detail
 from cloud.tokens import new_token, token_hash, token_prefix
-from edge.app import Edge
+from edge import demo_link
+from edge.app import Edge, load_api_token
 from edge.config import ConfigError, SiteConfig, load_config
 from edge.dlm.config import evses_of
 from edge.dlm.phases import to_site
@@ -241,11 +243,24 @@ def set_installer_password(config: SiteConfig) -> None:
     write_password_hash(config.state_path(PASSWORD_FILE), hash_password(INSTALLER_PASSWORD))
 
 
+def web_address(config: SiteConfig, edge: Edge) -> str:
+    api_host = "127.0.0.1" if config.api.host in ("0.0.0.0", "::") else config.api.host
+    return f"http://{api_host}:{edge.api.bound_port}/"
+
+
+def publish_for_edgectl(args: argparse.Namespace, config: SiteConfig, edge: Edge) -> Path:
+    """edgectl in another terminal finds this demo by itself (edge/demo_link.py)."""
+    return demo_link.publish(demo_link.DemoLink(
+        url=web_address(config, edge) + "api/v1",
+        token=load_api_token(config.state_path(config.api.token_file)),
+        config=str(Path(args.config).resolve()), state_dir=str(Path(args.state_dir).resolve()),
+        pid=os.getpid()))
+
+
 def banner(args: argparse.Namespace, config: SiteConfig, edge: Edge, cloud: CloudService, token: str,
            log_path: Path) -> list[str]:
     """Where to look while the demo runs; every address and secret is the running demo's own."""
-    api_host = "127.0.0.1" if config.api.host in ("0.0.0.0", "::") else config.api.host
-    web = f"http://{api_host}:{edge.api.bound_port}/"
+    web = web_address(config, edge)
     cloud_api = f"http://127.0.0.1:{cloud.http_port}/api/v1"
     env = (f"export EDGE_CONFIG={shlex.quote(str(Path(args.config).resolve()))} "
            f"STATE_DIRECTORY={shlex.quote(str(Path(args.state_dir).resolve()))}")
@@ -255,9 +270,9 @@ def banner(args: argparse.Namespace, config: SiteConfig, edge: Edge, cloud: Clou
         f"demo site {config.site.id!r} running with {len(config.chargers)} chargers; Ctrl-C stops it",
         f"  detailed log:  {log_path}   (tail -f it in another terminal)",
         f"  web page:      {web}   installer password: {INSTALLER_PASSWORD}",
-        "  edgectl, in another terminal:",
-        f"      {env}",
-        f"      {edgectl} chargers        # or: dlm, sessions, cdrs, log SIM-1, health, uplink",
+        "  edgectl, in another terminal as this user, finds this demo by itself:",
+        f"      {edgectl} chargers        # or: dlm, sessions, cdrs, log SIM-1, health, uplink, commission",
+        f"      elsewhere: {env}",
         f"  cloud API:     {cloud_api}   operator {OPERATOR!r}, token {token}",
         f"      curl -s -H 'Authorization: Bearer {token}' {cloud_api}/sites/{config.site.id}/cdrs",
         f"  chargers connect to ws://127.0.0.1:{edge.ocpp.bound_port}/ocpp/<id>; sessions last "
@@ -293,6 +308,7 @@ async def run_demo(args: argparse.Namespace, screen: Screen | None = None) -> in
     edge = Edge(config)
     edge_task = await edge.start(timeout=None)
     url = f"ws://127.0.0.1:{edge.ocpp.bound_port}/ocpp"
+    link = publish_for_edgectl(args, config, edge)
     for line in banner(args, config, edge, cloud, token, log_path):
         screen.line(line)
 
@@ -325,6 +341,7 @@ async def run_demo(args: argparse.Namespace, screen: Screen | None = None) -> in
             for task in tasks:
                 task.cancel()
     finally:
+        demo_link.withdraw(link)
         edge.stop()
         await edge_task
         await meter.stop()

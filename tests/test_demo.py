@@ -5,7 +5,10 @@ the detailed log goes to the file it names."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import stat
 import subprocess
 import sys
 import urllib.request
@@ -14,12 +17,37 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def demo_env(tmp_path: Path) -> dict[str, str]:
+    """The demo and edgectl as a user of their own: the demo's file for edgectl in tmp_path, not in the
+    real ~/.local/state; told nothing of any other edge."""
+    env = {k: v for k, v in os.environ.items() if k not in ("EDGE_CONFIG", "STATE_DIRECTORY")}
+    return env | {"XDG_STATE_HOME": str(tmp_path / "xdg")}
+
+
+def start_demo(tmp_path: Path, duration: float, seed: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "simulator.demo", "--duration", f"{duration:g}", "--session-seconds", "3",
+         "--idle-seconds", "1", "--meter-interval", "1", "--status-every", "30", "--seed", str(seed),
+         "--state-dir", str(tmp_path / "demo")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=demo_env(tmp_path))
+
+
+def read_until(proc: subprocess.Popen, pattern: str) -> re.Match:
+    """The first line of the demo's screen that matches (the banner comes before any event)."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        found = re.search(pattern, line)
+        if found:
+            return found
+    raise AssertionError(proc.stderr.read() if proc.stderr else f"no line like {pattern!r}")
+
+
 def test_demo_runs_sessions(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "simulator.demo", "--duration", "12", "--session-seconds", "3",
          "--idle-seconds", "1", "--meter-interval", "1", "--status-every", "5", "--seed", "7",
          "--state-dir", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env=demo_env(tmp_path))
     screen = proc.stdout
     assert proc.returncode == 0, proc.stderr[-3000:] + screen[-3000:]
     log_path = tmp_path / "demo.log"
@@ -64,20 +92,9 @@ def test_demo_runs_sessions(tmp_path):
 
 def test_demo_banner_token_opens_the_cloud(tmp_path):
     """The token and URL the demo prints answer while it runs (the banner is read from the screen)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "simulator.demo", "--duration", "30", "--session-seconds", "3",
-         "--idle-seconds", "1", "--meter-interval", "1", "--status-every", "30", "--seed", "3",
-         "--state-dir", str(tmp_path)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_demo(tmp_path, 30, seed=3)
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            found = re.search(r"cloud API: +(\S+) +operator 'demo-operator', token (sct_\S+)", line)
-            if found:
-                break
-        else:
-            raise AssertionError(proc.stderr.read() if proc.stderr else "no banner")
-        url, token = found.groups()
+        url, token = read_until(proc, r"cloud API: +(\S+) +operator 'demo-operator', token (sct_\S+)").groups()
         req = urllib.request.Request(f"{url}/sites", headers={"Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(req, timeout=10) as resp:
             sites = json.loads(resp.read())
@@ -85,6 +102,32 @@ def test_demo_banner_token_opens_the_cloud(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+def test_edgectl_finds_the_running_demo_by_itself(tmp_path):
+    """No EDGE_CONFIG, no STATE_DIRECTORY: edgectl in another terminal reaches the demo, says so on
+    stderr, and once the demo stops it no longer does (the demo removed its file)."""
+    edgectl = [str(Path(sys.executable).parent / "edgectl")]
+    env = demo_env(tmp_path)
+    link = tmp_path / "xdg" / "sitecontroller" / "demo.json"
+    proc = start_demo(tmp_path, 60, seed=5)
+    try:
+        read_until(proc, r"edgectl, in another terminal as this user, finds this demo by itself")
+        assert stat.S_IMODE(link.stat().st_mode) == 0o600
+        told = json.loads(link.read_text())
+        assert told["token"] == (tmp_path / "demo" / "api-token").read_text().strip()
+        shown = subprocess.run(edgectl + ["chargers"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                               timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stderr.startswith(f"edgectl: using the demo at {told['url']} (config {ROOT}/config/")
+        assert all(charger in shown.stdout for charger in ("SIM-1", "SIM-2", "SIM-3", "WB-1")), shown.stdout
+    finally:
+        proc.send_signal(signal.SIGINT)         # Ctrl-C, as a person stops it
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0 and not link.exists()
+    after = subprocess.run(edgectl + ["chargers"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert after.returncode != 0 and "using the demo" not in after.stderr
 
 
 def test_the_over_the_limit_alert_is_a_key_event():
