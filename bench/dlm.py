@@ -13,8 +13,9 @@
 3. A 24 h workplace day in simulated time, per strategy: energy delivered, its
    ratio to a linear program's upper bound, and overload beyond the cars' 5 s
    reaction window (bench/dlm_day.py, bench/dlm_bound.py). The strategies are
-   the edge's (fair, fcfs, fixed, scheduled) and the baselines edf, llf and
-   round_robin; the departure-aware ones are told each car's departure and need.
+   the edge's (fair, fcfs, fixed, scheduled) and the baselines edf, llf,
+   round_robin (told each car's need) and round_robin_blind (told nothing, as
+   `fair`); the departure-aware ones are told each car's departure and need.
 See docs/performance.md, "Load management".
 """
 
@@ -41,7 +42,7 @@ from edge.dlm.model import STRATEGIES
 # The goals from issue 5, on this machine.
 GOAL_ALLOCATE_MS = 5.0          # at 100 connectors
 GOAL_REACTION_P99_MS = 100.0
-GOAL_LP_RATIO = 0.97            # `fair`
+GOAL_IDEAL_FAIR_RATIO = 0.97    # `fair`, of ideal fair sharing (issue 15; issue 5 asked 0.97 of the LP bound)
 GOAL_SCHEDULED_LP_RATIO = 0.95  # `scheduled`, told the departures (issue 15)
 # The planner's timing: about this many cars (connectors: three in four have a session).
 PLAN_SIZES = {20: 27, 100: 134}
@@ -164,10 +165,12 @@ def day(args: argparse.Namespace) -> dict:
             "alerts": result.alerts,
             "cpu_s": round(result.cpu_s, 2),
         }
+        if strategy == "fair":
+            out["strategies"][strategy]["ideal_fair_ratio"] = round(result.energy_kwh / ideal, 4)
         if result.plan_cpu_s:
             plans = sorted(result.plan_cpu_s)
             out["strategies"][strategy]["plans"] = {"count": len(plans), "cpu_p99_ms": _ms(percentile(plans, 99)),
-                                                    "cpu_max_ms": _ms(plans[-1])}
+                                                    "cpu_max_ms": _ms(plans[-1]), "solvers": result.solvers}
         progress(f"day, {strategy}: {result.energy_kwh:.1f} kWh = {result.energy_kwh / bound.energy_kwh:.1%} of the "
                  f"LP bound; {o.beyond_window_as:.1f} A*s over a limit beyond {REACTION_S:g} s "
                  f"({result.cpu_s:.1f} s CPU)")
@@ -177,6 +180,9 @@ def day(args: argparse.Namespace) -> dict:
         out["ideal_scheduled_kwh"] = round(perfect, 2)
         out["ideal_scheduled_lp_ratio"] = round(perfect / bound.energy_kwh, 4)
         progress(f"day: the planner with a perfect execution {perfect:.1f} kWh = {perfect / bound.energy_kwh:.1%}")
+        greedy = ideal_planned(the_day, budget_s=0.0)
+        out["ideal_scheduled_greedy_kwh"] = round(greedy, 2)
+        out["ideal_scheduled_greedy_lp_ratio"] = round(greedy / bound.energy_kwh, 4)
     return out
 
 
@@ -206,10 +212,13 @@ def goals(report: dict) -> dict:
     the_day = report.get("day")
     if the_day and "fair" in the_day["strategies"]:
         fair = the_day["strategies"]["fair"]
-        out["fair_at_least_97_percent_of_lp"] = fair["lp_ratio"] >= GOAL_LP_RATIO
+        out["fair_at_least_97_percent_of_ideal_fair"] = fair["ideal_fair_ratio"] >= GOAL_IDEAL_FAIR_RATIO
         out["fair_no_overload_beyond_5_s"] = fair["overload_beyond_window_as"] == 0
-        if "round_robin" in the_day["strategies"]:
-            out["fair_above_round_robin"] = fair["energy_kwh"] > the_day["strategies"]["round_robin"]["energy_kwh"]
+        # Like for like: round_robin_blind knows what `fair` knows (neither departures nor needs);
+        # round_robin is told each car's need (it stops a car at it), which `fair` is not.
+        for name in ("round_robin_blind", "round_robin"):
+            if name in the_day["strategies"]:
+                out[f"fair_above_{name}"] = fair["energy_kwh"] > the_day["strategies"][name]["energy_kwh"]
     if the_day and "scheduled" in the_day["strategies"]:
         scheduled = the_day["strategies"]["scheduled"]
         out["scheduled_at_least_95_percent_of_lp"] = scheduled["lp_ratio"] >= GOAL_SCHEDULED_LP_RATIO

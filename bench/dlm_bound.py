@@ -156,16 +156,18 @@ def ideal_fair(day: Day, step_s: int = 10) -> float:
     return sum(car.room_wh - room[car.tag] for car in day.cars) / 1000.0
 
 
-def ideal_planned(day: Day, policy: str = "scheduled", step_s: int = 60, forecast: bool = False) -> float:
+def ideal_planned(day: Day, policy: str = "scheduled", step_s: int = 60, forecast: bool = False,
+                  budget_s: float | None = None) -> float:
     """kWh the planner (edge/dlm/planner.py) delivers with a perfect execution: every
     `step_s` it is told each car's departure and what its battery can still take, and
     the step's highest building load (held over its whole horizon: it does not know
     the future); the cars follow its targets at once, with no ramp, no hysteresis and no
     stale measurement, keeping the 6 A minimum. The gap to the LP is the planner's (and
     the online problem's); the gap between this and the simulated strategy is what the
-    controller's own rules cost."""
+    controller's own rules cost. `budget_s` 0: the greedy planner instead of the LP."""
     topology = day.topology
     room = {car.tag: car.room_wh for car in day.cars}
+    budget = {} if budget_s is None else {"budget_s": budget_s}
     for t in range(day.begin, day.end, step_s):
         window = day.base[t - day.begin:min(day.end, t + step_s) - day.begin]
         building = tuple(max(second[p] for second in window) for p in range(3))
@@ -183,7 +185,7 @@ def ideal_planned(day: Day, policy: str = "scheduled", step_s: int = 60, forecas
         if not cars:
             continue
         later = building_forecast(day, t, PLAN_SLOT_S) if forecast else ()
-        targets = plan(PlanInputs(tuple(cars), capacity, float(t), policy, later=later)).targets
+        targets = plan(PlanInputs(tuple(cars), capacity, float(t), policy, later=later, **budget)).targets
         for key, car in present.items():
             phases = min(car.phases, len(topology.evse_by_key[key].phase_map))
             seconds = min(step_s, car.leave - t, day.end - t)

@@ -19,10 +19,11 @@ phases and the measured-draw clamp are the shipped rules, not a copy of them.
 Its asyncio loop and OCPP sends are not used: `plan`'s requests are applied
 here, the way `LoadManager._send` records them once a charger has accepted.
 
-The departure-aware strategies (`scheduled`, and the baselines `edf`, `llf`
-and `round_robin`) run the planner (edge/dlm/planner.py, pure) every
-`PLAN_PERIOD_S` and whenever a session starts or stops, told each car's
-departure and what its battery can still take (the same for every strategy);
+The planned strategies (`scheduled`, and the baselines `edf`, `llf`,
+`round_robin` and `round_robin_blind`) run the planner (edge/dlm/planner.py,
+pure) every `PLAN_PERIOD_S` and whenever a session starts or stops, told each
+car's departure and what its battery can still take (the same for every
+strategy; `round_robin_blind`, like `fair`, uses neither);
 its targets go to `allocate` with the `scheduled` strategy, which stays the
 safety loop every second.
 
@@ -47,7 +48,7 @@ from edge.dlm.config import LoadManagementSection
 from edge.dlm.estimate import Command
 from edge.dlm.manager import LoadManager
 from edge.dlm.model import STRATEGIES, Allocation, Circuit, ConnectorState, Evse, Inputs, Topology
-from edge.dlm.planner import POLICIES, Need, targets_now
+from edge.dlm.planner import POLICIES, Need, Plan, plan_now
 from edge.dlm.phases import ROTATIONS, phase_map, to_site
 from edge.dlm.tracking import prune
 from edge.events import Event, EventBus
@@ -342,6 +343,7 @@ class DayResult:
     allocations_computed: int
     cpu_s: float
     plan_cpu_s: list[float] = field(default_factory=list)   # each plan's CPU time (departure-aware strategies)
+    solvers: dict[str, int] = field(default_factory=dict)   # `scheduled`: plans by the LP, and by the greedy and why
 
 
 def simulate(day: Day, strategy: str, *, meter_values_s: int = METER_VALUES_S, settings: dict | None = None,
@@ -384,6 +386,7 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int = METER_VALUES_S, s
     planned_at = -math.inf
     sessions_seen: frozenset = frozenset()
     plan_cpu: list[float] = []
+    solvers: dict[str, int] = {}
     allocation: Allocation | None = None
     paths = topology.paths
     limits = {c.id: c.limit for c in topology.circuits}
@@ -481,9 +484,12 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int = METER_VALUES_S, s
             if t - planned_at >= PLAN_PERIOD_S or sessions != sessions_seen:
                 if allocation is None:
                     allocation = allocate(Inputs(topology, {day.metered: meter}, states, float(t), "fair"))
-                cpu0 = time.thread_time()
-                targets = _plan(day, chargers, states, allocation, energy_by_car, strategy, t)
-                plan_cpu.append(time.thread_time() - cpu0)
+                cpu0 = time.process_time()
+                made = _plan(day, chargers, states, allocation, energy_by_car, strategy, t)
+                plan_cpu.append(time.process_time() - cpu0)
+                targets = made.targets
+                if made.solver:
+                    solvers[made.solver] = solvers.get(made.solver, 0) + 1
                 planned_at, sessions_seen = t, sessions
         allocation = allocator(Inputs(topology, {day.metered: meter}, states, float(t), section.strategy,
                                       section.rotate_after, targets))
@@ -518,14 +524,14 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int = METER_VALUES_S, s
                      wanted_kwh=wanted, overload=overload, orders=orders, suspended_evse_s=paused_s,
                      suspended_ev_s=suspended_s, alerts=reported, evaluations=evaluations,
                      allocations_computed=allocator.computed, cpu_s=time.process_time() - cpu_start,
-                     plan_cpu_s=plan_cpu)
+                     plan_cpu_s=plan_cpu, solvers=solvers)
 
 
 def _plan(day: Day, chargers: list[Charger], states: tuple[ConnectorState, ...], allocation: Allocation,
-          energy_by_car: dict[str, float], policy: str, t: int) -> dict:
-    """The planner's targets now: each car's departure and what its battery can still
-    take are known (as a driver's declared need would be), the capacity is what the
-    allocator last saw (the building's load now, held over the horizon)."""
+          energy_by_car: dict[str, float], policy: str, t: int) -> Plan:
+    """The plan now: each car's departure and what its battery can still take are known
+    (as a driver's declared need would be; `round_robin_blind` ignores them), the capacity
+    is what the allocator last saw (the building's load now, held over the horizon)."""
     needs = {c.evse.key: Need(float(c.car.leave), max(0.0, c.car.room_wh - energy_by_car[c.car.tag]))
              for c in chargers if c.car is not None}
-    return targets_now(day.topology, states, needs, allocation, float(t), policy)
+    return plan_now(day.topology, states, needs, allocation, float(t), policy)

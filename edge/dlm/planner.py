@@ -7,16 +7,15 @@ one that stays until six. The planner looks ahead over the horizon in slots
 (its target). The 1 s allocator stays the safety loop: it takes these targets
 as each car's desired current, and admission, limits and minimums stay its own.
 
-Why a heuristic and not an LP or a convex program: the edge runs on a small
-computer without a solver (cvxpy, scipy) and a plan must come back in a few
-milliseconds even at 100 cars. The plan here is a greedy that is exact for the
-cases that matter on a site (early leavers first; a car whose need fills every
-slot it has left is served now, whatever its departure), respects every
-circuit phase on each car's path in every slot, and keeps the 6 A minimum (a
-car is planned at 0 or at least its minimum). Its cost and its distance to an
-LP bound are measured by `python -m bench dlm` (docs/performance.md).
+`scheduled` is a linear program over the horizon (edge.dlm.optimiser: per circuit
+phase, energy-weighted, early leavers and energy now preferred), rounded to the
+6 A minimum in the slot that is used now. If the solver fails, is missing or takes
+longer than `PlanInputs.budget_s`, the plan is the greedy below, and `Plan.solver`
+says so. Both keep every circuit phase on each car's path within what it has, and
+plan a car at 0 or at least its minimum. Their cost and their distance to an LP
+bound of the whole day are measured by `python -m bench dlm` (docs/performance.md).
 
-`scheduled`, per plan:
+The greedy `scheduled`, per plan:
 
 1. *The plan*: cars in order of departure (earliest first) are spread over
    their window at one level (water-filling over time), each slot within what
@@ -32,17 +31,20 @@ The baselines of the benchmark use the same slot-0 fill with another order and
 no look-ahead: `edf` (earliest departure first), `llf` (least laxity first: the
 time to departure minus the time its need takes at its maximum) and
 `round_robin` (equal shares, the cars that do not fit their minimum taking
-turns by plan period).
+turns by plan period, each stopped at its need) and `round_robin_blind` (the
+same, told neither departures nor needs: like `fair`, every car wants its
+maximum while it is there).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from edge.dlm import optimiser
 from edge.dlm.model import Allocation, ConnectorState, EvseKey, Resource, Topology
 
-POLICIES = ("scheduled", "edf", "llf", "round_robin")
+POLICIES = ("scheduled", "edf", "llf", "round_robin", "round_robin_blind")
 VOLTAGE = 230.0
 EPS = 1e-9
 
@@ -71,13 +73,17 @@ class PlanInputs:
     # What each later slot is expected to have (a forecast of the building's load, e.g. the same
     # hour on past days), slot 1 first. Past its end, and for a phase it does not name: `capacity`.
     later: tuple[dict[Resource, float], ...] = ()
+    # Wall-clock seconds the LP may take; 0: the greedy plan (`scheduled` only).
+    budget_s: float = optimiser.BUDGET_S
 
 
 @dataclass(frozen=True)
 class Plan:
     targets: dict[EvseKey, float]       # A per phase each car should have now; in serving order
     schedule: dict[EvseKey, tuple[float, ...]] = field(default_factory=dict)  # scheduled: per slot
-    slot_s: float = 0.0
+    slot_s: float = 0.0                 # the greedy's slot length (its schedule's slots are all this long)
+    slots: tuple[float, ...] = ()       # the LP's slot lengths, s (they grow with distance)
+    solver: str = ""                    # `scheduled`: "lp", or "greedy: why the LP was not used"
 
 
 def _rate_wh_per_s(car: PlanCar, amps: float, voltage: float) -> float:
@@ -156,7 +162,18 @@ def plan(inputs: PlanInputs) -> Plan:
         return Plan(_ordered(_fill_now(order, left, now, inputs.slot_s, volts, {}), order, idle))
     if inputs.policy == "round_robin":
         return _round_robin(cars, left, inputs, idle)
-    return _scheduled(cars, left, inputs, idle)
+    if inputs.policy == "round_robin_blind":
+        # Like `fair`, it knows neither departures nor needs: every car wants its maximum.
+        blind = [replace(c, energy_wh=math.inf, departure=math.inf) for c in inputs.cars
+                 if c.max_current >= c.min_current - EPS and c.max_current > EPS]
+        unable = {c.key: 0.0 for c in inputs.cars} | {c.key: None for c in blind}
+        return _round_robin(blind, left, inputs, {k: a for k, a in unable.items() if a is not None})
+    if inputs.budget_s <= 0:
+        return replace(_scheduled(cars, left, inputs, idle), solver="greedy: no time for the LP")
+    try:
+        return _optimised(cars, left, inputs, idle)
+    except optimiser.SolverFailed as failed:
+        return replace(_scheduled(cars, left, inputs, idle), solver=f"greedy: {failed}")
 
 
 def _down(amps: float) -> float:
@@ -295,6 +312,37 @@ def _scheduled(cars: list[PlanCar], left: dict[Resource, float], inputs: PlanInp
                 dt)
 
 
+def _optimised(cars: list[PlanCar], left: dict[Resource, float], inputs: PlanInputs,
+               idle: dict[EvseKey, float]) -> Plan:
+    """The LP's plan, with slot 0 rounded to the minimum: the cars it gives at least their
+    minimum keep what it gives; then, in its order of preference (most amps first, then
+    earliest departure), each car it gives less gets its minimum where there is still room,
+    or waits; what is left of slot 0 goes to the running cars as the greedy's rest does."""
+    now = inputs.now
+    reachable = [c for c in cars if c.resources]
+    end = min(max((c.departure for c in reachable), default=now), now + inputs.horizon_s)
+    solved = optimiser.solve(reachable, left, inputs, end)
+    room = dict(left)
+    floor: dict[EvseKey, float] = {}
+    above = [c for c in reachable if solved.slot0.get(c.key, 0.0) >= c.min_current - 1e-6]
+    for car in above:
+        amps = min(car.max_current, max(car.min_current, solved.slot0[car.key]), _room(room, car))
+        if amps >= car.min_current - EPS:
+            floor[car.key] = amps
+            _take(room, car, amps)
+    below = sorted((c for c in reachable if c.key not in floor and solved.slot0.get(c.key, 0.0) > 1e-6),
+                   key=lambda c: (not c.priority, -solved.slot0[c.key], c.departure, c.key))
+    for car in below:
+        if _room(room, car) >= car.min_current - EPS:
+            floor[car.key] = car.min_current
+            _take(room, car, car.min_current)
+    order = sorted(reachable, key=_by_departure)
+    now_slot = _fill_now([c for c in order if c.key in floor], room, now, inputs.slot_s, inputs.voltage, floor)
+    serving = sorted(cars, key=lambda c: (not c.priority, not now_slot.get(c.key), c.departure, c.key))
+    return Plan(_ordered(now_slot, serving, idle), {k: tuple(_down(a) for a in v) for k, v in solved.schedule.items()},
+                inputs.slot_s, solved.slots, "lp")
+
+
 # --- from what the load manager knows ------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -335,10 +383,16 @@ def plan_cars(topology: Topology, states: tuple[ConnectorState, ...], needs: dic
 PLAN_PERIOD_S = 60.0
 
 
+def plan_now(topology: Topology, states: tuple[ConnectorState, ...], needs: dict[EvseKey, Need],
+             allocation: Allocation, now: float, policy: str = "scheduled") -> Plan:
+    """The plan now (the live load manager and the bench alike): every controllable session,
+    with what it still needs, against what the allocator computed as free on each circuit
+    phase (held over the horizon)."""
+    cars = plan_cars(topology, states, needs)
+    return plan(PlanInputs(cars, capacity_of(allocation, topology.margin), now, policy))
+
+
 def targets_now(topology: Topology, states: tuple[ConnectorState, ...], needs: dict[EvseKey, Need],
                 allocation: Allocation, now: float, policy: str = "scheduled") -> dict[EvseKey, float]:
-    """The planner's targets for the allocator now (the live load manager and the bench
-    alike): every controllable session, with what it still needs, against what the
-    allocator computed as free on each circuit phase (held over the horizon)."""
-    cars = plan_cars(topology, states, needs)
-    return plan(PlanInputs(cars, capacity_of(allocation, topology.margin), now, policy)).targets
+    """The planner's targets for the allocator now (see plan_now)."""
+    return plan_now(topology, states, needs, allocation, now, policy).targets

@@ -38,18 +38,53 @@ def per_resource(cars, amps):
 
 # --- tables --------------------------------------------------------------------------------------
 
+def planned_wh(result, key, phases=3):
+    """Energy a plan's schedule gives a car: the LP's slots grow, the greedy's are all slot_s."""
+    lengths = result.slots or (result.slot_s,) * len(result.schedule[key])
+    return sum(a * s for a, s in zip(result.schedule[key], lengths)) * phases * 230 / HOUR
+
+
 def test_the_early_leaver_gets_its_energy_first():
     early = car("early", leaves_h=1, kwh_wanted=kwh(32, 3, 0.5) / 1000)   # half an hour at full speed
     late = car("late", leaves_h=8, kwh_wanted=30)
     result = plan(PlanInputs((late, early), {r: 32.0 for r in GRID3}, 0.0))
+    assert result.solver == "lp"
     assert result.targets == {("early", 1): 32.0, ("late", 1): 0.0}
     assert list(result.targets)[0] == ("early", 1)                      # served first
-    # The plan delivers the early car's whole need before it leaves, the late car's after.
-    slot_h = result.slot_s / HOUR
-    assert sum(result.schedule[("early", 1)]) * 3 * 230 * slot_h == pytest.approx(early.energy_wh, rel=1e-6)
-    planned_late = sum(result.schedule[("late", 1)]) * 3 * 230 * slot_h    # in blocks at its 6 A minimum
-    assert late.energy_wh <= planned_late < late.energy_wh + 6 * 3 * 230 * slot_h
-    assert result.schedule[("late", 1)][0] == 0.0
+    # The plan delivers the early car's whole need before it leaves, and the late car's.
+    assert planned_wh(result, ("early", 1)) == pytest.approx(early.energy_wh, rel=1e-4)
+    assert planned_wh(result, ("late", 1)) == pytest.approx(late.energy_wh, rel=1e-4)
+    assert sum(result.slots) == 8 * HOUR and result.slots[0] == 300.0 and result.slots[-1] == HOUR
+    # The greedy (the fallback) too, the late car in blocks at its 6 A minimum.
+    greedy = plan(PlanInputs((late, early), {r: 32.0 for r in GRID3}, 0.0, budget_s=0.0))
+    assert greedy.solver.startswith("greedy") and greedy.targets == result.targets
+    assert planned_wh(greedy, ("early", 1)) == pytest.approx(early.energy_wh, rel=1e-6)
+    slot_h = greedy.slot_s / HOUR
+    assert late.energy_wh <= planned_wh(greedy, ("late", 1)) < late.energy_wh + 6 * 3 * 230 * slot_h
+    assert greedy.schedule[("late", 1)][0] == 0.0
+
+
+def test_on_a_binding_phase_the_3_phase_car_gets_the_amps():
+    # L1 has 16 A free, L2 and L3 plenty. Both cars leave in two hours and cannot finish: on L1 an
+    # ampere is three times the energy in the 3-phase car. The greedy, blind to that, serves by key.
+    one = car("a-one", leaves_h=2, kwh_wanted=50, phases=1, on=(("grid", 0),))
+    three = car("b-three", leaves_h=2, kwh_wanted=50)
+    capacity = {("grid", 0): 16.0, ("grid", 1): 100.0, ("grid", 2): 100.0}
+    lp = plan(PlanInputs((one, three), capacity, 0.0))
+    greedy = plan(PlanInputs((one, three), capacity, 0.0, budget_s=0.0))
+    assert lp.targets == {("b-three", 1): 16.0, ("a-one", 1): 0.0}
+    assert greedy.targets == {("a-one", 1): 16.0, ("b-three", 1): 0.0}
+    lp_wh = planned_wh(lp, ("b-three", 1)) + planned_wh(lp, ("a-one", 1), 1)
+    greedy_wh = planned_wh(greedy, ("b-three", 1)) + planned_wh(greedy, ("a-one", 1), 1)
+    assert lp_wh == pytest.approx(kwh(16, 3, 2), rel=1e-4) and greedy_wh == pytest.approx(kwh(16, 1, 2), rel=1e-4)
+
+
+def test_when_the_solver_fails_or_runs_out_of_time_the_plan_is_the_greedy():
+    cars = tuple(car(f"c{i:02d}", leaves_h=1 + i / 4, kwh_wanted=40) for i in range(30))
+    capacity = {r: 100.0 for r in GRID3}
+    late = plan(PlanInputs(cars, capacity, 0.0, budget_s=1e-9))      # HiGHS stops at its time limit
+    assert late.solver.startswith("greedy: HiGHS") and "time limit" in late.solver.lower()
+    assert late.targets == plan(PlanInputs(cars, capacity, 0.0, budget_s=0.0)).targets
 
 
 def test_a_car_whose_need_fills_every_slot_left_is_served_now_whatever_its_departure():
@@ -90,11 +125,17 @@ def test_no_car_is_planned_between_zero_and_its_minimum():
     # enough for it); 0 A are left for the third, which waits rather than be planned at a useless 0 A.
     cars = (car("c0", leaves_h=1, kwh_wanted=kwh(14, 3, 1) / 1000), car("c1", leaves_h=2, kwh_wanted=40),
             car("c2", leaves_h=3, kwh_wanted=40))
-    result = plan(PlanInputs(cars, {r: 20.0 for r in GRID3}, 0.0))
+    # (The greedy; the LP serves c0 at 20 A first, as it takes the same energy: c1 cannot finish either way.)
+    result = plan(PlanInputs(cars, {r: 20.0 for r in GRID3}, 0.0, budget_s=0.0))
     assert result.targets == {("c0", 1): pytest.approx(14.0), ("c1", 1): pytest.approx(6.0), ("c2", 1): 0.0}
+    assert plan(PlanInputs(cars, {r: 20.0 for r in GRID3}, 0.0)).targets == {("c0", 1): 20.0, ("c1", 1): 0.0,
+                                                                            ("c2", 1): 0.0}
     # A car that wants less than its minimum in the slot still gets the minimum, if there is room.
     nearly_done = car("done", leaves_h=4, kwh_wanted=0.1)
-    assert plan(PlanInputs((nearly_done,), {r: 20.0 for r in GRID3}, 0.0)).targets == {("done", 1): 6.0}
+    for budget in (0.0, 0.5):
+        assert plan(PlanInputs((nearly_done,), {r: 20.0 for r in GRID3}, 0.0, budget_s=budget)
+                    ).targets == {("done", 1): 6.0}
+
 
 
 def test_cars_without_a_need_take_what_is_left_and_gone_or_full_cars_nothing():
@@ -102,10 +143,16 @@ def test_cars_without_a_need_take_what_is_left_and_gone_or_full_cars_nothing():
     unknown = PlanCar(("unknown", 1), GRID3, 3)
     full = car("full", leaves_h=5, kwh_wanted=0)
     gone = car("gone", leaves_h=0, kwh_wanted=10)
-    targets = plan(PlanInputs((unknown, known, full, gone), {r: 40.0 for r in GRID3}, 0.0)).targets
-    assert targets[("known", 1)] == pytest.approx(min(32.0, 5000 / (3 * 230 * 300 / 3600)))
-    assert targets[("unknown", 1)] == pytest.approx(40.0 - targets[("known", 1)])
-    assert targets[("full", 1)] == targets[("gone", 1)] == 0.0
+    greedy = plan(PlanInputs((unknown, known, full, gone), {r: 40.0 for r in GRID3}, 0.0, budget_s=0.0)).targets
+    assert greedy[("known", 1)] == pytest.approx(min(32.0, 5000 / (3 * 230 * 300 / 3600)))
+    assert greedy[("unknown", 1)] == pytest.approx(40.0 - greedy[("known", 1)])
+    # The LP sees further: the other car takes at most 32 A, so the known car at 8 A beside it still
+    # gets its 5 kWh before it leaves, and none of the 40 A is idle after the known car is done.
+    lp = plan(PlanInputs((unknown, known, full, gone), {r: 40.0 for r in GRID3}, 0.0))
+    assert lp.targets[("unknown", 1)] == 32.0 and lp.targets[("known", 1)] == pytest.approx(8.0)
+    assert planned_wh(lp, ("known", 1)) == pytest.approx(5000.0, rel=1e-4)
+    for targets in (greedy, lp.targets):
+        assert targets[("full", 1)] == targets[("gone", 1)] == 0.0
 
 
 def test_round_robin_shares_equally_and_the_left_out_take_turns():

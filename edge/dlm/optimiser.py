@@ -1,0 +1,165 @@
+"""The `scheduled` plan as a linear program over the horizon (HiGHS, through scipy). Pure.
+
+One variable per car and slot: its current (A per phase). Every circuit phase on
+a car's path, in every slot, holds at most what it has free; a car takes at most
+its maximum while it is there and at most the energy it still wants. The
+objective is the energy delivered, so on a phase that binds, a 3-phase car's
+ampere is worth three times a 1-phase car's (the greedy cannot see that). Two
+small weights break ties the way an online planner should, since it knows
+neither the building's load to come nor the cars that will arrive: energy now
+is worth a little more than energy later (the plan stays work-conserving and
+keeps room for the unknown); where not every car can have what it wants, a car
+that leaves sooner is worth a little more; and a car's energy loses a little
+worth over its own window, so of two cars that could take the same amps now,
+the one that leaves sooner does (earliest deadline first, where energy is equal). A prioritised user group's car is worth ten times any other
+(it keeps full speed, as with every other strategy).
+
+Slots grow with distance (the near future is planned finely, the far future
+coarsely: what happens in six hours will be planned again fifty times before
+it comes), so a plan for 100 cars over 12 h is about 2,200 variables.
+
+Only slot 0 is used now, and there the 6 A minimum applies (IEC 61851: below it
+a car does not charge): a car the LP gives less than its minimum gets its
+minimum if there is still room after the cars above it, in the LP's order of
+preference, else it waits; the cars that wait take turns as the plan moves on.
+
+The solver is bounded in time; if it fails, runs out of time or is missing, the
+caller falls back to the greedy planner (edge.dlm.planner). A plan never stops
+the safety loop: the allocator does not wait for it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+try:   # an optional import: without scipy the planner is the greedy one
+    import numpy as np
+    from scipy.optimize import linprog
+    from scipy.sparse import csr_matrix
+except ImportError:    # pragma: no cover - scipy is a runtime dependency; a broken install falls back
+    linprog = None
+
+if TYPE_CHECKING:
+    from edge.dlm.planner import PlanCar, PlanInputs
+    from edge.dlm.model import EvseKey
+
+# Wall-clock seconds the solver may take before the greedy plan is used instead. A plan
+# comes once a minute; 100 cars take about 30 ms here (docs/performance.md).
+BUDGET_S = 0.5
+# Slot lengths, in units of the plan's slot (5 min): six of one (the first half hour),
+# six of three (to 2 h), then of twelve (an hour) to the horizon.
+GROWTH = ((6, 1), (6, 3), (math.inf, 12))
+# Tie-breaks, small against 1 (the energy itself); SOONER < EARLY_LEAVER, so the order in
+# time never takes energy from the sooner leaver.
+EARLY_LEAVER = 0.02     # a car leaving now is worth this much more than one leaving at the horizon
+DISCOUNT = 0.01         # energy at the horizon is worth this much less than now
+SOONER = 0.005          # energy at a car's departure is worth this much less than now
+PRIORITY = 10.0
+EPS = 1e-9
+
+
+class SolverFailed(RuntimeError):
+    """The LP did not give a plan (missing solver, time limit, numerical trouble): use the greedy."""
+
+
+@dataclass(frozen=True)
+class Solved:
+    slot0: dict["EvseKey", float]                 # A per phase now, before the minimum is applied
+    schedule: dict["EvseKey", tuple[float, ...]]  # A per phase, mean over each slot
+    slots: tuple[float, ...]                      # slot lengths, s
+
+
+def slot_lengths(slot_s: float, span_s: float) -> tuple[float, ...]:
+    """Slots that cover `span_s`: short first, longer further out."""
+    out: list[float] = []
+    covered = 0.0
+    for count, factor in GROWTH:
+        n = 0
+        while n < count and covered < span_s - EPS:
+            out.append(slot_s * factor)
+            covered += slot_s * factor
+            n += 1
+    return tuple(out)
+
+
+def solve(cars: list["PlanCar"], left: dict, inputs: "PlanInputs", end: float) -> Solved:
+    """The LP's plan for `cars` (each with a path and a minimum it can reach) until `end`."""
+    if linprog is None:
+        raise SolverFailed("scipy is not installed")
+    now, volts = inputs.now, inputs.voltage
+    lengths = slot_lengths(inputs.slot_s, end - now)
+    starts = [now + sum(lengths[:k]) for k in range(len(lengths))]
+    span = max(EPS, end - now)
+    # Columns: (car, slot) where the car is there for part of the slot.
+    col_car, col_slot, upper, gain, energy = [], [], [], [], []
+    owned: list[list[int]] = []
+    for i, car in enumerate(cars):
+        owned.append([])
+        leave = min(car.departure, end)
+        per_amp = car.phases * volts / 3600.0
+        window = max(EPS, leave - now)
+        for k, (start, length) in enumerate(zip(starts, lengths)):
+            there = min(length, leave - start)
+            if there <= EPS:
+                break
+            # Slot 0 is what the car gets now: its current while it is there, within the limits
+            # as it is. Later slots are means over the slot (a relaxation; they are planned again).
+            top = car.max_current if k == 0 else car.max_current * there / length
+            wh_per_amp = per_amp * (there if k == 0 else length)
+            owned[i].append(len(col_car))
+            col_car.append(i)
+            col_slot.append(k)
+            upper.append(top)
+            energy.append(wh_per_amp)
+            mid = (start + min(start + length, leave)) / 2.0 - now
+            # Energy for a car that leaves sooner is worth a little more (who is served when not all
+            # can be); energy later a little less, over the horizon and, less again, over the car's
+            # own window (of two cars that could take the same amps now, the sooner leaver does).
+            worth = (1.0 + EARLY_LEAVER * (1.0 - window / span) - DISCOUNT * mid / span
+                     - SOONER * min(1.0, mid / window))
+            gain.append(wh_per_amp * worth * (PRIORITY if car.priority else 1.0))
+    if not col_car:
+        return Solved({}, {}, lengths)
+    rows, cols, rhs = [], [], []
+    index: dict[tuple, int] = {}
+    for j, (i, k) in enumerate(zip(col_car, col_slot)):
+        for r in cars[i].resources:
+            row = index.get((r, k))
+            if row is None:
+                row = index[(r, k)] = len(rhs)
+                rhs.append(max(0.0, _capacity(inputs, left, r, starts[k] - now, lengths[k])))
+            rows.append(row)
+            cols.append(j)
+    values = [1.0] * len(rows)
+    for i, car in enumerate(cars):
+        if math.isfinite(car.energy_wh):
+            row = len(rhs)
+            rhs.append(max(0.0, car.energy_wh))
+            for j in owned[i]:
+                rows.append(row)
+                cols.append(j)
+                values.append(energy[j])
+    matrix = csr_matrix((values, (rows, cols)), shape=(len(rhs), len(col_car)))
+    result = linprog(-np.asarray(gain), A_ub=matrix, b_ub=np.asarray(rhs),
+                     bounds=np.column_stack([np.zeros(len(upper)), np.asarray(upper)]), method="highs",
+                     options={"time_limit": inputs.budget_s, "presolve": True})
+    if result.status != 0 or result.x is None:
+        raise SolverFailed(f"HiGHS: {result.message}")
+    x = np.clip(result.x, 0.0, np.asarray(upper))
+    schedule: dict = {car.key: [0.0] * len(lengths) for car in cars}
+    for j, (i, k) in enumerate(zip(col_car, col_slot)):
+        schedule[cars[i].key][k] = float(x[j])
+    return Solved({c.key: schedule[c.key][0] for c in cars}, {k: tuple(v) for k, v in schedule.items()}, lengths)
+
+
+def _capacity(inputs: "PlanInputs", left: dict, resource, offset: float, length: float) -> float:
+    """Free amps on a circuit phase over a slot: now, or the forecast's least over the slot."""
+    if offset <= EPS or not inputs.later:
+        return left.get(resource, 0.0)
+    first = int(offset // inputs.slot_s)
+    last = int(math.ceil((offset + length) / inputs.slot_s - EPS))
+    seen = [inputs.later[k - 1].get(resource, left.get(resource, 0.0))
+            for k in range(max(1, first), last) if k - 1 < len(inputs.later)]
+    return min(seen) if seen else left.get(resource, 0.0)
