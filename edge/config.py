@@ -78,6 +78,8 @@ class OcppTlsSection(_Strict):
     ca: str = "tls/ca.pem"                  # the site CA: chargers' client certificates (profile 3) are checked against it
     # How often the files are checked for a change (a renewed certificate is served without a restart).
     reload_every: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    # HTTPS with the same certificate for what chargers fetch and send: GetLog uploads, firmware downloads.
+    https_port: Port = 8443
 
 
 class OcppSection(_Strict):

@@ -49,6 +49,7 @@ max_messages_per_second = 20
 message_burst = 200
 [ocpp.tls]
 reload_every = 30
+https_port = 8443
 [connection]
 temporarily_unavailable_after = 120
 long_term_unavailable_after = 300
