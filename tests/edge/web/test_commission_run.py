@@ -16,6 +16,7 @@ from edge.web.api.commission import MAX_REASON, parse_request
 from tests.edge.commission.test_commission_e2e import miswired_site
 from tests.edge.conftest import api_call, wait_for
 from tests.edge.dlm.test_closed_loop import charge
+from tests.edge.web.test_logins import PASSWORD, client, login, web
 
 json_values = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5) | \
     st.lists(st.integers(), max_size=2)
@@ -104,3 +105,20 @@ async def test_a_run_ends_with_the_edge(make_edge, caplog: pytest.LogCaptureFixt
     tasks = [t for t in asyncio.all_tasks() if t.get_name().startswith("commissioning-run-")]
     assert tasks == [], tasks
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+async def test_the_page_starts_a_run_only_with_its_csrf_token(make_edge) -> None:
+    async with make_edge(extra=web()) as edge:
+        base = f"http://127.0.0.1:{edge.api.bound_port}"
+        async with client() as http:
+            status, session = await login(http, base, PASSWORD)
+            assert status == 200
+            async with http.post(base + "/api/v1/commission/run", json={}) as resp:
+                assert resp.status == 403 and "CSRF" in (await resp.json())["error"]
+            assert (await api_call(edge, "GET", "/commission/run"))["run"] is None and await runs(edge) == []
+            async with http.post(base + "/api/v1/commission/run", json={"reason": "handover"},
+                                 headers={"X-CSRF-Token": session["csrf"]}) as resp:
+                assert resp.status == 202
+            while (await api_call(edge, "GET", "/commission/run"))["run"]["state"] == "running":
+                await asyncio.sleep(0.05)
+        assert [(a["actor"], a["reason"]) for a in await runs(edge)] == [("installer (web page)", "handover")]
