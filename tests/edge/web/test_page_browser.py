@@ -92,7 +92,8 @@ async def test_installer_page(make_edge, tmp_path: Path) -> None:
                 await page.fill("#password", PASSWORD)
                 await page.click("#login-form button")
                 await page.wait_for_selector("#circuit-grid svg.live polyline[data-phase=L1]", state="attached")
-                await page.wait_for_function("document.querySelector('#who-text').textContent === 'installer'")
+                # A locator, not wait_for_function: the page's CSP forbids the eval wait_for_function polls with.
+                await page.wait_for_selector("#who-text:text-is('installer')")
 
                 # The live chart follows the meter: the building's L1 goes from 8 A to 23 A.
                 await wait_for_value(page, "grid", "L1", lambda v: abs(v - 8.0) < 0.6)
