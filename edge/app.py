@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import ocpp.messages
 
+from edge.web.charger_files import ChargerFilesHttps
 from edge.web.server import LocalApi
 from edge.auth.authorizer import Authorizer, document_hash
 from edge.auth.enforcement import AccessEnforcement
@@ -175,6 +176,9 @@ class Edge:
         self.session_watch = SessionWatch(self.sessions, self.charge_records, self.commands, self.bus, self.clock,
                                           self.journal, Timeouts.of(cfg.session_timeouts))
         self.api = LocalApi(self, host=cfg.api.host, port=cfg.api.port, token=self._api_token())
+        # Chargers' uploads and firmware downloads over HTTPS with the wss:// certificate (docs/security.md).
+        self.charger_files = site.security.https = ChargerFilesHttps(
+            self, self.ocpp.tls, host=cfg.ocpp.host, port=cfg.ocpp.tls.https_port) if self.ocpp.tls else None
         self.watchdog = systemd.Watchdog(healthy=self.healthy)
         self.recovery = self._recovery()
         self.metrics = MetricsRecorder(self.bus)
@@ -347,6 +351,9 @@ class Edge:
             await self._build()
             listeners = {"ocpp": self._listen("chargers (OCPP)", self.ocpp, cfg.ocpp.host, cfg.ocpp.port),
                          "api": self._listen("the local API", self.api, cfg.api.host, cfg.api.port)}
+            if self.charger_files is not None:
+                listeners["charger-files"] = self._listen("chargers' uploads and downloads (HTTPS)", self.charger_files,
+                                                          self.charger_files.host, self.charger_files.port)
             services = [tg.create_task(listener, name=name) for name, listener in listeners.items()]
             services.append(tg.create_task(self.watchdog.run(), name="watchdog"))
             # Every other part is its own failure domain: one that raises is reported and started again,
@@ -366,6 +373,8 @@ class Edge:
                 services.append(tg.create_task(self._remind(), name="config-reminder"))
             await self.ocpp.ready.wait()
             await self.api.ready.wait()
+            if self.charger_files is not None:
+                await self.charger_files.ready.wait()
             systemd.ready()
             self.started.set()
             log.info("edge ready site=%s ocpp_port=%s api_port=%s chargers=%d", self.config.site.id,

@@ -6,6 +6,11 @@ A configuration key travels as `{"key": "AuthorizationKey", "value": "..."}`
 both in ChangeConfiguration requests and in the `configurationKey` entries of
 GetConfiguration answers. Real chargers answer GetConfiguration with the key
 masked or leave it out; some do not, so the edge masks whatever comes back.
+The edge's one-time URLs are secrets too: GetLog's upload URL and SignedUpdateFirmware's
+download URL carry a token in their path that is the whole credential (logs_upload.py,
+firmware.py), so the path segment after /api/v1/uploads/ or /api/v1/firmware/ is masked in
+any string of a payload. The charger gets the real URL; what is kept says only where.
+
 Pure functions; a frame that does not name a secret key is returned as is,
 without parsing (the cost of the common case is one case-insensitive search).
 """
@@ -13,11 +18,15 @@ without parsing (the cost of the common case is one case-insensitive search).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 # OCPP 1.6 configuration keys whose values are secrets (compared case-insensitively).
 SECRET_KEYS = frozenset({"authorizationkey"})
 MASK = "********"
+# The paths whose next segment is a token (edge/web/api/security_files.py serves them).
+TOKEN_PATHS = ("/api/v1/uploads/", "/api/v1/firmware/")
+_URL_TOKEN = re.compile("(" + "|".join(map(re.escape, TOKEN_PATHS)) + r")[^/?#\s\"]+")
 
 
 def is_secret_key(key: object) -> bool:
@@ -28,6 +37,8 @@ def mask_payload(value: Any) -> Any:
     """A copy of `value` with the value of every secret configuration key masked."""
     if isinstance(value, list):
         return [mask_payload(item) for item in value]
+    if isinstance(value, str):
+        return _URL_TOKEN.sub(r"\g<1>" + MASK, value) if "/api/v1/" in value else value
     if isinstance(value, dict):
         masked = {k: mask_payload(v) for k, v in value.items()}
         for key_field in ("key", "Key"):
@@ -41,8 +52,9 @@ def mask_payload(value: Any) -> Any:
 
 def _may_name_secret(frame: str) -> bool:
     lowered = frame.lower()
-    # A JSON string may spell the key with \\u escapes: such a frame is parsed too.
-    return any(key in lowered for key in SECRET_KEYS) or ("\\u" in frame and "key" in lowered)
+    # A JSON string may spell the key with \\u escapes (or a URL's slashes as \\/): such a frame is parsed too.
+    return (any(key in lowered for key in SECRET_KEYS) or ("\\u" in frame and "key" in lowered)
+            or "/api/v1/" in frame or "\\/api\\/" in frame)
 
 
 def mask_frame(frame: str) -> str:

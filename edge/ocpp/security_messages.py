@@ -213,6 +213,8 @@ class SecurityServices:
     firmware: "SignedFirmware"
     rotation: "SiteRotation"
     meter_keys: "MeterKeys"
+    # Where chargers that came over TLS upload and download (edge/web/charger_files.py); None: no [ocpp.tls].
+    https: Any = None
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:

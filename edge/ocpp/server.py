@@ -188,6 +188,14 @@ class OcppServer:
     def bound_tls_port(self) -> int | None:
         return self._tls_server.sockets[0].getsockname()[1] if self._tls_server is not None else None
 
+    def reached_as(self, charger_id: str) -> tuple[str | None, bool] | None:
+        """How a connected charger reached the edge: its request's Host header and whether over TLS (the
+        HTTPS URLs it is handed use that name: edge/web/api/security_files.py). None: not connected."""
+        ws = self._sockets.get(charger_id)
+        if ws is None or ws.request is None:
+            return None
+        return ws.request.headers.get("Host"), ws.transport.get_extra_info("ssl_object") is not None
+
     def profile_change_refusal(self, charger_id: str, target: int) -> str | None:
         """The guard before ChangeConfiguration(SecurityProfile) (security_state.py)."""
         configured = self.site.directory.configured(charger_id)

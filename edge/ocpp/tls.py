@@ -147,16 +147,23 @@ def _peer_address() -> str:
         return "?"
 
 
-def server_context(certificate: Path, key: Path, ca: Path,
-                   report: Callable[[HandshakeFailure], None] | None = None) -> ssl.SSLContext:
+def https_context(certificate: Path, key: Path) -> ssl.SSLContext:
+    """The whitepaper's TLS with the edge's server certificate, asking nothing of the client: what chargers
+    fetch and send over HTTPS (uploads, firmware), where the token in the URL is the credential."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.maximum_version = ssl.TLSVersion.TLSv1_3
     ctx.set_ciphers(":".join(WHITEPAPER_CIPHERS))
     ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_COMPRESSION
+    ctx.load_cert_chain(certificate, key)
+    return ctx
+
+
+def server_context(certificate: Path, key: Path, ca: Path,
+                   report: Callable[[HandshakeFailure], None] | None = None) -> ssl.SSLContext:
+    ctx = https_context(certificate, key)
     # Asked for, checked when given, not required here: profile 2 chargers have none (admission decides).
     ctx.verify_mode = ssl.CERT_OPTIONAL
-    ctx.load_cert_chain(certificate, key)
     ctx.load_verify_locations(cafile=str(ca))
     if report is not None:
         ctx.sslobject_class = observed(report)
@@ -181,6 +188,7 @@ class ServerTls:
                  report: Callable[[HandshakeFailure], None] | None = None):
         self.paths = (certificate, key, ca)
         self.context = server_context(certificate, key, ca, report)
+        self.https_context = https_context(certificate, key)   # chargers' uploads and downloads
         self._stamp = _stamp(self.paths)
         self.reloads = 0
         self.last_error: str | None = None
@@ -195,6 +203,7 @@ class ServerTls:
         try:
             self.context.load_cert_chain(certificate, key)
             self.context.load_verify_locations(cafile=str(ca))
+            self.https_context.load_cert_chain(certificate, key)
         except (OSError, ssl.SSLError) as exc:
             message = f"cannot load the new TLS files ({exc}); still serving the previous certificate"
             if message != self.last_error:
@@ -221,3 +230,19 @@ def from_config(section: Any, resolve: Callable[[str], Path]) -> dict[str, Any]:
         raise StartupError(f"cannot use the TLS files of [ocpp.tls] ({', '.join(map(str, paths))}): {exc}; "
                            "make them with `edgectl ca init` and `edgectl ca server-cert`") from None
     return {"tls": server_tls, "tls_port": section.port, "tls_reload_every": section.reload_every}
+
+
+def https_base_url(host_header: str | None, https_port: int) -> str | None:
+    """Where a charger that reached the edge as `host_header` (its WebSocket request's Host) finds the HTTPS
+    port: the same name, so the same server certificate matches it. None: no usable Host."""
+    if not host_header:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit("//" + host_header.strip()).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    return f"https://{f'[{host}]' if ':' in host else host}:{https_port}"

@@ -16,8 +16,9 @@ For the installer (bearer token or the page's login):
   XML the S.A.F.E. transparency software reads.
 - POST /api/v1/security/rotate {kinds: [certificate, password], chargers?}; GET /api/v1/security/rotate.
 
-base_url is where chargers reach this API (default: the address this request came in at); uploads and
-downloads go there.
+base_url is where chargers upload and download. Default: for a charger connected over TLS, the edge's HTTPS
+port ([ocpp.tls] https_port, edge/web/charger_files.py) under the name it used for wss://; for one on ws://,
+the address this request came in at.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from edge.journal import Store
 from edge.ocpp import firmware as fw, logs_upload, rotation as rot
 from edge.ocpp.logs_upload import UploadRefused
 from edge.ocpp.security_messages import issued_certificates
+from edge.ocpp.tls import https_base_url
 from edge.web.common import actor_of, error_response, json_object, json_response, public
 from edge.web.site import SiteView
 
@@ -41,10 +43,16 @@ class SecurityFileRoutes:
     def __init__(self, site: SiteView):
         self.site = site
 
-    def routes(self) -> list[web.AbstractRouteDef]:
+    def charger_routes(self) -> list[web.AbstractRouteDef]:
+        """What chargers reach, with the token in the URL: here, and over HTTPS (edge/web/charger_files.py)."""
         return [
             web.put("/api/v1/uploads/{token}", self.upload), web.post("/api/v1/uploads/{token}", self.upload),
             web.get("/api/v1/firmware/{token}", self.firmware_file),
+        ]
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [
+            *self.charger_routes(),
             web.post("/api/v1/security/chargers/{id}/logs", self.get_log),
             web.get("/api/v1/security/logs", self.logs),
             web.get("/api/v1/security/logs/{request_id}/file", self.log_file),
@@ -63,6 +71,20 @@ class SecurityFileRoutes:
         if security is None:
             raise web.HTTPServiceUnavailable(text="the security extensions are not wired")
         return security
+
+    def _base_url(self, request: web.Request, body: dict, charger_id: str) -> str:
+        """Where the charger is sent to upload or download: the one asked for; else, for a charger connected
+        over TLS, the edge's HTTPS port under the name the charger used for wss:// (the server certificate
+        names it); else this API's own address (plain HTTP, as the charger's own connection is)."""
+        if body.get("base_url"):
+            return str(body["base_url"])
+        https = self._security.https
+        reached = self.site.ocpp.reached_as(charger_id)
+        if https is not None and reached is not None and reached[1]:
+            url = https_base_url(reached[0], https.bound_port)
+            if url is not None:
+                return url
+        return str(request.url.origin())
 
     def _charger(self, request: web.Request) -> str:
         charger_id = request.match_info["id"]
@@ -99,8 +121,7 @@ class SecurityFileRoutes:
         body = await json_object(request, empty_ok=True)
         try:
             request_id, result = await self._security.logs.request(
-                charger_id, str(body.get("log_type", "SecurityLog")), str(body.get("base_url") or
-                                                                        request.url.origin()),
+                charger_id, str(body.get("log_type", "SecurityLog")), self._base_url(request, body, charger_id),
                 actor=actor_of(request), reason=str(body.get("reason") or "GetLog")[:200],
                 oldest=body.get("oldest"), latest=body.get("latest"))
         except ValueError as exc:
@@ -137,7 +158,7 @@ class SecurityFileRoutes:
             return error_response(400, f"cannot read the firmware file: {exc.strerror}: {exc.filename}")
         request_id, result, refusal = await self._security.firmware.offer(
             charger_id, firmware, Path(str(body["path"])).name, certificate, signature,
-            str(body.get("base_url") or request.url.origin()), retrieve_at=body.get("retrieve_at"),
+            self._base_url(request, body, charger_id), retrieve_at=body.get("retrieve_at"),
             actor=actor_of(request), reason=str(body.get("reason") or "SignedUpdateFirmware")[:200])
         if refusal is not None or result is None:
             return error_response(422, f"not offered: {refusal}")

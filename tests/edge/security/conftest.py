@@ -33,6 +33,7 @@ security_profile = 3
 TLS = """
 [ocpp.tls]
 port = 0
+https_port = 0
 """
 
 
