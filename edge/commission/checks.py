@@ -127,7 +127,7 @@ def charger_checks(charger_id: str, *, connected: bool, registration: str | None
     else:
         ok = abs(clock_offset_s) <= CLOCK_TOLERANCE_S
         out.append(Check(f"{name}: clock", "pass" if ok else "fail",
-                         f"{clock_offset_s:+.0f} s from the edge's clock",
+                         f"{round(clock_offset_s):+d} s from the edge's clock",
                          "" if ok else "set its NTP server or time zone; start and stop times would be wrong"))
     if configuration is None:
         out.append(Check(f"{name}: configuration", "fail", "GetConfiguration got no answer"))

@@ -114,3 +114,8 @@ max_current = 32
 """
     warnings = [w for w in config_warnings(parse_config(text)) if "limit" in w]
     assert len(warnings) == 1 and "'BIG'" in warnings[0] and "80 A" in warnings[0] and "63 A" in warnings[0]
+
+
+@pytest.mark.parametrize(("offset", "shown"), [(-0.3, "+0 s"), (0.4, "+0 s"), (-3600.2, "-3600 s"), (59.6, "+60 s")])
+def test_the_clock_offset_reads_as_whole_seconds_without_a_negative_zero(offset, shown):
+    assert charger(clock_offset_s=offset)["clock"].detail == f"{shown} from the edge's clock"
