@@ -73,7 +73,13 @@ class LiveView:
             sessions.append({"id": tx["id"], "charger_id": tx["charger_id"], "connector_id": tx["connector_id"],
                              "id_tag": tx["id_tag"], "started": tx["start_time"],
                              **session_meter(samples_of[tx["charger_id"]], tx["id"], tx.get("meter_start"))})
-        chargers = [{"id": cid, "connected": cid in site.ocpp.sessions, "connection": site.presence.status(cid)}
+        # Each connector's status rides along so the page shows a change within a second, not at its
+        # next 10 s list refresh.
+        status_of: dict[str, dict[str, str]] = {}
+        for row in await site.journal.read(Store.connectors):
+            status_of.setdefault(row["charger_id"], {})[str(row["connector_id"])] = row["status"]
+        chargers = [{"id": cid, "connected": cid in site.ocpp.sessions, "connection": site.presence.status(cid),
+                     "statuses": status_of.get(cid, {})}
                     for cid in site.directory.ids()]
         return {"at": site.clock.now_iso(), "site": site.config.site.id, "name": site.config.site.name,
                 "healthy": site.healthy(), "failed_parts": site.supervisor.report(),

@@ -175,7 +175,7 @@ function renderConnectors() {
       const key = `${ch.id}/${c.connector_id}`, d = dlm[key], s = sessions[key];
       const conn = live[ch.id] ? live[ch.id].connection : ch.connection_status;
       rows.push(el("tr", { "data-key": key }, el("td", {}, ch.id), el("td", {}, `${c.connector_id}`),
-        el("td", {}, c.status || "–"),
+        el("td", {}, (live[ch.id] && live[ch.id].statuses[`${c.connector_id}`]) || c.status || "–"),
         el("td", { class: (live[ch.id] || ch).connected ? "ok" : "bad" }, conn),
         el("td", {}, d && d.limit !== null ? `${d.limit} A` : "–"), el("td", { class: "why" }, d ? d.why : ""),
         el("td", {}, s ? `#${s.id} ${s.id_tag}` : ""), el("td", {}, s && s.kw !== null ? s.kw.toFixed(2) : ""),

@@ -132,15 +132,16 @@ async def test_change_availability_both_ways(ui: Page) -> None:
     assert result.startswith("ChangeAvailability to B: ok") and "Accepted" in result, result
     connector = ui.site.sims["B"].connectors[1]
     await wait_for(lambda: not connector.operative, what="B/1 inoperative on the charger")
-    # Its StatusNotification says so to the edge, and the page shows it after its next refresh.
+    # Its StatusNotification says so to the edge, and the page shows it with the next live snapshot
+    # (each second), not only at its 10 s list refresh.
     await wait_for_status(ui, "B", "Unavailable")
-    await ui.page.reload()
-    await ui.page.wait_for_selector("#connectors tr[data-key='B/1'] td:text-is('Unavailable')")
+    await ui.page.wait_for_selector("#connectors tr[data-key='B/1'] td:text-is('Unavailable')", timeout=3000)
 
     result = await ui.act("B", "operative", "browser test: repaired")
     assert result.startswith("ChangeAvailability to B: ok"), result
     await wait_for(lambda: connector.operative, what="B/1 operative again")
     await wait_for_status(ui, "B", "Available")
+    await ui.page.wait_for_selector("#connectors tr[data-key='B/1'] td:text-is('Available')", timeout=3000)
     logged = [a for a in await ui.actions("B") if a["action"] == "ChangeAvailability"][:2]
     assert [a["reason"] for a in logged] == ["browser test: repaired", "browser test: out of service for repair"]
     assert {a["actor"] for a in logged} == {INSTALLER} and {a["outcome"] for a in logged} == {"ok"}
