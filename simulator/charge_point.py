@@ -14,7 +14,7 @@ import ssl
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any, Callable, Coroutine, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import quote
 
 from ocpp.exceptions import OCPPError
@@ -27,6 +27,7 @@ from simulator.connector import Connector, ConnectorState, Fault, Transaction
 from simulator.local_auth import LocalAuthList
 from simulator.metering import iso
 from simulator.outbox import Entry, Outbox
+from simulator.runtime import Runtime
 from simulator.security import SecurityState
 from simulator.session import NotConnected
 
@@ -37,7 +38,7 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class SimulatedChargePoint:
+class SimulatedChargePoint(Runtime):
     """An OCPP 1.6J wallbox with cars that draw a realistic current.
 
     `url` is the central system's base URL (ws://host:port/ocpp); the charge
@@ -55,6 +56,7 @@ class SimulatedChargePoint:
                  tls: ssl.SSLContext | None = None, ocmf_key: Any = None, shows_meter_key: bool = True) -> None:
         if connectors < 1 or not 1 <= phases <= 3:
             raise ValueError("a charge point has at least one connector and 1 to 3 phases")
+        super().__init__(on_event=on_event, max_events=max_events)
         self.id = charge_point_id
         suffix = "/" + quote(charge_point_id, safe="")
         self.url = url if url.endswith(suffix) else url.rstrip("/") + suffix
@@ -71,7 +73,6 @@ class SimulatedChargePoint:
         self.ramp_seconds = ramp_seconds
         self.vendor, self.model, self.firmware_version = vendor, model, "1.0.0"
         self.clock, self.wall_clock = clock, wall_clock
-        self.on_event = on_event
         self.reconnect_delay, self.response_timeout = reconnect_delay, response_timeout
         self.config = Configuration(default_keys(connectors=connectors, heartbeat_interval=60.0,
                                                  meter_interval=meter_interval))
@@ -83,22 +84,10 @@ class SimulatedChargePoint:
         # firmware bug load management must notice).
         self.ignores_limits = False
         self.outbox = Outbox()
-        # The latest max_events events: a fleet running for days must not grow without bound.
-        self.events: list[tuple[str, dict]] = []
-        self.max_events = max_events
-        self._event_counts: dict[str, int] = {}
-        self._latest: dict[str, dict] = {}
         self.connectors = {i: Connector(i) for i in range(connectors + 1)}
-        # Set once connected, booted and resynchronised; None while offline.
-        self.link: session.Link | None = None
         self.diagnostics_status = self.firmware_status = "Idle"
-        self._accepted = asyncio.Event()  # cleared again only by a Reset
-        self._changed = asyncio.Condition()  # outbox deliveries and link changes
         self._status_lock = asyncio.Lock()  # so one status change is not reported twice
         self._local_ids = itertools.count(-1, -1)
-        self._reconfigured = asyncio.Event()  # replaced by a fresh one each time it fires
-        self._emitted = asyncio.Event()  # likewise, for wait_event
-        self._task_group: asyncio.TaskGroup | None = None
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -112,98 +101,6 @@ class SimulatedChargePoint:
                 group.create_task(session.connect_forever(self))
         finally:
             self._task_group = None
-
-    def spawn(self, coro_fn: Callable[[], Coroutine[Any, Any, Any]]) -> None:
-        """Run a follow-up (a request sent after answering one) under run(), which keeps its reference."""
-        if self._task_group is None:
-            raise RuntimeError("the simulator is not running")
-
-        async def guarded() -> None:
-            try:
-                await coro_fn()
-            except NotConnected:
-                pass  # the link went away; state changes survive, reports resync on reconnect
-            except (OCPPError, TimeoutError) as exc:  # the central system's failure, not ours
-                self.emit("call_error", action=getattr(coro_fn, "__name__", "follow-up"), error=repr(exc))
-        follow_up = guarded()
-        try:
-            self._task_group.create_task(follow_up)
-        except RuntimeError:        # the simulator is stopping: the follow-up is dropped, and said so
-            follow_up.close()
-            raise
-
-    async def wait_accepted(self, timeout: float | None = 10) -> None:
-        """Until a BootNotification was Accepted (since the start or the last Reset)."""
-        await asyncio.wait_for(self._accepted.wait(), timeout)
-
-    async def wait_online(self, timeout: float | None = 10) -> None:
-        """Until connected, booted, the queue delivered and the statuses reported.
-
-        wait_accepted stays true across plain reconnects; this does not.
-        """
-        await self._wait(lambda: self.link is not None, timeout)
-
-    async def flush(self, timeout: float | None = 10) -> None:
-        """Until every queued transaction message has been answered."""
-        await self._wait(lambda: len(self.outbox) == 0, timeout)
-
-    async def _wait(self, predicate: Callable[[], bool], timeout: float | None) -> None:
-        async def until() -> None:
-            async with self._changed:
-                await self._changed.wait_for(predicate)
-        await asyncio.wait_for(until(), timeout)
-
-    def reconfigure(self) -> None:
-        """Wake the periodic loops, so a new interval applies now and not after the old one ran out."""
-        fired, self._reconfigured = self._reconfigured, asyncio.Event()
-        fired.set()
-
-    async def pause(self, seconds: float) -> bool:
-        """Sleep one period (0: until reconfigured); False when a reconfiguration cut it short."""
-        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation.
-        try:
-            async with asyncio.timeout(seconds if seconds > 0 else None):
-                await self._reconfigured.wait()
-        except TimeoutError:
-            return True
-        return False
-
-    async def notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    def is_accepted(self) -> bool:
-        return self._accepted.is_set()
-
-    async def set_link(self, link: session.Link | None) -> None:
-        self.link = link
-        await self.notify()
-
-    def emit(self, name: str, **data: Any) -> None:
-        """Record an event and pass it to on_event (which must not raise: it runs inside handlers)."""
-        self.events.append((name, data))
-        if len(self.events) > self.max_events:
-            del self.events[: len(self.events) - self.max_events // 2]  # trimmed in bulk, not per event
-        self._event_counts[name] = self._event_counts.get(name, 0) + 1
-        self._latest[name] = data
-        fired, self._emitted = self._emitted, asyncio.Event()
-        fired.set()
-        if self.on_event is not None:
-            self.on_event(name, data)
-
-    async def wait_event(self, name: str, count: int = 1, timeout: float | None = 10) -> dict:
-        """Until event `name` happened `count` times since the start; returns the latest one's data."""
-        async def until() -> dict:
-            while self._event_counts.get(name, 0) < count:
-                await self._emitted.wait()
-            return self._latest[name]
-        return await asyncio.wait_for(until(), timeout)
-
-    async def send(self, payload: Any) -> Any:
-        """Send a message that is not queued while offline; raises NotConnected or the CallError."""
-        if self.link is None:
-            raise NotConnected(f"{self.id} is not connected")
-        return await self.link.send(payload)
 
     async def boot(self, send: Callable[[Any], Any]) -> Any:
         result = await send(call.BootNotification(

@@ -7,7 +7,7 @@ unreachable, so offline tests of the edge depend on it behaving as the spec says
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 
 @dataclass
@@ -17,11 +17,13 @@ class LocalAuthList:
     cache: dict[str, str] = field(default_factory=dict)
 
     def send(self, version: int, update_type: str, items: Sequence[Mapping[str, Any]], *,
-             max_send: int, max_total: int) -> str:
+             max_send: int, max_total: int, key: Callable[[Mapping[str, Any]], str] = lambda item: item["id_tag"],
+             info: str = "id_tag_info") -> str:
         """Apply a SendLocalList; returns the UpdateStatus.
 
         `items` are snake_case authorization data: {"id_tag": ..., "id_tag_info": {"status": ...}};
-        in a Differential update an entry without id_tag_info removes the tag.
+        in a Differential update an entry without id_tag_info removes the tag. OCPP 2.0.1 passes
+        its own `key` (the idToken with its type) and `info` ("id_token_info").
         """
         if len(items) > max_send:
             return "Failed"
@@ -29,11 +31,11 @@ class LocalAuthList:
             return "VersionMismatch"
         entries = {} if update_type == "Full" else dict(self.entries)
         for item in items:
-            info = item.get("id_tag_info")
-            if info is None:
-                entries.pop(item["id_tag"], None)
+            found = item.get(info)
+            if found is None:
+                entries.pop(key(item), None)
             else:
-                entries[item["id_tag"]] = info["status"]
+                entries[key(item)] = found["status"]
         if len(entries) > max_total:
             return "Failed"
         self.entries, self.version = entries, version

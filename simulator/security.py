@@ -77,6 +77,46 @@ def firmware_signature_ok(firmware: bytes, signing_certificate: str, signature: 
     return True
 
 
+def make_csr(common_name: str, organization: str | None = None) -> tuple[ec.EllipticCurvePrivateKey, str]:
+    """A new P-256 key and the PEM CSR for it, naming the charger (both OCPP versions send this)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        names.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(names)).sign(key, hashes.SHA256())
+    return key, csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def check_signed(certificate_chain: str, pending_key: Any, common_name: str) -> str:
+    """Why a CertificateSigned's certificate cannot be used ("" when it can): the CSR's key, this charger's name."""
+    try:
+        cert = x509.load_pem_x509_certificate(certificate_chain.encode())
+    except ValueError as exc:
+        return str(exc)[:80]
+    names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    if pending_key is None:
+        return "no CSR pending"
+    if cert.public_key().public_numbers() != pending_key.public_key().public_numbers():
+        return "not the key of the CSR"
+    if names != [common_name]:
+        return f"commonName {names}"
+    return ""
+
+
+def adopt_certificate(state: SecurityState, certificate_chain: str, tls: Any) -> bool:
+    """Keep a checked certificate and its key; True when `tls` will present it from the next connection."""
+    state.certificate = certificate_chain.encode()
+    cert_file, key_file = state.files / "client.pem", state.files / "client.key"
+    cert_file.write_bytes(state.certificate)
+    key_file.write_bytes(state.pending_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    state.pending_key = None
+    if tls is None:
+        return False
+    tls.load_cert_chain(str(cert_file), str(key_file))
+    return True
+
+
 class SecurityHandlers(ChargePoint):
     sim: "SimulatedChargePoint"
 
@@ -106,44 +146,20 @@ class SecurityHandlers(ChargePoint):
         self._follow_up(call_unique_id)  # type: ignore[attr-defined]
 
     async def _send_csr(self) -> None:
-        key = ec.generate_private_key(ec.SECP256R1())
-        csr = (x509.CertificateSigningRequestBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.sim.id)]))
-               .sign(key, hashes.SHA256()))
+        key, csr = make_csr(self.sim.id)
         self.sim.security.pending_key = key
-        result = await self.send(call.SignCertificate(csr=csr.public_bytes(serialization.Encoding.PEM).decode()))
+        result = await self.send(call.SignCertificate(csr=csr))
         self.sim.emit("sign_certificate", status=result.status)
 
     @on(Action.certificate_signed)
     def on_certificate_signed(self, certificate_chain: str, call_unique_id: str,
                               **_: Any) -> call_result.CertificateSigned:
-        state = self.sim.security
-        status, detail = "Rejected", ""
-        try:
-            cert = x509.load_pem_x509_certificate(certificate_chain.encode())
-            names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-            if state.pending_key is None:
-                detail = "no CSR pending"
-            elif cert.public_key().public_numbers() != state.pending_key.public_key().public_numbers():
-                detail = "not the key of the CSR"
-            elif names != [self.sim.id]:
-                detail = f"commonName {names}"
-            else:
-                status = "Accepted"
-        except ValueError as exc:
-            detail = str(exc)[:80]
+        detail = check_signed(certificate_chain, self.sim.security.pending_key, self.sim.id)
+        status = "Rejected" if detail else "Accepted"
         follow_up = None
-        if status == "Accepted":
-            state.certificate = certificate_chain.encode()
-            cert_file, key_file = state.files / "client.pem", state.files / "client.key"
-            cert_file.write_bytes(state.certificate)
-            key_file.write_bytes(state.pending_key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-            state.pending_key = None
-            if self.sim.tls is not None:
-                # The next connection presents it: reconnect now, as a charger does after a new certificate.
-                self.sim.tls.load_cert_chain(str(cert_file), str(key_file))
-                follow_up = self._reconnect
+        # The next connection presents it: reconnect now, as a charger does after a new certificate.
+        if not detail and adopt_certificate(self.sim.security, certificate_chain, self.sim.tls):
+            follow_up = self._reconnect
         self._answer("CertificateSigned", status, call_unique_id, follow_up, detail=detail)  # type: ignore
         return call_result.CertificateSigned(status=status)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from ocpp.exceptions import OCPPError
 from ocpp.v16 import call
@@ -30,10 +30,14 @@ class NotConnected(ConnectionError):
     """There is no connection to the central system (any more)."""
 
 
-class Link(RequestHandlers):
-    def __init__(self, sim: SimulatedChargePoint, connection: ClientConnection) -> None:
-        super().__init__(sim.id, connection, response_timeout=sim.response_timeout)
-        self.sim = sim
+class Closable:
+    """For an ocpp ChargePoint (either version): calls that give up as soon as the connection is gone."""
+
+    _connection: Any
+    call: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._closed = asyncio.Event()
 
     async def send(self, payload: Any) -> Any:
@@ -66,27 +70,36 @@ class Link(RequestHandlers):
         await self._connection.close()
 
 
-def _headers(sim: SimulatedChargePoint) -> dict[str, str]:
+class Link(Closable, RequestHandlers):
+    def __init__(self, sim: SimulatedChargePoint, connection: ClientConnection) -> None:
+        super().__init__(sim.id, connection, response_timeout=sim.response_timeout)
+        self.sim = sim
+
+
+def auth_headers(sim: Any) -> dict[str, str]:
     if sim.password is None:
         return {}
     token = base64.b64encode(f"{sim.id}:{sim.password}".encode()).decode("ascii")
     return {"Authorization": f"Basic {token}"}
 
 
-def _tls(sim: SimulatedChargePoint) -> dict[str, Any]:
+def tls_options(sim: Any) -> dict[str, Any]:
     """wss:// (security profiles 2 and 3): the charger's TLS context (the site CA, its client certificate)."""
     return {"ssl": sim.tls} if sim.url.startswith("wss://") and sim.tls is not None else {}
 
 
-async def connect_forever(sim: SimulatedChargePoint) -> None:
+async def connect_forever(sim: Any, subprotocol: str = "ocpp1.6",
+                          session: Callable[[Any, ClientConnection], Awaitable[bool]] | None = None) -> None:
+    """Connect, serve with `session` (True once it got online), reconnect with backoff; either OCPP version."""
+    serve_connection = session or _session
     failures = 0
     while True:
         try:
-            async with connect(sim.url, subprotocols=[Subprotocol("ocpp1.6")], additional_headers=_headers(sim),
-                               proxy=None, open_timeout=10, close_timeout=2, **_tls(sim)) as connection:
+            async with connect(sim.url, subprotocols=[Subprotocol(subprotocol)], additional_headers=auth_headers(sim),
+                               proxy=None, open_timeout=10, close_timeout=2, **tls_options(sim)) as connection:
                 # Only a connection that got online resets the backoff: a central system
                 # that accepts the socket and then fails the boot is not hammered either.
-                failures = 0 if await _session(sim, connection) else failures + 1
+                failures = 0 if await serve_connection(sim, connection) else failures + 1
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             failures += 1
             sim.emit("connect_failed", error=str(exc) or type(exc).__name__)
