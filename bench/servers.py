@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator
+
+from simulator.broker import SHIPPED_CONF, MosquittoBroker, adapt_shipped
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 60.0
@@ -158,3 +161,45 @@ def tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no output)"
+
+
+# -- the fleet bench's broker (bench/cloud_fleet.py) ------------------------------------------------------
+
+def fleet_accounts(path: Path, sites: list[str], password: str, clouds: dict[str, str]) -> float:
+    """The broker's dynamic-security file for `sites` (each its own account, client id and role, as
+    cloud/broker_accounts.py makes them for production) and the cloud's users, made once and kept at
+    `path` for the next runs: -> seconds it took to make (0.0: reused).
+
+    One site at a time into an empty file, then joined: broker_accounts.accounts() adds each site to
+    the whole file (copying it), quadratic in the sites (about 15 s for 10,000 here)."""
+    from cloud.broker_accounts import empty, with_cloud, with_site, write
+    if path.exists():
+        return 0.0
+    started = time.monotonic()
+    config = empty()
+    for site in sites:
+        one = with_site(empty(), site, password)
+        config["clients"] += one["clients"]
+        config["roles"] += one["roles"]
+    for user, secret in clouds.items():
+        config = with_cloud(config, user, secret)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write(path, config)
+    return time.monotonic() - started
+
+
+def fleet_broker(work_dir: Path, accounts: Path) -> MosquittoBroker:
+    """The shipped Mosquitto config (config/mosquitto/mosquitto.conf: dynamic security, persistence
+    saved every 10 s) with the accounts made by fleet_accounts (copied: the plugin may write its file).
+    Connections: mosquitto's max_connections is unlimited by default (-1); what limits it is the
+    file-descriptor limit it inherits, which the bench raises to the hard limit before starting it."""
+    class FleetBroker(MosquittoBroker):
+        def config_text(self) -> str:
+            own = self.workdir / "dynamic-security.json"
+            if not own.exists():
+                shutil.copyfile(accounts, own)
+            return adapt_shipped(SHIPPED_CONF.read_text(), host=self.host, site_port=self.port,
+                                 cloud_port=self.cloud_port, workdir=self.workdir, accounts_file=own,
+                                 autosave_interval=self.autosave_interval, log_path=self.log_path, tls=None)
+
+    return FleetBroker(work_dir, shipped=True, autosave_interval=10)
