@@ -59,11 +59,14 @@ def register(sub: argparse._SubParsersAction, with_config: Callable[[argparse.Ar
     p.add_argument("--type", help="certs/install: CentralSystemRootCertificate (default) or "
                                   "ManufacturerRootCertificate; getlog: SecurityLog (default) or DiagnosticsLog")
     p.add_argument("--connector", type=int, help="trigger: the connector")
-    p.add_argument("--base-url", help="getlog/firmware: where chargers reach this edge's API (default: the "
-                                      "address edgectl uses)")
+    p.add_argument("--base-url", help="getlog/firmware: where chargers upload and download (default: the edge's "
+                                      "HTTPS port for a charger on wss://, else the address edgectl uses)")
     p.add_argument("--signing-cert", help="firmware: the manufacturer's signing certificate (PEM)")
     p.add_argument("--signature", help="firmware: the Base64 signature of the file")
     p.add_argument("--sign-with", help="firmware: sign the file with this private key (PEM) instead")
+    p.add_argument("--manufacturer-root", help="firmware: the manufacturer's root CA (PEM) the signing certificate "
+                                               "must chain to (default: tls/manufacturer-roots.pem in the state "
+                                               "directory)")
     p.add_argument("--get", type=int, metavar="REQUEST_ID", help="logs: download this request's file")
     p.add_argument("--output", "-o", help="logs --get: where to write it (default: stdout)")
     p.add_argument("--kinds", default="certificate", help="rotate: certificate, password or both (comma-separated)")
@@ -293,7 +296,8 @@ def _firmware(args: argparse.Namespace, client: Any, charger: str, reason: str) 
     if not signature:
         raise cli.CliError("security firmware: give --signature (Base64) or --sign-with KEY")
     body = {"path": str(firmware), "signing_certificate": Path(args.signing_cert).read_text(),
-            "signature": signature, "base_url": args.base_url, "reason": reason}
+            "signature": signature, "base_url": args.base_url, "reason": reason,
+            "manufacturer_root": Path(args.manufacturer_root).read_text() if args.manufacturer_root else None}
     result = client.request("POST", f"/security/chargers/{charger}/firmware", body=body)
     print(json.dumps(result, indent=2))
     return 0 if result.get("outcome") in ("ok", "rejected") else 1

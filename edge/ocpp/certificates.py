@@ -161,6 +161,60 @@ def make_csr(key: Any, common_name: str) -> bytes:
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
+def check_firmware_signer(signing_pem: bytes, roots_pem: bytes, *, now: datetime) -> x509.Certificate:
+    """A firmware signing certificate the edge may hand a charger (SignedUpdateFirmware, use case L01): made
+    for code signing, within its dates, and chaining to one of the manufacturer's roots (`roots_pem`: one or
+    more PEM certificates), as the charger will check it against the root it holds. `signing_pem` may carry
+    intermediates after the signing certificate. Returns the signing certificate; raises CertificateError
+    saying what is wrong."""
+    from cryptography.x509 import verification
+
+    try:
+        chain = x509.load_pem_x509_certificates(signing_pem)
+    except ValueError as exc:
+        raise CertificateError(f"the signing certificate is not PEM: {str(exc)[:80]}") from None
+    try:
+        roots = x509.load_pem_x509_certificates(roots_pem)
+    except ValueError as exc:
+        raise CertificateError(f"the manufacturer root file is not PEM certificates: {str(exc)[:80]}") from None
+    signer = chain[0]
+    who = f"the signing certificate ({signer.subject.rfc4514_string()[:80]})"
+    if now < signer.not_valid_before_utc:
+        raise CertificateError(f"{who} is not valid before {signer.not_valid_before_utc.isoformat()}")
+    if now > signer.not_valid_after_utc:
+        raise CertificateError(f"{who} expired on {signer.not_valid_after_utc.isoformat()}")
+    try:
+        usage = signer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        raise CertificateError(f"{who} has no extended key usage: it must name codeSigning") from None
+    if ExtendedKeyUsageOID.CODE_SIGNING not in usage:
+        named = ", ".join(getattr(u, "_name", None) or u.dotted_string for u in usage) or "nothing"
+        raise CertificateError(f"{who} is not for code signing (its extended key usage: {named})")
+    # Chain building, signatures, the CAs' constraints and dates: the library's path validation. Its end-entity
+    # policy is a TLS client's (clientAuth): relaxed to any extension, codeSigning was checked above.
+    verifier = (verification.PolicyBuilder().store(verification.Store(roots)).time(now)
+                .extension_policies(ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
+                                    ee_policy=verification.ExtensionPolicy.permit_all())
+                .build_client_verifier())
+    try:
+        verifier.verify(signer, chain[1:])
+    except verification.VerificationError as exc:
+        raise CertificateError(f"{who} does not chain to the manufacturer root "
+                               f"({', '.join(r.subject.rfc4514_string()[:60] for r in roots[:3])}): "
+                               f"{str(exc)[:160]}") from None
+    return signer
+
+
+def make_firmware_signer(ca_cert_pem: bytes, ca_key_pem: bytes, name: str, *, now: datetime,
+                         days: int = SERVER_DAYS) -> Issued:
+    """A manufacturer's firmware signing certificate under its root (the demo, `edgectl` examples, tests)."""
+    ca_cert, ca_key = load_ca(ca_cert_pem, ca_key_pem)
+    key = new_key()
+    cert = _end_entity(ca_cert, ca_key, _name(name), key.public_key(), now=now, days=days,
+                       usage=[ExtendedKeyUsageOID.CODE_SIGNING], names=[])
+    return Issued(cert, key_pem(key))
+
+
 def describe(pem: bytes, *, now: datetime | None = None) -> dict[str, Any]:
     """A certificate as an installer reads it."""
     try:

@@ -3,7 +3,10 @@ OCA TC_080, TC_081).
 
 The installer gives the edge a firmware file, the manufacturer's signing certificate and the signature
 (Base64 of a SHA-256 signature over the file, RSA or ECDSA, as the whitepaper asks). The edge checks the
-signature itself before anything reaches a charger (a firmware that does not verify is refused with why),
+signing certificate against the manufacturer's root (the state directory's tls/manufacturer-roots.pem, or
+one given with the firmware): it must chain to it, be within its dates and be for code signing, as the
+charger will check it; then the signature. Both before anything reaches a charger (a firmware that does not
+verify is refused with why),
 keeps the file in the state directory's firmware/, and offers it to the charger at a download URL with a
 token (`/api/v1/firmware/{token}`, edge/web/api/security_files.py). The charger checks the signature again
 and reports each step with SignedFirmwareStatusNotification, kept with the request; InvalidSignature and
@@ -115,18 +118,33 @@ def firmware_requests(store: "Store", charger_id: str | None = None, limit: int 
 # -- the shell -------------------------------------------------------------------------------
 
 class SignedFirmware:
-    def __init__(self, site: "Site", directory: Path):
+    def __init__(self, site: "Site", directory: Path, roots: Path):
         self.site = site
         self.directory = directory
+        self.roots = roots          # the manufacturers' roots signing certificates must chain to (PEM)
+
+    def _roots(self, given: bytes | None) -> bytes:
+        if given is not None:
+            return given
+        try:
+            return self.roots.read_bytes()
+        except FileNotFoundError:
+            raise FirmwareError(f"no manufacturer root to check the signing certificate against: put the "
+                                f"manufacturer's root CA (PEM) in {self.roots}, or give one with this firmware "
+                                "(--manufacturer-root)") from None
 
     async def offer(self, charger_id: str, firmware: bytes, name: str, signing_certificate: bytes, signature: str,
-                    base_url: str, *, retrieve_at: str | None = None, actor: str, reason: str
+                    base_url: str, *, retrieve_at: str | None = None, actor: str, reason: str,
+                    manufacturer_roots: bytes | None = None
                     ) -> tuple[int | None, "CommandResult | None", str | None]:
-        """-> (requestId, the charger's answer, None), or (None, None, why) when the signature does not check
-        (nothing is stored or sent then)."""
+        """-> (requestId, the charger's answer, None), or (None, None, why) when the signing certificate does not
+        chain to a manufacturer root (`manufacturer_roots`, else the roots file), has expired or is not for code
+        signing, or the signature does not check (nothing is stored or sent then)."""
+        from edge.ocpp.certificates import CertificateError, check_firmware_signer
         try:
+            check_firmware_signer(signing_certificate, self._roots(manufacturer_roots), now=self.site.clock.now())
             signer = verify_signature(firmware, signing_certificate, signature)
-        except FirmwareError as exc:
+        except (FirmwareError, CertificateError) as exc:
             log.warning("firmware for charger=%s refused: %s", charger_id, exc)
             return None, None, str(exc)
         assert self.site.commands is not None

@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The manufacturers' roots a firmware signing certificate must chain to (edge/ocpp/firmware.py), in the state
+# directory: one or more PEM certificates, put there by the installer.
+MANUFACTURER_ROOTS = "tls/manufacturer-roots.pem"
 RENEW_DAYS = 30
 RENEW_CHECK_EVERY = 3600.0
 ASK_AGAIN_AFTER = timedelta(days=1)
@@ -238,4 +241,5 @@ def build(site: "Site", server: Any, state_path: Callable[[str], Path], ca: str 
                             rotate_password=server.credentials.rotate, renew=certs.renew)
     meter_keys = MeterKeys(site, lambda c: getattr(site.directory.configured(c), "meter_public_key", None))
     return SecurityServices(certs, LogUploads(site, Path(state_path("uploads"))),
-                            SignedFirmware(site, Path(state_path("firmware"))), rotation, meter_keys)
+                            SignedFirmware(site, Path(state_path("firmware")),
+                                           Path(state_path(MANUFACTURER_ROOTS))), rotation, meter_keys)

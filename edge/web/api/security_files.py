@@ -7,8 +7,10 @@ For chargers (no bearer token; a one-time token in the URL instead, which the ed
 For the installer (bearer token or the page's login):
 - POST /api/v1/security/chargers/{id}/logs {log_type, base_url?, oldest?, latest?, reason}: GetLog.
 - GET /api/v1/security/logs[?charger=ID]; GET /api/v1/security/logs/{request_id}/file: the uploaded file.
-- POST /api/v1/security/chargers/{id}/firmware {path, signing_certificate, signature, base_url?, retrieve_at?,
-  reason}: SignedUpdateFirmware of a file on the box (its signature is checked first; 422 if it fails).
+- POST /api/v1/security/chargers/{id}/firmware {path, signing_certificate, signature, manufacturer_root?, base_url?,
+  retrieve_at?, reason}: SignedUpdateFirmware of a file on the box (the signing certificate is checked against the
+  manufacturer root, PEM, default the state directory's tls/manufacturer-roots.pem, and the signature; 422 if
+  either fails).
 - GET /api/v1/security/firmware[?charger=ID].
 - POST /api/v1/security/chargers/{id}/renew: ExtendedTriggerMessage(SignChargePointCertificate).
 - GET /api/v1/security/certificates[?charger=ID]: what the site CA signed, with each charger's answer.
@@ -159,7 +161,8 @@ class SecurityFileRoutes:
         request_id, result, refusal = await self._security.firmware.offer(
             charger_id, firmware, Path(str(body["path"])).name, certificate, signature,
             self._base_url(request, body, charger_id), retrieve_at=body.get("retrieve_at"),
-            actor=actor_of(request), reason=str(body.get("reason") or "SignedUpdateFirmware")[:200])
+            actor=actor_of(request), reason=str(body.get("reason") or "SignedUpdateFirmware")[:200],
+            manufacturer_roots=str(body["manufacturer_root"]).encode() if body.get("manufacturer_root") else None)
         if refusal is not None or result is None:
             return error_response(422, f"not offered: {refusal}")
         return json_response({"request_id": request_id, **result.as_dict()})

@@ -36,7 +36,7 @@ async def _kept(edge: Any, charger_id: str) -> str:
     return json.dumps(logs)
 
 
-async def _sent(edge: Any, charger_id: str, action: str) -> dict:
+async def sent_request(edge: Any, charger_id: str, action: str) -> dict:
     """The request the edge sent, as the actions log keeps it."""
     rows = await api_call(edge, "GET", f"/chargers/{charger_id}/logs/actions?limit=100")
     row = next(r for r in rows if r["action"] == action)
@@ -61,7 +61,7 @@ async def test_a_charger_on_wss_uploads_its_log_over_https_and_no_log_keeps_the_
         rows = await edge.journal.read(log_requests, "CP-2")
         assert rows[0]["size"] == len(cp.security.log_text)
         https_port = edge.charger_files.bound_port
-        sent = await _sent(edge, "CP-2", "GetLog")
+        sent = await sent_request(edge, "CP-2", "GetLog")
         assert sent["log"]["remoteLocation"] == f"https://127.0.0.1:{https_port}/api/v1/uploads/{MASK}"
         kept = await _kept(edge, "CP-2")
         assert "GetLog" in kept and "remoteLocation" in kept     # the frames are there, the token is not
@@ -73,7 +73,7 @@ async def test_a_charger_on_ws_gets_the_local_api_address(make_tls_edge, pki):
     async with make_tls_edge() as edge, sim(edge, "CP-1", tls=None) as cp:
         await api_call(edge, "POST", "/security/chargers/CP-1/logs", body={"log_type": "DiagnosticsLog"})
         assert (await cp.wait_event("log_upload"))["status"] == "Uploaded"
-        sent = await _sent(edge, "CP-1", "GetLog")
+        sent = await sent_request(edge, "CP-1", "GetLog")
         assert sent["log"]["remoteLocation"] == f"http://127.0.0.1:{edge.api.bound_port}/api/v1/uploads/{MASK}"
 
 

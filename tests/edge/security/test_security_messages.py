@@ -130,11 +130,14 @@ async def _open_upload(edge):
 
 
 def _signer(tmp_path):
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = certificates.make_ca("Firmware signer", now=certificates.utcnow())
+    """A manufacturer's root (installed where the edge looks for it) and a code-signing certificate under it."""
     from cryptography.hazmat.primitives import serialization
-    signer_key = serialization.load_pem_private_key(cert.key or b"", None)
-    return cert.certificate, signer_key, key
+    now = certificates.utcnow()
+    root = certificates.make_ca("Manufacturer root", now=now)
+    (tmp_path / "tls").mkdir(exist_ok=True)
+    (tmp_path / "tls" / "manufacturer-roots.pem").write_bytes(root.certificate)
+    signer = certificates.make_firmware_signer(root.certificate, root.key or b"", "Firmware signer", now=now)
+    return signer.certificate, serialization.load_pem_private_key(signer.key or b"", None), root
 
 
 async def test_TC_080_secure_firmware_update(make_tls_edge, pki, tmp_path):
