@@ -37,6 +37,7 @@ from edge.chargers import ChargerDirectory
 from edge.clock import Clock
 from edge.config import SiteConfig, config_warnings
 from edge.dlm.config import build_topology
+from edge.dlm.history import TokenHistory
 from edge.dlm.manager import LoadManager
 from edge.meters import MeterPoller, ModbusLinks
 from edge.events import EventBus
@@ -165,6 +166,9 @@ class Edge:
             running_on=lambda charger, connector: any(
                 place[:2] == (charger, connector) for place in self.sessions.running().values()),
             connected=lambda: list(self.ocpp.sessions))
+        # Sessions' needs not declared: learned from each token's past sessions (edge.dlm.history).
+        self.token_history = TokenHistory(self.journal, self.bus, self.clock, ZoneInfo(cfg.site.timezone))
+        await self.token_history.load()
         self.load_manager = self._load_manager()
         self.charge_records = ChargeRecords(
             self.journal, self.bus, self.clock, site_id=cfg.site.id,
@@ -205,7 +209,7 @@ class Edge:
                               commands=self.commands, journal=self.journal,
                               meters={c.id: self.meters[c.meter] for c in topology.circuits if c.meter},
                               prioritised=self.authorizer.prioritised, is_known=self.directory.is_known,
-                              needs_of=self.authorizer.needs_of)
+                              needs_of=lambda tag: self.token_history.needs_of(tag, self.authorizer.needs_of(tag)))
         return manager
 
     def _recovery(self) -> AutoRecovery:
@@ -366,7 +370,8 @@ class Edge:
                 ("metrics", self.metrics), ("security", self.ocpp.site.security),
                 *((("recovery", self.recovery),) if self.config.recovery.enabled or any(
                     c.recovery for c in self.config.chargers) else ()),
-                *((("load-management", self.load_manager),) if self.load_manager else ()),
+                *((("load-management", self.load_manager), ("token-history", self.token_history))
+                  if self.load_manager else ()),
                 *((("uplink", self.uplink),) if self.uplink else ()),
                 *((f"meter {meter_id}", poller) for meter_id, poller in self.meters.items()))]
             if self.config_fallback is not None:

@@ -1,8 +1,10 @@
 """A session's needs: when its car leaves and how much energy it wants. Pure; times passed in.
 
 The `scheduled` strategy (edge.dlm.planner) serves early leavers first; it learns a
-session's departure and energy from the local API (a driver or an app says so) or
-from the user group's default (`[[user_groups]] departure = "17:30"`). What is
+session's departure and energy from the local API (a driver or an app says so),
+from the user group's default (`[[user_groups]] departure = "17:30"`), or, for
+what neither says, from the token's own past sessions (`learned`: the medians of
+its last ten on the same kind of day, at least three; never over a declared value). What is
 declared is kept in wall time (a driver means a time of day); the planner gets it in
 monotonic seconds, and the energy still wanted: the declared energy less what the
 session's meter shows it delivered.
@@ -30,7 +32,7 @@ class Declared:
 
     departure: datetime | None
     energy_wh: float | None
-    source: str                     # "api", "user group residents"
+    source: str                     # "api", "user group residents", "learned from the token's last 5 weekday sessions"
 
 
 class NeedError(ValueError):
@@ -107,3 +109,66 @@ def still_wanted(declared_wh: float | None, start_wh: float | None, register: fl
         return math.inf
     delivered = register - start_wh if register is not None and start_wh is not None else 0.0
     return max(0.0, declared_wh - max(0.0, delivered))
+
+
+# --- learned from the token's history ------------------------------------------------------------
+
+# A need learned from a token's past sessions: its last LEARN_FROM on the same kind of day
+# (weekday or weekend: commuters and weekend visitors leave at other times), at least LEARN_AT_LEAST.
+LEARN_FROM = 10
+LEARN_AT_LEAST = 3
+LEARNED = "learned from the token's last"
+
+
+@dataclass(frozen=True)
+class PastSession:
+    """One completed session of a token: when it started and stopped (edge time, aware) and its energy."""
+
+    start: datetime
+    stop: datetime
+    energy_wh: float
+
+
+def learned(history: Iterable[PastSession], now: datetime, tz: tzinfo) -> Declared | None:
+    """A departure and energy from a token's past sessions, None with fewer than LEARN_AT_LEAST
+    on the same kind of day. Departure: the median time of day it left, next at the site; when
+    that is further ahead than its longest stay (it came later than usual), now plus its median
+    stay. Energy: the median it took (what it got, which may be less than it wanted)."""
+    weekend = now.astimezone(tz).weekday() >= 5
+    same = sorted((s for s in history if s.stop > s.start and (s.start.astimezone(tz).weekday() >= 5) == weekend),
+                  key=lambda s: s.start, reverse=True)[:LEARN_FROM]
+    if len(same) < LEARN_AT_LEAST:
+        return None
+    minutes = int(_median([_minute_of_day(s.stop, tz) for s in same]))
+    departure = next_at(time(minutes // 60, minutes % 60), now, tz)
+    stays = [s.stop - s.start for s in same]
+    if departure - now > max(stays):
+        departure = now + _median(stays)
+    departure = min(departure, now + MAX_AHEAD)
+    energy = _median([s.energy_wh for s in same])
+    energy_wh = min(energy, MAX_ENERGY_KWH * 1000.0) if energy > 0 else None
+    return Declared(departure, energy_wh, f"{LEARNED} {len(same)} {'weekend' if weekend else 'weekday'} sessions")
+
+
+def with_learned(declared: Declared | None, learned_need: Declared | None) -> Declared | None:
+    """What was declared (API, user group) wins; what it leaves out is filled from what was learned."""
+    if declared is None or learned_need is None:
+        return declared or learned_need
+    if declared.departure is not None and declared.energy_wh is not None:
+        return declared
+    filled = [name for name, mine in (("departure", declared.departure), ("energy", declared.energy_wh))
+              if mine is None]
+    return Declared(declared.departure or learned_need.departure,
+                    declared.energy_wh if declared.energy_wh is not None else learned_need.energy_wh,
+                    f"{declared.source}; {' and '.join(filled)} {learned_need.source}")
+
+
+def _minute_of_day(moment: datetime, tz: tzinfo) -> int:
+    local = moment.astimezone(tz)
+    return local.hour * 60 + local.minute
+
+
+def _median(values: list):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else ordered[middle - 1] + (ordered[middle] - ordered[middle - 1]) / 2

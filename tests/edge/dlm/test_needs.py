@@ -3,6 +3,8 @@ the departure in its monotonic clock, the energy less what was delivered, gone w
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -12,8 +14,14 @@ from hypothesis import given, strategies as st
 
 from edge.auth.config import UserGroupConfig, model_document, model_from_document
 from edge.auth.model import ModelError
-from edge.dlm.needs import Declared, NeedError, departure_of, energy_of, next_at, register_wh, still_wanted
-from edge.journal import Sample
+from edge.clock import ManualClock, iso
+from edge.dlm.history import TokenHistory
+from edge.dlm.needs import (MAX_AHEAD, MAX_ENERGY_KWH, Declared, NeedError, PastSession, departure_of, energy_of,
+                            learned, next_at, register_wh, still_wanted)
+from edge.events import Event, EventBus
+from edge.journal import Journal, Sample
+from edge.journal.store import Store
+from tests.edge.conftest import wait_for
 from tests.edge.dlm.test_manager_estimate import event, manager
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -95,3 +103,104 @@ def test_a_group_document_without_the_keys_is_unchanged_and_with_them_builds():
     document = model_document([UserGroupConfig(id="g")], [], [], "all-known")
     assert document["user_groups"] == [{"id": "g", "name": "", "prioritised": False, "tariff": "",
                                         "charge_groups": [], "allow_concurrent": False, "archived": False}]
+
+
+# --- learned from the token's history, in a real journal ------------------------------------------
+
+def berlin(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 12, day, hour, minute, tzinfo=BERLIN)
+
+
+async def charged(journal: Journal, tag: str, begin: datetime, end: datetime, wh: int) -> None:
+    """A session as the charger reports it: started, then stopped `wh` later on the register."""
+    started = await journal.write(Store.start_transaction, "CP1", 1, tag, "Accepted", 0, iso(begin), None,
+                                  iso(begin))
+    await journal.write(Store.stop_transaction, "CP1", started.transaction_id, wh, iso(end), "EVDisconnected", tag,
+                        iso(end))
+
+
+@contextlib.asynccontextmanager
+async def journal_with(tmp_path, sessions):
+    """A real journal with these completed sessions: (tag, start, stop, Wh)."""
+    async with Journal(str(tmp_path / "journal.db")) as journal:
+        commits = asyncio.create_task(journal.run())
+        try:
+            for session in sessions:
+                await charged(journal, *session)
+            yield journal
+        finally:
+            commits.cancel()
+
+
+COMMUTER = [("COMMUTER", berlin(1, 8), berlin(1, 17, 10), 10_000),     # Tuesday to Thursday
+            ("COMMUTER", berlin(2, 8), berlin(2, 17, 50), 30_000),
+            ("COMMUTER", berlin(3, 8, 30), berlin(3, 17, 30), 14_000),
+            ("COMMUTER", berlin(5, 10), berlin(5, 12), 50_000),          # a Saturday: another kind of day
+            ("OTHER", berlin(4, 7), berlin(4, 9), 5_000)]
+
+
+async def test_a_need_is_learned_from_the_tokens_last_sessions_on_the_same_kind_of_day(tmp_path):
+    async with journal_with(tmp_path, COMMUTER) as journal:
+        monday = ManualClock(berlin(7, 8, 15).astimezone(timezone.utc))
+        history = TokenHistory(journal, EventBus(), monday, BERLIN)
+        await history.load()
+        need = history.needs_of("COMMUTER")
+        # The medians of the three weekday sessions; the Saturday's 50 kWh at noon left out.
+        assert need == Declared(berlin(7, 17, 30), 14_000, "learned from the token's last 3 weekday sessions")
+        assert history.needs_of("OTHER") is None                       # one session: nothing to learn from
+        assert history.needs_of("NEWCOMER") is None
+        # A user group's departure wins; what it leaves out is filled from the history.
+        group = Declared(berlin(7, 18), None, "user group staff")
+        assert history.needs_of("COMMUTER", group) == Declared(
+            berlin(7, 18), 14_000, "user group staff; energy learned from the token's last 3 weekday sessions")
+        whole = Declared(berlin(7, 16), 8_000, "user group staff")
+        assert history.needs_of("COMMUTER", whole) == whole
+        # Later than it ever came: its usual 17:30 is tomorrow, longer than it ever stayed; its
+        # median stay (9 h 10) from now instead.
+        monday._wall = berlin(7, 19).astimezone(timezone.utc)
+        assert history.needs_of("COMMUTER").departure == berlin(8, 4, 10)
+        # On a Saturday only the Saturday counts: too few.
+        monday._wall = berlin(12, 9).astimezone(timezone.utc)
+        assert history.needs_of("COMMUTER") is None
+
+
+async def test_the_history_is_read_again_when_a_session_stops(tmp_path):
+    async with journal_with(tmp_path, COMMUTER[:2]) as journal:
+        bus = EventBus()
+        history = TokenHistory(journal, bus, ManualClock(berlin(7, 8).astimezone(timezone.utc)), BERLIN)
+        await history.load()
+        assert history.needs_of("COMMUTER") is None                       # two sessions: too few
+        await charged(journal, *COMMUTER[2])
+        assert history.needs_of("COMMUTER") is None                       # not read yet
+        reader = asyncio.create_task(history.run())
+        try:
+            def stopped_and_read() -> bool:
+                # The stop's event, until run() has subscribed and read the journal again.
+                bus.publish(Event("transaction.stopped", "CP1", iso(berlin(3, 17, 30)), {"transaction_id": 3}))
+                return history.needs_of("COMMUTER") is not None
+            await wait_for(stopped_and_read, what="the history read again")
+            assert history.needs_of("COMMUTER").energy_wh == 14_000
+        finally:
+            reader.cancel()
+
+
+@st.composite
+def histories(draw):
+    base = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    out = []
+    for _ in range(draw(st.integers(0, 25))):
+        begin = base + timedelta(minutes=draw(st.integers(0, 60 * 24 * 40)))
+        out.append(PastSession(begin, begin + timedelta(minutes=draw(st.integers(-60, 60 * 30))),
+                               draw(st.floats(0, 1e7))))
+    return out
+
+
+@given(histories(), st.integers(0, 60 * 24 * 14))
+def test_a_learned_need_is_always_a_plan_the_edge_accepts(history, minutes):
+    now = datetime(2026, 12, 7, tzinfo=timezone.utc) + timedelta(minutes=minutes)
+    need = learned(history, now, BERLIN)
+    if need is None:
+        return
+    assert now < need.departure <= now + MAX_AHEAD
+    assert need.energy_wh is None or 0 < need.energy_wh <= MAX_ENERGY_KWH * 1000
+    assert need.source.startswith("learned from the token's last")

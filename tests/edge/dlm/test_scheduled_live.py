@@ -1,11 +1,14 @@
 """The `scheduled` strategy in the live edge (issue 15): a session's departure and energy,
-from the local API or its user group's default, make the planner serve that car first.
+from the local API, its user group's default or learned from its token's past sessions in
+the journal, make the planner serve that car first.
 Real OCPP over loopback, simulated chargers whose cars ramp, a real Modbus meter."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from edge.clock import iso
+from edge.journal.store import Store
 from tests.edge.conftest import api_call, wait_for
 from tests.edge.dlm.test_closed_loop import closed_loop, offered
 
@@ -119,4 +122,34 @@ user_group = "commuters"
         declared = edge.load_manager.needs[tx]
         assert declared.source == "user group commuters" and declared.energy_wh == 30_000
         assert declared.departure.strftime("%H:%M") == leaves
+        assert watch.worst_allocated <= LIMIT + 1e-6 and watch.worst_metered <= LIMIT + 0.1
+
+
+async def test_a_need_learned_from_the_tokens_past_sessions_is_applied_at_the_start(make_edge):
+    # TAG-2 charged at this hour on this weekday for the last three weeks, leaving 40 minutes later
+    # with 30 kWh; no API call and no user group default: its history says when it leaves.
+    now = datetime.now(timezone.utc)
+    async with closed_loop(make_edge, limit=LIMIT, strategy="scheduled") as (edge, site, meter):
+        for weeks in (1, 2, 3):
+            began = now - timedelta(weeks=weeks)
+            started = await edge.journal.write(Store.start_transaction, "B", 1, "TAG-2", "Accepted", 0, iso(began),
+                                               None, iso(began))
+            ended = began + timedelta(minutes=40)
+            await edge.journal.write(Store.stop_transaction, "B", started.transaction_id, 30_000, iso(ended),
+                                     "EVDisconnected", "TAG-2", iso(ended))
+        # A session that stops makes the edge read the history again (this one, seconds long, counts too).
+        await start(site.sims["B"], "TAG-2")
+        await site.sims["B"].stop_transaction(1)
+        await wait_for(lambda: len(edge.token_history.sessions.get("TAG-2", ())) == 4, what="the history read again")
+        await start(site.sims["A"], "TAG-OK")                  # no history
+        tx = await start(site.sims["B"], "TAG-2")
+        watch = Watch(edge, site)
+        await wait_for(lambda: watch.both("B", "A"), timeout=15, what="the car that leaves soon served first")
+        declared = edge.load_manager.needs[tx]
+        assert declared.source == "learned from the token's last 4 " + (
+            "weekend" if now.weekday() >= 5 else "weekday") + " sessions"
+        assert declared.energy_wh == 30_000
+        assert timedelta(minutes=38) <= declared.departure - now <= timedelta(minutes=41)
+        assert ("TAG-OK" not in edge.token_history.sessions and
+                all(d.source != "api" for d in edge.load_manager.needs.values()))
         assert watch.worst_allocated <= LIMIT + 1e-6 and watch.worst_metered <= LIMIT + 0.1
