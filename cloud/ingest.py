@@ -79,25 +79,33 @@ def _store_group(conn: Connection, items: list[Item], rejected: list[tuple[str, 
     """One transaction for the whole group; each message under its own savepoint.
     rejected: (topic, reason, error) found before; -> those plus the messages the database refused."""
     rejections = list(rejected)
-    # By site (stable: a site's messages keep their order, a birth stays before the will after it). Every
-    # site's writes start with its row in `sites`, so two instances lock sites in the same order: no deadlock.
+    # The group's bookkeeping (sites' last_seen, streams' seqs: the rows another instance storing the
+    # same site writes too) is written at the end, so those rows are locked only for the COMMIT.
+    book = store.Bookkeeping()
+    # By site (stable: a site's messages keep their order, a birth stays before the will after it).
     for item in sorted(items, key=lambda item: item.message.site):
         message = item.message
+        mine = store.Bookkeeping()            # kept only if this message's savepoint is released
         try:
             with conn.savepoint():
                 if isinstance(message, UpBatch):
-                    outcome = store.store_up(conn, message, now)
+                    outcome = store.store_up(conn, message, now, mine)
                     item.new, item.duplicates = outcome.new, outcome.duplicates
                     item.outcome = "stored" if outcome.new else "duplicate"
-                    item.gaps = outcome.gaps
                 elif isinstance(message, SiteState):
                     store.store_state(conn, message, now, fresh=not item.received.retain)
                     item.outcome = "state"
                 else:
-                    item.outcome = "ack" if store.store_ack(conn, message, now) else "unknown_ack"
+                    item.outcome = "ack" if store.store_ack(conn, message, now, mine) else "unknown_ack"
         except conn.data_errors as exc:
             item.outcome, item.error = "unstorable", f"{type(exc).__name__}: {exc}"[:ERROR_TEXT]
             rejections.append((item.received.topic, "unstorable", item.error))
+        else:
+            book.merge(mine)
+    gaps = book.apply(conn)
+    for item in items:
+        if item.outcome == "stored":
+            item.gaps = gaps.get((item.message.site, item.message.stream)) or None
     counts: Counter[tuple[str, str]] = Counter()
     last: dict[tuple[str, str], str] = {}
     for topic, reason, error in rejections:

@@ -21,6 +21,7 @@ from cloud.config import Settings
 from cloud.db import Database
 from cloud.downlink import Downlink
 from cloud.ingest import Ingest
+from cloud.retention import Retention
 from cloud.mqtt import MqttLink
 from edge import systemd
 from edge.clock import Clock
@@ -71,6 +72,7 @@ class CloudService:
         self.ingest = Ingest(self.db, self.link.ack, self.clock, send_receipt=self.link.send)
         self.downlink = Downlink(self.db, self.link, self.clock)
         self.ingest.on_birth = self.downlink.site_online
+        self.retention = Retention(self.db, self.clock, settings.telemetry_raw_days, settings.telemetry_aggregate_days)
         self.app = make_app(self.db, self.downlink, self.ingest, self.link)
         self.ready = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -108,6 +110,7 @@ class CloudService:
             async with asyncio.TaskGroup() as tasks:
                 self._parts = [tasks.create_task(part, name=name) for name, part in (
                     ("ingest", self.ingest.run()), ("mqtt", self.link.run()), ("downlink", self.downlink.run()),
+                    ("retention", self.retention.run()),
                     ("http", self._serve_http()))]
                 tasks.create_task(self.watchdog.run(), name="watchdog")
                 await self.ready.wait()

@@ -124,9 +124,17 @@ async def cdr_revisions(request: web.Request) -> web.Response:
 async def telemetry(request: web.Request) -> web.Response:
     site = (await site_or_404(request))["id"]
     flt, limit = time_filter(request), limit_of(request)
-    rows = await db(request).read(views.telemetry, site, flt, cursor_of(request, (str, int)), limit + 1)
-    return web.json_response(page(rows, limit, lambda r: [r["at"], r["seq"]],
-                                  lambda r: {"at": r["at"], "seq": r["seq"], "values": json.loads(r["body"])}))
+    rows = await db(request).read(views.telemetry_points, site, flt, cursor_of(request, (str, int)), limit + 1)
+    return web.json_response(page(rows, limit, lambda r: [r["at"], r["seq"]], _point_view))
+
+
+def _point_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A point as the site sent it, or beyond the raw retention a minute's aggregate of `points`
+    points (`resolution` says which; `seq` is then the last seq folded in)."""
+    point = {"at": row["at"], "seq": row["seq"], "values": json.loads(row["body"])}
+    if row["points"] is None:
+        return point | {"resolution": "raw"}
+    return point | {"resolution": "1m", "points": row["points"]}
 
 
 async def alerts(request: web.Request) -> web.Response:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from cloud.db.connection import Connection
 
-MIGRATIONS: list[str] = [
+# A migration is SQL both engines accept, or {dialect: SQL} where they differ.
+MIGRATIONS: list[str | dict[str, str]] = [
     # 1: everything for issue 7
     """
     CREATE TABLE sites (
@@ -216,6 +217,64 @@ MIGRATIONS: list[str] = [
         at TEXT NOT NULL
     )
     """,
+    # 6: telemetry stored once and not for ever (issue 18, observation 6). Its bodies leave `messages`
+    # (which keeps the streams kept for ever: cdr, session, status, alert) for `telemetry_raw`, one
+    # row per point whose key (site, time, message id) is also what makes a redelivery change
+    # nothing. PostgreSQL partitions it by day (cloud/store/retention.py attaches a day ahead and
+    # drops a day past CLOUD_TELEMETRY_RAW_DAYS, after folding it into `telemetry_1m`); a point
+    # outside every day waits in the default partition. Times there compare byte-wise (COLLATE "C"),
+    # as partition bounds must. SQLite: one plain table, the same retention by DELETE.
+    # `maintenance`: the time before which telemetry is only kept as aggregates, and the job's runs.
+    {"postgresql": """
+    CREATE TABLE telemetry_raw (
+        site TEXT NOT NULL,
+        at TEXT COLLATE "C" NOT NULL,        -- the point's time (its body's `at`, else the message's)
+        seq BIGINT NOT NULL,
+        message_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (site, at, message_id)
+    ) PARTITION BY RANGE (at);
+    CREATE TABLE telemetry_raw_default PARTITION OF telemetry_raw DEFAULT;
+    INSERT INTO telemetry_raw (site, at, seq, message_id, body) SELECT site, at, seq, message_id, body FROM telemetry;
+    DROP TABLE telemetry;
+    DELETE FROM messages WHERE stream = 'telemetry';
+    CREATE TABLE telemetry_1m (
+        site TEXT NOT NULL,
+        minute TEXT COLLATE "C" NOT NULL,
+        points BIGINT NOT NULL,              -- raw points folded in
+        seqs TEXT NOT NULL,                  -- their seqs, as runs: 4-9,12
+        body TEXT NOT NULL,
+        PRIMARY KEY (site, minute)
+    );
+    CREATE TABLE maintenance (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )
+    """, "sqlite": """
+    CREATE TABLE telemetry_raw (
+        site TEXT NOT NULL,
+        at TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        message_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (site, at, message_id)
+    ) WITHOUT ROWID;
+    INSERT INTO telemetry_raw (site, at, seq, message_id, body) SELECT site, at, seq, message_id, body FROM telemetry;
+    DROP TABLE telemetry;
+    DELETE FROM messages WHERE stream = 'telemetry';
+    CREATE TABLE telemetry_1m (
+        site TEXT NOT NULL,
+        minute TEXT NOT NULL,
+        points BIGINT NOT NULL,
+        seqs TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (site, minute)
+    ) WITHOUT ROWID;
+    CREATE TABLE maintenance (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )
+    """},
 ]
 
 
@@ -236,7 +295,7 @@ def migrate(conn: Connection) -> int:
         raise RuntimeError(f"the database schema is version {current}, newer than this release knows "
                            f"({len(MIGRATIONS)}); upgrade the cloud service")
     for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
-        for statement in _statements(script):
+        for statement in _statements(script if isinstance(script, str) else script[conn.dialect]):
             conn.run(statement)
         conn.run("INSERT INTO schema_version (version) VALUES (?)", (number,))
     return len(MIGRATIONS)

@@ -8,6 +8,7 @@ from typing import NamedTuple, Sequence
 
 from cloud import projections as p
 from cloud.db import Connection
+from cloud.store import telemetry
 from contract.v1 import Ack, Message, SiteState, UpBatch
 
 log = logging.getLogger(__name__)
@@ -26,25 +27,60 @@ class UpOutcome:
     gaps: list[tuple[int, int]] = field(default_factory=list)     # (first missing seq, last missing seq)
 
 
+class Bookkeeping:
+    """What a transaction learnt about its sites (when each was last seen) and streams (the seqs
+    stored), written at its end (`apply`) with one statement per row: the `sites` and `streams`
+    rows are the only rows two instances storing the same site both write, so they are locked
+    for the last statements and the COMMIT only, not while a whole group of batches is stored."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, str] = {}
+        self.seqs: dict[tuple[str, str], list[int]] = {}
+
+    def site_seen(self, site: str, now: str) -> None:
+        self.seen[site] = max(self.seen.get(site, ""), now)
+
+    def stored(self, site: str, stream: str, seqs: list[int]) -> None:
+        self.seqs.setdefault((site, stream), []).extend(seqs)
+
+    def merge(self, other: "Bookkeeping") -> None:
+        for site, now in other.seen.items():
+            self.site_seen(site, now)
+        for (site, stream), seqs in other.seqs.items():
+            self.stored(site, stream, seqs)
+
+    def apply(self, conn: Connection) -> dict[tuple[str, str], list[tuple[int, int]]]:
+        """-> the gaps seen per (site, stream). Sites and then streams in key order, as every
+        transaction does: two instances never wait on each other in a cycle."""
+        for site, now in sorted(self.seen.items()):
+            touch_site(conn, site, now)
+        return {(site, stream): _note_sequence(conn, site, stream, seqs, self.seen[site])
+                for (site, stream), seqs in sorted(self.seqs.items())}
+
+
 def touch_site(conn: Connection, site: str, now: str) -> None:
-    conn.run("INSERT INTO sites (site, first_seen, last_seen) VALUES (?, ?, ?) "
-             "ON CONFLICT (site) DO UPDATE SET last_seen = excluded.last_seen "
-             "WHERE excluded.last_seen > sites.last_seen", (site, now, now))
+    # DO NOTHING does not lock a row that is there; the UPDATE locks it only when it changes it.
+    conn.run("INSERT INTO sites (site, first_seen, last_seen) VALUES (?, ?, ?) ON CONFLICT (site) DO NOTHING",
+             (site, now, now))
+    conn.run("UPDATE sites SET last_seen = ? WHERE site = ? AND last_seen < ?", (now, site, now))
 
 
 def _insert_new(conn: Connection, batch: UpBatch, now: str) -> list[New]:
-    """Inserts the batch's messages; -> the ones that were not stored before."""
+    """Inserts the batch's messages; -> the ones that were not stored before. Telemetry goes to
+    its own table only (cloud/store/telemetry.py), the other streams to `messages`, kept for ever."""
     timed: dict[str, New] = {}
-    rows = []
     for m in batch.messages:
-        if m.id in timed:             # the same id twice in one batch: the first counts
-            continue
-        new = timed[m.id] = New(m, p.when(m.at) or now, p.dumps(m.body))
-        rows.append((batch.site, m.id, batch.stream, m.seq, new.at, m.type, new.body, now))
-    inserted = conn.many_returning("INSERT INTO messages (site, id, stream, seq, at, type, body, received_at) "
-                                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, id) DO NOTHING RETURNING id",
-                                   rows)
-    fresh = {row["id"] for row in inserted}
+        if m.id not in timed:         # the same id twice in one batch: the first counts
+            timed[m.id] = New(m, p.when(m.at) or now, p.dumps(m.body))
+    if batch.stream == "telemetry":
+        fresh = telemetry.store(conn, batch.site, [telemetry.Point(m.id, m.seq, p.telemetry_at(m, at), body)
+                                                   for m, at, body in timed.values()])
+    else:
+        inserted = conn.many_returning(
+            "INSERT INTO messages (site, id, stream, seq, at, type, body, received_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, id) DO NOTHING RETURNING id",
+            [(batch.site, m.id, batch.stream, m.seq, at, m.type, body, now) for m, at, body in timed.values()])
+        fresh = {row["id"] for row in inserted}
     return [timed[i] for i in timed if i in fresh]
 
 
@@ -166,28 +202,33 @@ def _project_cdrs(conn: Connection, site: str, messages: list[New], now: str) ->
                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, id) DO NOTHING", rows)
 
 
-def store_up(conn: Connection, batch: UpBatch, now: str) -> UpOutcome:
-    touch_site(conn, batch.site, now)
+def store_up(conn: Connection, batch: UpBatch, now: str, book: Bookkeeping | None = None) -> UpOutcome:
+    """Stores a batch; its bookkeeping goes to `book` (the caller applies it before its COMMIT), or
+    is written here when there is none (the outcome's gaps are then known)."""
+    alone = book is None
+    book = book or Bookkeeping()
+    book.site_seen(batch.site, now)
     new = _insert_new(conn, batch, now)
     outcome = UpOutcome(new=len(new), duplicates=len(batch.messages) - len(new))
-    if not new:
-        return outcome
-    outcome.gaps = _note_sequence(conn, batch.site, batch.stream, [n.message.seq for n in new], now)
+    if new:
+        book.stored(batch.site, batch.stream, [n.message.seq for n in new])
+        _project(conn, batch, new, now)
+    if alone:
+        outcome.gaps = book.apply(conn).get((batch.site, batch.stream), [])
+    return outcome
+
+
+def _project(conn: Connection, batch: UpBatch, new: list[New], now: str) -> None:
     if batch.stream == "status":
         _project_status(conn, batch.site, new)
     elif batch.stream == "session":
         _project_sessions(conn, batch.site, new, now)
     elif batch.stream == "cdr":
         _project_cdrs(conn, batch.site, new, now)
-    elif batch.stream == "telemetry":
-        conn.many("INSERT INTO telemetry (site, message_id, seq, at, body) VALUES (?, ?, ?, ?, ?) "
-                  "ON CONFLICT (site, message_id) DO NOTHING",
-                  [(batch.site, m.id, m.seq, p.telemetry_at(m, at), body) for m, at, body in new])
     elif batch.stream == "alert":
         conn.many("INSERT INTO alerts (site, message_id, seq, at, type, charger_id, body) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, message_id) DO NOTHING",
                   [(batch.site, m.id, m.seq, at, m.type, p.alert_charger(m), body) for m, at, body in new])
-    return outcome
 
 
 def store_state(conn: Connection, state: SiteState, now: str, fresh: bool) -> None:
@@ -219,9 +260,12 @@ def store_state(conn: Connection, state: SiteState, now: str, fresh: bool) -> No
 FINAL = ("applied", "rejected", "done", "failed")
 
 
-def store_ack(conn: Connection, ack: Ack, now: str) -> bool:
+def store_ack(conn: Connection, ack: Ack, now: str, book: Bookkeeping | None = None) -> bool:
     """-> False when no push of this site has the ack's id (an ack for something this cloud never sent)."""
-    touch_site(conn, ack.site, now)
+    if book is None:
+        touch_site(conn, ack.site, now)
+    else:
+        book.site_seen(ack.site, now)
     result = None if ack.result is None else p.dumps(ack.result)
     # published_at too: the site answered, so it was published, even if the instance that published it
     # died between the broker's PUBACK and writing that down.

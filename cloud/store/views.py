@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloud.db import Connection
+from cloud.store import telemetry
 from cloud.projections import revision_chain as chain
 from cloud.db.connection import Row
 from contract.v1 import STREAMS
@@ -45,13 +46,19 @@ def site_of(conn: Connection, operator: str, site: str) -> dict[str, Any] | None
 
 
 def _gaps(conn: Connection, site: str, stream: str, limit: int = 20) -> list[list[int]]:
-    row = conn.one("SELECT min(seq) AS lowest FROM messages WHERE site = ? AND stream = ?", (site, stream))
+    """The missing seqs' runs among what is stored as sent. Telemetry kept only as aggregates is
+    not listed (its seqs before the raw window are not gaps)."""
+    if stream == "telemetry":
+        source, args = "telemetry_raw WHERE site = ?", [site]
+        leading = not telemetry.folded(conn, site)
+    else:
+        source, args, leading = "messages WHERE site = ? AND stream = ?", [site, stream], True
+    row = conn.one(f"SELECT min(seq) AS lowest FROM {source}", args)
     lowest = row["lowest"] if row else None
-    gaps = [[1, lowest - 1]] if lowest and lowest > 1 else []
+    gaps = [[1, lowest - 1]] if leading and lowest and lowest > 1 else []
     rows = conn.all("SELECT prev + 1 AS first_seq, seq - 1 AS last_seq FROM (SELECT seq, LAG(seq) OVER "
-                    "(ORDER BY seq) AS prev FROM messages WHERE site = ? AND stream = ?) t WHERE seq - prev > 1 "
-                    "ORDER BY seq LIMIT ?",
-                    (site, stream, limit))
+                    f"(ORDER BY seq) AS prev FROM {source}) t WHERE seq - prev > 1 ORDER BY seq LIMIT ?",
+                    (*args, limit))
     return (gaps + [[r["first_seq"], r["last_seq"]] for r in rows])[:limit]
 
 
@@ -152,13 +159,9 @@ def cdr_revisions(conn: Connection, site: str, cdr_id: str) -> list[Row]:
     return chain(rows, cdr_id)
 
 
-def telemetry(conn: Connection, site: str, flt: Filter, after: list | None, limit: int) -> list[Row]:
-    where, args = _where(site, "at", Filter(flt.since, flt.until), None)
-    if after:
-        where.append("(at, seq) > (?, ?)")
-        args += after
-    return conn.all("SELECT at, seq, body FROM telemetry WHERE " + " AND ".join(where)
-                    + " ORDER BY at, seq LIMIT ?", (*args, limit))
+def telemetry_points(conn: Connection, site: str, flt: Filter, after: list | None, limit: int) -> list[Row]:
+    """Raw points where they are kept, 1-minute aggregates before (cloud/store/telemetry.py)."""
+    return telemetry.read(conn, site, flt.since, flt.until, after, limit)
 
 
 def alerts(conn: Connection, site: str, flt: Filter, before: list | None, limit: int) -> list[Row]:
