@@ -5,6 +5,7 @@ edge refuses first what the charger would refuse, with why). Every certificate h
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -155,3 +156,34 @@ async def test_the_edge_sends_no_firmware_whose_signer_does_not_chain_to_the_man
         # Fetched over HTTPS (the charger came over wss://), the URL's token not kept in the actions log.
         location = (await sent_request(edge, "CP-2", "SignedUpdateFirmware"))["firmware"]["location"]
         assert location == f"https://127.0.0.1:{edge.charger_files.bound_port}/api/v1/firmware/{MASK}"
+
+
+async def test_TC_081_CSMS_a_charger_that_deems_the_signature_invalid_is_heard(make_tls_edge, pki, tmp_path, maker):
+    """OCA TC_081_CSMS: the central system sends a signed firmware, the charger downloads it, checks the
+    signature and reports InvalidSignature; the central system answers each notification and keeps the
+    outcome. An RSA-PSS signature verifies at the edge; the simulated charger only checks PKCS#1 v1.5 (as
+    some chargers do), so it reports InvalidSignature, as a real charger with another view would."""
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    import base64
+
+    firmware = tmp_path / "fw-4.0.bin"
+    firmware.write_bytes(b"firmware 4.0" * 100)
+    (tmp_path / "tls" / "manufacturer-roots.pem").write_bytes(_pem(maker[0]))
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    signer = _cert("Maker RSA signing", key, issuer=maker, usage=[ExtendedKeyUsageOID.CODE_SIGNING])
+    pss = base64.b64encode(key.sign(firmware.read_bytes(), padding.PSS(padding.MGF1(hashes.SHA256()),
+                                                                       padding.PSS.MAX_LENGTH),
+                                    hashes.SHA256())).decode()
+    async with make_tls_edge() as edge, sim(edge, "CP-2", tls=client_context(pki.root / "ca.pem")) as cp:
+        sent = await api_call(edge, "POST", "/security/chargers/CP-2/firmware", body={
+            "path": str(firmware), "signing_certificate": _pem(signer).decode(), "signature": pss})
+        assert sent["outcome"] == "ok", sent
+        await cp.wait_event("signed_firmware", count=3)
+        statuses = [e["status"] for name, e in cp.events if name == "signed_firmware"]
+        assert statuses == ["Downloading", "Downloaded", "InvalidSignature"]
+        # The notification is on its way once the charger reported it: until the edge has kept it.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while (await api_call(edge, "GET", "/security/firmware?charger=CP-2"))[0]["status"] != "InvalidSignature":
+            assert loop.time() < deadline, "InvalidSignature not kept"
+            await asyncio.sleep(0.01)
