@@ -9,23 +9,15 @@ existing imports keep working.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-
-def _moment(text: str) -> datetime | None:
-    """An ISO 8601 time ('Z' or an offset; none: UTC), or None."""
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except (ValueError, AttributeError):
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+from edge.clock import parse_iso     # the one reading of a time, as the edge's records hold them
 
 
 def local_time(field: str) -> Callable[[dict, ZoneInfo], str]:
     def get(cdr: dict, tz: ZoneInfo) -> str:
-        moment = _moment(cdr.get(field) or "")
+        moment = parse_iso(cdr.get(field) or "")
         return moment.astimezone(tz).isoformat(timespec="seconds") if moment else ""
     return get
 
