@@ -9,7 +9,7 @@ and starts it as a task the simulator keeps.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call, call_result
@@ -17,40 +17,19 @@ from ocpp.v16.enums import Action
 
 from simulator import electrics, profiles, smart_charging
 from simulator.connector import Reservation
+from simulator.follow_ups import FollowUp, FollowUps
 from simulator.metering import iso
 from simulator.security import SecurityHandlers
 
 if TYPE_CHECKING:
     from simulator.charge_point import SimulatedChargePoint
 
-FollowUp = Callable[[], Coroutine[Any, Any, Any]]
-Claim = Callable[[], None]
 TRIGGERABLE = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
                "Heartbeat", "MeterValues", "StatusNotification")
 
 
-class RequestHandlers(SecurityHandlers):
+class RequestHandlers(FollowUps, SecurityHandlers):
     sim: SimulatedChargePoint
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Kept per connection: if an answer never makes it out, neither does its follow-up.
-        self._follow_ups: dict[str, tuple[FollowUp, Claim | None]] = {}
-
-    def _answer(self, action: str, status: str, call_unique_id: str, follow_up: FollowUp | None = None,
-                claim: Claim | None = None, **details: Any) -> str:
-        """Record the answer; `follow_up` runs after it was sent, `claim` right before that is started."""
-        self.sim.emit("request", action=action, status=status, **details)
-        if follow_up is not None:
-            self._follow_ups[call_unique_id] = (follow_up, claim)
-        return status
-
-    def _follow_up(self, call_unique_id: str) -> None:
-        follow_up, claim = self._follow_ups.pop(call_unique_id, (None, None))
-        if claim is not None:
-            claim()
-        if follow_up is not None:
-            self.sim.spawn(follow_up)
 
     def _refresh(self) -> FollowUp:
         return self.sim.sync_status

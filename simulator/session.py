@@ -109,14 +109,17 @@ async def connect_forever(sim: Any, subprotocol: str = "ocpp1.6",
 
 
 async def _session(sim: SimulatedChargePoint, connection: ClientConnection) -> bool:
-    """Serve one connection until it breaks; True when it got online."""
-    link = Link(sim, connection)
+    return await run_session(sim, Link(sim, connection), _serve)
+
+
+async def run_session(sim: Any, link: Any, serve: Callable[[Any, Any, asyncio.TaskGroup], Awaitable[None]]) -> bool:
+    """Serve one connection with `link` until it breaks; True when it got online (either OCPP version)."""
     sim.emit("connected", url=sim.url)
     reason, online = "closed", False
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(link.start())
-            group.create_task(_serve(sim, link, group))
+            group.create_task(serve(sim, link, group))
     # A closed socket, an unanswered call or a refused boot or heartbeat all end
     # the connection; anything else is a bug in the simulator and propagates.
     except* (ConnectionClosed, NotConnected, TimeoutError, OCPPError) as lost:
