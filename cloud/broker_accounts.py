@@ -11,8 +11,9 @@ and binds each site's username to its own client id.
 
 Each site: username and client id = its site id, one role that may publish only its own up/+, state
 and ack, and receive and subscribe to only its own down/+. The cloud: its own username, any client
-id (several instances share the load), may subscribe shared to every site's up and ack, plainly to
-every site's state, and publish every site's down. Everything else is denied.
+id (several instances share the load), may subscribe shared to every site's up, ack and state, and
+plainly to every site's state (one instance reads the retained states after nobody was subscribed:
+cloud/brokers.py), and publish every site's down. Everything else is denied.
 
     python -m cloud.broker_accounts /var/lib/mosquitto/dynamic-security.json site demo-flats [password]
     python -m cloud.broker_accounts /var/lib/mosquitto/dynamic-security.json cloud cloud [password]
@@ -64,10 +65,10 @@ def site_role(site: str) -> dict[str, Any]:
 def cloud_role() -> dict[str, Any]:
     every = f"{PREFIX}/sites/+"
     acls = [_acl("publishClientSend", f"{every}/down/+")]
-    for topic, shared in ((f"{every}/up/+", True), (f"{every}/ack", True), (f"{every}/state", False)):
+    for topic, unshared in ((f"{every}/up/+", False), (f"{every}/ack", False), (f"{every}/state", True)):
         acls.append(_acl("publishClientReceive", topic))
-        pattern = f"$share/+/{topic}" if shared else topic
-        acls += [_acl("subscribePattern", pattern), _acl("unsubscribePattern", pattern)]
+        for pattern in (f"$share/+/{topic}", topic) if unshared else (f"$share/+/{topic}",):
+            acls += [_acl("subscribePattern", pattern), _acl("unsubscribePattern", pattern)]
     return {"rolename": CLOUD_ROLE, "acls": acls}
 
 

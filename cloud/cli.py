@@ -5,6 +5,7 @@ operators, their API tokens and their sites in the database DATABASE_URL names.
     cloud operators add acme          cloud operators list
     cloud tokens add acme --label ci  cloud tokens list [acme]    cloud tokens revoke sct_AbCdEfGh
     cloud sites assign site-17 acme   cloud sites unassign site-17  cloud sites list
+    cloud brokers                     cloud brokers which site-17 [site-18 ...]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import sys
 from typing import Any, Callable
 
+from cloud.brokers import broker_of
 from cloud.config import ConfigError, Settings, load_settings
 from cloud.db import Database
 from cloud.db.migrations import migrate
@@ -62,7 +64,31 @@ def _parser() -> argparse.ArgumentParser:
     assign.add_argument("operator")
     sts.add_parser("unassign").add_argument("site")
     sts.add_parser("list")
+
+    brokers = commands.add_parser("brokers", help="the brokers (CLOUD_MQTT_BROKERS) and which site is on which")
+    brk = brokers.add_subparsers(dest="action")
+    brk.add_parser("which", help="the broker each site is on (CLOUD_MQTT_SITE_BROKERS, else a hash of its id): "
+                                 "its [uplink] host").add_argument("sites", nargs="+")
     return parser
+
+
+def _brokers_command(args: argparse.Namespace, settings: Settings) -> int:
+    """No database needed: the map is the settings'."""
+    mqtt = settings.mqtt
+    if args.action == "which":
+        bad = [site for site in args.sites if not SITE_ID.match(site)]
+        if bad:
+            print(f"error: {', '.join(map(repr, bad))}: not a site id (letters, digits, . _ - only, at most 64)",
+                  file=sys.stderr)
+            return 2
+        shards = {b.name: b for b in mqtt.shards}
+        _table([{"site": site, "broker": (b := shards[broker_of(site, mqtt)]).name, "address": f"{b.host}:{b.port}"}
+                for site in args.sites], ["site", "broker", "address"])
+    else:
+        _table([{"broker": b.name, "address": f"{b.host}:{b.port}",
+                 "sites": ", ".join([p for p, name in mqtt.site_brokers if name == b.name] + ["others by hash"])}
+                for b in mqtt.shards], ["broker", "address", "sites"])
+    return 0
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -154,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             asyncio.run(_serve(settings))
             return 0
+        if args.command == "brokers":
+            return _brokers_command(args, settings)
         return _admin_command(args, settings)
     except StartupError as exc:
         print(f"cloud {args.command}: cannot start: {exc}", file=sys.stderr)

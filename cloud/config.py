@@ -11,7 +11,7 @@ import os
 import socket
 from typing import Annotated, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from cloud.db.connection import DatabaseUrlError, check_url
 
@@ -20,6 +20,39 @@ DEFAULT_DATABASE_URL = "sqlite:///cloud.db"
 
 class ConfigError(ValueError):
     pass
+
+
+BROKER_NAME = r"^[A-Za-z0-9_\-]{1,32}$"
+
+
+class Broker(BaseModel):
+    """One broker process the sites are spread over (a shard): its name in the site map, where it is."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(pattern=BROKER_NAME)]
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)]
+
+
+def _listed(value: object) -> object:
+    """`a, b` in an environment variable: a comma-separated list, blanks ignored."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _pairs(value: object, what: str) -> object:
+    """`x=y, ...` -> ((x, y), ...); anything already parsed is left to pydantic."""
+    items = _listed(value)
+    if not isinstance(items, tuple) or not all(isinstance(item, str) for item in items):
+        return items
+    out = []
+    for item in items:
+        left, sep, right = item.partition("=")
+        if not sep or not left.strip() or not right.strip():
+            raise ValueError(f"{item!r} is not {what}")
+        out.append((left.strip(), right.strip()))
+    return tuple(out)
 
 
 class MqttSettings(BaseModel):
@@ -44,6 +77,59 @@ class MqttSettings(BaseModel):
     session_expiry: Annotated[int, Field(ge=0, le=7 * 24 * 3600)] = 0
     # Messages the broker may have in flight to this instance before it must wait for our PUBACKs.
     receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 200
+    # Several broker processes, each with a share of the sites (docs/cloud.md, "Several brokers"): every
+    # instance connects to each (same account, client id and share group), and a push leaves through
+    # the broker its site is on. Empty: the one broker at host:port.
+    brokers: tuple[Broker, ...] = ()
+    # Which sites are on which broker: (glob pattern over site ids, broker name), first match wins; a
+    # site no pattern matches goes by a hash of its id (cloud.brokers.broker_of).
+    site_brokers: tuple[tuple[str, str], ...] = ()
+
+    @field_validator("brokers", mode="before")
+    @classmethod
+    def _brokers(cls, value: object) -> object:
+        pairs = _pairs(value, "NAME=HOST:PORT (e.g. a=10.0.0.5:1883)")
+        if not isinstance(pairs, tuple) or not all(isinstance(p, tuple) for p in pairs):
+            return pairs
+        out = []
+        for name, address in pairs:
+            host, sep, port = address.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"{name}={address!r}: the address must be HOST:PORT (e.g. 10.0.0.5:1883)")
+            out.append({"name": name, "host": host.strip("[]"), "port": int(port)})
+        return tuple(out)
+
+    @field_validator("brokers")
+    @classmethod
+    def _unique(cls, value: tuple[Broker, ...]) -> tuple[Broker, ...]:
+        names = [b.name for b in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"broker {', '.join(twice)} is named twice")
+        return value
+
+    @field_validator("site_brokers", mode="before")
+    @classmethod
+    def _site_brokers(cls, value: object) -> object:
+        return _pairs(value, "PATTERN=BROKER (e.g. north-*=a)")
+
+    @model_validator(mode="after")
+    def _map_names_brokers(self) -> "MqttSettings":
+        known = {b.name for b in self.shards}
+        unknown = sorted({name for _, name in self.site_brokers if name not in known})
+        if unknown:
+            raise ValueError(f"CLOUD_MQTT_SITE_BROKERS names broker {', '.join(unknown)}, which CLOUD_MQTT_BROKERS "
+                             f"does not define (it defines {', '.join(sorted(known))})")
+        return self
+
+    @property
+    def shards(self) -> tuple[Broker, ...]:
+        """Every broker the instance connects to; without CLOUD_MQTT_BROKERS, the one at host:port."""
+        return self.brokers or (Broker(name="main", host=self.host, port=self.port),)
+
+    def for_broker(self, broker: Broker) -> "MqttSettings":
+        """These settings for one connection: to that broker."""
+        return self.model_copy(update={"host": broker.host, "port": broker.port})
 
 
 class Settings(BaseModel):
@@ -95,6 +181,8 @@ ENV = {
     "CLOUD_MQTT_KEEPALIVE": ("mqtt", "keepalive"),
     "CLOUD_MQTT_SESSION_EXPIRY": ("mqtt", "session_expiry"),
     "CLOUD_MQTT_RECEIVE_MAXIMUM": ("mqtt", "receive_maximum"),
+    "CLOUD_MQTT_BROKERS": ("mqtt", "brokers"),
+    "CLOUD_MQTT_SITE_BROKERS": ("mqtt", "site_brokers"),
 }
 _NAMES = {v: k for k, v in ENV.items()}
 
@@ -120,7 +208,10 @@ def settings_from(env: Mapping[str, str], **overrides: object) -> Settings:
             problem = error["msg"]
             if isinstance(error.get("ctx", {}).get("error"), DatabaseUrlError):
                 problem = str(error["ctx"]["error"])
-            problems.append(f"{name}={error.get('input')!r}: {problem}")
+            if loc == ("mqtt",):         # settings that disagree with each other: the problem names them
+                problems.append(problem.removeprefix("Value error, "))
+            else:
+                problems.append(f"{name}={error.get('input')!r}: {problem}")
         raise ConfigError("; ".join(problems)) from None
 
 

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from cloud import projections as p
 from cloud.db import Database
 from cloud.db.connection import Row
-from cloud.mqtt import MqttLink
+from cloud.brokers import Brokers
 from cloud.store import pushes as store
 from contract.v1 import MAX_PAYLOAD_BYTES, RETAINED_DOWN, Down, down_topic, encode
 from edge.clock import Clock, iso, parse_iso
@@ -71,12 +71,13 @@ def down_message(row: Row) -> Down:
 
 
 class Downlink:
-    def __init__(self, db: Database, link: MqttLink, clock: Clock | None = None):
+    def __init__(self, db: Database, link: Brokers, clock: Clock | None = None):
         self.db = db
         self.link = link
         self.clock = clock or Clock()
         self.republish_after_s = REPUBLISH_AFTER_S
         self._born: set[str] = set()          # sites that came online since the last round
+        self._young_due: datetime | None = None   # when the youngest push left alone last round is due
         self._wake = asyncio.Event()
 
     def _check(self, **fields: Any) -> bytes:
@@ -180,6 +181,7 @@ class Downlink:
         republish_after_s that was never sent: its own request is sending it); -> how many went out."""
         now = self.clock.now()
         sent = 0
+        self._young_due = None
         for row in await self.db.read(store.open_pushes, site):
             if row["version"] is not None:
                 newest = await self.db.read(store.newest_version, row["site"], row["kind"])
@@ -187,10 +189,14 @@ class Downlink:
                     await self.db.write(store.mark, row["id"], "superseded")
                     continue
             young = row["last_sent_at"] is None and now < next_send(row, self.republish_after_s)
+            if young:
+                # Its request may still be publishing it; if not (its broker was away), it goes when due.
+                due = next_send(row, self.republish_after_s)
+                self._young_due = due if self._young_due is None else min(self._young_due, due)
             if young or not (force or now >= next_send(row, self.republish_after_s)):
                 continue
-            if not self.link.connected.is_set():
-                break
+            if not self.link.reachable(row["site"]):
+                continue           # its broker is away: the reconnection to it sends everything open
             sent += await self.publish(row)
         return sent
 
@@ -221,8 +227,11 @@ class Downlink:
             except Exception as exc:  # noqa: BLE001 - database away: logged, the next round tries again
                 log.warning("republishing open pushes failed: %s", exc)
             waits = [asyncio.ensure_future(self.link.reconnected.wait()), asyncio.ensure_future(self._wake.wait())]
+            timeout = TICK_S
+            if self._young_due is not None:
+                timeout = min(TICK_S, max(0.5, (self._young_due - self.clock.now()).total_seconds()))
             try:
-                await asyncio.wait(waits, timeout=TICK_S, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for waiter in waits:
                     waiter.cancel()

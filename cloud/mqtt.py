@@ -16,6 +16,14 @@ handing an absent member of a shared group its share while its session lives.
 What an instance killed between receiving and committing had been handed is
 sent again by its site, which keeps each message until the cloud's receipt
 (and each ack until the cloud's AckReceipt).
+
+Every subscription is shared, the state topic's too (issue 18, observation 5:
+with it unshared every instance stored every site's birth and re-read every
+retained state at each reconnection). Births and wills handled by different
+instances are put in order by the connection counter they carry
+(cloud/store/ingest.py store_state). A shared subscription gets no retained
+copies, so the states published while no instance was subscribed are read
+once from the retained ones (`sweep_states`), by one instance (cloud/brokers.py).
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from cloud.config import MqttSettings
-from contract.v1 import CLOUD_FILTERS, shared
+from contract.v1 import CLOUD_FILTERS, shared, state_topic
 
 log = logging.getLogger(__name__)
 # While the broker stays unreachable, one reminder line this often.
@@ -48,20 +56,26 @@ class Received:
     qos: int
     retain: bool          # a retained copy replayed because we subscribed, not a fresh publish
     generation: int       # which connection it came on: a PUBACK only makes sense on that one
+    broker: str = "main"  # which broker it came from (cloud/brokers.py): its PUBACK and receipt go back there
 
 
 def subscriptions(group: str) -> list[str]:
-    """Up-messages and acks are shared (each goes to one instance of the group); site state is not:
-    every instance must see each site's births and wills in order, or two instances could apply a
-    birth and the will after it in the wrong order (and the state topic is retained, so each
-    instance gets the current state of every site when it subscribes)."""
-    return [f if f.endswith("/state") else shared(f, group) for f in CLOUD_FILTERS]
+    """Everything shared: each message goes to one instance of the group. Births and wills are put in
+    order by their connection counter, not by which instance handles them first."""
+    return [shared(f, group) for f in CLOUD_FILTERS]
+
+
+STATE_FILTER = state_topic("+")
 
 
 class MqttLink:
-    def __init__(self, settings: MqttSettings, deliver: Callable[[Received], None]):
+    def __init__(self, settings: MqttSettings, deliver: Callable[[Received], None], *, name: str = "main",
+                 on_change: Callable[["MqttLink"], None] | None = None):
         self.settings = settings
+        self.name = name
         self._deliver = deliver
+        self._on_change = on_change            # on the event loop, after each connect, subscribe, disconnect
+        self.sweeps = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.connected = asyncio.Event()
         self.reconnected = asyncio.Event()     # set at every CONNACK (the downlink republishes then)
@@ -124,8 +138,11 @@ class MqttLink:
         self._generation += 1
         self._unreachable_since = None
         topics = subscriptions(self.settings.share_group)
-        client.subscribe([(t, SubscribeOptions(qos=1)) for t in topics])
-        log.info("MQTT connected to %s:%s as %s (session %s); subscribed to %s", self.settings.host,
+        # No retained copies at subscribe time: Mosquitto 2.0 sends them on shared subscriptions too (MQTT 5
+        # says it should not), and each instance would read every site's state at each connection.
+        client.subscribe([(t, SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
+                          for t in topics])
+        log.info("MQTT connected to %s %s:%s as %s (session %s); subscribed to %s", self.name, self.settings.host,
                  self.settings.port, self.settings.client_id, "resumed" if flags.session_present else "new",
                  ", ".join(topics))
         self._to_loop(self._connected_changed, True)
@@ -151,12 +168,19 @@ class MqttLink:
                       properties: Properties | None) -> None:
         refused = [str(r) for r in reasons if r.is_failure]
         if refused:
-            log.error("MQTT broker refused subscriptions: %s (check the broker ACL for the cloud's user)", refused)
-        self._to_loop(self.subscribed.set)
+            log.error("MQTT broker %s refused subscriptions: %s (check the broker ACL for the cloud's user)",
+                      self.name, refused)
+        if len(reasons) == 1:
+            # The sweep's (the subscriptions are one SUBSCRIBE of len(CLOUD_FILTERS) filters). The broker
+            # queued every retained state for us when it took it; what it queued comes even after the
+            # UNSUBSCRIBE, and no live state comes twice from then on.
+            client.unsubscribe(STATE_FILTER)
+            return
+        self._to_loop(self._subscribed)
 
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
         self._to_loop(self._deliver, Received(message.topic, message.payload, message.mid, message.qos,
-                                              bool(message.retain), self._generation))
+                                              bool(message.retain), self._generation, self.name))
 
     def _on_publish(self, client: paho.Client, userdata: object, mid: int, reason: paho.ReasonCode,
                     properties: Properties) -> None:
@@ -180,6 +204,28 @@ class MqttLink:
             self.connected.clear()
             self.subscribed.clear()
             self.disconnected.set()
+        if self._on_change is not None:
+            self._on_change(self)
+
+    def _subscribed(self) -> None:
+        self.subscribed.set()
+        if self._on_change is not None:
+            self._on_change(self)
+
+    def sweep_states(self) -> bool:
+        """Reads every site's retained state once: subscribes to the state topic unshared and drops
+        that subscription as soon as the broker confirmed it (the retained copies arrive all the same,
+        marked retained). For the states published while no instance was subscribed: a shared
+        subscription gets no retained copies. -> False when not connected."""
+        if not self.connected.is_set():
+            return False
+        result, _ = self.client.subscribe(STATE_FILTER, options=SubscribeOptions(qos=1))
+        if result != paho.MQTT_ERR_SUCCESS:
+            return False
+        self.sweeps += 1
+        log.info("reading every site's retained state on broker %s once (no instance was there to see what "
+                 "changed meanwhile)", self.name)
+        return True
 
     def ack(self, received: Received) -> None:
         """PUBACK, on the connection the message came on (after a reconnect the broker sends it again)."""

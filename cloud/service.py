@@ -17,12 +17,12 @@ from urllib.parse import urlsplit, urlunsplit
 from aiohttp import web
 
 from cloud.api import make_app
+from cloud.brokers import Brokers
 from cloud.config import Settings
 from cloud.db import Database
 from cloud.downlink import Downlink
 from cloud.ingest import Ingest
 from cloud.retention import Retention
-from cloud.mqtt import MqttLink
 from edge import systemd
 from edge.clock import Clock
 
@@ -68,7 +68,8 @@ class CloudService:
         self.settings = settings
         self.clock = clock or Clock()
         self.db = Database(settings.database_url)
-        self.link = MqttLink(settings.mqtt, self._deliver)
+        # One connection per broker (one unless CLOUD_MQTT_BROKERS names several), seen as one link.
+        self.link = Brokers(settings.mqtt, self._deliver, self.db, self.clock)
         self.ingest = Ingest(self.db, self.link.ack, self.clock, send_receipt=self.link.send)
         self.downlink = Downlink(self.db, self.link, self.clock)
         self.ingest.on_birth = self.downlink.site_online

@@ -18,7 +18,8 @@ async def health(request: web.Request) -> web.Response:
     # Per instance (a load balancer's health check takes an instance out on 503): which one, and its backlog.
     return web.json_response({"status": "ok" if database and mqtt else "degraded", "mqtt_connected": mqtt,
                               "database_reachable": database, "instance": link.settings.client_id,
-                              "ingest_waiting": ingest.waiting, "ingest_workers": ingest.workers},
+                              "ingest_waiting": ingest.waiting, "ingest_workers": ingest.workers,
+                              "brokers": link.status()},      # each broker: connected and subscribed
                              status=200 if database and mqtt else 503)
 
 

@@ -152,5 +152,7 @@ async def test_openapi_lists_every_route_and_health_needs_no_token(cloud):
     status, health = await cloud.get("/api/v1/health", None)
     assert status == 200 and health == {"status": "ok", "mqtt_connected": True, "database_reachable": True,
                                         "instance": "cloud-1", "ingest_waiting": 0,
-                                        "ingest_workers": health["ingest_workers"]}
+                                        "ingest_workers": health["ingest_workers"], "brokers": {"main": {
+                                            "host": "127.0.0.1", "port": cloud.service.settings.mqtt.port,
+                                            "connected": True, "subscribed": True}}}
     assert health["ingest_workers"] == cloud.db.writers

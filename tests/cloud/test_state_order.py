@@ -8,7 +8,9 @@ import itertools
 import json
 
 from cloud.store.ingest import store_state
-from contract.v1 import SiteState
+from contract.v1 import SiteState, encode, state_topic, up_topic
+from tests.cloud.fakes import batch, message
+from tests.cloud.test_ingest import until
 
 RECEIVED = "2026-12-06T12:00:09.000Z"
 
@@ -72,3 +74,54 @@ async def test_an_edge_without_the_counter_is_taken_in_arrival_order(db):
     await db.write(lambda conn: store_state(conn, state(None, True, "2026-12-06T10:00:00.000Z"), RECEIVED,
                                             fresh=True))
     assert (await stored(db, "site-a"))["online"] == 1
+
+
+# --- through the broker, with two instances sharing the state topic ---------------------------------------
+
+async def publish_state(site, state_: SiteState) -> None:
+    await site.publish(state_topic(state_.site), encode(state_), retain=True)
+
+
+def states_handled(*clouds) -> int:
+    return sum(c.ingest.counts["states"] for c in clouds)
+
+
+async def test_two_instances_share_the_state_topic_and_a_late_will_changes_nothing(make_cloud, make_site):
+    """The race of observation 5: the birth of connection n + 1 reaches the cloud before the will of
+    connection n (the old link's death is seen late), and two instances split the state topic."""
+    async with make_cloud("cloud-1") as one, make_cloud("cloud-2") as two:
+        # Two links of one site at once (the broker has not noticed the old one died): the old one's
+        # will carries connection 1.
+        old = make_site("site-a", client_id="site-a-old", will=False)
+        old.client.will_set(state_topic("site-a"), encode(state(1, False, "2026-12-06T12:00:00.000Z")), qos=1,
+                            retain=True)
+        old.client.reconnect()          # the will is set at CONNECT
+        await publish_state(old, state(1, True, "2026-12-06T12:00:00.100Z"))
+        new = make_site("site-a", client_id="site-a-new", will=False)
+        await publish_state(new, state(2, True, "2026-12-06T12:01:00.000Z"))
+        await until(lambda: states_handled(one, two) >= 2, one.ingest, two.ingest)
+        old.vanish()                    # the broker sends the will of connection 1 now
+        await until(lambda: states_handled(one, two) >= 3, one.ingest, two.ingest)
+        row = await stored(one.db, "site-a")
+        assert row["online"] == 1 and row["state_connection"] == 2
+        assert one.ingest.counts["states"] + two.ingest.counts["states"] == 3     # each state handled once
+
+
+async def test_one_instance_reads_the_retained_states_not_each(make_cloud, make_site):
+    """States published while no instance was subscribed are read from the retained ones by the first
+    instance to connect; the others (and a reconnection within a minute) do not read them again."""
+    sites = [make_site(f"site-{n}", will=False) for n in range(5)]
+    for n, site in enumerate(sites):
+        await publish_state(site, state(n + 1, True, "2026-12-06T12:00:00.000Z").model_copy(
+            update={"site": site.site}))
+    async with make_cloud("cloud-1") as one:
+        await until(lambda: states_handled(one) >= 5, one.ingest)
+        async with make_cloud("cloud-2") as two:
+            await sites[0].publish(up_topic("site-0", "alert"), batch("site-0", "alert", [message(1)]))
+            await until(lambda: one.ingest.counts["stored"] + two.ingest.counts["stored"] == 1, one.ingest,
+                        two.ingest)
+            assert states_handled(one, two) == 5 and two.service.link.links["main"].sweeps == 0
+        rows = await one.db.read(lambda conn: conn.all("SELECT site, online, state_connection FROM sites "
+                                                       "ORDER BY site"))
+        assert [(r["site"], r["online"], r["state_connection"]) for r in rows] == [
+            (f"site-{n}", 1, n + 1) for n in range(5)]

@@ -62,3 +62,31 @@ async def test_a_lost_link_brings_the_last_will(make_uplinked_edge, cloud, live_
             assert edge.uplink.connections >= 2
     finally:
         await proxy.stop()
+
+
+async def test_birth_and_will_carry_the_connection_counter_which_rises_and_survives_a_restart(
+        make_uplinked_edge, cloud, live_broker):
+    """The cloud orders a will against a later birth by this counter (issue 18): the will of a
+    connection carries that connection's number, the next connection a higher one, also after a
+    restart of the edge (the counter is in the journal)."""
+    proxy = await Proxy(live_broker.port).start()
+    try:
+        async with make_uplinked_edge(port=proxy.port) as edge:
+            await eventually(lambda: (s := latest_state(cloud)) and s["online"], what="the birth")
+            first = latest_state(cloud)["connection"]
+            assert first >= 1 and first == edge.uplink.connection_number
+            proxy.refusing = True
+            proxy.cut()
+            await eventually(lambda: latest_state(cloud)["online"] is False, what="the last will")
+            assert latest_state(cloud)["connection"] == first         # the will of that connection
+            proxy.refusing = False
+            await eventually(lambda: latest_state(cloud)["online"] is True, what="a new birth")
+            second = latest_state(cloud)["connection"]
+            assert second > first
+        await eventually(lambda: latest_state(cloud)["online"] is False, what="the goodbye")
+        assert latest_state(cloud)["connection"] == second
+        async with make_uplinked_edge(port=proxy.port):
+            await eventually(lambda: latest_state(cloud)["online"] is True, what="the birth after a restart")
+            assert latest_state(cloud)["connection"] > second
+    finally:
+        await proxy.stop()
