@@ -315,6 +315,10 @@ class ChargerSession(ChargePoint):
 
     @on(Action.data_transfer)
     async def on_data_transfer(self, vendor_id: str, **kwargs):
+        if self.site.security is not None and signed_values.announces_meter_key(vendor_id, kwargs.get("message_id")):
+            # A calibrated meter's public key (signed_values.py): kept to verify the signed readings.
+            return call_result.DataTransfer(status=await self.site.security.meter_keys.announced(
+                self.id, kwargs.get("data")))
         if vendor_id not in self.site.data_transfer_vendors:
             return call_result.DataTransfer(status="UnknownVendorId")
         await self.site.journal.write(Store.record_data_transfer, self.site.clock.now_iso(), self.id, vendor_id,

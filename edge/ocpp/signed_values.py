@@ -6,14 +6,18 @@ They are stored exactly as sent (signed_meter_values) before the charger is answ
 transaction they belong to, and the charge record carries them, verified, unverifiable or invalid
 (edge/cdr/signed_data.py).
 
-The key per charger comes from the config (`meter_public_key`) or the charger (GetConfiguration of
-METER_KEY_NAMES, asked once it is seen to sign), and is kept in meter_public_keys. A charger's first
-session before its key was read is unverifiable: set meter_public_key where that matters.
+The key per charger comes from the config (`meter_public_key`) or the charger: announced with a
+DataTransfer (vendorId "generalConfiguration", messageId "setMeterConfiguration", as German
+calibration-law chargers such as KEBA's send after boot: `meter_configuration_keys`), or read with
+GetConfiguration of METER_KEY_NAMES once it is seen to sign. It is kept in meter_public_keys. The
+config's key wins over what a charger says. A charger's first session before its key was known is
+unverifiable: set meter_public_key where that matters.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -27,6 +31,9 @@ log = logging.getLogger(__name__)
 
 # Configuration keys chargers are known to show their meter's public key under (vendor-specific).
 METER_KEY_NAMES = ("MeterPublicKey", "SignedMeterPublicKey", "MeterPublicKey1")
+# The DataTransfer that announces meters and their keys (OCPP has no message for it in 1.6). vendorId and
+# messageId are CiStrings: compared without case.
+METER_CONFIGURATION = ("generalconfiguration", "setmeterconfiguration")
 
 
 # -- pure ---------------------------------------------------------------------------------------------
@@ -41,6 +48,37 @@ def signed_of(meter_value: list[dict[str, Any]]) -> list[dict[str, Any]]:
                             "measurand": sv.get("measurand") or "Energy.Active.Import.Register",
                             "encoding": encoding_of(sv["value"]), "signed_data": sv["value"]})
     return out
+
+
+def announces_meter_key(vendor_id: object, message_id: object) -> bool:
+    return (isinstance(vendor_id, str) and isinstance(message_id, str)
+            and (vendor_id.lower(), message_id.lower()) == METER_CONFIGURATION)
+
+
+def meter_configuration_keys(data: object) -> dict[int, str]:
+    """The meter keys of a setMeterConfiguration DataTransfer's data, by connector:
+    `{"meters": [{"connectorId": 1, "meterSerial": "...", "type": "SIGNATURE", "publicKey": "<hex DER>"}]}`.
+    Raises ValueError saying what is wrong (not JSON, no meters, a key that is not a public key)."""
+    if not isinstance(data, str):
+        raise ValueError("data is missing: a JSON text with meters is expected")
+    try:
+        parsed = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ValueError("data is not JSON") from None
+    meters = parsed.get("meters") if isinstance(parsed, dict) else None
+    if not isinstance(meters, list) or not meters:
+        raise ValueError('data has no "meters" list')
+    found: dict[int, str] = {}
+    for index, meter in enumerate(meters[:16]):
+        where = f"meters[{index}]"
+        connector = meter.get("connectorId") if isinstance(meter, dict) else None
+        if not isinstance(connector, int) or isinstance(connector, bool) or not 0 <= connector <= 1000:
+            raise ValueError(f"{where}.connectorId: a connector number is expected")
+        key = valid_public_key(str(meter.get("publicKey") or ""))
+        if key is None:
+            raise ValueError(f"{where}.publicKey: not a public key (hex DER)")
+        found[connector] = key
+    return found
 
 
 # -- journal (on the journal's thread) ------------------------------------------------------------------
@@ -122,6 +160,34 @@ class MeterKeys:
         task = asyncio.create_task(self.ask(charger_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def announced(self, charger_id: str, data: object) -> str:
+        """A setMeterConfiguration DataTransfer: its key kept for the charger; the DataTransfer's status.
+        The edge keeps one key per charger, so meters announcing different keys are refused (their values
+        stay unverifiable rather than checked against another meter's key)."""
+        try:
+            by_connector = meter_configuration_keys(data)
+        except ValueError as exc:
+            log.warning("meter key from charger=%s refused: %s", charger_id, exc)
+            return "Rejected"
+        distinct = set(by_connector.values())
+        if len(distinct) > 1:
+            log.warning("meter key from charger=%s refused: its meters announce %d different keys and the edge "
+                        "keeps one per charger (connectors %s)", charger_id, len(distinct), sorted(by_connector))
+            return "Rejected"
+        key = distinct.pop()
+        configured = self._configured(charger_id)
+        if configured:
+            if valid_public_key(configured) != key:
+                log.warning("charger=%s announces a meter key that is not the config's meter_public_key: the "
+                            "config's is used", charger_id)
+            return "Accepted"
+        if self._known.get(charger_id) != key:
+            await self.site.journal.write(set_key, charger_id, key, "DataTransfer setMeterConfiguration",
+                                          self.site.clock.now_iso())
+            self._known[charger_id] = key
+            log.info("meter key of charger=%s from its setMeterConfiguration", charger_id)
+        return "Accepted"
 
     async def ask(self, charger_id: str) -> str | None:
         assert self.site.commands is not None
