@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 
 import aiohttp
 import pytest
@@ -16,10 +15,8 @@ from cloud.brokers import broker_of
 from cloud.cli import main
 from cloud.config import MqttSettings, settings_from
 from cloud.db import Database
-from cloud.store import admin
-from cloud.tokens import new_token, token_hash, token_prefix
 from simulator.light_site import LightSite
-from tests.cloud.test_failover import CLOUDS, NOW, healthy, start_cloud, until
+from tests.cloud.test_failover import CLOUDS, operator_with, start_clouds, until
 from tests.mqtt_broker import MosquittoBroker
 
 NORTH = {"north-1": "pw-n1", "north-2": "pw-n2"}     # on broker a
@@ -76,22 +73,9 @@ async def test_two_brokers_each_sites_traffic_and_pushes_on_its_own(database_url
              for name, password in {**NORTH, **SOUTH}.items()}
     processes: list[subprocess.Popen] = []
     try:
-        token = new_token()
-        async with Database(database_url) as db:
-            def setup(conn) -> None:
-                admin.add_operator(conn, "ops", NOW)
-                admin.add_token(conn, "ops", token_hash(token), token_prefix(token), "test", NOW)
-                for site in sites:
-                    admin.assign_site(conn, site, "ops", NOW)
-            await db.write(setup)
-        ports = []
-        for name in ("cloud-1", "cloud-2"):
-            process, port = start_cloud(name, database_url, brokers["a"], tmp_path, CLOUD_MQTT_BROKERS=shards,
-                                        CLOUD_MQTT_SITE_BROKERS=SITE_MAP)
-            processes.append(process)
-            ports.append(port)
-        for port in ports:
-            await until(lambda p=port: healthy(p), 30, "both instances healthy")
+        token = await operator_with(database_url, sites)
+        ports = await start_clouds(processes, database_url, brokers["a"], tmp_path, CLOUD_MQTT_BROKERS=shards,
+                                   CLOUD_MQTT_SITE_BROKERS=SITE_MAP)
         for site in sites.values():
             site.start()
         await until(lambda: all(s.connected.is_set() for s in sites.values()), 10, "the sites connected")

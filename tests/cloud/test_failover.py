@@ -41,6 +41,33 @@ def start_cloud(name: str, database_url: str, broker: MosquittoBroker, tmp_path:
     return process, port
 
 
+async def operator_with(database_url: str, sites) -> str:
+    """The schema, and an operator "ops" with `sites` for the pushes; -> its API token."""
+    token = new_token()
+    async with Database(database_url) as db:
+        def setup(conn) -> None:
+            admin.add_operator(conn, "ops", NOW)
+            admin.add_token(conn, "ops", token_hash(token), token_prefix(token), "test", NOW)
+            for site in sites:
+                admin.assign_site(conn, site, "ops", NOW)
+        await db.write(setup)
+    return token
+
+
+async def start_clouds(processes: list[subprocess.Popen], database_url: str, broker: MosquittoBroker,
+                       tmp_path: Path, **settings: str) -> list[int]:
+    """cloud-1 and cloud-2 (added to `processes` at once, for the caller's cleanup), until both are
+    healthy; -> their HTTP ports."""
+    ports = []
+    for name in ("cloud-1", "cloud-2"):
+        process, port = start_cloud(name, database_url, broker, tmp_path, **settings)
+        processes.append(process)
+        ports.append(port)
+    for port in ports:
+        await until(lambda p=port: healthy(p), 30, "both instances healthy")
+    return ports
+
+
 async def healthy(port: int) -> bool:
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
@@ -71,22 +98,8 @@ async def test_the_fleet_survives_an_instance_killed_for_good(database_url, tmp_
     sites = [LightSite(broker.host, broker.port, site, password, receipt_timeout=2.0, ack_resend=1.0)
              for site, password in SITES.items()]
     try:
-        async with Database(database_url) as db:          # the schema, and an operator for the pushes
-            token = new_token()
-
-            def setup(conn) -> None:
-                admin.add_operator(conn, "ops", NOW)
-                admin.add_token(conn, "ops", token_hash(token), token_prefix(token), "test", NOW)
-                for site in SITES:
-                    admin.assign_site(conn, site, "ops", NOW)
-            await db.write(setup)
-        ports = []
-        for name in ("cloud-1", "cloud-2"):
-            process, port = start_cloud(name, database_url, broker, tmp_path)
-            processes.append(process)
-            ports.append(port)
-        for port in ports:
-            await until(lambda p=port: healthy(p), 30, "both instances healthy")
+        token = await operator_with(database_url, SITES)
+        ports = await start_clouds(processes, database_url, broker, tmp_path)
         for site in sites:
             site.start()
         await until(lambda: all(s.connected.is_set() for s in sites), 10, "the sites connected")
