@@ -1,0 +1,101 @@
+"""One WebSocket connection of the 2.0.1 station: boot as B01-B03 say, deliver the queues, heartbeat.
+
+- Accepted: queued TransactionEvents (seqNo order) and security events go
+  first, then every connector's StatusNotification, then heartbeats.
+- Pending: the station answers the CSMS (and sends what the CSMS asked for:
+  NotifyReport, a triggered message) but nothing of its own but
+  BootNotification, retried after the interval.
+- Rejected: it answers nothing and sends the next BootNotification after the interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from ocpp.exceptions import OCPPError
+from ocpp.messages import MessageType, unpack
+from ocpp.v201 import call
+from websockets.asyncio.client import ClientConnection
+
+from simulator.outbox import Outbox
+from simulator.session import Closable, NotConnected, run_session
+from simulator.v201.handlers import StationHandlers
+
+if TYPE_CHECKING:
+    from simulator.v201.station import SimulatedStation
+
+
+class Link(Closable, StationHandlers):
+    def __init__(self, sim: SimulatedStation, connection: ClientConnection) -> None:
+        super().__init__(sim.id, connection, response_timeout=sim.response_timeout)
+        self.sim = sim
+
+    async def route_message(self, raw_msg: str) -> None:
+        # B03.FR.*: while Rejected the station does not answer the CSMS's requests.
+        if self.sim.registration == "Rejected":
+            try:
+                if unpack(raw_msg).message_type_id == MessageType.Call:
+                    self.sim.emit("ignored", reason="rejected", message=raw_msg[:200])
+                    return
+            except OCPPError:
+                pass
+        await super().route_message(raw_msg)
+
+
+async def serve(sim: SimulatedStation, connection: ClientConnection) -> bool:
+    sim.connected = True  # TransactionEvents made now are not offline, even before the boot is Accepted
+    try:
+        return await run_session(sim, Link(sim, connection), _serve)
+    finally:
+        sim.connected = False
+
+
+async def _serve(sim: SimulatedStation, link: Link, group: asyncio.TaskGroup) -> None:
+    booted = not sim.is_accepted()  # the first connection, or the one after a reboot
+    while not sim.is_accepted():
+        result = await sim.boot(link.send)
+        if result.status != "Accepted":
+            try:  # a TriggerMessage(BootNotification) may get accepted before the retry is due
+                await sim.wait_accepted(result.interval if result.interval > 0 else sim.reconnect_delay)
+            except TimeoutError:
+                pass
+    drained = asyncio.Event()
+    group.create_task(_deliver(sim, sim.outbox, link, drained))
+    await drained.wait()
+    group.create_task(_deliver(sim, sim.security_events, link, asyncio.Event()))
+    await sim.sync_status(force=sim.evses if booted else (), via=link)
+    await sim.set_link(link)
+    group.create_task(_heartbeat(sim, link))
+
+
+async def _heartbeat(sim: SimulatedStation, link: Link) -> None:
+    while True:
+        if await sim.pause(sim.device.number("OCPPCommCtrlr", "HeartbeatInterval")):  # 0: off
+            result = await link.send(call.Heartbeat())
+            sim.emit("heartbeat", current_time=result.current_time)
+
+
+async def _deliver(sim: SimulatedStation, outbox: Outbox, link: Link, drained: asyncio.Event) -> None:
+    """Send `outbox` in order; an unanswered message is retried MessageAttempts times (E13), then dropped."""
+    attempts = 0
+    while True:
+        if not len(outbox):
+            drained.set()
+        entry = await outbox.head()
+        try:
+            await link.send(entry.build())
+        except OCPPError as exc:  # the CSMS understood and refused: sending it again would not help
+            sim.emit("call_error", action=entry.action, error=repr(exc))
+        except TimeoutError:
+            attempts += 1
+            if attempts < sim.device.number("OCPPCommCtrlr", "MessageAttempts", "TransactionEvent"):
+                await asyncio.sleep(sim.device.number("OCPPCommCtrlr", "MessageAttemptInterval", "TransactionEvent"))
+                continue
+            sim.emit("dropped", action=entry.action, reason=f"no answer after {attempts} attempts")
+        attempts = 0
+        outbox.pop(entry)
+        await sim.notify()
+
+
+__all__ = ["Link", "NotConnected", "serve"]
