@@ -1,7 +1,7 @@
 """edge-sim: a fleet of simulated wallboxes with drivers that come, charge and leave.
 
     edge-sim --url ws://127.0.0.1:9000/ocpp --chargers 3 --prefix SIM \\
-             --password-file passwords.txt --session-minutes 5
+             --password-file passwords.txt --session-minutes 5 [--ocpp 2.0.1]
 
 Prints one line per event. The password file holds `<charge point id> <password>`
 lines; a line with only a password is used for every charger not listed.
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from simulator.charge_point import SimulatedChargePoint
+from simulator.v201 import SimulatedStation
 
 TEMPLATES = {
     "connected": "connected to {url}",
@@ -89,15 +90,39 @@ async def drive(sim: SimulatedChargePoint, *, id_tag: str, session_seconds: floa
         await sim.unplug(1)
 
 
+async def drive_201(sim: SimulatedStation, *, id_tag: str, session_seconds: float, idle_seconds: float,
+                    cycles: int, rng: random.Random) -> None:
+    """The same driver at an OCPP 2.0.1 station: plug in, hold the card, charge, hold it again, leave."""
+    for _ in itertools.count() if cycles == 0 else range(cycles):
+        await sim.wait_accepted(timeout=None)
+        await asyncio.sleep(rng.uniform(0.2, 1.0) * idle_seconds)
+        await sim.plug_in(1, car_max_current=rng.choice([10.0, 16.0, 16.0, 32.0]), car_phases=rng.choice([1, 3, 3]),
+                          soc=rng.uniform(10, 70))
+        if await sim.present_token(1, id_tag) == "Accepted":
+            await asyncio.sleep(session_seconds)
+            if sim.evses[1].token is not None:  # the CSMS may have stopped it
+                await sim.present_token(1, id_tag)
+        await sim.unplug(1)
+
+
 async def run_fleet(args: argparse.Namespace) -> None:
     passwords, default = read_passwords(args.password_file)
     rng = random.Random(args.seed)
+    if args.ocpp == "2.0.1":
+        await _run(args, [SimulatedStation(f"{args.prefix}{n:03d}", args.url, password=passwords.get(
+            f"{args.prefix}{n:03d}", default), tx_updated_interval=max(1, round(args.meter_interval)),
+            on_event=printer(f"{args.prefix}{n:03d}")) for n in range(1, args.chargers + 1)], drive_201, rng)
+        return
     sims = [SimulatedChargePoint(cp_id, args.url, password=passwords.get(cp_id, default),
                                  meter_interval=args.meter_interval, on_event=printer(cp_id))
             for cp_id in (f"{args.prefix}{n:03d}" for n in range(1, args.chargers + 1))]
+    await _run(args, sims, drive, rng)
+
+
+async def _run(args: argparse.Namespace, sims: list[Any], driver: Callable[..., Any], rng: random.Random) -> None:
     async with asyncio.TaskGroup() as group:
         runners = [group.create_task(sim.run()) for sim in sims]
-        drivers = [group.create_task(drive(sim, id_tag=f"{sim.id}-TAG", session_seconds=args.session_minutes * 60,
+        drivers = [group.create_task(driver(sim, id_tag=f"{sim.id}-TAG", session_seconds=args.session_minutes * 60,
                                            idle_seconds=args.idle_seconds, cycles=args.cycles,
                                            rng=random.Random(rng.random())))
                    for sim in sims]
@@ -117,6 +142,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--meter-interval", type=float, default=10.0, help="seconds between MeterValues")
     parser.add_argument("--cycles", type=int, default=0, help="sessions per charger, 0 for ever")
     parser.add_argument("--seed", type=int, default=None, help="repeat the same drivers")
+    parser.add_argument("--ocpp", choices=("1.6", "2.0.1"), default="1.6",
+                        help="the protocol the simulated chargers speak (2.0.1: simulator.v201)")
     return parser.parse_args(argv)
 
 
