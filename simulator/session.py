@@ -132,8 +132,8 @@ async def run_session(sim: Any, link: Any, serve: Callable[[Any, Any, asyncio.Ta
     return online
 
 
-async def _serve(sim: SimulatedChargePoint, link: Link, group: asyncio.TaskGroup) -> None:
-    booted = not sim.is_accepted()  # the first connection, or the one after a Reset
+async def boot_until_accepted(sim: Any, link: Any) -> None:
+    """BootNotification until Accepted, each retry after the interval the central system gave (either version)."""
     while not sim.is_accepted():
         result = await sim.boot(link.send)
         if result.status != "Accepted":
@@ -141,6 +141,11 @@ async def _serve(sim: SimulatedChargePoint, link: Link, group: asyncio.TaskGroup
                 await sim.wait_accepted(result.interval if result.interval > 0 else sim.reconnect_delay)
             except TimeoutError:
                 pass
+
+
+async def _serve(sim: SimulatedChargePoint, link: Link, group: asyncio.TaskGroup) -> None:
+    booted = not sim.is_accepted()  # the first connection, or the one after a Reset
+    await boot_until_accepted(sim, link)
     # Queued transaction messages first: they happened before any status change
     # made while offline (a StopTransaction before its Finishing).
     drained = asyncio.Event()

@@ -19,7 +19,7 @@ from ocpp.v201 import call
 from websockets.asyncio.client import ClientConnection
 
 from simulator.outbox import Outbox
-from simulator.session import Closable, NotConnected, run_session
+from simulator.session import Closable, NotConnected, boot_until_accepted, run_session
 from simulator.v201.handlers import StationHandlers
 
 if TYPE_CHECKING:
@@ -53,13 +53,7 @@ async def serve(sim: SimulatedStation, connection: ClientConnection) -> bool:
 
 async def _serve(sim: SimulatedStation, link: Link, group: asyncio.TaskGroup) -> None:
     booted = not sim.is_accepted()  # the first connection, or the one after a reboot
-    while not sim.is_accepted():
-        result = await sim.boot(link.send)
-        if result.status != "Accepted":
-            try:  # a TriggerMessage(BootNotification) may get accepted before the retry is due
-                await sim.wait_accepted(result.interval if result.interval > 0 else sim.reconnect_delay)
-            except TimeoutError:
-                pass
+    await boot_until_accepted(sim, link)
     drained = asyncio.Event()
     group.create_task(_deliver(sim, sim.outbox, link, drained))
     await drained.wait()
