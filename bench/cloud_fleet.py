@@ -71,6 +71,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--generators", type=int, default=0,
                         help=f"load-generator processes (default: one per {SITES_PER_GENERATOR} sites)")
     parser.add_argument("--no-storm", dest="storm", action="store_false", help="skip the broker restart")
+    parser.add_argument("--storm-outage", type=float, default=0.0,
+                        help="s the broker stays down in the restart (0: a plain restart)")
     parser.add_argument("--storm-timeout", type=float, default=900.0)
     parser.add_argument("--keep", action="store_true", help="keep the work directory and the schema")
     parser.add_argument("--json", action="store_true")
@@ -210,18 +212,33 @@ class Database:
         return [r[0] for r in rows]
 
 
-def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
-    out = {}
-    for name, group in pids.items():
-        seconds = 0.0
-        for pid in group:
-            try:
-                times = psutil.Process(pid).cpu_times()
-                seconds += times.user + times.system
-            except psutil.Error:
-                continue
-        out[name] = seconds
-    return out
+class CpuMeter:
+    """CPU seconds per named group of processes between two readings. Remembers each process's last
+    reading, so a process that ends in between (the broker before its restart) still counts."""
+
+    def __init__(self) -> None:
+        self.last: dict[int, float] = {}
+
+    def read(self, pids: dict[str, list[int]]) -> dict[str, dict[int, float]]:
+        out: dict[str, dict[int, float]] = {}
+        for name, group in pids.items():
+            for pid in group:
+                try:
+                    times = psutil.Process(pid).cpu_times()
+                    self.last[pid] = times.user + times.system
+                except psutil.Error:
+                    pass
+            out[name] = {pid: self.last[pid] for pid in group if pid in self.last}
+        return out
+
+    def since(self, before: dict[str, dict[int, float]], pids: dict[str, list[int]]) -> dict[str, float]:
+        after = self.read(pids)
+        names = {*before, *after}
+        out = {}
+        for name in names:
+            seen = {**before.get(name, {}), **after.get(name, {})}
+            out[name] = round(sum(self.last.get(pid, 0.0) - before.get(name, {}).get(pid, 0.0) for pid in seen), 2)
+        return out
 
 
 @dataclass
@@ -243,6 +260,7 @@ class Run:
         self.generators: list[Generator] = []
         self.windows: list[Window] = []
         self.report: dict[str, Any] = {}
+        self.cpu = CpuMeter()
 
     def pids(self) -> dict[str, list[int]]:
         out = {i.name: [i.process.pid] for i in self.instances}
@@ -304,7 +322,7 @@ class Run:
 
     async def connect_all(self) -> None:
         started = time.monotonic()
-        cpu0 = cpu_seconds(self.pids())
+        cpu0 = self.cpu.read(self.pids())
         await self.send("connect")
         deadline = started + 120 + self.args.sites / 20
         await asyncio.sleep(1.0)
@@ -316,11 +334,11 @@ class Run:
             await asyncio.sleep(0.5)
         seconds = time.monotonic() - started
         await self.quiet()
-        cpu1 = cpu_seconds(self.pids())
+        cpu = self.cpu.since(cpu0, self.pids())
         self.report["connect"] = {"sites": self.args.sites, "seconds": round(seconds, 1),
                                   "per_s": round(self.args.sites / seconds, 1),
                                   "births_handled_s": round(time.monotonic() - started, 1),
-                                  "cpu_s": {k: round(cpu1.get(k, 0) - v, 2) for k, v in cpu0.items()},
+                                  "cpu_s": cpu,
                                   "failures": total(self.generators, "connect_failed")}
         progress(f"connected: {json.dumps(self.report['connect'])}")
 
@@ -336,11 +354,10 @@ class Run:
     async def measure(self, instances: int) -> None:
         await asyncio.sleep(self.args.warmup)
         window = Window(f"{instances} instance(s)", instances, time.time())
-        cpu0, stored0 = cpu_seconds(self.pids()), self.db.stored()
+        cpu0, stored0 = self.cpu.read(self.pids()), self.db.stored()
         await asyncio.sleep(self.args.seconds)
         window.end = time.time()
-        cpu1, window.stored = cpu_seconds(self.pids()), self.db.stored() - stored0
-        window.cpu = {k: max(0.0, cpu1.get(k, 0) - v) for k, v in cpu0.items()}
+        window.cpu, window.stored = self.cpu.since(cpu0, self.pids()), self.db.stored() - stored0
         self.windows.append(window)
         progress(f"{window.name}: stored {window.stored / self.args.seconds:.1f} msg/s, "
                  f"pending at the sites {total(self.generators, 'pending')}")
@@ -352,9 +369,11 @@ class Run:
         pending0 = total(self.generators, "pending")
         failed0, refused0 = total(self.generators, "connect_failed"), total(self.generators, "refused")
         resent0 = total(self.generators, "resent")
-        cpu0 = cpu_seconds(self.pids())
+        cpu0 = self.cpu.read(self.pids())
         stopped = time.time()
+        self.cpu.read(self.pids())         # the broker's last reading before it goes
         self.broker.stop()
+        await asyncio.sleep(args.storm_outage)
         self.broker.start(timeout=120)
         back = time.time()
         progress(f"broker restarted in {back - stopped:.1f} s")
@@ -373,10 +392,10 @@ class Run:
             if all_back is not None and all(o is None or o >= back for o in oldest):
                 drained = time.time()
                 break
-        cpu1 = cpu_seconds(self.pids())
+        cpu = self.cpu.since(cpu0, self.pids())
         self.storm_window = (stopped, drained or time.time())
         self.report["storm"] = {
-            "broker_restart_s": round(back - stopped, 2),
+            "broker_restart_s": round(back - stopped, 2), "outage_asked_s": args.storm_outage,
             "all_reconnected_s": round(all_back - back, 1) if all_back else None,
             "drained_s": round(drained - back, 1) if drained else None,
             "goal_s": GOAL_STORM_S, "goal_met": drained is not None and drained - back <= GOAL_STORM_S,
@@ -385,7 +404,7 @@ class Run:
             "connect_failures": total(self.generators, "connect_failed") - failed0,
             "refused_publishes": total(self.generators, "refused") - refused0,
             "messages_resent": total(self.generators, "resent") - resent0,
-            "cpu_s": {k: round(max(0.0, cpu1.get(k, 0) - v), 2) for k, v in cpu0.items()}}
+            "cpu_s": cpu}
         progress(f"storm: {json.dumps(self.report['storm'])}")
 
     async def drain(self, timeout: float = 600) -> None:
