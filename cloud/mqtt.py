@@ -66,6 +66,9 @@ def subscriptions(group: str) -> list[str]:
 
 
 STATE_FILTER = state_topic("+")
+# The sweep's subscription identifier (MQTT 5): a live state that also matched it while it lasted is a
+# second copy of one the shared subscription delivers, and is dropped.
+SWEEP_ID = 1
 
 
 class MqttLink:
@@ -179,6 +182,10 @@ class MqttLink:
         self._to_loop(self._subscribed)
 
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        ids = getattr(message.properties, "SubscriptionIdentifier", None) or []
+        if SWEEP_ID in ids and not message.retain:
+            client.ack(message.mid, message.qos)        # the shared subscription hands it to an instance
+            return
         self._to_loop(self._deliver, Received(message.topic, message.payload, message.mid, message.qos,
                                               bool(message.retain), self._generation, self.name))
 
@@ -219,7 +226,9 @@ class MqttLink:
         subscription gets no retained copies. -> False when not connected."""
         if not self.connected.is_set():
             return False
-        result, _ = self.client.subscribe(STATE_FILTER, options=SubscribeOptions(qos=1))
+        properties = Properties(PacketTypes.SUBSCRIBE)
+        properties.SubscriptionIdentifier = SWEEP_ID
+        result, _ = self.client.subscribe(STATE_FILTER, options=SubscribeOptions(qos=1), properties=properties)
         if result != paho.MQTT_ERR_SUCCESS:
             return False
         self.sweeps += 1
