@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import getpass
 import json
-import os
 import sys
 import urllib.error
 import urllib.parse
@@ -19,132 +18,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from edge import demo_link
 from edge.cdr import cli as cdr_cli
 from edge.commission import cli as commission_cli
 from edge.uplink import cli as uplink_cli
 from edge import security_cli
 from edge.web import cli as web_cli
-from edge.config import ConfigError, SiteConfig, config_warnings, load_config
-
-DEFAULT_CONFIG = "/etc/sitecontroller/site.toml"
-PHASES = ("L1", "L2", "L3")
-# Where systemd's StateDirectory= puts the journal and token for the default config.
-DEFAULT_STATE_DIR = "/var/lib/sitecontroller"
-
-
-class CliError(Exception):
-    pass
-
-
-def _config_path(args: argparse.Namespace) -> str:
-    return args.config or os.environ.get("EDGE_CONFIG") or DEFAULT_CONFIG
-
-
-def _state_dir(args: argparse.Namespace) -> str | None:
-    state_dir = args.state_dir or os.environ.get("STATE_DIRECTORY")
-    if not state_dir and Path(_config_path(args)) == Path(DEFAULT_CONFIG):
-        state_dir = DEFAULT_STATE_DIR
-    return state_dir.split(":")[0] if state_dir else None
-
-
-def _told_where(args: argparse.Namespace) -> bool:
-    return bool(args.config or args.state_dir or os.environ.get("EDGE_CONFIG") or os.environ.get("STATE_DIRECTORY"))
-
-
-def _load(args: argparse.Namespace) -> SiteConfig:
-    """The config to reach the running edge by: the site config or, while that is invalid,
-    the last good one the edge runs on (edge/lifecycle.py), so edgectl keeps working.
-    Told nothing of where, while a demo runs (edge/demo_link.py): the demo's."""
-    from edge.lifecycle import choose_config
-
-    demo = None if _told_where(args) else demo_link.running()
-    if demo is not None:
-        print(f"edgectl: using the demo at {demo.url} (config {demo.config}, state {demo.state_dir})",
-              file=sys.stderr)
-        args.config, args.state_dir = demo.config, demo.state_dir
-    start = choose_config(Path(_config_path(args)), _state_dir(args))
-    if start.fallback is not None:
-        print(f"edgectl: warning: {start.fallback.summary()}", file=sys.stderr)
-    if demo is None:
-        return start.config
-    # The API where the demo's edge listens, whatever its config file says.
-    where = urllib.parse.urlsplit(demo.url)
-    api = start.config.api.model_copy(update={"host": where.hostname, "port": where.port})
-    return start.config.model_copy(update={"api": api})
-
-
-# -- talking to the running edge ------------------------------------------------
-
-class ApiClient:
-    def __init__(self, config: SiteConfig, timeout: float = 60.0):
-        host = "127.0.0.1" if config.api.host in ("0.0.0.0", "::") else config.api.host
-        self.base = f"http://{host}:{config.api.port}/api/v1"
-        token_path = config.state_path(config.api.token_file)
-        try:
-            self.token = token_path.read_text().strip()
-        except OSError as exc:
-            raise CliError(f"cannot read the API token {token_path}: {exc.strerror} "
-                           "(is the edge running, and are you its user or root? --state-dir may help)") from None
-        self.timeout = timeout
-
-    def request(self, method: str, path: str, body: Any = None, query: dict | None = None, raw: bool = False) -> Any:
-        query = {k: v for k, v in (query or {}).items() if v is not None}
-        url = self.base + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(url, data=data, method=method, headers={
-            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
-            "X-Actor": f"edgectl:{getpass.getuser()}"})
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return resp.read().decode("utf-8") if raw else json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            try:
-                payload = json.loads(exc.read())
-            except ValueError:
-                payload = {"error": exc.reason}
-            if isinstance(payload, dict) and "outcome" in payload:
-                return payload  # a command result with a non-2xx status: show it as is
-            raise CliError(f"{method} {path}: HTTP {exc.code}: {payload.get('error', payload)}") from None
-        except urllib.error.URLError as exc:
-            raise CliError(f"cannot reach the edge at {self.base}: {exc.reason} (is it running?)") from None
-
-
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
-
-
-def _print(data: Any, as_json: bool, columns: list[str]) -> None:
-    if as_json:
-        print(json.dumps(data, indent=2))
-    elif not data:
-        print("(none)")
-    else:
-        print(_table(data, columns))
-
-
-def _cell(value: Any) -> str:
-    """One table cell: numbers rounded to 0.1, three phases as L1/L2/L3, objects as key=value."""
-    if isinstance(value, float):
-        return f"{value:.1f}"
-    if isinstance(value, list) and len(value) == 3 and all(isinstance(v, (int, float)) or v is None for v in value):
-        return " ".join(f"{name} " + ("-" if v is None else f"{v:.1f}") for name, v in zip(PHASES, value))
-    if isinstance(value, dict):
-        return " ".join(f"{k}={_cell(v) or '-'}" for k, v in value.items())
-    if isinstance(value, list):
-        return ", ".join(_cell(v) for v in value) if value else "-"
-    return "" if value is None else str(value)
-
-
-def _fields(data: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
-    """A key/value table of an object's plain fields."""
-    rows = [{"field": k, "value": _cell(v)} for k, v in data.items()
-            if k not in skip and not (isinstance(v, list) and v and isinstance(v[0], dict))]
-    return _table(rows, ["field", "value"])
+from edge.config import ConfigError, config_warnings, load_config
+from edge.ctl import (DEFAULT_CONFIG, DEFAULT_STATE_DIR, PHASES, ApiClient, CliError, cell, config_path_of, fields,
+                      reach_config, show, state_dir_of, table)
 
 
 def _command(result: dict[str, Any]) -> str:
@@ -153,12 +34,12 @@ def _command(result: dict[str, Any]) -> str:
              f"(actions log #{result.get('action_id')})"]
     response = result.get("response")
     if isinstance(response, dict) and response:
-        lines.append(_fields(response))
+        lines.append(fields(response))
         for key, value in response.items():
             if isinstance(value, list) and value and isinstance(value[0], dict):
-                lines.append(f"\n{key}:\n" + _table(value, list(dict.fromkeys(k for v in value for k in v))))
+                lines.append(f"\n{key}:\n" + table(value, list(dict.fromkeys(k for v in value for k in v))))
     elif response not in (None, {}):
-        lines.append(f"response: {_cell(response)}")
+        lines.append(f"response: {cell(response)}")
     return "\n".join(lines)
 
 
@@ -181,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level, args.log_format)
     # An invalid site config: the last good one if there is one (loudly), else exit 2 (main()).
-    start = choose_config(Path(_config_path(args)), _state_dir(args))
+    start = choose_config(Path(config_path_of(args)), state_dir_of(args))
     try:
         asyncio.run(run_edge(start.config, config_text=start.text, config_fallback=start.fallback,
                              config_source=start.source))
@@ -202,7 +83,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 def cmd_config_status(args: argparse.Namespace) -> int:
     """What the running edge runs on; exit 1 while that is the last good config, not the site config."""
-    status = ApiClient(_load(args)).request("GET", "/config")
+    status = ApiClient(reach_config(args)).request("GET", "/config")
     if args.json:
         print(json.dumps(status, indent=2))
     elif status["ok"]:
@@ -246,7 +127,7 @@ def _refusal_line(refusal: dict[str, Any] | None) -> str | None:
 
 
 def cmd_chargers(args: argparse.Namespace) -> int:
-    api = ApiClient(_load(args))
+    api = ApiClient(reach_config(args))
     quote = urllib.parse.quote
     if args.action == "adopt":
         if not args.id:
@@ -279,15 +160,15 @@ def cmd_chargers(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(view, indent=2))
             return 0
-        print(_fields(view, skip=("connectors", "active_transactions", "credentials", "last_refusal")))
+        print(fields(view, skip=("connectors", "active_transactions", "credentials", "last_refusal")))
         if view.get("connectors"):
-            print("\nconnectors:\n" + _table(view["connectors"], ["connector_id", "status", "error_code", "info",
+            print("\nconnectors:\n" + table(view["connectors"], ["connector_id", "status", "error_code", "info",
                                                                   "at"]))
         if view.get("active_transactions"):
-            print("\nrunning sessions:\n" + _table(view["active_transactions"], [
+            print("\nrunning sessions:\n" + table(view["active_transactions"], [
                 "id", "connector_id", "id_tag", "start_time", "meter_start"]))
         if view.get("credentials"):
-            print("\ncredentials:\n" + _fields(view["credentials"]))
+            print("\ncredentials:\n" + fields(view["credentials"]))
         if line := _refusal_line(view.get("last_refusal")):
             print(f"\nlast {line}")
         return 0
@@ -302,7 +183,7 @@ def cmd_chargers(args: argparse.Namespace) -> int:
         row["last_refusal"] = _refusal_line(refusals.get(row["id"]))
         if row["registration"] == "never-connected" and row["last_refusal"]:
             row["registration"] = "refused"
-    _print(rows, args.json, ["id", "registration", "connection_status", "connected", "hardware_status",
+    show(rows, args.json, ["id", "registration", "connection_status", "connected", "hardware_status",
                              "vendor", "model", "last_frame_at", "connectors", "last_refusal"])
     return 0
 
@@ -334,7 +215,7 @@ def _charger_password(api: ApiClient, args: argparse.Namespace) -> int:
 def cmd_health(args: argparse.Namespace) -> int:
     """Is the edge well: the journal commits, and which of its parts failed and were started again.
     Exit 1 while a part has failed since the start (for monitoring scripts)."""
-    health = ApiClient(_load(args)).request("GET", "/health")
+    health = ApiClient(reach_config(args)).request("GET", "/health")
     if args.json:
         print(json.dumps(health, indent=2))
         return 0 if health["healthy"] and not health["failed_parts"] else 1
@@ -351,15 +232,15 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         # A session's departure and energy for load management's `scheduled` strategy.
         if args.tx is None or args.departure is None or args.energy is None:
             raise SystemExit("edgectl sessions needs TX --departure 17:30 --energy 20 (kWh)")
-        result = ApiClient(_load(args)).request("POST", f"/sessions/{args.tx}/needs",
+        result = ApiClient(reach_config(args)).request("POST", f"/sessions/{args.tx}/needs",
                                                 body={"departure": args.departure, "energy_kwh": args.energy})
         print(json.dumps(result, indent=2) if args.json else
               f"session {result['transaction_id']}: leaves {result['departure']}, wants {result['energy_kwh']:g} kWh"
               f" (strategy {result['strategy']})")
         return 0
-    rows = ApiClient(_load(args)).request("GET", "/sessions", query={
+    rows = ApiClient(reach_config(args)).request("GET", "/sessions", query={
         "charger": args.charger, "state": args.state, "limit": args.limit})
-    _print(rows, args.json, ["id", "charger_id", "connector_id", "id_tag", "auth_status", "start_time",
+    show(rows, args.json, ["id", "charger_id", "connector_id", "id_tag", "auth_status", "start_time",
                              "stop_time", "energy_wh", "stop_reason", "state"])
     return 0
 
@@ -367,7 +248,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 def cmd_log(args: argparse.Namespace) -> int:
     import time
 
-    api = ApiClient(_load(args))
+    api = ApiClient(reach_config(args))
     _known_charger(api, args.charger)
     path = f"/chargers/{urllib.parse.quote(args.charger)}/logs/{args.kind}"
     columns = {"communication": ["at", "direction", "frame"], "network": ["at", "status", "event", "detail"],
@@ -375,7 +256,7 @@ def cmd_log(args: argparse.Namespace) -> int:
                "actions": ["at", "actor", "action", "request", "reason", "outcome", "response"],
                "data_transfers": ["at", "vendor_id", "message_id", "data"]}[args.kind]
     rows = list(reversed(api.request("GET", path, query={"limit": args.limit})))
-    _print(rows, args.json, columns)
+    show(rows, args.json, columns)
     if not args.follow:
         return 0
     # --follow: what is new, once a second, until Ctrl-C (rows are numbered; newest first from the API).
@@ -385,7 +266,7 @@ def cmd_log(args: argparse.Namespace) -> int:
             time.sleep(1.0)
             new = [r for r in reversed(api.request("GET", path, query={"limit": 500})) if r.get("id", 0) > last]
             for row in new:
-                print(json.dumps(row) if args.json else "  ".join(_cell(row.get(c)) for c in columns), flush=True)
+                print(json.dumps(row) if args.json else "  ".join(cell(row.get(c)) for c in columns), flush=True)
                 last = max(last, row.get("id", 0))
     except KeyboardInterrupt:
         return 0
@@ -415,7 +296,7 @@ def parse_params(pairs: list[str], raw_json: str | None) -> dict[str, Any]:
 
 def cmd_cmd(args: argparse.Namespace) -> int:
     params = parse_params(args.params, args.params_json)
-    api = ApiClient(_load(args), timeout=120)
+    api = ApiClient(reach_config(args), timeout=120)
     _known_charger(api, args.charger)
     result = api.request(
         "POST", f"/chargers/{urllib.parse.quote(args.charger)}/commands/{urllib.parse.quote(args.action)}",
@@ -425,16 +306,16 @@ def cmd_cmd(args: argparse.Namespace) -> int:
 
 
 def cmd_tags(args: argparse.Namespace) -> int:
-    api = ApiClient(_load(args))
+    api = ApiClient(reach_config(args))
     quote = urllib.parse.quote
     if args.action == "list":
-        _print(api.request("GET", "/tokens"), args.json,
+        show(api.request("GET", "/tokens"), args.json,
                ["id_tag", "rfid", "user", "user_group", "status", "expiry", "card_number"])
         return 0
     if args.action == "learn":
         if not args.tag:
             rows = api.request("GET", "/tags/learn")
-            _print(rows, args.json, ["id_tag", "charger_id", "last_seen", "attempts"])
+            show(rows, args.json, ["id_tag", "charger_id", "last_seen", "attempts"])
             if rows and not args.json:
                 print("\nassign one with: edgectl tags learn TAG --group GROUP [--user NAME]")
             return 0
@@ -462,15 +343,15 @@ def cmd_tags(args: argparse.Namespace) -> int:
 
 
 def cmd_authorizations(args: argparse.Namespace) -> int:
-    rows = ApiClient(_load(args)).request("GET", "/authorizations", query={
+    rows = ApiClient(reach_config(args)).request("GET", "/authorizations", query={
         "status": args.status, "charger": args.charger, "limit": args.limit})
-    _print(list(reversed(rows)), args.json,
+    show(list(reversed(rows)), args.json,
            ["at", "charger_id", "connector_id", "id_tag", "user_group", "method", "status", "reason"])
     return 0
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    api = ApiClient(_load(args))
+    api = ApiClient(reach_config(args))
     _known_charger(api, args.charger)
     result = api.request("POST", f"/chargers/{urllib.parse.quote(args.charger)}/remote-start",
                          body={"connector": args.connector, "token": args.token, "reason": args.reason})
@@ -479,14 +360,14 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    result = ApiClient(_load(args)).request("POST", f"/sessions/{args.session}/remote-stop",
+    result = ApiClient(reach_config(args)).request("POST", f"/sessions/{args.session}/remote-stop",
                                             body={"reason": args.reason})
     print(json.dumps(result, indent=2) if args.json else _command(result))
     return 0 if result.get("outcome") == "ok" else 1
 
 
 def cmd_reserve(args: argparse.Namespace) -> int:
-    api = ApiClient(_load(args))
+    api = ApiClient(reach_config(args))
     charger = urllib.parse.quote(args.charger)
     if args.cancel is not None:
         result = api.request("DELETE", f"/chargers/{charger}/reservations/{args.cancel}")
@@ -500,14 +381,14 @@ def cmd_reserve(args: argparse.Namespace) -> int:
 
 
 def cmd_dlm(args: argparse.Namespace) -> int:
-    api = ApiClient(_load(args))
+    api = ApiClient(reach_config(args))
     if args.action == "series":
         rows = api.request("GET", "/dlm/series", query={"circuit": args.circuit, "since": args.since,
                                                         "limit": args.limit})
         if not args.json:   # the journal numbers phases 1-3 and keeps full floats: shown as L1-L3, to 0.1 A
             rows = [{**r, "phase": PHASES[r["phase"] - 1] if r.get("phase") in (1, 2, 3) else r.get("phase")}
-                    | {k: _cell(v) for k, v in r.items() if isinstance(v, float)} for r in rows]
-        _print(rows, args.json, ["at", "circuit", "phase", "metered_max", "metered_mean", "unmanaged", "reserved",
+                    | {k: cell(v) for k, v in r.items() if isinstance(v, float)} for r in rows]
+        show(rows, args.json, ["at", "circuit", "phase", "metered_max", "metered_mean", "unmanaged", "reserved",
                                  "allocated", "limit_a", "failsafe"])
         return 0
     body = api.request("GET", "/dlm", query={"charger": args.charger})
@@ -521,7 +402,7 @@ def cmd_dlm(args: argparse.Namespace) -> int:
               for c in body["circuits"] for p in c["phases"]]
     if not args.charger:
         print(f"strategy {body['strategy']}, margin {body['margin']:g} A per phase")
-        print(_table(phases, ["circuit", "phase", "limit", "metered", "unmanaged", "reserved", "allocated",
+        print(table(phases, ["circuit", "phase", "limit", "metered", "unmanaged", "reserved", "allocated",
                               "headroom"]))
         for p in phases:
             if over := p.get("over"):   # measured over its limit (edge/dlm/overload.py)
@@ -534,9 +415,9 @@ def cmd_dlm(args: argparse.Namespace) -> int:
                 print(f"cloud cap on circuit {c['id']}: {cap['max_current']:g} A per phase "
                       f"until {cap['until'] or 'further notice'}: {cap['reason'] or 'no reason given'}")
         print()
-    connectors = [{**c, "measured": _cell(c.get("measured")), "limit": _cell(c.get("limit"))}
+    connectors = [{**c, "measured": cell(c.get("measured")), "limit": cell(c.get("limit"))}
                   for c in body["connectors"]]
-    print(_table(connectors, ["charger_id", "connector_id", "transaction_id", "limit", "held", "phases",
+    print(table(connectors, ["charger_id", "connector_id", "transaction_id", "limit", "held", "phases",
                               "measured", "reason"]))
     return 0
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edge.ocpp import certificates
+from edge import ctl
 
 
 def register(sub: argparse._SubParsersAction, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
@@ -90,9 +91,7 @@ def _write(path: Path, data: bytes, *, secret: bool = False) -> None:
 
 
 def cmd_ca(args: argparse.Namespace) -> int:
-    from edge import cli   # edge.cli registers this module: import it late
-
-    config = cli._load(args)
+    config = ctl.reach_config(args)
     tls = config.ocpp.tls
     if tls is None:
         from edge.config import OcppTlsSection
@@ -104,7 +103,7 @@ def cmd_ca(args: argparse.Namespace) -> int:
     days = {"days": args.days} if args.days else {}
     if args.action == "init":
         if ca_pem_path.exists() and not args.force:
-            raise cli.CliError(f"{ca_pem_path} exists: a new CA would make every certificate it signed untrusted "
+            raise ctl.CliError(f"{ca_pem_path} exists: a new CA would make every certificate it signed untrusted "
                                "(--force if that is what you want)")
         issued = certificates.make_ca(args.name or f"{config.site.id} site CA", now=now, rsa=args.rsa, **days)
         _write(ca_key_path, issued.key or b"", secret=True)
@@ -113,12 +112,12 @@ def cmd_ca(args: argparse.Namespace) -> int:
         return _show(certificates.describe(issued.certificate, now=now), args.json)
     if args.action in ("server-cert", "charger-cert"):
         if not args.names:
-            raise cli.CliError(f"{args.action}: give " + ("the names and addresses chargers reach the edge by"
+            raise ctl.CliError(f"{args.action}: give " + ("the names and addresses chargers reach the edge by"
                                                           if args.action == "server-cert" else "the charge point id"))
         try:
             ca_pem, ca_key = ca_pem_path.read_bytes(), ca_key_path.read_bytes()
         except OSError as exc:
-            raise cli.CliError(f"cannot read the site CA ({exc.strerror}: {exc.filename}); "
+            raise ctl.CliError(f"cannot read the site CA ({exc.strerror}: {exc.filename}); "
                                "make it with `edgectl ca init`") from None
         try:
             if args.action == "server-cert":
@@ -131,21 +130,21 @@ def cmd_ca(args: argparse.Namespace) -> int:
                 out = Path(args.out) if args.out else ca_pem_path.parent
                 cert_path, key_path = out / f"{args.names[0]}.pem", out / f"{args.names[0]}.key"
         except certificates.CertificateError as exc:
-            raise cli.CliError(str(exc)) from None
+            raise ctl.CliError(str(exc)) from None
         _write(key_path, issued.key or b"", secret=True)
         _write(cert_path, issued.certificate)
         print(f"written: {cert_path} and {key_path}")
         return _show(certificates.describe(issued.certificate, now=now), args.json)
     if args.action == "show":
         if not args.names:
-            raise cli.CliError("show: give a PEM file")
+            raise ctl.CliError("show: give a PEM file")
         try:
             return _show(certificates.describe(Path(args.names[0]).read_bytes(), now=now), args.json)
         except OSError as exc:
-            raise cli.CliError(f"cannot read {args.names[0]}: {exc.strerror}") from None
+            raise ctl.CliError(f"cannot read {args.names[0]}: {exc.strerror}") from None
         except certificates.CertificateError as exc:
-            raise cli.CliError(f"{args.names[0]}: {exc}") from None
-    client = cli.ApiClient(config)
+            raise ctl.CliError(f"{args.names[0]}: {exc}") from None
+    client = ctl.ApiClient(config)
     if args.action == "reload":
         result = client.request("POST", "/security/reload")
         print(json.dumps(result, indent=2) if args.json else
@@ -169,8 +168,6 @@ def _show(view: dict[str, Any], as_json: bool) -> int:
 
 
 def render(body: dict[str, Any]) -> str:
-    from edge import cli
-
     tls = body.get("tls")
     lines = [f"wss:// on port {tls['port']} ({tls['certificate']}, {tls['reloads']} reloads)"
              + (f"; LAST RELOAD FAILED: {tls['last_error']}" if tls.get("last_error") else "")
@@ -180,29 +177,27 @@ def render(body: dict[str, Any]) -> str:
                  "last_at": c["seen"]["last_at"], "tls": c["seen"]["tls_version"],
                  "certificate": c["seen"]["cert_subject"], "cert_until": c["seen"]["cert_not_after"]}
                 if c["seen"] else {})} for c in body["chargers"]]
-    lines += ["", cli._table(rows, ["charger", "profile", "connected", "seen_level", "last_level", "last_at", "tls",
+    lines += ["", ctl.table(rows, ["charger", "profile", "connected", "seen_level", "last_level", "last_at", "tls",
                                     "certificate", "cert_until"])]
     if body.get("tls_refused"):
         lines += ["", "refused TLS handshakes (newest last):",
-                  cli._table(body["tls_refused"], ["at", "address", "charger_id", "reason"])]
+                  ctl.table(body["tls_refused"], ["at", "address", "charger_id", "reason"])]
     if body.get("security_events"):
         lines += ["", "security events the chargers reported (newest first; critical ones are alerted):",
-                  cli._table(body["security_events"][:20], ["at", "charger_id", "type", "critical", "tech_info"])]
+                  ctl.table(body["security_events"][:20], ["at", "charger_id", "type", "critical", "tech_info"])]
     return "\n".join(lines)
 
 
 def cmd_security(args: argparse.Namespace) -> int:
     import time
     import urllib.parse
-
-    from edge import cli
     from edge.ocpp.security_messages import hash_data
 
-    client = cli.ApiClient(cli._load(args), timeout=120)
+    client = ctl.ApiClient(ctl.reach_config(args), timeout=120)
     reason = args.reason or f"edgectl security {args.action}"
     needs_charger = args.action not in ("issued", "logs", "rotate")
     if needs_charger and not args.charger:
-        raise cli.CliError(f"security {args.action}: give the charge point id")
+        raise ctl.CliError(f"security {args.action}: give the charge point id")
     charger = urllib.parse.quote(args.charger or "")
 
     def command(action: str, params: dict[str, Any]) -> int:
@@ -213,11 +208,11 @@ def cmd_security(args: argparse.Namespace) -> int:
 
     def pem(path: str | None) -> str:
         if not path:
-            raise cli.CliError(f"security {args.action}: give a PEM certificate file")
+            raise ctl.CliError(f"security {args.action}: give a PEM certificate file")
         try:
             return Path(path).read_text()
         except OSError as exc:
-            raise cli.CliError(f"cannot read {path}: {exc.strerror}") from None
+            raise ctl.CliError(f"cannot read {path}: {exc.strerror}") from None
 
     if args.action == "certs":
         return command("GetInstalledCertificateIds", {"certificateType": args.type or "CentralSystemRootCertificate"})
@@ -228,11 +223,11 @@ def cmd_security(args: argparse.Namespace) -> int:
         try:
             hashed = hash_data(pem(args.file).encode())
         except ValueError as exc:
-            raise cli.CliError(f"{args.file}: not a PEM certificate ({exc})") from None
+            raise ctl.CliError(f"{args.file}: not a PEM certificate ({exc})") from None
         return command("DeleteCertificate", {"certificateHashData": hashed})
     if args.action == "trigger":
         if not args.file:
-            raise cli.CliError("security trigger: give the message, e.g. SignChargePointCertificate")
+            raise ctl.CliError("security trigger: give the message, e.g. SignChargePointCertificate")
         params: dict[str, Any] = {"requestedMessage": args.file}
         if args.connector is not None:
             params["connectorId"] = args.connector
@@ -243,7 +238,7 @@ def cmd_security(args: argparse.Namespace) -> int:
     if args.action == "issued":
         rows = client.request("GET", "/security/certificates", query={"charger": args.charger})
         print(json.dumps(rows, indent=2) if args.json else
-              cli._table(rows, ["issued_at", "charger_id", "serial", "not_after", "answer"]))
+              ctl.table(rows, ["issued_at", "charger_id", "serial", "not_after", "answer"]))
         return 0
     if args.action == "getlog":
         body = {"log_type": args.type or "SecurityLog", "base_url": args.base_url, "reason": reason}
@@ -258,7 +253,7 @@ def cmd_security(args: argparse.Namespace) -> int:
                 print(data, end="")
             return 0
         rows = client.request("GET", "/security/logs", query={"charger": args.charger})
-        print(json.dumps(rows, indent=2) if args.json else cli._table(
+        print(json.dumps(rows, indent=2) if args.json else ctl.table(
             rows, ["request_id", "charger_id", "log_type", "requested_at", "status", "file_name", "size"]))
         return 0
     if args.action == "firmware":
@@ -277,15 +272,13 @@ def cmd_security(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(state, indent=2))
     elif state.get("steps"):
-        print(cli._table(state["steps"], ["charger_id", "kind", "state", "detail", "at"]))
+        print(ctl.table(state["steps"], ["charger_id", "kind", "state", "detail", "at"]))
     return 0
 
 
 def _firmware(args: argparse.Namespace, client: Any, charger: str, reason: str) -> int:
-    from edge import cli
-
     if not args.file or not args.signing_cert:
-        raise cli.CliError("security firmware: give the firmware file and --signing-cert")
+        raise ctl.CliError("security firmware: give the firmware file and --signing-cert")
     firmware = Path(args.file).resolve()
     signature = args.signature
     if args.sign_with:
@@ -294,7 +287,7 @@ def _firmware(args: argparse.Namespace, client: Any, charger: str, reason: str) 
         from edge.ocpp.firmware import sign_firmware
         signature = sign_firmware(firmware.read_bytes(), load_pem_private_key(Path(args.sign_with).read_bytes(), None))
     if not signature:
-        raise cli.CliError("security firmware: give --signature (Base64) or --sign-with KEY")
+        raise ctl.CliError("security firmware: give --signature (Base64) or --sign-with KEY")
     body = {"path": str(firmware), "signing_certificate": Path(args.signing_cert).read_text(),
             "signature": signature, "base_url": args.base_url, "reason": reason,
             "manufacturer_root": Path(args.manufacturer_root).read_text() if args.manufacturer_root else None}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from edge.cdr.plausibility import STATUSES
+from edge import ctl
 
 
 def register(sub: argparse._SubParsersAction, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
@@ -37,18 +38,16 @@ def register(sub: argparse._SubParsersAction, with_config: Callable[[argparse.Ar
 
 
 def cmd_cdrs(args: argparse.Namespace) -> int:
-    from edge import cli   # edge.cli registers this module: import it late
-
-    api = cli.ApiClient(cli._load(args))
+    api = ctl.ApiClient(ctl.reach_config(args))
     if args.action == "show":
         if not args.id:
-            raise cli.CliError("usage: edgectl cdrs show ID")
+            raise ctl.CliError("usage: edgectl cdrs show ID")
         record = api.request("GET", f"/cdrs/{urllib.parse.quote(args.id)}")
         history = api.request("GET", f"/cdrs/{urllib.parse.quote(args.id)}/revisions")
         print(json.dumps({**record, "revisions": [{k: r.get(k) for k in HISTORY} for r in history]}, indent=2))
         return 0
     if args.action == "quarantined":
-        cli._print(api.request("GET", "/cdrs/quarantine"), args.json, QUARANTINE_COLUMNS)
+        ctl.show(api.request("GET", "/cdrs/quarantine"), args.json, QUARANTINE_COLUMNS)
         return 0
     if args.action == "retry":
         return _retry(api, args)
@@ -65,7 +64,7 @@ def cmd_cdrs(args: argparse.Namespace) -> int:
     rows = api.request("GET", "/cdrs", query={**query, "limit": args.limit, "newest": 1})[::-1]
     if not args.json:
         rows = [{**row, "revision": revision_mark(row)} for row in rows]
-    cli._print(rows, args.json, ["id", "charger_id", "connector_id", "transaction_id", "id_tag", "start_time",
+    ctl.show(rows, args.json, ["id", "charger_id", "connector_id", "transaction_id", "id_tag", "start_time",
                                  "energy_kwh", "price_gross", "currency", "tariff", "status", "revision"])
     revised = sum(1 for row in rows if (row.get("supersedes") and not row.get("superseded_by")))
     if revised and not args.json:
@@ -94,14 +93,12 @@ def revision_mark(row: dict) -> str:
 
 
 def _retry(api, args: argparse.Namespace) -> int:
-    from edge import cli
-
     body = {}
     if args.id:
         try:
             body["transaction_id"] = int(args.id)
         except ValueError:
-            raise cli.CliError(f"usage: edgectl cdrs retry [TRANSACTION_ID] ({args.id!r} is not a number)") from None
+            raise ctl.CliError(f"usage: edgectl cdrs retry [TRANSACTION_ID] ({args.id!r} is not a number)") from None
     outcomes = api.request("POST", "/cdrs/quarantine/retry", body)
     if args.json:
         print(json.dumps(outcomes, indent=2))

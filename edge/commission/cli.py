@@ -9,6 +9,8 @@ import argparse
 import json
 from typing import Any, Callable
 
+from edge import ctl
+
 MARK = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
 
 
@@ -42,10 +44,8 @@ def report_text(report: dict[str, Any]) -> str:
 
 
 def cmd_commission(args: argparse.Namespace) -> int:
-    from edge import cli   # edge.cli registers this module: import it late
-
     # The rotation detection waits for cars to follow each step: allow for many chargers.
-    report = cli.ApiClient(cli._load(args), timeout=1800).request(
+    report = ctl.ApiClient(ctl.reach_config(args), timeout=1800).request(
         "POST", "/commission", body={"detect_rotation": args.detect_rotation})
     print(json.dumps(report, indent=2) if args.json else report_text(report))
     return 0 if report["ok"] else 1

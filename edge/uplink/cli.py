@@ -7,6 +7,7 @@ import json
 from typing import Any, Callable
 
 from contract.v1 import STREAMS
+from edge import ctl
 
 
 def register(sub: argparse._SubParsersAction, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
@@ -22,9 +23,7 @@ def register(sub: argparse._SubParsersAction, with_config: Callable[[argparse.Ar
 
 
 def cmd_uplink(args: argparse.Namespace) -> int:
-    from edge import cli   # edge.cli registers this module: import it late
-
-    client = cli.ApiClient(cli._load(args))
+    client = ctl.ApiClient(ctl.reach_config(args))
     if args.action == "release":
         result = client.request("POST", "/uplink/release", {"stream": args.stream} if args.stream else {})
         print(json.dumps(result) if args.json else f"{result['released']} message(s) set aside go again")
@@ -38,8 +37,6 @@ def cmd_uplink(args: argparse.Namespace) -> int:
 
 
 def render(body: dict[str, Any]) -> str:
-    from edge import cli
-
     if not body.get("enabled"):
         return body.get("note", "the uplink is off")
     state = f"connected since {body['connected_since']}" if body["connected"] else "NOT connected"
@@ -52,15 +49,15 @@ def render(body: dict[str, Any]) -> str:
                      "they are kept")
     rows = [{"stream": name, **s} for name, s in body["streams"].items()]
     # delivered: confirmed stored by the cloud (its receipt); unconfirmed: sent, receipt awaited.
-    lines += ["", cli._table(rows, ["stream", "backlog", "oldest_at", "last_seq", "unconfirmed", "delivered",
+    lines += ["", ctl.table(rows, ["stream", "backlog", "oldest_at", "last_seq", "unconfirmed", "delivered",
                                     "last_delivered_at", "dropped", "held", "refused"])]
     if body.get("held"):
         lines += ["", "set aside (the cloud refused them; `edgectl uplink release` sends them again):",
-                  cli._table(body["held"], ["stream", "seq", "id", "type", "at", "why"])]
+                  ctl.table(body["held"], ["stream", "seq", "id", "type", "at", "why"])]
     versions = [{"kind": kind, **v} for kind, v in body["downlink"]["versions"].items()]
     if versions:
-        lines += ["", cli._table(versions, ["kind", "version", "mode", "applied_at", "in_force", "message_id"])]
+        lines += ["", ctl.table(versions, ["kind", "version", "mode", "applied_at", "in_force", "message_id"])]
     recent = body["downlink"]["recent"][:10][::-1]
     if recent:
-        lines += ["", cli._table(recent, ["at", "kind", "message_id", "version", "status", "error"])]
+        lines += ["", ctl.table(recent, ["at", "kind", "message_id", "version", "status", "error"])]
     return "\n".join(lines)

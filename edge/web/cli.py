@@ -8,6 +8,8 @@ import os
 import sys
 from typing import Callable
 
+from edge import ctl
+
 MIN_LENGTH = 8
 
 
@@ -21,30 +23,27 @@ def register(sub: argparse._SubParsersAction, with_config: Callable[[argparse.Ar
 
 
 def _read_password() -> str:
-    from edge.cli import CliError
-
     if sys.stdin.isatty():
         password = getpass.getpass("installer password: ")
         if getpass.getpass("again: ") != password:
-            raise CliError("the passwords differ")
+            raise ctl.CliError("the passwords differ")
     else:
         password = sys.stdin.readline().rstrip("\n")
     if len(password) < MIN_LENGTH:
-        raise CliError(f"the installer password needs at least {MIN_LENGTH} characters")
+        raise ctl.CliError(f"the installer password needs at least {MIN_LENGTH} characters")
     return password
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from edge import cli   # edge.cli registers this module: import it late
     from edge.ocpp.security import hash_password
     from edge.web.page.logins import PASSWORD_FILE, write_password_hash
 
-    config = cli._load(args)
+    config = ctl.reach_config(args)
     password = _read_password()
     try:
         stored = hash_password(password)
     except ValueError as exc:
-        raise cli.CliError(str(exc)) from None
+        raise ctl.CliError(str(exc)) from None
     path = config.state_path(PASSWORD_FILE)
     try:
         write_password_hash(path, stored)
@@ -52,6 +51,6 @@ def cmd_web(args: argparse.Namespace) -> int:
         if os.geteuid() == 0 and owner.st_uid != 0:
             os.chown(path, owner.st_uid, owner.st_gid)   # run as root: the edge's user must read it
     except OSError as exc:
-        raise cli.CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise ctl.CliError(f"cannot write {path}: {exc.strerror or exc}") from None
     print(f"installer password set (kept hashed in {path}); the web page asks for it from the next login on")
     return 0

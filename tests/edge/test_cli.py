@@ -76,7 +76,7 @@ async def test_chargers_sessions_log_and_cmd(make_edge, tmp_path, capsys):
 
 
 def test_cells_round_and_name_the_phases():
-    from edge.cli import _cell
+    from edge.ctl import cell as _cell
 
     assert _cell(12.3456) == "12.3" and _cell([1.04, None, 16.0]) == "L1 1.0 L2 - L3 16.0"
     assert _cell({"a": 1, "b": None}) == "a=1 b=-" and _cell(None) == "" and _cell(7) == "7" and _cell([]) == "-"
