@@ -299,6 +299,7 @@ class Run:
                 await self.send("traffic on")
                 for count in setups:
                     await self.scale_to(count)
+                    await self.quiet()      # a new instance first handles every site's retained state
                     await self.measure(count)
                 if args.storm:
                     await self.storm()
