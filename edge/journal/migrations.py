@@ -614,6 +614,29 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE uplink_settings ADD COLUMN connection INTEGER NOT NULL DEFAULT 0;
     """,
+    # 16: CSRs sent to the cloud to sign (issue 17, [ocpp.tls] csr_signing = "cloud": edge/journal/certificates.py).
+    # One row per charger and CSR, from SignCertificate to the charger's CertificateSigned answer, so a
+    # restart in between loses nothing: waiting (up, no answer yet), signed (the certificate is here, to be
+    # sent when the charger is ready), sent (answer: what the charger said), refused (by the cloud: error),
+    # superseded (the charger sent a newer CSR), expired (no answer from the cloud in time).
+    """
+    CREATE TABLE csr_forwards (
+        charger_id      TEXT NOT NULL,
+        csr_sha256      TEXT NOT NULL,
+        csr             TEXT NOT NULL,
+        requested_at    TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        certificate     TEXT,               -- the chain (PEM), the charger's first
+        serial          TEXT,
+        not_after       TEXT,
+        push_id         TEXT,               -- the cloud's Down message that brought it
+        answer          TEXT,
+        error           TEXT,
+        updated_at      TEXT NOT NULL,
+        PRIMARY KEY (charger_id, csr_sha256)
+    );
+    CREATE INDEX csr_forwards_by_status ON csr_forwards (status, requested_at);
+    """,
 ]
 
 
