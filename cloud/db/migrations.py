@@ -275,6 +275,33 @@ MIGRATIONS: list[str | dict[str, str]] = [
         value TEXT NOT NULL
     )
     """},
+    # 7: chargers' CSRs the sites send up to be signed with the operator's CA (issue 17, cloud/certificates.py).
+    # One row per site and CSR (a CSR sent again is the same row, and gets the same certificate): pending, then
+    # issued (serial, certificate, the push that carries it down) or refused (error); answer: what the charger
+    # said to the CertificateSigned (certificate.answer from the site).
+    """
+    CREATE TABLE csrs (
+        site TEXT NOT NULL,
+        csr_sha256 TEXT NOT NULL,
+        charger_id TEXT NOT NULL,
+        csr TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        error TEXT,
+        serial TEXT,
+        not_after TEXT,
+        certificate TEXT,
+        push_id TEXT,
+        settled_at TEXT,
+        answer TEXT,
+        answered_at TEXT,
+        PRIMARY KEY (site, csr_sha256)
+    );
+    CREATE INDEX csrs_pending ON csrs(status, received_at);
+    CREATE INDEX csrs_site ON csrs(site, received_at)
+    """,
 ]
 
 
