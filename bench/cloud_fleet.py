@@ -31,6 +31,7 @@ import asyncio
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -249,6 +250,8 @@ class Window:
     end: float = 0.0      # ... to here are this window's
     stored: int = 0
     cpu: dict[str, float] = field(default_factory=dict)
+    quiet_before: bool = True   # the instances had caught up when the warm-up began
+    pending_at_end: int = 0     # messages the sites still held, unconfirmed, when the window ended
 
 
 class Run:
@@ -299,8 +302,8 @@ class Run:
                 await self.send("traffic on")
                 for count in setups:
                     await self.scale_to(count)
-                    await self.quiet()      # a new instance first handles every site's retained state
-                    await self.measure(count)
+                    quiet = await self.quiet()      # a new instance first handles every site's retained state
+                    await self.measure(count, quiet)
                 if args.storm:
                     await self.storm()
                 await self.send("traffic off")
@@ -343,22 +346,26 @@ class Run:
                                   "failures": total(self.generators, "connect_failed")}
         progress(f"connected: {json.dumps(self.report['connect'])}")
 
-    async def quiet(self, timeout: float = 600) -> None:
-        """Until no instance has anything waiting (the sites' births are handled)."""
+    async def quiet(self, timeout: float = 120) -> bool:
+        """Until no instance has anything waiting (the sites' births are handled), for at most `timeout`
+        (under more traffic than the instances carry, that never comes). -> whether it came."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             docs = [await health(self.http, i) for i in self.instances]
             if all(d is not None and not d.get("ingest_waiting") for d in docs):
-                return
+                return True
             await asyncio.sleep(1.0)
+        progress(f"the instances still had work waiting after {timeout:.0f} s: measuring all the same")
+        return False
 
-    async def measure(self, instances: int) -> None:
+    async def measure(self, instances: int, quiet: bool) -> None:
         await asyncio.sleep(self.args.warmup)
-        window = Window(f"{instances} instance(s)", instances, time.time())
+        window = Window(f"{instances} instance(s)", instances, time.time(), quiet_before=quiet)
         cpu0, stored0 = self.cpu.read(self.pids()), self.db.stored()
         await asyncio.sleep(self.args.seconds)
         window.end = time.time()
         window.cpu, window.stored = self.cpu.since(cpu0, self.pids()), self.db.stored() - stored0
+        window.pending_at_end = total(self.generators, "pending")
         self.windows.append(window)
         progress(f"{window.name}: stored {window.stored / self.args.seconds:.1f} msg/s, "
                  f"pending at the sites {total(self.generators, 'pending')}")
@@ -435,6 +442,7 @@ class Run:
             busy = sum(v for k, v in w.cpu.items() if not k.startswith("generator"))
             setups.append({
                 "instances": w.instances, "sites": self.args.sites, "seconds": round(seconds, 1),
+                "caught_up_before": w.quiet_before, "left_at_sites_at_end": w.pending_at_end,
                 "created_msg_s": round(len(mine) / seconds, 1), "stored_msg_s": round(w.stored / seconds, 1),
                 "receipt_p50_s": _round(percentile(mine, 0.5)), "receipt_p99_s": _round(percentile(mine, 0.99)),
                 "receipt_max_s": _round(max(mine, default=None)),
@@ -488,6 +496,16 @@ class Run:
         self.db.admin.close()
 
 
+async def _stoppable(work: Any) -> Any:
+    """SIGTERM and SIGINT cancel the run, so its clean-up stops every process it started (a bench
+    started in the background by a shell ignores SIGINT)."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    return await task
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
@@ -498,7 +516,7 @@ def main(argv: list[str]) -> int:
         workdir = Path(os.environ.get("BENCH_FLEET_DIR") or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         run = Run(args, workdir)
-        report = asyncio.run(run.main())
+        report = asyncio.run(_stoppable(run.main()))
         if args.keep:
             progress(f"kept: {workdir} (set BENCH_FLEET_DIR to keep it after the run), schema {run.schema}")
     report = {"bench": "fleet", "cpus": os.cpu_count(), "sites": args.sites, "seconds": args.seconds,

@@ -115,6 +115,20 @@ class StreamState:
         self.refused_until = 0.0
         self.retry = REFUSED_RETRY[0]
 
+    def unsent(self, limit: int) -> list[list[Any]]:
+        """The next `limit` messages after sent_upto, by seq (not a scan of the whole backlog: after an
+        outage a site holds thousands)."""
+        if not self.pending:
+            return []
+        out = []
+        for seq in range(max(self.sent_upto + 1, next(iter(self.pending))), self.seq + 1):
+            entry = self.pending.get(seq)
+            if entry is not None:
+                out.append(entry)
+                if len(out) == limit:
+                    break
+        return out
+
     @staticmethod
     def new_window() -> Window:
         return Window(limit=EDGE.max_inflight * UNCONFIRMED_BATCHES * MAX_BATCH_MESSAGES,
@@ -305,7 +319,7 @@ class Site:
         if not self.up or self.client is None or time.monotonic() < st.refused_until:
             return
         while st.inflight < EDGE.max_inflight and st.window.has_room():
-            batch = [entry for seq, entry in st.pending.items() if seq > st.sent_upto][:MAX_BATCH_MESSAGES]
+            batch = st.unsent(MAX_BATCH_MESSAGES)
             if not batch:
                 return
             payload = encode(UpBatch(site=self.name, stream=stream, messages=[e[0] for e in batch]))
