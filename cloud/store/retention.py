@@ -10,7 +10,8 @@ One step at a time, each in its own short transaction (`step`), until there is n
    that day arriving later goes straight into its aggregate (cloud/store/telemetry.py).
 3. Aggregates older than today - aggregate_days are deleted.
 
-On PostgreSQL each step first takes an advisory lock (pg_try_advisory_xact_lock): with several
+On PostgreSQL each step first takes an advisory lock (pg_try_advisory_xact_lock, keyed by the
+schema too): with several
 instances one runs a step and the others find it taken and leave it. Dropping a partition locks
 the whole table for a moment; lock_timeout keeps that moment short, or the step waits for the
 next round.
@@ -56,13 +57,15 @@ def _attach(conn: Connection, day: date) -> None:
     conn.run(f"ALTER TABLE telemetry_raw ATTACH PARTITION {name} FOR VALUES FROM ('{low}') TO ('{high}')")
 
 
-def _fold_day(conn: Connection, table: str, low: str, high: str) -> int:
+def _fold_day(conn: Connection, table: str, low: str, high: str, *, delete: bool) -> int:
     """Folds the raw points of [low, high) in `table` into their minutes' aggregates, site by site
-    (a day of a whole fleet is not read at once); -> how many points."""
+    (a day of a whole fleet is not read at once), deleting them if `delete` (then exactly the rows
+    folded go: a point committed meanwhile stays for the next run); -> how many points."""
+    take = (f"DELETE FROM {table} WHERE site = ? AND at >= ? AND at < ? RETURNING at, seq, message_id, body"
+            if delete else f"SELECT at, seq, message_id, body FROM {table} WHERE site = ? AND at >= ? AND at < ?")
     count = 0
     for site in (r["site"] for r in conn.all("SELECT site FROM sites ORDER BY site")):
-        rows = conn.all(f"SELECT at, seq, message_id, body FROM {table} WHERE site = ? AND at >= ? AND at < ?",
-                        (site, low, high))
+        rows = conn.all(take, (site, low, high))
         telemetry.fold(conn, site, [Point(r["message_id"], r["seq"], r["at"], r["body"]) for r in rows])
         count += len(rows)
     return count
@@ -77,7 +80,9 @@ def step(conn: Connection, today: date, raw_days: int, aggregate_days: int) -> s
     """Does the next piece of retention work; -> what it did, None when there was nothing to do
     (or another instance holds the lock)."""
     if conn.dialect == "postgresql":
-        if not conn.one("SELECT pg_try_advisory_xact_lock(?) AS locked", (LOCK,))["locked"]:
+        # Keyed by schema too: advisory locks are per database, and two clouds may share one.
+        if not conn.one("SELECT pg_try_advisory_xact_lock(?, hashtext(current_schema())) AS locked",
+                        (LOCK,))["locked"]:
             return None
         conn.run("SET LOCAL lock_timeout = '5s'")
     raw_cutoff = today - timedelta(days=raw_days)
@@ -94,7 +99,10 @@ def step(conn: Connection, today: date, raw_days: int, aggregate_days: int) -> s
         if old:
             _set_horizon(conn, day_text(old[0] + timedelta(days=1)))
             low, high = day_text(old[0]), day_text(old[0] + timedelta(days=1))
-            folded = _fold_day(conn, have[old[0]], low, high)
+            # No insert into the day from here on (one waiting fails when the day is gone and is
+            # retried: the horizon then sends it to the aggregates), so what is read is all there is.
+            conn.run(f"LOCK TABLE {have[old[0]]} IN SHARE MODE")
+            folded = _fold_day(conn, have[old[0]], low, high, delete=False)
             conn.run(f"DROP TABLE {have[old[0]]}")
             return f"folded {folded} point(s) of {old[0]} into aggregates and dropped its partition"
         late = conn.one("SELECT min(at) AS at FROM telemetry_raw_default WHERE at < ?", (cutoff,))["at"]
@@ -107,8 +115,7 @@ def step(conn: Connection, today: date, raw_days: int, aggregate_days: int) -> s
         low, high = day_text(day), day_text(min(day + timedelta(days=1), raw_cutoff))
         _set_horizon(conn, high)
         table = "telemetry_raw_default" if conn.dialect == "postgresql" else "telemetry_raw"
-        folded = _fold_day(conn, table, low, high)
-        conn.run(f"DELETE FROM {table} WHERE site IN (SELECT site FROM sites) AND at >= ? AND at < ?", (low, high))
+        folded = _fold_day(conn, table, low, high, delete=True)
         return f"folded {folded} point(s) of {day} into aggregates and deleted them"
     _set_horizon(conn, cutoff)
     gone = conn.run("DELETE FROM telemetry_1m WHERE minute < ?", (day_text(today - timedelta(days=aggregate_days)),))

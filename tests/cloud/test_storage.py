@@ -117,9 +117,9 @@ async def test_retention_folds_old_days_into_minutes_and_reads_go_on_across_both
 async def test_one_instance_at_a_time_runs_retention(db, database_url):
     await store_days(db, TODAY - timedelta(days=4), 1)
     with psycopg.connect(database_url, autocommit=True) as other:     # another instance, mid-run
-        other.execute("SELECT pg_advisory_lock(%s)", (retention.LOCK,))
+        other.execute("SELECT pg_advisory_lock(%s, hashtext(current_schema()))", (retention.LOCK,))
         assert await run_retention(db, TODAY) == []
-        other.execute("SELECT pg_advisory_unlock(%s)", (retention.LOCK,))
+        other.execute("SELECT pg_advisory_unlock(%s, hashtext(current_schema()))", (retention.LOCK,))
     assert await run_retention(db, TODAY) != []
 
 
