@@ -376,7 +376,7 @@ class Run:
         args = self.args
         pending0 = total(self.generators, "pending")
         failed0, refused0 = total(self.generators, "connect_failed"), total(self.generators, "refused")
-        resent0 = total(self.generators, "resent")
+        resent0, lost0 = total(self.generators, "resent"), total(self.generators, "disconnected")
         cpu0 = self.cpu.read(self.pids())
         stopped = time.time()
         self.cpu.read(self.pids())         # the broker's last reading before it goes
@@ -394,8 +394,10 @@ class Run:
                 doc = await health(self.http, instance)
                 if doc:
                     peak_waiting = max(peak_waiting, int(doc.get("ingest_waiting") or 0))
-            if all_back is None and total(self.generators, "connected") == args.sites:
-                all_back = time.time()
+            # Every site has seen its connection end (a status line from before says nothing) and is back.
+            if all_back is None and total(self.generators, "disconnected") - lost0 >= args.sites \
+                    and total(self.generators, "connected") == args.sites:
+                all_back = max(g.status["t"] for g in self.generators)
             oldest = [g.status.get("oldest_pending") for g in self.generators]
             if all_back is not None and all(o is None or o >= back for o in oldest):
                 drained = time.time()
