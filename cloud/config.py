@@ -144,6 +144,18 @@ class Settings(BaseModel):
     # (cloud/store/retention.py). CDRs, sessions, statuses and alerts are kept for ever.
     telemetry_raw_days: Annotated[int, Field(ge=1, le=3650)] = 30
     telemetry_aggregate_days: Annotated[int, Field(ge=1, le=36500)] = 365
+    # The operator's CA, which signs chargers' CSRs the sites send up (cloud/certificates.py, docs/security.md):
+    # its certificate (PEM; intermediates up to the root may follow it: they go down with each certificate) and
+    # its key (PEM, unencrypted: the file's mode protects it). Neither: CSRs are refused, saying so.
+    ca_certificate: str | None = None
+    ca_key: str | None = None
+    certificate_days: Annotated[int, Field(ge=1, le=3650)] = 730
+
+    @model_validator(mode="after")
+    def _ca_pair(self) -> "Settings":
+        if (self.ca_certificate is None) != (self.ca_key is None):
+            raise ValueError("CLOUD_CA_CERTIFICATE and CLOUD_CA_KEY go together (the CA's certificate and its key)")
+        return self
 
     @field_validator("database_url")
     @classmethod
@@ -169,6 +181,9 @@ ENV = {
     "CLOUD_LOG_LEVEL": (None, "log_level"),
     "CLOUD_TELEMETRY_RAW_DAYS": (None, "telemetry_raw_days"),
     "CLOUD_TELEMETRY_AGGREGATE_DAYS": (None, "telemetry_aggregate_days"),
+    "CLOUD_CA_CERTIFICATE": (None, "ca_certificate"),
+    "CLOUD_CA_KEY": (None, "ca_key"),
+    "CLOUD_CERTIFICATE_DAYS": (None, "certificate_days"),
     "CLOUD_MQTT_HOST": ("mqtt", "host"),
     "CLOUD_MQTT_PORT": ("mqtt", "port"),
     "CLOUD_MQTT_USERNAME": ("mqtt", "username"),
@@ -204,11 +219,11 @@ def settings_from(env: Mapping[str, str], **overrides: object) -> Settings:
         problems = []
         for error in exc.errors():
             loc = tuple(str(p) for p in error["loc"])
-            name = _NAMES.get((loc[0], loc[1]) if len(loc) > 1 else (None, loc[0]), ".".join(loc))
+            name = _NAMES.get((loc[0], loc[1]) if len(loc) > 1 else (None, loc[0]) if loc else None, ".".join(loc))
             problem = error["msg"]
             if isinstance(error.get("ctx", {}).get("error"), DatabaseUrlError):
                 problem = str(error["ctx"]["error"])
-            if loc == ("mqtt",):         # settings that disagree with each other: the problem names them
+            if loc in (("mqtt",), ()):   # settings that disagree with each other: the problem names them
                 problems.append(problem.removeprefix("Value error, "))
             else:
                 problems.append(f"{name}={error.get('input')!r}: {problem}")

@@ -42,8 +42,8 @@ from pydantic import ValidationError
 from cloud.db import Connection, Database
 from cloud.mqtt import Received
 from cloud.store import ingest as store
-from contract.v1 import (MAX_PAYLOAD_BYTES, PREFIX, SITE_ID, Ack, AckReceipt, ContractError, Receipt, SiteState,
-                         UpBatch, acked_topic, encode, parse, parse_topic, receipt_topic)
+from contract.v1 import (CSR_TYPE, MAX_PAYLOAD_BYTES, PREFIX, SITE_ID, Ack, AckReceipt, ContractError, Receipt,
+                         SiteState, UpBatch, acked_topic, encode, parse, parse_topic, receipt_topic)
 from edge.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -192,6 +192,8 @@ class Ingest:
         self._changed = asyncio.Event()
         # Told the site id of every birth stored (a fresh online state): the downlink sends what it has not acked.
         self.on_birth: Callable[[str], None] | None = None
+        # Told when a stored status batch held a certificate.csr (cloud/certificates.py).
+        self.on_csr: Callable[[], None] | None = None
 
     def deliver(self, received: Received) -> None:
         """Called on the event loop (handed over from paho's thread)."""
@@ -289,6 +291,9 @@ class Ingest:
             for item in items:
                 if item.outcome == "state" and item.message.online and not item.received.retain:
                     self.on_birth(item.message.site)
+        if self.on_csr is not None and any(item.new and item.message.stream == "status" and any(
+                m.type == CSR_TYPE for m in item.message.messages) for item in items if item.outcome == "stored"):
+            self.on_csr()       # a charger's CSR is queued: cloud/certificates.py signs it
         self._note_gaps(items)
         self._count(group, items, rejections)
 

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from cloud.api import make_app
 from cloud.brokers import Brokers
+from cloud.certificates import CaError, CsrSigner, load_operator_ca
 from cloud.config import Settings
 from cloud.db import Database
 from cloud.downlink import Downlink
@@ -73,6 +74,9 @@ class CloudService:
         self.ingest = Ingest(self.db, self.link.ack, self.clock, send_receipt=self.link.send)
         self.downlink = Downlink(self.db, self.link, self.clock)
         self.ingest.on_birth = self.downlink.site_online
+        # Chargers' CSRs from the sites, signed with the operator's CA (read from its files at start).
+        self.signer = CsrSigner(self.db, self.downlink, None, self.clock)
+        self.ingest.on_csr = self.signer.wake
         self.retention = Retention(self.db, self.clock, settings.telemetry_raw_days, settings.telemetry_aggregate_days)
         self.app = make_app(self.db, self.downlink, self.ingest, self.link)
         self.ready = asyncio.Event()
@@ -104,14 +108,26 @@ class CloudService:
         finally:
             await self._runner.cleanup()
 
+    def _load_ca(self) -> None:
+        s = self.settings
+        if s.ca_certificate is None or s.ca_key is None:
+            log.info("no operator CA (CLOUD_CA_CERTIFICATE): chargers' CSRs from the sites are refused, saying so")
+            return
+        try:
+            self.signer.ca = load_operator_ca(s.ca_certificate, s.ca_key, s.certificate_days)
+        except CaError as exc:
+            raise StartupError(f"the operator CA cannot be used: {exc}") from None
+        log.info("operator CA %s signs chargers' CSRs", s.ca_certificate)
+
     async def run(self) -> None:
+        self._load_ca()
         await open_database(self.db, self.settings.database_url)
         log.info("database: %s", self.db.dialect)
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._parts = [tasks.create_task(part, name=name) for name, part in (
                     ("ingest", self.ingest.run()), ("mqtt", self.link.run()), ("downlink", self.downlink.run()),
-                    ("retention", self.retention.run()),
+                    ("retention", self.retention.run()), ("csr-signer", self.signer.run()),
                     ("http", self._serve_http()))]
                 tasks.create_task(self.watchdog.run(), name="watchdog")
                 await self.ready.wait()

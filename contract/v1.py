@@ -11,6 +11,8 @@ Topic tree (PREFIX = "sc/v1"):
   sc/v1/sites/{site}/ack           edge -> cloud  QoS 1, not retained   Ack
   sc/v1/sites/{site}/down/{kind}   cloud -> edge  QoS 1, retained for configuration documents,
                                                   not retained for commands       Down
+  sc/v1/sites/{site}/down/certificate  cloud -> edge  QoS 1, not retained  Down (a charger's certificate the cloud
+                                                  signed for a certificate.csr the site sent; added in 1)
   sc/v1/sites/{site}/down/receipt  cloud -> edge  QoS 1, not retained   Receipt (a batch is in the cloud database)
   sc/v1/sites/{site}/down/acked    cloud -> edge  QoS 1, not retained   AckReceipt (an ack is in the cloud database;
                                                   added in 1: the edge sends an ack again until this comes)
@@ -26,7 +28,7 @@ import json
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 VERSION = 1
 PREFIX = "sc/v1"
@@ -48,8 +50,11 @@ Stream = Literal["cdr", "session", "status", "alert", "telemetry"]
 STREAMS: tuple[str, ...] = ("cdr", "session", "status", "alert", "telemetry")
 # Never dropped from the edge's outbox, whatever the disk budget.
 PRECIOUS: frozenset[str] = frozenset({"cdr", "session"})
-DownKind = Literal["auth", "tariffs", "limits", "command"]
-DOWN_KINDS: tuple[str, ...] = ("auth", "tariffs", "limits", "command")
+# `certificate` came later in contract 1 (issue 17): a charger's certificate the cloud signed (not retained). An
+# edge from before it refuses the topic as unknown (logged, not answered); a cloud sends it only to a site that
+# sent a CSR up, which only an edge that knows it does.
+DownKind = Literal["auth", "tariffs", "limits", "command", "certificate"]
+DOWN_KINDS: tuple[str, ...] = ("auth", "tariffs", "limits", "command", "certificate")
 RETAINED_DOWN: frozenset[str] = frozenset({"auth", "tariffs", "limits"})
 # Below down/ too, so the broker ACL that lets a site read its own down/# covers it.
 RECEIPT = "receipt"
@@ -192,6 +197,52 @@ def cdr_revision(body: dict[str, Any]) -> CdrRevision | None:
         return CdrRevision.model_validate(body)
     except ValidationError:
         return None
+
+
+# Cloud-side CSR signing (issue 17, docs/security.md "Signed in the cloud"): a charger's CSR goes up on the
+# status stream as a message of type CSR_TYPE with a CsrBody; the cloud answers with a Down of kind
+# `certificate` whose document is a CertificateDocument; what the charger then answered goes up as ANSWER_TYPE.
+CSR_TYPE = "certificate.csr"
+ANSWER_TYPE = "certificate.answer"
+SHA256_HEX = r"^[0-9a-f]{64}$"
+CHARGER_ID = r"^[\x21-\x7e]{1,64}$"     # OCPP's identity: visible ASCII (the edge takes 1.6's 20 and more)
+
+
+class CsrBody(BaseModel):
+    """The body of a certificate.csr message (a receiver ignores fields it does not know)."""
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    charger_id: Annotated[str, Field(pattern=CHARGER_ID)]
+    csr: Annotated[str, Field(min_length=1, max_length=5500)]     # PEM; 5500: SignCertificate.csr's maxLength
+    csr_sha256: Annotated[str, Field(pattern=SHA256_HEX)]         # of the PEM text as the charger sent it
+    requested_at: str
+
+
+class AnswerBody(BaseModel):
+    """The body of a certificate.answer message: what the charger said to the CertificateSigned."""
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    charger_id: Annotated[str, Field(pattern=CHARGER_ID)]
+    csr_sha256: Annotated[str, Field(pattern=SHA256_HEX)]
+    serial: Annotated[str, Field(max_length=64)]
+    answer: Annotated[str, Field(max_length=300)]          # Accepted, Rejected, or why it could not be sent
+
+
+class CertificateDocument(_Model):
+    """The document of a `certificate` Down: the certificate signed for the charger's CSR `csr_sha256`
+    (certificate_chain: PEM certificates, the charger's first, then any intermediates; each within a
+    document string's 4,096 characters), or why the cloud refused to sign it (refused)."""
+    charger_id: Annotated[str, Field(pattern=CHARGER_ID)]
+    csr_sha256: Annotated[str, Field(pattern=SHA256_HEX)]
+    certificate_chain: Annotated[list[Annotated[str, Field(max_length=MAX_DOCUMENT_STRING)]],
+                                 Field(min_length=1, max_length=4)] | None = None
+    refused: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "CertificateDocument":
+        if (self.refused is None) == (self.certificate_chain is None):
+            raise ValueError("give either certificate_chain or refused")
+        return self
 
 
 class Ack(_Model):
@@ -361,7 +412,7 @@ def json_schemas() -> dict[str, dict]:
     """Every payload's JSON Schema, for the docs and for other implementations."""
     return {name: TypeAdapter(model).json_schema() for name, model in
             (("UpBatch", UpBatch), ("SiteState", SiteState), ("Ack", Ack), ("Down", Down),
-                                                        ("Receipt", Receipt), ("AckReceipt", AckReceipt))}
+             ("Receipt", Receipt), ("AckReceipt", AckReceipt), ("CertificateDocument", CertificateDocument))}
 
 
 AnyMessage = Union[UpBatch, SiteState, Ack, Down, Receipt, AckReceipt]

@@ -154,7 +154,8 @@ class Edge:
         self.commands = Commands(self.ocpp.sessions, self.journal, self.clock, self.bus,
                                  guard=self.ocpp.credentials.refusal)
         site.commands = self.commands
-        site.security = security_messages.build(site, self.ocpp, cfg.state_path, cfg.ocpp.tls and cfg.ocpp.tls.ca)
+        site.security = security_messages.build(site, self.ocpp, cfg.state_path, cfg.ocpp.tls and cfg.ocpp.tls.ca,
+                                                csr_signing=cfg.ocpp.tls.csr_signing if cfg.ocpp.tls else "site")
         self.local_lists = LocalListSync(
             self.journal, self.commands, self.authorizer, self.bus, self.clock, cfg.authorization.charger_settings,
             is_known=self.directory.is_known, connected=lambda: list(self.ocpp.sessions),
@@ -232,6 +233,8 @@ class Edge:
     def _uplink(self) -> Uplink:
         cfg, up = self.config, self.config.uplink
         outbox = Outbox(self.journal, self.clock, site_id=cfg.site.id, budget_bytes=up.disk_budget_bytes)
+        certificates = self.ocpp.site.security.certificates      # CSRs signed in the cloud go up and come back
+        certificates.attach_uplink(outbox.wake)
         downlink = Downlink(
             self.journal, self.clock, site_id=cfg.site.id, authorizer=self.authorizer,
             charge_records=self.charge_records, load_manager=self.load_manager, commands=self.commands,
@@ -239,7 +242,8 @@ class Edge:
             # What a cloud document replaces, as the config has it: an edit of these tables wins.
             config_hashes={"tariffs": document_hash({"tariffs": [t.model_dump(mode="json") for t in cfg.tariffs],
                                                      "groups": [g.model_dump(mode="json") for g in cfg.tariff_groups]}),
-                           "limits": document_hash([c.model_dump(mode="json") for c in cfg.circuits])})
+                           "limits": document_hash([c.model_dump(mode="json") for c in cfg.circuits])},
+            certificates=certificates.received)
         telemetry = (TelemetrySampler(self.load_manager, outbox, interval=up.telemetry_interval)
                      if self.load_manager else None)
         return Uplink(up, site_id=cfg.site.id, software_version=software_version(), journal=self.journal,

@@ -80,6 +80,9 @@ class OcppTlsSection(_Strict):
     reload_every: Annotated[float, Field(ge=1, le=3600)] = 30.0
     # HTTPS with the same certificate for what chargers fetch and send: GetLog uploads, firmware downloads.
     https_port: Port = 8443
+    # Who signs a charger's CSR (SignCertificate): the site CA on this box, or the operator's CA in the cloud
+    # (the CSR goes up through the uplink, the certificate comes down; docs/security.md).
+    csr_signing: Literal["site", "cloud"] = "site"
 
 
 class OcppSection(_Strict):

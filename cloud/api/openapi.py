@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from cloud.api import csrs
 from cloud.api.routes import PARAMETERS, ROUTES
 from contract.v1 import DOWN_KINDS
 from edge.cdr.record import Cdr
@@ -151,6 +152,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "sent_count": {"type": "integer"}, "last_sent_at": _time,
         "published_at": _time, "acked_at": _time, "applied_version": {"type": ["integer", "null"]},
         "error": {"type": ["string", "null"]}, "result": {"type": ["object", "null"]}}},
+    **csrs.SCHEMAS,
     "ConfigState": {"type": "object", "properties": {
         "kind": _str, "latest": {"oneOf": [{"$ref": "#/components/schemas/Push"}, {"type": "null"}]},
         "applied_version": {"type": ["integer", "null"]}}},

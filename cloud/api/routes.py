@@ -7,7 +7,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from cloud.api import meta, pushes, records, sites
+from cloud.api import csrs, meta, pushes, records, sites
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -42,6 +42,8 @@ PARAMETERS: dict[str, dict[str, Any]] = {
                         "description": "the same key with the same request within a day: the first request's push "
                                        "again (Idempotent-Replayed: true), never a second push; with another "
                                        "request: 422"},
+    "csr_status": {"name": "status", "in": "query",
+                   "schema": {"type": "string", "enum": ["pending", "resend", "issued", "refused"]}},
     "push_kind": {"name": "kind", "in": "query",
                   "schema": {"type": "string", "enum": ["auth", "tariffs", "limits", "command"]}},
 }
@@ -100,6 +102,10 @@ ROUTES: tuple[Route, ...] = (
           errors=(400, 401, 404)),
     Route("GET", "/api/v1/sites/{site}/pushes/{id}", pushes.get_push, "One push and its outcome (the site's ack)",
           ("site", "id"), response="Push"),
+    Route("GET", "/api/v1/sites/{site}/csrs", csrs.list_csrs, "Chargers' CSRs the site sent to be signed with the "
+          "operator's CA: pending, issued or refused (why), and the charger's answer", ("site", "csr_status",
+                                                                                          "charger", "limit"),
+          response="CsrList", errors=(400, 401, 404)),
 )
 
 PUBLIC_PATHS = frozenset(r.path for r in ROUTES if r.public)

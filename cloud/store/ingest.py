@@ -8,7 +8,7 @@ from typing import NamedTuple, Sequence
 
 from cloud import projections as p
 from cloud.db import Connection
-from cloud.store import telemetry
+from cloud.store import certificates, telemetry
 from contract.v1 import Ack, Message, SiteState, UpBatch
 
 log = logging.getLogger(__name__)
@@ -221,6 +221,7 @@ def store_up(conn: Connection, batch: UpBatch, now: str, book: Bookkeeping | Non
 def _project(conn: Connection, batch: UpBatch, new: list[New], now: str) -> None:
     if batch.stream == "status":
         _project_status(conn, batch.site, new)
+        certificates.note(conn, batch.site, [(m, at) for m, at, _ in new], now)    # CSRs to sign (issue 17)
     elif batch.stream == "session":
         _project_sessions(conn, batch.site, new, now)
     elif batch.stream == "cdr":

@@ -2,7 +2,7 @@
 
 Every SQL statement of the journal lives in the module of the domain whose rows it writes
 (chargers.py, transactions.py, samples.py, authorization.py, cdrs.py, outbox.py, downlink.py,
-logs.py, load_series.py), each a mixin over base.StoreBase; Store is all of them, so callers keep
+logs.py, load_series.py, certificates.py), each a mixin over base.StoreBase; Store is all of them, so callers keep
 writing `journal.write(Store.method, ...)`.
 
 A Store is only ever used from the journal's own thread (see journal.py). Its methods do not
@@ -16,6 +16,7 @@ import sqlite3
 from edge.journal.authorization import AuthorizationStore
 from edge.journal.base import Sample, StartOutcome, StopOutcome
 from edge.journal.cdrs import CdrStore, transaction_mark
+from edge.journal.certificates import CertificateStore
 from edge.journal.chargers import ChargerStore
 from edge.journal.downlink import DownlinkStore
 from edge.journal.load_series import LoadSeriesStore
@@ -43,5 +44,5 @@ def connect(path: str) -> sqlite3.Connection:
 
 
 class Store(ChargerStore, TransactionStore, SampleStore, AuthorizationStore, CdrStore,
-            OutboxStore, DownlinkStore, LogStore, LoadSeriesStore):
+            OutboxStore, DownlinkStore, LogStore, LoadSeriesStore, CertificateStore):
     """Every domain's records over the one connection (see the modules above)."""

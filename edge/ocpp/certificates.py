@@ -132,10 +132,10 @@ def make_charger_certificate(ca_cert_pem: bytes, ca_key_pem: bytes, charger_id: 
     return Issued(pem, key_pem(key))
 
 
-def sign_csr(ca_cert_pem: bytes, ca_key_pem: bytes, csr_pem: bytes, charger_id: str, *, now: datetime,
-             days: int = CHARGER_DAYS) -> bytes:
-    """SignCertificate: the charger's CSR signed as its client certificate. Only its key is taken from the
-    CSR; the subject is the charger's id whatever the CSR asks for (a CSR asking for another id is refused)."""
+def check_csr(csr_pem: bytes, charger_id: str) -> x509.CertificateSigningRequest:
+    """A charger's CSR that may be signed as its client certificate: PEM, signed by its own key, asking for
+    no commonName but the charger's id, its key at least the whitepaper's size. Raises CertificateError
+    saying what is wrong. The edge checks this before it signs or forwards a CSR, the cloud before it signs."""
     try:
         csr = x509.load_pem_x509_csr(csr_pem)
     except ValueError as exc:
@@ -150,9 +150,37 @@ def sign_csr(ca_cert_pem: bytes, ca_key_pem: bytes, csr_pem: bytes, charger_id: 
         raise CertificateError(f"an RSA key of {public.key_size} bits; at least {RSA_BITS} are needed")
     if isinstance(public, ec.EllipticCurvePublicKey) and public.curve.key_size < 224:
         raise CertificateError(f"an EC key of {public.curve.key_size} bits; at least 224 are needed")
+    if not isinstance(public, (rsa_keys.RSAPublicKey, ec.EllipticCurvePublicKey)):
+        raise CertificateError(f"a {type(public).__name__} key; the whitepaper's chargers use RSA or EC keys")
+    return csr
+
+
+def sign_csr(ca_cert_pem: bytes, ca_key_pem: bytes, csr_pem: bytes, charger_id: str, *, now: datetime,
+             days: int = CHARGER_DAYS) -> bytes:
+    """SignCertificate: the charger's CSR signed as its client certificate. Only its key is taken from the
+    CSR; the subject is the charger's id whatever the CSR asks for (a CSR asking for another id is refused)."""
+    public = check_csr(csr_pem, charger_id).public_key()
     ca_cert, ca_key = load_ca(ca_cert_pem, ca_key_pem)
     return _end_entity(ca_cert, ca_key, _name(charger_id), public, now=now, days=days,
                        usage=[ExtendedKeyUsageOID.CLIENT_AUTH], names=[])
+
+
+def certificate_for_csr(chain_pem: bytes, csr_pem: bytes, charger_id: str) -> x509.Certificate:
+    """The first certificate of `chain_pem` if it is the charger's certificate for this CSR (its key, its id
+    as commonName); raises CertificateError saying what differs. What the edge checks of a certificate the
+    cloud signed before it hands it to the charger."""
+    try:
+        cert = x509.load_pem_x509_certificates(chain_pem)[0]
+    except ValueError as exc:
+        raise CertificateError(f"not PEM certificates: {str(exc)[:80]}") from None
+    csr = x509.load_pem_x509_csr(csr_pem)
+    if cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) \
+            != csr.public_key().public_bytes(serialization.Encoding.DER,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo):
+        raise CertificateError("the certificate is not for the CSR's key")
+    if common_name(cert) != charger_id:
+        raise CertificateError(f"the certificate names {str(common_name(cert))[:48]!r}, not {charger_id!r}")
+    return cert
 
 
 def make_csr(key: Any, common_name: str) -> bytes:

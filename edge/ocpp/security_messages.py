@@ -5,6 +5,11 @@
   size) while answering, and sends CertificateSigned from a task once the answer is on the wire (the ocpp
   library awaits @on handlers inline: a call() from one would wait for an answer nobody reads). What the CA
   signed is kept in issued_certificates with the charger's CertificateSigned answer.
+- Signed in the cloud ([ocpp.tls] csr_signing = "cloud"): the CSR is checked as above, answered Accepted,
+  kept in the journal (csr_forwards) and sent up once through the outbox (certificate.csr); the cloud's
+  `certificate` push (edge/uplink/downlink.py) is checked against the CSR's key and id, kept, and sent as
+  CertificateSigned when the charger is ready (now, or at its next connection, also after a restart); its
+  answer is kept and sent up (certificate.answer). A CSR the cloud does not answer within CSR_WAIT expires.
 - Renewal before expiry (OCA TC_074): the edge asks a charger whose client certificate (as seen at its last
   profile 3 connection) ends within `renew_days` for a new CSR with ExtendedTriggerMessage
   (SignChargePointCertificate), at most once a day per charger, checked hourly and at each connection.
@@ -27,12 +32,13 @@ from typing import TYPE_CHECKING, Any, Callable
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from edge.clock import parse_iso
+from contract.v1 import CertificateDocument
+from edge.clock import iso, parse_iso
 from edge.events import Event
+from edge.journal.store import Store
 from edge.ocpp import certificates
 
 if TYPE_CHECKING:
-    from edge.journal import Store
     from edge.ocpp.commands import CommandResult
     from edge.ocpp.firmware import SignedFirmware
     from edge.ocpp.logs_upload import LogUploads
@@ -51,6 +57,11 @@ RENEW_CHECK_EVERY = 3600.0
 ASK_AGAIN_AFTER = timedelta(days=1)
 # CertificateSigned.certificateChain's maxLength in the 1.6 security schema.
 CHAIN_MAX_CHARS = 10_000
+# A CSR sent to the cloud that has no answer after this long is given up (logged); the daily renewal asks the
+# charger for a new one if its certificate still ends soon. The cloud's push of a certificate lasts as long.
+CSR_WAIT = timedelta(days=7)
+# Outcomes of a CertificateSigned that say the charger did not get it: it goes again when the charger is ready.
+NOT_DELIVERED = ("not-connected", "timeout")
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,7 @@ class Signed:
     certificate: bytes      # PEM
     serial: str
     not_after: str
+    csr_sha256: str | None = None       # signed in the cloud: the CSR it answers (csr_forwards)
 
 
 # -- pure decisions ------------------------------------------------------------------
@@ -72,6 +84,18 @@ def renewal_due(seen: "Seen | None", now: datetime, *, renew_days: int, last_ask
     if ends is None or ends - now > timedelta(days=renew_days):
         return False
     return last_asked is None or now - last_asked >= ASK_AGAIN_AFTER
+
+
+def answer_of(result: "CommandResult") -> str:
+    """What a charger said to CertificateSigned, as kept: its status, or the outcome when it said nothing."""
+    if isinstance(result.response, dict):
+        return str(result.response.get("status", result.outcome))
+    return f"{result.outcome}: {str(result.response)[:200]}"
+
+
+def signed_of(row: dict[str, Any]) -> Signed:
+    """A certificate kept in csr_forwards, as CertificateSigned sends it."""
+    return Signed(row["charger_id"], row["certificate"].encode(), row["serial"], row["not_after"], row["csr_sha256"])
 
 
 def hash_data(cert_pem: bytes) -> dict[str, str]:
@@ -114,7 +138,7 @@ class CertificateService:
 
     def __init__(self, site: "Site", ca: tuple[Path, Path] | None, *, seen: Callable[[], "dict[str, Seen]"],
                  connected: Callable[[], list[str]], renew_days: int = RENEW_DAYS,
-                 check_every: float = RENEW_CHECK_EVERY):
+                 check_every: float = RENEW_CHECK_EVERY, csr_signing: str = "site"):
         self.site = site
         self.ca = ca                # (certificate, key) of the site CA; None: no [ocpp.tls], nothing is signed
         self._seen, self._connected = seen, connected
@@ -122,10 +146,22 @@ class CertificateService:
         self._pending: dict[str, Signed] = {}       # SignCertificate's unique id -> what to send after the answer
         self._asked: dict[str, datetime] = {}       # charger -> when it was last asked for a CSR
         self.signed_count = 0
+        # "cloud": CSRs go up to be signed with the operator's CA; wake_uplink (set by attach_uplink) tells the
+        # outbox there is something to send. None: the uplink is off, and nothing can reach the cloud.
+        self.csr_signing = csr_signing
+        self._wake_uplink: Callable[[str], None] | None = None
+        self._delivering: dict[str, asyncio.Task] = {}      # charger -> its CertificateSigned under way
+
+    def attach_uplink(self, wake: Callable[[str], None]) -> None:
+        """The uplink is on (edge/app.py): CSRs can go to the cloud, certificates come back (edge/uplink)."""
+        self._wake_uplink = wake
 
     async def sign_certificate(self, charger_id: str, csr: str, unique_id: str) -> str:
         """SignCertificate's answer. Accepted: the certificate is signed and recorded, and goes out as
-        CertificateSigned after the answer (send_pending). Rejected: why is logged and in the network log."""
+        CertificateSigned after the answer (send_pending); or, signed in the cloud, the CSR is on its way
+        there. Rejected: why is logged and in the network log."""
+        if self.csr_signing == "cloud":
+            return await self._forward(charger_id, csr, unique_id)
         try:
             if self.ca is None:
                 raise certificates.CertificateError("this edge has no site CA ([ocpp.tls] is not set)")
@@ -152,17 +188,140 @@ class CertificateService:
         return self._pending.pop(unique_id, None)
 
     async def send_signed(self, signed: Signed) -> "CommandResult":
-        """CertificateSigned with the new certificate (the site CA is the chain's root: chargers hold it)."""
+        """CertificateSigned with the new certificate (the signing CA is the chain's root: chargers hold it).
+        One the cloud signed that did not reach the charger stays to be sent when it is next ready; its
+        charger's answer is sent up."""
         assert self.site.commands is not None
+        charger_id = signed.charger_id
+        signer = "the site CA" if signed.csr_sha256 is None else "the operator's CA (in the cloud)"
         result = await self.site.commands.send(
-            signed.charger_id, "CertificateSigned", {"certificateChain": signed.certificate.decode()},
-            actor="edge", reason=f"SignCertificate: the site CA signed serial {signed.serial}")
-        answer = result.response.get("status", result.outcome) if isinstance(result.response, dict) else (
-            f"{result.outcome}: {str(result.response)[:200]}")
-        await self.site.journal.write(record_answer, signed.serial, answer)
+            charger_id, "CertificateSigned", {"certificateChain": signed.certificate.decode()},
+            actor="edge", reason=f"SignCertificate: {signer} signed serial {signed.serial}")
+        answer = answer_of(result)
+        if signed.csr_sha256 is None:
+            await self.site.journal.write(record_answer, signed.serial, answer)
+        elif result.outcome in NOT_DELIVERED:
+            log.info("CertificateSigned charger=%s: not delivered (%s); sent when it is next ready", charger_id,
+                     result.outcome)
+            return result
+        else:
+            await self.site.journal.write(Store.csr_answered, charger_id, signed.csr_sha256, signed.serial, answer,
+                                          self.site.clock.now_iso())
+            if self._wake_uplink is not None:
+                self._wake_uplink("status")
+            if answer != "Accepted":
+                log.warning("CertificateSigned charger=%s: serial %s not accepted: %s", charger_id, signed.serial,
+                            answer)
+                self._note(charger_id, f"CertificateSigned (serial {signed.serial}) not accepted: {answer}")
         self.site.bus.publish(Event("security.certificate_signed", signed.charger_id, self.site.clock.now_iso(),
                                     {"serial": signed.serial, "not_after": signed.not_after, "answer": answer}))
         return result
+
+    # -- signed in the cloud -----------------------------------------------------------------
+
+    async def _forward(self, charger_id: str, csr: str, unique_id: str) -> str:
+        """SignCertificate with csr_signing = "cloud": the CSR checked here (the charger hears at once what is
+        wrong), then kept and put in the outbox in one commit, before the charger is answered Accepted."""
+        try:
+            if self._wake_uplink is None:
+                raise certificates.CertificateError('[ocpp.tls] csr_signing is "cloud" but [uplink] is off: '
+                                                    "nothing reaches the cloud to sign it")
+            certificates.check_csr(csr.encode(), charger_id)
+        except certificates.CertificateError as exc:
+            log.warning("SignCertificate refused charger=%s: %s", charger_id, exc)
+            self._note(charger_id, f"SignCertificate rejected: {exc}")
+            return "Rejected"
+        digest = hashlib.sha256(csr.encode()).hexdigest()
+        known = await self.site.journal.write(Store.forward_csr, charger_id, csr, digest, self.site.clock.now_iso())
+        if known is None:
+            self._wake_uplink("status")
+            log.info("SignCertificate charger=%s: CSR %s sent to the cloud to sign", charger_id, digest[:12])
+        elif known["status"] == "refused":
+            log.warning("SignCertificate refused charger=%s: the cloud refused this CSR before: %s", charger_id,
+                        known["error"])
+            self._note(charger_id, f"SignCertificate rejected: the cloud refused this CSR: {known['error']}")
+            return "Rejected"
+        elif known["certificate"]:
+            # Asked again for a CSR whose certificate is here: it goes out again after this answer.
+            self._pending[unique_id] = signed_of(known)
+        else:
+            log.info("SignCertificate charger=%s: CSR %s is with the cloud already", charger_id, digest[:12])
+        return "Accepted"
+
+    async def received(self, push_id: str, document: CertificateDocument) -> tuple[str, str | None]:
+        """The cloud's answer to a CSR (a `certificate` push): -> the ack's status and error. done: kept (a
+        certificate goes to the charger when it is ready; a refusal is logged); ignored: the CSR is no longer
+        in play (superseded, expired); rejected: no such CSR here, or a certificate that is not for it."""
+        charger_id, digest = document.charger_id, document.csr_sha256
+        row = await self.site.journal.read(Store.csr_forward, charger_id, digest)
+        if row is None:
+            return "rejected", f"no CSR {digest[:12]}... of charger {charger_id!r} was sent from this site"
+        if row["push_id"] == push_id and row["status"] in ("signed", "sent", "refused"):
+            return "done", None             # the same push again: taken already
+        if row["status"] != "waiting":
+            why = f"CSR {digest[:12]}... of {charger_id} is {row['status']}" + (f" ({row['error']})" if row["error"]
+                                                                                  else "")
+            log.warning("certificate from the cloud for charger=%s ignored: %s", charger_id, why)
+            return "ignored", why
+        now = self.site.clock.now_iso()
+        if document.refused is not None:
+            await self.site.journal.write(Store.csr_closed, charger_id, digest, "refused", document.refused, now,
+                                          push_id)
+            log.warning("SignCertificate charger=%s: the cloud refused to sign CSR %s: %s", charger_id, digest[:12],
+                        document.refused)
+            self._note(charger_id, f"the cloud refused to sign its CSR: {document.refused}")
+            return "done", None
+        chain = "".join(pem if pem.endswith("\n") else pem + "\n" for pem in document.certificate_chain or [])
+        try:
+            if len(chain) > CHAIN_MAX_CHARS:
+                raise certificates.CertificateError(f"a chain of {len(chain)} characters; CertificateSigned takes "
+                                                    f"{CHAIN_MAX_CHARS}")
+            cert = certificates.certificate_for_csr(chain.encode(), row["csr"].encode(), charger_id)
+        except certificates.CertificateError as exc:
+            why = f"the cloud's certificate does not fit CSR {digest[:12]}...: {exc}"
+            await self.site.journal.write(Store.csr_closed, charger_id, digest, "refused", why, now, push_id)
+            log.error("SignCertificate charger=%s: %s", charger_id, why)
+            return "rejected", why
+        serial = format(cert.serial_number, "x")
+        await self.site.journal.write(Store.csr_signed, charger_id, digest, chain=chain, serial=serial,
+                                      not_after=cert.not_valid_after_utc.isoformat(),
+                                      fingerprint=certificates.fingerprint(cert), push_id=push_id, at=now)
+        log.info("SignCertificate charger=%s: the cloud signed CSR %s (serial %s); %s", charger_id, digest[:12],
+                 serial, "sending it" if charger_id in self._connected() else "sent when the charger is ready")
+        if charger_id in self._connected():
+            self.deliver_soon(charger_id)
+        return "done", None
+
+    def deliver_soon(self, charger_id: str) -> None:
+        """Certificates here for this charger go out (one run per charger at a time)."""
+        running = self._delivering.get(charger_id)
+        if running is not None and not running.done():
+            return
+        task = asyncio.create_task(self.deliver(charger_id), name=f"certificate-signed {charger_id}")
+        self._delivering[charger_id] = task
+        task.add_done_callback(lambda t: self._delivering.pop(charger_id, None) if
+                               self._delivering.get(charger_id) is t else None)
+
+    async def deliver(self, charger_id: str) -> None:
+        """CertificateSigned for each certificate the cloud signed that this charger has not had; the answer
+        kept and sent up. Not reached (offline, no answer): it stays, and goes when the charger is next ready."""
+        for row in await self.site.journal.read(Store.csrs_to_send, charger_id):
+            if (await self.send_signed(signed_of(row))).outcome in NOT_DELIVERED:
+                return
+
+    async def expire_waiting(self) -> list[dict[str, Any]]:
+        """CSRs the cloud has not answered within CSR_WAIT are given up, loudly; -> those."""
+        now = self.site.clock.now()
+        rows = await self.site.journal.read(Store.csrs_waiting_since, iso(now - CSR_WAIT))
+        for row in rows:
+            why = (f"no answer from the cloud within {CSR_WAIT.days} days (asked {row['requested_at']}); the charger "
+                   "is asked for a new CSR when its certificate is due for renewal")
+            await self.site.journal.write(Store.csr_closed, row["charger_id"], row["csr_sha256"], "expired", why,
+                                          iso(now))
+            log.warning("SignCertificate charger=%s: CSR %s expired: %s", row["charger_id"], row["csr_sha256"][:12],
+                        why)
+            self._note(row["charger_id"], f"its CSR expired: {why}")
+        return rows
 
     async def renew(self, charger_id: str, *, actor: str, reason: str) -> "CommandResult":
         """Ask the charger for a new CSR (it answers with SignCertificate, handled above)."""
@@ -185,22 +344,29 @@ class CertificateService:
         return asked
 
     async def run(self) -> None:
-        """Hourly, and whenever a charger is ready on a new connection (its certificate may be the old one)."""
+        """Hourly, and whenever a charger is ready on a new connection (its certificate may be the old one;
+        a certificate the cloud signed may wait for it)."""
         ready = self.site.bus.subscribe(maxsize=1000)
         try:
             while True:
                 await self.renew_due()
                 try:
-                    await asyncio.wait_for(self._next_ready(ready), self.check_every)
+                    self.deliver_soon(await asyncio.wait_for(self._next_ready(ready), self.check_every))
                 except TimeoutError:
-                    pass
+                    await self.expire_waiting()
+                    for row in await self.site.journal.read(Store.csrs_to_send):
+                        if row["charger_id"] in self._connected():
+                            self.deliver_soon(row["charger_id"])
         finally:
             self.site.bus.unsubscribe(ready)
+            for task in list(self._delivering.values()):
+                task.cancel()
 
     @staticmethod
-    async def _next_ready(subscription: Any) -> None:
-        while (await subscription.get()).kind != "charger.ready":
+    async def _next_ready(subscription: Any) -> str:
+        while (event := await subscription.get()).kind != "charger.ready":
             pass
+        return event.charger_id
 
     def _note(self, charger_id: str, text: str) -> None:
         # The charger's network log: where an installer looks when a charger "does not get its certificate".
@@ -225,7 +391,8 @@ class SecurityServices:
             group.create_task(self.meter_keys.run())
 
 
-def build(site: "Site", server: Any, state_path: Callable[[str], Path], ca: str | None) -> SecurityServices:
+def build(site: "Site", server: Any, state_path: Callable[[str], Path], ca: str | None,
+          csr_signing: str = "site") -> SecurityServices:
     """Wired by edge/app.py: `ca` is [ocpp.tls] ca (its key beside it, as `edgectl ca init` writes it)."""
     from edge.ocpp.firmware import SignedFirmware
     from edge.ocpp.logs_upload import LogUploads
@@ -235,7 +402,8 @@ def build(site: "Site", server: Any, state_path: Callable[[str], Path], ca: str 
 
     ca_pem = Path(state_path(ca)) if ca else None
     certs = CertificateService(site, (ca_pem, ca_pem.with_suffix(".key")) if ca_pem else None,
-                               seen=lambda: server.seen, connected=lambda: list(server.sessions))
+                               seen=lambda: server.seen, connected=lambda: list(server.sessions),
+                               csr_signing=csr_signing)
     rotation = SiteRotation(site, seen=lambda: server.seen, connected=lambda c: c in server.sessions,
                             has_password=lambda c: not server.credentials.keys_for(c).open,
                             rotate_password=server.credentials.rotate, renew=certs.renew)

@@ -18,9 +18,12 @@ import logging
 import re
 from collections import Counter
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
-from contract.v1 import MAX_PAYLOAD_BYTES, MAX_VERSION, MESSAGE_ID, Ack, ContractError, Down, parse, parse_topic, short
+from pydantic import ValidationError
+
+from contract.v1 import (MAX_PAYLOAD_BYTES, MAX_VERSION, MESSAGE_ID, Ack, CertificateDocument, ContractError, Down,
+                         parse, parse_topic, short)
 from edge.auth.authorizer import Authorizer, ModelRejected
 from edge.cdr.service import ChargeRecords
 from edge.clock import Clock, iso
@@ -36,12 +39,15 @@ MAX_ERROR_CHARS = 4000
 # Command ids are remembered this long (a broker queues them for days at most).
 REMEMBER_COMMANDS_DAYS = 30
 _CLOUD_NOTE = re.compile(r"^cloud version (\d+) \(message (.+)\)$")
+# Takes a `certificate` push's document: -> the ack's status and error.
+CertificateTaker = Callable[[str, CertificateDocument], Awaitable[tuple[str, "str | None"]]]
 
 
 class Downlink:
     def __init__(self, journal: Journal, clock: Clock, *, site_id: str, authorizer: Authorizer,
                  charge_records: ChargeRecords, load_manager: LoadManager | None, commands: Commands,
-                 is_known: Callable[[str], bool], chargers: Callable[[], list[str]], config_hashes: dict[str, str]):
+                 is_known: Callable[[str], bool], chargers: Callable[[], list[str]], config_hashes: dict[str, str],
+                 certificates: CertificateTaker | None = None):
         self._journal = journal
         self._clock = clock
         self.site_id = site_id
@@ -54,6 +60,8 @@ class Downlink:
         # Per kind, a fingerprint of the site config's tables the cloud's document replaces:
         # when they are edited, the edit wins until the cloud sends a newer version.
         self._config_hashes = config_hashes
+        # Certificates the cloud signed for chargers' CSRs (edge/ocpp/security_messages.py CertificateService.received).
+        self._certificates = certificates
         self.applied: dict[str, dict[str, Any]] = {}
         self._in_force: dict[str, bool] = {}
         self.outcomes: Counter[str] = Counter()
@@ -135,7 +143,9 @@ class Downlink:
         return await self._answer(kind, message_id, version, "rejected", error)
 
     async def apply(self, down: Down) -> Ack:
-        """A configuration document (auth, tariffs, limits)."""
+        """A configuration document (auth, tariffs, limits), or a charger's certificate."""
+        if down.kind == "certificate":
+            return await self.take_certificate(down)
         kind, version = down.kind, down.version
         if version is None:
             return await self._answer(kind, down.id, None, "rejected",
@@ -201,6 +211,29 @@ class Downlink:
                                   fingerprint, at)
         self.applied[kind] = {"kind": kind, "version": version, "message_id": message_id, "mode": mode,
                               "document": document, "config_hash": fingerprint, "applied_at": at}
+
+    # -- certificates ------------------------------------------------------------------------------------
+
+    async def take_certificate(self, down: Down) -> Ack:
+        """A certificate the cloud signed for a charger's CSR (or its refusal): kept for the charger, acked
+        `done`; `ignored` when that CSR is no longer in play, `rejected` when it is not one of ours or the
+        certificate is not for it (docs/security.md, "Signed in the cloud")."""
+        stale = expired(down.expires_at, self._clock.now())
+        if stale:
+            log.warning("uplink: certificate %s rejected: %s", down.id, stale)
+            return await self._answer("certificate", down.id, down.version, "rejected", stale)
+        try:
+            document = CertificateDocument.model_validate(down.document)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "document"
+            return await self._answer("certificate", down.id, down.version, "rejected",
+                                      f"{where}: {first['msg'].removeprefix('Value error, ')}")
+        if self._certificates is None:
+            return await self._answer("certificate", down.id, down.version, "rejected",
+                                      "this edge takes no certificates from the cloud")
+        status, error = await self._certificates(down.id, document)
+        return await self._answer("certificate", down.id, down.version, status, error)
 
     # -- commands ----------------------------------------------------------------------------------------
 

@@ -121,8 +121,9 @@ async def wait_started(service: CloudService, task: asyncio.Task) -> None:
 @pytest.fixture
 def make_cloud(broker: MosquittoBroker, database_url: str) -> Callable[..., Any]:
     @contextlib.asynccontextmanager
-    async def running(client_id: str = "cloud-1", clock: Clock | None = None, **mqtt: Any) -> AsyncIterator[Cloud]:
-        settings = Settings(database_url=database_url, http_port=0,
+    async def running(client_id: str = "cloud-1", clock: Clock | None = None, settings: dict[str, Any] | None = None,
+                      **mqtt: Any) -> AsyncIterator[Cloud]:
+        settings = Settings(database_url=database_url, http_port=0, **(settings or {}),
                             mqtt=MqttSettings(host=broker.host, port=broker.port, client_id=client_id, **mqtt))
         service = CloudService(settings, clock)
         task = asyncio.create_task(service.run(), name=f"cloud {client_id}")
