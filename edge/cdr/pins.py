@@ -19,15 +19,21 @@ import logging
 from dataclasses import asdict, dataclass, fields
 from datetime import time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from edge.cdr.tariffs import PowerLevel, Rates, Restrictions, Tariff, TariffBook, TariffGroup
 from edge.journal import Journal, Store
 
-if TYPE_CHECKING:   # the service imports this module
-    from edge.cdr.service import ChargeRecords
-
 log = logging.getLogger(__name__)
+
+
+class TariffSource(Protocol):
+    """What pinning needs of the charge records service (edge/cdr/service.py, which imports this
+    module): the book in force and the tariff a session falls under."""
+    book: TariffBook
+
+    def tariff_for(self, charger_id: str, connector_id: int | None, id_tag: str | None,
+                   user_group: str | None) -> tuple[TariffGroup | None, Tariff]: ...
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,7 @@ def book_version(book: TariffBook) -> str:
     return f"tb-{digest[:12]}"
 
 
-async def pin(journal: Journal, records: "ChargeRecords", data: dict[str, Any], charger_id: str, at: str) -> None:
+async def pin(journal: Journal, records: TariffSource, data: dict[str, Any], charger_id: str, at: str) -> None:
     """Pin the tariff of a session that just started (`data`: the transaction.started event's).
     A pin that fails is logged; its session is priced at build time and its record says so."""
     try:
@@ -112,7 +118,7 @@ async def pin(journal: Journal, records: "ChargeRecords", data: dict[str, Any], 
                       "the tariffs in force when it is made", data.get("transaction_id"), charger_id)
 
 
-async def pin_running(journal: Journal, records: "ChargeRecords", at: str) -> None:
+async def pin_running(journal: Journal, records: TariffSource, at: str) -> None:
     """After lost events: pin every running session that has no pin yet, under the book in force now
     (its pinned_at says how late)."""
     for row in await journal.read(Store.active_transactions):
@@ -122,7 +128,7 @@ async def pin_running(journal: Journal, records: "ChargeRecords", at: str) -> No
                       row["charger_id"], at)
 
 
-async def pinned(journal: Journal, records: "ChargeRecords", tx: dict[str, Any]) -> Pinned:
+async def pinned(journal: Journal, records: TariffSource, tx: dict[str, Any]) -> Pinned:
     """The tariff of a finished transaction: its pin, or (none) the one in force now."""
     row = await journal.read(Store.pinned_tariff, tx["id"])
     if row is not None:

@@ -3,7 +3,7 @@ load-management keys of [[chargers]] (turned into a Topology here)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal, Protocol, Sequence
 
 from pydantic import Field
 
@@ -11,8 +11,6 @@ from edge.config_base import Strict, repeated, same_ids
 from edge.dlm.model import Circuit, Evse, Topology
 from edge.dlm.phases import phase_map
 
-if TYPE_CHECKING:
-    from edge.config import ChargerConfig, SiteConfig
 
 Amps = Annotated[float, Field(ge=0, le=4000)]
 Rotation = Literal["RST", "RTS", "SRT", "STR", "TRS", "TSR"]
@@ -73,7 +71,29 @@ class EvseSettings(Strict):
     rotation: Rotation | None = None
 
 
-def check_circuits(circuits: list[CircuitConfig], chargers: list[ChargerConfig], meter_ids: set[str] | None
+class ChargerWiring(Protocol):
+    """What load management reads of a [[chargers]] entry (edge/config.py's ChargerConfig, which is
+    built from this module's sections: a Protocol keeps the import one way)."""
+    id: str
+    connectors: int
+    max_current: float
+    min_current: float
+    phases: Literal[1, 3]
+    phase: SupplyPhase
+    rotation: Rotation
+    circuit: str | None
+    smart_charging: bool
+    evses: list[EvseSettings]
+
+
+class SiteWiring(Protocol):
+    """What load management reads of the site config (edge/config.py's SiteConfig)."""
+    circuits: Sequence[CircuitConfig]
+    chargers: Sequence[ChargerWiring]
+    load_management: LoadManagementSection
+
+
+def check_circuits(circuits: list[CircuitConfig], chargers: Sequence[ChargerWiring], meter_ids: set[str] | None
                    ) -> list[str]:
     """Cross-references and the tree shape; one problem per line, naming the item."""
     problems: list[str] = []
@@ -116,7 +136,7 @@ def check_circuits(circuits: list[CircuitConfig], chargers: list[ChargerConfig],
     return problems
 
 
-def evses_of(charger: ChargerConfig, circuit: str) -> list[Evse]:
+def evses_of(charger: ChargerWiring, circuit: str) -> list[Evse]:
     overrides = {e.connector: e for e in charger.evses}
     out = []
     for connector in range(1, charger.connectors + 1):
@@ -131,7 +151,7 @@ def evses_of(charger: ChargerConfig, circuit: str) -> list[Evse]:
     return out
 
 
-def build_topology(config: SiteConfig) -> Topology | None:
+def build_topology(config: SiteWiring) -> Topology | None:
     """The site as the allocator sees it; None when no circuits are configured
     (load management off: no profiles are sent)."""
     if not config.circuits:
