@@ -44,6 +44,7 @@ from edge.events import EventBus
 from edge.journal import Journal, Store
 from edge.lifecycle import ConfigFallback, SignalStop, StartupError, last_good_path, save_last_good
 from edge.ocpp.commands import Commands
+from edge.ocpp.v16.control import V16Control
 from edge.ocpp.communication_log import CommunicationLog
 from edge.ocpp.presence import PresenceMonitor, Thresholds
 from edge.ocpp import security_messages, tls as ocpp_tls
@@ -154,15 +155,17 @@ class Edge:
         self.commands = Commands(self.ocpp.sessions, self.journal, self.clock, self.bus,
                                  guard=self.ocpp.credentials.refusal)
         site.commands = self.commands
+        # What the core asks of stations, in domain words; the 1.6 adapter words it (edge/stations/control.py).
+        self.control = site.control = V16Control(self.commands)
         site.security = security_messages.build(site, self.ocpp, cfg.state_path, cfg.ocpp.tls and cfg.ocpp.tls.ca,
                                                 csr_signing=cfg.ocpp.tls.csr_signing if cfg.ocpp.tls else "site")
         self.local_lists = LocalListSync(
-            self.journal, self.commands, self.authorizer, self.bus, self.clock, cfg.authorization.charger_settings,
+            self.journal, self.control, self.authorizer, self.bus, self.clock, cfg.authorization.charger_settings,
             is_known=self.directory.is_known, connected=lambda: list(self.ocpp.sessions),
             enabled=cfg.authorization.push_local_lists)
         await self.local_lists.load()
         self.access = AccessEnforcement(
-            self.authorizer, self.commands, self.bus, self.clock, ZoneInfo(cfg.site.timezone),
+            self.authorizer, self.control, self.bus, self.clock, ZoneInfo(cfg.site.timezone),
             cfg.authorization.free_vend_id_tag,
             running_on=lambda charger, connector: any(
                 place[:2] == (charger, connector) for place in self.sessions.running().values()),
@@ -178,7 +181,7 @@ class Edge:
             evse_max_power_w=lambda charger, connector: cfg.charge_records.evse_max_power_w(
                 cfg.charger(charger), connector),
             model=lambda: self.authorizer.model, free_vend_id_tag=cfg.authorization.free_vend_id_tag)
-        self.session_watch = SessionWatch(self.sessions, self.charge_records, self.commands, self.bus, self.clock,
+        self.session_watch = SessionWatch(self.sessions, self.charge_records, self.control, self.bus, self.clock,
                                           self.journal, Timeouts.of(cfg.session_timeouts))
         self.api = LocalApi(self, host=cfg.api.host, port=cfg.api.port, token=self._api_token())
         # Chargers' uploads and firmware downloads over HTTPS with the wss:// certificate (docs/security.md).
@@ -228,7 +231,7 @@ class Edge:
                              last_seen=self.presence.last_seen(charger_id), clock=self.clock)
 
         return AutoRecovery(cfg.recovery, chargers=self.directory.ids, enabled_for=enabled_for, health=health,
-                            commands=self.commands, bus=self.bus, clock=self.clock)
+                            control=self.control, bus=self.bus, clock=self.clock)
 
     def _uplink(self) -> Uplink:
         cfg, up = self.config, self.config.uplink

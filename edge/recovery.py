@@ -5,7 +5,7 @@ first (a charger whose fault has cleared but who never said so), then a soft
 reset, then a hard reset; each only when the one before did not help within
 `step_minutes`, and never more than `daily_cap` steps a day per charger, so a
 charger broken for good is not rebooted all day. Every step goes through
-Commands.send (the actions log, actor "edge:recovery") and onto the bus as
+the station control (the actions log, actor "edge:recovery") and onto the bus as
 `recovery.step` (an alert to the cloud); the cap reached and the steps run out
 are alerted too, once per trouble.
 
@@ -26,14 +26,18 @@ from pydantic import Field
 from edge.clock import Clock, parse_iso
 from edge.config_base import Strict
 from edge.events import Event, EventBus
+from edge.stations.control import CommandResult, StationControl
+from edge.stations.model import ResetKind, Trigger
 
 log = logging.getLogger(__name__)
 
-# The steps in order: (action, params, what it is for).
-STEPS: tuple[tuple[str, dict, str], ...] = (
-    ("TriggerMessage", {"requestedMessage": "StatusNotification"}, "ask for its status"),
-    ("Reset", {"type": "Soft"}, "soft reset"),
-    ("Reset", {"type": "Hard"}, "hard reset"),
+ACTOR = "edge:recovery"
+
+# The steps in order: (what is asked of the station, what it is for).
+STEPS: tuple[tuple[Trigger | ResetKind, str], ...] = (
+    (Trigger.STATUS, "ask for its status"),
+    (ResetKind.SOFT, "soft reset"),
+    (ResetKind.HARD, "hard reset"),
 )
 
 
@@ -122,12 +126,11 @@ class AutoRecovery:
     """The shell: looks every `check_every` seconds and sends what `decide` says."""
 
     def __init__(self, policy: RecoverySection, *, chargers: Callable[[], list[str]],
-                 enabled_for: Callable[[str], bool], health: Callable[[str], Awaitable[Health]], commands,
-                 bus: EventBus,
-                 clock: Clock):
+                 enabled_for: Callable[[str], bool], health: Callable[[str], Awaitable[Health]],
+                 control: StationControl, bus: EventBus, clock: Clock):
         self.policy = policy
         self._chargers, self._enabled_for, self._health = chargers, enabled_for, health
-        self._commands, self._bus, self._clock = commands, bus, clock
+        self._control, self._bus, self._clock = control, bus, clock
         self.states: dict[str, State] = {}
 
     async def run(self) -> None:
@@ -147,13 +150,19 @@ class AutoRecovery:
                 self._publish(charger_id, {"step": None, "gave_up": decision.alert, "why": decision.why})
                 log.warning("recovery charger=%s gave up (%s): %s", charger_id, decision.alert, decision.why)
             if decision.step is not None:
-                action, params, label = STEPS[decision.step]
-                result = await self._commands.send(charger_id, action, params, actor="edge:recovery",
-                                                   reason=f"auto-recovery step {decision.step + 1} ({label}): "
-                                                          f"{decision.why}")
-                self._publish(charger_id, {"step": decision.step + 1, "action": action, "params": params,
+                what, label = STEPS[decision.step]
+                result = await self._step(charger_id, what, f"auto-recovery step {decision.step + 1} ({label}): "
+                                                            f"{decision.why}")
+                # The alert says what went to the station as the actions log has it.
+                self._publish(charger_id, {"step": decision.step + 1, "action": result.action,
+                                           "params": result.request,
                                            "why": decision.why, "outcome": result.outcome,
                                            "action_id": result.action_id})
+
+    async def _step(self, charger_id: str, what: Trigger | ResetKind, reason: str) -> CommandResult:
+        if isinstance(what, Trigger):
+            return await self._control.trigger(charger_id, what, actor=ACTOR, reason=reason)
+        return await self._control.reset(charger_id, what, actor=ACTOR, reason=reason)
 
     def _publish(self, charger_id: str, data: dict) -> None:
         self._bus.publish(Event("recovery.step", charger_id, self._clock.now_iso(), data))

@@ -24,14 +24,15 @@ from edge.auth.decide import decide
 from edge.auth.model import AuthModel
 from edge.clock import Clock
 from edge.events import EventBus
-from edge.ocpp.commands import Commands
+from edge.stations.control import StationControl
+from edge.stations.model import Availability, ConnectorStatus, IdToken, IdTokenType
 
 log = logging.getLogger(__name__)
 
 ACTOR = "edge:access"
 
 
-def availability(model: AuthModel, now: datetime, tz: ZoneInfo) -> dict[tuple[str, int], str]:
+def availability(model: AuthModel, now: datetime, tz: ZoneInfo) -> dict[tuple[str, int], Availability]:
     """(charger, connector, 0 for the whole charger) -> Operative | Inoperative for every
     EVSE named by a charge group with opening hours. Inoperative only when every
     group naming that EVSE is closed and inoperative outside its hours. Sent in
@@ -45,20 +46,21 @@ def availability(model: AuthModel, now: datetime, tz: ZoneInfo) -> dict[tuple[st
             closed_by.setdefault((evse.charger_id, evse.connector_id or 0), []).append(closed)
     governed = {(e.charger_id, e.connector_id or 0) for g in model.charge_groups.values()
                 if g.opening_hours is not None for e in g.evses}
-    return {key: "Inoperative" if all(closed_by[key]) else "Operative" for key in sorted(governed)}
+    return {key: Availability.INOPERATIVE if all(closed_by[key]) else Availability.OPERATIVE
+            for key in sorted(governed)}
 
 
 class AccessEnforcement:
-    def __init__(self, authorizer: Authorizer, commands: Commands, bus: EventBus, clock: Clock, tz: ZoneInfo,
+    def __init__(self, authorizer: Authorizer, control: StationControl, bus: EventBus, clock: Clock, tz: ZoneInfo,
                  free_vend_id_tag: str, running_on: Callable[[str, int], bool],
                  connected: Callable[[], Iterable[str]], check_every: float = 30.0):
         self._connected = connected
-        self._authorizer, self._commands, self._bus = authorizer, commands, bus
+        self._authorizer, self._control, self._bus = authorizer, control, bus
         self._clock, self._tz = clock, tz
         self.free_vend_id_tag = free_vend_id_tag
         self._running_on = running_on           # (charger, connector) -> bool
         self._check_every = check_every
-        self._applied: dict[tuple[str, int], str] = {}
+        self._applied: dict[tuple[str, int], Availability] = {}
         self._tasks: set[asyncio.Task] = set()
 
     async def run(self) -> None:
@@ -67,7 +69,7 @@ class AccessEnforcement:
         try:
             while True:
                 event = await events.get()
-                if event.kind == "connector.status" and event.data.get("status") == "Preparing":
+                if event.kind == "connector.status" and event.data.get("status") == ConnectorStatus.PREPARING:
                     self._spawn(self._free_vend(event.charger_id, event.data["connector_id"]))
                 elif event.kind == "charger.ready":
                     # What the charger was told before may be lost (reboot): tell it again.
@@ -90,13 +92,13 @@ class AccessEnforcement:
 
     async def apply_hours(self) -> None:
         wanted = availability(self._authorizer.model, self._clock.now(), self._tz)
-        online = {c for c in self._connected() if self._commands.is_ready(c)}
+        online = {c for c in self._connected() if self._control.is_ready(c)}
         for (charger_id, connector_id), state in sorted(wanted.items()):
             if charger_id not in online or self._applied.get((charger_id, connector_id)) == state:
                 continue
-            result = await self._commands.send(charger_id, "ChangeAvailability",
-                                               {"connectorId": connector_id, "type": state}, actor=ACTOR,
-                                               reason=f"opening hours: {'closed' if state == 'Inoperative' else 'open'}")
+            closed = state == Availability.INOPERATIVE
+            result = await self._control.change_availability(charger_id, connector_id, state, actor=ACTOR,
+                                                             reason=f"opening hours: {'closed' if closed else 'open'}")
             if result.outcome in ("ok", "rejected"):   # Scheduled counts as told
                 self._applied[(charger_id, connector_id)] = state
 
@@ -107,6 +109,5 @@ class AccessEnforcement:
                           now=self._clock.now(), tz=self._tz)
         if decision.status != "Accepted":
             return
-        await self._commands.send(charger_id, "RemoteStartTransaction",
-                                  {"connectorId": connector_id, "idTag": self.free_vend_id_tag}, actor=ACTOR,
-                                  reason=f"free vend: car plugged in ({decision.reason})")
+        await self._control.remote_start(charger_id, connector_id, IdToken(self.free_vend_id_tag, IdTokenType.CENTRAL),
+                                         actor=ACTOR, reason=f"free vend: car plugged in ({decision.reason})")

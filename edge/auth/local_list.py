@@ -23,11 +23,9 @@ Entries = dict[str, dict]   # idTag -> IdTagInfo (OCPP camelCase)
 class Update:
     update_type: Literal["Full", "Differential"]
     version: int
-    items: tuple[dict, ...]       # {"idTag", "idTagInfo"?}; no idTagInfo in a Differential removes the tag
-
-    def request(self) -> dict:
-        return {"listVersion": self.version, "updateType": self.update_type,
-                "localAuthorizationList": list(self.items)}
+    # {"idTag", "idTagInfo"?}, as the journal keeps a station's list; no idTagInfo in a Differential removes the
+    # tag. Each protocol adapter words it for its version (edge/ocpp/v16/control.py: local_list_request).
+    items: tuple[dict, ...]
 
 
 def _admitted_by_membership(model: AuthModel, token: IdToken, charger_id: str) -> bool:

@@ -27,26 +27,28 @@ from edge.auth.model import AuthModel
 from edge.clock import Clock
 from edge.events import EventBus
 from edge.journal import Journal, Store
-from edge.ocpp.commands import CommandResult, Commands, worth_retrying
+from edge.stations.control import CommandResult, StationControl, worth_retrying
+from edge.stations.model import ListUpdateStatus, Setting
 from edge.retries import RETRY_DELAYS, Later, next_delay
 
 log = logging.getLogger(__name__)
 
 ACTOR = "edge:local-list"
-_SETTINGS = {"LocalAuthListEnabled": "local_auth_list_enabled", "LocalAuthorizeOffline": "local_authorize_offline",
-             "AuthorizationCacheEnabled": "authorization_cache_enabled",
-             "StopTransactionOnInvalidId": "stop_transaction_on_invalid_id"}
+# The site's auth settings every station gets (edge.auth.config.ChargerSettings fields by the same names).
+_SETTINGS = (Setting.LOCAL_AUTH_LIST_ENABLED, Setting.LOCAL_AUTHORIZE_OFFLINE, Setting.AUTHORIZATION_CACHE_ENABLED,
+             Setting.STOP_TRANSACTION_ON_INVALID_ID)
+_LIMITS = (Setting.SEND_LOCAL_LIST_MAX_LENGTH, Setting.LOCAL_AUTH_LIST_MAX_LENGTH)
 # Used when a charger does not report its limits.
 DEFAULT_MAX_SEND, DEFAULT_MAX_LIST = 20, 1000
 
 
 class LocalListSync:
-    def __init__(self, journal: Journal, commands: Commands, authorizer: Authorizer, bus: EventBus, clock: Clock,
+    def __init__(self, journal: Journal, control: StationControl, authorizer: Authorizer, bus: EventBus, clock: Clock,
                  settings: ChargerSettings, is_known: Callable[[str], bool], connected: Callable[[], Iterable[str]],
                  enabled: bool = True, retry_delays: tuple[float, ...] = RETRY_DELAYS):
         self.enabled = enabled
         self.retry_delays = retry_delays
-        self._journal, self._commands, self._authorizer = journal, commands, authorizer
+        self._journal, self._control, self._authorizer = journal, control, authorizer
         self._bus, self._clock, self._settings = bus, clock, settings
         self._is_known, self._connected = is_known, connected
         self.held: dict[str, dict[str, Any]] = {}     # charger -> {version, entries, status, detail, at}
@@ -122,25 +124,25 @@ class LocalListSync:
         self._retries.call(charger_id, delay, lambda: self._retry(charger_id))
 
     def _retry(self, charger_id: str) -> None:
-        if self._commands.is_ready(charger_id):
+        if self._control.is_ready(charger_id):
             self.request(charger_id, full_check=True)
 
     async def _model_changed(self, model: AuthModel, blocked: set[str]) -> None:
         if not self.enabled:
             return
         for charger_id in list(self._connected()):
-            if not self._commands.is_ready(charger_id):
+            if not self._control.is_ready(charger_id):
                 continue    # it gets the whole list when it is ready
             if blocked:
                 # A cached Accepted must not outlive the block.
-                await self._commands.send(charger_id, "ClearCache", {}, actor=ACTOR,
-                                          reason=f"tokens blocked: {', '.join(sorted(blocked))}")
+                await self._control.clear_cache(charger_id, actor=ACTOR,
+                                                reason=f"tokens blocked: {', '.join(sorted(blocked))}")
             self.request(charger_id)
 
-    async def _send(self, charger_id: str, action: str, params: dict, reason: str) -> CommandResult:
-        result = await self._commands.send(charger_id, action, params, actor=ACTOR, reason=reason)
+    def _noted(self, charger_id: str, result: CommandResult) -> CommandResult:
+        """A request of this pass that may pass if asked again: the pass is retried later (see _work)."""
         if worth_retrying(result) and charger_id in self._failed:
-            self._failed[charger_id].append(f"{action} {result.outcome}")
+            self._failed[charger_id].append(f"{result.action} {result.outcome}")
         return result
 
     async def sync(self, charger_id: str, *, full_check: bool) -> None:
@@ -148,17 +150,18 @@ class LocalListSync:
         if full_check:
             if not await self._apply_settings(charger_id):
                 return   # the charger does not answer as it should: the whole pass is tried again later
-            version = await self._send(charger_id, "GetLocalListVersion", {}, "compare list versions")
+            version = self._noted(charger_id, await self._control.local_list_version(
+                charger_id, actor=ACTOR, reason="compare list versions"))
             if worth_retrying(version) or version.outcome == "not-connected":
                 # No answer is not "no list": keep what we know, try again (see _work).
                 await self._record(charger_id, held["version"] if held else 0, held["entries"] if held else {},
                                    "failed", f"GetLocalListVersion {version.outcome}: {version.response}")
                 return
-            if version.outcome != "ok" or version.response.get("listVersion", -1) < 0:
+            if version.outcome != "ok" or version.value is None:
                 await self._record(charger_id, 0, {}, "unsupported",
                                    "charger has no local list; it asks the edge for every token")
                 return
-            if held is None or held["status"] == "unsupported" or version.response["listVersion"] != held["version"]:
+            if held is None or held["status"] == "unsupported" or version.value != held["version"]:
                 held = None   # the charger lost or never had our list
         limits = await self._limits(charger_id) if full_check or held is None else (
             held.get("max_send", DEFAULT_MAX_SEND), held.get("max_list", DEFAULT_MAX_LIST))
@@ -185,20 +188,21 @@ class LocalListSync:
         """-> (status, detail, the version the charger now holds as far as we know)."""
         for attempt in range(2):
             for update in updates:
-                result = await self._send(charger_id, "SendLocalList", update.request(),
-                                          f"local list {update.update_type} v{update.version} "
-                                          f"({len(update.items)} entries)")
-                status = result.response.get("status") if isinstance(result.response, dict) else None
-                if status == "Accepted":
+                result = self._noted(charger_id, await self._control.send_local_list(
+                    charger_id, update, actor=ACTOR,
+                    reason=f"local list {update.update_type} v{update.version} ({len(update.items)} entries)"))
+                status = result.value
+                if status == ListUpdateStatus.ACCEPTED:
                     continue
-                if status == "NotSupported":
+                if status == ListUpdateStatus.NOT_SUPPORTED:
                     return "unsupported", "charger answered SendLocalList NotSupported", base_version
-                if attempt == 0 and status in ("Failed", "VersionMismatch"):
+                if attempt == 0 and status in (ListUpdateStatus.FAILED, ListUpdateStatus.VERSION_MISMATCH):
                     # Start over with a Full list, from a version above anything sent.
-                    log.warning("local list %s charger=%s; retrying with a Full list", status, charger_id)
+                    log.warning("local list %s charger=%s; retrying with a Full list", status.value, charger_id)
                     updates = full_updates(target, updates[-1].version + 1, max_send)
                     break
-                return ("failed", f"SendLocalList v{update.version}: {status or result.outcome} {result.response}",
+                return ("failed", f"SendLocalList v{update.version}: {status.value if status else result.outcome} "
+                                  f"{result.response}",
                         base_version)
             else:
                 return "in-sync", f"{len(target)} tokens", updates[-1].version
@@ -207,26 +211,25 @@ class LocalListSync:
     async def _apply_settings(self, charger_id: str) -> bool:
         """False when a key could not be set for a reason that may pass (no answer,
         a CALLERROR): the rest would only wait out the same timeout."""
-        for key, field in _SETTINGS.items():
-            value = "true" if getattr(self._settings, field) else "false"
-            result = await self._send(charger_id, "ChangeConfiguration", {"key": key, "value": value},
-                                      "site auth settings")
+        for setting in _SETTINGS:
+            result = self._noted(charger_id, await self._control.change_setting(
+                charger_id, setting, bool(getattr(self._settings, setting.value)), actor=ACTOR,
+                reason="site auth settings"))
             if worth_retrying(result) or result.outcome == "not-connected":
                 return False
         return True
 
     async def _limits(self, charger_id: str) -> tuple[int, int]:
-        result = await self._send(charger_id, "GetConfiguration",
-                                  {"key": ["SendLocalListMaxLength", "LocalAuthListMaxLength"]}, "local list limits")
+        result = self._noted(charger_id, await self._control.read_settings(
+            charger_id, _LIMITS, actor=ACTOR, reason="local list limits"))
         values = {}
-        if result.outcome == "ok":
-            for item in result.response.get("configurationKey", []):
-                try:
-                    values[item["key"]] = max(1, int(item.get("value", "")))
-                except ValueError:
-                    pass
-        return values.get("SendLocalListMaxLength", DEFAULT_MAX_SEND), values.get("LocalAuthListMaxLength",
-                                                                                   DEFAULT_MAX_LIST)
+        for setting, text in (result.value or {}).items():
+            try:
+                values[setting] = max(1, int(text))
+            except ValueError:
+                pass
+        return (values.get(Setting.SEND_LOCAL_LIST_MAX_LENGTH, DEFAULT_MAX_SEND),
+                values.get(Setting.LOCAL_AUTH_LIST_MAX_LENGTH, DEFAULT_MAX_LIST))
 
     async def _record(self, charger_id: str, version: int, entries: Entries, status: str, detail: str,
                       **limits: int) -> None:

@@ -41,7 +41,7 @@ from edge.clock import Clock, iso, parse_iso
 from edge.events import Event, EventBus
 from edge.failures import Failing
 from edge.journal import Journal, Store
-from edge.ocpp.commands import Commands
+from edge.stations.control import StationControl
 from edge.sessions import Sessions
 from edge.sessions.connector import IN_TRANSACTION
 
@@ -121,9 +121,9 @@ def due(run: Running, tariff: Tariff, now: datetime, timeouts: Timeouts, booted:
 
 
 class SessionWatch:
-    def __init__(self, sessions: Sessions, records: ChargeRecords, commands: Commands, bus: EventBus, clock: Clock,
+    def __init__(self, sessions: Sessions, records: ChargeRecords, control: StationControl, bus: EventBus, clock: Clock,
                  journal: Journal, timeouts: Timeouts, check_every: float = 5.0):
-        self._sessions, self._records, self._commands = sessions, records, commands
+        self._sessions, self._records, self._control = sessions, records, control
         self._bus, self._clock, self._journal = bus, clock, journal
         self.timeouts = timeouts
         self._check_every = check_every
@@ -311,7 +311,7 @@ class SessionWatch:
         log.info("stopping transaction=%s charger=%s: %s", run.transaction_id, run.charger_id, why)
         # Not awaited here: a charger has up to its response timeout to answer, and
         # the other sessions must not wait for it.
-        task = asyncio.create_task(self._commands.send(
-            run.charger_id, "RemoteStopTransaction", {"transactionId": run.transaction_id}, actor=ACTOR, reason=why))
+        task = asyncio.create_task(self._control.remote_stop(run.charger_id, run.transaction_id, actor=ACTOR,
+                                                             reason=why))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

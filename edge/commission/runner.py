@@ -24,6 +24,7 @@ from edge.commission.rotation import Step, config_lines, decide
 from edge.config import config_warnings
 from edge.dlm.phases import ROTATIONS, NAMES
 from edge.journal import Store
+from edge.stations.model import ChargingLimit, LimitPurpose
 
 if TYPE_CHECKING:
     from edge.web.site import SiteView
@@ -103,15 +104,12 @@ class Commissioning:
         stack_level = site.config.load_management.stack_level + 1
         cards = len(site.config.tokens) if site.config.authorization.push_local_lists else None
         for charger in site.config.chargers:
-            connected = site.commands.is_connected(charger.id)
+            connected = site.control.is_connected(charger.id)
             configuration = offset = None
             if connected:
                 self._at(f"asking charger {charger.id} for its configuration")
-                answer = await site.commands.send(charger.id, "GetConfiguration", {}, actor=ACTOR,
-                                                  reason=self.reason)
-                if answer.outcome == "ok":
-                    configuration = {k["key"]: str(k.get("value", "")) for k in
-                                     answer.response.get("configurationKey", [])}
+                answer = await site.control.read_configuration(charger.id, actor=ACTOR, reason=self.reason)
+                configuration = answer.value
                 status = await site.journal.read(Store.connectors, charger.id)
                 latest = max(status, key=lambda r: r["updated_at"], default=None)
                 offset = clock_offset(latest["charger_time"], latest["updated_at"]) if latest else None
@@ -167,16 +165,13 @@ class Commissioning:
         return None
 
     async def _profile(self, evse, transaction_id: int, limit: float, stack_level: int) -> str:
-        params = {"connectorId": evse.connector_id, "csChargingProfiles": {
-            "chargingProfileId": PROFILE_ID_BASE + evse.connector_id, "transactionId": transaction_id,
-            "stackLevel": stack_level, "chargingProfilePurpose": "TxProfile", "chargingProfileKind": "Absolute",
-            "chargingSchedule": {"chargingRateUnit": "A", "duration": STEP_PROFILE_S,
-                                 "startSchedule": self.site.clock.now_iso(),
-                                 "chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(limit, 1)}]}}}
+        profile = ChargingLimit(PROFILE_ID_BASE + evse.connector_id, LimitPurpose.TX, limit, stack_level,
+                                evse=evse.connector_id, transaction_id=transaction_id, start=self.site.clock.now(),
+                                duration_s=STEP_PROFILE_S)
         self._at(f"charger {evse.charger_id}/{evse.connector_id}: step to {limit:g} A, then {self.settle_s:g} s "
                  "for the car to follow and the meter to read")
-        result = await self.site.commands.send(evse.charger_id, "SetChargingProfile", params, actor=ACTOR,
-                                               reason=f"{self.reason}: phase-rotation step to {limit:g} A")
+        result = await self.site.control.set_charging_limit(evse.charger_id, profile, actor=ACTOR,
+                                                            reason=f"{self.reason}: phase-rotation step to {limit:g} A")
         return result.outcome
 
     async def _step(self, manager, evse, transaction_id: int) -> dict[str, Any]:
@@ -205,9 +200,9 @@ class Commissioning:
                 return row | {"verdict": "unclear", "detail": "the charger refused the step profile"}
             during = await self._read_after(meter, self.site.clock.monotonic())
         finally:
-            await self.site.commands.send(evse.charger_id, "ClearChargingProfile",
-                                          {"id": PROFILE_ID_BASE + evse.connector_id}, actor=ACTOR,
-                                          reason=f"{self.reason}: step done, load management takes over")
+            await self.site.control.clear_charging_limit(evse.charger_id, PROFILE_ID_BASE + evse.connector_id,
+                                                         actor=ACTOR,
+                                                         reason=f"{self.reason}: step done, load management takes over")
         if during is None:
             return row | {"verdict": "unclear", "detail": "no meter reading during the step"}
         finding = decide(Step(step, before.current, during.current, before.power, during.power),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -24,6 +23,8 @@ from edge.events import Event, EventBus
 from edge.journal import Journal, Store
 from edge.ocpp.masking import mask_payload
 from edge.ocpp.session import ChargerGone
+# The outcome record and the retry rule are the domain's (the core reads them); re-exported for callers.
+from edge.stations.control import CommandResult, worth_retrying  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +48,6 @@ _REFUSALS = {"Rejected", "NotSupported", "NotImplemented", "UnknownMessageId", "
 
 class CommandError(ValueError):
     """The request itself is wrong (unknown action, bad parameters)."""
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    action_id: int
-    charger_id: str
-    action: str
-    outcome: str            # ok | rejected | error | timeout | not-connected | invalid
-    response: Any           # the charger's answer (camelCase dict) or an error text
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def resolve_action(name: str) -> str:
@@ -147,21 +136,7 @@ class Commands:
                  reason)
         self._bus.publish(Event("command.done", charger_id, self._clock.now_iso(), {
             "action_id": action_id, "action": action, "actor": actor, "outcome": outcome, "params": params}))
-        return CommandResult(action_id, charger_id, action, outcome, response)
-
-
-# CALLERRORs that say the charger cannot do this at all: asking again will not help.
-_PERMANENT_ERRORS = ("NotImplemented", "NotSupported")
-
-
-def worth_retrying(result: CommandResult) -> bool:
-    """Whether asking again later may get a different answer: no answer in time, or a
-    CALLERROR such as SecurityError from a charger not ready yet. A refusal, a bad
-    request or a lost connection (the next connection starts over) are not."""
-    if result.outcome == "timeout":
-        return True
-    return (result.outcome == "error" and isinstance(result.response, str)
-            and not result.response.startswith(_PERMANENT_ERRORS))
+        return CommandResult(action_id, charger_id, action, outcome, response, request=params)
 
 
 def plain_numbers(value: Any) -> Any:

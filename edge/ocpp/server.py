@@ -50,6 +50,7 @@ from edge.sessions import Sessions
 if TYPE_CHECKING:
     from edge.ocpp.commands import Commands
     from edge.ocpp.security_messages import SecurityServices
+    from edge.stations.control import StationControl
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ class Site:
     data_transfer_vendors: frozenset[str] = field(default_factory=frozenset)
     # Set once the OCPP server exists (commands go through its sessions).
     commands: "Commands | None" = None
+    # The same, in domain words (edge/stations/control.py).
+    control: "StationControl | None" = None
     # The security whitepaper's certificates, logs and signed firmware (edge/ocpp/security_messages.py).
     security: "SecurityServices | None" = None
     # Told of every Call a charger sent, once answered: (charger, action, "accepted" or the CallError code).

@@ -281,9 +281,8 @@ class ChargerSession(ChargePoint):
         # Our own task (referenced until done): the library would not keep one.
         for tx in list(self._stop_after_answer):
             self._stop_after_answer.discard(tx)
-            self.spawn(self.site.commands.send(
-                self.id, "RemoteStopTransaction", {"transactionId": tx}, actor="edge",
-                reason="token not authorized at start (site policy: stop)"))
+            self.spawn(self.site.control.remote_stop(self.id, tx, actor="edge",
+                                                     reason="token not authorized at start (site policy: stop)"))
 
     def spawn(self, coro) -> None:
         task = asyncio.create_task(coro)

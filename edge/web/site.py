@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from edge.ocpp.presence import PresenceMonitor
     from edge.ocpp.server import OcppServer
     from edge.sessions import Sessions
+    from edge.stations.control import StationControl
     from edge.supervision import Supervisor
     from edge.uplink.service import Uplink
 
@@ -43,7 +44,8 @@ class SiteView(Protocol):
     presence: "PresenceMonitor"
     communication_log: "CommunicationLog"
     ocpp: "OcppServer"
-    commands: "Commands"
+    commands: "Commands"    # any 1.6 message by name: the operator's and the cloud's raw commands
+    control: "StationControl"
     local_lists: "LocalListSync"
     load_manager: "LoadManager | None"
     meters: "dict[str, MeterPoller]"

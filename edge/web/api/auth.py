@@ -13,6 +13,7 @@ from aiohttp import web
 from edge.auth.authorizer import ModelRejected
 from edge.auth.tokens import TokenError, canonical_id, canonical_uid, reversed_uid
 from edge.journal import Store
+from edge.stations.model import IdToken, IdTokenType
 
 from edge.web.site import SiteView
 from edge.web.common import MAX_LIMIT, actor_of, error_response, int_query, json_object, json_response
@@ -156,9 +157,9 @@ class AuthRoutes:
         if decision.status != "Accepted":
             return error_response(403, f"token {tag} may not charge at {charger_id} connector {connector}: "
                                f"{decision.status} ({decision.reason})")
-        result = await self.edge.commands.send(
-            charger_id, "RemoteStartTransaction", {"connectorId": connector, "idTag": tag},
-            actor=actor_of(request), reason=body.get("reason") or "remote start")
+        result = await self.edge.control.remote_start(charger_id, connector, IdToken(tag, IdTokenType.CENTRAL),
+                                                      actor=actor_of(request),
+                                                      reason=body.get("reason") or "remote start")
         return json_response(result.as_dict(), status=200 if result.outcome in ("ok", "rejected") else 502)
 
     def _token_of_user(self, user: str):
@@ -175,8 +176,8 @@ class AuthRoutes:
         owner = self.edge.sessions.active().get(tx)
         if owner is None:
             return error_response(404, f"session {tx} is not running")
-        result = await self.edge.commands.send(owner[0], "RemoteStopTransaction", {"transactionId": tx},
-                                               actor=actor_of(request), reason=str(body.get("reason") or "remote stop"))
+        result = await self.edge.control.remote_stop(owner[0], tx, actor=actor_of(request),
+                                                     reason=str(body.get("reason") or "remote stop"))
         return json_response(result.as_dict(), status=200 if result.outcome in ("ok", "rejected") else 502)
 
     async def reserve(self, request: web.Request) -> web.Response:
@@ -191,12 +192,11 @@ class AuthRoutes:
         now = self.edge.clock.now()
         # Reservation ids only need to be unique per charger; seconds since 2024 are.
         reservation_id = int(now.timestamp()) - 1_704_067_200
-        params = {"connectorId": connector, "expiryDate": (now + timedelta(minutes=minutes)).isoformat(),
-                  "idTag": decision.token.id_tag if decision.token else tag, "reservationId": reservation_id}
-        if decision.parent_id_tag:
-            params["parentIdTag"] = decision.parent_id_tag
-        result = await self.edge.commands.send(charger_id, "ReserveNow", params, actor=actor_of(request),
-                                               reason=body.get("reason") or f"reservation for {minutes} min")
+        result = await self.edge.control.reserve(
+            charger_id, connector, IdToken(decision.token.id_tag if decision.token else tag),
+            reservation_id=reservation_id, expires=(now + timedelta(minutes=minutes)).isoformat(),
+            parent=decision.parent_id_tag, actor=actor_of(request),
+            reason=body.get("reason") or f"reservation for {minutes} min")
         return json_response(result.as_dict(), status=200 if result.outcome in ("ok", "rejected") else 502)
 
     async def cancel_reservation(self, request: web.Request) -> web.Response:
@@ -204,9 +204,8 @@ class AuthRoutes:
             reservation_id = int(request.match_info["reservation"])
         except ValueError:
             return error_response(400, "reservation id must be an integer")
-        result = await self.edge.commands.send(request.match_info["id"], "CancelReservation",
-                                               {"reservationId": reservation_id}, actor=actor_of(request),
-                                               reason="reservation cancelled")
+        result = await self.edge.control.cancel_reservation(request.match_info["id"], reservation_id,
+                                                            actor=actor_of(request), reason="reservation cancelled")
         return json_response(result.as_dict(), status=200 if result.outcome in ("ok", "rejected") else 502)
 
 

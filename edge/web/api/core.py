@@ -10,6 +10,7 @@ from aiohttp import web
 
 from edge.journal import Store
 from edge.ocpp.commands import ACTIONS, CommandError, resolve_action
+from edge.stations.model import Trigger
 from edge.web.common import MAX_LIMIT, actor_of, error_response, int_query, json_object, json_response
 from edge.web.site import SiteView
 
@@ -100,9 +101,8 @@ class CoreRoutes:
         result = None
         if charger_id in self.edge.ocpp.sessions:
             # Ask it to boot again now, so it is Accepted without waiting for its retry interval.
-            result = await self.edge.commands.send(
-                charger_id, "TriggerMessage", {"requestedMessage": "BootNotification"},
-                actor=actor_of(request), reason="adopted by installer")
+            result = await self.edge.control.trigger(charger_id, Trigger.BOOT, actor=actor_of(request),
+                                                     reason="adopted by installer")
         log.info("adopted charger=%s", charger_id)
         return json_response({"adopted": charger_id, "trigger": result.as_dict() if result else None})
 

@@ -1,0 +1,1 @@
+"""The site's charging stations in domain words (model), what the core asks of them (control)."""
