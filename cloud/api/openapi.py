@@ -61,7 +61,12 @@ _SESSION = {"type": "object", "description": "a charging session (transaction) a
     "status": {"enum": ["active", "stopped"]}}}
 
 _TELEMETRY = {"type": "object", "description": "one telemetry interval of the site", "properties": {
-    "at": _time, "seq": _int, "values": {"type": "object", "properties": {
+    "at": _time,
+    "seq": {**_int, "description": "the message's seq; for a 1-minute aggregate the last seq folded in"},
+    "resolution": {"enum": ["raw", "1m"], "description": "raw: as the site sent it (kept CLOUD_TELEMETRY_RAW_DAYS); "
+                   "1m: a 1-minute aggregate of older points (kept CLOUD_TELEMETRY_AGGREGATE_DAYS)"},
+    "points": {**_int, "description": "1m only: how many raw points the aggregate folds"},
+    "values": {"type": "object", "properties": {
         "interval_s": {"type": "number"}, "samples": {**_int, "description": "samples taken in the interval"},
         "circuits": {"type": "array", "items": {"type": "object", "properties": {
             "id": _str, "failsafe": {"type": "boolean", "description": "the circuit's meter was lost in it"},

@@ -53,6 +53,10 @@ async def test_records_sessions_telemetry_and_alerts_are_described_and_answers_m
         status, page = await cloud.get(f"/api/v1/sites/site-a/{path}", token)
         assert status == 200 and len(page["items"]) == 1, path
         validator(document, schema).validate(page)
+        # Every field an answer carries is described (the schemas allow more, so validation alone
+        # would not notice a new field left out).
+        item_schema = schemas[schema]["properties"]["items"]["items"]["$ref"].rsplit("/", 1)[1]
+        assert set(page["items"][0]) <= set(schemas[item_schema]["properties"]), (path, set(page["items"][0]))
     status, one = await cloud.get("/api/v1/sites/site-a/cdrs/cdr-0001", token)
     validator(document, "Cdr").validate(one)
     # And the schemas are not vacuous: a session with a wrong type is caught.
