@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from edge.journal import Store
-from tests.edge.conftest import basic, charger, ocpp_url, PASSWORD
+from tests.edge.conftest import PASSWORD, Charger, basic, charger, ocpp_url
 
 
 async def raw(edge, charger_id="CP-2", **kwargs):
@@ -121,6 +121,21 @@ async def test_subprotocol_and_path_are_checked(edge):
         async with connect(f"ws://127.0.0.1:{edge.ocpp.bound_port}/a/b/c", subprotocols=["ocpp1.6"]):
             pass
     assert err.value.response.status_code == 404
+
+
+async def test_TC_088_websocket_subprotocol_negotiation(edge):
+    """OCA TC_088 (CSMS): a charger offering several subprotocols gets the one the edge speaks, named
+    in the handshake's answer (RFC 6455 Sec-WebSocket-Protocol), and is served on it."""
+    async with connect(ocpp_url(edge, "CP-1"), subprotocols=["ocpp1.5", "ocpp1.6"],
+                       additional_headers=basic("CP-1", PASSWORD)) as ws:
+        assert ws.subprotocol == "ocpp1.6"
+        cp = Charger("CP-1", ws)
+        task = asyncio.create_task(cp.start())
+        try:
+            answer = await cp.call(call.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+            assert answer.status == "Accepted"
+        finally:
+            task.cancel()
 
 
 async def test_password_checked_before_websocket_opens(edge):

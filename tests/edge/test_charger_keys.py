@@ -83,7 +83,10 @@ def _fresh_charger_memory():
     KeyedCharger.authorization_key = None
 
 
-async def test_rotation_end_to_end(make_edge):
+async def test_TC_073_update_charge_point_password_for_http_basic_authentication(make_edge):
+    """OCA TC_073 (CSMS): the central system sets a new AuthorizationKey with ChangeConfiguration; the
+    charger reconnects with it. End to end, with the whitepaper's key format, the old key kept until
+    the new one is used, and the new key surviving a restart of the edge."""
     async with make_edge() as edge:
         async with keyed(edge, PASSWORD):
             result = await api_call(edge, "POST", "/chargers/CP-1/password", body={"rotate": True})
