@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from edge.events import Event
 from edge.journal import Store
 from edge.ocpp import boundary, security_events, signed_values
+from edge.ocpp.v16.meter_values import parse_meter_values
 from edge.ocpp.strangers import remember_boot
 
 if TYPE_CHECKING:
@@ -301,15 +302,20 @@ class ChargerSession(ChargePoint):
                                   **kwargs):
         # Signed readings first: the stop makes the record, which carries them.
         await signed_values.received(self.site, self.id, 0, transaction_id, kwargs.get("transaction_data"))
+        # Read as of no connector: Sessions sets the transaction's own once it knows it is the charger's.
+        samples, problems = parse_meter_values(0, None, kwargs.get("transaction_data") or [],
+                                               self.site.clock.now_iso())
         _, decision = await self.site.sessions.stop(
             self.id, transaction_id, meter_stop, timestamp, kwargs.get("reason"), kwargs.get("id_tag"),
-            kwargs.get("transaction_data"), self._time_note(call_unique_id, "stop"))
+            samples, self._time_note(call_unique_id, "stop"), problems)
         return call_result.StopTransaction(id_tag_info=decision.id_tag_info() if decision else None)
 
     @on(Action.meter_values)
     async def on_meter_values(self, connector_id: int, meter_value: list, **kwargs):
         await signed_values.received(self.site, self.id, connector_id, kwargs.get("transaction_id"), meter_value)
-        await self.site.sessions.meter_values(self.id, connector_id, kwargs.get("transaction_id"), meter_value)
+        transaction_id = kwargs.get("transaction_id")
+        samples, problems = parse_meter_values(connector_id, transaction_id, meter_value, self.site.clock.now_iso())
+        await self.site.sessions.meter_values(self.id, connector_id, transaction_id, samples, problems)
         return call_result.MeterValues()
 
     @on(Action.data_transfer)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Sequence
 
 from edge.auth import AuthDecision
 from edge.auth.authorizer import Authorization, Authorizer
@@ -32,7 +32,6 @@ from edge.events import Event, EventBus
 from edge.journal import Journal, Sample, StopOutcome, Store
 from edge.sessions.connector import (Close, Closed, Connectors, Decision, Metered, Proven, Session, Started,
                                      Status, Stopped, start_answer, superseded)
-from edge.sessions.meter_values import parse_meter_values
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +146,14 @@ class Sessions:
         return StartResult(tx, decision.id_tag_info(), remote_stop=flag is not None)
 
     async def stop(self, charger_id: str, transaction_id: int, meter_stop: int, timestamp: str,
-                   reason: str | None, id_tag: str | None, transaction_data: list[dict[str, Any]] | None,
-                   time_note: str | None = None) -> tuple[StopOutcome, AuthDecision | None]:
-        """The charger's StopTransaction. For a transaction the edge closed before
+                   reason: str | None, id_tag: str | None, samples: list[Sample],
+                   time_note: str | None = None,
+                   problems: Sequence[str] = ()) -> tuple[StopOutcome, AuthDecision | None]:
+        """The charger's stop. For a transaction the edge closed before
         (it was silent, offline too long, superseded, its connector said
-        Available), the charger's own values correct the close: see Store.stop_transaction."""
+        Available), the charger's own values correct the close: see Store.stop_transaction.
+        `samples`: the readings the stop carried (their connector and transaction are set here, from the
+        transaction's owner); `problems`: what the adapter could not read of them."""
         at = self._clock.now_iso()
         session = self.connectors.get(transaction_id)
         if session is not None:
@@ -159,8 +161,8 @@ class Sessions:
         else:
             owner = await self._journal.read(Store.transaction_owner, transaction_id)
         matched = owner is not None and owner[0] == charger_id
-        samples, problems = parse_meter_values(
-            owner[1] if matched else 0, transaction_id if matched else None, transaction_data or [], at)
+        samples = ([replace(s, connector_id=owner[1], transaction_id=transaction_id) for s in samples]
+                   if owner is not None and matched else [])
         for problem in problems:
             log.warning("stop transaction data charger=%s transaction=%s: %s", charger_id, transaction_id, problem)
         authorization = None
@@ -169,7 +171,7 @@ class Sessions:
                                                   id_tag=id_tag, method="stop", running=None)
         outcome = await self._journal.write(
             _stop, authorization, charger_id, transaction_id, meter_stop, timestamp, reason, id_tag, at,
-            samples if matched else [], time_note)
+            samples, time_note)
         if outcome.kind == "stopped":
             self.connectors.apply(Stopped(transaction_id))
             self._bus.publish(Event("transaction.stopped", charger_id, at, {
@@ -196,13 +198,12 @@ class Sessions:
         await self._decided(self.connectors.apply(Status(charger_id, connector_id, status)))
 
     async def meter_values(self, charger_id: str, connector_id: int, transaction_id: int | None,
-                           meter_value: list[dict[str, Any]]) -> list[str]:
+                           samples: list[Sample], problems: Sequence[str] = ()) -> list[str]:
+        """A station's meter samples (read by its adapter; `problems`: what it could not read)."""
         at = self._clock.now_iso()
-        problems: list[str] = []
+        problems = list(problems)
         session = self.connectors.get(transaction_id) if transaction_id is not None else None
         is_open = session is not None and session.place == (charger_id, connector_id)
-        samples, parse_problems = parse_meter_values(connector_id, transaction_id, meter_value, at)
-        problems += parse_problems
         proven: list[Decision] = []
         if is_open and transaction_id is not None:
             register = _highest_register(samples)

@@ -1,4 +1,5 @@
-"""OCPP 1.6 MeterValue lists to flat samples (pure).
+"""OCPP 1.6 MeterValue lists to the site's meter samples (pure): the 1.6 adapter's reading of
+MeterValues and of StopTransaction's transactionData, before sessions see them.
 
 The spec's defaults apply when a field is missing: measurand
 Energy.Active.Import.Register, unit Wh, context Sample.Periodic, location
