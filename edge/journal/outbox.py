@@ -7,7 +7,8 @@ was off (it marks those quarantines reported): it lives here because the outbox 
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, Collection
 
 from edge.journal.base import StoreBase, _rows
 
@@ -134,13 +135,15 @@ class OutboxStore(StoreBase):
         self._count_dropped(stream, len(gone))
         return len(gone), (gone[0][1] if gone else None), (gone[-1][1] if gone else None)
 
-    def outbox_drop_oldest(self, stream: str, free_bytes: int) -> tuple[int, str | None, str | None]:
+    def outbox_drop_oldest(self, stream: str, free_bytes: int,
+                           keep_types: Collection[str]) -> tuple[int, str | None, str | None]:
         """Drop a stream's oldest never-sent messages, and those the cloud refused (set aside), until
-        `free_bytes` are freed. -> (removed, first at, last at)."""
+        `free_bytes` are freed; messages of `keep_types` stay whatever the need. -> (removed, first at, last at)."""
         freed, gone = 0, []
         for n, at, size in self.conn.execute(
-                "SELECT n, at, size FROM outbox WHERE stream = ? AND (seq IS NULL OR held IS NOT NULL) ORDER BY n",
-                (stream,)):
+                "SELECT n, at, size FROM outbox WHERE stream = ? AND (seq IS NULL OR held IS NOT NULL) "
+                "AND type NOT IN (SELECT value FROM json_each(?)) ORDER BY n",
+                (stream, json.dumps(sorted(keep_types)))):
             if freed >= free_bytes:
                 break
             gone.append((n, at))

@@ -45,8 +45,8 @@ def render(body: dict[str, Any]) -> str:
     if body.get("last_error"):
         lines.append(f"last error: {body['last_error']}")
     if body.get("over_budget"):
-        lines.append(f"OVER the disk budget ({body['disk_budget_bytes']} bytes) with CDRs and session events only: "
-                     "they are kept")
+        lines.append(f"OVER the disk budget ({body['disk_budget_bytes']} bytes) with CDRs, session events and "
+                     "certificate messages only: they are kept")
     rows = [{"stream": name, **s} for name, s in body["streams"].items()]
     # delivered: confirmed stored by the cloud (its receipt); unconfirmed: sent, receipt awaited.
     lines += ["", ctl.table(rows, ["stream", "backlog", "oldest_at", "last_seq", "unconfirmed", "delivered",

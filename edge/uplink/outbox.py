@@ -17,8 +17,11 @@ again until released (every hour, or `edgectl uplink release`).
 The disk budget bounds the outbox. When it is exceeded, telemetry that was
 never sent is thinned (every second message goes, up to MAX_THINNING times),
 then dropped oldest first; then the oldest status changes, then alerts.
-CDRs and session events are never dropped. Each drop is reported to the
-cloud as an `alert.outbox_dropped` message.
+CDRs and session events are never dropped, nor a charger's CSR for the cloud to
+sign and its answer to the certificate (KEPT_TYPES: they ride on the status
+stream, and a lost CSR leaves the charger waiting days for a certificate that
+never comes). Each drop is reported to the cloud as an `alert.outbox_dropped`
+message.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import logging
 import uuid
 from typing import Any, Callable
 
-from contract.v1 import MAX_PAYLOAD_BYTES, PRECIOUS, STREAMS
+from contract.v1 import ANSWER_TYPE, CSR_TYPE, MAX_PAYLOAD_BYTES, PRECIOUS, STREAMS
 from edge.clock import Clock
 from edge.journal import Journal, Store
 
@@ -41,6 +44,9 @@ MAX_THINNING = 3                    # telemetry keeps at least 1 in 8 before the
 EXPENDABLE = ("telemetry", "status", "alert")
 if PRECIOUS & set(EXPENDABLE):
     raise ImportError("edge.uplink.outbox: a precious stream is listed as expendable")
+# Messages of an expendable stream the budget keeps all the same: a charger's CSR (certificate.csr) waits on
+# the cloud's certificate for days (docs/security.md), and its answer closes the cloud's record of it.
+KEPT_TYPES = frozenset({CSR_TYPE, ANSWER_TYPE})
 ALERT_TYPES = {"dlm.failsafe": "alert.failsafe", "dlm.over_limit": "alert.over_limit",
                "dlm.uncontrollable": "alert.uncontrollable", "edge.part_failed": "alert.part_failed",
                "recovery.step": "alert.recovery", "dlm.over_fuse": "alert.over_fuse",
@@ -164,8 +170,8 @@ class Outbox:
         that lost messages is reported with an alert. -> the reports."""
         reports, over = await self._journal.write(_shrink, self.budget_bytes)
         if over and not self.over_budget:
-            log.error("uplink: the outbox is over its disk budget of %d bytes with CDRs and session events only; "
-                      "they are kept (raise [uplink] disk_budget_mb or restore the link)", self.budget_bytes)
+            log.error("uplink: the outbox is over its disk budget of %d bytes with CDRs, session events and "
+                      "certificate messages only; they are kept (raise [uplink] disk_budget_mb or restore the link)", self.budget_bytes)
         self.over_budget = over
         for report in reports:
             log.warning("uplink: disk budget: %s stream thinned by %d and %d dropped (%s .. %s)",
@@ -198,6 +204,6 @@ def _shrink(store: Store, budget: int) -> tuple[list[dict[str, Any]], bool]:
                 note(stream, "thinned", result)
                 size = store.outbox_size()
         if size > budget:
-            note(stream, "dropped", store.outbox_drop_oldest(stream, size - budget))
+            note(stream, "dropped", store.outbox_drop_oldest(stream, size - budget, keep_types=KEPT_TYPES))
             size = store.outbox_size()
     return list(reports.values()), size > budget
