@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from cloud.downlink import next_send
-from contract.v1 import MAX_PAYLOAD_BYTES, down_topic
+from contract.v1 import MAX_PAYLOAD_BYTES, acked_topic, down_topic
 from edge.clock import ManualClock, parse_iso
 
 TARIFFS = {"tariffs": [{"id": "flat", "type": "flat", "price_per_kwh": "0.35"}]}
@@ -131,20 +131,29 @@ async def test_a_site_born_again_gets_what_it_has_not_acknowledged(cloud, make_s
     _, acked = await cloud.post("/api/v1/sites/site-a/config/tariffs", token, {"document": TARIFFS})
     _, lost = await cloud.post("/api/v1/sites/site-a/config/auth", token, {"document": {"tokens": []}})
     site = make_site()
-    await site.ack(kind="tariffs", id=acked["id"], version=1, status="applied", applied_version=1)
-    await cloud.wait_handled(1)
     for kind in ("auth", "tariffs"):                 # what a broker killed before its autosave forgets
         await site.publish(down_topic("site-a", kind), b"", retain=True)
     await site.subscribe_down()
+    # The AckReceipt comes on the site's down topics too: waited for, so it is not taken for a push.
+    await site.ack(kind="tariffs", id=acked["id"], version=1, status="applied", applied_version=1)
+    await expect_ack_receipt(site, acked["id"])
     await site.birth()
     mqtt_message, down = await site.next_down()
-    assert down["id"] == lost["id"] and mqtt_message.retain is False      # sent live, at the birth
+    assert mqtt_message.topic == down_topic("site-a", "auth") and down["id"] == lost["id"]
+    assert mqtt_message.retain is False                                     # sent live, at the birth
     await site.ack(kind="auth", id=lost["id"], version=1, status="applied", applied_version=1)
+    await expect_ack_receipt(site, lost["id"])
     await cloud.wait_handled(3)
     status, push = await cloud.get(f"/api/v1/sites/site-a/pushes/{lost['id']}", token)
     assert (push["status"], push["delivery"]) == ("applied", "acked") and push["sent_count"] in (1, 2)
     assert await cloud.service.downlink.republish(force=True) == 0         # nothing open any more
-    assert site.down.empty()
+    assert site.down.empty()                                                # nor sent twice at the birth
+
+
+async def expect_ack_receipt(site, push_id: str) -> None:
+    """The cloud's confirmation (down/acked) that it committed the site's ack of `push_id`."""
+    mqtt_message, receipt = await site.next_down()
+    assert (mqtt_message.topic, receipt["id"]) == (acked_topic("site-a"), push_id), (mqtt_message.topic, receipt)
 
 
 def test_an_unacknowledged_push_is_sent_again_with_a_doubling_back_off():
