@@ -75,6 +75,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--storm-outage", type=float, default=0.0,
                         help="s the broker stays down in the restart (0: a plain restart)")
     parser.add_argument("--storm-timeout", type=float, default=900.0)
+    parser.add_argument("--drain-timeout", type=float, default=600.0,
+                        help="s to wait at the end for the sites' last receipts")
     parser.add_argument("--keep", action="store_true", help="keep the work directory and the schema")
     parser.add_argument("--json", action="store_true")
     return parser.parse_args(argv)
@@ -307,7 +309,7 @@ class Run:
                 if args.storm:
                     await self.storm()
                 await self.send("traffic off")
-                await self.drain()
+                await self.drain(args.drain_timeout)
                 await self.summarise(base_size)
             finally:
                 await self.close(readers)

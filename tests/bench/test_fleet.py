@@ -24,7 +24,7 @@ SITES = 12
 def report() -> dict:
     done = subprocess.run([sys.executable, "-m", "bench", "fleet", "--sites", str(SITES), "--seconds", "4",
                            "--warmup", "1", "--telemetry-interval", "1", "--sessions-per-day", "8000",
-                           "--storm-timeout", "120", "--json"],
+                           "--storm-timeout", "60", "--drain-timeout", "60", "--json"],
                           cwd=ROOT, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)  # the whole of stdout is one JSON document; progress went to stderr
