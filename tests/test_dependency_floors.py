@@ -23,6 +23,10 @@ FIXED_IN = {
     "websockets": ("9.1", "CVE-2021-33880 (timing attack on Basic auth)"),
     "cryptography": ("50.0.0", "CVE-2026-69247 / GHSA-g6cj-pr64-35w5 (PKCS#7 decryption oracle); "
                                "GHSA-537c-gmf6-5ccf (48.0.1) and older ones before it"),
+    "scipy": ("1.11", "CVE-2023-25399 / PYSEC-2023-102 (refcount leak in ndimage's Py_FindObjects, OSV: before "
+                      "1.11.0); CVE-2023-29824 (use-after-free in the same function, fixed in 1.8.0)"),
+    "numpy": ("1.22.0", "CVE-2021-34141 (incomplete string comparison), CVE-2021-41496 (f2py buffer overflow), "
+                        "CVE-2021-41495 (NULL dereference in sort)"),
 }
 
 
