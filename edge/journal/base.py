@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 
+# The per-charger logs a charger's id leaves rows in; a forgotten stranger's go with it (chargers.py, logs.py).
+CHARGER_LOGS = ("network_log", "communication_log")
+
+
 class StoreBase:
     """The one connection every domain store works on; a Store is composed in store.py."""
 
@@ -19,6 +23,18 @@ class StoreBase:
 
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
+
+    def _keep_newest(self, table: str, charger_id: str, keep: int) -> None:
+        """A per-charger table bounded: the charger's newest `keep` rows (by id) stay, the older go."""
+        self.conn.execute(
+            f"""DELETE FROM {table} WHERE charger_id = ? AND id <= (
+                  SELECT id FROM {table} WHERE charger_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)""",
+            (charger_id, charger_id, keep))
+
+
+def _for_charger(charger_id: str | None) -> tuple[str, tuple[str, ...]]:
+    """The WHERE clause (and its argument) of a listing of one charger's rows, or of all (None or '')."""
+    return ("WHERE charger_id = ?", (charger_id,)) if charger_id else ("", ())
 
 
 @dataclass(frozen=True)

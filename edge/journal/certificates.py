@@ -1,5 +1,6 @@
-"""The journal's certificates: CSRs sent to the cloud to sign (csr_forwards, migration 16), from the
-charger's SignCertificate to its answer to CertificateSigned (edge/ocpp/security_messages.py).
+"""The journal's certificates: those the site CA issued to chargers with each charger's answer
+(issued_certificates, migration 12), and CSRs sent to the cloud to sign (csr_forwards, migration 16),
+from the charger's SignCertificate to its answer to CertificateSigned (edge/ocpp/security_messages.py).
 
 A CSR and its outbox message (certificate.csr on the status stream) are written in one transaction, as
 the charger's answer and its certificate.answer are: a power cut loses neither or both, and the outbox
@@ -13,7 +14,7 @@ import uuid
 from typing import Any
 
 from contract.v1 import ANSWER_TYPE, CSR_TYPE
-from edge.journal.base import StoreBase, _rows
+from edge.journal.base import StoreBase, _for_charger, _rows
 from edge.journal.outbox import OutboxStore
 
 # A charger's CSRs still in play: waiting for the cloud, or signed and not yet sent to the charger.
@@ -23,6 +24,23 @@ _COLUMNS = ("charger_id, csr_sha256, csr, requested_at, status, certificate, ser
 
 
 class CertificateStore(StoreBase):
+    def record_issued_certificate(self, serial: str, charger_id: str, sha256: str, not_after: str, at: str) -> None:
+        """A certificate the site CA signed for a charger (its serial new)."""
+        self.conn.execute(
+            "INSERT INTO issued_certificates (serial, charger_id, sha256, not_after, issued_at) VALUES (?, ?, ?, ?, ?)",
+            (serial, charger_id, sha256, not_after, at))
+
+    def certificate_answer(self, serial: str, answer: str) -> None:
+        """The charger's answer to the CertificateSigned that carried it."""
+        self.conn.execute("UPDATE issued_certificates SET answer = ? WHERE serial = ?", (answer, serial))
+
+    def issued_certificates(self, charger_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest first."""
+        where, args = _for_charger(charger_id)
+        return _rows(self.conn.execute(
+            f"SELECT serial, charger_id, sha256, not_after, issued_at, answer FROM issued_certificates {where} "
+            "ORDER BY issued_at DESC LIMIT ?", (*args, limit)))
+
     def forward_csr(self, charger_id: str, csr: str, csr_sha256: str, at: str) -> dict[str, Any] | None:
         """A charger's CSR for the cloud. New: kept as `waiting`, its earlier open CSRs superseded (the
         charger keeps the key of its last CSR only), and put in the outbox; -> None. The same CSR again
@@ -71,7 +89,7 @@ class CertificateStore(StoreBase):
         """The charger's answer to CertificateSigned, here and (certificate.answer) for the cloud."""
         self.conn.execute("UPDATE csr_forwards SET status = 'sent', answer = ?, updated_at = ? "
                           "WHERE charger_id = ? AND csr_sha256 = ?", (answer, at, charger_id, csr_sha256))
-        self.conn.execute("UPDATE issued_certificates SET answer = ? WHERE serial = ?", (answer, serial))
+        self.certificate_answer(serial, answer)
         body = {"charger_id": charger_id, "csr_sha256": csr_sha256, "serial": serial, "answer": answer}
         OutboxStore.outbox_add(self, [(uuid.uuid4().hex, "status", ANSWER_TYPE, at, json.dumps(body))])
 
@@ -89,7 +107,7 @@ class CertificateStore(StoreBase):
 
     def csr_forwards(self, charger_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """The latest CSRs sent to the cloud, newest first (without the PEM texts)."""
-        where, args = ("WHERE charger_id = ?", (charger_id,)) if charger_id else ("", ())
+        where, args = _for_charger(charger_id)
         return _rows(self.conn.execute(
             "SELECT charger_id, csr_sha256, requested_at, status, serial, not_after, push_id, answer, error, "
             f"updated_at FROM csr_forwards {where} ORDER BY requested_at DESC LIMIT ?", (*args, limit)))

@@ -3,6 +3,7 @@ cloud's receipt; set aside, thinned or dropped when the cloud refuses them or th
 
 uplink_recording feeds the outbox with the charge records and quarantines made while the uplink
 was off (it marks those quarantines reported): it lives here because the outbox rows are what it writes.
+The uplink's own settings row (uplink_settings: recording, the CDR cursor, the connection counter) is here too.
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ class OutboxStore(StoreBase):
             self._outbox_feed_quarantine()
         self.conn.execute("UPDATE uplink_settings SET recording = ? WHERE id = 1", (int(on),))
         return fed
+
+    def next_uplink_connection(self, floor: int) -> int:
+        """The connection counter for the connection about to be made, committed before it is made: one
+        more than the last, and at least `floor` (the Unix time in seconds), so a site whose journal was
+        replaced does not start again below what the cloud has seen. Its birth and its last will carry it
+        (docs/sync-protocol.md, "Site state")."""
+        self.conn.execute("UPDATE uplink_settings SET connection = max(connection + 1, ?) WHERE id = 1", (floor,))
+        return int(self.conn.execute("SELECT connection FROM uplink_settings WHERE id = 1").fetchone()[0])
 
     def _outbox_feed_quarantine(self) -> None:
         """Records quarantined while the uplink did not record are reported now."""

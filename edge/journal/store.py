@@ -1,9 +1,9 @@
 """The journal's records: one Store over one sqlite3 connection, composed of each domain's store.
 
-Every SQL statement of the journal lives in the module of the domain whose rows it writes
+Every SQL statement of the edge lives in the module of the domain whose rows it writes
 (chargers.py, transactions.py, samples.py, authorization.py, cdrs.py, outbox.py, downlink.py,
-logs.py, load_series.py, certificates.py), each a mixin over base.StoreBase; Store is all of them, so callers keep
-writing `journal.write(Store.method, ...)`.
+logs.py, load_series.py, certificates.py, security.py, credentials.py, signed_values.py), each a
+mixin over base.StoreBase; Store is all of them, so callers keep writing `journal.write(Store.method, ...)`.
 
 A Store is only ever used from the journal's own thread (see journal.py). Its methods do not
 commit: the journal groups them into transactions and commits before anyone is answered.
@@ -18,12 +18,15 @@ from edge.journal.base import Sample, StartOutcome, StopOutcome
 from edge.journal.cdrs import CdrStore, transaction_mark
 from edge.journal.certificates import CertificateStore
 from edge.journal.chargers import ChargerStore
+from edge.journal.credentials import CredentialStore
 from edge.journal.downlink import DownlinkStore
 from edge.journal.load_series import LoadSeriesStore
 from edge.journal.logs import LogStore
 from edge.journal.migrations import migrate
 from edge.journal.outbox import OutboxStore
 from edge.journal.samples import SampleStore
+from edge.journal.security import SecurityStore
+from edge.journal.signed_values import SignedValueStore
 from edge.journal.transactions import TransactionStore
 
 __all__ = ["Sample", "StartOutcome", "StopOutcome", "Store", "connect", "transaction_mark"]
@@ -44,5 +47,6 @@ def connect(path: str) -> sqlite3.Connection:
 
 
 class Store(ChargerStore, TransactionStore, SampleStore, AuthorizationStore, CdrStore,
-            OutboxStore, DownlinkStore, LogStore, LoadSeriesStore, CertificateStore):
+            OutboxStore, DownlinkStore, LogStore, LoadSeriesStore, CertificateStore, SecurityStore,
+            CredentialStore, SignedValueStore):
     """Every domain's records over the one connection (see the modules above)."""

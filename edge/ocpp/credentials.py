@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from edge.journal import Store
+from edge.journal.credentials import Key
 from edge.ocpp.masking import is_secret_key
 from edge.ocpp.security import hash_password
 
@@ -52,17 +53,6 @@ class CredentialError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
-
-
-@dataclass(frozen=True)
-class Key:
-    hash: str                   # scrypt; '' = no password (a charger on profile 0 before its first rotation)
-    role: str                   # current | new
-    origin: str                 # config | rotated
-    at: str
-    answer: str | None = None   # a new key: Accepted | RebootRequired | unanswered
-    action_id: int | None = None
-    used_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,58 +173,6 @@ def describe(keys: KeySet, configured_hash: str | None) -> dict[str, Any]:
     return view
 
 
-# -- journal (runs on the journal's thread through Journal.write / read) -------------
-
-_COLUMNS = "key_hash, role, origin, at, answer, action_id, used_at"
-
-
-def _keys(store: Store, charger_id: str) -> list[Key]:
-    return [Key(*row) for row in store.conn.execute(
-        f"SELECT {_COLUMNS} FROM charger_keys WHERE charger_id = ? ORDER BY role, at, rowid", (charger_id,))]
-
-
-def load_keys(store: Store) -> dict[str, list[Key]]:
-    keys: dict[str, list[Key]] = {}
-    for charger_id, *row in store.conn.execute(
-            f"SELECT charger_id, {_COLUMNS} FROM charger_keys ORDER BY charger_id, role, at, rowid"):
-        keys.setdefault(charger_id, []).append(Key(*row))
-    return keys
-
-
-def _insert(store: Store, charger_id: str, key: Key) -> None:
-    store.conn.execute(
-        f"INSERT OR IGNORE INTO charger_keys (charger_id, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (charger_id, key.hash, key.role, key.origin, key.at, key.answer, key.action_id, key.used_at))
-
-
-def store_new_key(store: Store, charger_id: str, before: Key | None, new: Key) -> list[Key]:
-    """A key the charger may hold now. On the first rotation the key it had
-    (the config's, or none) goes into the journal as `current` with it."""
-    if not _keys(store, charger_id):
-        _insert(store, charger_id, before or Key("", "current", "config", new.at))
-    _insert(store, charger_id, new)   # ignored if the charger already logged in with it
-    store.conn.execute(
-        """DELETE FROM charger_keys WHERE charger_id = ? AND role = 'new' AND rowid NOT IN (
-             SELECT rowid FROM charger_keys WHERE charger_id = ? AND role = 'new' ORDER BY at DESC, rowid DESC
-             LIMIT ?)""", (charger_id, charger_id, MAX_NEW_KEYS))
-    return _keys(store, charger_id)
-
-
-def key_used(store: Store, charger_id: str, key_hash: str, at: str) -> list[Key]:
-    """The first login with a new key: it becomes current, every other key goes."""
-    known = {k.hash: k for k in _keys(store, charger_id)}
-    store.conn.execute("DELETE FROM charger_keys WHERE charger_id = ?", (charger_id,))
-    old = known.get(key_hash)
-    _insert(store, charger_id, Key(key_hash, "current", "rotated", old.at if old else at,
-                                   old.answer if old else "used before its answer came",
-                                   old.action_id if old else None, at))
-    return _keys(store, charger_id)
-
-
-def forget_keys(store: Store, charger_id: str) -> int:
-    return store.conn.execute("DELETE FROM charger_keys WHERE charger_id = ?", (charger_id,)).rowcount
-
-
 # -- the shell ------------------------------------------------------------------------
 
 class Credentials:
@@ -251,7 +189,7 @@ class Credentials:
         self.upgrade_check: Callable[[str, int], str | None] | None = None
 
     async def load(self) -> None:
-        self._rows = await self.site.journal.read(load_keys)
+        self._rows = await self.site.journal.read(Store.every_charger_key)
 
     def keys_for(self, charger_id: str) -> KeySet:
         offered = (self._offered[charger_id],) if charger_id in self._offered else ()
@@ -269,14 +207,14 @@ class Credentials:
     async def used(self, charger_id: str, key_hash: str) -> None:
         """A login with a new key: called from the handshake before it is let in."""
         at = self.site.clock.now_iso()
-        self._rows[charger_id] = await self.site.journal.write(key_used, charger_id, key_hash, at)
+        self._rows[charger_id] = await self.site.journal.write(Store.key_used, charger_id, key_hash, at)
         log.info("charger=%s logged in with its new key; the old key is no longer accepted", charger_id)
 
     async def forget(self, charger_id: str) -> int:
         """Back to the config's password_hash (for a charger reset to its factory key, say)."""
         if charger_id in self._rotating:
             raise CredentialError(409, f"a key rotation for {charger_id} is under way")
-        dropped = await self.site.journal.write(forget_keys, charger_id)
+        dropped = await self.site.journal.write(Store.forget_keys, charger_id)
         self._rows.pop(charger_id, None)
         return dropped
 
@@ -303,7 +241,8 @@ class Credentials:
             answer = rotation_answer(result)
             if answer is not None:
                 key = Key(key_hash, "new", "rotated", self.site.clock.now_iso(), answer, result.action_id)
-                self._rows[charger_id] = await self.site.journal.write(store_new_key, charger_id, before, key)
+                self._rows[charger_id] = await self.site.journal.write(Store.store_new_key, charger_id, before,
+                                                                       key, MAX_NEW_KEYS)
             log.info("key rotation charger=%s outcome=%s answer=%s", charger_id, result.outcome, answer)
         finally:
             self._offered.pop(charger_id, None)

@@ -29,10 +29,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from edge.journal import Store
 from edge.ocpp.logs_upload import safe_name, token_hash
 
 if TYPE_CHECKING:
-    from edge.journal import Store
     from edge.ocpp.commands import CommandResult
     from edge.ocpp.server import Site
 
@@ -81,40 +81,6 @@ def sign_firmware(firmware: bytes, key: Any) -> str:
     return base64.b64encode(key.sign(firmware, padding.PKCS1v15(), hashes.SHA256())).decode()
 
 
-# -- journal (on the journal's thread) -------------------------------------------------------
-
-def create_request(store: "Store", charger_id: str, file_name: str, sha256: str, hashed_token: str,
-                   signer_sha256: str, at: str) -> int:
-    return int(store.conn.execute(
-        "INSERT INTO firmware_requests (charger_id, file_name, sha256, token_sha256, signer_sha256, requested_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)", (charger_id, file_name, sha256, hashed_token, signer_sha256, at)).lastrowid)
-
-
-def set_status(store: "Store", charger_id: str, request_id: int | None, status: str, at: str) -> bool:
-    if request_id is None:
-        return False
-    return store.conn.execute("UPDATE firmware_requests SET status = ?, status_at = ? WHERE request_id = ? "
-                              "AND charger_id = ?", (status, at, request_id, charger_id)).rowcount > 0
-
-
-def file_for_token(store: "Store", hashed_token: str) -> str | None:
-    row = store.conn.execute("SELECT request_id, file_name FROM firmware_requests WHERE token_sha256 = ?",
-                             (hashed_token,)).fetchone()
-    if row is None:
-        return None
-    store.conn.execute("UPDATE firmware_requests SET downloads = downloads + 1 WHERE request_id = ?", (row[0],))
-    return str(row[1])
-
-
-def firmware_requests(store: "Store", charger_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    where, args = ("WHERE charger_id = ?", (charger_id,)) if charger_id else ("", ())
-    cur = store.conn.execute(
-        "SELECT request_id, charger_id, file_name, sha256, signer_sha256, requested_at, status, status_at, "
-        f"downloads FROM firmware_requests {where} ORDER BY request_id DESC LIMIT ?", (*args, limit))
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur]
-
-
 # -- the shell -------------------------------------------------------------------------------
 
 class SignedFirmware:
@@ -158,8 +124,8 @@ class SignedFirmware:
             os.replace(partial, target)
         token = secrets.token_urlsafe(32)
         from edge.ocpp.certificates import fingerprint
-        request_id = await self.site.journal.write(create_request, charger_id, file_name, digest, token_hash(token),
-                                                   fingerprint(signer), self.site.clock.now_iso())
+        request_id = await self.site.journal.write(Store.create_firmware_request, charger_id, file_name, digest,
+                                                   token_hash(token), fingerprint(signer), self.site.clock.now_iso())
         result = await self.site.commands.send(charger_id, "SignedUpdateFirmware", {
             "requestId": request_id,
             "firmware": {"location": base_url.rstrip("/") + DOWNLOAD_PATH + token,
@@ -169,10 +135,11 @@ class SignedFirmware:
         return request_id, result, None
 
     async def status(self, charger_id: str, request_id: int | None, status: str) -> None:
-        known = await self.site.journal.write(set_status, charger_id, request_id, status, self.site.clock.now_iso())
+        known = await self.site.journal.write(Store.firmware_request_status, charger_id, request_id, status,
+                                              self.site.clock.now_iso())
         log.log(logging.WARNING if status in FAILED else logging.INFO, "signed firmware charger=%s request=%s "
                 "status=%s%s", charger_id, request_id, status, "" if known or request_id is None else " (unknown)")
 
     async def download(self, token: str) -> Path | None:
-        name = await self.site.journal.write(file_for_token, token_hash(token))
+        name = await self.site.journal.write(Store.firmware_download, token_hash(token))
         return None if name is None else self.directory / name

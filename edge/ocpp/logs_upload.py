@@ -20,8 +20,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
+from edge.journal import Store
+
 if TYPE_CHECKING:
-    from edge.journal import Store
     from edge.ocpp.commands import CommandResult
     from edge.ocpp.server import Site
 
@@ -58,45 +59,6 @@ def safe_name(name: str) -> str:
     return _SAFE.sub("_", name).lstrip(".")[:80] or "log"
 
 
-# -- journal (on the journal's thread) -------------------------------------------------------
-
-def create_request(store: "Store", charger_id: str, log_type: str, hashed: str, at: str, expires_at: str) -> int:
-    return int(store.conn.execute(
-        "INSERT INTO log_requests (charger_id, log_type, token_sha256, requested_at, expires_at) "
-        "VALUES (?, ?, ?, ?, ?)", (charger_id, log_type, hashed, at, expires_at)).lastrowid)
-
-
-def set_status(store: "Store", charger_id: str, request_id: int | None, status: str, at: str) -> bool:
-    """LogStatusNotification; an Idle without a requestId (a trigger) matches nothing and is only logged."""
-    if request_id is None:
-        return False
-    return store.conn.execute("UPDATE log_requests SET status = ?, status_at = ? WHERE request_id = ? "
-                              "AND charger_id = ?", (status, at, request_id, charger_id)).rowcount > 0
-
-
-def open_request(store: "Store", hashed: str, now: str) -> tuple[int, str] | None:
-    row = store.conn.execute(
-        "SELECT request_id, charger_id FROM log_requests WHERE token_sha256 = ? AND uploaded_at IS NULL "
-        "AND expires_at > ?", (hashed, now)).fetchone()
-    return (int(row[0]), str(row[1])) if row else None
-
-
-def finish_upload(store: "Store", request_id: int, file_name: str, size: int, sha256: str, at: str) -> bool:
-    """Spends the token: only the first complete upload counts."""
-    return store.conn.execute(
-        "UPDATE log_requests SET file_name = ?, size = ?, sha256 = ?, uploaded_at = ? WHERE request_id = ? "
-        "AND uploaded_at IS NULL", (file_name, size, sha256, at, request_id)).rowcount > 0
-
-
-def log_requests(store: "Store", charger_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    where, args = ("WHERE charger_id = ?", (charger_id,)) if charger_id else ("", ())
-    cur = store.conn.execute(
-        "SELECT request_id, charger_id, log_type, requested_at, expires_at, status, status_at, file_name, size, "
-        f"sha256, uploaded_at FROM log_requests {where} ORDER BY request_id DESC LIMIT ?", (*args, limit))
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur]
-
-
 # -- the shell -------------------------------------------------------------------------------
 
 class LogUploads:
@@ -114,7 +76,7 @@ class LogUploads:
         token = secrets.token_urlsafe(32)
         now = self.site.clock.now()
         request_id = await self.site.journal.write(
-            create_request, charger_id, log_type, token_hash(token), self.site.clock.now_iso(),
+            Store.create_log_request, charger_id, log_type, token_hash(token), self.site.clock.now_iso(),
             (now + timedelta(hours=TOKEN_HOURS)).isoformat())
         parameters: dict[str, Any] = {"remoteLocation": base_url.rstrip("/") + UPLOAD_PATH + token}
         if oldest:
@@ -126,7 +88,8 @@ class LogUploads:
         return request_id, result
 
     async def status(self, charger_id: str, request_id: int | None, status: str) -> None:
-        known = await self.site.journal.write(set_status, charger_id, request_id, status, self.site.clock.now_iso())
+        known = await self.site.journal.write(Store.log_request_status, charger_id, request_id, status,
+                                              self.site.clock.now_iso())
         level = logging.WARNING if status in ("BadMessage", "NotSupportedOperation", "PermissionDenied",
                                               "UploadFailure") else logging.INFO
         log.log(level, "log upload charger=%s request=%s status=%s%s", charger_id, request_id, status,
@@ -135,7 +98,8 @@ class LogUploads:
     async def receive(self, token: str, name: str, chunks: AsyncIterator[bytes]) -> Upload:
         """Streams one upload to uploads/<charger>/<request>-<name>, refusing it past max_bytes, for a token
         that is known, unspent and not expired. Written beside and renamed: a cut-off upload leaves nothing."""
-        found = await self.site.journal.read(open_request, token_hash(token), self.site.clock.now().isoformat())
+        found = await self.site.journal.read(Store.open_log_request, token_hash(token),
+                                             self.site.clock.now().isoformat())
         if found is None:
             raise UploadRefused(404, "unknown, used or expired upload URL")
         request_id, charger_id = found
@@ -159,8 +123,8 @@ class LogUploads:
             # The file first, then the record: a record never names a file that is not there.
             os.replace(partial, final)
             at = self.site.clock.now_iso()
-            if not await self.site.journal.write(finish_upload, request_id, final.name, size, digest.hexdigest(),
-                                                 at):
+            if not await self.site.journal.write(Store.log_uploaded, request_id, final.name, size,
+                                                 digest.hexdigest(), at):
                 final.unlink(missing_ok=True)
                 raise UploadRefused(409, "this upload URL was used already")
         finally:

@@ -22,7 +22,6 @@ from edge.clock import Clock
 from edge.ocpp.rate import TokenBucket
 
 if TYPE_CHECKING:
-    from edge.journal import Store
     from edge.ocpp.presence import PresenceMonitor
     from edge.ocpp.strangers import RecentStrangers
 
@@ -88,18 +87,3 @@ class Refusals:
         self._presence.note(charger_id, EVENT, detail)
         log.log(logging.WARNING if known else logging.INFO, "handshake refused charger=%s%s: %s", charger_id,
                 "" if known else " (unknown)", detail)
-
-
-def latest_refusals(store: "Store", charger_id: str | None = None) -> list[dict]:
-    """Each charger's last refused handshake (newest first), and whether it connected after it."""
-    where, args = ("WHERE charger_id = ?", (charger_id,)) if charger_id is not None else ("", ())
-    rows = store.conn.execute(
-        f"""SELECT n.charger_id, n.at, n.event, n.detail,
-                   EXISTS (SELECT 1 FROM network_log c WHERE c.charger_id = n.charger_id AND c.id > n.id
-                           AND c.event = 'connected') AS connected_since
-            FROM network_log n JOIN (
-              SELECT charger_id, max(id) AS id FROM network_log
-              WHERE event IN ('refused', 'auth-rejected') GROUP BY charger_id) AS last ON n.id = last.id
-            {where.replace("charger_id", "n.charger_id")} ORDER BY n.id DESC""", args)
-    return [{"charger_id": r[0], "at": r[1], "event": r[2], "reason": r[3], "connected_since": bool(r[4])}
-            for r in rows]

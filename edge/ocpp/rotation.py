@@ -18,8 +18,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
+from edge.journal import Store
+
 if TYPE_CHECKING:
-    from edge.journal import Store
     from edge.ocpp.security_state import Seen
     from edge.ocpp.server import Site
 
@@ -38,32 +39,11 @@ def first_state(kind: str, seen: "Seen | None", has_password: bool) -> tuple[str
     return "pending", None
 
 
-# -- journal ----------------------------------------------------------------------------
-
-def start_rotation(store: "Store", steps: list[tuple[str, str, str, str | None]], at: str) -> int:
-    row = store.conn.execute("SELECT coalesce(max(rotation_id), 0) + 1 FROM rotation_steps").fetchone()
-    rotation_id = int(row[0])
-    store.conn.executemany(
-        "INSERT INTO rotation_steps (rotation_id, charger_id, kind, state, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
-        [(rotation_id, charger_id, kind, state, detail, at) for charger_id, kind, state, detail in steps])
-    return rotation_id
-
-
-def set_step(store: "Store", rotation_id: int, charger_id: str, kind: str, state: str, detail: str | None,
-             at: str) -> None:
-    store.conn.execute("UPDATE rotation_steps SET state = ?, detail = ?, at = ? WHERE rotation_id = ? AND "
-                       "charger_id = ? AND kind = ?", (state, detail, at, rotation_id, charger_id, kind))
-
-
-def progress(store: "Store", rotation_id: int | None = None) -> dict[str, Any]:
-    if rotation_id is None:
-        row = store.conn.execute("SELECT max(rotation_id) FROM rotation_steps").fetchone()
-        rotation_id = row[0]
+def progress(found: tuple[int | None, list[dict[str, Any]]]) -> dict[str, Any]:
+    """A rotation as `edgectl security rotate --status` shows it, from the journal's Store.rotation_steps."""
+    rotation_id, steps = found
     if rotation_id is None:
         return {"rotation_id": None, "steps": [], "counts": {}}
-    steps = [dict(zip(("charger_id", "kind", "state", "detail", "at"), r)) for r in store.conn.execute(
-        "SELECT charger_id, kind, state, detail, at FROM rotation_steps WHERE rotation_id = ? "
-        "ORDER BY kind, charger_id", (rotation_id,))]
     counts: dict[str, int] = {}
     for step in steps:
         counts[step["state"]] = counts.get(step["state"], 0) + 1
@@ -90,17 +70,17 @@ class SiteRotation:
         ids = chargers or self.site.directory.ids()
         seen = self._seen()
         steps = [(c, kind, *first_state(kind, seen.get(c), self._has_password(c))) for kind in kinds for c in ids]
-        self.current = await self.site.journal.write(start_rotation, steps, self.site.clock.now_iso())
+        self.current = await self.site.journal.write(Store.start_rotation, steps, self.site.clock.now_iso())
         self._open = {(c, kind): state for c, kind, state, _ in steps if state == "pending"}
         self._task = asyncio.create_task(self._run(self.current, actor))
-        return await self.site.journal.read(progress, self.current)
+        return progress(await self.site.journal.read(Store.rotation_steps, self.current))
 
     async def _set(self, rotation_id: int, charger_id: str, kind: str, state: str, detail: str | None) -> None:
         if state in OPEN:
             self._open[(charger_id, kind)] = state
         else:
             self._open.pop((charger_id, kind), None)
-        await self.site.journal.write(set_step, rotation_id, charger_id, kind, state, detail,
+        await self.site.journal.write(Store.rotation_step, rotation_id, charger_id, kind, state, detail,
                                       self.site.clock.now_iso())
 
     async def _step(self, rotation_id: int, charger_id: str, kind: str, actor: str) -> None:

@@ -111,26 +111,6 @@ def hash_data(cert_pem: bytes) -> dict[str, str]:
             "serialNumber": format(cert.serial_number, "x")}
 
 
-# -- journal (on the journal's thread) -------------------------------------------------
-
-def record_issued(store: "Store", signed: Signed, sha256: str, at: str) -> None:
-    store.conn.execute(
-        "INSERT INTO issued_certificates (serial, charger_id, sha256, not_after, issued_at) VALUES (?, ?, ?, ?, ?)",
-        (signed.serial, signed.charger_id, sha256, signed.not_after, at))
-
-
-def record_answer(store: "Store", serial: str, answer: str) -> None:
-    store.conn.execute("UPDATE issued_certificates SET answer = ? WHERE serial = ?", (answer, serial))
-
-
-def issued_certificates(store: "Store", charger_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    where, args = ("WHERE charger_id = ?", (charger_id,)) if charger_id else ("", ())
-    rows = store.conn.execute(
-        f"SELECT serial, charger_id, sha256, not_after, issued_at, answer FROM issued_certificates {where} "
-        "ORDER BY issued_at DESC LIMIT ?", (*args, limit))
-    return [dict(zip(("serial", "charger_id", "sha256", "not_after", "issued_at", "answer"), r)) for r in rows]
-
-
 # -- the shell ---------------------------------------------------------------------------
 
 class CertificateService:
@@ -178,7 +158,8 @@ class CertificateService:
             return "Rejected"
         cert = x509.load_pem_x509_certificate(pem)
         signed = Signed(charger_id, pem, format(cert.serial_number, "x"), cert.not_valid_after_utc.isoformat())
-        await self.site.journal.write(record_issued, signed, certificates.fingerprint(cert), self.site.clock.now_iso())
+        await self.site.journal.write(Store.record_issued_certificate, signed.serial, charger_id,
+                                      certificates.fingerprint(cert), signed.not_after, self.site.clock.now_iso())
         self._pending[unique_id] = signed
         self.signed_count += 1
         log.info("SignCertificate charger=%s: signed serial=%s until %s", charger_id, signed.serial, signed.not_after)
@@ -199,7 +180,7 @@ class CertificateService:
             actor="edge", reason=f"SignCertificate: {signer} signed serial {signed.serial}")
         answer = answer_of(result)
         if signed.csr_sha256 is None:
-            await self.site.journal.write(record_answer, signed.serial, answer)
+            await self.site.journal.write(Store.certificate_answer, signed.serial, answer)
         elif result.outcome in NOT_DELIVERED:
             log.info("CertificateSigned charger=%s: not delivered (%s); sent when it is next ready", charger_id,
                      result.outcome)

@@ -66,30 +66,11 @@ def profile_change_refusal(charger_id: str, target: int, seen: Seen | None, *, t
     return None
 
 
-# -- journal (on the journal's thread) ---------------------------------------------------
-
-_COLUMNS = ("level, level_at, last_level, last_at, tls_version, cipher, cert_subject, cert_serial, "
-            "cert_not_after, cert_sha256")
-
+# -- journal (on the journal's thread: the rows are edge/journal/security.py's) ----------
 
 def record_connection(store: Store, charger_id: str, level: int, at: str, tls: dict[str, Any] | None) -> Seen:
-    tls = tls or {}
-    store.conn.execute(
-        f"""INSERT INTO charger_security (charger_id, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (charger_id) DO UPDATE SET
-              level_at = CASE WHEN excluded.level > level THEN excluded.level_at ELSE level_at END,
-              level = max(level, excluded.level), last_level = excluded.last_level, last_at = excluded.last_at,
-              tls_version = coalesce(excluded.tls_version, tls_version), cipher = coalesce(excluded.cipher, cipher),
-              cert_subject = coalesce(excluded.cert_subject, cert_subject),
-              cert_serial = coalesce(excluded.cert_serial, cert_serial),
-              cert_not_after = coalesce(excluded.cert_not_after, cert_not_after),
-              cert_sha256 = coalesce(excluded.cert_sha256, cert_sha256)""",
-        (charger_id, level, at, level, at, tls.get("version"), tls.get("cipher"), tls.get("subject"),
-         tls.get("serial"), tls.get("not_after"), tls.get("sha256")))
-    row = store.conn.execute(f"SELECT {_COLUMNS} FROM charger_security WHERE charger_id = ?", (charger_id,)).fetchone()
-    return Seen(*row)
+    return Seen(**store.record_security_level(charger_id, level, at, tls))
 
 
 def load_seen(store: Store) -> dict[str, Seen]:
-    return {row[0]: Seen(*row[1:]) for row in store.conn.execute(
-        f"SELECT charger_id, {_COLUMNS} FROM charger_security")}
+    return {charger_id: Seen(**row) for charger_id, row in store.security_levels().items()}

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from edge.cdr.signed_data import encoding_of, valid_public_key
 
+from edge.journal import Store
+
 if TYPE_CHECKING:
-    from edge.journal import Store
     from edge.ocpp.server import Site
 
 log = logging.getLogger(__name__)
@@ -81,30 +82,6 @@ def meter_configuration_keys(data: object) -> dict[int, str]:
     return found
 
 
-# -- journal (on the journal's thread) ------------------------------------------------------------------
-
-def keep(store: "Store", charger_id: str, connector_id: int, transaction_id: int | None,
-         values: list[dict[str, Any]], at: str) -> None:
-    store.conn.executemany(
-        "INSERT INTO signed_meter_values (charger_id, connector_id, transaction_id, timestamp, context, measurand, "
-        "encoding, signed_data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(charger_id, connector_id, transaction_id, v["timestamp"], v["context"], v["measurand"], v["encoding"],
-          v["signed_data"], at) for v in values])
-
-
-def set_key(store: "Store", charger_id: str, public_key: str, source: str, at: str) -> None:
-    store.conn.execute(
-        "INSERT INTO meter_public_keys (charger_id, public_key, source, at) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (charger_id) DO UPDATE SET public_key = excluded.public_key, source = excluded.source, "
-        "at = excluded.at WHERE public_key != excluded.public_key OR source != excluded.source",
-        (charger_id, public_key, source, at))
-
-
-def keys(store: "Store") -> dict[str, dict[str, str]]:
-    return {r[0]: {"public_key": r[1], "source": r[2], "at": r[3]} for r in store.conn.execute(
-        "SELECT charger_id, public_key, source, at FROM meter_public_keys")}
-
-
 # -- the shell -------------------------------------------------------------------------------------------
 
 async def received(site: "Site", charger_id: str, connector_id: int, transaction_id: int | None,
@@ -113,7 +90,8 @@ async def received(site: "Site", charger_id: str, connector_id: int, transaction
     signed value of a charger whose meter key the edge does not know yet makes it ask the charger for it."""
     values = signed_of(meter_value or [])
     if values:
-        await site.journal.write(keep, charger_id, connector_id, transaction_id, values, site.clock.now_iso())
+        await site.journal.write(Store.keep_signed_values, charger_id, connector_id, transaction_id, values,
+                                 site.clock.now_iso())
         if site.security is not None:
             site.security.meter_keys.wanted(charger_id)
 
@@ -137,9 +115,9 @@ class MeterKeys:
             for charger_id in self.site.directory.ids():
                 key = self._configured(charger_id)
                 if key:
-                    await self.site.journal.write(set_key, charger_id, key, "config", now)
-            self._known = {c: k["public_key"] for c, k in (await self.site.journal.read(keys)).items()}
-            self._signing |= set(await self.site.journal.read(signing_chargers))
+                    await self.site.journal.write(Store.set_meter_key, charger_id, key, "config", now)
+            self._known = {c: k["public_key"] for c, k in (await self.site.journal.read(Store.meter_keys)).items()}
+            self._signing |= set(await self.site.journal.read(Store.signing_chargers))
             while True:
                 event = await events.get()
                 if event.kind == "charger.ready" and event.charger_id in self._signing:
@@ -183,7 +161,7 @@ class MeterKeys:
                             "config's is used", charger_id)
             return "Accepted"
         if self._known.get(charger_id) != key:
-            await self.site.journal.write(set_key, charger_id, key, "DataTransfer setMeterConfiguration",
+            await self.site.journal.write(Store.set_meter_key, charger_id, key, "DataTransfer setMeterConfiguration",
                                           self.site.clock.now_iso())
             self._known[charger_id] = key
             log.info("meter key of charger=%s from its setMeterConfiguration", charger_id)
@@ -198,12 +176,10 @@ class MeterKeys:
             key = valid_public_key(str(item.get("value") or ""))
             if key:
                 if self._known.get(charger_id) != key:
-                    await self.site.journal.write(set_key, charger_id, key, f"GetConfiguration {item.get('key')}",
+                    await self.site.journal.write(Store.set_meter_key, charger_id, key,
+                                                  f"GetConfiguration {item.get('key')}",
                                                   self.site.clock.now_iso())
                     self._known[charger_id] = key
                 return key
         return None
 
-
-def signing_chargers(store: "Store") -> list[str]:
-    return [r[0] for r in store.conn.execute("SELECT DISTINCT charger_id FROM signed_meter_values")]

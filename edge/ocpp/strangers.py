@@ -16,13 +16,13 @@ what a stranger may cost the edge is bounded here, in one place:
   take the event loop from the chargers that belong to the site.
 
 The logs of every charger are pruned too, by count per charger and by age.
-Like every store module, the SQL here runs on the journal's thread through
-`Journal.write` (one commit path) and never commits itself.
+The bounds are set here; the statements that keep them are the journal's
+(edge/journal/chargers.py, logs.py), run on its thread through `Journal.write`
+(one commit path) by the functions at the end of this module.
 """
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
@@ -47,13 +47,6 @@ LOG_MAX_AGE = timedelta(days=90)
 # The age sweep deletes oldest-first in chunks, so it never holds the journal for long.
 SWEEP_CHUNK = 5000
 SWEEP_CHUNKS = 20
-
-LOGS = ("network_log", "communication_log")
-_BOOT_FIELDS = ("vendor", "model", "serial_number", "firmware_version", "iccid", "imsi",
-                "meter_type", "meter_serial_number")
-# Rows of `chargers` that are strangers: never adopted, never accepted, not in the directory.
-_STRANGER_ROWS = ("SELECT id FROM chargers WHERE adopted_at IS NULL AND registration != 'accepted' "
-                  "AND id NOT IN (SELECT value FROM json_each(:known))")
 
 
 class RecentStrangers:
@@ -85,75 +78,27 @@ class RecentStrangers:
         return len(self._ids)
 
 
+# -- on the journal's thread: the policy above over the journal's rows (chargers.py, logs.py) ----------
+
 def remember_boot(store: Store, charger_id: str, registration: str, info: dict[str, Any], at: str,
                   known: list[str]) -> None:
-    """A stranger's BootNotification: its row (newest boot in `last_seen`, no
-    `last_boot`, so no outbox trigger fires), then the strangers beyond the cap are forgotten."""
-    values = [info.get(f) for f in _BOOT_FIELDS]
-    store.conn.execute(
-        f"""INSERT INTO chargers (id, registration, first_seen, last_seen, {", ".join(_BOOT_FIELDS)})
-            VALUES (?, ?, ?, ?, {", ".join("?" * len(_BOOT_FIELDS))})
-            ON CONFLICT (id) DO UPDATE SET registration = excluded.registration, last_seen = excluded.last_seen,
-              {", ".join(f"{f} = excluded.{f}" for f in _BOOT_FIELDS)}""",
-        (charger_id, registration, at, at, *values))
-    forget_strangers(store, known, at)
-
-
-def forget_strangers(store: Store, known: list[str], now: str) -> list[str]:
-    """Drops stranger rows beyond the newest STRANGERS_KEPT or older than
-    STRANGER_MAX_AGE, with their logs. Returns the ids forgotten."""
-    args = {"known": json.dumps(known), "keep": STRANGERS_KEPT, "before": _ago(now, STRANGER_MAX_AGE)}
-    forgotten = [row[0] for row in store.conn.execute(
-        f"""SELECT id FROM chargers WHERE id IN ({_STRANGER_ROWS}) AND (last_seen < :before OR id NOT IN (
-              SELECT id FROM chargers WHERE id IN ({_STRANGER_ROWS}) ORDER BY last_seen DESC, id LIMIT :keep))""",
-        args)]
-    if forgotten:
-        doomed = json.dumps(forgotten)
-        for table in LOGS:
-            store.conn.execute(f"DELETE FROM {table} WHERE charger_id IN (SELECT value FROM json_each(?))", (doomed,))
-        store.conn.execute("DELETE FROM chargers WHERE id IN (SELECT value FROM json_each(?))", (doomed,))
-    return forgotten
+    """A stranger's BootNotification: its row (no outbox trigger fires for it), then the strangers
+    beyond the newest STRANGERS_KEPT or older than STRANGER_MAX_AGE are forgotten with their logs."""
+    store.remember_stranger(charger_id, registration, info, at, known, STRANGERS_KEPT, _ago(at, STRANGER_MAX_AGE))
 
 
 def trim_strangers(store: Store, touched: list[str], evicted: list[str]) -> None:
     """Strangers seen lately keep their newest STRANGER_LOG_ROWS per log; those
     pushed out of the recent ones lose their logs (unless their row is still kept)."""
-    for charger_id in touched:
-        for table in LOGS:
-            _keep_newest(store, table, charger_id, STRANGER_LOG_ROWS)
-    if evicted:
-        gone = json.dumps(evicted)
-        for table in LOGS:
-            store.conn.execute(
-                f"DELETE FROM {table} WHERE charger_id IN (SELECT value FROM json_each(?)) "
-                "AND charger_id NOT IN (SELECT id FROM chargers)", (gone,))
+    store.trim_stranger_logs(touched, evicted, STRANGER_LOG_ROWS)
 
 
 def sweep(store: Store, known: list[str], now: str) -> None:
     """The slow tidy-up: forgotten strangers, then every log by age (strangers'
     after STRANGER_MAX_AGE, everyone's after LOG_MAX_AGE) and the network log by count."""
-    forget_strangers(store, known, now)
-    args = {"known": json.dumps(known), "old": _ago(now, LOG_MAX_AGE), "stranger_old": _ago(now, STRANGER_MAX_AGE)}
-    stranger = "charger_id NOT IN (SELECT value FROM json_each(:known))"
-    for table in LOGS:
-        # Rows are appended in time order: the oldest are the first by id, so
-        # a chunk from the start is all that an age check ever needs to scan.
-        for _ in range(SWEEP_CHUNKS):
-            deleted = store.conn.execute(
-                f"""DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT :chunk)
-                      AND (at < :old OR (at < :stranger_old AND {stranger}))""",
-                {**args, "chunk": SWEEP_CHUNK}).rowcount
-            if deleted < SWEEP_CHUNK:
-                break
-    for charger_id in known:
-        _keep_newest(store, "network_log", charger_id, NETWORK_ROWS_PER_CHARGER)
-
-
-def _keep_newest(store: Store, table: str, charger_id: str, keep: int) -> None:
-    store.conn.execute(
-        f"""DELETE FROM {table} WHERE charger_id = ? AND id <= (
-              SELECT id FROM {table} WHERE charger_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)""",
-        (charger_id, charger_id, keep))
+    store.forget_strangers(known, STRANGERS_KEPT, _ago(now, STRANGER_MAX_AGE))
+    store.sweep_logs(known, _ago(now, LOG_MAX_AGE), _ago(now, STRANGER_MAX_AGE), SWEEP_CHUNK, SWEEP_CHUNKS,
+                     NETWORK_ROWS_PER_CHARGER)
 
 
 def _ago(now: str, age: timedelta) -> str:

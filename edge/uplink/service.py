@@ -63,15 +63,6 @@ ACK_ATTEMPTS = 12
 MAX_UNCONFIRMED_ACKS = 1000   # beyond: the oldest is forgotten (the cloud's resend of its push covers it)
 
 
-def next_connection(store: Store, floor: int) -> int:
-    """The connection counter for the connection about to be made, committed before it is made: one
-    more than the last, and at least `floor` (the Unix time in seconds), so a site whose journal was
-    replaced does not start again below what the cloud has seen. Its birth and its last will carry it
-    (docs/sync-protocol.md, "Site state")."""
-    store.conn.execute("UPDATE uplink_settings SET connection = max(connection + 1, ?) WHERE id = 1", (floor,))
-    return int(store.conn.execute("SELECT connection FROM uplink_settings WHERE id = 1").fetchone()[0])
-
-
 class PendingAck:
     """An ack sent and not yet confirmed by the cloud."""
     __slots__ = ("ack", "attempts", "due")
@@ -196,7 +187,8 @@ class Uplink:
             incoming: asyncio.Queue[Incoming] = asyncio.Queue()
             try:
                 # Committed before the CONNECT that carries it in the will: no two connections share one.
-                self.connection_number = await self._journal.write(next_connection, int(self._clock.now().timestamp()))
+                self.connection_number = await self._journal.write(Store.next_uplink_connection,
+                                                                      int(self._clock.now().timestamp()))
                 conn = Connection(self._link_settings(), incoming.put_nowait)
                 await conn.open()
             except (LinkDown, OSError, ssl.SSLError, ValueError) as exc:

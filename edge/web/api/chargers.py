@@ -13,8 +13,8 @@ from aiohttp import web
 
 from edge.web.site import SiteView
 from edge.web.common import actor_of, error_response, json_object, json_response
+from edge.journal import Store
 from edge.ocpp.credentials import CredentialError
-from edge.ocpp.refusals import latest_refusals
 
 
 # A rotation's HTTP status follows the ChangeConfiguration's outcome, as for any command.
@@ -34,7 +34,7 @@ class ChargerRoutes:
 
     async def _refusals(self, charger_id: str | None) -> list[dict]:
         await self.site.presence.flush()   # the newest notes are still in memory
-        return await self.site.journal.read(latest_refusals, charger_id)
+        return await self.site.journal.read(Store.latest_refusals, charger_id)
 
     async def password_state(self, request: web.Request) -> web.Response:
         charger_id = request.match_info["id"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from edge.ocpp.security_events import security_events
+from edge.journal import Store
 from edge.web.common import json_response
 from edge.web.site import SiteView
 
@@ -42,7 +42,7 @@ class SecurityRoutes:
                              "seen": seen.as_dict() if seen else None,
                              "connected": charger_id in server.sessions})
         charger = request.query.get("charger")
-        events = await server.site.journal.read(security_events, charger, 50)
+        events = await server.site.journal.read(Store.security_events, charger, 50)
         return json_response({"tls": self._tls(), "chargers": chargers,
                               "tls_refused": list(server.tls_failures)[-20:], "security_events": events})
 

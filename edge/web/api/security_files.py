@@ -31,9 +31,8 @@ from aiohttp import web
 
 from edge.cdr.signed_data import transparency_xml
 from edge.journal import Store
-from edge.ocpp import firmware as fw, logs_upload, rotation as rot
+from edge.ocpp import rotation as rot
 from edge.ocpp.logs_upload import UploadRefused
-from edge.ocpp.security_messages import issued_certificates
 from edge.ocpp.tls import https_base_url
 from edge.web.common import actor_of, error_response, json_object, json_response, public
 from edge.web.site import SiteView
@@ -131,14 +130,14 @@ class SecurityFileRoutes:
         return json_response({"request_id": request_id, **result.as_dict()})
 
     async def logs(self, request: web.Request) -> web.Response:
-        return json_response(await self.site.journal.read(logs_upload.log_requests, request.query.get("charger")))
+        return json_response(await self.site.journal.read(Store.log_requests, request.query.get("charger")))
 
     async def log_file(self, request: web.Request) -> web.StreamResponse:
         try:
             request_id = int(request.match_info["request_id"])
         except ValueError:
             return error_response(400, "request_id must be an integer")
-        rows = [r for r in await self.site.journal.read(logs_upload.log_requests, None, 5000)
+        rows = [r for r in await self.site.journal.read(Store.log_requests, None, 5000)
                 if r["request_id"] == request_id]
         if not rows or not rows[0]["file_name"]:
             return error_response(404, f"no uploaded file for log request {request_id}")
@@ -168,7 +167,7 @@ class SecurityFileRoutes:
         return json_response({"request_id": request_id, **result.as_dict()})
 
     async def firmware_list(self, request: web.Request) -> web.Response:
-        return json_response(await self.site.journal.read(fw.firmware_requests, request.query.get("charger")))
+        return json_response(await self.site.journal.read(Store.firmware_requests, request.query.get("charger")))
 
     async def renew(self, request: web.Request) -> web.Response:
         charger_id = self._charger(request)
@@ -177,7 +176,7 @@ class SecurityFileRoutes:
         return json_response(result.as_dict())
 
     async def certificates(self, request: web.Request) -> web.Response:
-        return json_response(await self.site.journal.read(issued_certificates, request.query.get("charger")))
+        return json_response(await self.site.journal.read(Store.issued_certificates, request.query.get("charger")))
 
     async def transparency(self, request: web.Request) -> web.Response:
         """The signed meter values of the records (?transaction=ID, ?charger=ID) as the transparency XML."""
@@ -204,4 +203,4 @@ class SecurityFileRoutes:
         return json_response(state, status=202)
 
     async def rotation(self, request: web.Request) -> web.Response:
-        return json_response(await self.site.journal.read(rot.progress, None))
+        return json_response(rot.progress(await self.site.journal.read(Store.rotation_steps, None)))

@@ -19,8 +19,8 @@ import pytest
 from cryptography import x509
 from hypothesis import given, strategies as st
 
+from edge.journal import Store
 from edge.ocpp import certificates
-from edge.ocpp.logs_upload import log_requests
 from edge.ocpp.masking import MASK, TOKEN_PATHS, mask_frame, mask_payload
 from simulator.tls import client_context
 from tests.edge.conftest import api_call
@@ -58,7 +58,7 @@ async def test_a_charger_on_wss_uploads_its_log_over_https_and_no_log_keeps_the_
         answer = await api_call(edge, "POST", "/security/chargers/CP-2/logs", body={"log_type": "SecurityLog"})
         assert answer["outcome"] == "ok", answer
         assert (await cp.wait_event("log_upload"))["status"] == "Uploaded"
-        rows = await edge.journal.read(log_requests, "CP-2")
+        rows = await edge.journal.read(Store.log_requests, "CP-2")
         assert rows[0]["size"] == len(cp.security.log_text)
         https_port = edge.charger_files.bound_port
         sent = await sent_request(edge, "CP-2", "GetLog")

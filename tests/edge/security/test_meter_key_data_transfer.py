@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, strategies as st
 from ocpp.v16 import call
 
-from edge.ocpp.signed_values import announces_meter_key, keys, meter_configuration_keys
+from edge.journal import Store
+from edge.ocpp.signed_values import announces_meter_key, meter_configuration_keys
 from simulator import ocmf
 from tests.edge.conftest import simulated
 from tests.edge.security.test_signed_meter_values import _chargers, _session
@@ -34,7 +35,7 @@ async def test_a_meter_key_announced_by_data_transfer_verifies_the_first_session
         await sim.wait_online()
         answer = await sim.send(_announce((1, key.upper()), (2, key.upper())))
         assert answer.status == "Accepted"
-        kept = await edge.journal.read(keys)
+        kept = await edge.journal.read(Store.meter_keys)
         assert kept["CP-1"] == {**kept["CP-1"], "public_key": key, "source": "DataTransfer setMeterConfiguration"}
         assert (await _session(edge, sim))["signed_data"]["status"] == "verified"
 
@@ -48,7 +49,7 @@ async def test_what_is_not_one_meter_key_is_rejected_and_nothing_kept(make_edge)
         assert (await sim.send(broken)).status == "Rejected"
         two = _announce((1, ocmf.public_key_hex(KEY)), (2, ocmf.public_key_hex(OTHER)))
         assert (await sim.send(two)).status == "Rejected"      # one key per charger: neither is trusted
-        assert await edge.journal.read(keys) == {}
+        assert await edge.journal.read(Store.meter_keys) == {}
         assert (await _session(edge, sim))["signed_data"]["status"] == "unverifiable"
 
 
@@ -57,7 +58,7 @@ async def test_the_configured_key_wins_over_an_announced_one(make_edge):
             simulated(edge, ocmf_key=KEY, shows_meter_key=False) as sim:
         await sim.wait_online()
         assert (await sim.send(_announce((1, ocmf.public_key_hex(OTHER))))).status == "Accepted"
-        assert (await edge.journal.read(keys))["CP-1"]["source"] == "config"
+        assert (await edge.journal.read(Store.meter_keys))["CP-1"]["source"] == "config"
         assert (await _session(edge, sim))["signed_data"]["status"] == "verified"
 
 

@@ -16,8 +16,8 @@ from typing import Any, AsyncIterator
 import pytest
 
 from edge.config import ConfigError, parse_config
+from edge.journal import Store
 from edge.ocpp import certificates
-from edge.ocpp.refusals import latest_refusals
 from edge.ocpp.tls import WHITEPAPER_CIPHERS
 from simulator.charge_point import SimulatedChargePoint
 from simulator.tls import client_context
@@ -45,7 +45,7 @@ async def sim(edge: Any, charger_id: str, *, tls: ssl.SSLContext | None, passwor
 async def refusal_of(edge: Any, charger_id: str) -> str:
     async def noted() -> str | None:
         await edge.ocpp.presence.flush()
-        rows = await edge.journal.read(latest_refusals, charger_id)
+        rows = await edge.journal.read(Store.latest_refusals, charger_id)
         return rows[0]["reason"] if rows else None
     for _ in range(200):
         reason = await noted()

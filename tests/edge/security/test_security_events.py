@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ocpp.v16 import call
 
-from edge.ocpp.security_events import is_critical, security_events
+from edge.journal import Store
+from edge.ocpp.security_events import is_critical
 from edge.security_cli import render
 from tests.edge.conftest import api_call, charger
 
@@ -21,7 +22,7 @@ async def test_TC_077_078_security_events_are_stored_and_critical_ones_alerted(e
             answer = await cp.call(call.SecurityEventNotification(type=kind, timestamp="2026-01-01T00:00:00Z",
                                                                   tech_info="lid opened" if "Tamper" in kind else None))
             assert answer is not None
-    stored = await edge.journal.read(security_events, "CP-1")
+    stored = await edge.journal.read(Store.security_events, "CP-1")
     assert [e["type"] for e in stored] == ["TamperDetectionActivated", "InvalidCentralSystemCertificate",
                                            "InvalidChargePointCertificate"]
     assert [e["critical"] for e in stored] == [True, False, False] and stored[0]["tech_info"] == "lid opened"

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from edge.journal import Store
 from edge.ocpp import certificates, security_messages
 from edge.ocpp.firmware import sign_firmware
-from edge.ocpp.logs_upload import log_requests
 from edge.ocpp.security_state import Seen
 from simulator.tls import client_context
 from tests.edge.conftest import PASSWORD, api_call, wait_for
@@ -78,7 +78,7 @@ async def test_TC_079_get_security_log_uploaded_with_a_one_time_token(make_tls_e
         await cp.wait_event("log_upload")
 
         async def uploaded():
-            rows = await edge.journal.read(log_requests, "CP-2")
+            rows = await edge.journal.read(Store.log_requests, "CP-2")
             return rows if rows and rows[0]["status"] == "Uploaded" and rows[0]["file_name"] else None
         for _ in range(200):
             rows = await uploaded()
@@ -112,7 +112,7 @@ async def test_an_upload_over_the_size_limit_is_refused(make_tls_edge, pki, tmp_
                 assert ok.status == 201
             async with http.put(url, data=b"again") as spent:
                 assert spent.status == 404
-        rows = await edge.journal.read(log_requests, "CP-2")
+        rows = await edge.journal.read(Store.log_requests, "CP-2")
         assert rows[0]["request_id"] == request_id and rows[0]["size"] == 5
 
 
@@ -123,7 +123,7 @@ async def _open_upload(edge):
     from edge.ocpp import logs_upload
     token = secrets.token_urlsafe(16)
     now = edge.clock.now()
-    request_id = await edge.journal.write(logs_upload.create_request, "CP-2", "SecurityLog",
+    request_id = await edge.journal.write(Store.create_log_request, "CP-2", "SecurityLog",
                                           logs_upload.token_hash(token), now.isoformat(),
                                           (now + timedelta(hours=1)).isoformat())
     return request_id, token

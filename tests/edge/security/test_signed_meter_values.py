@@ -14,6 +14,7 @@ from pyocmf.utils.xml import OcmfContainer
 
 from edge.cdr.signed_data import record_status, valid_public_key, verify
 from edge.config import ConfigError, parse_config
+from edge.journal import Store
 from edge.ocpp.signed_values import signed_of
 from simulator import ocmf
 from tests.edge.cdr.helpers import next_cdr
@@ -110,16 +111,15 @@ async def test_without_a_key_the_record_says_unverifiable_and_with_a_wrong_one_i
 
 
 async def test_the_meter_key_is_read_from_a_charger_once_it_signs(make_edge):
-    from edge.ocpp.signed_values import keys
     from tests.edge.conftest import wait_for
 
     async with make_edge(chargers=_chargers(None)) as edge, simulated(edge, ocmf_key=KEY) as sim:
-        assert await edge.journal.read(keys) == {}          # nothing asked of a charger that has not signed
+        assert await edge.journal.read(Store.meter_keys) == {}          # nothing asked of a charger that has not signed
         first = await _session(edge, sim)                   # its signed values make the edge ask for the key
         assert first["signed_data"]["status"] in ("unverifiable", "verified")
         found: dict = {}
         for _ in range(300):
-            found = await edge.journal.read(keys)
+            found = await edge.journal.read(Store.meter_keys)
             if "CP-1" in found:
                 break
             await wait_for(lambda: True)
