@@ -487,7 +487,7 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int = METER_VALUES_S, s
                 cpu0 = time.process_time()
                 made = _plan(day, chargers, states, allocation, energy_by_car, strategy, t)
                 plan_cpu.append(time.process_time() - cpu0)
-                targets = made.targets
+                targets = made.handed()
                 if made.solver:
                     solvers[made.solver] = solvers.get(made.solver, 0) + 1
                 planned_at, sessions_seen = t, sessions
@@ -531,7 +531,8 @@ def _plan(day: Day, chargers: list[Charger], states: tuple[ConnectorState, ...],
           energy_by_car: dict[str, float], policy: str, t: int) -> Plan:
     """The plan now: each car's departure and what its battery can still take are known
     (as a driver's declared need would be; `round_robin_blind` ignores them), the capacity
-    is what the allocator last saw (the building's load now, held over the horizon)."""
+    is what the allocator last saw (the building's load now, held over the horizon); the
+    allocator is handed what the load manager hands it (Plan.handed)."""
     needs = {c.evse.key: Need(float(c.car.leave), max(0.0, c.car.room_wh - energy_by_car[c.car.tag]))
              for c in chargers if c.car is not None}
     return plan_now(day.topology, states, needs, allocation, float(t), policy)

@@ -84,6 +84,20 @@ class Plan:
     slot_s: float = 0.0                 # the greedy's slot length (its schedule's slots are all this long)
     slots: tuple[float, ...] = ()       # the LP's slot lengths, s (they grow with distance)
     solver: str = ""                    # `scheduled`: "lp", or "greedy: why the LP was not used"
+    # What the allocator is handed (`scheduled`), in serving order: each car's target, except a car
+    # the plan gives all the room there is now: it asks for what it wants (see `handed`).
+    asks: dict[EvseKey, float] | None = None
+
+    def handed(self) -> dict[EvseKey, float]:
+        """The allocator's targets. The plan is made against the free capacity at one instant
+        (the estimator's conservative view, which a car's ramp or a stale sample can lower
+        for a second or two) and held for the plan period. A car planned at all the room
+        there was asks for what it wants: when there is more room than at the plan's instant
+        the allocator gives it the extra (the plan's own rule: the rest of slot 0 goes to
+        cars in order of departure), where a target at the instant's room would leave the
+        extra to be shared as `fair` does, against the plan. When there is less room it
+        is this car that gives way, after the others have their targets."""
+        return self.targets if self.asks is None else self.asks
 
 
 def _rate_wh_per_s(car: PlanCar, amps: float, voltage: float) -> float:
@@ -111,22 +125,35 @@ def _grant(wanted: float, room: float, car: PlanCar) -> float:
     return 0.0
 
 
+def _wanted(car: PlanCar, now: float, slot: float, voltage: float) -> float:
+    """What a car takes now: its maximum, or less if that finishes its need within the slot."""
+    window = min(slot, max(0.0, car.departure - now))
+    if math.isinf(car.energy_wh) or window <= EPS:
+        return car.max_current
+    return min(car.max_current, car.energy_wh / (_rate_wh_per_s(car, 1.0, voltage) * window))
+
+
+def _whole(amps: float) -> float:
+    # Down to whole amps: never above what fits, and a change of target is at least 1 A, so an
+    # increase clears the actuation's hysteresis step instead of being held back below it.
+    return float(math.floor(amps + 1e-6))
+
+
 def _fill_now(cars: list[PlanCar], left: dict[Resource, float], now: float, slot: float, voltage: float,
-              floor: dict[EvseKey, float]) -> dict[EvseKey, float]:
+              floor: dict[EvseKey, float], whole: bool = False) -> dict[EvseKey, float]:
     """Slot 0: each car in order raised from `floor` up to its maximum (and what its
-    need takes in one slot), within every circuit phase on its path."""
+    need takes in one slot), within every circuit phase on its path; `whole`: in whole amps."""
     out = dict(floor)
     for car in cars:
         have = out.get(car.key, 0.0)
-        window = min(slot, max(0.0, car.departure - now))
-        if math.isinf(car.energy_wh) or window <= EPS:
-            wanted = car.max_current
-        else:
-            wanted = car.energy_wh / (_rate_wh_per_s(car, 1.0, voltage) * window)
+        wanted = _wanted(car, now, slot, voltage)
         if have > 0:
-            extra = max(0.0, min(min(wanted, car.max_current) - have, _room(left, car)))
+            extra = max(0.0, min(wanted - have, _room(left, car)))
+            extra = _whole(extra) if whole else extra
         else:
             extra = _grant(wanted, _room(left, car), car)
+            if whole and extra > 0:
+                extra = max(car.min_current, _whole(extra))
         if extra > EPS:
             _take(left, car, extra)
             out[car.key] = have + extra
@@ -299,25 +326,32 @@ def _scheduled(cars: list[PlanCar], left: dict[Resource, float], inputs: PlanInp
             if amps > 0:
                 _take(free[k], car, amps)
                 schedule[car.key][k] = amps
-    # 2. The rest of the first slot, earliest departure first, up to each car's maximum.
-    floor = {key: s[0] for key, s in schedule.items() if s and s[0] > 0}
-    now_slot = _fill_now(order, free[0] if free else {}, now, dt, volts, floor)
+    # 2. The rest of the first slot, earliest departure first, up to each car's maximum; slot 0
+    # in whole amps (at least the minimum).
+    floor = {c.key: max(c.min_current, _whole(schedule[c.key][0])) for c in order
+             if schedule[c.key] and schedule[c.key][0] > 0}
+    room = dict(left)
+    for car in order:
+        _take(room, car, floor.get(car.key, 0.0))
+    now_slot = _fill_now(order, room, now, dt, volts, floor, whole=True)
     # Serving order: the must-run cars first (they bind the plan), then by departure.
     serving = sorted(order, key=lambda c: (not c.priority, not floor.get(c.key), c.departure, c.key))
     for car in order:
         row = schedule[car.key]
         if row:
             _now_instead_of_later(car, row, now_slot.get(car.key, 0.0), min(dt, car.departure - now), dt, volts)
-    return Plan(_ordered(now_slot, serving, idle), {k: tuple(_down(a) for a in v) for k, v in schedule.items()},
-                dt)
+    targets = _ordered(now_slot, serving, idle)
+    return Plan(targets, {k: tuple(_down(a) for a in v) for k, v in schedule.items()}, dt,
+                asks=_asks(serving, targets, room, inputs))
 
 
 def _optimised(cars: list[PlanCar], left: dict[Resource, float], inputs: PlanInputs,
                idle: dict[EvseKey, float]) -> Plan:
-    """The LP's plan, with slot 0 rounded to the minimum: the cars it gives at least their
-    minimum keep what it gives; then, in its order of preference (most amps first, then
-    earliest departure), each car it gives less gets its minimum where there is still room,
-    or waits; what is left of slot 0 goes to the running cars as the greedy's rest does."""
+    """The LP's plan, with slot 0 rounded to the minimum and to whole amps: the cars it gives
+    at least their minimum keep what it gives (down to whole amps); then, in its order of
+    preference (most amps first, then earliest departure), each car it gives less gets its
+    minimum where there is still room, or waits; what is left of slot 0 goes to the running
+    cars in whole amps as the greedy's rest does."""
     now = inputs.now
     reachable = [c for c in cars if c.resources]
     end = min(max((c.departure for c in reachable), default=now), now + inputs.horizon_s)
@@ -326,7 +360,7 @@ def _optimised(cars: list[PlanCar], left: dict[Resource, float], inputs: PlanInp
     floor: dict[EvseKey, float] = {}
     above = [c for c in reachable if solved.slot0.get(c.key, 0.0) >= c.min_current - 1e-6]
     for car in above:
-        amps = min(car.max_current, max(car.min_current, solved.slot0[car.key]), _room(room, car))
+        amps = min(car.max_current, max(car.min_current, _whole(solved.slot0[car.key])), _room(room, car))
         if amps >= car.min_current - EPS:
             floor[car.key] = amps
             _take(room, car, amps)
@@ -337,10 +371,32 @@ def _optimised(cars: list[PlanCar], left: dict[Resource, float], inputs: PlanInp
             floor[car.key] = car.min_current
             _take(room, car, car.min_current)
     order = sorted(reachable, key=_by_departure)
-    now_slot = _fill_now([c for c in order if c.key in floor], room, now, inputs.slot_s, inputs.voltage, floor)
+    now_slot = _fill_now([c for c in order if c.key in floor], room, now, inputs.slot_s, inputs.voltage, floor,
+                         whole=True)
     serving = sorted(cars, key=lambda c: (not c.priority, not now_slot.get(c.key), c.departure, c.key))
-    return Plan(_ordered(now_slot, serving, idle), {k: tuple(_down(a) for a in v) for k, v in solved.schedule.items()},
-                inputs.slot_s, solved.slots, "lp")
+    targets = _ordered(now_slot, serving, idle)
+    return Plan(targets, {k: tuple(_down(a) for a in v) for k, v in solved.schedule.items()},
+                inputs.slot_s, solved.slots, "lp", _asks(serving, targets, room, inputs))
+
+
+def _asks(serving: list[PlanCar], targets: dict[EvseKey, float], room: dict[Resource, float],
+          inputs: PlanInputs) -> dict[EvseKey, float]:
+    """Plan.handed: a running car that wants more than its target while a circuit phase on its
+    path has less than an ampere left asks for what it wants, and is served after the cars
+    whose targets are above their minimum (their targets come first, as in the plan)."""
+    asks, rest = {}, set()
+    for car in serving:
+        amps = targets.get(car.key, 0.0)
+        wanted = _wanted(car, inputs.now, inputs.slot_s, inputs.voltage)
+        if amps > 0 and wanted > amps + 1.0 - EPS and _room(room, car) < 1.0:
+            asks[car.key] = _whole(wanted)
+            rest.add(car.key)
+        else:
+            asks[car.key] = amps
+    by_min = {c.key: c.min_current for c in serving}
+    order = sorted(asks, key=lambda k: (not targets.get(k, 0.0),
+                                        k in rest or targets.get(k, 0.0) <= by_min.get(k, 0.0) + EPS))
+    return {k: asks[k] for k in order} | {k: a for k, a in targets.items() if k not in asks}
 
 
 # --- from what the load manager knows ------------------------------------------------------------
@@ -394,5 +450,5 @@ def plan_now(topology: Topology, states: tuple[ConnectorState, ...], needs: dict
 
 def targets_now(topology: Topology, states: tuple[ConnectorState, ...], needs: dict[EvseKey, Need],
                 allocation: Allocation, now: float, policy: str = "scheduled") -> dict[EvseKey, float]:
-    """The planner's targets for the allocator now (see plan_now)."""
-    return plan_now(topology, states, needs, allocation, now, policy).targets
+    """The allocator's targets now (see plan_now and Plan.handed)."""
+    return plan_now(topology, states, needs, allocation, now, policy).handed()

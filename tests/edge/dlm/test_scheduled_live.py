@@ -34,8 +34,13 @@ class Watch:
         self.lm, self.site, self.worst_allocated, self.worst_metered = edge.load_manager, site, 0.0, 0.0
         evaluate = self.lm.evaluate
 
+        self.failsafes = 0
+
         def watched():
             allocation = evaluate()
+            # The test's meter counts as lost when it does not answer within 0.3 s (a loaded machine):
+            # the site is then in failsafe, which pauses both cars, as it must.
+            self.failsafes += allocation.circuits["grid"].failsafe
             for ph in allocation.circuits["grid"].phases:
                 self.worst_allocated = max(self.worst_allocated, ph.unmanaged + ph.reserved + ph.allocated)
             return allocation
@@ -59,15 +64,20 @@ async def test_an_early_leaver_set_through_the_api_gets_more_than_the_other(make
                                 body={"departure": iso_in(minutes=30), "energy_kwh": 20})
         assert answer["strategy"] == "scheduled" and answer["energy_kwh"] == 20
         await wait_for(lambda: watch.both("A", "B"), timeout=15, what="A (leaving early) served first, B at 8 A")
-        # Both keep charging, A well ahead, for the next evaluations (a few seconds).
-        trace = []
+        # Both keep charging, A well ahead, for the next 30 evaluations (a few seconds). A failsafe (the
+        # meter silent for 0.3 s) pauses both; then the order must come back and the 30 count again.
+        trace, since = [], [edge.load_manager.evaluations, watch.failsafes]
 
-        def ahead_for(n: int) -> bool:
-            trace.append((offered(site.sims["A"]), offered(site.sims["B"])))
-            return len(set(trace)) >= n or edge.load_manager.evaluations >= seen + 30
-        seen = edge.load_manager.evaluations
-        await wait_for(lambda: ahead_for(10**6), timeout=10, what="30 more evaluations")
-        assert all(a >= b + 10 and b >= 6 for a, b in trace), sorted(set(trace))
+        def ahead_for_30() -> bool:
+            a, b = offered(site.sims["A"]), offered(site.sims["B"])
+            if watch.failsafes > since[1]:
+                if watch.both("A", "B"):                        # back in order after the failsafe
+                    since[:] = [edge.load_manager.evaluations, watch.failsafes]
+                return False
+            assert a >= b + 10 and b >= 6, (a, b, trace[-5:])
+            trace.append((a, b))
+            return edge.load_manager.evaluations >= since[0] + 30
+        await wait_for(ahead_for_30, timeout=30, what="30 evaluations with A ahead")
         assert watch.worst_allocated <= LIMIT + 1e-6 and watch.worst_metered <= LIMIT + 0.1, \
             (watch.worst_allocated, watch.worst_metered)
         status = await api_call(edge, "GET", "/dlm")
