@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 class Event:
     kind: str          # charger.connected, charger.disconnected, charger.booted, connector.status, command.done,
                        # transaction.started, transaction.stopped, meter.values, charger.presence,
-                       # charger.ready (it listens: boot accepted, or first frame; see edge.ocpp.session)
+                       # charger.ready (it listens: boot accepted, or first frame; see edge.ocpp.v16.session)
     charger_id: str
     at: str
     data: dict[str, Any] = field(default_factory=dict)

@@ -1,14 +1,16 @@
-"""The edge's OCPP-J 1.6 endpoint: ws://HOST:PORT/ocpp/{chargePointId}.
+"""The edge's OCPP-J endpoint: ws://HOST:PORT/ocpp/{chargePointId}, whatever the OCPP version.
 
 The handshake does the checks that must happen before a socket opens: a
-charge point id in the path, the `ocpp1.6` subprotocol (400 with the reason
-when the client offers none or only others), the charger's security profile
+charge point id in the path, a subprotocol the edge serves (edge/ocpp/protocols.py:
+`ocpp1.6` so far; 400 with the reason when the client offers none or only others), the charger's security profile
 (wss:// for 2 and 3 on [ocpp.tls] port, a client certificate naming it for 3:
 see tls.py; 403 with the reason), and profiles 1 and 2 (HTTP
 Basic, 401 on a wrong or missing password, with a growing back-off per id and
 address: see auth_backoff.py; the keys the edge set itself win over the
 config's: see credentials.py). Every refusal is in the charger's network log
-with its reason (refusals.py). After that each charger gets a ChargerSession;
+with its reason (refusals.py). After that each charger gets the session of the
+version it chose (edge/ocpp/v16/session.py for 1.6), kept in `sessions`, the one
+registry of connected stations;
 a broken or flooding charger loses its own connection and no one else notices.
 A stranger (an id neither configured nor adopted) costs a small, bounded
 footprint: see strangers.py.
@@ -23,7 +25,7 @@ import weakref
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -40,11 +42,11 @@ from edge.ocpp.auth_backoff import AuthBackoff
 from edge.ocpp.communication_log import CommunicationLog
 from edge.ocpp.credentials import Credentials, Key, KeySet, login_form
 from edge.ocpp.presence import PresenceMonitor
+from edge.ocpp.protocols import SESSIONS
 from edge.ocpp.rate import TokenBucket
 from edge.ocpp.refusals import Refusals, subprotocol_refusal
 from edge.ocpp.security import PasswordVerifier, parse_basic_auth
 from edge.ocpp.security_state import Seen, load_seen, profile_change_refusal, record_connection
-from edge.ocpp.session import ChargerSession
 from edge.sessions import Sessions
 
 if TYPE_CHECKING:
@@ -54,7 +56,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SUBPROTOCOL = "ocpp1.6"
+# The version the edge prefers, named in a refusal to a station that offers none it serves.
+SUBPROTOCOL = next(iter(SESSIONS))
 # How often strangers' logs are trimmed (when strangers came by), and all logs swept by age.
 TIDY_EVERY = 10.0
 SWEEP_EVERY = 3600.0
@@ -155,7 +158,7 @@ class OcppServer:
         self.max_frame_bytes = max_frame_bytes
         self.max_rate, self.burst = max_messages_per_second, message_burst
         self.response_timeout = response_timeout
-        self.sessions: dict[str, ChargerSession] = {}
+        self.sessions: dict[str, Any] = {}     # charger id -> its live session, of whichever version
         self._sockets: dict[str, ServerConnection] = {}
         self._verifier = PasswordVerifier()
         self.backoff = AuthBackoff()
@@ -208,7 +211,7 @@ class OcppServer:
     def _serve(self, port: int, ssl: object | None) -> "contextlib.AbstractAsyncContextManager[Server]":
         return serve(
             self._serve_charger, self.host, port, ssl=ssl,
-            subprotocols=[SUBPROTOCOL],
+            subprotocols=list(SESSIONS),
             process_request=self._check_request,
             max_size=self.max_frame_bytes,
             # No permessage-deflate: on a LAN it saves little, and its zlib state
@@ -259,7 +262,8 @@ class OcppServer:
                 response.headers["Retry-After"] = "60"
                 return response
         # Checked here rather than left to websockets, whose own 400 says nothing and leaves no trace.
-        why = subprotocol_refusal(offered_subprotocols(request), SUBPROTOCOL)
+        offered = offered_subprotocols(request)
+        why = None if any(p in SESSIONS for p in offered) else subprotocol_refusal(offered, SUBPROTOCOL)
         if why is not None:
             self.refusals.refused(charger_id, why, known=known)
             return connection.respond(HTTPStatus.BAD_REQUEST, f"{why}\n")
@@ -344,8 +348,8 @@ class OcppServer:
             # A charger that reconnects before its old socket timed out: the new
             # connection is the real one.
             await previous.close(1000, "replaced by a new connection")
-        session = ChargerSession(charger_id, _LoggedConnection(ws, charger_id, self), self.site,
-                                 self.response_timeout)
+        session = SESSIONS[ws.subprotocol](charger_id, _LoggedConnection(ws, charger_id, self), self.site,
+                                           self.response_timeout)
         self.sessions[charger_id] = session
         self._sockets[charger_id] = ws
         at = self.site.clock.now_iso()
