@@ -14,8 +14,10 @@ from pathlib import Path
 import aiohttp
 import paho.mqtt.client as paho
 import pytest
+from hypothesis import given, settings, strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
+from cloud import broker_accounts
 from cloud.config import MqttSettings, Settings
 from cloud.service import CloudService
 from contract.v1 import Ack, ack_topic, encode, up_topic
@@ -166,3 +168,21 @@ def test_the_tests_run_the_shipped_config(tmp_path):
     assert changed <= {"listener", "plugin", "plugin_opt_config_file", "persistence_location", "autosave_interval",
                        "log_dest", "cafile", "certfile", "keyfile", "tls_version", "require_certificate"}
     assert "use_username_as_clientid true" in adapted and "allow_anonymous false" in adapted
+
+
+@given(st.lists(st.from_regex(r"[a-bA-B0-9][a-z0-9._-]{0,8}", fullmatch=True).filter(
+    lambda s: s not in (".", "..") and not s.casefold().startswith("cloud")), unique=True, max_size=12))
+@settings(max_examples=60, deadline=None)
+def test_a_whole_accounts_file_is_what_adding_each_site_makes(site_ids):
+    """accounts() builds the file in one pass (linear in the sites): the same entries, in the same
+    order, as adding each site through with_site, which an operator's single-site command uses."""
+    def shape(config):
+        strip = ("password", "salt")
+        return ([{k: v for k, v in c.items() if k not in strip} for c in config["clients"]], config["roles"])
+
+    whole = broker_accounts.accounts({s: "pw" for s in site_ids}, {"cloud": "pw"})
+    folded = broker_accounts.empty()
+    for s in site_ids:
+        folded = broker_accounts.with_site(folded, s, "pw")
+    folded = broker_accounts.with_cloud(folded, "cloud", "pw")
+    assert shape(whole) == shape(folded)
