@@ -28,7 +28,7 @@ import signal
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Callable, TextIO
 
 from cloud.config import MqttSettings, Settings
 from cloud.service import CloudService

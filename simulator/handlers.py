@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ocpp.routing import after, on
-from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
 
 from simulator import electrics, profiles, smart_charging

@@ -9,7 +9,7 @@ which knows the seqs it holds, so a point sent again is still counted once.
 from __future__ import annotations
 
 import json
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 from cloud import downsample
 from cloud.db import Connection

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from contract.cdr_csv import COLUMNS, billed, local_time, plain
 from contract.spreadsheet import safe_row
-from edge.clock import iso, parse_iso
+from edge.clock import iso
 
 
 # One row per price component (`edgectl cdrs export --items`): the invoice lines.
