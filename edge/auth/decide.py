@@ -33,15 +33,6 @@ class AuthDecision:
     def user_group(self) -> str | None:
         return self.token.user_group if self.token else None
 
-    def id_tag_info(self) -> dict:
-        """The OCPP IdTagInfo (snake_case keys, as the ocpp library takes them)."""
-        info: dict = {"status": self.status}
-        if self.expiry_date:
-            info["expiry_date"] = self.expiry_date
-        if self.parent_id_tag:
-            info["parent_id_tag"] = self.parent_id_tag
-        return info
-
 
 def _access(model: AuthModel, group: ChargeGroup, token: IdToken | None, local: datetime) -> tuple[bool, str]:
     """Does this charge group admit this token (None: no token) now?"""

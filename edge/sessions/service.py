@@ -46,7 +46,8 @@ LATE_VALUES = "late MeterValues"
 @dataclass(frozen=True)
 class StartResult:
     transaction_id: int
-    id_tag_info: dict
+    decision: AuthDecision
+    answered: str          # the status the charger is told (Accepted for a flagged start the site lets finish)
     remote_stop: bool      # the site's policy wants this session stopped
 
 
@@ -142,8 +143,8 @@ class Sessions:
             log.warning("transaction flagged charger=%s transaction=%s: %s", charger_id, tx, flag)
         if flag and answered == "Accepted":
             # Let it finish: answer Accepted so the charger does not stop it itself.
-            return StartResult(tx, {**decision.id_tag_info(), "status": "Accepted"}, remote_stop=False)
-        return StartResult(tx, decision.id_tag_info(), remote_stop=flag is not None)
+            return StartResult(tx, decision, "Accepted", remote_stop=False)
+        return StartResult(tx, decision, decision.status, remote_stop=flag is not None)
 
     async def stop(self, charger_id: str, transaction_id: int, meter_stop: int, timestamp: str,
                    reason: str | None, id_tag: str | None, samples: list[Sample],

@@ -33,6 +33,7 @@ from edge.journal import Store
 from edge.ocpp import boundary, security_events, signed_values
 from edge.ocpp.v16.meter_values import parse_meter_values
 from edge.ocpp.session import ChargerGone
+from edge.ocpp.v16.authorization import id_tag_info
 from edge.ocpp.strangers import remember_boot
 
 if TYPE_CHECKING:
@@ -260,7 +261,7 @@ class ChargerSession(ChargePoint):
     @on(Action.authorize)
     async def on_authorize(self, id_tag: str, **kwargs):
         decision = await self.site.sessions.authorize(self.id, id_tag)
-        return call_result.Authorize(id_tag_info=decision.id_tag_info())
+        return call_result.Authorize(id_tag_info=id_tag_info(decision))
 
     @on(Action.start_transaction)
     async def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str,
@@ -277,7 +278,8 @@ class ChargerSession(ChargePoint):
             self.id, connector_id, id_tag, meter_start, timestamp, kwargs.get("reservation_id"), time_note)
         if result.remote_stop:
             self._stop_after_answer.add(result.transaction_id)
-        return call_result.StartTransaction(transaction_id=result.transaction_id, id_tag_info=result.id_tag_info)
+        return call_result.StartTransaction(transaction_id=result.transaction_id,
+                                            id_tag_info=id_tag_info(result.decision, result.answered))
 
     @after(Action.start_transaction)
     def after_start_transaction(self, **kwargs):
@@ -311,7 +313,7 @@ class ChargerSession(ChargePoint):
         _, decision = await self.site.sessions.stop(
             self.id, transaction_id, meter_stop, timestamp, kwargs.get("reason"), kwargs.get("id_tag"),
             samples, self._time_note(call_unique_id, "stop"), problems)
-        return call_result.StopTransaction(id_tag_info=decision.id_tag_info() if decision else None)
+        return call_result.StopTransaction(id_tag_info=id_tag_info(decision) if decision else None)
 
     @on(Action.meter_values)
     async def on_meter_values(self, connector_id: int, meter_value: list, **kwargs):

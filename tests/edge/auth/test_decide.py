@@ -24,6 +24,7 @@ import pytest
 
 from edge.auth.decide import decide
 from edge.auth.model import AuthModel, Evse, OpeningHours, build_model
+from edge.ocpp.v16.authorization import id_tag_info
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -232,7 +233,7 @@ def test_parent_id_tag_is_the_user_group(case: Case, parent: str | None) -> None
     assert decision.status == case.status
     assert decision.parent_id_tag == parent
     assert decision.user_group == parent
-    assert decision.id_tag_info().get("parent_id_tag") == parent
+    assert id_tag_info(decision).get("parent_id_tag") == parent
 
 
 @pytest.mark.parametrize(
@@ -248,17 +249,17 @@ def test_expiry_date_echoes_the_token_expiry(case: Case, expiry: datetime | None
     assert decision.status == case.status
     if expiry is None:
         assert decision.expiry_date is None
-        assert "expiry_date" not in decision.id_tag_info()
+        assert "expiry_date" not in id_tag_info(decision)
     else:
         assert decision.expiry_date is not None
         assert datetime.fromisoformat(decision.expiry_date) == expiry
         assert datetime.fromisoformat(decision.expiry_date).utcoffset() is not None
-        assert decision.id_tag_info()["expiry_date"] == decision.expiry_date
+        assert id_tag_info(decision)["expiry_date"] == decision.expiry_date
 
 
 def test_id_tag_info_of_an_accepted_token() -> None:
     decision = run(Case("CP-G1", 1, BOB, "Accepted"))
-    assert decision.id_tag_info() == {"status": "Accepted", "expiry_date": BOB_EXPIRY.isoformat(),
+    assert id_tag_info(decision) == {"status": "Accepted", "expiry_date": BOB_EXPIRY.isoformat(),
                                       "parent_id_tag": "tenants"}
     assert decision.token is not None and decision.token.user == "bob"
 
@@ -338,7 +339,7 @@ def test_concurrent_transactions(case: Case, running: dict) -> None:
 
 def test_concurrent_tx_echoes_expiry_and_parent() -> None:
     decision = run(Case("CP-D", 1, BOB, "ConcurrentTx"), running={"11223344": ("CP-G1", 1)})
-    assert decision.id_tag_info() == {"status": "ConcurrentTx", "expiry_date": BOB_EXPIRY.isoformat(),
+    assert id_tag_info(decision) == {"status": "ConcurrentTx", "expiry_date": BOB_EXPIRY.isoformat(),
                                       "parent_id_tag": "tenants"}
 
 
