@@ -13,7 +13,7 @@ import pytest
 
 from cloud.config import MqttSettings, Settings
 from cloud.service import CloudService
-from contract.v1 import up_topic
+from contract.v1 import down_topic, receipt_topic, up_topic
 from tests.cloud.conftest import Cloud, wait_started
 from tests.cloud.fakes import AT, FakeSite, batch, message
 from tests.mqtt_broker import MosquittoBroker
@@ -39,17 +39,20 @@ async def test_a_site_cannot_publish_as_another_and_the_cloud_account_works(tmp_
                     message(1, "cdr", {"id": "forged", "start_time": AT})]))
                 forger.close()
                 site_a = FakeSite(broker.host, broker.port, "site-a", password="a-pw", client_id="site-a")
+                # Subscribed first: the batch's receipt (down/receipt) reaches it, and is not taken for the push.
+                await site_a.subscribe_down()
                 await site_a.up("cdr", [message(1, "cdr", {"id": "real", "start_time": AT})])
                 await cloud.wait_handled(1)
                 assert cloud.ingest.handled == 1
                 rows = await cloud.db.read(lambda c: c.all("SELECT site, id FROM cdrs"))
                 assert rows == [{"site": "site-a", "id": "real"}]
+                got, receipt = await site_a.next_down()
+                assert got.topic == receipt_topic("site-a") and (receipt["stream"], receipt["last_seq"]) == ("cdr", 1)
 
-                await site_a.subscribe_down()
                 status, push = await cloud.post("/api/v1/sites/site-a/config/limits", token, {"document": {"caps": []}})
                 assert status == 202 and push["status"] == "published"
-                _, down = await site_a.next_down()
-                assert down["id"] == push["id"]
+                got, down = await site_a.next_down()
+                assert got.topic == down_topic("site-a", "limits") and down["id"] == push["id"]
         finally:
             forger.close()
             if site_a is not None:
