@@ -228,9 +228,8 @@ class SessionWatch:
             return bool(registers)
         elif event.kind == "token.authorized" and data["status"] == "Accepted":
             self._attempt(charger, None, data["id_tag"], data.get("user_group"), "authorization")
-        elif event.kind == "command.done" and data["action"] == "RemoteStartTransaction" and data["outcome"] == "ok":
-            params = data.get("params") or {}
-            self._attempt(charger, params.get("connectorId"), params.get("idTag", ""), None, "remote start")
+        elif event.kind == "command.done" and data.get("start") and data["outcome"] == "ok":
+            self._attempt(charger, data["start"]["connector_id"], data["start"]["id_tag"], None, "remote start")
         elif event.kind == "charger.booted":
             self._booted[charger] = now
         elif event.kind == "connector.status":

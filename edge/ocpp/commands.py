@@ -134,8 +134,12 @@ class Commands:
             Store.record_action, self._clock.now_iso(), charger_id, actor, action, params, reason, outcome, response)
         log.info("action charger=%s action=%s actor=%s outcome=%s reason=%r", charger_id, action, actor, outcome,
                  reason)
-        self._bus.publish(Event("command.done", charger_id, self._clock.now_iso(), {
-            "action_id": action_id, "action": action, "actor": actor, "outcome": outcome, "params": params}))
+        done = {"action_id": action_id, "action": action, "actor": actor, "outcome": outcome, "params": params}
+        if action == "RemoteStartTransaction" and isinstance(params, dict):
+            # The same in domain words, for the core (edge.cdr.watch counts a remote start as a start attempt),
+            # whoever asked: the edge, an operator's or the cloud's raw command.
+            done["start"] = {"connector_id": params.get("connectorId"), "id_tag": str(params.get("idTag", ""))}
+        self._bus.publish(Event("command.done", charger_id, self._clock.now_iso(), done))
         return CommandResult(action_id, charger_id, action, outcome, response, request=params)
 
 
