@@ -133,15 +133,6 @@ class ListUpdateStatus(str, Enum):
     NOT_SUPPORTED = "NotSupported"
 
 
-@dataclass(frozen=True)
-class ListEntry:
-    """One token of a local authorization list; `status` None removes it (a differential update)."""
-    id_token: str
-    status: str | None = None
-    expiry: str | None = None
-    parent: str | None = None
-
-
 # A meter sample as the journal keeps it and meter.values events carry it: connector (EVSE),
 # transaction, time, measurand, phase, value, unit, context, location, in the site's units
 # (kWh and kW already Wh and W). Signed readings stay with edge/ocpp/signed_values.py.
