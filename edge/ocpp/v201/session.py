@@ -1,0 +1,165 @@
+"""One OCPP 2.0.1 charging station's session with the edge (the 2.0.1 adapter's
+incoming side). The server picks it for a connection that chose the
+`ocpp2.0.1` subprotocol (edge/ocpp/protocols.py).
+
+OCPP-J is the same RPC framing in both versions, so the framing and error
+rules (frame depth, unique ids, one answer per Call, the boundary, nothing
+before an accepted boot, a bug costing one Call an InternalError, `request`
+giving up when the socket closes, `ready`) are the 1.6 session's, inherited,
+not copied. What is 2.0.1's own: the library's 2.0.1 messages and schemas,
+2.0.1's error names, its EVSE bounds, and the handlers below, which translate
+into the same domain calls as 1.6's (the one registry of stations, the
+journal, the bus). Only the handlers defined here are routed: an inherited
+1.6 handler never sees a 2.0.1 payload.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ocpp.exceptions import FormatViolationError, NotImplementedError as OcppNotImplemented, NotSupportedError, OCPPError
+from ocpp.messages import Call
+from ocpp.routing import on
+from ocpp.v201 import call as call201, call_result
+from ocpp.v201.enums import Action
+
+from edge.events import Event
+from edge.journal import Store
+from edge.ocpp import boundary, security_events
+from edge.ocpp.strangers import remember_boot
+from edge.ocpp.v16.session import ChargerSession
+from edge.ocpp.v201 import translate
+
+if TYPE_CHECKING:
+    from edge.ocpp.server import Site
+
+log = logging.getLogger(__name__)
+
+V201_ACTIONS = {a.value for a in Action}
+# A Pending or Rejected station retries its boot at this interval (as for 1.6): short, so an adopted one gets in soon.
+RETRY_BOOT_S = 60
+
+
+class Ocpp201Session(ChargerSession):
+    _call = call201
+    _call_result = call_result
+    _ocpp_version = "2.0.1"
+
+    def __init__(self, charger_id: str, connection: Any, site: "Site", response_timeout: float):
+        super().__init__(charger_id, connection, site, response_timeout)
+        self.route_map = _own_routes(self.route_map, Ocpp201Session)
+        # (evse, connector) -> its last 2.0.1 status: an EVSE's status reads from all of its connectors.
+        self._connectors: dict[tuple[int, int], str] = {}
+
+    async def request(self, payload: Any) -> Any:
+        """The edge's own call, as 2.0.1: a 1.6 request (the core's control is 1.6's so far) goes as
+        its 2.0.1 twin, or is refused NotSupported, which the actions log keeps and nobody retries."""
+        if not translate.is_v201_request(payload):
+            twin = translate.as_v201_request(payload)
+            if twin is None:
+                raise NotSupportedError(
+                    description=f"{type(payload).__name__} is not sent to OCPP 2.0.1 stations yet "
+                                "(docs/ocpp-201.md)")
+            payload = twin
+        return await super().request(payload)
+
+    # -- framing: 2.0.1's words for the shared rules -------------------------------------------
+
+    async def _route_call(self, msg: Call) -> str:
+        """2.0.1's sense of the two "cannot" errors (OCPP-J 2.0.1, 4.3): NotSupported for a 2.0.1
+        action this edge does not take (yet, or one only a CSMS sends), NotImplemented for an action
+        2.0.1 does not have (1.6's StartTransaction among them). The rest is the shared routing."""
+        if (isinstance(msg.action, str) and msg.action not in self.route_map
+                and isinstance(msg.unique_id, str) and 0 < len(msg.unique_id) <= 36):
+            if msg.action in V201_ACTIONS:
+                error: OCPPError = NotSupportedError(
+                    description=f"{msg.action} is not handled by this CSMS (docs/ocpp-201.md)")
+            else:
+                error = OcppNotImplemented(description=f"unknown action {boundary.echo(msg.action)}: "
+                                                       "not an OCPP 2.0.1 message")
+            return await self._reply_error(msg.unique_id, error)
+        return await super()._route_call(msg)
+
+    async def _handle_call(self, msg: Call) -> Any:
+        # The shared boundary ran (edge.ocpp.boundary); 2.0.1's own bounds next, then the 2.0.1 schema.
+        checked = translate.check_call(msg.action, msg.payload, self.site.clock.now_iso())
+        msg.payload = checked.payload
+        for repair in checked.repairs:
+            log.warning("repaired charger=%s action=%s unique_id=%s: %s", self.id, msg.action, msg.unique_id, repair)
+        return await super()._handle_call(msg)
+
+    async def _reply_error(self, unique_id: str, error: OCPPError) -> str:
+        # 2.0.1 names 1.6's FormationViolation FormatViolation (OCPP-J 2.0.1, 4.3).
+        if error.code == "FormationViolation":
+            error = FormatViolationError(description=error.description, details=error.details)
+        return await super()._reply_error(unique_id, error)
+
+    # -- B Provisioning -----------------------------------------------------------------------
+
+    @on(Action.boot_notification)
+    async def on_boot_notification(self, charging_station: dict, reason: str, **kwargs):
+        status = self.site.directory.registration(self.id)
+        info = translate.boot_info(charging_station)
+        at = self.site.clock.now_iso()
+        if status == "Accepted":
+            await self.site.journal.write(Store.record_boot, self.id, status.lower(), info, at)
+        else:   # a stranger: one bounded row, no event, nothing for the cloud (strangers.py)
+            await self.site.journal.write(remember_boot, self.id, status.lower(), info, at, self.site.directory.ids())
+        self.registration = status
+        if status == "Accepted":
+            self.site.bus.publish(Event("charger.booted", self.id, at, {
+                "status": status, **info, "ocpp": "2.0.1", "boot_reason": reason}))
+        log.info("boot charger=%s ocpp=2.0.1 vendor=%s model=%s firmware=%s reason=%s registration=%s",
+                 self.id, info["vendor"], info["model"], info["firmware_version"], reason, status)
+        interval = self.site.heartbeat_interval if status == "Accepted" else RETRY_BOOT_S
+        return call_result.BootNotification(current_time=at, interval=interval, status=status)
+
+    # -- A Security ---------------------------------------------------------------------------
+
+    @on(Action.security_event_notification)
+    async def on_security_event_notification(self, type: str, timestamp: str, **kwargs):  # noqa: A002 (OCPP's name)
+        # The same fields as 1.6's whitepaper message: the same store and alerting.
+        await security_events.received(self.site, self.id, type, timestamp, kwargs.get("tech_info"))
+        return call_result.SecurityEventNotification()
+
+    # -- G Availability -----------------------------------------------------------------------
+
+    @on(Action.heartbeat)
+    async def on_heartbeat(self, **kwargs):
+        return call_result.Heartbeat(current_time=self.site.clock.now_iso())
+
+    @on(Action.status_notification)
+    async def on_status_notification(self, timestamp: str, connector_status: str, evse_id: int, connector_id: int,
+                                     **kwargs):
+        self._connectors[(evse_id, connector_id)] = connector_status
+        reported = translate.evse_status({c: s for (e, c), s in self._connectors.items() if e == evse_id})
+        status = translate.connector_status(reported).value
+        error_code = translate.error_code(reported)
+        info = None if (connector_id, reported) == (1, connector_status) else \
+            f"connector {connector_id}: {connector_status}; EVSE {evse_id} reads {reported}"
+        at = self.site.clock.now_iso()
+        # The site's "connector" is the EVSE (edge/stations/model.py): journal and events key by evse_id.
+        await self.site.journal.write(Store.record_status, self.id, evse_id, status, error_code, info, None, None,
+                                      timestamp, at)
+        self.site.bus.publish(Event("connector.status", self.id, at, {
+            "connector_id": evse_id, "status": status, "error_code": error_code, "timestamp": timestamp,
+            "info": info, "ocpp_status": connector_status, "evse_connector": connector_id}))
+        await self.site.sessions.connector_status(self.id, evse_id, status)
+        level = logging.WARNING if reported == "Faulted" else logging.INFO
+        log.log(level, "status charger=%s evse=%s connector=%s status=%s (2.0.1 %s)",
+                self.id, evse_id, connector_id, status, connector_status)
+        return call_result.StatusNotification()
+
+
+def _own_routes(route_map: dict[str, dict], cls: type) -> dict[str, dict]:
+    """The routes of handlers `cls` itself defines: the library routes every decorated method an
+    object has, the inherited 1.6 ones too, and those must never take a 2.0.1 payload."""
+    own = set(vars(cls).values())
+    kept: dict[str, dict] = {}
+    for action, route in route_map.items():
+        entry = {key: handler for key, handler in route.items()
+                 if not callable(handler) or getattr(handler, "__func__", None) in own}
+        if "_on_action" in entry:
+            kept[action] = entry
+    return kept

@@ -1,0 +1,110 @@
+"""OCPP 2.0.1 words read into the site's domain words, and the bounds its
+schema leaves open (pure functions and tables; the session calls them).
+
+Choices where the issue is silent are explained in docs/ocpp-201.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ocpp.v201 import call as call201
+
+from edge.ocpp import boundary
+from edge.stations.model import ConnectorStatus
+
+# 2.0.1's ConnectorStatusEnumType -> the site's status (1.6's finer words, edge/stations/model.py).
+# Occupied says "a cable or a transaction", not what the car does: it reads as Preparing
+# (in use, not known to draw) until a TransactionEvent's chargingState says more.
+STATUSES: dict[str, ConnectorStatus] = {
+    "Available": ConnectorStatus.AVAILABLE,
+    "Occupied": ConnectorStatus.PREPARING,
+    "Reserved": ConnectorStatus.RESERVED,
+    "Unavailable": ConnectorStatus.UNAVAILABLE,
+    "Faulted": ConnectorStatus.FAULTED,
+}
+
+# The site keys a station's "connector" by EVSE (edge/stations/model.py). An EVSE with several
+# connectors reads as the connector that says most about whether a driver can use it: one
+# in use makes the EVSE in use (2.0.1 makes its siblings Unavailable meanwhile), and one
+# free connector makes it free even when a sibling is broken.
+_EVSE_PRECEDENCE = ("Occupied", "Reserved", "Available", "Unavailable", "Faulted")
+
+# 2.0.1's StatusNotification carries no error code (faults are told by NotifyEvent); the
+# journal's hardware log keeps Faulted under 1.6's catch-all, so a fault is never lost.
+NO_ERROR, FAULT = "NoError", "OtherError"
+
+
+def evse_status(connectors: Mapping[int, str]) -> str:
+    """The 2.0.1 status of an EVSE, from its connectors' last reported ones."""
+    reported = set(connectors.values())
+    return next((s for s in _EVSE_PRECEDENCE if s in reported), "Unavailable")
+
+
+def connector_status(status_201: str) -> ConnectorStatus:
+    return STATUSES[status_201]
+
+
+def error_code(status_201: str) -> str:
+    return FAULT if status_201 == "Faulted" else NO_ERROR
+
+
+def boot_info(charging_station: Mapping[str, Any]) -> dict[str, Any]:
+    """The station's BootNotification chargingStation (snake_case) as the journal keeps boot info
+    for any station (the same keys as 1.6's; 2.0.1 reports no meter type or serial)."""
+    modem = charging_station.get("modem") or {}
+    return {"vendor": charging_station["vendor_name"], "model": charging_station["model"],
+            "serial_number": charging_station.get("serial_number"),
+            "firmware_version": charging_station.get("firmware_version"),
+            "iccid": modem.get("iccid"), "imsi": modem.get("imsi"), "meter_type": None,
+            "meter_serial_number": None}
+
+
+# -- the boundary: 2.0.1's bounds, beside the shared ones ------------------------------------------
+#
+# edge.ocpp.boundary.check_call runs first for every version (frame depth, valid Unicode, and its
+# rules where 2.0.1 shares a message and a field with 1.6: StatusNotification's connectorId and
+# timestamp). These are what 2.0.1 adds: its EVSE addressing.
+
+EVSE = boundary.integer(1, boundary.MAX_CONNECTOR_ID, "EVSE id; EVSEs are numbered from 1")
+CONNECTOR_OF_EVSE = boundary.integer(1, boundary.MAX_CONNECTOR_ID, "connector id within its EVSE, from 1")
+
+RULES: dict[str, dict[str, boundary.Check]] = {
+    "StatusNotification": {"evseId": EVSE, "connectorId": CONNECTOR_OF_EVSE},
+}
+
+
+def check_call(action: str, payload: Any, arrived: str) -> boundary.Checked:
+    """A 2.0.1 Call's payload against RULES: raises the OCPPError to answer with, or
+    the values to use (fields of the wrong JSON type are left to the schema)."""
+    rules = RULES.get(action)
+    if not rules or not isinstance(payload, dict):
+        return boundary.Checked(payload)
+    ctx = boundary.Context(arrived, [])
+    clean = dict(payload)
+    for name in rules.keys() & clean.keys():
+        clean[name] = rules[name](name, clean[name], ctx)
+    return boundary.Checked(clean, ctx.repairs)
+
+
+# -- requests the core words in 1.6 -------------------------------------------------------------------
+#
+# The one StationControl the edge wires today is the 1.6 adapter's (edge/ocpp/v16/control.py), so a
+# request for a 2.0.1 station arrives as a 1.6 message. Those whose 2.0.1 twin means the same are
+# passed on as it; the others are refused as NotSupported (logged in the actions log, not retried)
+# until the 2.0.1 control adapter words them.
+
+TRIGGERABLE = frozenset({"BootNotification", "Heartbeat", "StatusNotification", "MeterValues"})
+
+
+def as_v201_request(payload: Any) -> Any | None:
+    """A 1.6 request as its 2.0.1 twin, or None when it has none that means the same."""
+    if type(payload).__name__ == "TriggerMessage" and payload.requested_message in TRIGGERABLE:
+        connector = getattr(payload, "connector_id", None)
+        return call201.TriggerMessage(requested_message=payload.requested_message,
+                                      evse={"id": connector} if connector else None)
+    return None
+
+
+def is_v201_request(payload: Any) -> bool:
+    return type(payload).__module__ == call201.__name__
