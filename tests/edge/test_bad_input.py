@@ -111,12 +111,17 @@ async def test_nothing_journaled_is_lost_after_garbage(edge):
 async def test_subprotocol_and_path_are_checked(edge):
     from websockets.exceptions import InvalidStatus
     url = ocpp_url(edge, "CP-2")
-    for kwargs in ({}, {"subprotocols": ["ocpp2.0.1"]}):
+    for kwargs in ({}, {"subprotocols": ["ocpp2.0"]}):
         with pytest.raises(InvalidStatus) as err:
             async with connect(url, **kwargs):
                 pass
         assert err.value.response.status_code == 400
         assert b"subprotocol" in err.value.response.body
+    # 2.0.1 is served (docs/ocpp-201.md); offered beside 1.6, 1.6 is preferred.
+    async with connect(url, subprotocols=["ocpp2.0.1"]) as ws:
+        assert ws.subprotocol == "ocpp2.0.1"
+    async with connect(url, subprotocols=["ocpp2.0.1", "ocpp1.6"]) as ws:
+        assert ws.subprotocol == "ocpp1.6"
     with pytest.raises(InvalidStatus) as err:
         async with connect(f"ws://127.0.0.1:{edge.ocpp.bound_port}/a/b/c", subprotocols=["ocpp1.6"]):
             pass

@@ -29,17 +29,17 @@ async def _network(edge, charger_id: str) -> list[dict]:
     return await edge.journal.read(Store.log, "network", charger_id)
 
 
-async def test_a_charger_offering_only_ocpp201_is_told_why_and_shows_in_edgectl(make_edge, tmp_path, capsys, caplog):
+async def test_a_charger_offering_only_an_unserved_version_is_told_why_and_shows_in_edgectl(make_edge, tmp_path, capsys, caplog):
     async with make_edge() as edge:
         (tmp_path / "site.toml").write_text(
             site_toml(tmp_path).replace("[api]\nport = 0", f"[api]\nport = {edge.api.bound_port}"))
-        err = await _refused(edge, "CP-2", ["ocpp2.0.1"])
+        err = await _refused(edge, "CP-2", ["ocpp2.1"])
         assert err.response.status_code == 400
-        assert b"offers only ocpp2.0.1" in err.response.body and b"ocpp1.6" in err.response.body
-        assert "handshake refused charger=CP-2: offers only ocpp2.0.1" in caplog.text
+        assert b"offers only ocpp2.1" in err.response.body and b"ocpp1.6" in err.response.body
+        assert "handshake refused charger=CP-2: offers only ocpp2.1" in caplog.text
 
         [row] = [r for r in await _network(edge, "CP-2") if r["event"] == "refused"]
-        assert row["detail"].startswith("offers only ocpp2.0.1")
+        assert row["detail"].startswith("offers only ocpp2.1")
 
         capsys.readouterr()
         assert await asyncio.to_thread(main, ["chargers", "--config", str(tmp_path / "site.toml"),
@@ -47,12 +47,12 @@ async def test_a_charger_offering_only_ocpp201_is_told_why_and_shows_in_edgectl(
         out = capsys.readouterr().out
         cp2 = next(line for line in out.splitlines() if line.startswith("CP-2"))
         assert "never-connected" not in cp2
-        assert "refused: offers only ocpp2.0.1" in cp2 and row["at"] in cp2
+        assert "refused: offers only ocpp2.1" in cp2 and row["at"] in cp2
 
         assert await asyncio.to_thread(main, ["chargers", "show", "CP-2", "--json", "--config",
                                               str(tmp_path / "site.toml"), "--state-dir", str(tmp_path)]) == 0
         shown = json.loads(capsys.readouterr().out)
-        assert shown["last_refusal"]["reason"].startswith("offers only ocpp2.0.1")
+        assert shown["last_refusal"]["reason"].startswith("offers only ocpp2.1")
 
         # Once it connects right, the list no longer shows the old refusal.
         async with charger(edge, "CP-2", password=None):
@@ -79,7 +79,7 @@ async def test_ocpp16_among_others_is_served(edge):
 
 async def test_a_charger_retrying_with_the_same_fault_is_one_entry_a_minute(edge):
     for _ in range(5):
-        await _refused(edge, "CP-2", ["ocpp2.0.1"])
+        await _refused(edge, "CP-2", ["ocpp2.1"])
     assert len([r for r in await _network(edge, "CP-2") if r["event"] == "refused"]) == 1
 
 
@@ -109,7 +109,7 @@ async def test_refused_strangers_cost_a_bounded_record(make_edge):
     trimmed like any stranger's logs."""
     async with make_edge(unknown="pending") as edge:
         for i in range(300):
-            await _refused(edge, f"BAD-{i:03d}", ["ocpp2.0.1"])
+            await _refused(edge, f"BAD-{i:03d}", ["ocpp2.1"])
         await edge.presence.flush()
         await edge.ocpp.tidy()
         rows = await edge.journal.read(

@@ -44,12 +44,3 @@ async def station(edge: Edge, station_id: str = STATION, *, accepted: bool = Tru
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-
-import pytest  # noqa: E402  (DEV ONLY, removed once protocols.py registers 2.0.1)
-
-
-@pytest.fixture(autouse=True)
-def _dev_register(monkeypatch):
-    from edge.ocpp.protocols import SESSIONS
-    from edge.ocpp.v201.session import Ocpp201Session
-    monkeypatch.setitem(SESSIONS, "ocpp2.0.1", Ocpp201Session)
