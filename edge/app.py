@@ -36,6 +36,7 @@ from edge.cdr.watch import SessionWatch, Timeouts
 from edge.chargers import ChargerDirectory
 from edge.clock import Clock
 from edge.config import SiteConfig, config_warnings
+from edge.dlm import optimiser
 from edge.dlm.config import build_topology
 from edge.dlm.history import TokenHistory
 from edge.dlm.manager import LoadManager
@@ -174,6 +175,10 @@ class Edge:
         self.token_history = TokenHistory(self.journal, self.bus, self.clock, ZoneInfo(cfg.site.timezone))
         await self.token_history.load()
         self.load_manager = self._load_manager()
+        if self.load_manager is not None and cfg.load_management.strategy == "scheduled":
+            # The planner's solver (scipy, about 40 MB) is imported in a thread now rather than on the event
+            # loop at the first plan; sites on the other strategies never load it.
+            asyncio.get_running_loop().run_in_executor(None, optimiser.load)
         self.charge_records = ChargeRecords(
             self.journal, self.bus, self.clock, site_id=cfg.site.id,
             book=tariff_book(cfg.tariffs, cfg.tariff_groups),

@@ -34,16 +34,33 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-try:   # an optional import: without scipy the planner is the greedy one
-    import numpy as np
-    from scipy.optimize import linprog
-    from scipy.sparse import csr_matrix
-except ImportError:    # pragma: no cover - scipy is a runtime dependency; a broken install falls back
-    linprog = None
+from types import ModuleType
+from typing import Any
 
 if TYPE_CHECKING:
     from edge.dlm.planner import PlanCar, PlanInputs
     from edge.dlm.model import EvseKey
+
+# numpy and scipy's linprog and csr_matrix once imported (load()).
+_lp: tuple[ModuleType, Any, Any] | None = None
+
+
+def load() -> bool:
+    """Import the solver: numpy and scipy cost about 40 MB of memory and a second or more on a Pi, so
+    only a site whose strategy is `scheduled` pays them, and edge/app.py has this run in a thread at
+    start-up rather than on the event loop at the first plan. False: scipy is missing or broken (the
+    planner is then the greedy one)."""
+    global _lp
+    if _lp is None:
+        try:
+            import numpy
+            from scipy.optimize import linprog
+            from scipy.sparse import csr_matrix
+        except ImportError:    # pragma: no cover - scipy is a runtime dependency; a broken install falls back
+            return False
+        _lp = (numpy, linprog, csr_matrix)
+    return True
+
 
 # Wall-clock seconds the solver may take before the greedy plan is used instead. A plan
 # comes once a minute; 100 cars take about 30 ms here (docs/performance.md).
@@ -86,8 +103,10 @@ def slot_lengths(slot_s: float, span_s: float) -> tuple[float, ...]:
 
 def solve(cars: list["PlanCar"], left: dict, inputs: "PlanInputs", end: float) -> Solved:
     """The LP's plan for `cars` (each with a path and a minimum it can reach) until `end`."""
-    if linprog is None:
+    if not load():
         raise SolverFailed("scipy is not installed")
+    assert _lp is not None
+    np, linprog, csr_matrix = _lp
     now, volts = inputs.now, inputs.voltage
     lengths = slot_lengths(inputs.slot_s, end - now)
     starts = [now + sum(lengths[:k]) for k in range(len(lengths))]

@@ -294,3 +294,16 @@ def test_scheduled_allocation_never_puts_a_circuit_phase_above_its_limit(inputs,
     for key, d in a.decisions.items():
         evse = inputs.topology.evse_by_key[key]
         assert d.limit == 0 or evse.min_current - 1e-9 <= d.limit <= evse.max_current + 1e-9
+
+
+def test_the_solver_is_loaded_only_when_a_plan_needs_it():
+    """scipy and numpy (about 40 MB on a Pi) are not imported with the edge: only a `scheduled` site
+    loads them (edge/app.py, in a thread at start-up), and the LP loads them itself if needed."""
+    import subprocess
+    import sys
+    code = ("import sys, edge.app\n"
+            "assert 'scipy' not in sys.modules and 'numpy' not in sys.modules, 'imported with the edge'\n"
+            "from edge.dlm import optimiser\n"
+            "assert optimiser.load() and 'scipy.optimize' in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
