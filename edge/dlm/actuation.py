@@ -7,6 +7,10 @@ Which limits to send now:
   decrease sent on the site has had `follow_time` to take hold (a car has 5 s
   to follow a lower limit), and is only sent when it is worth at least the
   hysteresis step, so currents do not chatter with every base-load flicker;
+- an increase goes no higher than the `aimed` limit, when given: the
+  allocation with the estimate as it may be by the car's next samples (a
+  sample's least fades with time), so a limit just raised is not lowered
+  again by the estimate's own drift;
 - an increase from a limit the car cannot charge at (below its minimum) is
   always worth sending;
 - a limit is renewed before its TxProfile runs out (the dead man's switch: a
@@ -64,9 +68,11 @@ class Order:
 
 def plan(decisions: dict[EvseKey, Decision], transactions: dict[EvseKey, int], held: dict[EvseKey, Held],
          safe_share: dict[EvseKey, float], now: float, last_decrease_at: float, timing: Timing,
-         minimums: dict[EvseKey, float] | None = None) -> list[Order]:
+         minimums: dict[EvseKey, float] | None = None, aimed: dict[EvseKey, float] | None = None
+         ) -> list[Order]:
     """The SetChargingProfile requests to send now, decreases first."""
     minimums = minimums or {}
+    aimed = aimed or {}
     orders: list[Order] = []
     increases_allowed = now - last_decrease_at >= timing.follow_time
     for key, tx in sorted(transactions.items()):
@@ -83,6 +89,7 @@ def plan(decisions: dict[EvseKey, Decision], transactions: dict[EvseKey, int], h
         if target < in_force - 1e-9 or (current is None and target <= in_force) or phases_change:
             orders.append(Order(key, target, decision.phases, tx, "decrease", decision.reason))
             continue
+        target = min(target, aimed.get(key, target))
         rise = target - in_force
         if rise > 1e-9 and increases_allowed and (current is None or now - current.sent_at >= timing.change_interval):
             stuck = in_force < minimums.get(key, 0.0) - 1e-9 or in_force == 0

@@ -32,7 +32,8 @@ from edge.dlm.phases import NAMES
 from edge.dlm.planner import PLAN_PERIOD_S, Need, targets_now
 from edge.dlm.sampling import MeterValuesSetup
 from edge.dlm.series import SeriesRecorder
-from edge.dlm.tracking import Track, answered, currents_from_samples, history, learn_phases, prune, window
+from edge.dlm.tracking import (DELIVERY_LAG, FIRST_WINDOW, Track, answered, currents_from_samples, history,
+                               learn_phases, prune, window)
 from edge.events import Event, EventBus
 from edge.journal import Journal
 from edge.ocpp.commands import Commands
@@ -359,14 +360,32 @@ class LoadManager:
                         if t.transaction_id is not None and self._state_of(states, k).controllable}
         held = {k: t.held for k, t in self.tracks.items() if t.held is not None}
         last_decrease = now if any(o.kind == "decrease" for o in self._inflight.values()) else self._last_decrease_at
-        for order in plan(allocation.decisions, transactions, held, self.safe_share, now, last_decrease, self.timing,
-                          self.minimums):
+        orders = plan(allocation.decisions, transactions, held, self.safe_share, now, last_decrease, self.timing,
+                      self.minimums)
+        if any(o.kind == "increase" for o in orders):
+            orders = plan(allocation.decisions, transactions, held, self.safe_share, now, last_decrease, self.timing,
+                          self.minimums, self._aimed(states, meters, targets, now))
+        for order in orders:
             inflight = self._inflight.get(order.key)
             if inflight is not None and not (order.kind == "decrease" and order.limit < inflight.limit):
                 continue
             self._spawn(self._send(order), f"dlm-profile {order.key}")
         self.series.add(self._clock.now(), now, allocation)
         return allocation
+
+    def _aimed(self, states: tuple[ConnectorState, ...], meters: dict, targets: dict[EvseKey, float] | None,
+               now: float) -> dict[EvseKey, float]:
+        """What increases aim at: the allocation with every car's least as it may have faded
+        by the time its next samples are in (the taper over two MeterValues intervals and the
+        delivery lag: a sample's least fades from its window's start). Between samples the
+        evaluated limit then stays at or above it, so an increase is not undone by the
+        estimate's drift alone; a real rise of the building still lowers it at once."""
+        interval = self.settings.meter_values_interval or FIRST_WINDOW
+        fade = self.reaction.taper * (2 * interval + DELIVERY_LAG)
+        faded = tuple(replace(s, measured=tuple(max(0.0, a - fade) for a in s.measured)) for s in states)
+        aimed = allocate(Inputs(self.capped_topology(), meters, faded, now, self.settings.strategy,
+                                self.settings.rotate_after, targets))
+        return {k: d.limit for k, d in aimed.decisions.items()}
 
     @staticmethod
     def _state_of(states: tuple[ConnectorState, ...], key: EvseKey) -> ConnectorState:
