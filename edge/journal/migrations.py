@@ -637,6 +637,32 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX csr_forwards_by_status ON csr_forwards (status, requested_at);
     """,
+    # 17: OCPP 2.0.1 transactions (issue 19, edge/ocpp/v201/transactions.py). The station names a transaction
+    # with a string (its transactionId); the site's transactions are the journal's integer ids. One row per
+    # station and transactionId: the integer once the session started (NULL while a Started without idToken
+    # waits for one, with the start's values kept here), and every TransactionEvent applied, by seqNo, so a
+    # redelivered one is answered and changes nothing.
+    """
+    CREATE TABLE station_transactions (
+        charger_id      TEXT NOT NULL,
+        station_tx_id   TEXT NOT NULL,      -- transactionInfo.transactionId, as the station sent it
+        transaction_id  INTEGER UNIQUE REFERENCES transactions (id),
+        evse_id         INTEGER NOT NULL,
+        meter_start     INTEGER NOT NULL,   -- Wh, from the Started's energy register
+        start_time      TEXT NOT NULL,
+        created_at      TEXT NOT NULL,
+        PRIMARY KEY (charger_id, station_tx_id)
+    );
+    CREATE TABLE station_transaction_events (
+        charger_id      TEXT NOT NULL,
+        station_tx_id   TEXT NOT NULL,
+        seq_no          INTEGER NOT NULL,
+        event_type      TEXT NOT NULL,      -- Started | Updated | Ended
+        offline         INTEGER NOT NULL,
+        received_at     TEXT NOT NULL,
+        PRIMARY KEY (charger_id, station_tx_id, seq_no)
+    );
+    """,
 ]
 
 
