@@ -176,3 +176,39 @@ class TransactionStore(StoreBase):
         """How a transaction's stop was corrected after the edge closed it, oldest first."""
         return _rows(self.conn.execute("SELECT * FROM transaction_corrections WHERE transaction_id = ? ORDER BY id",
                                        (transaction_id,)))
+
+    # -- OCPP 2.0.1: the station's transactionId (a string) for the site's transaction (edge/ocpp/v201) --
+
+    def station_transaction(self, charger_id: str, station_tx_id: str) -> dict[str, Any] | None:
+        """The station's transaction as the edge knows it: transaction_id (None until its session
+        started), evse_id, meter_start, start_time; None for a transactionId never seen."""
+        row = self.conn.execute(
+            """SELECT transaction_id, evse_id, meter_start, start_time FROM station_transactions
+               WHERE charger_id = ? AND station_tx_id = ?""", (charger_id, station_tx_id)).fetchone()
+        return dict(row) if row else None
+
+    def open_station_transaction(self, charger_id: str, station_tx_id: str, evse_id: int, meter_start: int,
+                                 start_time: str, at: str) -> None:
+        """The first event of a station's transaction: where and from which register it started."""
+        self.conn.execute(
+            """INSERT INTO station_transactions (charger_id, station_tx_id, evse_id, meter_start, start_time,
+                                                 created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+            (charger_id, station_tx_id, evse_id, meter_start, start_time, at))
+
+    def map_station_transaction(self, charger_id: str, station_tx_id: str, transaction_id: int) -> None:
+        self.conn.execute(
+            "UPDATE station_transactions SET transaction_id = ? WHERE charger_id = ? AND station_tx_id = ?",
+            (transaction_id, charger_id, station_tx_id))
+
+    def transaction_event_seen(self, charger_id: str, station_tx_id: str, seq_no: int) -> bool:
+        return self.conn.execute(
+            "SELECT 1 FROM station_transaction_events WHERE charger_id = ? AND station_tx_id = ? AND seq_no = ?",
+            (charger_id, station_tx_id, seq_no)).fetchone() is not None
+
+    def record_transaction_event(self, charger_id: str, station_tx_id: str, seq_no: int, event_type: str,
+                                 offline: bool, at: str) -> None:
+        """A TransactionEvent applied: its redelivery (same transactionId and seqNo) changes nothing."""
+        self.conn.execute(
+            """INSERT INTO station_transaction_events (charger_id, station_tx_id, seq_no, event_type, offline,
+                                                       received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+            (charger_id, station_tx_id, seq_no, event_type, int(offline), at))
