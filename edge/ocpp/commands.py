@@ -43,7 +43,9 @@ _BY_LOWER = {name.lower(): name for name in ACTIONS}
 # Answers that mean the charger understood but said no.
 _REFUSALS = {"Rejected", "NotSupported", "NotImplemented", "UnknownMessageId", "UnknownVendorId", "Failed",
              "UnlockFailed", "Faulted", "Occupied", "Unavailable", "VersionMismatch", "NotFound",
-             "InvalidCertificate", "RevokedCertificate"}
+             "InvalidCertificate", "RevokedCertificate",
+             # 2.0.1's (UnlockConnector, ChangeAvailability's and Reset's are shared above)
+             "UnknownConnector", "OngoingAuthorizedTransaction"}
 
 
 class CommandError(ValueError):
@@ -103,6 +105,12 @@ class Commands:
             payload = build_payload(action, params)
         except CommandError as exc:
             return await self._record(charger_id, action, params, actor, reason, "invalid", str(exc))
+        return await self.deliver(charger_id, action, params, payload, actor=actor, reason=reason, guarded=guarded)
+
+    async def deliver(self, charger_id: str, action: str, params: dict[str, Any], payload: Any, *, actor: str,
+                      reason: str, guarded: bool = True) -> CommandResult:
+        """A request built already: `payload` is the library's message of the station's version (2.0.1's
+        from edge/ocpp/v201/control.py), `params` the same in camelCase for the actions log."""
         refusal = self._guard(charger_id, action, params) if guarded and self._guard else None
         if refusal is not None:
             return await self._record(charger_id, action, params, actor, reason, "invalid", refusal)
@@ -139,6 +147,9 @@ class Commands:
             # The same in domain words, for the core (edge.cdr.watch counts a remote start as a start attempt),
             # whoever asked: the edge, an operator's or the cloud's raw command.
             done["start"] = {"connector_id": params.get("connectorId"), "id_tag": str(params.get("idTag", ""))}
+        elif action == "RequestStartTransaction" and isinstance(params, dict):   # 2.0.1's remote start
+            done["start"] = {"connector_id": params.get("evseId"),
+                             "id_tag": str((params.get("idToken") or {}).get("idToken", ""))}
         self._bus.publish(Event("command.done", charger_id, self._clock.now_iso(), done))
         return CommandResult(action_id, charger_id, action, outcome, response, request=params)
 
