@@ -29,7 +29,7 @@ from edge.journal import Store
 from edge.ocpp import boundary, security_events
 from edge.ocpp.strangers import remember_boot
 from edge.ocpp.v16.session import ChargerSession
-from edge.ocpp.v201 import translate
+from edge.ocpp.v201 import transactions, translate
 
 if TYPE_CHECKING:
     from edge.ocpp.server import Site
@@ -150,6 +150,17 @@ class Ocpp201Session(ChargerSession):
         log.log(level, "status charger=%s evse=%s connector=%s status=%s (2.0.1 %s)",
                 self.id, evse_id, connector_id, status, connector_status)
         return call_result.StatusNotification()
+
+    # -- E Transactions -----------------------------------------------------------------------
+
+    @on(Action.transaction_event)
+    async def on_transaction_event(self, event_type: str, timestamp: str, trigger_reason: str, seq_no: int,
+                                   transaction_info: dict, **kwargs):
+        # The same sessions, samples and records as 1.6's transactions (edge/ocpp/v201/transactions.py).
+        info = await transactions.transaction_event(
+            self.site, self.id, event_type, timestamp, seq_no, transaction_info, kwargs.get("evse"),
+            kwargs.get("id_token"), kwargs.get("meter_value"), bool(kwargs.get("offline")))
+        return call_result.TransactionEvent(id_token_info=info)
 
 
 def _own_routes(route_map: dict[str, dict], cls: type) -> dict[str, dict]:

@@ -6,6 +6,7 @@ Choices where the issue is silent are explained in docs/ocpp-201.md.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 from ocpp.v201 import call as call201
@@ -69,8 +70,54 @@ def boot_info(charging_station: Mapping[str, Any]) -> dict[str, Any]:
 EVSE = boundary.integer(1, boundary.MAX_CONNECTOR_ID, "EVSE id; EVSEs are numbered from 1")
 CONNECTOR_OF_EVSE = boundary.integer(1, boundary.MAX_CONNECTOR_ID, "connector id within its EVSE, from 1")
 
+SEQ_NO = boundary.integer(0, boundary.INT32_MAX, "seqNo counts up from 0")
+
+
+def evse_of_event(where: str, value: Any, ctx: boundary.Context) -> Any:
+    """A TransactionEvent's evse object: its id and connectorId as StatusNotification's."""
+    if not isinstance(value, dict):
+        return value
+    checked = dict(value)
+    for name, check in (("id", EVSE), ("connectorId", CONNECTOR_OF_EVSE)):
+        if name in checked:
+            checked[name] = check(f"{where}.{name}", checked[name], ctx)
+    return checked
+
+
+def meter_values(where: str, value: Any, ctx: boundary.Context) -> Any:
+    """2.0.1's meterValue: each entry's time as a sample time; a sampled value that is not a finite
+    number within the sane magnitude is left out (and said so), never the event it came in."""
+    if not isinstance(value, list):
+        return value
+    entries = []
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            entries.append(entry)
+            continue
+        entry = dict(entry)
+        if "timestamp" in entry:
+            entry["timestamp"] = boundary.sample_time(f"{where}[{i}].timestamp", entry["timestamp"], ctx)
+        samples = entry.get("sampledValue")
+        if isinstance(samples, list):
+            kept = []
+            for j, sample in enumerate(samples):
+                number = sample.get("value") if isinstance(sample, dict) else None
+                if (isinstance(number, (int, float)) and not isinstance(number, bool)
+                        and not (math.isfinite(number) and abs(number) <= boundary.MAX_SAMPLE_MAGNITUDE)):
+                    ctx.repair(f"{where}[{i}].sampledValue[{j}].value",
+                               f"{boundary.echo(number)} is not a finite number within "
+                               f"+-{boundary.MAX_SAMPLE_MAGNITUDE:g}; sample left out")
+                else:
+                    kept.append(sample)
+            entry["sampledValue"] = kept
+        entries.append(entry)
+    return entries
+
+
 RULES: dict[str, dict[str, boundary.Check]] = {
     "StatusNotification": {"evseId": EVSE, "connectorId": CONNECTOR_OF_EVSE},
+    "TransactionEvent": {"timestamp": boundary.date_time, "seqNo": SEQ_NO, "evse": evse_of_event,
+                         "meterValue": meter_values},
 }
 
 
