@@ -78,7 +78,9 @@ async def _deliver(sim: SimulatedStation, outbox: Outbox, link: Link, drained: a
             drained.set()
         entry = await outbox.head()
         try:
-            await link.send(entry.build())
+            result = await link.send(entry.build())
+            if entry.on_result is not None:
+                entry.on_result(result)
         except OCPPError as exc:  # the CSMS understood and refused: sending it again would not help
             sim.emit("call_error", action=entry.action, error=repr(exc))
         except TimeoutError:

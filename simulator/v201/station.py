@@ -378,7 +378,19 @@ class SimulatedStation(Runtime):
             number_of_phases_used=electrics.phases_used(self, e.connector) if state == "Charging" else None)
         self.emit("transaction_event", event_type=event_type, trigger_reason=trigger, seq_no=seq_no,
                   transaction_id=tx.transaction_id, charging_state=state, offline=not self.connected)
-        return self.outbox.put(Entry(tx, "TransactionEvent", lambda: payload))  # type: ignore[arg-type]
+        return self.outbox.put(Entry(tx, "TransactionEvent", lambda: payload,  # type: ignore[arg-type]
+                                     on_result=lambda result: self._token_answered(tx, result)))
+
+    def _token_answered(self, tx: Tx, result: Any) -> None:
+        """E01.FR.11/12, E05: a TransactionEvent's idTokenInfo other than Accepted de-authorizes the
+        transaction; with StopTxOnInvalidId it ends (triggerReason Deauthorized, stoppedReason DeAuthorized)."""
+        status = (getattr(result, "id_token_info", None) or {}).get("status", "Accepted")
+        e = self.transaction(tx.transaction_id)
+        self.emit("transaction_event_answer", transaction_id=tx.transaction_id, status=status)
+        if status == "Accepted" or e is None or not self.device.flag("TxCtrlr", "StopTxOnInvalidId"):
+            return
+        e.token = None
+        self.end_transaction(e, "Deauthorized", "DeAuthorized")
 
     def meter_value(self, e: Evse, measurands: Iterable[str] | None, context: str) -> dict | None:
         """A 2.0.1 MeterValue (numbers, unitOfMeasure) of `e` now; None when no measurand is configured."""
