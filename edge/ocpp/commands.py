@@ -45,7 +45,16 @@ _REFUSALS = {"Rejected", "NotSupported", "NotImplemented", "UnknownMessageId", "
              "UnlockFailed", "Faulted", "Occupied", "Unavailable", "VersionMismatch", "NotFound",
              "InvalidCertificate", "RevokedCertificate",
              # 2.0.1's (UnlockConnector, ChangeAvailability's and Reset's are shared above)
-             "UnknownConnector", "OngoingAuthorizedTransaction"}
+             "UnknownConnector", "OngoingAuthorizedTransaction",
+             # a 2.0.1 SetVariables result's attributeStatus
+             "UnknownComponent", "UnknownVariable", "NotSupportedAttributeType"}
+
+
+def _refused(response: dict[str, Any]) -> bool:
+    """The station said no: its status, or (2.0.1 SetVariables) any variable's attributeStatus."""
+    results = response.get("setVariableResult") or []
+    return response.get("status") in _REFUSALS or any(
+        isinstance(r, dict) and r.get("attributeStatus") in _REFUSALS for r in results)
 
 
 class CommandError(ValueError):
@@ -131,7 +140,7 @@ class Commands:
             # charger answered with a CALLERROR / a malformed CALLRESULT.
             return await self._record(charger_id, action, params, actor, reason, "error", _describe(exc))
         response = plain_numbers(snake_to_camel_case(remove_nones(serialize_as_dict(answer))))
-        outcome = "rejected" if response.get("status") in _REFUSALS else "ok"
+        outcome = "rejected" if _refused(response) else "ok"
         return await self._record(charger_id, action, params, actor, reason, outcome, response)
 
     async def _record(self, charger_id: str, action: str, params: dict, actor: str, reason: str,
