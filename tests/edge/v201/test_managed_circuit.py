@@ -53,10 +53,10 @@ async def test_a_201_station_on_a_managed_circuit_keeps_its_maximum_held(make_ed
             task = asyncio.create_task(a.run())
             try:
                 await a.wait_accepted()
-                # The station's own driver starts a session there (authorized at the station, as a
+                # The station's own driver starts a session there (authorized at the station from its local list, as a
                 # free-vend or locally listed card does): its car draws what it likes, up to 32 A.
                 await sim.plug_in(1)
-                sim.authorized(sim.evses[1], {"id_token": "LOCAL-CARD", "type": "ISO14443"}, "Authorized")
+                sim.authorized(sim.evses[1], {"id_token": "TAG-2", "type": "ISO14443"}, "Authorized")
                 await charge(a, "TAG-OK")
                 await wait_for(lambda: station_draw(sim)[0] >= MAX - 0.5, what="the 2.0.1 car at its maximum")
                 await wait_for(lambda: dlm.chargers["A"].default_sent is not None, what="A steered")
