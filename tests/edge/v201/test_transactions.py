@@ -1,0 +1,230 @@
+"""OCPP 2.0.1 block E at the edge: the simulated 2.0.1 station's TransactionEvents (simulator.v201) against the
+real edge over real WebSockets, into the same sessions, samples and charge records as 1.6's transactions."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings, strategies as st
+from ocpp.exceptions import PropertyConstraintViolationError
+from ocpp.v201 import call
+
+from edge.journal import Store
+from edge.ocpp.v201 import transactions, translate
+from tests.edge.cdr.helpers import next_cdr
+from tests.edge.conftest import free_port, site_toml
+from tests.edge.test_cli import edgectl
+from tests.edge.v201.conftest import SITE_CHARGERS, STATION, station
+
+
+def preauthorized(sim, tag: str) -> None:
+    """The station knows `tag` as Accepted and starts on it without asking (C10 LocalPreAuthorize): the
+    edge decides the token first in the Started, as it does for a station that charged offline."""
+    sim.device.put("AuthCtrlr", "LocalPreAuthorize", "true")
+    sim.local_auth.remember(f"ISO14443:{tag}", "Accepted")
+
+
+async def charge(sim, tag: str, periodic: int = 2) -> dict:
+    """Plug in, present `tag`, charge for `periodic` MeterValuePeriodic updates; -> the transaction_started event."""
+    await sim.plug_in(1)
+    assert await sim.present_token(1, tag) == "Accepted"
+    started = await sim.wait_event("transaction_started")
+    before = sim._event_counts.get("transaction_event", 0)
+    await sim.wait_event("transaction_event", count=before + periodic, timeout=20)
+    return started
+
+
+async def only_transaction(edge) -> dict:
+    [row] = await edge.journal.read(Store.transactions, charger_id=STATION)
+    return row
+
+
+async def test_TC_E_07_CSMS_full_session_ends_in_a_record_with_the_energy(make_edge, tmp_path, capsys):
+    """E01/E06 (TC_E_07: PowerPathClosed, stopped Local): Started with the token, Updated per phase, Ended
+    with the register: one transaction, its samples per phase, a charge record with the metered energy."""
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        records = edge.bus.subscribe()
+        async with station(edge, tx_updated_interval=1) as sim:
+            await sim.wait_online()
+            preauthorized(sim, "TAG-OK")
+            await charge(sim, "TAG-OK")
+            await sim.stop(1)
+            ended = await sim.wait_event("transaction_ended")
+            await sim.flush()
+            record = await next_cdr(records)
+
+            tx = await only_transaction(edge)
+            assert (tx["id_tag"], tx["auth_status"], tx["connector_id"], tx["state"], tx["stop_reason"]) == \
+                ("TAG-OK", "Accepted", 1, "completed", "Local")
+            # The Ended's register (the station rounds to 0.1 Wh), whole Wh down, as 1.6's meterStop.
+            assert tx["meter_stop"] == math.floor(round(ended["energy_wh"], 1))
+            assert tx["meter_stop"] > tx["meter_start"]
+            assert Decimal(record["energy_kwh"]) == Decimal(tx["meter_stop"] - tx["meter_start"]) / 1000
+            samples = await edge.journal.read(Store.samples, transaction_id=tx["id"])
+            phases = {s["phase"] for s in samples if s["measurand"] == "Current.Import"}
+            assert phases == {"L1", "L2", "L3"}
+            assert any(s["measurand"] == "Power.Active.Import" for s in samples)
+
+        (tmp_path / "site.toml").write_text(site_toml(tmp_path, chargers=SITE_CHARGERS).replace(
+            "[api]\nport = 0", f"[api]\nport = {edge.api.bound_port}"))
+        capsys.readouterr()
+        assert await edgectl(tmp_path, "cdrs") == 0
+        [line] = [x for x in capsys.readouterr().out.splitlines() if STATION in x]
+        assert record["id"] in line
+
+
+async def test_redelivered_transaction_events_change_nothing(make_edge):
+    """A TransactionEvent sent again with the same transactionId and seqNo (its answer got lost) is
+    answered as the first time and applies nothing: one transaction, the same samples, one record."""
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        records = edge.bus.subscribe()
+        async with station(edge) as sim:
+            await sim.wait_online()
+            token = {"id_token": "TAG-OK", "type": "ISO14443"}
+            at = edge.clock.now_iso()
+
+            def event(kind: str, seq_no: int, wh: float, **extra):
+                return call.TransactionEvent(
+                    event_type=kind, timestamp=at, trigger_reason="Authorized", seq_no=seq_no,
+                    transaction_info={"transaction_id": "tx-again", **extra}, evse={"id": 2, "connector_id": 1},
+                    meter_value=[{"timestamp": at, "sampled_value": [
+                        {"value": wh, "measurand": "Energy.Active.Import.Register"},
+                        {"value": 16.0, "measurand": "Current.Import", "phase": "L1", "unit_of_measure": {"unit": "A"}},
+                    ]}], **({"id_token": token} if kind == "Started" else {}))
+
+            started = event("Started", 7, 1000.0)
+            updated = event("Updated", 8, 1500.0)
+            ended = event("Ended", 9, 2250.0, stopped_reason="EVDisconnected")
+            for message in (started, started, updated, updated):
+                answer = await sim.send(message)
+            assert (await sim.send(started)).id_token_info == {"status": "Accepted"}
+            tx = await only_transaction(edge)
+            counted = len(await edge.journal.read(Store.samples, transaction_id=tx["id"]))
+            assert counted == 4
+            await sim.send(ended)
+            await next_cdr(records)
+            for message in (ended, updated, started):
+                answer = await sim.send(message)
+            assert answer.id_token_info == {"status": "Accepted"}
+
+            tx = await only_transaction(edge)
+            assert (tx["meter_start"], tx["meter_stop"], tx["stop_reason"], tx["connector_id"]) == \
+                (1000, 2250, "EVDisconnected", 2)
+            assert len(await edge.journal.read(Store.samples, transaction_id=tx["id"])) == counted + 2
+            assert len([c for c in await edge.journal.read(Store.cdrs) if c["charger_id"] == STATION]) == 1
+
+
+async def test_TC_E_31_CSMS_offline_events_reconciled_in_order_after_reconnect(make_edge, tmp_path):
+    """E04/E14 (TC_E_31: ended with messages queued): the edge is down while a whole session runs; the
+    station queues Started, Updated, Ended (offline=true, seqNo order) and delivers them when the edge is
+    back: the transaction appears, started then stopped in order, with its record."""
+    port = free_port()
+    async with make_edge(chargers=SITE_CHARGERS, ocpp_port=port) as edge:
+        async with station(edge, tx_updated_interval=1) as sim:
+            await sim.wait_online()
+            preauthorized(sim, "TAG-OK")
+        # The station runs on without the edge (the same object: its queue and seqNo survive).
+    task = asyncio.create_task(sim.run())
+    try:
+        await charge(sim, "TAG-OK")
+        await sim.stop(1)
+        ended = await sim.wait_event("transaction_ended")
+        assert len(sim.outbox) >= 3 and not sim.connected
+        async with make_edge(chargers=SITE_CHARGERS, ocpp_port=port) as edge:
+            records = edge.bus.subscribe()
+            await sim.wait_online(timeout=20)
+            await sim.flush()
+            record = await next_cdr(records)
+            tx = await only_transaction(edge)
+            assert (tx["state"], tx["auth_status"], tx["stop_reason"]) == ("completed", "Accepted", "Local")
+            assert tx["meter_stop"] == math.floor(round(ended["energy_wh"], 1)) > tx["meter_start"]
+            assert record["transaction_id"] == tx["id"]
+            # All applied, each once, and all offline.
+            rows = await edge.journal.read(lambda s: [dict(r) for r in s.conn.execute(
+                "SELECT seq_no, event_type, offline FROM station_transaction_events ORDER BY received_at, seq_no")])
+            kinds = [r["event_type"] for r in rows]
+            assert kinds[0] == "Started" and kinds[-1] == "Ended" and set(kinds[1:-1]) <= {"Updated"}
+            assert [r["seq_no"] for r in rows] == sorted(r["seq_no"] for r in rows)
+            assert all(r["offline"] for r in rows)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_TC_E_16_CSMS_refused_token_in_started_ends_the_transaction(make_edge):
+    """E01.FR.11/12, E06 (TC_E_16: Deauthorized - Invalid idToken): the station started on a token it knew;
+    the edge refuses it in the Started's answer (2.0.1's Invalid / Blocked) and the station ends the
+    transaction DeAuthorized; the journal keeps it, flagged with the refusal."""
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        async with station(edge) as sim:
+            await sim.wait_online()
+            for tag, status in (("TAG-UNKNOWN", "Invalid"), ("TAG-BLOCKED", "Blocked")):
+                preauthorized(sim, tag)
+                count = sim._event_counts.get("transaction_ended", 0)
+                answers = sim._event_counts.get("transaction_event_answer", 0)
+                await sim.plug_in(1)
+                assert await sim.present_token(1, tag) == "Accepted"
+                answer = await sim.wait_event("transaction_event_answer", count=answers + 1)
+                assert answer["status"] == status
+                ended = await sim.wait_event("transaction_ended", count=count + 1)
+                assert ended["reason"] == "DeAuthorized"
+                await sim.flush()
+                await sim.unplug(1)
+            rows = sorted(await edge.journal.read(Store.transactions, charger_id=STATION), key=lambda r: r["id"])
+            assert [(r["id_tag"], r["auth_status"], r["state"], r["stop_reason"]) for r in rows] == [
+                ("TAG-UNKNOWN", "Invalid", "completed", "DeAuthorized"),
+                ("TAG-BLOCKED", "Blocked", "completed", "DeAuthorized")]
+            assert all("Invalid" in r["flag"] or "Blocked" in r["flag"] for r in rows)
+
+
+# -- the boundary (pure): what a TransactionEvent may carry -------------------------------------------
+
+ARRIVED = "2026-12-06T10:00:00Z"
+
+
+@given(st.integers(min_value=-(2 ** 40), max_value=2 ** 40))
+def test_seq_no_is_a_32_bit_count_from_0(seq_no):
+    payload = {"eventType": "Updated", "timestamp": ARRIVED, "triggerReason": "Trigger", "seqNo": seq_no,
+               "transactionInfo": {"transactionId": "t"}}
+    if 0 <= seq_no <= 2 ** 31 - 1:
+        assert translate.check_call("TransactionEvent", payload, ARRIVED).payload["seqNo"] == seq_no
+    else:
+        with pytest.raises(Exception) as refused:
+            translate.check_call("TransactionEvent", payload, ARRIVED)
+        assert "seqNo" in str(refused.value.details) or isinstance(refused.value, PropertyConstraintViolationError)
+
+
+@settings(max_examples=200)
+@given(values=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=6),
+       multiplier=st.integers(min_value=-3, max_value=3))
+def test_sampled_values_kept_only_when_finite_and_the_register_is_whole_wh(values, multiplier):
+    """A non-finite or absurd value is left out (and said so), never the event; the energy register read
+    is the highest, in Wh with the unit's multiplier applied, rounded down."""
+    sampled = [{"value": v, "measurand": "Energy.Active.Import.Register", "unitOfMeasure": {"multiplier": multiplier}}
+               for v in values]
+    payload = {"eventType": "Updated", "timestamp": ARRIVED, "triggerReason": "Trigger", "seqNo": 1,
+               "transactionInfo": {"transactionId": "t"}, "meterValue": [{"timestamp": ARRIVED,
+                                                                         "sampledValue": sampled}]}
+    checked = translate.check_call("TransactionEvent", payload, ARRIVED)
+    kept = [s["value"] for s in checked.payload["meterValue"][0]["sampledValue"]]
+    sane = [v for v in values if math.isfinite(v) and abs(v) <= 1e12]
+    assert kept == sane
+    assert len(checked.repairs) == len(values) - len(sane)
+    snake = [{"value": v, "measurand": "Energy.Active.Import.Register",
+              "unit_of_measure": {"multiplier": multiplier}} for v in kept]
+    reading = transactions.read_meter_values(1, [{"timestamp": ARRIVED, "sampled_value": snake}], ARRIVED)
+    scaled = [v * 10.0 ** multiplier for v in kept if v * 10.0 ** multiplier >= 0]
+    assert reading.register == (int(max(scaled)) if scaled else None)
+
+
+@given(st.sampled_from(["DeAuthorized", "EmergencyStop", "EnergyLimitReached", "EVDisconnected", "GroundFault",
+                        "ImmediateReset", "Local", "LocalOutOfCredit", "MasterPass", "Other", "OvercurrentFault",
+                        "PowerLoss", "PowerQuality", "Reboot", "Remote", "SOCLimitReached", "StoppedByEV",
+                        "TimeLimitReached", "Timeout"]))
+def test_every_stopped_reason_is_a_site_reason(reason):
+    assert transactions.stop_reason(reason) in {"DeAuthorized", "EmergencyStop", "EVDisconnected", "HardReset",
+                                                "Local", "Other", "PowerLoss", "Reboot", "Remote"}
