@@ -45,7 +45,11 @@ from edge.events import EventBus
 from edge.journal import Journal, Store
 from edge.lifecycle import ConfigFallback, SignalStop, StartupError, last_good_path, save_last_good
 from edge.ocpp.commands import Commands
+from edge.ocpp.control import ControlByProtocol
+from edge.ocpp.v16 import SUBPROTOCOL as OCPP16
 from edge.ocpp.v16.control import V16Control
+from edge.ocpp.v201 import SUBPROTOCOL as OCPP201
+from edge.ocpp.v201.control import V201Control
 from edge.ocpp.communication_log import CommunicationLog
 from edge.ocpp.presence import PresenceMonitor, Thresholds
 from edge.ocpp import security_messages, tls as ocpp_tls
@@ -156,8 +160,10 @@ class Edge:
         self.commands = Commands(self.ocpp.sessions, self.journal, self.clock, self.bus,
                                  guard=self.ocpp.credentials.refusal)
         site.commands = self.commands
-        # What the core asks of stations, in domain words; the 1.6 adapter words it (edge/stations/control.py).
-        self.control = site.control = V16Control(self.commands)
+        # What the core asks of stations, in domain words (edge/stations/control.py); the adapter of the
+        # protocol each station is connected with words it.
+        self.control = site.control = ControlByProtocol(self.ocpp.sessions, {
+            OCPP16: V16Control(self.commands), OCPP201: V201Control(self.commands, self.clock)})
         site.security = security_messages.build(site, self.ocpp, cfg.state_path, cfg.ocpp.tls and cfg.ocpp.tls.ca,
                                                 csr_signing=cfg.ocpp.tls.csr_signing if cfg.ocpp.tls else "site")
         self.local_lists = LocalListSync(

@@ -32,14 +32,19 @@ _SETTING_OF = {key: setting for setting, key in SETTING_KEYS.items()}
 NOMINAL_VOLTAGE = 230.0
 
 
+def schedule_limit(limit: ChargingLimit) -> float:
+    """The limit in the schedule's unit: amps per phase as given, or watts for all its phases (both versions)."""
+    phases = limit.phases or 3
+    return round(limit.limit * NOMINAL_VOLTAGE * phases if limit.unit == "W" else limit.limit, 1)
+
+
 def charging_profile(limit: ChargingLimit) -> dict[str, Any]:
     """SetChargingProfile parameters for a limit: one period from the start, Absolute when it has a start
     time, Relative (from when it applies) when not."""
     period: dict[str, Any] = {"startPeriod": 0}
     if limit.phases is not None:
         period["numberPhases"] = limit.phases
-    phases = limit.phases or 3
-    period["limit"] = round(limit.limit * NOMINAL_VOLTAGE * phases if limit.unit == "W" else limit.limit, 1)
+    period["limit"] = schedule_limit(limit)
     schedule: dict[str, Any] = {"chargingRateUnit": limit.unit}
     if limit.duration_s is not None:
         schedule["duration"] = limit.duration_s
@@ -61,6 +66,12 @@ def local_list_request(update: Any) -> dict[str, Any]:
             "localAuthorizationList": list(update.items)}
 
 
+def list_update_status(result: CommandResult) -> ListUpdateStatus | None:
+    """A SendLocalList answer's status (the same words in both versions), None without an answer."""
+    status = result.response.get("status") if isinstance(result.response, dict) else None
+    return ListUpdateStatus(status) if status in ListUpdateStatus._value2member_map_ else None
+
+
 def configuration_of(response: Any) -> dict[str, str]:
     """A GetConfiguration answer as {key: value} ("" for a key without a value)."""
     return {item["key"]: str(item.get("value", "")) for item in response.get("configurationKey", [])
@@ -71,7 +82,7 @@ def settings_of(configuration: dict[str, str]) -> dict[Setting, str]:
     return {_SETTING_OF[key]: value for key, value in configuration.items() if key in _SETTING_OF}
 
 
-def _setting_text(value: bool | int | str) -> str:
+def setting_text(value: bool | int | str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -145,9 +156,7 @@ class V16Control:
 
     async def send_local_list(self, charger_id: str, update: Any, *, actor: str, reason: str) -> CommandResult:
         result = await self._send(charger_id, "SendLocalList", local_list_request(update), actor, reason)
-        status = result.response.get("status") if isinstance(result.response, dict) else None
-        value = ListUpdateStatus(status) if status in ListUpdateStatus._value2member_map_ else None
-        return dataclasses.replace(result, value=value)
+        return dataclasses.replace(result, value=list_update_status(result))
 
     async def local_list_version(self, charger_id: str, *, actor: str, reason: str) -> CommandResult:
         result = await self._send(charger_id, "GetLocalListVersion", {}, actor, reason)
@@ -174,4 +183,4 @@ class V16Control:
     async def change_setting(self, charger_id: str, setting: Setting, value: bool | int | str, *, actor: str,
                              reason: str) -> CommandResult:
         return await self._send(charger_id, "ChangeConfiguration",
-                                {"key": SETTING_KEYS[setting], "value": _setting_text(value)}, actor, reason)
+                                {"key": SETTING_KEYS[setting], "value": setting_text(value)}, actor, reason)

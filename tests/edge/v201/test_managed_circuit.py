@@ -53,8 +53,8 @@ async def test_a_201_station_on_a_managed_circuit_keeps_its_maximum_held(make_ed
             task = asyncio.create_task(a.run())
             try:
                 await a.wait_accepted()
-                # The station's own driver starts a session there (authorized at the station from its local list, as a
-                # free-vend or locally listed card does): its car draws what it likes, up to 32 A.
+                # The station's own driver starts a session there (a card the station knows from its local list):
+                # its car draws what it likes, up to 32 A.
                 await sim.plug_in(1)
                 sim.authorized(sim.evses[1], {"id_token": "TAG-2", "type": "ISO14443"}, "Authorized")
                 await charge(a, "TAG-OK")

@@ -1,0 +1,278 @@
+"""StationControl for OCPP 2.0.1 stations: each request in domain words becomes
+the 2.0.1 message (camelCase parameters, as the actions log shows them), goes
+out through `Commands.deliver` (the same guard, session and actions log as
+1.6's; the session validates it against the library's 2.0.1 schema) and its
+answer is read back into the same domain words as edge/ocpp/v16/control.py.
+
+Choices where the issue is silent (docs/ocpp-201.md): the site's "connector"
+is the EVSE, whose connector 1 is the one unlocked; a Soft reset is OnIdle, a
+Hard one Immediate; a 1.6 idTag of the local list is an ISO14443 idToken and
+its parentIdTag a Central groupIdToken; the settings the core reads are the
+component variables of SETTING_VARIABLES.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from datetime import datetime
+from typing import Any, Callable, NamedTuple, Sequence
+
+from ocpp.charge_point import camel_to_snake_case
+from ocpp.v201 import call as call201
+
+from edge.clock import Clock, iso
+from edge.ocpp.commands import Commands
+from edge.ocpp.v16.control import list_update_status, schedule_limit, setting_text
+from edge.stations.control import CommandResult
+from edge.stations.model import (WHOLE_STATION, Availability, ChargingLimit, IdToken, IdTokenType, LimitPurpose,
+                                 ResetKind, Setting, Trigger)
+
+
+class Variable(NamedTuple):
+    """A 2.0.1 device model variable: component and variable name (instance where one is needed)."""
+    component: str
+    name: str
+    instance: str | None = None
+
+    def as_request(self) -> dict[str, Any]:
+        variable = {"name": self.name, **({"instance": self.instance} if self.instance else {})}
+        return {"component": {"name": self.component}, "variable": variable}
+
+    def __str__(self) -> str:
+        return f"{self.component}.{self.name}" + (f"[{self.instance}]" if self.instance else "")
+
+
+# The 2.0.1 variable of each setting the core reads or sets (OCPP 2.0.1 part 2, appendix 3), beside
+# 1.6's SETTING_KEYS. Two have none: a 2.0.1 station tells how many tokens its list holds only as
+# LocalAuthListCtrlr.Entries' maxLimit, a characteristic GetVariables cannot read (the core keeps its
+# default), and 1.6's feature profiles are no 2.0.1 notion.
+SETTING_VARIABLES: dict[Setting, Variable] = {
+    Setting.LOCAL_AUTH_LIST_ENABLED: Variable("LocalAuthListCtrlr", "Enabled"),
+    Setting.LOCAL_AUTHORIZE_OFFLINE: Variable("AuthCtrlr", "LocalAuthorizeOffline"),
+    Setting.AUTHORIZATION_CACHE_ENABLED: Variable("AuthCacheCtrlr", "Enabled"),
+    Setting.STOP_TRANSACTION_ON_INVALID_ID: Variable("TxCtrlr", "StopTxOnInvalidId"),
+    Setting.SEND_LOCAL_LIST_MAX_LENGTH: Variable("LocalAuthListCtrlr", "ItemsPerMessage"),
+    Setting.CHARGING_RATE_UNITS: Variable("SmartChargingCtrlr", "RateUnit"),
+    Setting.MAX_STACK_LEVEL: Variable("SmartChargingCtrlr", "ProfileStackLevel"),
+}
+_SETTING_OF = {variable: setting for setting, variable in SETTING_VARIABLES.items()}
+
+# 2.0.1's profile purpose names: the station's maximum is ChargingStationMaxProfile (1.6 ChargePointMaxProfile).
+PURPOSES = {LimitPurpose.STATION_MAX: "ChargingStationMaxProfile", LimitPurpose.TX_DEFAULT: "TxDefaultProfile",
+            LimitPurpose.TX: "TxProfile"}
+RESETS = {ResetKind.SOFT: "OnIdle", ResetKind.HARD: "Immediate"}
+# The site's EVSE has one connector as far as the core knows: the one UnlockConnector names.
+ONLY_CONNECTOR = 1
+# A 1.6 parentIdTag is a group the edge made up, not a card: a Central token.
+GROUP_TOKEN_TYPE = IdTokenType.CENTRAL.value
+
+
+def own_transaction_id(charger_id: str, transaction_id: int) -> str:
+    """The station's transactionId of an edge transaction. Until the TransactionEvent handling keeps
+    the station's ids beside the edge's, the edge's number as text (a station answers Rejected to one
+    it does not know)."""
+    return str(transaction_id)
+
+
+def charging_profile(limit: ChargingLimit, transaction: str | None, now: datetime) -> dict[str, Any]:
+    """SetChargingProfile parameters: one period from the start, Absolute with a start time, Relative
+    without; `transaction` the station's transactionId for a TxProfile. A station's maximum goes on EVSE 0
+    and cannot be Relative (K01.FR.38): without a start it starts `now`."""
+    if limit.purpose is LimitPurpose.STATION_MAX and limit.start is None:
+        limit = dataclasses.replace(limit, start=now)
+    period: dict[str, Any] = {"startPeriod": 0, "limit": schedule_limit(limit)}
+    if limit.phases is not None:
+        period["numberPhases"] = limit.phases
+    schedule: dict[str, Any] = {"id": limit.profile_id, "chargingRateUnit": limit.unit}
+    if limit.duration_s is not None:
+        schedule["duration"] = limit.duration_s
+    if limit.start is not None:
+        schedule["startSchedule"] = iso(limit.start)
+    schedule["chargingSchedulePeriod"] = [period]
+    profile: dict[str, Any] = {"id": limit.profile_id, "stackLevel": limit.stack_level,
+                               "chargingProfilePurpose": PURPOSES[limit.purpose],
+                               "chargingProfileKind": "Absolute" if limit.start is not None else "Relative",
+                               "chargingSchedule": [schedule]}
+    if transaction is not None:
+        profile["transactionId"] = transaction
+    evse = WHOLE_STATION if limit.purpose is LimitPurpose.STATION_MAX else limit.evse
+    return {"evseId": evse, "chargingProfile": profile}
+
+
+def id_token(token: IdToken) -> dict[str, str]:
+    return {"idToken": token.value, "type": token.type.value}
+
+
+def remote_start_request(evse: int, token: IdToken, remote_start_id: int) -> dict[str, Any]:
+    """RequestStartTransaction parameters; EVSE 0: the station picks one."""
+    params: dict[str, Any] = {"idToken": id_token(token), "remoteStartId": remote_start_id}
+    if evse != WHOLE_STATION:
+        params["evseId"] = evse
+    return params
+
+
+def reservation_request(evse: int, token: IdToken, reservation_id: int, expires: str,
+                        parent: str | None) -> dict[str, Any]:
+    """ReserveNow parameters; EVSE 0: any EVSE of the station."""
+    params: dict[str, Any] = {"id": reservation_id, "expiryDateTime": expires, "idToken": id_token(token)}
+    if evse != WHOLE_STATION:
+        params["evseId"] = evse
+    if parent:
+        params["groupIdToken"] = {"idToken": parent, "type": GROUP_TOKEN_TYPE}
+    return params
+
+
+def setting_request(setting: Setting, value: bool | int | str) -> dict[str, Any]:
+    """SetVariables parameters for one setting."""
+    variable = SETTING_VARIABLES.get(setting)
+    if variable is None:
+        raise ValueError(f"setting {setting.value} has no OCPP 2.0.1 variable "
+                         "(edge/ocpp/v201/control.py SETTING_VARIABLES)")
+    return {"setVariableData": [{"attributeValue": setting_text(value), **variable.as_request()}]}
+
+
+def local_list_entry(item: dict) -> dict[str, Any]:
+    """One entry of edge.auth.local_list.Update (1.6's idTag/idTagInfo) as 2.0.1's AuthorizationData;
+    without idTagInfo (a removal in a Differential update) without idTokenInfo."""
+    entry: dict[str, Any] = {"idToken": id_token(IdToken(item["idTag"]))}
+    info = item.get("idTagInfo")
+    if info is not None:
+        token_info: dict[str, Any] = {"status": info["status"]}
+        if info.get("expiryDate"):
+            token_info["cacheExpiryDateTime"] = info["expiryDate"]
+        if info.get("parentIdTag"):
+            token_info["groupIdToken"] = {"idToken": info["parentIdTag"], "type": GROUP_TOKEN_TYPE}
+        entry["idTokenInfo"] = token_info
+    return entry
+
+
+def local_list_request(update: Any) -> dict[str, Any]:
+    """SendLocalList parameters for an edge.auth.local_list.Update."""
+    params: dict[str, Any] = {"versionNumber": update.version, "updateType": update.update_type}
+    if update.items:
+        params["localAuthorizationList"] = [local_list_entry(item) for item in update.items]
+    return params
+
+
+def variables_of(response: Any) -> dict[Variable, str]:
+    """A GetVariables answer as {variable: value}, for those the station reported (Accepted)."""
+    values: dict[Variable, str] = {}
+    for item in response.get("getVariableResult", []) if isinstance(response, dict) else []:
+        if isinstance(item, dict) and item.get("attributeStatus") == "Accepted":
+            variable = Variable(item["component"]["name"], item["variable"]["name"],
+                                item["variable"].get("instance"))
+            values[variable] = str(item.get("attributeValue", ""))
+    return values
+
+
+class V201Control:
+    """StationControl (edge/stations/control.py) over OCPP 2.0.1."""
+
+    def __init__(self, commands: Commands, clock: Clock,
+                 station_transaction: Callable[[str, int], str] = own_transaction_id):
+        self.commands = commands
+        self.clock = clock
+        self.station_transaction = station_transaction
+        # remoteStartId: the station reports it in its TransactionEvent; unique across restarts (int32 until 2092).
+        self._remote_start_ids = itertools.count(max(1, int(clock.now().timestamp()) - 1_704_067_200))
+
+    def is_connected(self, charger_id: str) -> bool:
+        return self.commands.is_connected(charger_id)
+
+    def is_ready(self, charger_id: str) -> bool:
+        return self.commands.is_ready(charger_id)
+
+    async def _send(self, charger_id: str, action: str, params: dict[str, Any], actor: str,
+                    reason: str) -> CommandResult:
+        payload = getattr(call201, action)(**camel_to_snake_case(params))
+        return await self.commands.deliver(charger_id, action, params, payload, actor=actor, reason=reason)
+
+    async def set_charging_limit(self, charger_id: str, limit: ChargingLimit, *, actor: str,
+                                 reason: str) -> CommandResult:
+        transaction = None if limit.transaction_id is None else \
+            self.station_transaction(charger_id, limit.transaction_id)
+        return await self._send(charger_id, "SetChargingProfile", charging_profile(limit, transaction, self.clock.now()),
+                                actor,
+                                reason)
+
+    async def clear_charging_limit(self, charger_id: str, profile_id: int, *, actor: str,
+                                   reason: str) -> CommandResult:
+        return await self._send(charger_id, "ClearChargingProfile", {"chargingProfileId": profile_id}, actor,
+                                reason)
+
+    async def remote_start(self, charger_id: str, evse: int, token: IdToken, *, actor: str,
+                           reason: str) -> CommandResult:
+        return await self._send(charger_id, "RequestStartTransaction",
+                                remote_start_request(evse, token, next(self._remote_start_ids)), actor, reason)
+
+    async def remote_stop(self, charger_id: str, transaction_id: int, *, actor: str, reason: str) -> CommandResult:
+        return await self._send(charger_id, "RequestStopTransaction",
+                                {"transactionId": self.station_transaction(charger_id, transaction_id)}, actor, reason)
+
+    async def reserve(self, charger_id: str, evse: int, token: IdToken, *, reservation_id: int, expires: str,
+                      parent: str | None, actor: str, reason: str) -> CommandResult:
+        return await self._send(charger_id, "ReserveNow",
+                                reservation_request(evse, token, reservation_id, expires, parent), actor, reason)
+
+    async def cancel_reservation(self, charger_id: str, reservation_id: int, *, actor: str,
+                                 reason: str) -> CommandResult:
+        return await self._send(charger_id, "CancelReservation", {"reservationId": reservation_id}, actor, reason)
+
+    async def unlock(self, charger_id: str, evse: int, *, actor: str, reason: str) -> CommandResult:
+        return await self._send(charger_id, "UnlockConnector", {"evseId": evse, "connectorId": ONLY_CONNECTOR},
+                                actor, reason)
+
+    async def reset(self, charger_id: str, kind: ResetKind, *, actor: str, reason: str) -> CommandResult:
+        return await self._send(charger_id, "Reset", {"type": RESETS[kind]}, actor, reason)
+
+    async def change_availability(self, charger_id: str, evse: int, availability: Availability, *, actor: str,
+                                  reason: str) -> CommandResult:
+        params: dict[str, Any] = {"operationalStatus": availability.value}
+        if evse != WHOLE_STATION:
+            params["evse"] = {"id": evse}
+        return await self._send(charger_id, "ChangeAvailability", params, actor, reason)
+
+    async def trigger(self, charger_id: str, what: Trigger, *, evse: int | None = None, actor: str,
+                      reason: str) -> CommandResult:
+        params: dict[str, Any] = {"requestedMessage": what.value}
+        if evse:
+            params["evse"] = {"id": evse}
+        return await self._send(charger_id, "TriggerMessage", params, actor, reason)
+
+    async def clear_cache(self, charger_id: str, *, actor: str, reason: str) -> CommandResult:
+        return await self._send(charger_id, "ClearCache", {}, actor, reason)
+
+    async def send_local_list(self, charger_id: str, update: Any, *, actor: str, reason: str) -> CommandResult:
+        result = await self._send(charger_id, "SendLocalList", local_list_request(update), actor, reason)
+        return dataclasses.replace(result, value=list_update_status(result))
+
+    async def local_list_version(self, charger_id: str, *, actor: str, reason: str) -> CommandResult:
+        result = await self._send(charger_id, "GetLocalListVersion", {}, actor, reason)
+        # 2.0.1 has no -1: 0 says no list (none sent, or the list disabled: D02.FR.02); SendLocalList never sends 0.
+        version = result.response.get("versionNumber", 0) if result.outcome == "ok" else 0
+        return dataclasses.replace(result, value=version if version > 0 else None)
+
+    async def _variables(self, charger_id: str, variables: Sequence[Variable], actor: str,
+                         reason: str) -> tuple[CommandResult, dict[Variable, str] | None]:
+        result = await self._send(charger_id, "GetVariables",
+                                  {"getVariableData": [v.as_request() for v in variables]}, actor, reason)
+        return result, variables_of(result.response) if result.outcome == "ok" else None
+
+    async def read_settings(self, charger_id: str, settings: Sequence[Setting] | None, *, actor: str,
+                            reason: str) -> CommandResult:
+        wanted = [s for s in (SETTING_VARIABLES if settings is None else settings) if s in SETTING_VARIABLES]
+        result, values = await self._variables(charger_id, [SETTING_VARIABLES[s] for s in wanted], actor, reason)
+        return dataclasses.replace(result, value=None if values is None else
+                                   {_SETTING_OF[v]: text for v, text in values.items() if v in _SETTING_OF})
+
+    async def read_configuration(self, charger_id: str, *, actor: str, reason: str) -> CommandResult:
+        """The variables of SETTING_VARIABLES under their 2.0.1 names ("LocalAuthListCtrlr.Enabled");
+        the whole device model comes with GetBaseReport/NotifyReport, not read yet."""
+        result, values = await self._variables(charger_id, list(SETTING_VARIABLES.values()), actor, reason)
+        return dataclasses.replace(result, value=None if values is None else
+                                   {str(v): text for v, text in values.items()})
+
+    async def change_setting(self, charger_id: str, setting: Setting, value: bool | int | str, *, actor: str,
+                             reason: str) -> CommandResult:
+        return await self._send(charger_id, "SetVariables", setting_request(setting, value), actor, reason)
