@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from datetime import datetime
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Awaitable, Callable, NamedTuple, Sequence
 
 from ocpp.charge_point import camel_to_snake_case
 from ocpp.v201 import call as call201
@@ -68,10 +68,10 @@ ONLY_CONNECTOR = 1
 GROUP_TOKEN_TYPE = IdTokenType.CENTRAL.value
 
 
-def own_transaction_id(charger_id: str, transaction_id: int) -> str:
-    """The station's transactionId of an edge transaction. Until the TransactionEvent handling keeps
-    the station's ids beside the edge's, the edge's number as text (a station answers Rejected to one
-    it does not know)."""
+async def own_transaction_id(charger_id: str, transaction_id: int) -> str:
+    """The station's transactionId of an edge transaction. Until app.py wires the journal's
+    station_transactions (kept by the TransactionEvent handling) here, the edge's number as text (a
+    station answers Rejected to one it does not know)."""
     return str(transaction_id)
 
 
@@ -170,7 +170,7 @@ class V201Control:
     """StationControl (edge/stations/control.py) over OCPP 2.0.1."""
 
     def __init__(self, commands: Commands, clock: Clock,
-                 station_transaction: Callable[[str, int], str] = own_transaction_id):
+                 station_transaction: Callable[[str, int], Awaitable[str]] = own_transaction_id):
         self.commands = commands
         self.clock = clock
         self.station_transaction = station_transaction
@@ -191,10 +191,9 @@ class V201Control:
     async def set_charging_limit(self, charger_id: str, limit: ChargingLimit, *, actor: str,
                                  reason: str) -> CommandResult:
         transaction = None if limit.transaction_id is None else \
-            self.station_transaction(charger_id, limit.transaction_id)
-        return await self._send(charger_id, "SetChargingProfile", charging_profile(limit, transaction, self.clock.now()),
-                                actor,
-                                reason)
+            await self.station_transaction(charger_id, limit.transaction_id)
+        profile = charging_profile(limit, transaction, self.clock.now())
+        return await self._send(charger_id, "SetChargingProfile", profile, actor, reason)
 
     async def clear_charging_limit(self, charger_id: str, profile_id: int, *, actor: str,
                                    reason: str) -> CommandResult:
@@ -208,7 +207,8 @@ class V201Control:
 
     async def remote_stop(self, charger_id: str, transaction_id: int, *, actor: str, reason: str) -> CommandResult:
         return await self._send(charger_id, "RequestStopTransaction",
-                                {"transactionId": self.station_transaction(charger_id, transaction_id)}, actor, reason)
+                                {"transactionId": await self.station_transaction(charger_id, transaction_id)},
+                                actor, reason)
 
     async def reserve(self, charger_id: str, evse: int, token: IdToken, *, reservation_id: int, expires: str,
                       parent: str | None, actor: str, reason: str) -> CommandResult:

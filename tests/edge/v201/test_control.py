@@ -120,7 +120,9 @@ async def test_the_201_adapter_against_a_201_station(make_edge):
             assert (await control.clear_charging_limit(STATION, 8, actor="t", reason="r")).outcome == "ok"
             await wait_for(lambda: sim.offered_current(1) == 10.0, what="the maximum cleared")
             # A TxProfile names the station's own transactionId (the hook the transaction handling fills).
-            tx_control = V201Control(edge.commands, edge.clock, station_transaction=lambda charger, tx: running)
+            async def station_transaction(charger_id: str, transaction_id: int) -> str:
+                return running if (charger_id, transaction_id) == (STATION, 42) else str(transaction_id)
+            tx_control = V201Control(edge.commands, edge.clock, station_transaction=station_transaction)
             tx_limit = ChargingLimit(9, LimitPurpose.TX, 8, 1, evse=1, transaction_id=42, phases=3)
             tx = await tx_control.set_charging_limit(STATION, tx_limit, actor="t", reason="r")
             assert (tx.outcome, tx.request["chargingProfile"]["transactionId"]) == ("ok", running)

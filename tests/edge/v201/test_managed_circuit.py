@@ -70,8 +70,8 @@ async def test_a_201_station_on_a_managed_circuit_keeps_its_maximum_held(make_ed
                 assert not sim.stored_profiles, "the 2.0.1 station took a profile: this test no longer holds it"
                 assert decision.limit == 0.0 and "refused a charging profile" in decision.reason, decision
                 assert all(p.reserved >= MAX for p in circuit.phases), circuit.phases
-                # The 1.6 car gets only (at most: the meter also counts the 2.0.1 car's draw as the building's,
-                # so it may get nothing, the safe side) what the held maximum and the building leave, and the fuse holds.
+                # The 1.6 car gets at most what the held maximum and the building leave (the meter also counts
+                # the 2.0.1 car's draw as the building's, so it may get nothing: the safe side); the fuse holds.
                 assert dlm.allocation.decisions[("A", 1)].limit <= LIMIT - MAX - BASE + 1e-6
                 assert offered(a) <= LIMIT - MAX - BASE + 1e-6
                 assert all(p.allocated + p.reserved <= LIMIT + 1e-6 for p in circuit.phases)
