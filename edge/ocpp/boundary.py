@@ -287,32 +287,37 @@ def sampled_value_ok(sample: dict[str, Any]) -> str | None:
     return None
 
 
-def meter_values(where: str, value: Any, ctx: Context) -> Any:
-    """A MeterValue list: each entry's time checked as a sample time, samples
-    with an unusable value left out (and said so)."""
-    if not isinstance(value, list):
-        return value
-    entries = []
-    for i, entry in enumerate(value):
-        if not isinstance(entry, dict):
+def meter_values_by(unusable: Callable[[dict[str, Any]], str | None]) -> Check:
+    """A MeterValue list's check: each entry's time checked as a sample time, samples whose value
+    `unusable` says why it is unusable left out (and said so). 1.6 sends values as text, 2.0.1 as numbers."""
+    def meter_values(where: str, value: Any, ctx: Context) -> Any:
+        if not isinstance(value, list):
+            return value
+        entries = []
+        for i, entry in enumerate(value):
+            if not isinstance(entry, dict):
+                entries.append(entry)
+                continue
+            entry = dict(entry)
+            if "timestamp" in entry:
+                entry["timestamp"] = sample_time(f"{where}[{i}].timestamp", entry["timestamp"], ctx)
+            samples = entry.get("sampledValue")
+            if isinstance(samples, list):
+                kept = []
+                for j, sample in enumerate(samples):
+                    why = unusable(sample) if isinstance(sample, dict) else None
+                    if why is None:
+                        kept.append(sample)
+                    else:
+                        ctx.repair(f"{where}[{i}].sampledValue[{j}].value",
+                                   f"{echo(sample.get('value'))} {why}; sample left out")
+                entry["sampledValue"] = kept
             entries.append(entry)
-            continue
-        entry = dict(entry)
-        if "timestamp" in entry:
-            entry["timestamp"] = sample_time(f"{where}[{i}].timestamp", entry["timestamp"], ctx)
-        samples = entry.get("sampledValue")
-        if isinstance(samples, list):
-            kept = []
-            for j, sample in enumerate(samples):
-                why = sampled_value_ok(sample) if isinstance(sample, dict) else None
-                if why is None:
-                    kept.append(sample)
-                else:
-                    ctx.repair(f"{where}[{i}].sampledValue[{j}].value",
-                               f"{echo(sample.get('value'))} {why}; sample left out")
-            entry["sampledValue"] = kept
-        entries.append(entry)
-    return entries
+        return entries
+    return meter_values
+
+
+meter_values = meter_values_by(sampled_value_ok)
 
 
 METER_WH = integer(0, MAX_METER_WH, "Wh meter register, never negative")

@@ -84,34 +84,18 @@ def evse_of_event(where: str, value: Any, ctx: boundary.Context) -> Any:
     return checked
 
 
-def meter_values(where: str, value: Any, ctx: boundary.Context) -> Any:
-    """2.0.1's meterValue: each entry's time as a sample time; a sampled value that is not a finite
-    number within the sane magnitude is left out (and said so), never the event it came in."""
-    if not isinstance(value, list):
-        return value
-    entries = []
-    for i, entry in enumerate(value):
-        if not isinstance(entry, dict):
-            entries.append(entry)
-            continue
-        entry = dict(entry)
-        if "timestamp" in entry:
-            entry["timestamp"] = boundary.sample_time(f"{where}[{i}].timestamp", entry["timestamp"], ctx)
-        samples = entry.get("sampledValue")
-        if isinstance(samples, list):
-            kept = []
-            for j, sample in enumerate(samples):
-                number = sample.get("value") if isinstance(sample, dict) else None
-                if (isinstance(number, (int, float)) and not isinstance(number, bool)
-                        and not (math.isfinite(number) and abs(number) <= boundary.MAX_SAMPLE_MAGNITUDE)):
-                    ctx.repair(f"{where}[{i}].sampledValue[{j}].value",
-                               f"{boundary.echo(number)} is not a finite number within "
-                               f"+-{boundary.MAX_SAMPLE_MAGNITUDE:g}; sample left out")
-                else:
-                    kept.append(sample)
-            entry["sampledValue"] = kept
-        entries.append(entry)
-    return entries
+def number_unusable(sample: dict[str, Any]) -> str | None:
+    """Why a 2.0.1 sampled value (a JSON number) is unusable, or None (a wrong type is the schema's)."""
+    number = sample.get("value")
+    if not isinstance(number, (int, float)) or isinstance(number, bool):
+        return None
+    if not (math.isfinite(number) and abs(number) <= boundary.MAX_SAMPLE_MAGNITUDE):
+        return f"is not a finite number within +-{boundary.MAX_SAMPLE_MAGNITUDE:g}"
+    return None
+
+
+# 2.0.1's meterValue: times as sample times; a value that is not a sane number is left out, never the event.
+meter_values = boundary.meter_values_by(number_unusable)
 
 
 RULES: dict[str, dict[str, boundary.Check]] = {
