@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Mapping
 
 from edge.auth import AuthDecision
@@ -171,7 +171,8 @@ async def transaction_event(site: "Site", charger_id: str, event_type: str, time
         log.info("transaction ended charger=%s transaction=%s (%s) reason=%s", charger_id, transaction_id,
                  station_tx, reason)
     elif reading.samples or reading.problems:
-        await sessions.meter_values(charger_id, known["evse_id"], transaction_id, reading.samples, reading.problems)
+        samples = [replace(s, transaction_id=transaction_id) for s in reading.samples]
+        await sessions.meter_values(charger_id, known["evse_id"], transaction_id, samples, reading.problems)
     if answer is None and id_token and tag is not None:
         # A token named after the start (a driver's card on a running session): the same decision.
         answer = id_token_info(await sessions.authorize(charger_id, tag, known["evse_id"], method="transaction"))
