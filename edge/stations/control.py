@@ -2,7 +2,8 @@
 
 `StationControl` is the one way sessions, authorization, charge records,
 recovery, commissioning and the web API reach a station. A protocol adapter
-implements it (edge/ocpp/v16/control.py for OCPP 1.6; 2.0.1's comes next):
+implements it (edge/ocpp/v16/control.py, edge/ocpp/v201/control.py; edge/ocpp/control.py picks
+the one of each station's connection):
 it builds its version's message, sends it through the actions log
 (edge/ocpp/commands.py: every request, refused ones too, is recorded with who
 asked and why) and reads the answer back into domain words (`value`).

@@ -120,10 +120,10 @@ def check_call(action: str, payload: Any, arrived: str) -> boundary.Checked:
 
 # -- requests the core words in 1.6 -------------------------------------------------------------------
 #
-# The one StationControl the edge wires today is the 1.6 adapter's (edge/ocpp/v16/control.py), so a
-# request for a 2.0.1 station arrives as a 1.6 message. Those whose 2.0.1 twin means the same are
-# passed on as it; the others are refused as NotSupported (logged in the actions log, not retried)
-# until the 2.0.1 control adapter words them.
+# The core's requests reach a 2.0.1 station worded by its own adapter (edge/ocpp/v201/control.py). What
+# still arrives as a 1.6 message is load management's (edge/dlm sends through Commands.send) and the
+# operator's raw commands: those whose 2.0.1 twin means the same are passed on as it; the others are
+# refused as NotSupported (logged in the actions log, not retried).
 
 TRIGGERABLE = frozenset({"BootNotification", "Heartbeat", "StatusNotification", "MeterValues"})
 
