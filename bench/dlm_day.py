@@ -42,11 +42,11 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from edge.clock import Clock
-from edge.dlm.actuation import Held, plan
+from edge.dlm.actuation import Held
 from edge.dlm.allocate import allocate
 from edge.dlm.config import LoadManagementSection
 from edge.dlm.estimate import Command
-from edge.dlm.manager import LoadManager
+from edge.dlm.manager import READINGS_KEPT, LoadManager
 from edge.dlm.model import STRATEGIES, Allocation, Circuit, ConnectorState, Evse, Inputs, Topology
 from edge.dlm.planner import POLICIES, Need, Plan, plan_now
 from edge.dlm.phases import ROTATIONS, phase_map, to_site
@@ -494,16 +494,12 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int = METER_VALUES_S, s
         allocation = allocator(Inputs(topology, {day.metered: meter}, states, float(t), section.strategy,
                                       section.rotate_after, targets))
         manager._note_turns(allocation, float(t))
-        transactions = {s.key: manager.tracks[s.key].transaction_id for s in states
-                        if s.session and s.controllable}
-        held = {k: tr.held for k, tr in manager.tracks.items() if tr.held is not None}
-        for order in plan(allocation.decisions, transactions, held, manager.safe_share, float(t), last_decrease,
-                          manager.timing):
+        for order in manager.orders(allocation, states, {day.metered: meter}, targets, float(t), last_decrease):
             # The charger accepts at once: what LoadManager._send records, and the car starts following.
             orders[order.kind] += 1
             track = manager.tracks[order.key]
             track.commands += (Command(order.limit, float(t), float(t), True),)
-            prune(track, float(t), manager.reaction.follow)
+            prune(track, float(t), manager.reaction.follow, READINGS_KEPT)
             track.held = Held(order.limit, order.phases, order.transaction_id, float(t),
                               float(t) + section.tx_profile_duration)
             if order.kind == "decrease":

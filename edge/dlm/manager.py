@@ -356,22 +356,29 @@ class LoadManager:
             self._alert("dlm.over_fuse", **change.data())
         self._note_turns(allocation, now)
         self.allocation = allocation
-        transactions = {k: t.transaction_id for k, t in self.tracks.items()
-                        if t.transaction_id is not None and self._state_of(states, k).controllable}
-        held = {k: t.held for k, t in self.tracks.items() if t.held is not None}
         last_decrease = now if any(o.kind == "decrease" for o in self._inflight.values()) else self._last_decrease_at
-        orders = plan(allocation.decisions, transactions, held, self.safe_share, now, last_decrease, self.timing,
-                      self.minimums)
-        if any(o.kind == "increase" for o in orders):
-            orders = plan(allocation.decisions, transactions, held, self.safe_share, now, last_decrease, self.timing,
-                          self.minimums, self._aimed(states, meters, targets, now))
-        for order in orders:
+        for order in self.orders(allocation, states, meters, targets, now, last_decrease):
             inflight = self._inflight.get(order.key)
             if inflight is not None and not (order.kind == "decrease" and order.limit < inflight.limit):
                 continue
             self._spawn(self._send(order), f"dlm-profile {order.key}")
         self.series.add(self._clock.now(), now, allocation)
         return allocation
+
+    def orders(self, allocation: Allocation, states: tuple[ConnectorState, ...], meters: dict,
+               targets: dict[EvseKey, float] | None, now: float, last_decrease: float | None) -> list[Order]:
+        """What to send for `allocation`: decreases as computed, increases paced and aimed (_aimed).
+        The one decision evaluate() acts on; bench/dlm_day.py calls it too, so the working day
+        measures the edge's own pacing."""
+        transactions = {k: t.transaction_id for k, t in self.tracks.items()
+                        if t.transaction_id is not None and self._state_of(states, k).controllable}
+        held = {k: t.held for k, t in self.tracks.items() if t.held is not None}
+        orders = plan(allocation.decisions, transactions, held, self.safe_share, now, last_decrease, self.timing,
+                      self.minimums)
+        if any(o.kind == "increase" for o in orders):
+            orders = plan(allocation.decisions, transactions, held, self.safe_share, now, last_decrease, self.timing,
+                          self.minimums, self._aimed(states, meters, targets, now))
+        return orders
 
     def _aimed(self, states: tuple[ConnectorState, ...], meters: dict, targets: dict[EvseKey, float] | None,
                now: float) -> dict[EvseKey, float]:
