@@ -163,7 +163,8 @@ class Edge:
         # What the core asks of stations, in domain words (edge/stations/control.py); the adapter of the
         # protocol each station is connected with words it.
         self.control = site.control = ControlByProtocol(self.ocpp.sessions, {
-            OCPP16: V16Control(self.commands), OCPP201: V201Control(self.commands, self.clock)})
+            OCPP16: V16Control(self.commands),
+            OCPP201: V201Control(self.commands, self.clock, station_transaction=self._station_tx_id)})
         site.security = security_messages.build(site, self.ocpp, cfg.state_path, cfg.ocpp.tls and cfg.ocpp.tls.ca,
                                                 csr_signing=cfg.ocpp.tls.csr_signing if cfg.ocpp.tls else "site")
         self.local_lists = LocalListSync(
@@ -208,6 +209,12 @@ class Edge:
             await self.uplink.downlink.load()
         else:
             await self.journal.write(Store.uplink_recording, False)
+
+    async def _station_tx_id(self, charger_id: str, transaction_id: int) -> str:
+        """A 2.0.1 station's own transactionId for the site's transaction (RequestStopTransaction, a
+        TxProfile name it)."""
+        known = await self.journal.read(Store.station_tx_id, charger_id, transaction_id)
+        return known if known is not None else str(transaction_id)
 
     def _load_manager(self) -> LoadManager | None:
         topology = build_topology(self.config)

@@ -187,6 +187,14 @@ class TransactionStore(StoreBase):
                WHERE charger_id = ? AND station_tx_id = ?""", (charger_id, station_tx_id)).fetchone()
         return dict(row) if row else None
 
+    def station_tx_id(self, charger_id: str, transaction_id: int) -> str | None:
+        """The station's transactionId of the site's transaction `transaction_id`; None if it has none
+        (a 1.6 transaction, or not this station's)."""
+        row = self.conn.execute(
+            "SELECT station_tx_id FROM station_transactions WHERE charger_id = ? AND transaction_id = ?",
+            (charger_id, transaction_id)).fetchone()
+        return row[0] if row else None
+
     def open_station_transaction(self, charger_id: str, station_tx_id: str, evse_id: int, meter_start: int,
                                  start_time: str, at: str) -> None:
         """The first event of a station's transaction: where and from which register it started."""

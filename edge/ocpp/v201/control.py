@@ -69,9 +69,9 @@ GROUP_TOKEN_TYPE = IdTokenType.CENTRAL.value
 
 
 async def own_transaction_id(charger_id: str, transaction_id: int) -> str:
-    """The station's transactionId of an edge transaction. Until app.py wires the journal's
-    station_transactions (kept by the TransactionEvent handling) here, the edge's number as text (a
-    station answers Rejected to one it does not know)."""
+    """The edge's number as text: what a station is told when the journal knows no transactionId of
+    its for the transaction (a station answers Rejected to one it does not know). edge/app.py hands
+    V201Control the journal's station_transactions instead (kept by the TransactionEvent handling)."""
     return str(transaction_id)
 
 

@@ -228,3 +228,25 @@ def test_sampled_values_kept_only_when_finite_and_the_register_is_whole_wh(value
 def test_every_stopped_reason_is_a_site_reason(reason):
     assert transactions.stop_reason(reason) in {"DeAuthorized", "EmergencyStop", "EVDisconnected", "HardReset",
                                                 "Local", "Other", "PowerLoss", "Reboot", "Remote"}
+
+
+async def test_TC_F_03_CSMS_a_remote_stop_names_the_stations_own_transaction(make_edge):
+    """F03 (RequestStopTransaction): the edge stops a 2.0.1 session by the station's own transactionId
+    (the journal maps it to the site's transaction), and the station ends it: Ended, stoppedReason
+    Remote, the transaction completed at the edge."""
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        events = edge.bus.subscribe()
+        async with station(edge, tx_updated_interval=1) as sim:
+            await sim.wait_online()
+            preauthorized(sim, "TAG-OK")
+            await charge(sim, "TAG-OK", periodic=1)
+            own_id = sim.evses[1].tx.transaction_id
+            tx = await only_transaction(edge)
+            assert str(tx["id"]) != own_id
+            result = await edge.control.remote_stop(STATION, tx["id"], actor="test", reason="F03")
+            assert (result.outcome, result.request) == ("ok", {"transactionId": own_id})
+            while (event := await asyncio.wait_for(events.get(), 20)).kind != "transaction.stopped":
+                pass
+            assert event.data["transaction_id"] == tx["id"]
+            tx = await only_transaction(edge)
+            assert (tx["state"], tx["stop_reason"]) == ("completed", "Remote")
