@@ -23,11 +23,14 @@ from typing import AsyncIterator
 
 import pytest
 
+from edge.lifecycle import STOP_GRACE_S
 from tests.edge.conftest import free_port, site_toml
 
 ROOT = Path(__file__).resolve().parents[2]
-START_WITHIN_S = 10.0
-STOP_WITHIN_S = 10.0
+# What these tests catch is a start or a stop that hangs: the guard is generous, as a Python start alone
+# (its imports) takes seconds on a loaded machine. The one timing the edge promises is its stop deadline
+# (STOP_GRACE_S after the first signal), and that test times it.
+HANG_S = 60.0
 
 
 def edge_command(config: Path, state: Path) -> list[str]:
@@ -38,8 +41,8 @@ def edge_command(config: Path, state: Path) -> list[str]:
 # an event loop stuck in a computation (a loop that never yields), as a stuck journal or
 # an overflowing price computation did.
 PATCHED = """
-import asyncio, sys, time
-from edge import app
+import asyncio, os, signal, sys, time
+from edge import app, lifecycle
 
 async def build(self):
     print("build started", flush=True)
@@ -48,7 +51,12 @@ async def build(self):
     while True:
         pass
 
+def handle(self, signum, frame, taken=lifecycle.SignalStop._handle):
+    taken(self, signum, frame)
+    os.write(1, f"took {signal.Signals(signum).name}\\n".encode())
+
 app.Edge._build = build
+lifecycle.SignalStop._handle = handle     # says when a signal was taken (a second one ends it before)
 from edge.cli import main
 sys.exit(main(sys.argv[2:]))
 """
@@ -69,7 +77,7 @@ async def finish(proc: asyncio.subprocess.Process, within: float) -> tuple[int, 
     return proc.returncode, out.decode(), err.decode()
 
 
-async def wait_for_line(proc: asyncio.subprocess.Process, text: str, within: float = START_WITHIN_S) -> list[str]:
+async def wait_for_line(proc: asyncio.subprocess.Process, text: str, within: float = HANG_S) -> list[str]:
     lines: list[str] = []
     async with asyncio.timeout(within):
         while True:
@@ -102,9 +110,8 @@ async def test_a_port_taken_ends_the_start_with_one_line(tmp_path, taken):
         config = tmp_path / "site.toml"
         text = site_toml(tmp_path, ocpp_port=port if taken == "ocpp" else 0)
         config.write_text(text.replace("[api]\nport = 0", f"[api]\nport = {port if taken == 'api' else 0}"))
-        started = time.monotonic()
-        rc, out, err = await finish(await spawn(*edge_command(config, tmp_path)), START_WITHIN_S)
-    assert rc != 0 and time.monotonic() - started < START_WITHIN_S
+        rc, out, err = await finish(await spawn(*edge_command(config, tmp_path)), HANG_S)
+    assert rc != 0
     line = one_line(err)
     assert f"127.0.0.1:{port}" in line and "Address already in use" in line, line
     assert ("OCPP" if taken == "ocpp" else "local API") in line
@@ -137,7 +144,7 @@ async def test_an_unusable_file_ends_the_start_with_one_line(tmp_path, make):
     config = write_site(tmp_path)
     state_args, named = make(tmp_path)
     argv = edge_command(config, tmp_path)[:-2] + (state_args or ["--state-dir", str(tmp_path)])
-    rc, out, err = await finish(await spawn(*argv), START_WITHIN_S)
+    rc, out, err = await finish(await spawn(*argv), HANG_S)
     assert rc != 0
     line = one_line(err)
     assert line.startswith("edgectl run: cannot start: ") and str(tmp_path / named) in line, line
@@ -150,7 +157,7 @@ async def test_a_signal_before_ready_stops_the_start(tmp_path, sig):
     proc = await spawn(sys.executable, "-c", PATCHED, "hang", *edge_command(config, tmp_path)[3:])
     await wait_for_line(proc, "build started")
     proc.send_signal(sig)
-    rc, out, err = await finish(proc, STOP_WITHIN_S)
+    rc, out, err = await finish(proc, HANG_S)
     assert rc == 0, (out, err)
     assert "edge start cancelled by a signal" in out and "edge stopped" in out
     assert "Traceback" not in out + err
@@ -161,10 +168,10 @@ async def test_a_second_signal_ends_a_stuck_edge_at_once(tmp_path):
     proc = await spawn(sys.executable, "-c", PATCHED, "spin", *edge_command(config, tmp_path)[3:])
     await wait_for_line(proc, "build started")
     proc.send_signal(signal.SIGTERM)
-    await asyncio.sleep(0.2)     # the first is taken: the loop is stuck, nothing stops yet
+    await wait_for_line(proc, "took SIGTERM")     # the first is taken: the loop is stuck, nothing stops yet
     assert proc.returncode is None
     proc.send_signal(signal.SIGINT)
-    rc, _, err = await finish(proc, 2.0)
+    rc, _, err = await finish(proc, HANG_S)      # not at the deadline: that would say "not stopped"
     assert rc != 0 and "SIGINT again: exiting at once" in err
 
 
@@ -174,8 +181,8 @@ async def test_sigterm_ends_an_edge_stuck_in_a_computation_within_10_s(tmp_path)
     await wait_for_line(proc, "build started")
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    rc, _, err = await finish(proc, STOP_WITHIN_S + 3)
-    assert rc != 0 and STOP_WITHIN_S - 1 < time.monotonic() - sent < STOP_WITHIN_S + 2
+    rc, _, err = await finish(proc, HANG_S)
+    assert rc != 0 and STOP_GRACE_S - 1 < time.monotonic() - sent < STOP_GRACE_S + 2
     assert "not stopped 10 s after SIGTERM: exiting at once" in err
 
 
@@ -190,13 +197,13 @@ async def running_edge(config: Path, state: Path) -> AsyncIterator[tuple[asyncio
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
-            rc, out, _ = await finish(proc, STOP_WITHIN_S)
+            rc, out, _ = await finish(proc, STOP_GRACE_S + HANG_S)   # past its own deadline: rc says so
             lines += out.splitlines()
             assert rc == 0
 
 
 async def edgectl(*args: str) -> tuple[int, str, str]:
-    return await finish(await spawn(sys.executable, "-m", "edge", *args), 20)
+    return await finish(await spawn(sys.executable, "-m", "edge", *args), HANG_S)
 
 
 UPLINK = """
@@ -256,7 +263,7 @@ async def test_an_invalid_config_without_a_last_good_one_refuses_to_start(tmp_pa
     config = tmp_path / "site.toml"
     config.write_text('[site]\nid = "s"\n[[tariffs]]\nid = "t"\ntype = "duration-energy"\n'
                       "blocking_fee_per_minute = 0.1\nblocking_after_minutes = 1e10\n")
-    rc, out, err = await finish(await spawn(*edge_command(config, tmp_path)), START_WITHIN_S)
+    rc, out, err = await finish(await spawn(*edge_command(config, tmp_path)), HANG_S)
     assert rc == 2 and "blocking_after_minutes: Input should be less than or equal to 44640" in err
     assert "nothing was started" in err and not (tmp_path / "journal.sqlite").exists()
 
