@@ -9,7 +9,6 @@ import contextlib
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from cloud.config import MqttSettings, Settings
 from cloud.service import CloudService
