@@ -4,6 +4,7 @@ import asyncio
 
 from edge.clock import Clock
 from edge.events import EventBus
+from edge import supervision
 from edge.supervision import Supervisor
 
 
@@ -107,3 +108,82 @@ async def test_in_a_running_edge_a_failing_part_leaves_chargers_served_and_is_sh
         assert code == 1
         out = capsys.readouterr().out
         assert "part charge-records failed 1 time(s)" in out and "ZeroDivisionError" in out
+
+
+async def test_a_part_that_loses_its_cancellation_is_cancelled_again_and_named(caplog, monkeypatch):
+    """The cause of edges that took over 20 s to stop: Python 3.11's wait_for returns the answer
+    instead of raising when the answer and the cancellation come in the same loop turn (pymodbus
+    awaits every meter answer so), and the poller polled on. Here that race is made to happen."""
+    monkeypatch.setattr(supervision, "STOP_GRACE_S", 0.2, raising=False)
+    supervisor = Supervisor(EventBus(), Clock())
+    loop = asyncio.get_running_loop()
+    polls: list[asyncio.Future] = []
+    polling = asyncio.Event()
+
+    async def poller() -> None:
+        while True:
+            answer = loop.create_future()
+            polls.append(answer)
+            polling.set()
+            await asyncio.wait_for(answer, 30)
+
+    task = asyncio.create_task(supervisor.run_part("meter grid", poller))
+    await polling.wait()
+    polls[-1].set_result("registers")       # the meter answers ...
+    task.cancel()                           # ... as the edge stops
+    await asyncio.wait([task], timeout=30)
+    assert task.cancelled()
+    assert len(polls) >= 2                  # the first cancellation was lost: it polled again
+    [again] = [r for r in caplog.records if "cancelling it again" in r.getMessage()]
+    assert "meter grid" in again.getMessage() and "in poller" in again.getMessage()
+    assert supervisor.report() == []
+
+
+async def test_a_part_that_will_not_stop_is_left_behind_named_and_the_stop_returns(caplog, monkeypatch):
+    monkeypatch.setattr(supervision, "STOP_GRACE_S", 0.1, raising=False)
+    released = asyncio.Event()
+    cancellations = 0
+
+    async def stubborn() -> None:
+        nonlocal cancellations
+        while not released.is_set():
+            try:
+                await released.wait()
+            except asyncio.CancelledError:
+                cancellations += 1
+
+    supervisor = Supervisor(EventBus(), Clock())
+    task = asyncio.create_task(supervisor.run_part("uplink", stubborn))
+    await asyncio.sleep(0)
+    task.cancel()
+    try:
+        await asyncio.wait([task], timeout=30)
+        assert task.cancelled() and cancellations == supervision.STOP_CANCELS
+        [left] = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert "part uplink did not stop" in left.getMessage() and "in stubborn" in left.getMessage()
+    finally:
+        released.set()                      # lets it end before the test's event loop closes
+        await asyncio.sleep(0)
+
+
+async def test_a_running_edge_stops_when_a_part_waits_on_a_peer_while_stopping(make_edge, monkeypatch, caplog):
+    """A part whose cleanup waits for something that never comes (a close handshake nobody answers):
+    the edge cancels it again, says which part it was, and stops."""
+    from edge.metrics import MetricsRecorder
+
+    monkeypatch.setattr(supervision, "STOP_GRACE_S", 0.2, raising=False)
+    waiting = asyncio.Event()
+
+    async def closes_slowly(self) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            waiting.set()
+            await asyncio.Event().wait()    # the peer's answer
+    monkeypatch.setattr(MetricsRecorder, "run", closes_slowly)
+
+    async with make_edge() as edge:
+        pass                                # leaving it waits (20 s at most) for the edge's task to end
+    assert waiting.is_set()
+    named = [r.getMessage() for r in caplog.records if "cancelling it again" in r.getMessage()]
+    assert any("part metrics" in m and "in closes_slowly" in m for m in named), named
