@@ -57,7 +57,7 @@ from edge.ocpp.server import OcppServer, Site
 from edge.metrics import MetricsRecorder
 from edge.recovery import AutoRecovery, Health, health_of
 from edge.sessions import Sessions
-from edge.supervision import Supervisor
+from edge.supervision import Supervisor, run_bounded
 from edge import systemd
 from edge.uplink.downlink import Downlink
 from edge.uplink.outbox import Outbox
@@ -383,7 +383,8 @@ class Edge:
             if self.charger_files is not None:
                 listeners["charger-files"] = self._listen("chargers' uploads and downloads (HTTPS)", self.charger_files,
                                                           self.charger_files.host, self.charger_files.port)
-            services = [tg.create_task(listener, name=name) for name, listener in listeners.items()]
+            # Stopped within a bound too: an OCPP listener waits for each charger's close handshake.
+            services = [tg.create_task(run_bounded(name, listener), name=name) for name, listener in listeners.items()]
             services.append(tg.create_task(self.watchdog.run(), name="watchdog"))
             # Every other part is its own failure domain: one that raises is reported and started again,
             # and the OCPP server, the load manager and the rest never notice (edge/supervision.py).
