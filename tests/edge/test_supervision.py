@@ -182,7 +182,7 @@ async def test_a_running_edge_stops_when_a_part_waits_on_a_peer_while_stopping(m
             await asyncio.Event().wait()    # the peer's answer
     monkeypatch.setattr(MetricsRecorder, "run", closes_slowly)
 
-    async with make_edge() as edge:
+    async with make_edge():
         pass                                # leaving it waits (20 s at most) for the edge's task to end
     assert waiting.is_set()
     named = [r.getMessage() for r in caplog.records if "cancelling it again" in r.getMessage()]
