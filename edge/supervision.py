@@ -129,7 +129,7 @@ async def _stop(name: str, task: asyncio.Future, grace: float | None = None, can
     for attempt in range(1, cancels + 1):
         if attempt > 1:
             log.warning("part %s has not stopped %.1f s after it was cancelled (waiting %s); cancelling it "
-                        "again (%d of %d)", name, loop.time() - started, _waiting_at(task), attempt, cancels)
+                        "again (%d of %d)", name, loop.time() - started, waiting_at(task), attempt, cancels)
         task.cancel()
         deadline = loop.time() + grace
         while not task.done() and loop.time() < deadline:
@@ -145,12 +145,12 @@ async def _stop(name: str, task: asyncio.Future, grace: float | None = None, can
                 log.warning("part %s raised while stopping", name, exc_info=task.exception())
             return
     log.error("part %s did not stop %.1f s after it was cancelled %d times (waiting %s); the edge stops "
-              "without it", name, loop.time() - started, cancels, _waiting_at(task))
+              "without it", name, loop.time() - started, cancels, waiting_at(task))
     task.add_done_callback(lambda left: log.warning("part %s, left behind, has stopped%s", name, "" if (
         left.cancelled() or left.exception() is None) else f": {left.exception()!r}"))
 
 
-def _waiting_at(task: asyncio.Future) -> str:
+def waiting_at(task: asyncio.Future) -> str:
     """Where a task is suspended, innermost coroutine first: "poller.py:103 in run <- ..."."""
     frames, awaited = [], task.get_coro() if isinstance(task, asyncio.Task) else None
     while awaited is not None and len(frames) < 20:

@@ -18,6 +18,7 @@ from websockets.asyncio.client import connect
 
 from edge.app import Edge
 from edge.config import parse_config
+from edge.supervision import waiting_at
 from edge.ocpp.security import hash_password
 
 PASSWORD = "s3cret-charger-pass"
@@ -104,7 +105,13 @@ async def running_edge(config: Any, clock: Any = None) -> AsyncIterator[Edge]:
         yield edge
     finally:
         edge.stop()
-        await asyncio.wait_for(task, 20)
+        if not (await asyncio.wait([task], timeout=20))[0]:
+            running = [f"{t.get_name()} ({waiting_at(t)})" for t in asyncio.all_tasks()
+                       if not t.done() and t is not asyncio.current_task()]
+            task.cancel()
+            await asyncio.wait([task], timeout=5)
+            raise AssertionError(f"the edge did not stop within 20 s; still running: {'; '.join(running)}")
+        task.result()
 
 
 @pytest.fixture
