@@ -14,6 +14,10 @@
   edge is ready they cancel the start, after it they stop it in order; a second
   signal, or STOP_GRACE_S after the first, ends the process at once, even while
   the event loop is stuck in a computation.
+- Within that, no part holds the stop up: each is cancelled again after
+  supervision.STOP_GRACE_S and left behind, named in the log, after
+  supervision.STOP_CANCELS cancellations (about 6 s), so the logs' last flush
+  and the journal's close have the rest.
 """
 
 from __future__ import annotations
