@@ -46,7 +46,7 @@ from edge.dlm.actuation import Held
 from edge.dlm.allocate import allocate
 from edge.dlm.config import LoadManagementSection
 from edge.dlm.estimate import Command
-from edge.dlm.manager import READINGS_KEPT, LoadManager
+from edge.dlm.manager import LoadManager
 from edge.dlm.model import STRATEGIES, Allocation, Circuit, ConnectorState, Evse, Inputs, Topology
 from edge.dlm.planner import POLICIES, Need, Plan, plan_now
 from edge.dlm.phases import ROTATIONS, phase_map, to_site
@@ -499,7 +499,7 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int = METER_VALUES_S, s
             orders[order.kind] += 1
             track = manager.tracks[order.key]
             track.commands += (Command(order.limit, float(t), float(t), True),)
-            prune(track, float(t), manager.reaction.follow, READINGS_KEPT)
+            prune(track, float(t), manager.reaction.follow)
             track.held = Held(order.limit, order.phases, order.transaction_id, float(t),
                               float(t) + section.tx_profile_duration)
             if order.kind == "decrease":

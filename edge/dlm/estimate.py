@@ -226,58 +226,37 @@ def _reading_at(readings: tuple[MeterReading, ...], t: float) -> MeterReading | 
     return best
 
 
-def _ramps(car: CarHistory, sample_start: float, at: float, follow: float) -> list[tuple[float, float]]:
-    """The windows (sent, ramped by) in which the car may have ramped up after an
-    increase its samples do not show yet: from an increase's sending until `follow`
-    after its answer (after `at` while unanswered). After a reported stop the car
-    was at 0 A, so the first limit sent after it is a rise from 0 (a resume).
-    Only the increases since the latest decrease or stop count: the car may have
-    fallen then, so an earlier rise says nothing of now. Overlapping windows are
-    merged, so no rise is counted twice."""
-    previous, stopped = car.initial, car.stopped_at
-    windows: list[tuple[float, float]] = []
+def _ramp(car: CarHistory, sample_start: float) -> Command | None:
+    """The increase the car may be ramping up after, that its samples do not show yet."""
+    previous = car.initial
+    found = None
     for c in car.commands:
-        if c.accepted is False or c.sent_at > at:
-            continue
-        if stopped is not None and c.sent_at >= stopped:
-            previous, stopped, windows = 0.0, None, []
-        if c.limit < previous - 1e-9:
-            windows = []
-        elif c.limit > previous + 1e-9 and c.sent_at >= sample_start and c.limit > 0:
-            end = (c.answered_at if c.answered_at is not None else at) + follow
-            if windows and c.sent_at <= windows[-1][1]:
-                windows[-1] = (windows[-1][0], max(windows[-1][1], end))
-            else:
-                windows.append((c.sent_at, end))
-        previous = c.limit
-    if stopped is not None and stopped <= at:
-        return []                   # it stopped after the latest limit: at 0 A from then, no rise to count
-    return windows
+        if c.accepted is not False:
+            if c.limit > previous + 1e-9 and c.sent_at >= sample_start:
+                found = c
+            previous = c.limit
+    return found
 
 
 def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], estimated: Mapping[EvseKey, Bounds],
                     readings: Mapping[str, tuple[MeterReading, ...]], at: float,
                     reaction: Reaction = Reaction()) -> dict[EvseKey, Bounds]:
     """Raise `least` of cars that were just allowed more by what their meter rose
-    while they could ramp up, up to what they may draw: so a car ramping up
+    since the increase was sent, up to what they may draw: so a car ramping up
     before its MeterValues show it is not taken for building load.
 
     Trusted evidence: the building did not rise on the same phase while the
-    car ramped (from an increase being sent until `follow` after its answer).
-    If it did, the building is underestimated by at most the increase, until the
-    car's next sample. A rise outside those windows is not attributed; any fall
-    after a window takes its attribution back (the lowest reading since counts). Every increase since the car's latest
-    sample counts (a start, then a raise once its phases are known), each
-    window's rise once. A car known to draw on several phases draws them
-    evenly, so a one-phase building step is not taken for a 3-phase car. The
-    meters are read deepest first, and a parent meter attributes only what its
-    sub-meters did not, nor what other cars' samples since show they rose: no
-    rise is counted twice. Knowing a car's phases (`phases_in_use`) only ever
-    narrows what is attributed."""
+    car ramped (within `follow` of the increase being answered). If it did, the
+    building is underestimated by at most the increase, until the car's next
+    sample. A rise after that window is not attributed; a later fall takes the
+    attribution back. A car known to draw on several phases draws them evenly,
+    so a one-phase building step is not taken for a 3-phase car. The meters are
+    read deepest first, and a parent meter attributes only what its sub-meters
+    did not, nor what other cars' samples since show they rose: no rise is
+    counted twice. Knowing a car's phases (`phases_in_use`) only ever narrows
+    what is attributed."""
     out = dict(estimated)
-    # Circuit -> what was attributed there, with the time of the last reading it rose by: a window
-    # whose base reading is later holds that rise already, one whose base is earlier must not count it again.
-    gained: dict[str, list[tuple[float, list[float]]]] = {c.id: [] for c in topology.circuits}
+    gained: dict[str, list[float]] = {c.id: [0.0, 0.0, 0.0] for c in topology.circuits}
     metered = sorted((c for c in topology.circuits if c.meter is not None and readings.get(c.id)),
                      key=lambda c: -len(topology.paths[c.id]))
     for circuit in metered:
@@ -291,60 +270,46 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
             if car is None or est is None or _nearest_meter(topology, evse.circuit, readings) != circuit.id:
                 continue
             sample = _sample(car, at)
-            for sent_at, end in _ramps(car, -math.inf if sample is None else sample.at - sample.interval, at,
-                                       reaction.follow):
-                ramps.append((sent_at, end, evse, car))
+            command = _ramp(car, -math.inf if sample is None else sample.at - sample.interval)
+            if command is not None and command.sent_at <= at:
+                ramps.append((command.sent_at, evse, car, est, command))
         left: dict[float, list[float]] = {}
-        stops = [(e.key, cars[e.key].stopped_at) for e in topology.evses_under(circuit.id)
-                 if e.key in cars and cars[e.key].stopped_at is not None]
-        for sent_at, end, evse, car in sorted(ramps, key=lambda r: (r[0], r[2].key)):
+        for sent_at, evse, car, est, command in sorted(ramps, key=lambda r: (r[0], r[1].key)):
             base = _reading_at(history, sent_at)
-            if base is None or any(key != evse.key and base.at < t <= at for key, t in stops):
-                # Another car stopped since: what rose may have been that car, its fall hidden by a
-                # building step at the same moment (its samples before the stop no longer count).
+            if base is None:
                 continue
-            est = out[evse.key]
+            end = (command.answered_at if command.answered_at is not None else at) + reaction.follow
             then = _reading_at(history, min(at, end)) or now_reading
             if base.at not in left:
                 # What rose since, less what sub-meters and cars raised earlier already took, and
                 # less what other cars' samples since show they rose: no rise is counted twice.
-                shown = _least_rise(topology, circuit.id, cars, estimated, base.at, sent_at, reaction)
-                taken = [sum(g[p] for until, g in gained[circuit.id] if until > base.at) for p in range(3)]
-                # The lowest reading since the window: a fall after it may have been a car giving the
-                # rise back (a stop, say), and a later rise is not this window's.
-                lowest = [min(r.currents[p] for r in history if then.at <= r.at <= now_reading.at) for p in range(3)]
-                left[base.at] = [min(now_reading.currents[p], then.currents[p], lowest[p]) - base.currents[p]
-                                 - taken[p] - shown[p] for p in range(3)]
+                shown = _least_rise(topology, circuit.id, cars, estimated, base.at, reaction)
+                left[base.at] = [min(now_reading.currents[p], then.currents[p]) - base.currents[p]
+                                 - gained[circuit.id][p] - shown[p] for p in range(3)]
             rise = left[base.at]
             n = car.phases if car.phases_in_use is None else min(car.phases, car.phases_in_use)
             room = [max(0.0, min(rise[evse.phase_map[i]], est.most[i] - est.least[i])) for i in range(n)]
             if car.phases_in_use is not None and n > 1:
                 room = [min(room)] * n
             least = list(est.least)
-            site = [0.0, 0.0, 0.0]
             for i in range(n):
                 least[i] += room[i]
                 rise[evse.phase_map[i]] -= room[i]
-                site[evse.phase_map[i]] += room[i]
-            for c in topology.paths[evse.circuit]:
-                gained[c].append((min(then.at, now_reading.at), site))
+                for c in topology.paths[evse.circuit]:
+                    gained[c][evse.phase_map[i]] += room[i]
             out[evse.key] = replace(est, least=tuple(least))
     return out
 
 
 def _least_rise(topology: Topology, circuit_id: str, cars: Mapping[EvseKey, CarHistory],
-                estimated: Mapping[EvseKey, Bounds], since: float, sent: float, reaction: Reaction) -> list[float]:
-    """Per site phase: how much the least of the cars under a circuit rose since the
-    reading at `since`, before an increase sent at `sent`. A sample that came between
-    that reading and the sending shows what the car drew before the increase, which
-    that reading already holds: it is knowledge, not a rise, and counts from then."""
+                estimated: Mapping[EvseKey, Bounds], since: float, reaction: Reaction) -> list[float]:
+    """Per site phase: how much the least of the cars under a circuit rose since an instant."""
     out = [0.0, 0.0, 0.0]
     for evse in topology.evses_under(circuit_id):
         car, est = cars.get(evse.key), estimated.get(evse.key)
         if car is None or est is None:
             continue
-        known = max([since] + [s.at for s in car.samples if since < s.at <= sent])
-        then = bounds(car, known, reaction)
+        then = bounds(car, since, reaction)
         for i, site_phase in enumerate(evse.phase_map[:car.phases]):
             out[site_phase] += max(0.0, est.least[i] - then.least[i])
     return out

@@ -520,7 +520,7 @@ class LoadManager:
             accepted = True if result.outcome == "ok" else (
                 None if result.outcome in ("timeout", "not-connected") else False)
             track.commands = answered(track.commands, command, self._clock.monotonic(), accepted)
-            prune(track, self._clock.monotonic(), self.reaction.follow, READINGS_KEPT)
+            prune(track, self._clock.monotonic(), self.reaction.follow)
             self._changes += 1
         if result.outcome == "ok":
             charger.refused_at = None
@@ -664,7 +664,7 @@ class LoadManager:
         sample = sample_from_meter_values(samples, phases, at=now, interval=window(track, now))
         if sample is not None:
             track.samples = (*track.samples, sample)
-            prune(track, now, self.reaction.follow, READINGS_KEPT)
+            prune(track, now, self.reaction.follow)
         parsed = currents_from_samples(samples, phases)
         if parsed is None:
             return

@@ -91,18 +91,11 @@ def history(evse: Evse, track: Track, *, initial: float, steered: bool, now: flo
                       phases_in_use=track.phases)
 
 
-def prune(track: Track, now: float, follow: float, keep: float = 0.0) -> None:
-    """Keep the latest two samples and those taken in the last `keep` seconds
-    (with the one before them), and the commands from the last one settled
+def prune(track: Track, now: float, follow: float) -> None:
+    """Keep the latest two samples, and the commands from the last one settled
     (accepted and answered) before what those samples and `now` need: the same
-    as estimate.trim, but keeping that command itself rather than an initial.
-
-    `keep` is how far back the car's draw is asked for: the meter's rise since a
-    reading is the raised car's only less what the others' least rose since then
-    (estimate.attribute_rises), and a least at that instant without the sample
-    that showed it is 0 A, so the other's whole draw would count as a rise."""
-    recent = sum(1 for s in track.samples if s.at >= now - keep)
-    track.samples = track.samples[-max(2, recent + 1):]
+    as estimate.trim, but keeping that command itself rather than an initial."""
+    track.samples = track.samples[-2:]
     before = min([now] + [s.at - s.interval for s in track.samples]) - follow
     settled = None
     for i, c in enumerate(track.commands):

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from edge.dlm.estimate import (Bounds, CarHistory, Command, MeterReading, Reaction, Sample, attribute_rises,
                                bounds, building_load, estimate_site, sample_from_meter_values, trim)
-from edge.dlm.tracking import Track, currents_from_samples, prune
+from edge.dlm.tracking import currents_from_samples
 from edge.dlm.model import Circuit, Evse, Topology
 from edge.dlm.phases import phase_map
 
@@ -121,50 +121,6 @@ def test_a_rise_another_car_reports_is_not_attributed_twice():
     # B's least rose from 4 - 0.075 (at 29.5) to 10 - 0.05 (tapered from its windows): 6.025 A is B.
     assert est[("A", 1)].least == pytest.approx((10.0 - 6.025,) * 3)
     assert building_load(site, {"grid": (24.0,) * 3}, est)["grid"][0] == pytest.approx([24.0 - 3.975 - 9.95] * 3)
-
-
-@pytest.mark.parametrize("keep", [5.0, 30.0])
-def test_a_steady_car_pruned_by_the_shell_is_not_taken_for_a_rise(keep):
-    # B draws a steady 10 A, its MeterValues every second; A was raised from 0 to 16 A at 30 and
-    # the meter rose 10 A since the reading at 29.5. The shell keeps B's samples back to that
-    # reading (tracking.prune with `keep`): with only its latest two (33 and 34), B's least at
-    # 29.5 would be 0 A, its whole 10 A a "rise", and A credited nothing, the building
-    # overestimated by 10 A and every car lowered for nothing (issue 15, obs. 2, as seen in
-    # test_closed_loop's meter loss, where the phantom decrease left a car 0.5 A under its
-    # failsafe limit, under the hysteresis step).
-    site = Topology((Circuit("grid", 63.0, meter="m"),),
-                    (Evse("A", 1, "grid", phase_map(3)), Evse("B", 1, "grid", phase_map(3))))
-    steady = Track(commands=(ok(10, 0.0),), samples=tuple(Sample(float(t), (10.0,) * 3, interval=1.0)
-                                                          for t in range(20, 35)))
-    prune(steady, 34.0, R.follow, keep)
-    assert [s.at for s in steady.samples][0] <= 29.5
-    cars = {("A", 1): car(initial=0.0, commands=[ok(16, 30.0)], samples=[Sample(25.0, (0.0,) * 3, interval=10.0)]),
-            ("B", 1): car(initial=0.0, commands=steady.commands, samples=steady.samples)}
-    readings = {"grid": (MeterReading(29.5, (14.0,) * 3), MeterReading(34.0, (24.0,) * 3))}
-    est = estimate_site(site, cars, readings, 34.0, R)
-    # B's least fell from 10 - 0.075 (at 29.5) to 10 - 0.05: it did not rise; the 10 A are A's.
-    assert est[("A", 1)].least == pytest.approx((10.0,) * 3)
-    assert building_load(site, {"grid": (24.0,) * 3}, est)["grid"][0] == pytest.approx([24.0 - 10.0 - 9.95] * 3)
-
-
-def test_a_resume_then_a_raise_are_both_the_car_while_its_sample_straddles_its_stop():
-    # Suspended at 0 A (reported at 1), resumed by 15 A at 2, raised to 30 A at 10 once its phases
-    # were known. Its first sample (window [-0.1, 9.9]) straddles the stop, so it says nothing of now
-    # (issue 15, obs. 2). Both rises are the car's (15 + 15 A), not the building's.
-    site = _one_car_site()
-    history = car(phases=3, mx=32.0, initial=0.0, commands=[ok(15, 2.0), ok(30, 10.0)],
-                  samples=[Sample(9.9, (15.0, 0.0, 0.0), interval=10.0)], stopped_at=1.0, phases_in_use=1)
-    readings = (MeterReading(1.5, (2.0,) * 3), MeterReading(3.0, (17.0, 2.0, 2.0)),
-                MeterReading(9.5, (17.0, 2.0, 2.0)), MeterReading(11.0, (32.0, 2.0, 2.0)))
-    est = {("A", 1): bounds(history, 11.0, R)}
-    assert est[("A", 1)].least == (0.0,) * 3          # the sample says nothing after the stop
-    raised = attribute_rises(site, {("A", 1): history}, est, {"grid": readings}, 11.0, R)
-    assert raised[("A", 1)].least == (30.0, 0.0, 0.0)
-    # Had it been lowered between the two (to 6 A at 6), the first rise says nothing of now: only the second.
-    lowered = car(phases=3, mx=32.0, initial=0.0, commands=[ok(15, 2.0), ok(6, 6.0), ok(30, 10.0)],
-                  samples=history.samples, stopped_at=1.0, phases_in_use=1)
-    assert attribute_rises(site, {("A", 1): lowered}, {("A", 1): bounds(lowered, 11.0, R)},
-                           {"grid": readings}, 11.0, R)[("A", 1)].least == (15.0, 0.0, 0.0)
 
 
 # --- a paused car ramping down -------------------------------------------------------------------
@@ -385,9 +341,7 @@ def sites(draw):
     """Two cars (1- or 3-phase, rotated chargers) under one metered grid circuit,
     limits sent and followed as in `histories`, per-phase samples, the meter read
     every second, and a building load that falls at any time but rises only when
-    no limit is on its way: the evidence `attribute_rises` trusts. A car may stop
-    on its own (reported at once, as a charger's SuspendedEV); it resumes when the
-    charger applies the next limit sent after that (as one suspended at 0 A does)."""
+    no limit is on its way: the evidence `attribute_rises` trusts."""
     horizon, dt = 24.0, 0.1
     steps = int(round(horizon / dt))
     cars = []
@@ -407,9 +361,7 @@ def sites(draw):
         wish = draw(st.floats(0.0, 20.0))
         rises = [(draw(st.floats(0.0, horizon)), draw(st.floats(0.0, 20.0))) for _ in range(draw(st.integers(0, 2)))]
         interval = draw(st.sampled_from([2.0, 5.0, 10.0]))
-        stop = draw(st.one_of(st.none(), st.floats(0.0, horizon)))
-        cars.append((rotation, car_phases, commands, applied, wish, rises, interval, draw(st.floats(0.0, 2.0)),
-                     stop))
+        cars.append((rotation, car_phases, commands, applied, wish, rises, interval, draw(st.floats(0.0, 2.0))))
     # Building rises are kept out of [sent - 1.5 s, answered + follow + 0.5 s] of every limit.
     windows = [(sent - 1.5, answered + R.follow + 0.5) for c in cars for sent, _, answered in c[2]]
     building = [draw(st.floats(0.0, 30.0)) for _ in range(3)]
@@ -432,18 +384,16 @@ def _simulate(steps, dt, cars, building, changes):
             load[phase] = max(0.0, load[phase] + delta)
             k += 1
         draws = []
-        for rotation, car_phases, commands, applied, wish, rises, _, _, stop in cars:
+        for rotation, car_phases, commands, applied, wish, rises, _, _ in cars:
             want = max([wish] + [w for at, w in rises if at <= now])
-            in_force, held, resumed = 0.0, [], False
-            for (sent, limit, _), (tau, follow) in zip(commands, applied):
+            in_force, held = 0.0, []
+            for (_, limit, _), (tau, follow) in zip(commands, applied):
                 if tau > now:
                     continue
                 if now < tau + follow:
                     held.append(in_force)
                 in_force = limit
-                resumed = resumed or (stop is not None and sent >= stop)
-            stopped = stop is not None and stop <= now and not resumed
-            amps = 0.0 if stopped else min(max([in_force, *held]), want)
+            amps = min(max([in_force, *held]), want)
             draws.append(tuple(amps if p < car_phases else 0.0 for p in range(3)))
         trace.append((tuple(load), draws))
     return trace
@@ -466,7 +416,7 @@ def test_the_building_load_is_never_underestimated_when_rises_are_attributed(sit
                 metered[evse.phase_map[i]] += a
         readings.append(MeterReading(t, tuple(metered)))
         histories = {}
-        for evse, (_, _, commands, _, _, _, interval, offset, stop) in zip(evses, cars):
+        for evse, (_, _, commands, _, _, _, interval, offset) in zip(evses, cars):
             samples, s = [], offset
             while s <= t:
                 instant = max(0, int(round((s - interval / 2) / dt)))     # some instant of its window
@@ -474,8 +424,7 @@ def test_the_building_load_is_never_underestimated_when_rises_are_attributed(sit
                 s += interval
             known = tuple(Command(limit, sent, answered if answered <= t else None, True if answered <= t else None)
                           for sent, limit, answered in commands if sent <= t)
-            histories[evse.key] = CarHistory(3, 16.0, 0.0, known, tuple(samples),
-                                             stop if stop is not None and stop <= t else None)
+            histories[evse.key] = CarHistory(3, 16.0, 0.0, known, tuple(samples))
         estimated = estimate_site(topology, histories, {"grid": tuple(readings)}, t, R)
         for key, est in estimated.items():
             assert all(lo <= hi + 1e-9 for lo, hi in zip(est.least, est.most))
