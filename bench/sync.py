@@ -93,8 +93,13 @@ def telemetry_body(n: int) -> dict[str, Any]:
             "circuits": [circuit("grid", 63.0), circuit("garage", 40.0), circuit("carport", 32.0)]}
 
 
+# The points' times: a second apart from two days ago, so even 100,000 of them are recent; older ones
+# would be folded into 1-minute aggregates by the cloud's retention job (CLOUD_TELEMETRY_RAW_DAYS).
+FIRST_AT = int(time.time()) - 2 * 86_400
+
+
 def at_of(n: int) -> str:
-    return datetime.fromtimestamp(1_790_000_000 + 60 * n, timezone.utc).isoformat(
+    return datetime.fromtimestamp(FIRST_AT + n, timezone.utc).isoformat(
         timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -181,16 +186,18 @@ class CloudDb:
                 return []
             raise
 
+    # Telemetry is stored once, in telemetry_raw (cloud migration 6), not in `messages`.
     def count(self) -> int:
-        rows = self.query(f"SELECT count(*) FROM messages WHERE site = '{SITE}' AND stream = 'telemetry'")
+        rows = self.query(f"SELECT count(*) FROM telemetry_raw WHERE site = '{SITE}'")
         return rows[0][0] if rows else 0
 
     def ids(self) -> tuple[int, list[str]]:
-        rows = self.query(f"SELECT id FROM messages WHERE site = '{SITE}' AND stream = 'telemetry'")
+        rows = self.query(f"SELECT message_id FROM telemetry_raw WHERE site = '{SITE}'")
         return len(rows), [r[0] for r in rows]
 
     def telemetry_rows(self) -> int:
-        rows = self.query(f"SELECT count(*) FROM telemetry WHERE site = '{SITE}'")
+        """Distinct points kept (a message stored twice would be one row too many in count())."""
+        rows = self.query(f"SELECT count(DISTINCT message_id) FROM telemetry_raw WHERE site = '{SITE}'")
         return rows[0][0] if rows else 0
 
     def close(self) -> None:
