@@ -132,12 +132,15 @@ class OutboxStore(StoreBase):
     def outbox_size(self) -> int:
         return self.conn.execute("SELECT coalesce(sum(size), 0) FROM outbox").fetchone()[0]
 
-    def outbox_thin(self, stream: str, max_level: int) -> tuple[int, str | None, str | None]:
+    def outbox_thin(self, stream: str, max_level: int,
+                    keep_types: Collection[str] = ()) -> tuple[int, str | None, str | None]:
         """Halve the resolution of a stream's messages that were never sent: every second one of
-        those thinned fewer than `max_level` times goes. -> (removed, first at, last at)."""
+        those thinned fewer than `max_level` times goes; messages of `keep_types` are not thinned.
+        -> (removed, first at, last at)."""
         rows = self.conn.execute(
-            "SELECT n, at FROM outbox WHERE stream = ? AND seq IS NULL AND level < ? ORDER BY n",
-            (stream, max_level)).fetchall()
+            "SELECT n, at FROM outbox WHERE stream = ? AND seq IS NULL AND level < ? "
+            "AND type NOT IN (SELECT value FROM json_each(?)) ORDER BY n",
+            (stream, max_level, json.dumps(sorted(keep_types)))).fetchall()
         gone = rows[1::2]
         self.conn.executemany("DELETE FROM outbox WHERE n = ?", [(r[0],) for r in gone])
         self.conn.executemany("UPDATE outbox SET level = level + 1 WHERE n = ?", [(r[0],) for r in rows[0::2]])

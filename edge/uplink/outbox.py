@@ -198,7 +198,7 @@ def _shrink(store: Store, budget: int) -> tuple[list[dict[str, Any]], bool]:
     for stream in EXPENDABLE:
         if stream == "telemetry":
             while size > budget:
-                result = store.outbox_thin(stream, MAX_THINNING)
+                result = store.outbox_thin(stream, MAX_THINNING, keep_types=KEPT_TYPES)
                 if not result[0]:
                     break
                 note(stream, "thinned", result)
