@@ -216,6 +216,19 @@ class ChargerSession(ChargePoint):
 
     # -- charge point initiated messages --------------------------------------
 
+    async def boot_received(self, status: str, info: dict[str, Any], **event: Any) -> str:
+        """A BootNotification, whatever the OCPP version: journaled (a stranger's as one bounded row), the
+        registration noted, charger.booted published (with `event` added) when Accepted; -> its time."""
+        at = self.site.clock.now_iso()
+        if status == "Accepted":
+            await self.site.journal.write(Store.record_boot, self.id, status.lower(), info, at)
+        else:   # a stranger: one bounded row, no event, nothing for the cloud (strangers.py)
+            await self.site.journal.write(remember_boot, self.id, status.lower(), info, at, self.site.directory.ids())
+        self.registration = status
+        if status == "Accepted":
+            self.site.bus.publish(Event("charger.booted", self.id, at, {"status": status, **info, **event}))
+        return at
+
     @on(Action.boot_notification)
     async def on_boot_notification(self, charge_point_vendor: str, charge_point_model: str, **kwargs):
         status = self.site.directory.registration(self.id)
@@ -224,14 +237,7 @@ class ChargerSession(ChargePoint):
                 "firmware_version": kwargs.get("firmware_version"), "iccid": kwargs.get("iccid"),
                 "imsi": kwargs.get("imsi"), "meter_type": kwargs.get("meter_type"),
                 "meter_serial_number": kwargs.get("meter_serial_number")}
-        at = self.site.clock.now_iso()
-        if status == "Accepted":
-            await self.site.journal.write(Store.record_boot, self.id, status.lower(), info, at)
-        else:   # a stranger: one bounded row, no event, nothing for the cloud (strangers.py)
-            await self.site.journal.write(remember_boot, self.id, status.lower(), info, at, self.site.directory.ids())
-        self.registration = status
-        if status == "Accepted":
-            self.site.bus.publish(Event("charger.booted", self.id, at, {"status": status, **info}))
+        at = await self.boot_received(status, info)
         log.info("boot charger=%s vendor=%s model=%s firmware=%s registration=%s",
                  self.id, charge_point_vendor, charge_point_model, info["firmware_version"], status)
         # Pending/Rejected chargers retry at this interval; keep it short so an

@@ -27,7 +27,6 @@ from ocpp.v201.enums import Action
 from edge.events import Event
 from edge.journal import Store
 from edge.ocpp import boundary, security_events
-from edge.ocpp.strangers import remember_boot
 from edge.ocpp.v16.session import ChargerSession
 from edge.ocpp.v201 import transactions, translate
 
@@ -101,15 +100,7 @@ class Ocpp201Session(ChargerSession):
     async def on_boot_notification(self, charging_station: dict, reason: str, **kwargs):
         status = self.site.directory.registration(self.id)
         info = translate.boot_info(charging_station)
-        at = self.site.clock.now_iso()
-        if status == "Accepted":
-            await self.site.journal.write(Store.record_boot, self.id, status.lower(), info, at)
-        else:   # a stranger: one bounded row, no event, nothing for the cloud (strangers.py)
-            await self.site.journal.write(remember_boot, self.id, status.lower(), info, at, self.site.directory.ids())
-        self.registration = status
-        if status == "Accepted":
-            self.site.bus.publish(Event("charger.booted", self.id, at, {
-                "status": status, **info, "ocpp": "2.0.1", "boot_reason": reason}))
+        at = await self.boot_received(status, info, ocpp="2.0.1", boot_reason=reason)
         log.info("boot charger=%s ocpp=2.0.1 vendor=%s model=%s firmware=%s reason=%s registration=%s",
                  self.id, info["vendor"], info["model"], info["firmware_version"], reason, status)
         interval = self.site.heartbeat_interval if status == "Accepted" else RETRY_BOOT_S
