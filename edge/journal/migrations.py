@@ -663,6 +663,48 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (charger_id, station_tx_id, seq_no)
     );
     """,
+    # 18: the OCPP 2.0.1 device model per station (issue 19, block B: edge/journal/device_model.py). Each
+    # component variable as the station reported it (NotifyReport) or answered it (GetVariables/SetVariables),
+    # one row per attribute type; and each report the edge asked for, with its parts counted as they arrive.
+    # The key's optional parts are '' / 0 rather than NULL, so the primary key tells rows apart.
+    """
+    CREATE TABLE device_variables (
+        charger_id          TEXT NOT NULL,
+        component           TEXT NOT NULL,
+        component_instance  TEXT NOT NULL DEFAULT '',
+        evse_id             INTEGER NOT NULL DEFAULT 0,     -- 0: the station as a whole
+        connector_id        INTEGER NOT NULL DEFAULT 0,
+        variable            TEXT NOT NULL,
+        variable_instance   TEXT NOT NULL DEFAULT '',
+        attribute_type      TEXT NOT NULL DEFAULT 'Actual', -- Actual | Target | MinSet | MaxSet
+        value               TEXT,
+        mutability          TEXT,
+        data_type           TEXT,
+        unit                TEXT,
+        min_limit           REAL,
+        max_limit           REAL,
+        values_list         TEXT,
+        status              TEXT,               -- the last Get/SetVariables attributeStatus, if any
+        source              TEXT NOT NULL,      -- NotifyReport <requestId> | GetVariables | SetVariables
+        updated_at          TEXT NOT NULL,
+        PRIMARY KEY (charger_id, component, component_instance, evse_id, connector_id, variable,
+                     variable_instance, attribute_type)
+    );
+    CREATE TABLE device_reports (
+        charger_id      TEXT NOT NULL,
+        request_id      INTEGER NOT NULL,
+        report_base     TEXT,               -- NULL: a report the edge did not ask for
+        requested_at    TEXT NOT NULL,
+        status          TEXT NOT NULL,      -- requested | receiving | complete
+        parts           INTEGER NOT NULL DEFAULT 0,
+        items           INTEGER NOT NULL DEFAULT 0,
+        dropped         INTEGER NOT NULL DEFAULT 0,   -- variables beyond the station's cap, not stored
+        last_seq_no     INTEGER,
+        generated_at    TEXT,
+        completed_at    TEXT,
+        PRIMARY KEY (charger_id, request_id)
+    );
+    """,
 ]
 
 

@@ -2,7 +2,7 @@
 
 Every SQL statement of the edge lives in the module of the domain whose rows it writes
 (chargers.py, transactions.py, samples.py, authorization.py, cdrs.py, outbox.py, downlink.py,
-logs.py, load_series.py, certificates.py, security.py, credentials.py, signed_values.py), each a
+logs.py, load_series.py, certificates.py, security.py, credentials.py, signed_values.py, device_model.py), each a
 mixin over base.StoreBase; Store is all of them, so callers keep writing `journal.write(Store.method, ...)`.
 
 A Store is only ever used from the journal's own thread (see journal.py). Its methods do not
@@ -19,6 +19,7 @@ from edge.journal.cdrs import CdrStore, transaction_mark
 from edge.journal.certificates import CertificateStore
 from edge.journal.chargers import ChargerStore
 from edge.journal.credentials import CredentialStore
+from edge.journal.device_model import DeviceModelStore
 from edge.journal.downlink import DownlinkStore
 from edge.journal.load_series import LoadSeriesStore
 from edge.journal.logs import LogStore
@@ -48,5 +49,5 @@ def connect(path: str) -> sqlite3.Connection:
 
 class Store(ChargerStore, TransactionStore, SampleStore, AuthorizationStore, CdrStore,
             OutboxStore, DownlinkStore, LogStore, LoadSeriesStore, CertificateStore, SecurityStore,
-            CredentialStore, SignedValueStore):
+            CredentialStore, SignedValueStore, DeviceModelStore):
     """Every domain's records over the one connection (see the modules above)."""
