@@ -20,7 +20,7 @@ from edge.journal.outbox import OutboxStore
 # A charger's CSRs still in play: waiting for the cloud, or signed and not yet sent to the charger.
 OPEN = ("waiting", "signed")
 _COLUMNS = ("charger_id, csr_sha256, csr, requested_at, status, certificate, serial, not_after, push_id, answer, "
-            "error, updated_at")
+            "error, updated_at, certificate_type")
 
 
 class CertificateStore(StoreBase):
@@ -41,11 +41,12 @@ class CertificateStore(StoreBase):
             f"SELECT serial, charger_id, sha256, not_after, issued_at, answer FROM issued_certificates {where} "
             "ORDER BY issued_at DESC LIMIT ?", (*args, limit)))
 
-    def forward_csr(self, charger_id: str, csr: str, csr_sha256: str, at: str) -> dict[str, Any] | None:
+    def forward_csr(self, charger_id: str, csr: str, csr_sha256: str, at: str,
+                    certificate_type: str | None = None) -> dict[str, Any] | None:
         """A charger's CSR for the cloud. New: kept as `waiting`, its earlier open CSRs superseded (the
         charger keeps the key of its last CSR only), and put in the outbox; -> None. The same CSR again
         (the charger asked again): -> its row as it is, nothing sent again; unless it had expired or been
-        superseded: then it goes up again as new."""
+        superseded: then it goes up again as new. `certificate_type`: a 2.0.1 CSR's (migration 19)."""
         known = self.csr_forward(charger_id, csr_sha256)
         if known is not None and known["status"] not in ("expired", "superseded"):
             return known
@@ -55,8 +56,9 @@ class CertificateStore(StoreBase):
             f"WHERE charger_id = ? AND status IN {OPEN}",
             (f"the charger sent a newer CSR ({csr_sha256[:12]}...)", at, charger_id))
         self.conn.execute(
-            "INSERT INTO csr_forwards (charger_id, csr_sha256, csr, requested_at, status, updated_at) "
-            "VALUES (?, ?, ?, ?, 'waiting', ?)", (charger_id, csr_sha256, csr, at, at))
+            "INSERT INTO csr_forwards (charger_id, csr_sha256, csr, requested_at, status, updated_at, "
+            "certificate_type) VALUES (?, ?, ?, ?, 'waiting', ?, ?)",
+            (charger_id, csr_sha256, csr, at, at, certificate_type))
         body = {"charger_id": charger_id, "csr": csr, "csr_sha256": csr_sha256, "requested_at": at}
         OutboxStore.outbox_add(self, [(uuid.uuid4().hex, "status", CSR_TYPE, at, json.dumps(body))])
         return None

@@ -705,6 +705,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (charger_id, request_id)
     );
     """,
+    # 19: the certificateType of an OCPP 2.0.1 SignCertificate (issue 19, block A: ChargingStationCertificate or
+    # V2GCertificate; NULL for 1.6 and a 2.0.1 CSR without one), kept with a CSR sent to the cloud so that the
+    # CertificateSigned that answers it names the same type, also after a restart (edge/ocpp/security_messages.py).
+    """
+    ALTER TABLE csr_forwards ADD COLUMN certificate_type TEXT;
+    """,
 ]
 
 
