@@ -249,9 +249,10 @@ class V201Control:
 
     async def local_list_version(self, charger_id: str, *, actor: str, reason: str) -> CommandResult:
         result = await self._send(charger_id, "GetLocalListVersion", {}, actor, reason)
-        # 2.0.1 has no -1: 0 says no list (none sent, or the list disabled: D02.FR.02); SendLocalList never sends 0.
-        version = result.response.get("versionNumber", 0) if result.outcome == "ok" else 0
-        return dataclasses.replace(result, value=version if version > 0 else None)
+        # 2.0.1 has no -1: 0 says no list yet (none sent, or the list disabled: D02.FR.02), which the local list
+        # sync answers with a Full list (as 1.6's empty list); None only when no answer came.
+        version = result.response.get("versionNumber", 0) if result.outcome == "ok" else None
+        return dataclasses.replace(result, value=version)
 
     async def _variables(self, charger_id: str, variables: Sequence[Variable], actor: str,
                          reason: str) -> tuple[CommandResult, dict[Variable, str] | None]:

@@ -142,6 +142,16 @@ class Ocpp201Session(ChargerSession):
                 self.id, evse_id, connector_id, status, connector_status)
         return call_result.StatusNotification()
 
+    # -- C Authorization ----------------------------------------------------------------------
+
+    @on(Action.authorize)
+    async def on_authorize(self, id_token: dict, **kwargs):
+        # The same decision as 1.6's Authorize, on the idToken's value whatever its type (NoAuthorization is
+        # the site's free-vend tag); answered as 2.0.1's idTokenInfo (groupIdToken, cacheExpiryDateTime).
+        tag = transactions.id_tag(id_token, self.site.sessions.free_vend_id_tag) or ""
+        decision = await self.site.sessions.authorize(self.id, tag)
+        return call_result.Authorize(id_token_info=transactions.id_token_info(decision))
+
     # -- E Transactions -----------------------------------------------------------------------
 
     @on(Action.transaction_event)
