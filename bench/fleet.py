@@ -70,9 +70,15 @@ class Fleet:
             raise RuntimeError(f"the server refused {len(self._refused)} transactions ({self._refused[0]}): "
                                f"MeterValues would not be transaction data")
         for sim in self.sims:
-            # Heartbeats come from the bench from now on (see the module doc).
-            sim.config.change("HeartbeatInterval", "0")
-            sim.reconfigure()
+            self._heartbeats_from_bench(sim)
+
+    def _heartbeats_from_bench(self, sim: Any) -> None:
+        """Heartbeats come from the bench from now on (see the module doc)."""
+        sim.config.change("HeartbeatInterval", "0")
+        sim.reconfigure()
+
+    def _heartbeat(self) -> Any:
+        return call.Heartbeat()
 
     async def _start_one(self, sim: SimulatedChargePoint) -> None:
         await sim.wait_online(timeout=None)
@@ -133,7 +139,7 @@ class Fleet:
                 await self._timed(sim, self._meter_values(sim), trips)
                 next_meter += meter_interval
             else:
-                await self._timed(sim, call.Heartbeat(), trips)
+                await self._timed(sim, self._heartbeat(), trips)
                 next_heartbeat += heartbeat_interval
 
     async def flood(self, duration: float) -> RoundTrips:

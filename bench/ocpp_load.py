@@ -2,7 +2,11 @@
 
     python -m bench ocpp_load --chargers 500 --json
 
-For each server (the edge, then the bare central system), in its own process:
+Both OCPP versions in one run by default (--ocpp both): first 1.6 chargers (the
+project's simulator), then 2.0.1 stations (simulator/light_station.py: Authorize,
+TransactionEvent Started, then TransactionEvent Updated with the same ten sampled
+values where 1.6 sends MeterValues); `--ocpp 1.6` or `--ocpp 2.0.1` runs one.
+For each version and server (the edge, then the bare central system), in its own process:
   1. connect N chargers, boot them, plug a car in and start a transaction on each;
   2. steady: MeterValues every --meter-interval s and a Heartbeat every 60 s per
      charger; round-trip latency, server CPU (% of one core) and peak RSS;
@@ -37,16 +41,18 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import AsyncContextManager, AsyncIterator
+from typing import Any, AsyncContextManager, AsyncIterator
 from urllib.parse import urlsplit
 
 import ocpp.messages
 import psutil
+from ocpp.v201 import call as call201
 
 from bench import servers
 from bench.fleet import ID_TAG, Fleet, progress
 from bench.measure import MachineMeter, UsageMeter, run_report, work_dir
 from edge.ocpp.security import hash_password
+from simulator.light_station import LightStation
 from simulator.tls import client_context
 
 PASSWORD = "bench-charger-password"
@@ -57,6 +63,32 @@ GOAL_RSS_MB = 150.0
 GOAL_RATIO = 0.5
 # Other processes' CPU (% of a core) above which a phase is reported as disturbed.
 OTHER_CPU_WARNING = 10.0
+VERSIONS = ("1.6", "2.0.1")
+# The report's key of a server measured with 2.0.1 stations: "edge_201", "bare_201" (1.6 keeps "edge", "bare").
+V201_SUFFIX = "_201"
+
+
+class Fleet201(Fleet):
+    """The same load from OCPP 2.0.1 stations: a TransactionEvent Updated with the same ten sampled
+    values where a 1.6 charger sends MeterValues, a 2.0.1 Heartbeat where it sends a 1.6 one."""
+
+    def __init__(self, url: str, charger_ids: list[str], password: str) -> None:
+        super().__init__(url, [], password)
+        self.sims = [LightStation(cid, url, password=password, on_event=self._count)  # type: ignore[misc]
+                     for cid in charger_ids]
+
+    def _heartbeats_from_bench(self, sim: Any) -> None:
+        pass  # a light station sends none of its own
+
+    def _heartbeat(self) -> Any:
+        return call201.Heartbeat()
+
+    def _meter_values(self, sim: Any) -> Any:
+        return sim.meter_values()
+
+
+def key(server: str, version: str) -> str:
+    return server + (V201_SUFFIX if version == "2.0.1" else "")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -71,6 +103,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                           "(default edge,bare; with --tls edge,edge_tls)")
     parser.add_argument("--tls", action="store_true", help="the edge over ws:// and over wss:// (security "
                                                            "profile 2) in one run, each with a restart storm")
+    parser.add_argument("--ocpp", choices=("1.6", "2.0.1", "both"),
+                        help="which chargers: 1.6, 2.0.1 stations, or both one after the other (default both; "
+                             "with --tls 1.6)")
     parser.add_argument("--work-dir", help="where the edge's journal goes (default: a temporary directory); "
                                            "put it on the disk the edge will use, an fsync costs what the disk costs")
     parser.add_argument("--keep-work-dir", action="store_true",
@@ -84,6 +119,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--chargers, --duration, --meter-interval and --throughput-duration must be positive")
     if not set(args.servers) <= {"edge", "edge_tls", "bare"} or not args.servers:
         parser.error("--servers takes edge, edge_tls and bare")
+    args.ocpp = args.ocpp or ("1.6" if args.tls else "both")
+    args.versions = list(VERSIONS) if args.ocpp == "both" else [args.ocpp]
+    if (args.tls or "edge_tls" in args.servers) and args.versions != ["1.6"]:
+        parser.error("--tls and edge_tls measure 1.6 chargers only (--ocpp 1.6)")
     return args
 
 
@@ -127,10 +166,11 @@ def commit() -> str | None:
 
 
 async def measure_server(name: str, server_context: AsyncContextManager[servers.Server], args: argparse.Namespace,
-                         charger_ids: list[str], tls: ssl.SSLContext | None = None) -> dict:
+                         charger_ids: list[str], tls: ssl.SSLContext | None = None,
+                         fleet_class: type[Fleet] = Fleet) -> dict:
     async with server_context as server:
         progress(f"{name}: pid {server.pid} on {server.url}; connecting {len(charger_ids)} chargers")
-        fleet = Fleet(server.url, charger_ids, PASSWORD)
+        fleet = fleet_class(server.url, charger_ids, PASSWORD)
         for sim in fleet.sims:
             sim.tls = tls           # wss:// (profile 2): the site CA trusted, the password inside TLS
         restart: dict | None = None
@@ -284,14 +324,19 @@ def _cpu_elsewhere(server: UsageMeter, client: UsageMeter, machine_cpu: MachineM
 
 
 def goals(report: dict) -> dict:
-    edge = report.get("edge")
-    ratio = report.get("throughput_ratio")
-    return {
-        "edge_cpu_under_25_percent": edge is not None and edge["steady"]["cpu_percent"] < GOAL_CPU_PERCENT,
-        "edge_rss_under_150_mb": edge is not None and edge["steady"]["peak_rss_mb"] < GOAL_RSS_MB,
-        "ratio_at_least_half": ratio is not None and ratio >= GOAL_RATIO,
-        "apply_to": "500 chargers, MeterValues every 10 s",
-    }
+    """The goals of each version measured: 1.6's keys as they always were, 2.0.1's with "_201"."""
+    out: dict = {}
+    for version in report["ocpp"]:
+        edge = report.get(key("edge", version))
+        ratio = report.get(key("throughput_ratio", version))
+        suffix = V201_SUFFIX if version == "2.0.1" else ""
+        out.update({
+            f"edge{suffix}_cpu_under_25_percent": edge is not None and edge["steady"]["cpu_percent"] < GOAL_CPU_PERCENT,
+            f"edge{suffix}_rss_under_150_mb": edge is not None and edge["steady"]["peak_rss_mb"] < GOAL_RSS_MB,
+            f"ratio{suffix}_at_least_half": ratio is not None and ratio >= GOAL_RATIO,
+        })
+    out["apply_to"] = "500 chargers, MeterValues (2.0.1: TransactionEvent Updated) every 10 s"
+    return out
 
 
 async def run(args: argparse.Namespace, work_dir: Path) -> dict:
@@ -312,21 +357,25 @@ async def run(args: argparse.Namespace, work_dir: Path) -> dict:
         "heartbeat_interval_s": HEARTBEAT_INTERVAL,
         "steady_duration_s": args.duration,
         "throughput_duration_s": args.throughput_duration,
+        "ocpp": args.versions,
     }
-    for name in args.servers:
-        folder = work_dir / name
-        folder.mkdir()
-        server = (servers.edge(folder, charger_ids, password_hash, ID_TAG) if name == "edge"
-                  else edge_tls(folder, charger_ids, password_hash, ID_TAG) if name == "edge_tls"
-                  else servers.bare(folder))
-        tls = client_context(make_pki(folder / "state")) if name == "edge_tls" else None
-        report[name] = await measure_server(name, server, args, charger_ids, tls)
+    for version in args.versions:
+        for server_name in args.servers:
+            name = key(server_name, version)
+            folder = work_dir / name
+            folder.mkdir()
+            server = (servers.edge(folder, charger_ids, password_hash, ID_TAG) if server_name == "edge"
+                      else edge_tls(folder, charger_ids, password_hash, ID_TAG) if server_name == "edge_tls"
+                      else servers.bare(folder))
+            tls = client_context(make_pki(folder / "state")) if server_name == "edge_tls" else None
+            report[name] = await measure_server(name, server, args, charger_ids, tls,
+                                                Fleet201 if version == "2.0.1" else Fleet)
+        report[key("throughput_ratio", version)] = _ratio(report, "messages_per_s", version)
+        # The same comparison from CPU cost per message: it holds when the bench was the limit.
+        capacity = _ratio(report, "server_cpu_ms_per_message", version)
+        report[key("capacity_ratio", version)] = round(1.0 / capacity, 3) if capacity else None
     if "edge" in report and "edge_tls" in report:
         report["tls_cost"] = tls_cost(report["edge"], report["edge_tls"])
-    report["throughput_ratio"] = _ratio(report, "messages_per_s")
-    # The same comparison from CPU cost per message: it holds when the bench was the limit.
-    capacity = _ratio(report, "server_cpu_ms_per_message")
-    report["capacity_ratio"] = round(1.0 / capacity, 3) if capacity else None
     report["goals"] = goals(report)
     return report
 
@@ -349,10 +398,11 @@ def tls_cost(plain: dict, tls: dict) -> dict:
     }
 
 
-def _ratio(report: dict, key: str) -> float | None:
-    """edge / bare of a throughput figure, when both ran."""
+def _ratio(report: dict, figure: str, version: str = "1.6") -> float | None:
+    """edge / bare of a throughput figure of one OCPP version, when both ran."""
     try:
-        edge, bare = report["edge"]["throughput"][key], report["bare"]["throughput"][key]
+        edge = report[key("edge", version)]["throughput"][figure]
+        bare = report[key("bare", version)]["throughput"][figure]
     except KeyError:
         return None
     return round(edge / bare, 3) if edge and bare else None
@@ -360,7 +410,7 @@ def _ratio(report: dict, key: str) -> float | None:
 
 def text_summary(report: dict) -> str:
     lines = [f"ocpp_load: {report['chargers']} chargers, MeterValues every {report['meter_interval_s']:g} s"]
-    for name in ("edge", "edge_tls", "bare"):
+    for name in ("edge", "edge_tls", "bare", "edge_201", "bare_201"):
         side = report.get(name)
         if side is None:
             continue
@@ -375,8 +425,9 @@ def text_summary(report: dict) -> str:
                          f"cpu {r['cpu_percent']} %, rss {r['peak_rss_mb']} MB")
     if report.get("tls_cost"):
         lines.append("  TLS adds: " + ", ".join(f"{k} {v:+}" for k, v in report["tls_cost"].items() if v is not None))
-    lines.append(f"  throughput ratio edge/bare: {report['throughput_ratio']} "
-                 f"(from CPU per message: {report['capacity_ratio']})")
+    for version in report["ocpp"]:
+        lines.append(f"  OCPP {version} throughput ratio edge/bare: {report[key('throughput_ratio', version)]} "
+                     f"(from CPU per message: {report[key('capacity_ratio', version)]})")
     lines.append("  goals: " + ", ".join(f"{k}={v}" for k, v in report["goals"].items() if k != "apply_to"))
     return "\n".join(lines)
 

@@ -1,4 +1,5 @@
-"""A bare OCPP 1.6J central system on the ocpp library that acknowledges every message.
+"""A bare OCPP central system on the ocpp library that acknowledges every message,
+1.6J or 2.0.1, whichever subprotocol the charger offers (1.6 when it offers both).
 
 Two uses: the benchmark's baseline (what the library and websockets cost
 without any of the edge's work behind them), and the counterpart the
@@ -28,6 +29,8 @@ import ocpp.messages
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action
+from ocpp.v201 import ChargePoint as ChargePoint201, call_result as result201
+from ocpp.v201.enums import Action as Action201
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -45,11 +48,17 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-class _Connection(ChargePoint):
-    """The central system's side of one charge point's WebSocket."""
+class _Recording:
+    """The central system's side of one charge point's WebSocket, either version: what it received
+    recorded when asked to, chosen actions left unanswered."""
+
+    central: BareCentralSystem
+    id: str
+    _connection: ServerConnection
+    route_message: Callable[[str], Any]
 
     def __init__(self, central: BareCentralSystem, charge_point_id: str, connection: ServerConnection) -> None:
-        super().__init__(charge_point_id, connection)
+        super().__init__(charge_point_id, connection)  # type: ignore[call-arg]
         self.central = central
 
     async def start(self) -> None:
@@ -62,6 +71,10 @@ class _Connection(ChargePoint):
                     if message[2] in self.central.unanswered:
                         continue
             await self.route_message(raw)
+
+
+class _Connection(_Recording, ChargePoint):
+    """OCPP 1.6J."""
 
     @on(Action.boot_notification)
     def on_boot(self, **_: Any) -> call_result.BootNotification:
@@ -106,6 +119,62 @@ class _Connection(ChargePoint):
         return call_result.FirmwareStatusNotification()
 
 
+class _Connection201(_Recording, ChargePoint201):
+    """OCPP 2.0.1: what a charging station sends in a charging session, and its reports."""
+
+    @on(Action201.boot_notification)
+    def on_boot(self, **_: Any) -> result201.BootNotification:
+        return result201.BootNotification(current_time=_now(), interval=self.central.heartbeat_interval,
+                                          status=self.central.boot_status)
+
+    @on(Action201.heartbeat)
+    def on_heartbeat(self, **_: Any) -> result201.Heartbeat:
+        return result201.Heartbeat(current_time=_now())
+
+    @on(Action201.status_notification)
+    def on_status_notification(self, **_: Any) -> result201.StatusNotification:
+        return result201.StatusNotification()
+
+    @on(Action201.authorize)
+    def on_authorize(self, **_: Any) -> result201.Authorize:
+        return result201.Authorize(id_token_info={"status": "Accepted"})
+
+    @on(Action201.transaction_event)
+    def on_transaction_event(self, id_token: dict | None = None, **_: Any) -> result201.TransactionEvent:
+        return result201.TransactionEvent(id_token_info={"status": "Accepted"} if id_token else None)
+
+    @on(Action201.meter_values)
+    def on_meter_values(self, **_: Any) -> result201.MeterValues:
+        return result201.MeterValues()
+
+    @on(Action201.security_event_notification)
+    def on_security_event(self, **_: Any) -> result201.SecurityEventNotification:
+        return result201.SecurityEventNotification()
+
+    @on(Action201.notify_report)
+    def on_notify_report(self, **_: Any) -> result201.NotifyReport:
+        return result201.NotifyReport()
+
+    @on(Action201.notify_event)
+    def on_notify_event(self, **_: Any) -> result201.NotifyEvent:
+        return result201.NotifyEvent()
+
+    @on(Action201.data_transfer)
+    def on_data_transfer(self, **_: Any) -> result201.DataTransfer:
+        return result201.DataTransfer(status="Accepted")
+
+    @on(Action201.firmware_status_notification)
+    def on_firmware_status(self, **_: Any) -> result201.FirmwareStatusNotification:
+        return result201.FirmwareStatusNotification()
+
+    @on(Action201.log_status_notification)
+    def on_log_status(self, **_: Any) -> result201.LogStatusNotification:
+        return result201.LogStatusNotification()
+
+
+CONNECTIONS: dict[str, type[_Recording]] = {"ocpp1.6": _Connection, "ocpp2.0.1": _Connection201}
+
+
 class BareCentralSystem:
     def __init__(self, *, heartbeat_interval: int = 300, boot_status: str = "Accepted",
                  passwords: dict[str, str] | None = None, record: bool = True) -> None:
@@ -115,7 +184,7 @@ class BareCentralSystem:
         self.keep = record
         self.received: list[Received] = []
         self.unanswered: set[str] = set()  # actions recorded but never answered
-        self.connections: dict[str, _Connection] = {}
+        self.connections: dict[str, _Recording] = {}
         self.transaction_ids = itertools.count(1)
         self._changed = asyncio.Condition()
 
@@ -137,7 +206,7 @@ class BareCentralSystem:
 
     async def call(self, charge_point_id: str, payload: Any) -> Any:
         """Send a request to a connected charge point; raises its CallError."""
-        return await self.connections[charge_point_id].call(payload, suppress=False)
+        return await self.connections[charge_point_id].call(payload, suppress=False)  # type: ignore[attr-defined]
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if self.passwords is None:
@@ -155,7 +224,7 @@ class BareCentralSystem:
 
     async def handle(self, connection: ServerConnection) -> None:
         charge_point_id = _charge_point_id(connection.request.path if connection.request else "/")
-        session = _Connection(self, charge_point_id, connection)
+        session = CONNECTIONS.get(connection.subprotocol or "", _Connection)(self, charge_point_id, connection)
         self.connections[charge_point_id] = session
         await self._notify()
         try:
@@ -178,9 +247,10 @@ def _charge_point_id(path: str) -> str:
 
 async def serve_bare(host: str = "127.0.0.1", port: int = 9000, *,
                      central_system: BareCentralSystem | None = None) -> Server:
-    """Serve `central_system` (a fresh, non-recording one by default) on ws://host:port/<any path>/<id>."""
+    """Serve `central_system` (a fresh, non-recording one by default) on ws://host:port/<any path>/<id>,
+    subprotocol ocpp1.6 or ocpp2.0.1."""
     central = central_system or BareCentralSystem(record=False)
-    return await serve(central.handle, host, port, subprotocols=[Subprotocol("ocpp1.6")],
+    return await serve(central.handle, host, port, subprotocols=[Subprotocol(p) for p in CONNECTIONS],
                        process_request=central.process_request)
 
 
@@ -195,7 +265,8 @@ async def _serve_until_terminated(host: str, port: int, heartbeat_interval: int)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="A bare OCPP 1.6J central system that acknowledges everything.")
+    parser = argparse.ArgumentParser(description="A bare OCPP 1.6J and 2.0.1 central system that acknowledges "
+                                                 "everything.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--heartbeat-interval", type=int, default=300)
