@@ -130,6 +130,7 @@ class StationHandlers(FollowUps, ChargePoint):
 
     @on(Action.get_local_list_version)
     def on_get_local_list_version(self, **_: Any) -> call_result.GetLocalListVersion:
+        self.sim.emit("request", action="GetLocalListVersion", status="Accepted", version=self.sim.local_auth.version)
         return call_result.GetLocalListVersion(version_number=self.sim.local_auth.version)
 
     # ---- F Remote control ----------------------------------------------------------------------
