@@ -2,7 +2,8 @@
 
 Every SQL statement of the edge lives in the module of the domain whose rows it writes
 (chargers.py, transactions.py, samples.py, authorization.py, cdrs.py, outbox.py, downlink.py,
-logs.py, load_series.py, certificates.py, security.py, credentials.py, signed_values.py, device_model.py), each a
+logs.py, load_series.py, certificates.py, security.py, credentials.py, signed_values.py, device_model.py,
+station_events.py), each a
 mixin over base.StoreBase; Store is all of them, so callers keep writing `journal.write(Store.method, ...)`.
 
 A Store is only ever used from the journal's own thread (see journal.py). Its methods do not
@@ -28,6 +29,7 @@ from edge.journal.outbox import OutboxStore
 from edge.journal.samples import SampleStore
 from edge.journal.security import SecurityStore
 from edge.journal.signed_values import SignedValueStore
+from edge.journal.station_events import StationEventStore
 from edge.journal.transactions import TransactionStore
 
 __all__ = ["Sample", "StartOutcome", "StopOutcome", "Store", "connect", "transaction_mark"]
@@ -49,5 +51,5 @@ def connect(path: str) -> sqlite3.Connection:
 
 class Store(ChargerStore, TransactionStore, SampleStore, AuthorizationStore, CdrStore,
             OutboxStore, DownlinkStore, LogStore, LoadSeriesStore, CertificateStore, SecurityStore,
-            CredentialStore, SignedValueStore, DeviceModelStore):
+            CredentialStore, SignedValueStore, DeviceModelStore, StationEventStore):
     """Every domain's records over the one connection (see the modules above)."""

@@ -133,6 +133,20 @@ class StationHandlers(FollowUps, ChargePoint):
         self.sim.emit("request", action="GetLocalListVersion", status="Accepted", version=self.sim.local_auth.version)
         return call_result.GetLocalListVersion(version_number=self.sim.local_auth.version)
 
+    # ---- E Transactions ------------------------------------------------------------------------
+
+    @on(Action.get_transaction_status)
+    def on_get_transaction_status(self, transaction_id: str | None = None,
+                                  **_: Any) -> call_result.GetTransactionStatus:
+        # E14.FR.01-08: messagesInQueue for that transaction (or any), ongoingIndicator only when one is named.
+        sim = self.sim
+        queued = [e for e in sim.outbox._entries
+                  if transaction_id is None or getattr(e.transaction, "transaction_id", None) == transaction_id]
+        ongoing = None if transaction_id is None else sim.transaction(transaction_id) is not None
+        sim.emit("request", action="GetTransactionStatus", status="Accepted", transaction_id=transaction_id,
+                 messages_in_queue=bool(queued), ongoing=ongoing)
+        return call_result.GetTransactionStatus(messages_in_queue=bool(queued), ongoing_indicator=ongoing)
+
     # ---- F Remote control ----------------------------------------------------------------------
 
     @on(Action.request_start_transaction)

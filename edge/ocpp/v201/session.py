@@ -19,8 +19,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ocpp.exceptions import FormatViolationError, NotImplementedError as OcppNotImplemented, NotSupportedError, OCPPError
+from ocpp.exceptions import PropertyConstraintViolationError
 from ocpp.messages import Call
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v201 import call as call201, call_result
 from ocpp.v201.enums import Action
 
@@ -29,6 +30,7 @@ from edge.journal import Store
 from edge.ocpp import boundary, security_events
 from edge.ocpp.v16.session import ChargerSession
 from edge.ocpp.v201 import transactions, translate
+from edge.ocpp.v201 import device_model
 
 if TYPE_CHECKING:
     from edge.ocpp.server import Site
@@ -61,7 +63,11 @@ class Ocpp201Session(ChargerSession):
                     description=f"{type(payload).__name__} is not sent to OCPP 2.0.1 stations yet "
                                 "(docs/ocpp-201.md)")
             payload = twin
-        return await super().request(payload)
+        answer = await super().request(payload)
+        if isinstance(payload, (call201.GetVariables, call201.SetVariables)):
+            # Whoever asked, the answer updates the station's device model (edge/ocpp/v201/device_model.py).
+            await device_model.remember_answer(self.site, self.id, payload, answer)
+        return answer
 
     # -- framing: 2.0.1's words for the shared rules -------------------------------------------
 
@@ -105,6 +111,29 @@ class Ocpp201Session(ChargerSession):
                  self.id, info["vendor"], info["model"], info["firmware_version"], reason, status)
         interval = self.site.heartbeat_interval if status == "Accepted" else RETRY_BOOT_S
         return call_result.BootNotification(current_time=at, interval=interval, status=status)
+
+    @after(Action.boot_notification)
+    def after_boot_notification(self, **kwargs):
+        # The answer is on the wire: the device model is read and the site's variables set (B07, B05).
+        if self.registration == "Accepted":
+            self.spawn(device_model.after_boot(self.site, self.id))
+
+    def _note_ready(self) -> None:
+        was_ready = self.ready
+        super()._note_ready()
+        if self.ready and not was_ready:
+            # Each connection, booted or not: are transaction messages still queued (E14)?
+            self.spawn(device_model.transaction_status(self.site, self.id))
+
+    @on(Action.notify_report)
+    async def on_notify_report(self, request_id: int, generated_at: str, seq_no: int, tbc: bool = False,
+                               report_data: list | None = None, **kwargs):
+        try:
+            await device_model.report_part(self.site, self.id, request_id, seq_no, tbc, generated_at, report_data)
+        except device_model.ReportRefused as refused:
+            log.warning("device model charger=%s report=%s part=%s refused: %s", self.id, request_id, seq_no, refused)
+            raise PropertyConstraintViolationError(description=str(refused)[:500]) from None
+        return call_result.NotifyReport()
 
     # -- A Security ---------------------------------------------------------------------------
 

@@ -61,7 +61,7 @@ async def test_bad_frames_get_201_errors_and_nothing_is_stored(make_edge):
             # A 1.6 word is not a 2.0.1 status: the 2.0.1 schema refuses it.
             assert (await exchange(ws, status(connector_status="Charging")))[0] == 4
             # A 2.0.1 action the edge does not take yet, and one 2.0.1 does not have.
-            unsupported = await exchange(ws, [2, "n1", "NotifyReport", {}])
+            unsupported = await exchange(ws, [2, "n1", "NotifyDisplayMessages", {"requestId": 1}])
             assert unsupported[:3] == [4, "n1", "NotSupported"] and "ocpp-201.md" in unsupported[3]
             assert (await exchange(ws, [2, "n2", "StartTransaction", {}]))[2] == "NotImplemented"
             assert await edge.journal.read(Store.connectors, STATION) == []
