@@ -182,6 +182,7 @@ class Edge:
         self.token_history = TokenHistory(self.journal, self.bus, self.clock, ZoneInfo(cfg.site.timezone))
         await self.token_history.load()
         self.load_manager = self._load_manager()
+        site.load_manager = self.load_manager   # a 2.0.1 car's needs (edge/ocpp/v201/services.py)
         if self.load_manager is not None and cfg.load_management.strategy == "scheduled":
             # The planner's solver (scipy, about 40 MB) is imported in a thread now rather than on the event
             # loop at the first plan; sites on the other strategies never load it.
@@ -228,7 +229,7 @@ class Edge:
         if topology is None:
             return None
         manager = LoadManager(topology, self.config.load_management, bus=self.bus, clock=self.clock,
-                              commands=self.commands, journal=self.journal,
+                              control=self.control, journal=self.journal,
                               meters={c.id: self.meters[c.meter] for c in topology.circuits if c.meter},
                               prioritised=self.authorizer.prioritised, is_known=self.directory.is_known,
                               needs_of=lambda tag: self.token_history.needs_of(tag, self.authorizer.needs_of(tag)))

@@ -25,6 +25,7 @@ from datetime import datetime
 
 from edge.clock import iso
 from edge.dlm.model import Decision, EvseKey
+from edge.stations.model import WHOLE_STATION, ChargingLimit, LimitPurpose
 
 TX_DEFAULT_PROFILE_ID = 1
 # TxProfiles use one id per connector, so a new one replaces the last.
@@ -131,3 +132,19 @@ def tx_default_profile(limit: float, phases: int, *, stack_level: int, unit: str
         "chargingProfileId": TX_DEFAULT_PROFILE_ID, "stackLevel": stack_level,
         "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Relative",
         "chargingSchedule": _schedule(limit, phases, unit)}}
+
+
+def tx_limit(order: Order, *, start: datetime, duration: int, stack_level: int, unit: str = "A") -> ChargingLimit:
+    """A running session's limit in domain words, for StationControl.set_charging_limit: one profile per
+    connector (a new one replaces the last), Absolute from `start` for `duration` s (the dead man's switch);
+    the adapter names the transaction as the station knows it (2.0.1: its transactionId)."""
+    return ChargingLimit(profile_id=TX_PROFILE_ID_BASE + order.key[1], purpose=LimitPurpose.TX, limit=order.limit,
+                         stack_level=stack_level, evse=order.key[1], phases=order.phases,
+                         transaction_id=order.transaction_id, unit=unit, start=start, duration_s=duration)
+
+
+def default_limit(limit: float, phases: int, *, stack_level: int, unit: str = "A") -> ChargingLimit:
+    """The fallback for every EVSE (EVSE 0, Relative: from each session's start, until replaced): what a
+    car may draw when the controller is not there to say more."""
+    return ChargingLimit(profile_id=TX_DEFAULT_PROFILE_ID, purpose=LimitPurpose.TX_DEFAULT, limit=limit,
+                         stack_level=stack_level, evse=WHOLE_STATION, phases=phases, unit=unit)

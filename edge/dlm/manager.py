@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Protocol
 
 from edge.clock import Clock
-from edge.dlm.actuation import Held, Order, Timing, plan, tx_default_profile, tx_profile
+from edge.dlm.actuation import Held, Order, Timing, default_limit, plan, tx_limit
 from edge.dlm.allocate import allocate
 from edge.dlm.caps import Cap, capped
 from edge.dlm.config import LoadManagementSection
@@ -36,8 +36,9 @@ from edge.dlm.tracking import (DELIVERY_LAG, FIRST_WINDOW, Track, answered, curr
                                learn_phases, prune, window)
 from edge.events import Event, EventBus
 from edge.journal import Journal
-from edge.ocpp.commands import Commands
 from edge.retries import RETRY_DELAYS, Later, next_delay
+from edge.stations.control import StationControl
+from edge.stations.model import Setting
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +74,17 @@ class ChargerTrack:
 
 class LoadManager:
     def __init__(self, topology: Topology, settings: LoadManagementSection, *, bus: EventBus, clock: Clock,
-                 commands: Commands, journal: Journal, meters: dict[str, MeterSource],
+                 control: StationControl | None = None, journal: Journal, meters: dict[str, MeterSource],
                  prioritised: Callable[[str], bool], is_known: Callable[[str], bool],
-                 needs_of: Callable[[str], Declared | None] | None = None):
+                 needs_of: Callable[[str], Declared | None] | None = None, commands: Any = None):
         self.topology = topology
         self.settings = settings
         self.meters = meters            # circuit id -> its meter
         self._bus = bus
         self._clock = clock
-        self._commands = commands
+        # The site's StationControl (edge/ocpp/control.py picks each station's protocol adapter), so 1.6
+        # and 2.0.1 stations are steered alike. `commands=`: the same, under its old name (bench/dlm_day.py).
+        self._control: StationControl = control if control is not None else commands
         self._prioritised = prioritised
         self._is_known = is_known
         self._needs_of = needs_of
@@ -113,7 +116,7 @@ class LoadManager:
         # The estimate at one instant, until something changes (events, answers, readings).
         self._changes = 0
         self._estimated: tuple[tuple[float, int], dict[EvseKey, Bounds]] = ((-math.inf, -1), {})
-        self.sampling = MeterValuesSetup(commands, settings.meter_values_interval, self._spawn)
+        self.sampling = MeterValuesSetup(self._control, settings.meter_values_interval, self._spawn)
         # `scheduled`: what each running session declared (transaction id -> departure and energy), and
         # the planner's targets, re-planned every PLAN_PERIOD_S and whenever sessions or needs change.
         self.needs: dict[int, Declared] = {}
@@ -507,11 +510,11 @@ class LoadManager:
             track.commands += (command,)
             self._changes += 1
         try:
-            params = tx_profile(order, start=self._clock.now() - timedelta(seconds=1),
-                                duration=self.settings.tx_profile_duration, stack_level=self._stack_level(charger),
-                                unit=charger.unit)
-            result = await self._commands.send(charger_id, "SetChargingProfile", params, actor=ACTOR,
-                                               reason=f"{order.kind} to {order.limit:g} A: {order.reason}")
+            limit = tx_limit(order, start=self._clock.now() - timedelta(seconds=1),
+                             duration=self.settings.tx_profile_duration, stack_level=self._stack_level(charger),
+                             unit=charger.unit)
+            result = await self._control.set_charging_limit(
+                charger_id, limit, actor=ACTOR, reason=f"{order.kind} to {order.limit:g} A: {order.reason}")
         finally:
             if self._inflight.get(order.key) is order:
                 del self._inflight[order.key]
@@ -530,7 +533,7 @@ class LoadManager:
             if order.kind == "decrease":
                 self._last_decrease_at = self._clock.monotonic()
         elif track.transaction_id == order.transaction_id and result.outcome != "not-connected":
-            self._refuses(charger_id, f"SetChargingProfile {result.outcome}: {result.response}")
+            self._refuses(charger_id, f"{result.action} {result.outcome}: {result.response}")
         self._wake.set()
 
     def _stack_level(self, charger: ChargerTrack) -> int:
@@ -549,26 +552,23 @@ class LoadManager:
         controller is gone. It is steered (controllable) only once it accepted
         that profile; a failure is retried with back-off (edge.retries)."""
         charger = self.chargers[charger_id]
-        answer = await self._commands.send(
-            charger_id, "GetConfiguration",
-            {"key": ["ChargingScheduleAllowedChargingRateUnit", "ChargeProfileMaxStackLevel"]},
+        answer = await self._control.read_settings(
+            charger_id, [Setting.CHARGING_RATE_UNITS, Setting.MAX_STACK_LEVEL],
             actor=ACTOR, reason="what charging profiles the charger takes")
         if answer.outcome == "ok":
-            values = {k.get("key"): k.get("value") for k in answer.response.get("configurationKey", [])}
-            units = (values.get("ChargingScheduleAllowedChargingRateUnit") or "Current").replace(" ", "")
-            charger.unit = "A" if "Current" in units.split(",") else "W"
+            values = answer.value or {}
+            charger.unit = rate_unit(values.get(Setting.CHARGING_RATE_UNITS))
             try:
-                charger.max_stack_level = int(values["ChargeProfileMaxStackLevel"])
+                charger.max_stack_level = int(values[Setting.MAX_STACK_LEVEL])
             except (KeyError, TypeError, ValueError):
                 charger.max_stack_level = None
         elif answer.outcome == "timeout":
             # It does not answer: the profile would wait out the same timeout.
-            self._prepare_failed(charger_id, f"GetConfiguration {answer.outcome}: {answer.response}")
+            self._prepare_failed(charger_id, f"{answer.action} {answer.outcome}: {answer.response}")
             return
         limit, phases = self.charger_default(charger_id)
-        result = await self._commands.send(
-            charger_id, "SetChargingProfile",
-            tx_default_profile(limit, phases, stack_level=self._stack_level(charger), unit=charger.unit),
+        result = await self._control.set_charging_limit(
+            charger_id, default_limit(limit, phases, stack_level=self._stack_level(charger), unit=charger.unit),
             actor=ACTOR, reason=f"safe share {limit:g} A when the controller is not there")
         if result.outcome == "ok" and charger.online:
             charger.default_sent = limit
@@ -611,7 +611,7 @@ class LoadManager:
             self._prepare_retries.cancel(event.charger_id)
             self._spawn(self._prepare(event.charger_id), f"dlm-prepare {event.charger_id}")
             self.sampling.ready(event.charger_id)
-        elif kind == "charger.disconnected" and not self._commands.is_connected(event.charger_id):
+        elif kind == "charger.disconnected" and not self._control.is_connected(event.charger_id):
             # (A charger that reconnected at once has its new connection already: that one counts.)
             charger.online, charger.default_sent = False, None
             self._prepare_retries.cancel(event.charger_id)
@@ -708,6 +708,13 @@ class LoadManager:
             if track.over_limit:
                 log.warning("charger=%s connector=%s follows its limit again", *key)
                 track.over_limit = False
+
+
+def rate_unit(units: str | None) -> str:
+    """The unit a station's limits go in: amps when it takes them (1.6 ChargingScheduleAllowedChargingRateUnit
+    "Current", 2.0.1 SmartChargingCtrlr.RateUnit "A"; a station that does not say is taken to), else watts."""
+    members = {u.strip() for u in (units or "A").split(",")}
+    return "A" if members & {"Current", "A"} else "W"
 
 
 def _round(value: float | None) -> float | None:

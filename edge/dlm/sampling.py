@@ -1,15 +1,18 @@
 """Asking each charger for the MeterValues the load manager estimates from.
 
 A car's interval [least, most] (edge.dlm.estimate) narrows with every sample:
-the shorter the MeterValueSampleInterval, the sooner a car that followed a
+the shorter the sample interval, the sooner a car that followed a
 lower limit, ramped up, or draws on one phase only is told apart from the
 building. Per-phase Current.Import is what says which phases a car uses; an
 un-phased current or power bounds only the sum. So when a charger is ready
-the edge sets `MeterValueSampleInterval` (`[load_management]
-meter_values_interval`) and adds the measurands it needs to the charger's
-`MeterValuesSampledData`, keeping what is there (the energy register and SoC
-feed other parts). A charger that refuses is fine: the estimator assumes the
-long interval. No answer or a CALLERROR is retried (edge.retries).
+the edge sets its interval (`[load_management] meter_values_interval`) and
+adds the measurands it needs to the ones it samples, keeping what is there
+(the energy register and SoC feed other parts), in domain words
+(StationControl settings): 1.6 MeterValueSampleInterval and
+MeterValuesSampledData (within MeterValuesSampledDataMaxLength), 2.0.1
+SampledDataCtrlr.TxUpdatedInterval and TxUpdatedMeasurands (the TransactionEvent
+Updated meter values). A charger that refuses is fine: the estimator assumes
+the long interval. No answer or a CALLERROR is retried (edge.retries).
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from edge.ocpp.commands import Commands, worth_retrying
 from edge.retries import RETRY_DELAYS, Later, next_delay
+from edge.stations.control import StationControl, worth_retrying
+from edge.stations.model import Setting
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +32,8 @@ MEASURANDS = ("Current.Import", "Current.Offered", "Power.Active.Import", "Energ
 
 
 def sampled_data(present: list[str], max_length: int | None) -> str:
-    """The MeterValuesSampledData value: ours first, then what the charger sends
-    already, within its MeterValuesSampledDataMaxLength."""
+    """The measurands to sample: ours first, then what the charger sends
+    already, within its maximum length (1.6 MeterValuesSampledDataMaxLength)."""
     wanted = list(MEASURANDS)
     for item in present:
         if item and item.lower() not in {w.lower() for w in wanted}:
@@ -40,13 +44,13 @@ def sampled_data(present: list[str], max_length: int | None) -> str:
 
 
 def interval_text(seconds: float) -> str:
-    # OCPP 1.6 says integer seconds; a fraction is only for tests against the simulator.
+    # OCPP says integer seconds; a fraction is only for tests against the 1.6 simulator.
     return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
 
 
 class MeterValuesSetup:
-    def __init__(self, commands: Commands, interval: float, spawn: Callable[[Any, str], None]):
-        self._commands = commands
+    def __init__(self, control: StationControl, interval: float, spawn: Callable[[Any, str], None]):
+        self._control = control
         self.interval = interval            # 0: leave the charger's settings alone
         self._spawn = spawn
         self._retries = Later("dlm-meter-values-retry")
@@ -70,34 +74,33 @@ class MeterValuesSetup:
         self._retries.cancel_all()
 
     async def configure(self, charger_id: str) -> None:
-        answer = await self._commands.send(
-            charger_id, "GetConfiguration", {"key": ["MeterValuesSampledData", "MeterValuesSampledDataMaxLength"]},
+        answer = await self._control.read_settings(
+            charger_id, [Setting.METER_VALUES_MEASURANDS, Setting.METER_VALUES_MAX_LENGTH],
             actor=ACTOR, reason="what the charger's MeterValues hold")
         if answer.outcome == "not-connected":
             return
         if worth_retrying(answer):
-            self._again(charger_id, f"GetConfiguration {answer.outcome}: {answer.response}")
+            self._again(charger_id, f"{answer.action} {answer.outcome}: {answer.response}")
             return
-        values = {}
-        if answer.outcome == "ok":
-            values = {k.get("key"): k.get("value") for k in answer.response.get("configurationKey", [])}
+        values = (answer.value or {}) if answer.outcome == "ok" else {}
         try:
-            max_length: int | None = int(values.get("MeterValuesSampledDataMaxLength") or "")
+            max_length: int | None = int(values.get(Setting.METER_VALUES_MAX_LENGTH) or "")
         except ValueError:
             max_length = None
-        present = [v.strip() for v in (values.get("MeterValuesSampledData") or "").split(",")]
+        present = [v.strip() for v in (values.get(Setting.METER_VALUES_MEASURANDS) or "").split(",")]
         results = {}
-        for key, value in (("MeterValueSampleInterval", interval_text(self.interval)),
-                           ("MeterValuesSampledData", sampled_data(present, max_length))):
-            result = await self._commands.send(charger_id, "ChangeConfiguration", {"key": key, "value": value},
-                                               actor=ACTOR, reason="short MeterValues for load management")
+        for setting, value in ((Setting.METER_VALUES_INTERVAL, interval_text(self.interval)),
+                               (Setting.METER_VALUES_MEASURANDS, sampled_data(present, max_length))):
+            result = await self._control.change_setting(charger_id, setting, value, actor=ACTOR,
+                                                        reason="short MeterValues for load management")
             if result.outcome == "not-connected":
                 return
             if worth_retrying(result):
-                self._again(charger_id, f"ChangeConfiguration {key} {result.outcome}: {result.response}")
+                self._again(charger_id, f"{result.action} {setting.value} {result.outcome}: {result.response}")
                 return
-            results[key] = (result.response or {}).get("status") if result.outcome == "ok" else result.outcome
-        accepted = all(status in ("Accepted", "RebootRequired") for status in results.values())
+            # ok: Accepted or RebootRequired (any other answer is a refusal: edge.ocpp.commands).
+            results[setting.value] = result.outcome
+        accepted = all(outcome == "ok" for outcome in results.values())
         self.configured[charger_id] = accepted
         if not accepted:
             # Fine: the estimator assumes long, averaged samples; only the intervals are wider.
@@ -116,5 +119,5 @@ class MeterValuesSetup:
         self._retries.call(charger_id, delay, lambda: self._retry(charger_id))
 
     def _retry(self, charger_id: str) -> None:
-        if self._commands.is_ready(charger_id):
+        if self._control.is_ready(charger_id):
             self._spawn(self.configure(charger_id), f"dlm-meter-values {charger_id}")

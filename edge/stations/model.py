@@ -123,6 +123,10 @@ class Setting(str, Enum):
     CHARGING_RATE_UNITS = "charging_rate_units"
     MAX_STACK_LEVEL = "max_stack_level"
     SUPPORTED_FEATURES = "supported_features"
+    # What a station samples during a transaction for load management (edge/dlm/sampling.py).
+    METER_VALUES_INTERVAL = "meter_values_interval"        # seconds between samples
+    METER_VALUES_MEASURANDS = "meter_values_measurands"    # the measurands, comma-separated
+    METER_VALUES_MAX_LENGTH = "meter_values_max_length"    # how many measurands the list may hold
 
 
 class ListUpdateStatus(str, Enum):

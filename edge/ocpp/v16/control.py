@@ -26,6 +26,9 @@ SETTING_KEYS: dict[Setting, str] = {
     Setting.CHARGING_RATE_UNITS: "ChargingScheduleAllowedChargingRateUnit",
     Setting.MAX_STACK_LEVEL: "ChargeProfileMaxStackLevel",
     Setting.SUPPORTED_FEATURES: "SupportedFeatureProfiles",
+    Setting.METER_VALUES_INTERVAL: "MeterValueSampleInterval",
+    Setting.METER_VALUES_MEASURANDS: "MeterValuesSampledData",
+    Setting.METER_VALUES_MAX_LENGTH: "MeterValuesSampledDataMaxLength",
 }
 _SETTING_OF = {key: setting for setting, key in SETTING_KEYS.items()}
 # A station that takes only watts gets the amps as watts at this voltage per phase.
@@ -45,12 +48,12 @@ def charging_profile(limit: ChargingLimit) -> dict[str, Any]:
     if limit.phases is not None:
         period["numberPhases"] = limit.phases
     period["limit"] = schedule_limit(limit)
-    schedule: dict[str, Any] = {"chargingRateUnit": limit.unit}
+    # In the order the load manager has always sent them (a 1.6 charger's parser may care): periods first.
+    schedule: dict[str, Any] = {"chargingRateUnit": limit.unit, "chargingSchedulePeriod": [period]}
     if limit.duration_s is not None:
         schedule["duration"] = limit.duration_s
     if limit.start is not None:
         schedule["startSchedule"] = iso(limit.start)
-    schedule["chargingSchedulePeriod"] = [period]
     profile: dict[str, Any] = {"chargingProfileId": limit.profile_id}
     if limit.transaction_id is not None:
         profile["transactionId"] = limit.transaction_id

@@ -44,9 +44,12 @@ class Variable(NamedTuple):
 
 
 # The 2.0.1 variable of each setting the core reads or sets (OCPP 2.0.1 part 2, appendix 3), beside
-# 1.6's SETTING_KEYS. Two have none: a 2.0.1 station tells how many tokens its list holds only as
-# LocalAuthListCtrlr.Entries' maxLimit, a characteristic GetVariables cannot read (the core keeps its
-# default), and 1.6's feature profiles are no 2.0.1 notion.
+# 1.6's SETTING_KEYS. Three have none: a 2.0.1 station tells how many tokens its list holds only as
+# LocalAuthListCtrlr.Entries' maxLimit, and how many measurands TxUpdatedMeasurands may hold only as its
+# maxLimit, characteristics GetVariables cannot read (the core keeps its default: no limit known), and
+# 1.6's feature profiles are no 2.0.1 notion. The load manager's samples are the TransactionEvent
+# Updated meter values: TxUpdatedInterval and TxUpdatedMeasurands (1.6 MeterValueSampleInterval and
+# MeterValuesSampledData).
 SETTING_VARIABLES: dict[Setting, Variable] = {
     Setting.LOCAL_AUTH_LIST_ENABLED: Variable("LocalAuthListCtrlr", "Enabled"),
     Setting.LOCAL_AUTHORIZE_OFFLINE: Variable("AuthCtrlr", "LocalAuthorizeOffline"),
@@ -55,6 +58,8 @@ SETTING_VARIABLES: dict[Setting, Variable] = {
     Setting.SEND_LOCAL_LIST_MAX_LENGTH: Variable("LocalAuthListCtrlr", "ItemsPerMessage"),
     Setting.CHARGING_RATE_UNITS: Variable("SmartChargingCtrlr", "RateUnit"),
     Setting.MAX_STACK_LEVEL: Variable("SmartChargingCtrlr", "ProfileStackLevel"),
+    Setting.METER_VALUES_INTERVAL: Variable("SampledDataCtrlr", "TxUpdatedInterval"),
+    Setting.METER_VALUES_MEASURANDS: Variable("SampledDataCtrlr", "TxUpdatedMeasurands"),
 }
 _SETTING_OF = {variable: setting for setting, variable in SETTING_VARIABLES.items()}
 
@@ -277,3 +282,24 @@ class V201Control:
     async def change_setting(self, charger_id: str, setting: Setting, value: bool | int | str, *, actor: str,
                              reason: str) -> CommandResult:
         return await self._send(charger_id, "SetVariables", setting_request(setting, value), actor, reason)
+
+    # -- K: what the station has and plans (edge/ocpp/v201/services.py keeps ReportChargingProfiles) --
+
+    async def composite_schedule(self, charger_id: str, evse: int, duration_s: int, *, unit: str | None = None,
+                                 actor: str, reason: str) -> CommandResult:
+        """GetCompositeSchedule: the schedule the station will follow on `evse` (0: the whole station) for
+        `duration_s`; the answer (status, schedule) is the result's response, kept in the actions log."""
+        params: dict[str, Any] = {"duration": duration_s, "evseId": evse}
+        if unit:
+            params["chargingRateUnit"] = unit
+        return await self._send(charger_id, "GetCompositeSchedule", params, actor, reason)
+
+    async def charging_profiles(self, charger_id: str, request_id: int, *, evse: int | None = None,
+                                actor: str, reason: str) -> CommandResult:
+        """GetChargingProfiles (all the station's, or those of `evse`): the station answers Accepted or
+        NoProfiles, then sends them in ReportChargingProfiles under `request_id`
+        (edge.ocpp.v201.services.reported_profiles)."""
+        params: dict[str, Any] = {"requestId": request_id, "chargingProfile": {}}
+        if evse is not None:
+            params["evseId"] = evse
+        return await self._send(charger_id, "GetChargingProfiles", params, actor, reason)

@@ -21,7 +21,7 @@ SITE = Topology((Circuit("grid", 40.0, meter=None),),
 def manager() -> tuple[LoadManager, ManualClock]:
     clock = ManualClock()
     lm = LoadManager(SITE, LoadManagementSection(), bus=EventBus(), clock=clock,
-                     commands=None, journal=None,  # type: ignore[arg-type]
+                     control=None, journal=None,  # type: ignore[arg-type]
                      meters={}, prioritised=lambda _: False, is_known=lambda _: True)
     for cid in ("A", "B"):
         lm.chargers[cid].online, lm.chargers[cid].default_sent = True, 20.0
@@ -63,7 +63,7 @@ def test_an_offline_charger_is_reserved_at_its_profile_until_it_runs_out_and_kee
     lm.tracks[("A", 1)].held = Held(7.2, 3, 1, now, now + 120.0)
     lm.tracks[("A", 1)].running_since = now
     clock.advance(10)
-    lm._commands = type("Gone", (), {"is_connected": staticmethod(lambda _: False)})()  # type: ignore[assignment]
+    lm._control = type("Gone", (), {"is_connected": staticmethod(lambda _: False)})()  # type: ignore[assignment]
     event(lm, "charger.disconnected", "A")
     state = lm._state(("A", 1), clock.monotonic())
     assert not state.controllable and state.reserve == 7.2
