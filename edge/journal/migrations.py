@@ -711,6 +711,20 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE csr_forwards ADD COLUMN certificate_type TEXT;
     """,
+    # 20: OCPP 2.0.1 TransactionEvents held back (issue 19, block E: edge/ocpp/v201/transactions.py). An Ended
+    # that arrives before events of its transaction with lower seqNo (a station's queue after being offline)
+    # is answered and kept here, whole, until those arrive or the station says none is queued (E14); then
+    # it is applied. Kept in the journal so a restart in between loses nothing.
+    """
+    CREATE TABLE held_transaction_events (
+        charger_id      TEXT NOT NULL,
+        station_tx_id   TEXT NOT NULL,
+        seq_no          INTEGER NOT NULL,
+        event           TEXT NOT NULL,      -- the event's fields (snake_case JSON), as the handler got them
+        received_at     TEXT NOT NULL,
+        PRIMARY KEY (charger_id, station_tx_id, seq_no)
+    );
+    """,
 ]
 
 
