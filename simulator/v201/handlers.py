@@ -215,6 +215,8 @@ class StationHandlers(FollowUps, ChargePoint):
         follow_up: Any = None
         if evse_id is not None and evse_id not in sim.evses:
             status = "Rejected"
+        elif requested_message in sim.untriggerable:
+            status = "NotImplemented"  # F06.FR.08: a message this station cannot send
         elif requested_message == "BootNotification":
             status = "Rejected" if sim.registration == "Accepted" else "Accepted"  # F06.FR.17
             follow_up = (lambda: sim.boot(self.send)) if status == "Accepted" else None

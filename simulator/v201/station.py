@@ -112,6 +112,7 @@ class SimulatedStation(Runtime):
         self.security = SecurityState()
         self.stored_profiles: list[charging.Stored] = []
         self.ignores_limits = False  # fault knob, as on the 1.6 simulator (read by simulator.electrics)
+        self.untriggerable: set[str] = set()  # TriggerMessage answers NotImplemented for these (knob, F06.FR.08)
         self.outbox = Outbox()  # TransactionEvents, in seqNo order, kept while offline
         self.security_events = Outbox()  # SecurityEventNotifications, kept while offline
         self.seq_no = 0  # the next TransactionEvent's; never reset, not by a reboot either

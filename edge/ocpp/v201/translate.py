@@ -125,15 +125,28 @@ def check_call(action: str, payload: Any, arrived: str) -> boundary.Checked:
 # operator's raw commands: those whose 2.0.1 twin means the same are passed on as it; the others are
 # refused as NotSupported (logged in the actions log, not retried).
 
-TRIGGERABLE = frozenset({"BootNotification", "Heartbeat", "StatusNotification", "MeterValues"})
+# 1.6 TriggerMessage's requestedMessage -> the 2.0.1 message that means the same (F06): 1.6's
+# DiagnosticsStatusNotification reports a diagnostics upload, 2.0.1's LogStatusNotification a log upload.
+TRIGGERABLE = {"BootNotification": "BootNotification", "Heartbeat": "Heartbeat",
+               "StatusNotification": "StatusNotification", "MeterValues": "MeterValues",
+               "FirmwareStatusNotification": "FirmwareStatusNotification",
+               "DiagnosticsStatusNotification": "LogStatusNotification"}
 
 
 def as_v201_request(payload: Any) -> Any | None:
     """A 1.6 request as its 2.0.1 twin, or None when it has none that means the same."""
     if type(payload).__name__ == "TriggerMessage" and payload.requested_message in TRIGGERABLE:
         connector = getattr(payload, "connector_id", None)
-        return call201.TriggerMessage(requested_message=payload.requested_message,
+        return call201.TriggerMessage(requested_message=TRIGGERABLE[payload.requested_message],
                                       evse={"id": connector} if connector else None)
+    # The site's connector is the EVSE (one connector each, as far as the core knows: connectorId 1).
+    if type(payload).__name__ == "UnlockConnector":
+        return call201.UnlockConnector(evse_id=payload.connector_id, connector_id=1)
+    if type(payload).__name__ == "ChangeAvailability":
+        return call201.ChangeAvailability(operational_status=payload.type,
+                                          evse={"id": payload.connector_id} if payload.connector_id else None)
+    if type(payload).__name__ == "ClearCache":
+        return call201.ClearCache()
     return None
 
 
