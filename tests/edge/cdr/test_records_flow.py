@@ -7,11 +7,13 @@ import csv
 import io
 from decimal import Decimal as D
 
+import pytest
 from ocpp.v16 import call
 
 from edge.clock import ManualClock
-from tests.edge.cdr.helpers import START, charging, next_cdr, record, send_meter_values
+from tests.edge.cdr.helpers import START, next_cdr, record
 from tests.edge.conftest import api_call, charger
+from tests.stations import CHARGERS, VERSIONS, simulated_station
 
 TARIFFS = '''
 [charge_records]
@@ -44,19 +46,24 @@ evses = ["CP-1"]
 '''
 
 
-async def test_a_session_becomes_a_priced_record(make_edge):
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_session_becomes_a_priced_record(make_edge, version):
+    """The same session on a 1.6 charger and on a 2.0.1 station is the same record: energy, times, tariff, token."""
     clock = ManualClock(START)
-    async with make_edge(clock=clock, extra=TARIFFS) as edge:
+    async with make_edge(clock=clock, extra=TARIFFS.replace('evses = ["CP-1"]', 'evses = ["CP-1", "CS-201"]'),
+                         chargers=CHARGERS) as edge:
         records = edge.bus.subscribe()
-        async with charging(edge, clock) as sim:
+        async with simulated_station(version, edge, manual_clock=clock) as station:
+            await station.plug_in(1)
+            await station.start(1, "TAG-OK")
             clock.advance(1800)
-            await send_meter_values(sim)
+            await station.meter()
             clock.advance(1800)
-            await sim.stop_transaction(1, "Local")
+            await station.stop(1, "Local")
             summary = await next_cdr(records)
         cdr = await record(edge, summary["id"])
     assert (cdr["charger_id"], cdr["connector_id"], cdr["id_tag"], cdr["user_group"], cdr["authorization"]) == (
-        "CP-1", 1, "TAG-OK", "residents", "token")
+        station.id, 1, "TAG-OK", "residents", "token")
     assert (cdr["tariff_group"], cdr["tariff"], cdr["price_gross"], cdr["currency"]) == (
         "ac", "residents", "2.50", "EUR")
     assert (cdr["price_net"], cdr["vat"]) == ("2.10", "0.40")
