@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 from simulator import electrics
-from tests.edge.conftest import PASSWORD, PASSWORD_HASH
+from tests.edge.conftest import PASSWORD, PASSWORD_HASH, wait_for
 
 VERSIONS = ("1.6", "2.0.1")
 STATION_IDS = {"1.6": "CP-1", "2.0.1": "CS-201"}
@@ -100,6 +100,18 @@ class Station:
         if self.version == "1.6":
             return self.sim.connector(connector).transaction_id is not None
         return self.sim.evses[connector].tx is not None
+
+    async def wait_running(self, connector: int = 1, timeout: float = 10.0) -> None:
+        """Until a session runs on `connector` (started by the station or remotely) and its start is delivered."""
+        await wait_for(lambda: self.running(connector), timeout, what=f"a session on {self.id} {connector}")
+        await self.sim.flush()
+
+    def operative(self, connector: int) -> bool:
+        return self.sim.connectors[connector].operative
+
+    def requests(self, action: str) -> list[dict]:
+        """The central system's requests of `action` the station answered, oldest first."""
+        return [data for name, data in self.sim.events if name == "request" and data.get("action") == action]
 
     # -- the station's authorization data ------------------------------------------------------------
 

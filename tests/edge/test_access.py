@@ -5,34 +5,36 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from edge.auth.config import model_from_document
 from edge.auth.enforcement import availability
 from edge.journal import Store
-from tests.edge.conftest import simulated
+from tests.edge.conftest import wait_for
+from tests.stations import CHARGERS, STATION_IDS, VERSIONS, simulated_station
 
 
 FREE_VEND = '''
 [[charge_groups]]
 id = "public"
 policy = "free-vend"
-evses = [{ charger = "CP-1", connector = 2 }]
+evses = [{ charger = "CP-1", connector = 2 }, { charger = "CS-201", connector = 2 }]
 '''
 
 
-async def test_free_vend_starts_anonymous_sessions(make_edge):
-    async with make_edge(extra=FREE_VEND) as edge:
-        async with simulated(edge) as sim:
-            await sim.plug_in(2)
-            await sim.wait_event("start_transaction", timeout=10)
-            await sim.flush()
-            assert sim.connector(2).transaction_id > 0
-            await sim.plug_in(1)   # not free vend: nothing starts without a token
-            await sim.stop_transaction(2, "EVDisconnected")
-            assert sim.connector(1).transaction_id is None
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_free_vend_starts_anonymous_sessions(make_edge, version):
+    async with make_edge(extra=FREE_VEND, chargers=CHARGERS) as edge:
+        async with simulated_station(version, edge) as station:
+            await station.plug_in(2)
+            await station.wait_running(2)
+            await station.plug_in(1)   # not free vend: nothing starts without a token
+            await station.stop(2, "EVDisconnected")
+            assert not station.running(1)
         [row] = await edge.journal.read(Store.transactions)
         assert (row["connector_id"], row["id_tag"], row["auth_status"], row["user_group"]) == (
             2, "FREEVEND", "Accepted", None)
-        records = await edge.journal.read(Store.authorizations, charger_id="CP-1")
+        records = await edge.journal.read(Store.authorizations, charger_id=station.id)
         assert [r["method"] for r in records if r["id_tag"] == "FREEVEND"] == ["free-vend"]
 
 
@@ -44,21 +46,21 @@ def closed_now_window(tz: str) -> str:
     return f"{start:%H:%M}-{end:%H:%M}"
 
 
-async def test_closed_charge_group_makes_its_evses_inoperative(make_edge):
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_closed_charge_group_makes_its_evses_inoperative(make_edge, version):
     hours = f'''
 [[charge_groups]]
 id = "office"
 policy = "all-known"
-evses = ["CP-1"]
+evses = ["{STATION_IDS[version]}"]
 opening_hours = {{ daily = "{closed_now_window('UTC')}" }}
 outside_hours = "inoperative"
 '''
-    async with make_edge(extra=hours) as edge:
-        async with simulated(edge) as sim:
-            await sim.wait_event("request", timeout=10)
-            assert [d for e, d in sim.events if e == "request"][0]["action"] == "ChangeAvailability"
-            assert not sim.connectors[1].operative and not sim.connectors[2].operative
-            assert await sim.authorize("TAG-OK") == "Invalid"
+    async with make_edge(extra=hours, chargers=CHARGERS) as edge:
+        async with simulated_station(version, edge) as station:
+            await station.requests_until(lambda: station.requests("ChangeAvailability"))
+            await wait_for(lambda: not station.operative(1) and not station.operative(2), what="both inoperative")
+            assert await station.authorize("TAG-OK") == "Invalid"
 
 
 def test_availability_is_pure_and_an_open_group_wins():

@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
+
 from edge.journal import Store
 from simulator.charge_point import SimulatedChargePoint
 from tests.edge.conftest import PASSWORD, api_call, free_port, simulated
+from tests.stations import CHARGERS, VERSIONS, simulated_station
 
 MORE_TOKENS = "".join(f'''
 [[tokens]]
@@ -27,29 +30,30 @@ async def requests_until(sim, predicate, timeout: float = 10.0) -> None:
         await sim.wait_event("request", count=seen, timeout=timeout)
 
 
-async def settled(edge) -> dict:
+async def settled(edge, charger_id: str = "CP-1") -> dict:
     await asyncio.wait_for(edge.local_lists.idle.wait(), 10)
-    return edge.local_lists.held["CP-1"]
+    return edge.local_lists.held[charger_id]
 
 
 def sent(edge_actions, action):
     return [a for a in edge_actions if a["action"] == action]
 
 
-async def test_full_sync_then_differential(make_edge):
-    async with make_edge(push_local_lists=True) as edge:
-        async with simulated(edge) as sim:
-            await requests_until(sim, lambda: sim.local_auth.version > 0)
-            assert sim.local_auth.entries == {"TAG-OK": "Accepted", "TAG-2": "Accepted", "TAG-BLOCKED": "Blocked"}
-            assert sim.config.value("LocalAuthorizeOffline") == "true"
-            assert sim.config.value("AuthorizationCacheEnabled") == "false"
-            held = await settled(edge)
-            assert (held["status"], held["version"]) == ("in-sync", sim.local_auth.version)
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_full_sync_then_differential(make_edge, version):
+    async with make_edge(push_local_lists=True, chargers=CHARGERS) as edge:
+        async with simulated_station(version, edge) as station:
+            await station.requests_until(lambda: station.local_list_version > 0)
+            assert station.local_list == {"TAG-OK": "Accepted", "TAG-2": "Accepted", "TAG-BLOCKED": "Blocked"}
+            assert station.setting("LocalAuthorizeOffline") == "true"
+            assert station.setting("AuthorizationCacheEnabled") == "false"
+            held = await settled(edge, station.id)
+            assert (held["status"], held["version"]) == ("in-sync", station.local_list_version)
 
             await api_call(edge, "POST", "/tokens", body={"id_tag": "NEW-CARD", "user_group": "residents"})
-            await requests_until(sim, lambda: "NEW-CARD" in sim.local_auth.entries)
-            await settled(edge)
-        actions = await edge.journal.read(Store.log, "actions", "CP-1", 100)
+            await station.requests_until(lambda: "NEW-CARD" in station.local_list)
+            await settled(edge, station.id)
+        actions = await edge.journal.read(Store.log, "actions", station.id, 100)
         updates = [a for a in reversed(sent(actions, "SendLocalList"))]
         assert ['"updateType": "Full"' in u["request"] for u in updates] == [True, False]
         assert '"NEW-CARD"' in updates[1]["request"] and '"TAG-OK"' not in updates[1]["request"]
@@ -88,16 +92,19 @@ async def test_version_mismatch_is_recovered_with_a_full_list(make_edge):
         assert "VersionMismatch" in answers[1] and "Accepted" in answers[2]
 
 
-async def test_block_clears_cache_and_the_token_is_refused(make_edge):
-    async with make_edge(push_local_lists=True) as edge:
-        async with simulated(edge) as sim:
-            await requests_until(sim, lambda: sim.local_auth.version > 0)
-            await settled(edge)
-            sim.local_auth.remember("TAG-OK", "Accepted")   # a cached Accepted from earlier
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_block_clears_cache_and_the_token_is_refused(make_edge, version):
+    # The stations keep a cache here: clearing it is what a block must do (off by default: nothing to clear).
+    async with make_edge(push_local_lists=True, chargers=CHARGERS,
+                         extra="charger_settings = { authorization_cache_enabled = true }") as edge:
+        async with simulated_station(version, edge) as station:
+            await station.requests_until(lambda: station.local_list_version > 0)
+            await settled(edge, station.id)
+            station.remember("TAG-OK", "Accepted")   # a cached Accepted from earlier
             await api_call(edge, "POST", "/tokens/tag-ok/block")
-            await requests_until(sim, lambda: sim.local_auth.entries.get("TAG-OK") == "Blocked")
-            assert sim.local_auth.cache == {}
-            assert await sim.authorize("TAG-OK") == "Blocked"
+            await station.requests_until(lambda: station.local_list.get("TAG-OK") == "Blocked")
+            assert station.cache == {}
+            assert await station.authorize("TAG-OK") == "Blocked"
         records = await api_call(edge, "GET", "/authorizations?status=Blocked")
         assert records[0]["id_tag"] == "TAG-OK" and records[0]["method"] == "rfid"
 
