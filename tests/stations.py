@@ -39,6 +39,12 @@ id = "CP-2"
 id = "CS-201"
 connectors = 2
 """
+# The 2.0.1 station alone, for a site whose fixture takes only `extra` (its chargers are the 1.6 test site's).
+V201_CHARGER = """
+[[chargers]]
+id = "CS-201"
+connectors = 2
+"""
 
 
 @dataclass
@@ -95,6 +101,13 @@ class Station:
                 if evse.tx is not None:
                     self.sim.transaction_event(evse, "Updated", "MeterValuePeriodic")
         await self.sim.flush()
+
+    async def fault(self, connector: int, info: str = "") -> None:
+        """The connector reports a fault (1.6 StatusNotification Faulted GroundFailure, 2.0.1 Faulted)."""
+        if self.version == "1.6":
+            await self.sim.report_fault(connector, "GroundFailure", info)
+        else:
+            await self.sim.report_fault(connector, True, info)
 
     def running(self, connector: int = 1) -> bool:
         if self.version == "1.6":
@@ -158,6 +171,7 @@ async def simulated_station(version: str, edge: Any, *, manual_clock: Any = None
     """The simulated station of `version`, running, accepted and online. `manual_clock`: the station's clocks
     on the edge's edge.clock.ManualClock and no periodic readings (the test sends them with meter())."""
     port = port or edge.ocpp.bound_port
+    kwargs.setdefault("ramp_seconds", 0.2)      # the same physics for both: the same energy
     url = f"ws://127.0.0.1:{port}/ocpp"
     if manual_clock is not None:
         kwargs.update(clock=manual_clock.monotonic, wall_clock=manual_clock.now)
@@ -170,7 +184,7 @@ async def simulated_station(version: str, edge: Any, *, manual_clock: Any = None
         from simulator.v201 import SimulatedStation
         if manual_clock is not None:
             kwargs.setdefault("tx_updated_interval", 0)
-        sim = SimulatedStation("CS-201", url, evses=2, reconnect_delay=0.05, ramp_seconds=0.2, **kwargs)
+        sim = SimulatedStation("CS-201", url, evses=2, reconnect_delay=0.05, **kwargs)
     task = asyncio.create_task(sim.run())
     try:
         await sim.wait_accepted()
