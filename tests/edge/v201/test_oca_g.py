@@ -5,7 +5,8 @@ and connector into the site's connector status, Heartbeat and the connection sta
 
 Not applicable: TC_G_07/G_08/G_17 (ChangeAvailability of one connector within an EVSE): the site addresses
 EVSEs (its "connector" is the EVSE, one connector each as far as the core knows), so it never sends
-evse.connectorId; the EVSE-level cases G_03/G_04/G_11 are what it sends instead.
+evse.connectorId; the EVSE-level cases G_03/G_04/G_11 are what it sends instead. TC_G_20 (NotifyEvent of a
+plug retention lock problem) is tests/edge/v201/test_services.py's.
 """
 
 from __future__ import annotations
@@ -129,18 +130,3 @@ async def test_G01_status_per_evse_and_connector_and_G02_heartbeat_and_connectio
         await wait_for(lambda: not edge.control.is_connected(STATION), what="offline")
         async with station(edge):
             assert edge.control.is_connected(STATION) and edge.control.is_ready(STATION)
-
-
-async def test_TC_G_20_CSMS_connector_plug_retention_lock_problem_is_answered(make_edge):
-    """G05.FR.03: a NotifyEvent that the connector's plug retention lock has a problem is answered (the
-    station then makes the connector Faulted, which reads Faulted at the site)."""
-    async with make_edge(chargers=SITE_CHARGERS) as edge:
-        async with station(edge) as sim:
-            now = datetime.now(timezone.utc).isoformat()
-            await sim.send(call.NotifyEvent(generated_at=now, seq_no=0, event_data=[{
-                "event_id": 1, "timestamp": now, "trigger": "Delta", "actual_value": "true",
-                "event_notification_type": "HardWiredNotification",
-                "component": {"name": "ConnectorPlugRetentionLock", "evse": {"id": 1, "connector_id": 1}},
-                "variable": {"name": "Problem"}}]))
-            await sim.report_fault(1, True, "lock")
-            await until_status(edge, 1, "Faulted")
