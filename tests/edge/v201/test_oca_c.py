@@ -15,9 +15,14 @@ from datetime import datetime, timezone
 from itertools import count
 
 import pytest
-from ocpp.v201 import call
+from hypothesis import given, strategies as st
+from ocpp.messages import CallResult, _validate_payload
+from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
+from ocpp.v201 import call, call_result
 
+from edge.auth import AuthDecision
 from edge.journal import Store
+from edge.ocpp.v201 import transactions
 from tests.edge.conftest import api_call, wait_for
 from tests.edge.v201.conftest import SITE_CHARGERS, STATION, station
 
@@ -224,3 +229,53 @@ async def test_TC_C_40_and_TC_C_43_CSMS_group_id_with_the_local_list(make_edge, 
                 assert await authorize(sim, "TAG-2") == {"status": "Accepted", "group_id_token": GROUP}
                 assert await transaction_event(sim, "Updated", "StopAuthorized", "tx-c40", token("TAG-2")) == \
                     {"status": "Accepted", "group_id_token": GROUP}
+
+
+# -- the boundary: the idToken comes from the station ------------------------------------------------------
+
+@given(value=st.text(max_size=36), kind=st.sampled_from([*TOKEN_TYPES, "NoAuthorization"]),
+       status=st.sampled_from(["Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"]),
+       expiry=st.one_of(st.none(), st.datetimes(timezones=st.just(timezone.utc))),
+       parent=st.one_of(st.none(), st.text("abcXYZ019._-", min_size=1, max_size=20)))
+def test_every_decision_on_any_id_token_is_a_valid_authorize_response(value, kind, status, expiry, parent):
+    """Whatever idToken a station sends and whatever the site decides, the answer is a 2.0.1 AuthorizeResponse
+    its library takes (the schema), and the tag decided on is the token's value (NoAuthorization: free vend)."""
+    tag = transactions.id_tag({"id_token": value, "type": kind}, "FREEVEND")
+    assert tag == ("FREEVEND" if kind == "NoAuthorization" else value)
+    decision = AuthDecision(status, "why", None, expiry.isoformat() if expiry else None, parent)
+    info = transactions.id_token_info(decision)
+    # As the library puts the handler's answer on the wire (ocpp.charge_point), then its 2.0.1 schema.
+    answer = call_result.Authorize(id_token_info=info)
+    payload = json.loads(json.dumps(snake_to_camel_case(remove_nones(serialize_as_dict(answer)))))
+    assert ("group_id_token" in info) == bool(parent)
+    _validate_payload(CallResult("1", payload, action="Authorize"), "2.0.1")
+
+
+async def test_authorize_frames_at_the_boundary_are_answered_and_the_station_stays(make_edge):
+    """Raw Authorize frames at the edges of the schema: the longest idToken, any Unicode, an empty
+    NoAuthorization, each type: answered with an idTokenInfo; beyond the schema (37 characters, an unknown type,
+    no type): a 2.0.1 CALLERROR, nothing decided, and the connection serves on."""
+    from websockets.asyncio.client import connect
+
+    from tests.edge.conftest import ocpp_url
+
+    async def exchange(ws, unique_id: str, id_token: dict) -> list:
+        await ws.send(json.dumps([2, unique_id, "Authorize", {"idToken": id_token}]))
+        return json.loads(await ws.recv())
+
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        async with connect(ocpp_url(edge, STATION), subprotocols=["ocpp2.0.1"]) as ws:
+            good = [{"idToken": "X" * 36, "type": "eMAID"}, {"idToken": "Zürich-€-\u0000-🚗", "type": "Local"},
+                    {"idToken": "", "type": "NoAuthorization"}, {"idToken": "TAG-OK", "type": "MacAddress"}]
+            for n, id_token in enumerate(good):
+                answer = await exchange(ws, f"g{n}", id_token)
+                assert answer[:2] == [3, f"g{n}"] and answer[2]["idTokenInfo"]["status"] in ("Accepted", "Invalid")
+            assert answer[2]["idTokenInfo"] == {"status": "Accepted", "groupIdToken": {"idToken": "residents",
+                                                                                        "type": "Central"}}
+            decided = len(await edge.journal.read(Store.authorizations, limit=100))
+            bad = [{"idToken": "X" * 37, "type": "eMAID"}, {"idToken": "A", "type": "RFID"}, {"idToken": "A"}]
+            for n, id_token in enumerate(bad):
+                answer = await exchange(ws, f"b{n}", id_token)
+                assert answer[0] == 4 and answer[1] == f"b{n}", answer
+            assert len(await edge.journal.read(Store.authorizations, limit=100)) == decided
+            assert (await exchange(ws, "again", {"idToken": "TAG-OK", "type": "ISO14443"}))[0] == 3
