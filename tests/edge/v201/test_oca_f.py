@@ -13,7 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 
+from hypothesis import given, strategies as st
+from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
+from ocpp.messages import Call, _validate_payload
+from ocpp.v16 import call as call16
+
 from edge.journal import Store
+from edge.ocpp.v201 import translate
 from edge.stations.model import Trigger
 from tests.edge.conftest import api_call, wait_for
 from tests.edge.v201.conftest import SITE_CHARGERS, STATION, station as _station
@@ -243,3 +249,23 @@ async def wait_for_async(read, done=bool, timeout: float = 5.0, what: str = "con
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}: {value}")
         await asyncio.sleep(0.02)
+
+
+@given(st.one_of(
+    st.builds(call16.TriggerMessage, requested_message=st.sampled_from(
+        ["BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification", "Heartbeat",
+         "MeterValues", "StatusNotification"]), connector_id=st.one_of(st.none(), st.integers(0, 100))),
+    st.builds(call16.UnlockConnector, connector_id=st.integers(1, 100)),
+    st.builds(call16.ChangeAvailability, connector_id=st.integers(0, 100),
+              type=st.sampled_from(["Operative", "Inoperative"])),
+    st.just(call16.ClearCache())))
+def test_operator_commands_reach_a_201_station_as_valid_201_requests(payload):
+    """The operator's raw 1.6 command (its params from the API, checked by the 1.6 schema) becomes a 2.0.1
+    request the station's library takes; the EVSE is the 1.6 connector, 0 the whole station."""
+    twin = translate.as_v201_request(payload)
+    assert twin is not None
+    body = json.loads(json.dumps(snake_to_camel_case(remove_nones(serialize_as_dict(twin)))))
+    _validate_payload(Call("1", type(twin).__name__, body), "2.0.1")
+    connector = getattr(payload, "connector_id", None)
+    evse = body.get("evseId", (body.get("evse") or {}).get("id"))
+    assert evse == (connector or None)
