@@ -21,24 +21,13 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 from simulator import electrics
-from tests.edge.conftest import PASSWORD, PASSWORD_HASH, wait_for
+from tests.edge.conftest import PASSWORD, wait_for
+from tests.edge.v201.conftest import SITE_CHARGERS
 
 VERSIONS = ("1.6", "2.0.1")
 STATION_IDS = {"1.6": "CP-1", "2.0.1": "CS-201"}
 # The chargers of a site that runs either: the 1.6 test site's two chargers and the 2.0.1 station.
-CHARGERS = f"""
-[[chargers]]
-id = "CP-1"
-password_hash = "{PASSWORD_HASH}"
-connectors = 2
-
-[[chargers]]
-id = "CP-2"
-
-[[chargers]]
-id = "CS-201"
-connectors = 2
-"""
+CHARGERS = SITE_CHARGERS
 # The 2.0.1 station alone, for a site whose fixture takes only `extra` (its chargers are the 1.6 test site's).
 V201_CHARGER = """
 [[chargers]]
