@@ -1,10 +1,11 @@
 """The journal's reads for OCPP 2.0.1 TransactionEvents (edge/ocpp/v201/transactions.py) beyond
-transactions.py's map: which of a station's transactions are still open, and which samples of a
-transaction are stored already (a redelivered Updated stores its samples once)."""
+transactions.py's map: which of a station's transactions are still open, which samples of a
+transaction are stored already (a redelivered Updated stores its samples once), which seqNos of a
+transaction were applied, and the Ended events held back until their turn (migration 20)."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 from edge.journal.base import StoreBase
 
@@ -28,3 +29,38 @@ class StationEventStore(StoreBase):
                 WHERE transaction_id = ? AND timestamp IN ({", ".join("?" * len(stamps))})""",
             (transaction_id, *stamps))
         return {tuple(row) for row in rows}
+
+    # -- the order of a transaction's events (seqNo) and the Ended held back until it is its turn --
+
+    def transaction_seq_nos(self, charger_id: str, station_tx_id: str) -> list[int]:
+        """The seqNos of the transaction's events applied so far, ascending."""
+        return [row[0] for row in self.conn.execute(
+            """SELECT seq_no FROM station_transaction_events WHERE charger_id = ? AND station_tx_id = ?
+               ORDER BY seq_no""", (charger_id, station_tx_id))]
+
+    def hold_transaction_event(self, charger_id: str, station_tx_id: str, seq_no: int, event: str,
+                               at: str) -> None:
+        self.conn.execute(
+            """INSERT INTO held_transaction_events (charger_id, station_tx_id, seq_no, event, received_at)
+               VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""", (charger_id, station_tx_id, seq_no, event, at))
+
+    def held_transaction_events(self, charger_id: str, station_tx_id: str | None = None) -> list[dict[str, Any]]:
+        """Held events of the station (of one transaction), oldest seqNo first."""
+        where, args = ("AND station_tx_id = ?", (station_tx_id,)) if station_tx_id is not None else ("", ())
+        return [dict(row) for row in self.conn.execute(
+            f"""SELECT * FROM held_transaction_events WHERE charger_id = ? {where}
+                ORDER BY station_tx_id, seq_no""", (charger_id, *args))]
+
+    def release_transaction_event(self, charger_id: str, station_tx_id: str, seq_no: int) -> None:
+        self.conn.execute(
+            "DELETE FROM held_transaction_events WHERE charger_id = ? AND station_tx_id = ? AND seq_no = ?",
+            (charger_id, station_tx_id, seq_no))
+
+    def restart_station_transaction(self, charger_id: str, station_tx_id: str, meter_start: int,
+                                    start_time: str) -> bool:
+        """A Started that arrives after a later event of its transaction: its start values are the
+        transaction's, while its session has not started yet. -> whether they were taken."""
+        return self.conn.execute(
+            """UPDATE station_transactions SET meter_start = ?, start_time = ?
+               WHERE charger_id = ? AND station_tx_id = ? AND transaction_id IS NULL""",
+            (meter_start, start_time, charger_id, station_tx_id)).rowcount > 0

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ocpp.v201 import call as call201
 
-from edge.events import Event
 from edge.journal import Store
 from edge.journal.device_model import MAX_VARIABLES
 from edge.ocpp.masking import MASK, is_secret_variable
@@ -240,28 +239,3 @@ async def set_site_variables(site: "Site", charger_id: str) -> None:
             log.log(level, "configure charger=%s %s: %s%s", charger_id, name, status,
                     "" if level == logging.INFO else " (the station keeps its own value and is used as it is)")
 
-
-async def transaction_status(site: "Site", charger_id: str) -> None:
-    """E14 after a (re)connection: per transaction the edge holds open on the station, whether it still
-    runs and whether messages of it are still queued. Logged and published (`transaction.status`);
-    the edge closes nothing on it (a running session the station says ended comes with its queued Ended, or
-    is closed by the session watch as a 1.6 one is)."""
-    commands = site.commands
-    if commands is None:
-        return
-    # Asked per transaction the edge holds open on the station, and only then: a station with nothing open
-    # at the edge has nothing the edge waits for (and a station's first frames stay its own).
-    for station_tx in await site.journal.read(Store.open_station_transactions, charger_id):
-        params = {"transactionId": station_tx}
-        result = await commands.deliver(charger_id, "GetTransactionStatus", params,
-                                        call201.GetTransactionStatus(transaction_id=station_tx), actor="edge",
-                                        reason="after reconnect: transaction messages queued? (E14)")
-        if result.outcome != "ok" or not isinstance(result.response, dict):
-            return
-        queued, ongoing = result.response.get("messagesInQueue"), result.response.get("ongoingIndicator")
-        log.log(logging.WARNING if ongoing is False and not queued else logging.INFO,
-                "transaction status charger=%s transaction=%s messages_in_queue=%s ongoing=%s%s", charger_id,
-                station_tx, queued, ongoing, " (the station ended it and sends nothing more: its Ended was lost)"
-                if ongoing is False and not queued else "")
-        site.bus.publish(Event("transaction.status", charger_id, site.clock.now_iso(), {
-            "station_transaction_id": station_tx, "messages_in_queue": queued, "ongoing": ongoing}))

@@ -52,6 +52,11 @@ class Ocpp201Session(ChargerSession):
         self.route_map = _own_routes(self.route_map, Ocpp201Session)
         # (evse, connector) -> its last 2.0.1 status: an EVSE's status reads from all of its connectors.
         self._connectors: dict[tuple[int, int], str] = {}
+        # evse -> the site status its running transaction's chargingState says (Charging, SuspendedEV...):
+        # what an Occupied EVSE reads as while that transaction runs (edge/ocpp/v201/transactions.py).
+        self._charging: dict[int, str] = {}
+        # evse -> the site status last written for it (so a chargingState repeated writes nothing).
+        self._site_statuses: dict[int, str] = {}
 
     async def request(self, payload: Any) -> Any:
         """The edge's own call, as 2.0.1: a 1.6 request (the core's control is 1.6's so far) goes as
@@ -123,7 +128,7 @@ class Ocpp201Session(ChargerSession):
         super()._note_ready()
         if self.ready and not was_ready:
             # Each connection, booted or not: are transaction messages still queued (E14)?
-            self.spawn(device_model.transaction_status(self.site, self.id))
+            self.spawn(transactions.transaction_status(self.site, self.id))
 
     @on(Action.notify_report)
     async def on_notify_report(self, request_id: int, generated_at: str, seq_no: int, tbc: bool = False,
@@ -155,21 +160,31 @@ class Ocpp201Session(ChargerSession):
         self._connectors[(evse_id, connector_id)] = connector_status
         reported = translate.evse_status({c: s for (e, c), s in self._connectors.items() if e == evse_id})
         status = translate.connector_status(reported).value
+        if reported == "Occupied" and evse_id in self._charging:
+            status = self._charging[evse_id]   # what its transaction's chargingState says (block E)
+        elif reported != "Occupied":
+            self._charging.pop(evse_id, None)
         error_code = translate.error_code(reported)
         info = None if (connector_id, reported) == (1, connector_status) else \
             f"connector {connector_id}: {connector_status}; EVSE {evse_id} reads {reported}"
+        await self._site_status(evse_id, status, error_code, info, timestamp, connector_status, connector_id)
+        level = logging.WARNING if reported == "Faulted" else logging.INFO
+        log.log(level, "status charger=%s evse=%s connector=%s status=%s (2.0.1 %s)",
+                self.id, evse_id, connector_id, status, connector_status)
+        return call_result.StatusNotification()
+
+    async def _site_status(self, evse_id: int, status: str, error_code: str, info: str | None, timestamp: str,
+                           ocpp_status: str, connector_id: int) -> None:
+        """The site's connector status of an EVSE: journal, connector.status event, the sessions' evidence."""
         at = self.site.clock.now_iso()
+        self._site_statuses[evse_id] = status
         # The site's "connector" is the EVSE (edge/stations/model.py): journal and events key by evse_id.
         await self.site.journal.write(Store.record_status, self.id, evse_id, status, error_code, info, None, None,
                                       timestamp, at)
         self.site.bus.publish(Event("connector.status", self.id, at, {
             "connector_id": evse_id, "status": status, "error_code": error_code, "timestamp": timestamp,
-            "info": info, "ocpp_status": connector_status, "evse_connector": connector_id}))
+            "info": info, "ocpp_status": ocpp_status, "evse_connector": connector_id}))
         await self.site.sessions.connector_status(self.id, evse_id, status)
-        level = logging.WARNING if reported == "Faulted" else logging.INFO
-        log.log(level, "status charger=%s evse=%s connector=%s status=%s (2.0.1 %s)",
-                self.id, evse_id, connector_id, status, connector_status)
-        return call_result.StatusNotification()
 
     # -- C Authorization ----------------------------------------------------------------------
 
@@ -187,10 +202,27 @@ class Ocpp201Session(ChargerSession):
     async def on_transaction_event(self, event_type: str, timestamp: str, trigger_reason: str, seq_no: int,
                                    transaction_info: dict, **kwargs):
         # The same sessions, samples and records as 1.6's transactions (edge/ocpp/v201/transactions.py).
-        info = await transactions.transaction_event(
+        applied = await transactions.transaction_event(
             self.site, self.id, event_type, timestamp, seq_no, transaction_info, kwargs.get("evse"),
             kwargs.get("id_token"), kwargs.get("meter_value"), bool(kwargs.get("offline")))
-        return call_result.TransactionEvent(id_token_info=info)
+        if applied.held:   # an Ended before its turn: does the station still have its events queued (E14)?
+            self.spawn(transactions.settle_held(self.site, self.id, transaction_info["transaction_id"]))
+        if applied.evse_id is not None and applied.status is not None:
+            await self._refine(applied.evse_id, applied.status, timestamp)
+        return call_result.TransactionEvent(id_token_info=applied.id_token_info)
+
+    async def _refine(self, evse_id: int, status: str, timestamp: str) -> None:
+        """An Occupied EVSE reads as its transaction's chargingState says (Charging, SuspendedEV...; Finishing
+        after the Ended), as a 1.6 charger's connector does; what it reads otherwise is the StatusNotification's."""
+        self._charging[evse_id] = status
+        connectors = {c: s for (e, c), s in self._connectors.items() if e == evse_id}
+        if not connectors or translate.evse_status(connectors) != "Occupied" or \
+                self._site_statuses.get(evse_id) == status:
+            return
+        await self._site_status(evse_id, status, translate.error_code("Occupied"), None, timestamp, "Occupied",
+                                min(c for c, s in connectors.items() if s == "Occupied"))
+        log.info("status charger=%s evse=%s status=%s (2.0.1 Occupied, from the transaction's chargingState)",
+                 self.id, evse_id, status)
 
 
 def _own_routes(route_map: dict[str, dict], cls: type) -> dict[str, dict]:

@@ -22,12 +22,17 @@ Choices where the issue is silent are in docs/ocpp-201.md.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ocpp.v201 import call as call201
+
 from edge.auth import AuthDecision
+from edge.events import Event
 from edge.cdr.record import ENERGY
 from edge.journal import Sample, Store
 from edge.ocpp import signed_values
@@ -45,6 +50,29 @@ STOP_REASONS: dict[str, str] = {
     "ImmediateReset": "HardReset", "Local": "Local", "PowerLoss": "PowerLoss", "Reboot": "Reboot",
     "Remote": "Remote",
 }
+
+# A running transaction's chargingState as the site's connector status (1.6's words), for an EVSE the
+# station reports Occupied: energy flowing or suspended by whom, as a 1.6 charger says it. Connected or
+# idle without energy is Preparing, as an Occupied EVSE without transaction reads (translate.py).
+CHARGING_STATES: dict[str, str] = {
+    "Charging": "Charging", "SuspendedEV": "SuspendedEV", "SuspendedEVSE": "SuspendedEVSE",
+    "EVConnected": "Preparing", "Idle": "Preparing",
+}
+# After a transaction's Ended, an EVSE still Occupied reads as 1.6's Finishing (the cable still in).
+AFTER_ENDED = "Finishing"
+# How long a held Ended waits for its transaction's queued events once the station said some are queued.
+HOLD_S = 120.0
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one TransactionEvent did: the idTokenInfo to answer with, the site's connector (EVSE) of its
+    transaction, the site status its chargingState tells (None: it tells none: offline, out of order, no
+    chargingState), and whether it was held back (an Ended before its turn)."""
+    id_token_info: dict[str, Any] | None
+    evse_id: int | None = None
+    status: str | None = None
+    held: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,11 +149,157 @@ def read_meter_values(evse_id: int, meter_value: list[dict[str, Any]] | None, re
 
 # -- the shell ------------------------------------------------------------------------------------
 
+# One station's events apply one at a time (a held Ended may be released from a task meanwhile).
+_locks: dict[str, asyncio.Lock] = {}
+# (station, transactionId) -> set when its held Ended was applied.
+_released: dict[tuple[str, str], asyncio.Event] = {}
+
+
+def missing_before(seen: list[int], seq_no: int) -> bool:
+    """Whether events of the transaction before `seq_no` have not arrived: none at all yet (its Started
+    may be queued behind), or a gap between the lowest applied and `seq_no`."""
+    if not seen:
+        return True
+    lower = seen[0]
+    return sum(1 for n in seen if lower <= n < seq_no) < seq_no - lower
+
+
 async def transaction_event(site: "Site", charger_id: str, event_type: str, timestamp: str, seq_no: int,
                             transaction_info: dict[str, Any], evse: dict[str, Any] | None,
                             id_token: dict[str, Any] | None, meter_value: list | None,
-                            offline: bool) -> dict[str, Any] | None:
-    """Apply one TransactionEvent; -> the idTokenInfo to answer with (None: the answer carries none)."""
+                            offline: bool) -> Applied:
+    """Apply one TransactionEvent in its transaction's seqNo order: an offline Ended that arrives before
+    events of its transaction with a lower seqNo is answered and held (`held`) until they arrived or the
+    station says none is queued (`settle_held`)."""
+    station_tx = transaction_info["transaction_id"]
+    journal = site.journal
+    async with _locks.setdefault(charger_id, asyncio.Lock()):
+        seen = await journal.read(Store.transaction_seq_nos, charger_id, station_tx)
+        held = {h["seq_no"] for h in await journal.read(Store.held_transaction_events, charger_id, station_tx)}
+        if event_type == "Ended" and offline and seq_no not in seen and (seq_no in held or
+                                                                          missing_before(seen, seq_no)):
+            if seq_no not in held:
+                event = {"event_type": event_type, "timestamp": timestamp, "seq_no": seq_no,
+                         "transaction_info": transaction_info, "evse": evse, "id_token": id_token,
+                         "meter_value": meter_value, "offline": offline}
+                await journal.write(Store.hold_transaction_event, charger_id, station_tx, seq_no,
+                                    json.dumps(event, default=str), site.clock.now_iso())
+                log.info("transaction event held charger=%s transaction=%s seq_no=%s: events before it (applied %s) "
+                         "not here yet", charger_id, station_tx, seq_no, _span(seen))
+            answer = None
+            if id_token:   # the stop's token: decided as any token on a running session, nothing applied
+                tag = id_tag(id_token, site.sessions.free_vend_id_tag)
+                answer = id_token_info(await site.sessions.authorize(charger_id, tag or "",
+                                                                     (evse or {}).get("id") or 1,
+                                                                     method="transaction"))
+            return Applied(answer, held=True)
+        answer, evse_id = await _apply(site, charger_id, event_type, timestamp, seq_no, transaction_info, evse,
+                                       id_token, meter_value, offline)
+        state = transaction_info.get("charging_state")
+        status = None
+        if event_type == "Ended":
+            status = AFTER_ENDED
+        elif not offline and (not seen or seq_no > seen[-1]) and state in CHARGING_STATES and \
+                (answer is None or answer.get("status") == "Accepted"):
+            # A state from before a refusal is not one to act on: the station ends that transaction itself.
+            status = CHARGING_STATES[state]
+        if held and event_type != "Ended":
+            await _release_in_turn(site, charger_id, station_tx)
+    return Applied(answer, evse_id, status)
+
+
+def _span(seen: list[int]) -> str:
+    return f"{seen[0]}..{seen[-1]} ({len(seen)})" if seen else "none"
+
+
+async def _release_in_turn(site: "Site", charger_id: str, station_tx: str, *, anyway: str | None = None) -> int:
+    """Apply the transaction's held events whose turn has come (all of them with `anyway`, the reason);
+    the caller holds the station's lock. -> how many were applied."""
+    applied = 0
+    for held in await site.journal.read(Store.held_transaction_events, charger_id, station_tx):
+        seen = await site.journal.read(Store.transaction_seq_nos, charger_id, station_tx)
+        if anyway is None and missing_before(seen, held["seq_no"]):
+            continue
+        event = json.loads(held["event"])
+        log.info("transaction event released charger=%s transaction=%s seq_no=%s: %s", charger_id, station_tx,
+                 held["seq_no"], anyway or f"the events before it are here (applied {_span(seen)})")
+        await _apply(site, charger_id, event["event_type"], event["timestamp"], event["seq_no"],
+                     event["transaction_info"], event["evse"], event["id_token"], event["meter_value"],
+                     event["offline"])
+        await site.journal.write(Store.release_transaction_event, charger_id, station_tx, held["seq_no"])
+        applied += 1
+    if applied:
+        done = _released.get((charger_id, station_tx))
+        if done is not None:
+            done.set()
+    return applied
+
+
+async def release_held(site: "Site", charger_id: str, station_tx: str, why: str) -> int:
+    async with _locks.setdefault(charger_id, asyncio.Lock()):
+        return await _release_in_turn(site, charger_id, station_tx, anyway=why)
+
+
+async def ask_status(site: "Site", charger_id: str, station_tx: str) -> tuple[bool | None, bool | None]:
+    """GetTransactionStatus (E14) for one transaction, logged and published (`transaction.status`):
+    -> (messagesInQueue, ongoingIndicator); (None, None) when the station gave no answer."""
+    commands = site.commands
+    if commands is None:
+        return None, None
+    result = await commands.deliver(charger_id, "GetTransactionStatus", {"transactionId": station_tx},
+                                    call201.GetTransactionStatus(transaction_id=station_tx), actor="edge",
+                                    reason="transaction messages still queued? (E14)")
+    if result.outcome != "ok" or not isinstance(result.response, dict):
+        log.warning("transaction status charger=%s transaction=%s: %s %s", charger_id, station_tx, result.outcome,
+                    result.response)
+        return None, None
+    queued, ongoing = result.response.get("messagesInQueue"), result.response.get("ongoingIndicator")
+    lost = ongoing is False and not queued
+    log.log(logging.WARNING if lost else logging.INFO,
+            "transaction status charger=%s transaction=%s messages_in_queue=%s ongoing=%s%s", charger_id,
+            station_tx, queued, ongoing, " (ended at the station, nothing more to come)" if lost else "")
+    site.bus.publish(Event("transaction.status", charger_id, site.clock.now_iso(), {
+        "station_transaction_id": station_tx, "messages_in_queue": queued, "ongoing": ongoing}))
+    return queued, ongoing
+
+
+async def settle_held(site: "Site", charger_id: str, station_tx: str) -> None:
+    """After an Ended was held: ask the station (E14) whether events of the transaction are still queued;
+    none (or no answer): the Ended applies now; some: it applies once they arrived, or after HOLD_S anyway."""
+    key = (charger_id, station_tx)
+    done = _released.setdefault(key, asyncio.Event())
+    try:
+        queued, _ = await ask_status(site, charger_id, station_tx)
+        if queued:
+            try:
+                await asyncio.wait_for(done.wait(), HOLD_S)
+            except asyncio.TimeoutError:
+                log.warning("transaction %s charger=%s: its queued events did not come within %.0f s; its Ended "
+                            "applies without them (they count as late if they come)", station_tx, charger_id, HOLD_S)
+        await release_held(site, charger_id, station_tx,
+                           "the station has nothing of it queued" if queued is False else
+                           "no answer to GetTransactionStatus" if queued is None else "waited for its events")
+    finally:
+        _released.pop(key, None)
+
+
+async def transaction_status(site: "Site", charger_id: str) -> None:
+    """E14 once a station is ready on a connection: per transaction the edge holds open on it, whether it
+    still runs and whether messages of it are queued; a held Ended with nothing queued applies now. The
+    edge closes nothing else on the answer (a session the station ended comes with its queued Ended)."""
+    for station_tx in await site.journal.read(Store.open_station_transactions, charger_id):
+        queued, _ = await ask_status(site, charger_id, station_tx)
+        if queued is None:
+            return
+        if queued is False and await site.journal.read(Store.held_transaction_events, charger_id, station_tx):
+            await release_held(site, charger_id, station_tx, "the station has nothing of it queued")
+
+
+async def _apply(site: "Site", charger_id: str, event_type: str, timestamp: str, seq_no: int,
+                 transaction_info: dict[str, Any], evse: dict[str, Any] | None, id_token: dict[str, Any] | None,
+                 meter_value: list | None, offline: bool) -> tuple[dict[str, Any] | None, int | None]:
+    """Apply one TransactionEvent; -> the idTokenInfo to answer with (None: the answer carries none), and the
+    site's connector of its transaction."""
     station_tx = transaction_info["transaction_id"]
     journal, sessions = site.journal, site.sessions
     at = site.clock.now_iso()
@@ -133,7 +307,7 @@ async def transaction_event(site: "Site", charger_id: str, event_type: str, time
     if await journal.read(Store.transaction_event_seen, charger_id, station_tx, seq_no):
         log.info("transaction event again charger=%s transaction=%s seq_no=%s: answered, nothing applied",
                  charger_id, station_tx, seq_no)
-        return await _answer_again(site, known, id_token)
+        return await _answer_again(site, known, id_token), (known or {}).get("evse_id")
 
     evse_id = (evse or {}).get("id") or (known or {}).get("evse_id")
     if evse_id is None:
@@ -147,6 +321,10 @@ async def transaction_event(site: "Site", charger_id: str, event_type: str, time
         if reading.lowest is None:
             log.warning("transaction %s charger=%s: no energy register in its first event; meter start 0",
                         station_tx, charger_id)
+    elif event_type == "Started" and known["transaction_id"] is None and reading.lowest is not None:
+        # Its Started after a later event (a station's queue out of order): the start is the Started's.
+        if await journal.write(Store.restart_station_transaction, charger_id, station_tx, reading.lowest, timestamp):
+            known = await journal.read(Store.station_transaction, charger_id, station_tx)
     answer: dict[str, Any] | None = None
     transaction_id = known["transaction_id"]
     tag = id_tag(id_token, sessions.free_vend_id_tag)
@@ -172,12 +350,27 @@ async def transaction_event(site: "Site", charger_id: str, event_type: str, time
                  station_tx, reason)
     elif reading.samples or reading.problems:
         samples = [replace(s, transaction_id=transaction_id) for s in reading.samples]
-        await sessions.meter_values(charger_id, known["evse_id"], transaction_id, samples, reading.problems)
+        if transaction_id is not None and samples:
+            # Once per (transaction, seqNo) even when a crash came between the samples (one journal write) and
+            # the event's mark below: the redelivered event finds every one of its samples stored, to the
+            # value, and stores none again. An event sharing only some values with earlier ones is new.
+            stored = await journal.read(Store.stored_sample_keys, transaction_id, {s.timestamp for s in samples})
+            if all(sample_key(s) in stored for s in samples):
+                log.info("transaction event charger=%s transaction=%s seq_no=%s: its %d samples are stored already "
+                         "(redelivered after a restart): kept once", charger_id, station_tx, seq_no, len(samples))
+                samples = []
+        if samples or reading.problems:
+            await sessions.meter_values(charger_id, known["evse_id"], transaction_id, samples, reading.problems)
     if answer is None and id_token and tag is not None:
         # A token named after the start (a driver's card on a running session): the same decision.
         answer = id_token_info(await sessions.authorize(charger_id, tag, known["evse_id"], method="transaction"))
     await journal.write(Store.record_transaction_event, charger_id, station_tx, seq_no, event_type, offline, at)
-    return answer
+    return answer, known["evse_id"]
+
+
+def sample_key(s: Sample) -> tuple:
+    """What tells a stored sample apart (edge/journal/station_events.py, stored_sample_keys)."""
+    return (s.timestamp, s.measurand, s.phase, s.location, s.context, s.value)
 
 
 async def _answer_again(site: "Site", known: dict[str, Any] | None, id_token: dict | None) -> dict | None:

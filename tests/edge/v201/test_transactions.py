@@ -12,6 +12,7 @@ from hypothesis import given, settings, strategies as st
 from ocpp.exceptions import PropertyConstraintViolationError
 from ocpp.v201 import call
 
+from edge.cdr.record import ENERGY
 from edge.journal import Store
 from edge.ocpp.v201 import transactions, translate
 from tests.edge.cdr.helpers import next_cdr
@@ -250,3 +251,232 @@ async def test_TC_F_03_CSMS_a_remote_stop_names_the_stations_own_transaction(mak
             assert event.data["transaction_id"] == tx["id"]
             tx = await only_transaction(edge)
             assert (tx["state"], tx["stop_reason"]) == ("completed", "Remote")
+
+
+# -- E: chargingState, seqNo order, GetTransactionStatus, samples once -------------------------------------
+
+async def connector_status(edge, evse: int = 1) -> str | None:
+    rows = await edge.journal.read(Store.connectors, STATION)
+    return next((r["status"] for r in rows if r["connector_id"] == evse), None)
+
+
+async def status_becomes(edge, wanted: str, timeout: float = 20) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (now := await connector_status(edge)) != wanted:
+        assert loop.time() < deadline, f"EVSE 1 reads {now}, not {wanted}"
+        await asyncio.sleep(0.02)
+
+
+async def test_E02_occupied_reads_as_the_transactions_charging_state_as_16_says_it(make_edge):
+    """2.0.1's Occupied refined by the TransactionEvent's chargingState: a 2.0.1 EVSE reads Preparing (plugged,
+    no transaction), Charging, SuspendedEV (the car takes nothing), Charging again, Finishing (ended, cable in),
+    Available (unplugged): the words a 1.6 connector says, in the journal and the connector.status events."""
+    from dataclasses import replace as replaced
+
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        events = edge.bus.subscribe()
+        async with station(edge, tx_updated_interval=1) as sim:
+            await sim.wait_online()
+            preauthorized(sim, "TAG-OK")
+            await sim.plug_in(1)
+            await status_becomes(edge, "Preparing")
+            assert await sim.present_token(1, "TAG-OK") == "Accepted"
+            await status_becomes(edge, "Charging")
+            connector = sim.evses[1].connector
+            connector.car = replaced(connector.car, max_current=0.0)
+            await status_becomes(edge, "SuspendedEV")
+            connector.car = replaced(connector.car, max_current=32.0)
+            await status_becomes(edge, "Charging")
+            await sim.stop(1)
+            await sim.wait_event("transaction_ended")
+            await status_becomes(edge, "Finishing")
+            await sim.unplug(1)
+            await status_becomes(edge, "Available")
+        seen = []
+        while not events.queue.empty():
+            event = events.queue.get_nowait()
+            if event.kind == "connector.status" and event.charger_id == STATION and event.data["connector_id"] == 1:
+                seen.append((event.data["status"], event.data["ocpp_status"]))
+        statuses = [s for s, _ in seen]
+        compact = [s for n, s in enumerate(statuses) if n == 0 or statuses[n - 1] != s]
+        assert compact[-6:] == ["Preparing", "Charging", "SuspendedEV", "Charging", "Finishing", "Available"], seen
+        assert all(ocpp == "Occupied" for s, ocpp in seen if s != "Available")
+
+
+class RawStation:
+    """An OCTT-like 2.0.1 station over a real WebSocket: the ocpp library's client, answering GetTransactionStatus
+    as the test says, recording what the edge asked."""
+
+    def __init__(self, edge, queued: bool, ongoing: bool):
+        from ocpp.routing import on
+        from ocpp.v201 import ChargePoint, call_result
+        from ocpp.v201.enums import Action
+
+        self.asked: list[dict] = []
+        self.asked_event = asyncio.Event()
+        outer = self
+
+        class Client(ChargePoint):
+            @on(Action.get_transaction_status)
+            def on_get_transaction_status(self, transaction_id=None, **_):
+                outer.asked.append({"transaction_id": transaction_id})
+                outer.asked_event.set()
+                return call_result.GetTransactionStatus(messages_in_queue=queued, ongoing_indicator=ongoing)
+
+            @on(Action.get_base_report)
+            def on_get_base_report(self, **_):
+                return call_result.GetBaseReport(status="NotSupported")
+
+            @on(Action.set_variables)
+            def on_set_variables(self, set_variable_data, **_):
+                return call_result.SetVariables(set_variable_result=[
+                    {"attribute_status": "Rejected", "component": d["component"], "variable": d["variable"]}
+                    for d in set_variable_data])
+        self.client_class = Client
+        self.edge = edge
+
+    async def __aenter__(self):
+        from websockets.asyncio.client import connect
+        from tests.edge.conftest import ocpp_url
+
+        self._ws = await connect(ocpp_url(self.edge, STATION), subprotocols=["ocpp2.0.1"]).__aenter__()
+        self.cp = self.client_class(STATION, self._ws)
+        self._task = asyncio.create_task(self.cp.start())
+        boot = await self.cp.call(call.BootNotification(
+            charging_station={"model": "OCTT-like", "vendor_name": "T"}, reason="PowerUp"))
+        assert boot.status == "Accepted"
+        return self
+
+    async def __aexit__(self, *exc):
+        self._task.cancel()
+        await self._ws.close()
+
+
+def raw_event(kind: str, seq_no: int, wh: float | None, *, offline: bool = False, **info):
+    values = [] if wh is None else [{"timestamp": ARRIVED, "sampled_value": [
+        {"value": wh, "measurand": "Energy.Active.Import.Register"}]}]
+    return call.TransactionEvent(
+        event_type=kind, timestamp=ARRIVED, trigger_reason="Authorized" if kind == "Started" else "EVDeparted",
+        seq_no=seq_no, transaction_info={"transaction_id": "tx-31", **info}, evse={"id": 1, "connector_id": 1},
+        meter_value=values or None, offline=offline or None,
+        id_token={"id_token": "TAG-OK", "type": "ISO14443"} if kind == "Started" else None)
+
+
+async def test_TC_E_31_CSMS_an_ended_before_its_queued_updates_waits_for_them(make_edge):
+    """E14 (TC_E_31: ended, with messages in queue): after a reconnect the station's Ended (offline, its seqNo
+    skipping two) comes before its two queued Updated; the edge answers it, asks GetTransactionStatus with the
+    transactionId, hears ongoing false and messages queued, and applies the Ended once the Updated are in: the
+    transaction stops at the last Updated's register, not at the start's (what arrival order would bill)."""
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        async with RawStation(edge, queued=True, ongoing=False) as cs:
+            await cs.cp.call(raw_event("Started", 0, 1000.0, charging_state="Charging"))
+            tx = await only_transaction(edge)
+            answer = await cs.cp.call(raw_event("Ended", 3, None, offline=True, charging_state="Idle",
+                                                stopped_reason="EVDisconnected"))
+            assert answer.id_token_info is None
+            await asyncio.wait_for(cs.asked_event.wait(), 20)
+            assert cs.asked == [{"transaction_id": "tx-31"}]
+            assert (await only_transaction(edge))["state"] == "active"        # held: not applied yet
+            await cs.cp.call(raw_event("Updated", 1, 1800.0, offline=True))
+            assert (await only_transaction(edge))["state"] == "active"        # seqNo 2 still missing
+            await cs.cp.call(raw_event("Updated", 2, 2400.0, offline=True, charging_state="EVConnected"))
+            tx = await only_transaction(edge)
+            assert (tx["state"], tx["meter_start"], tx["meter_stop"], tx["stop_reason"]) == \
+                ("completed", 1000, 2400, "EVDisconnected")
+            samples = await edge.journal.read(Store.samples, transaction_id=tx["id"])
+            assert sorted(s["value"] for s in samples if s["measurand"] == ENERGY) == [1000.0, 1800.0, 2400.0]
+            assert await edge.journal.read(Store.held_transaction_events, STATION) == []
+            # Redelivered, the held-then-applied Ended changes nothing.
+            await cs.cp.call(raw_event("Ended", 3, None, offline=True, stopped_reason="EVDisconnected"))
+            assert (await only_transaction(edge))["meter_stop"] == 2400
+
+
+async def test_TC_E_32_CSMS_a_held_ended_applies_when_the_station_has_nothing_queued(make_edge):
+    """E14 (TC_E_32: ended, without messages in queue): the Ended skips seqNos, but the station says nothing of the
+    transaction is queued: the Ended applies at once (the skipped events are lost, the stop bills what is known)."""
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        async with RawStation(edge, queued=False, ongoing=False) as cs:
+            await cs.cp.call(raw_event("Started", 0, 1000.0, charging_state="Charging"))
+            await cs.cp.call(raw_event("Ended", 3, 2600.0, offline=True, stopped_reason="Local"))
+            await asyncio.wait_for(cs.asked_event.wait(), 20)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while (tx := await only_transaction(edge))["state"] != "completed":
+                assert loop.time() < deadline, tx
+                await asyncio.sleep(0.02)
+            assert (tx["meter_stop"], tx["stop_reason"]) == (2600, "Local")
+
+
+async def test_TC_E_29_CSMS_transaction_status_asked_after_reconnect(make_edge):
+    """E14 (TC_E_29/30: ongoing): the connection drops while a session runs; once the station is back the edge
+    asks GetTransactionStatus naming that transaction, and hears it still runs."""
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        events = edge.bus.subscribe()
+        async with station(edge, tx_updated_interval=1) as sim:
+            await sim.wait_online()
+            preauthorized(sim, "TAG-OK")
+            await charge(sim, "TAG-OK", periodic=1)
+            own_id = sim.evses[1].tx.transaction_id
+            asked = len([d for n, d in sim.events if n == "request" and d["action"] == "GetTransactionStatus"])
+            await sim.link.close()
+            await wait_until(lambda: len([d for n, d in sim.events if n == "request"
+                                          and d["action"] == "GetTransactionStatus"]) > asked)
+            [request] = [d for n, d in sim.events if n == "request" and d["action"] == "GetTransactionStatus"][asked:]
+            assert (request["transaction_id"], request["ongoing"]) == (own_id, True)
+            while (event := await asyncio.wait_for(events.get(), 20)).kind != "transaction.status":
+                pass
+            assert event.data == {"station_transaction_id": own_id, "messages_in_queue": request["messages_in_queue"],
+                                  "ongoing": True}
+
+
+async def wait_until(predicate, timeout: float = 20) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_crash_between_samples_and_the_events_mark_stores_the_samples_once(make_edge):
+    """The known risk: the edge stopped after an Updated's samples were committed and before the event was marked
+    applied (two journal writes). The station, unanswered, sends it again: its samples are not stored twice."""
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        async with RawStation(edge, queued=False, ongoing=True) as cs:
+            await cs.cp.call(raw_event("Started", 0, 1000.0))
+            updated = raw_event("Updated", 1, 1500.0)
+            await cs.cp.call(updated)
+            tx = await only_transaction(edge)
+            before = await edge.journal.read(Store.samples, transaction_id=tx["id"])
+            # The state such a crash leaves: the samples there, the event's mark not.
+            await edge.journal.write(lambda s: s.conn.execute(
+                "DELETE FROM station_transaction_events WHERE station_tx_id = 'tx-31' AND seq_no = 1"))
+            await cs.cp.call(updated)
+            assert await edge.journal.read(Store.samples, transaction_id=tx["id"]) == before
+            assert await edge.journal.read(Store.transaction_event_seen, STATION, "tx-31", 1)
+            # A new event with the same register but a new reading time is stored.
+            await cs.cp.call(call.TransactionEvent(
+                event_type="Updated", timestamp=ARRIVED, trigger_reason="MeterValuePeriodic", seq_no=2,
+                transaction_info={"transaction_id": "tx-31"}, meter_value=[{
+                    "timestamp": "2026-12-06T10:00:10Z",
+                    "sampled_value": [{"value": 1500.0, "measurand": "Energy.Active.Import.Register"}]}]))
+            assert len(await edge.journal.read(Store.samples, transaction_id=tx["id"])) == len(before) + 1
+
+
+async def test_a_started_after_its_updated_gives_the_transaction_its_start(make_edge):
+    """Out of seqNo order: an Updated (no token) arrives before its Started: the session waits for the token and
+    starts from the Started's register and time, not the Updated's."""
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        async with RawStation(edge, queued=False, ongoing=True) as cs:
+            await cs.cp.call(raw_event("Updated", 1, 1500.0))
+            assert await edge.journal.read(Store.transactions, charger_id=STATION) == []
+            await cs.cp.call(raw_event("Started", 0, 1000.0))
+            tx = await only_transaction(edge)
+            assert (tx["meter_start"], tx["id_tag"], tx["state"]) == (1000, "TAG-OK", "active")
+
+
+@given(st.sets(st.integers(0, 40)), st.integers(0, 60))
+def test_an_ended_waits_exactly_while_a_lower_seq_no_is_missing(seen, seq_no):
+    ordered = sorted(seen)
+    expected = not ordered or any(n not in seen for n in range(ordered[0], seq_no))
+    assert transactions.missing_before(ordered, seq_no) == expected
