@@ -21,7 +21,7 @@ import hashlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import aiohttp
 from cryptography import x509
@@ -115,6 +115,42 @@ def adopt_certificate(state: SecurityState, certificate_chain: str, tls: Any) ->
         return False
     tls.load_cert_chain(str(cert_file), str(key_file))
     return True
+
+
+async def put_log(sim: Any, location: str, file_name: str) -> str:
+    """A charger's log PUT to the central system's remoteLocation (either OCPP version): Uploaded or UploadFailure."""
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.put(location, data=sim.security.log_text.encode(),
+                                headers={"X-File-Name": file_name}, ssl=sim.tls or True) as answer:
+                return "Uploaded" if answer.status < 300 else "UploadFailure"
+    except aiohttp.ClientError:
+        return "UploadFailure"
+
+
+async def install_firmware(sim: Any, firmware: dict, report: Callable[[str], Awaitable[None]]) -> None:
+    """A signed firmware (location, signing_certificate, signature; 1.6's SignedUpdateFirmware and 2.0.1's
+    UpdateFirmware alike) downloaded, its signature checked and installed, each step reported."""
+    await report("Downloading")
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(firmware["location"], ssl=sim.tls or True) as answer:
+                body = await answer.read() if answer.status == 200 else None
+    except aiohttp.ClientError:
+        body = None
+    if body is None:
+        await report("DownloadFailed")
+        return
+    await report("Downloaded")
+    certificate, signature = firmware.get("signing_certificate"), firmware.get("signature")
+    if not (sim.security.trust_any_firmware or (certificate and signature and firmware_signature_ok(
+            body, certificate, signature))):
+        await report("InvalidSignature")
+        return
+    await report("SignatureVerified")
+    await report("Installing")
+    sim.firmware_version = "signed-" + hashlib.sha256(body).hexdigest()[:8]
+    await report("Installed")
 
 
 class SecurityHandlers(ChargePoint):
@@ -221,13 +257,7 @@ class SecurityHandlers(ChargePoint):
 
     async def _upload_log(self, location: str, request_id: int, file_name: str) -> None:
         await self.send(call.LogStatusNotification(status="Uploading", request_id=request_id))
-        try:
-            async with aiohttp.ClientSession() as http:
-                async with http.put(location, data=self.sim.security.log_text.encode(),
-                                    headers={"X-File-Name": file_name}, ssl=self.sim.tls or True) as answer:
-                    status = "Uploaded" if answer.status < 300 else "UploadFailure"
-        except aiohttp.ClientError:
-            status = "UploadFailure"
+        status = await put_log(self.sim, location, file_name)
         self.sim.emit("log_upload", status=status, request_id=request_id)
         await self.send(call.LogStatusNotification(status=status, request_id=request_id))
 
@@ -246,22 +276,4 @@ class SecurityHandlers(ChargePoint):
         async def report(status: str) -> None:
             self.sim.emit("signed_firmware", status=status, request_id=request_id)
             await self.send(call.SignedFirmwareStatusNotification(status=status, request_id=request_id))
-        await report("Downloading")
-        try:
-            async with aiohttp.ClientSession() as http:
-                async with http.get(firmware["location"], ssl=self.sim.tls or True) as answer:
-                    body = await answer.read() if answer.status == 200 else None
-        except aiohttp.ClientError:
-            body = None
-        if body is None:
-            await report("DownloadFailed")
-            return
-        await report("Downloaded")
-        if not (self.sim.security.trust_any_firmware or firmware_signature_ok(
-                body, firmware["signing_certificate"], firmware["signature"])):
-            await report("InvalidSignature")
-            return
-        await report("SignatureVerified")
-        await report("Installing")
-        self.sim.firmware_version = "signed-" + hashlib.sha256(body).hexdigest()[:8]
-        await report("Installed")
+        await install_firmware(self.sim, firmware, report)

@@ -172,3 +172,92 @@ def _median(values: list):
     ordered = sorted(values)
     middle = len(ordered) // 2
     return ordered[middle] if len(ordered) % 2 else ordered[middle - 1] + (ordered[middle] - ordered[middle - 1]) / 2
+
+
+# --- declared by the car itself (ISO 15118, through OCPP 2.0.1 NotifyEVChargingNeeds) -------------
+
+ISO15118 = "iso15118"
+
+
+@dataclass(frozen=True)
+class FromCar:
+    """What a car said of itself, read for the planner: the need (None when nothing usable is left),
+    what was clamped or dropped (each a sentence for the log), and the car's own limits as it gave them."""
+
+    need: Declared | None
+    notes: tuple[str, ...]
+    phases: int | None = None              # AC_single_phase 1, AC_two_phase 2, AC_three_phase 3; DC None
+    min_current: float | None = None       # A per phase (AC)
+    max_current: float | None = None       # A per phase (AC), or the DC current
+    max_voltage: float | None = None
+
+
+_PHASES = {"AC_single_phase": 1, "AC_two_phase": 2, "AC_three_phase": 3}
+
+
+def from_car(charging_needs: Any, now: datetime) -> FromCar:
+    """An ISO 15118 car's charging needs (2.0.1 ChargingNeedsType, snake_case) as a declared need with
+    source ISO15118. Never raises: a departure that is not a time, or not after now, is dropped; one more
+    than MAX_AHEAD ahead is planned at MAX_AHEAD; an energy of 0 or less is none, more than
+    MAX_ENERGY_KWH is planned as MAX_ENERGY_KWH (a car larger than any battery is a unit mistake, and
+    planning it in full would starve the others). Energy: energyAmount (Wh), AC's or DC's; for DC without
+    it, the battery's room to fullSoC from stateOfCharge and evEnergyCapacity."""
+    notes: list[str] = []
+    needs = charging_needs if isinstance(charging_needs, dict) else {}
+    departure = _car_departure(needs.get("departure_time"), now, notes)
+    ac = needs.get("ac_charging_parameters") if isinstance(needs.get("ac_charging_parameters"), dict) else {}
+    dc = needs.get("dc_charging_parameters") if isinstance(needs.get("dc_charging_parameters"), dict) else {}
+    energy_wh = _car_energy(ac, dc, notes)
+    limits = ac or dc
+    need = Declared(departure, energy_wh, ISO15118) if departure is not None or energy_wh is not None else None
+    return FromCar(need, tuple(notes), _PHASES.get(str(needs.get("requested_energy_transfer"))),
+                   _number(limits.get("ev_min_current")), _number(limits.get("ev_max_current")),
+                   _number(limits.get("ev_max_voltage")))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _car_departure(value: Any, now: datetime, notes: list[str]) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        if at.tzinfo is None:
+            raise ValueError("no offset")
+    except (ValueError, OverflowError):
+        notes.append(f"departureTime {str(value)[:40]!r} is not a time with an offset: no departure")
+        return None
+    if at <= now:
+        notes.append(f"departureTime {at.isoformat()} is not after now ({now.isoformat(timespec='seconds')}): "
+                     "no departure")
+        return None
+    if at - now > MAX_AHEAD:
+        clamped = now + MAX_AHEAD
+        notes.append(f"departureTime {at.isoformat()} is more than {MAX_AHEAD.total_seconds() / 3600:g} h ahead: "
+                     f"planned at {clamped.isoformat(timespec='seconds')}")
+        return clamped
+    return at
+
+
+def _car_energy(ac: dict, dc: dict, notes: list[str]) -> float | None:
+    amount = _number(ac.get("energy_amount")) if ac else None
+    if amount is None and dc:
+        amount = _number(dc.get("energy_amount"))
+        soc, capacity = _number(dc.get("state_of_charge")), _number(dc.get("ev_energy_capacity"))
+        full = _number(dc.get("full_soc"))
+        if amount is None and soc is not None and capacity is not None:
+            amount = max(0.0, ((full if full is not None else 100.0) - soc) / 100.0 * capacity)
+    if amount is None:
+        return None
+    if amount <= 0:
+        notes.append(f"energyAmount {amount:g} Wh: no energy asked")
+        return None
+    most = MAX_ENERGY_KWH * 1000.0
+    if amount > most:
+        notes.append(f"energyAmount {amount:g} Wh is more than {MAX_ENERGY_KWH:g} kWh: planned as {most:g} Wh")
+        return most
+    return amount

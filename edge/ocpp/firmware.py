@@ -11,6 +11,10 @@ keeps the file in the state directory's firmware/, and offers it to the charger 
 token (`/api/v1/firmware/{token}`, edge/web/api/security_files.py). The charger checks the signature again
 and reports each step with SignedFirmwareStatusNotification, kept with the request; InvalidSignature and
 the failures are logged as warnings.
+
+An OCPP 2.0.1 station gets the same offer as 2.0.1's UpdateFirmware (the same requestId and firmware
+fields: location, retrieveDateTime, signingCertificate, signature; L01) and reports with 2.0.1's
+FirmwareStatusNotification, kept with the request the same way (edge/ocpp/v201/services.py).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from edge.journal import Store
-from edge.ocpp.logs_upload import safe_name, token_hash
+from edge.ocpp.logs_upload import safe_name, send_either, token_hash
 
 if TYPE_CHECKING:
     from edge.ocpp.commands import CommandResult
@@ -126,7 +130,7 @@ class SignedFirmware:
         from edge.ocpp.certificates import fingerprint
         request_id = await self.site.journal.write(Store.create_firmware_request, charger_id, file_name, digest,
                                                    token_hash(token), fingerprint(signer), self.site.clock.now_iso())
-        result = await self.site.commands.send(charger_id, "SignedUpdateFirmware", {
+        result = await send_either(self.site, charger_id, "SignedUpdateFirmware", {
             "requestId": request_id,
             "firmware": {"location": base_url.rstrip("/") + DOWNLOAD_PATH + token,
                          "retrieveDateTime": retrieve_at or self.site.clock.now_iso(),

@@ -5,7 +5,8 @@ own upload URL with a one-time token in it (`/api/v1/uploads/{token}`, edge/web/
 the charger PUTs (or POSTs) the file there, and it lands in the state directory's uploads/, to be
 downloaded through the API (`edgectl security logs --get ID`). Only the token's SHA-256 is kept; a token
 takes one upload, within TOKEN_HOURS, of at most MAX_UPLOAD_BYTES. LogStatusNotification's statuses
-are kept with the request.
+are kept with the request. An OCPP 2.0.1 station is asked with 2.0.1's GetLog, the same fields (N01),
+and its LogStatusNotification is kept the same way (edge/ocpp/v201/services.py).
 """
 
 from __future__ import annotations
@@ -50,6 +51,22 @@ class Upload:
     sha256: str
 
 
+async def send_either(site: "Site", charger_id: str, action: str, params: dict[str, Any], *, actor: str,
+                      reason: str) -> "CommandResult":
+    """A request whose parameters (camelCase) are the same in the 1.6 security whitepaper and in 2.0.1
+    (GetLog; UpdateFirmware is 1.6's SignedUpdateFirmware): sent as the station's version words it, through
+    the same actions log."""
+    assert site.commands is not None
+    from edge.ocpp.v201.services import speaks_201
+    if not speaks_201(site, charger_id):
+        return await site.commands.send(charger_id, action, params, actor=actor, reason=reason)
+    from ocpp.charge_point import camel_to_snake_case
+    from ocpp.v201 import call as call201
+    name = {"SignedUpdateFirmware": "UpdateFirmware"}.get(action, action)
+    payload = getattr(call201, name)(**camel_to_snake_case(params))
+    return await site.commands.deliver(charger_id, name, params, payload, actor=actor, reason=reason)
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -83,8 +100,8 @@ class LogUploads:
             parameters["oldestTimestamp"] = oldest
         if latest:
             parameters["latestTimestamp"] = latest
-        result = await self.site.commands.send(charger_id, "GetLog", {
-            "logType": log_type, "requestId": request_id, "log": parameters}, actor=actor, reason=reason)
+        params = {"logType": log_type, "requestId": request_id, "log": parameters}
+        result = await send_either(self.site, charger_id, "GetLog", params, actor=actor, reason=reason)
         return request_id, result
 
     async def status(self, charger_id: str, request_id: int | None, status: str) -> None:

@@ -82,6 +82,9 @@ class Site:
     security: "SecurityServices | None" = None
     # Told of every Call a charger sent, once answered: (charger, action, "accepted" or the CallError code).
     on_call: "Callable[[str, str, str], None] | None" = None
+    # The load manager (edge/dlm/manager.py), when load management is on: a 2.0.1 car's needs reach it
+    # (edge/ocpp/v201/services.py, LoadManager.set_needs).
+    load_manager: Any = None
 
 
 def charger_id_from_path(path: str) -> str | None:

@@ -17,6 +17,8 @@ unverifiable: set meter_public_key where that matters.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import logging
 from typing import TYPE_CHECKING, Any, Callable
@@ -40,15 +42,65 @@ METER_CONFIGURATION = ("generalconfiguration", "setmeterconfiguration")
 # -- pure ---------------------------------------------------------------------------------------------
 
 def signed_of(meter_value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The SignedData sampled values of a MeterValues or transactionData list (the library's snake_case)."""
+    """The SignedData sampled values of a MeterValues or transactionData list (the library's snake_case).
+    A 2.0.1 signedMeterValue arrives here as a SignedData value too (as_signed_data): its encodingMethod
+    names the encoding where the data does not show it."""
     out = []
     for entry in meter_value:
         for sv in entry.get("sampled_value", []):
             if sv.get("format") == "SignedData" and isinstance(sv.get("value"), str) and sv["value"]:
+                encoding = encoding_of(sv["value"])
+                if encoding == "other" and sv.get("encoding_method"):
+                    encoding = str(sv["encoding_method"])[:50]
                 out.append({"timestamp": entry.get("timestamp", ""), "context": sv.get("context"),
                             "measurand": sv.get("measurand") or "Energy.Active.Import.Register",
-                            "encoding": encoding_of(sv["value"]), "signed_data": sv["value"]})
+                            "encoding": encoding, "signed_data": sv["value"]})
     return out
+
+
+def as_signed_data(signed: dict[str, Any]) -> dict[str, Any]:
+    """A 2.0.1 signedMeterValue {signedMeterData, signingMethod, encodingMethod, publicKey} (snake_case) as
+    1.6's SignedData sampled value, so it is kept and carried by the charge record as 1.6's are. 2.0.1 sends
+    the data Base64 encoded: OCMF inside is kept as its text (what the record verifies, as 1.6's OCMF);
+    anything else as it came. The key, if any, rides along for `received` (meter_key_of)."""
+    data = str(signed.get("signed_meter_data") or "")
+    decoded = _base64_text(data)
+    if decoded is not None and decoded.startswith("OCMF|"):
+        data = decoded
+    return {"format": "SignedData", "value": data, "encoding_method": signed.get("encoding_method"),
+            "signing_method": signed.get("signing_method"), "public_key": signed.get("public_key")}
+
+
+def meter_key_of(public_key: object) -> str | None:
+    """A 2.0.1 publicKey (Base64 of the DER key, or of its hex; some stations send the hex itself) as the
+    hex DER meter key the records are verified with, or None."""
+    if not isinstance(public_key, str) or not public_key.strip():
+        return None
+    text = public_key.strip()
+    direct = valid_public_key(text) if len(text) <= 2048 else None
+    if direct:
+        return direct
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    as_text = _ascii(raw)
+    return (valid_public_key(as_text) if as_text else None) or valid_public_key(raw.hex())
+
+
+def _base64_text(data: str) -> str | None:
+    try:
+        return _ascii(base64.b64decode(data, validate=True))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _ascii(raw: bytes) -> str | None:
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return text if text.isprintable() else None
 
 
 def announces_meter_key(vendor_id: object, message_id: object) -> bool:
@@ -93,7 +145,15 @@ async def received(site: "Site", charger_id: str, connector_id: int, transaction
         await site.journal.write(Store.keep_signed_values, charger_id, connector_id, transaction_id, values,
                                  site.clock.now_iso())
         if site.security is not None:
+            carried = next((key for key in map(meter_key_of, _public_keys(meter_value or [])) if key), None)
+            if carried is not None:     # a 2.0.1 station sends the key with the value (PublicKeyWithSignedMeterValue)
+                await site.security.meter_keys.carried(charger_id, carried)
             site.security.meter_keys.wanted(charger_id)
+
+
+def _public_keys(meter_value: list[dict[str, Any]]) -> list[Any]:
+    return [sv.get("public_key") for entry in meter_value for sv in entry.get("sampled_value", [])
+            if sv.get("format") == "SignedData" and sv.get("public_key")]
 
 
 class MeterKeys:
@@ -106,6 +166,7 @@ class MeterKeys:
         self._configured = configured
         self._known: dict[str, str] = {}          # charger -> key (config or read)
         self._signing: set[str] = set()           # chargers seen sending signed values
+        self._carried: set[str] = set()           # chargers that send their key with their values (2.0.1)
         self._tasks: set[asyncio.Task] = set()
 
     async def run(self) -> None:
@@ -133,7 +194,7 @@ class MeterKeys:
         self._ask_soon(charger_id)
 
     def _ask_soon(self, charger_id: str) -> None:
-        if self._configured(charger_id):
+        if self._configured(charger_id) or charger_id in self._carried:
             return
         task = asyncio.create_task(self.ask(charger_id))
         self._tasks.add(task)
@@ -166,6 +227,22 @@ class MeterKeys:
             self._known[charger_id] = key
             log.info("meter key of charger=%s from its setMeterConfiguration", charger_id)
         return "Accepted"
+
+    async def carried(self, charger_id: str, key: str) -> None:
+        """The key a 2.0.1 station sent with a signed value: kept (the config's wins), and the station is
+        not asked for it with 1.6's GetConfiguration."""
+        self._carried.add(charger_id)
+        configured = self._configured(charger_id)
+        if configured:
+            if valid_public_key(configured) != key:
+                log.warning("charger=%s signs with a meter key that is not the config's meter_public_key: the "
+                            "config's is used", charger_id)
+            return
+        if self._known.get(charger_id) != key:
+            await self.site.journal.write(Store.set_meter_key, charger_id, key, "signedMeterValue publicKey",
+                                          self.site.clock.now_iso())
+            self._known[charger_id] = key
+            log.info("meter key of charger=%s from its signed meter value", charger_id)
 
     async def ask(self, charger_id: str) -> str | None:
         assert self.site.commands is not None

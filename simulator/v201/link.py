@@ -21,12 +21,13 @@ from websockets.asyncio.client import ClientConnection
 from simulator.outbox import Outbox
 from simulator.session import Closable, NotConnected, boot_until_accepted, run_session
 from simulator.v201.handlers import StationHandlers
+from simulator.v201.services import ServiceHandlers
 
 if TYPE_CHECKING:
     from simulator.v201.station import SimulatedStation
 
 
-class Link(Closable, StationHandlers):
+class Link(Closable, StationHandlers, ServiceHandlers):
     def __init__(self, sim: SimulatedStation, connection: ClientConnection) -> None:
         super().__init__(sim.id, connection, response_timeout=sim.response_timeout)
         self.sim = sim

@@ -30,6 +30,7 @@ from edge.journal import Store
 from edge.ocpp import boundary, security_events
 from edge.ocpp.v16.session import ChargerSession
 from edge.ocpp.v201 import transactions, translate
+from edge.ocpp.v201 import services
 from edge.ocpp.v201 import device_model
 
 if TYPE_CHECKING:
@@ -223,6 +224,59 @@ class Ocpp201Session(ChargerSession):
                                 min(c for c, s in connectors.items() if s == "Occupied"))
         log.info("status charger=%s evse=%s status=%s (2.0.1 Occupied, from the transaction's chargingState)",
                  self.id, evse_id, status)
+
+    # -- J Meter values -----------------------------------------------------------------------
+
+    @on(Action.meter_values)
+    async def on_meter_values(self, evse_id: int, meter_value: list, **kwargs):
+        # The same samples store and signed values as 1.6's MeterValues (edge/ocpp/v201/services.py).
+        await services.meter_values(self.site, self.id, evse_id, meter_value)
+        return call_result.MeterValues()
+
+    # -- K Smart charging ---------------------------------------------------------------------
+
+    @on(Action.notify_ev_charging_needs)
+    async def on_notify_ev_charging_needs(self, evse_id: int, charging_needs: dict, **kwargs):
+        # The car's departure and energy (ISO 15118) as the running transaction's need, source iso15118.
+        answer = await services.ev_charging_needs(self.site, self.id, evse_id, charging_needs, spawn=self.spawn,
+                                                  closed=self.closed)
+        return call_result.NotifyEVChargingNeeds(**answer)
+
+    @on(Action.notify_ev_charging_schedule)
+    async def on_notify_ev_charging_schedule(self, time_base: str, evse_id: int, charging_schedule: dict,
+                                             **kwargs):
+        return call_result.NotifyEVChargingSchedule(**services.ev_charging_schedule(
+            self.site, self.id, evse_id, time_base, charging_schedule))
+
+    @on(Action.report_charging_profiles)
+    async def on_report_charging_profiles(self, request_id: int, charging_limit_source: str, evse_id: int,
+                                          charging_profile: list, tbc: bool = False, **kwargs):
+        services.report_charging_profiles(self.site, self.id, request_id, evse_id, charging_limit_source,
+                                          charging_profile, tbc)
+        return call_result.ReportChargingProfiles()
+
+    # -- L/N/P --------------------------------------------------------------------------------
+
+    @on(Action.firmware_status_notification)
+    async def on_firmware_status_notification(self, status: str, **kwargs):
+        await services.firmware_status(self.site, self.id, status, kwargs.get("request_id"))
+        return call_result.FirmwareStatusNotification()
+
+    @on(Action.log_status_notification)
+    async def on_log_status_notification(self, status: str, **kwargs):
+        await services.log_status(self.site, self.id, status, kwargs.get("request_id"))
+        return call_result.LogStatusNotification()
+
+    @on(Action.notify_event)
+    async def on_notify_event(self, generated_at: str, seq_no: int, event_data: list, tbc: bool = False,
+                              **kwargs):
+        services.notify_event(self.site, self.id, generated_at, seq_no, event_data, tbc)
+        return call_result.NotifyEvent()
+
+    @on(Action.data_transfer)
+    async def on_data_transfer(self, vendor_id: str, **kwargs):
+        return call_result.DataTransfer(status=await services.data_transfer(
+            self.site, self.id, vendor_id, kwargs.get("message_id"), kwargs.get("data")))
 
 
 def _own_routes(route_map: dict[str, dict], cls: type) -> dict[str, dict]:

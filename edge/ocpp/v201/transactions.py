@@ -131,7 +131,7 @@ def as_v16_meter_values(meter_value: list[dict[str, Any]] | None) -> list[dict[s
                             **({"unit": unit} if unit else {})})
             signed = sv.get("signed_meter_value")
             if isinstance(signed, dict) and signed.get("signed_meter_data"):
-                sampled.append({**plain, "format": "SignedData", "value": signed["signed_meter_data"]})
+                sampled.append({**plain, **signed_values.as_signed_data(signed)})
         out.append({"timestamp": entry.get("timestamp", ""), "sampled_value": sampled})
     return out
 

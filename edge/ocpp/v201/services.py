@@ -1,0 +1,296 @@
+"""OCPP 2.0.1 blocks J, K (the car's needs), L, N and P at the edge: what the 2.0.1 session's handlers
+(edge/ocpp/v201/session.py, thin @on methods) delegate to. Each goes into the same domain path as
+its 1.6 counterpart; what is 2.0.1's own is here. Choices where the issue is silent: docs/ocpp-201.md.
+
+- J MeterValues (evseId, meterValue): the same samples store as 1.6's MeterValues (Sessions.meter_values),
+  per phase, kept with the transaction running on that EVSE (2.0.1's MeterValues names none); EVSE 0 is
+  the station's main meter, as 1.6's connector 0. Signed values go where 1.6's do (signed_values.py).
+- K NotifyEVChargingNeeds: the car's departure and energy (ISO 15118) as a Declared need, source
+  "iso15118", for the running transaction on that EVSE, through the load manager's one door for needs
+  (LoadManager.set_needs, as the local API's). NotifyEVChargingSchedule is answered and logged;
+  ReportChargingProfiles are kept per request for the operator (bounded).
+- L FirmwareStatusNotification and N LogStatusNotification: kept with the request, as 1.6's signed
+  firmware and log statuses (firmware.py, logs_upload.py, which send 2.0.1's UpdateFirmware and GetLog).
+- N NotifyEvent: kept (bounded, in memory) and logged; a problem (a monitor alerting, a Problem or
+  Tripped variable set) is a warning and a `station.problem` event on the bus.
+- P DataTransfer: the same decision as 1.6's: the meter key announcement, else UnknownVendorId unless
+  the vendor is configured ([ocpp] data_transfer_vendors), whose messages are journaled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Callable, Coroutine
+from weakref import WeakKeyDictionary
+
+from edge.dlm.needs import Declared, FromCar, from_car
+from edge.events import Event
+from edge.journal import Store
+from edge.ocpp import signed_values
+from edge.ocpp.v201 import SUBPROTOCOL as OCPP201
+from edge.ocpp.v201 import transactions
+
+if TYPE_CHECKING:
+    from edge.ocpp.server import Site
+
+log = logging.getLogger(__name__)
+
+# A car's needs given before its transaction started are held this long for it (ISO 15118 sends them
+# before the power path closes, and TxStartPoint may be PowerPathClosed).
+HOLD_S = 600.0
+KEEP_EVENTS = 200            # NotifyEvent entries kept per station (the newest)
+KEEP_REPORTS = 20            # ReportChargingProfiles requests kept per station (the newest)
+KEEP_PROFILES = 100          # profiles kept per request
+KEEP_SCHEDULES = 20          # NotifyEVChargingSchedule kept per station
+EVENTS_PER_MESSAGE = 100     # eventData read from one NotifyEvent; the rest is counted in the log
+PROBLEM_VARIABLES = frozenset({"Problem", "Tripped", "Fault"})
+PROBLEM_EVENT = "station.problem"
+
+
+@dataclass
+class Kept:
+    """What the 2.0.1 services keep per edge, bounded: for the operator and the tests, not the records."""
+
+    events: dict[str, deque] = field(default_factory=dict)
+    reports: dict[str, OrderedDict] = field(default_factory=dict)   # station -> request id -> Report
+    schedules: dict[str, deque] = field(default_factory=dict)
+    cars: dict[tuple[str, int], FromCar] = field(default_factory=dict)   # (station, evse) -> the car said
+    holding: dict[tuple[str, int], int] = field(default_factory=dict)    # (station, evse) -> the newest hold
+
+
+@dataclass
+class Report:
+    profiles: list[dict[str, Any]] = field(default_factory=list)
+    complete: bool = False
+
+
+_KEPT: "WeakKeyDictionary[Any, Kept]" = WeakKeyDictionary()
+
+
+def kept(site: "Site") -> Kept:
+    """This edge's (its journal's) kept messages."""
+    found = _KEPT.get(site.journal)
+    if found is None:
+        found = _KEPT[site.journal] = Kept()
+    return found
+
+
+def speaks_201(site: "Site", charger_id: str) -> bool:
+    """Whether the station is (or was last) connected with OCPP 2.0.1: its requests are worded so."""
+    protocol = getattr(site.control, "protocol", None)
+    return protocol is not None and protocol(charger_id) == OCPP201
+
+
+def running_on(site: "Site", charger_id: str, evse_id: int) -> int | None:
+    """The site's transaction running on the station's EVSE (the site's connector), if any."""
+    for transaction_id, (charger, connector, _) in site.sessions.running().items():
+        if (charger, connector) == (charger_id, evse_id):
+            return transaction_id
+    return None
+
+
+# -- J Meter values -----------------------------------------------------------------------------------
+
+async def meter_values(site: "Site", charger_id: str, evse_id: int, meter_value: list[dict[str, Any]]) -> None:
+    """2.0.1 MeterValues into the same store as 1.6's: signed values first (on disk before the answer),
+    then the samples, of the transaction running on the EVSE if one runs."""
+    transaction_id = running_on(site, charger_id, evse_id) if evse_id else None
+    reading = transactions.read_meter_values(evse_id, meter_value, site.clock.now_iso())
+    await signed_values.received(site, charger_id, evse_id, transaction_id, reading.as_v16)
+    samples = [replace(s, transaction_id=transaction_id) for s in reading.samples]
+    await site.sessions.meter_values(charger_id, evse_id, transaction_id, samples, reading.problems)
+
+
+# -- K Smart charging: what the car says (ISO 15118) ---------------------------------------------------
+
+def _answer(status: str, reason: str | None = None, info: str | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"status": status}
+    if reason:
+        answer["status_info"] = {"reason_code": reason[:20], **({"additional_info": info[:512]} if info else {})}
+    return answer
+
+
+async def ev_charging_needs(site: "Site", charger_id: str, evse_id: int, charging_needs: dict[str, Any], *,
+                            spawn: Callable[[Coroutine], None], closed: asyncio.Event) -> dict[str, Any]:
+    """NotifyEVChargingNeeds -> its answer (status, statusInfo). Accepted: the need is the running
+    transaction's now; Processing: no transaction runs on the EVSE yet (or the load manager has not seen it
+    start), the need is held for it up to HOLD_S; Rejected: load management is off, the EVSE is on no
+    managed circuit, or the car said nothing the planner can use."""
+    read = from_car(charging_needs, site.clock.now())
+    for note in read.notes:
+        log.warning("charging needs charger=%s evse=%s: %s", charger_id, evse_id, note)
+    state = kept(site)
+    state.cars[(charger_id, evse_id)] = read
+    state.holding.pop((charger_id, evse_id), None)   # a newer need replaces one held
+    manager = getattr(site, "load_manager", None)
+    if manager is None:
+        return _answer("Rejected", "NoSmartCharging", "load management is off at this site")
+    if (charger_id, evse_id) not in manager.tracks:
+        return _answer("Rejected", "UnknownEVSE", f"EVSE {evse_id} is on no managed circuit")
+    if read.need is None:
+        return _answer("Rejected", "InvalidValue", "; ".join(read.notes) or "no departureTime and no energyAmount")
+    transaction_id = running_on(site, charger_id, evse_id)
+    if transaction_id is not None and _give(manager, transaction_id, read.need, charger_id, evse_id):
+        return _answer("Accepted")
+    hold = state.holding[(charger_id, evse_id)] = id(read)
+    spawn(_give_when_started(site, manager, charger_id, evse_id, read.need, hold, closed))
+    log.info("charging needs charger=%s evse=%s held until its transaction starts (at most %g s)",
+             charger_id, evse_id, HOLD_S)
+    return _answer("Processing")
+
+
+def _give(manager: Any, transaction_id: int, need: Declared, charger_id: str, evse_id: int) -> bool:
+    given = manager.set_needs(transaction_id, need.departure, need.energy_wh, need.source)
+    if given:
+        log.info("charging needs charger=%s evse=%s transaction=%s: departure=%s energy_wh=%s (source %s)",
+                 charger_id, evse_id, transaction_id,
+                 need.departure.isoformat(timespec="seconds") if need.departure else None,
+                 None if need.energy_wh is None else round(need.energy_wh), need.source)
+    return given
+
+
+async def _give_when_started(site: "Site", manager: Any, charger_id: str, evse_id: int, need: Declared,
+                             hold: int, closed: asyncio.Event) -> None:
+    """The held need, given once the load manager tracks a transaction on the EVSE: tried at every event
+    on the bus (the manager takes the start from the same bus) and every second, until HOLD_S, the
+    station's connection closes, or a newer need replaces it."""
+    state = kept(site)
+    events = site.bus.subscribe(maxsize=100)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HOLD_S
+    try:
+        while state.holding.get((charger_id, evse_id)) == hold and not closed.is_set():
+            transaction_id = running_on(site, charger_id, evse_id)
+            if transaction_id is not None and _give(manager, transaction_id, need, charger_id, evse_id):
+                state.holding.pop((charger_id, evse_id), None)
+                return
+            left = deadline - loop.time()
+            if left <= 0:
+                log.warning("charging needs charger=%s evse=%s: no transaction started within %g s; dropped",
+                            charger_id, evse_id, HOLD_S)
+                return
+            try:
+                await asyncio.wait_for(events.get(), min(1.0, left))
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        site.bus.unsubscribe(events)
+
+
+def ev_charging_schedule(site: "Site", charger_id: str, evse_id: int, time_base: str,
+                         charging_schedule: dict[str, Any]) -> dict[str, Any]:
+    """NotifyEVChargingSchedule: the schedule the car chose within the station's limits; kept, logged,
+    Accepted (the station checked it against the edge's profile, K16.FR.04; the edge's own limits are
+    enforced by the profiles it sends, whatever the car plans)."""
+    periods = charging_schedule.get("charging_schedule_period") or []
+    state = kept(site)
+    state.schedules.setdefault(charger_id, deque(maxlen=KEEP_SCHEDULES)).append(
+        {"evse_id": evse_id, "time_base": time_base, "charging_schedule": charging_schedule})
+    log.info("car's charging schedule charger=%s evse=%s from=%s unit=%s periods=%d first=%s", charger_id, evse_id,
+             time_base, charging_schedule.get("charging_rate_unit"), len(periods),
+             periods[0].get("limit") if periods else None)
+    return _answer("Accepted")
+
+
+def report_charging_profiles(site: "Site", charger_id: str, request_id: int, evse_id: int, source: str,
+                             profiles: list[dict[str, Any]], tbc: bool) -> None:
+    """ReportChargingProfiles (the answer to GetChargingProfiles, in parts): kept per request."""
+    reports = kept(site).reports.setdefault(charger_id, OrderedDict())
+    report = reports.setdefault(request_id, Report())
+    reports.move_to_end(request_id)
+    while len(reports) > KEEP_REPORTS:
+        reports.popitem(last=False)
+    for profile in profiles:
+        if len(report.profiles) < KEEP_PROFILES:
+            report.profiles.append({"evse_id": evse_id, "charging_limit_source": source, **profile})
+    report.complete = not tbc
+    log.info("charging profiles charger=%s request=%s evse=%s source=%s profiles=%d%s", charger_id, request_id,
+             evse_id, source, len(profiles), " (more to come)" if tbc else "")
+
+
+def reported_profiles(site: "Site", charger_id: str, request_id: int) -> Report | None:
+    return kept(site).reports.get(charger_id, {}).get(request_id)
+
+
+# -- L Firmware, N Diagnostics ------------------------------------------------------------------------
+
+async def firmware_status(site: "Site", charger_id: str, status: str, request_id: int | None) -> None:
+    """FirmwareStatusNotification: kept with the UpdateFirmware request, as 1.6's signed firmware status."""
+    if site.security is not None:
+        await site.security.firmware.status(charger_id, request_id, status)
+    else:
+        await site.journal.write(Store.record_firmware_status, charger_id, "firmware", status, site.clock.now_iso())
+
+
+async def log_status(site: "Site", charger_id: str, status: str, request_id: int | None) -> None:
+    """LogStatusNotification: kept with the GetLog request, as 1.6's."""
+    if site.security is not None:
+        await site.security.logs.status(charger_id, request_id, status)
+    else:
+        await site.journal.write(Store.record_firmware_status, charger_id, "diagnostics", status,
+                                 site.clock.now_iso())
+
+
+def is_problem(event: dict[str, Any]) -> bool:
+    """A NotifyEvent entry that needs a look: a monitor alerting, or a Problem/Tripped/Fault variable
+    set; never one that says the condition cleared."""
+    if event.get("cleared"):
+        return False
+    if event.get("trigger") == "Alerting":
+        return True
+    variable = (event.get("variable") or {}).get("name")
+    return variable in PROBLEM_VARIABLES and str(event.get("actual_value", "")).strip().lower() in ("true", "1")
+
+
+def notify_event(site: "Site", charger_id: str, generated_at: str, seq_no: int, event_data: list[dict[str, Any]],
+                 tbc: bool) -> None:
+    """NotifyEvent: each entry kept (the newest KEEP_EVENTS per station) and logged; a problem is a
+    warning and a PROBLEM_EVENT on the bus."""
+    at = site.clock.now_iso()
+    kept_events = kept(site).events.setdefault(charger_id, deque(maxlen=KEEP_EVENTS))
+    for event in event_data[:EVENTS_PER_MESSAGE]:
+        component, variable = event.get("component") or {}, event.get("variable") or {}
+        evse = (component.get("evse") or {}).get("id")
+        entry = {"at": at, "generated_at": generated_at, "seq_no": seq_no, "event_id": event.get("event_id"),
+                 "timestamp": event.get("timestamp"), "trigger": event.get("trigger"),
+                 "component": component.get("name"), "evse_id": evse, "variable": variable.get("name"),
+                 "actual_value": str(event.get("actual_value", ""))[:100], "tech_code": event.get("tech_code"),
+                 "tech_info": (event.get("tech_info") or None) and str(event["tech_info"])[:200],
+                 "cleared": bool(event.get("cleared")), "problem": is_problem(event),
+                 "transaction_id": event.get("transaction_id")}
+        kept_events.append(entry)
+        level = logging.WARNING if entry["problem"] else logging.INFO
+        log.log(level, "station event charger=%s component=%s evse=%s variable=%s value=%r trigger=%s%s",
+                charger_id, entry["component"], evse, entry["variable"], entry["actual_value"], entry["trigger"],
+                " (cleared)" if entry["cleared"] else "")
+        if entry["problem"]:
+            site.bus.publish(Event(PROBLEM_EVENT, charger_id, at, entry))
+    if len(event_data) > EVENTS_PER_MESSAGE:
+        log.warning("station event charger=%s: %d entries in one NotifyEvent, the first %d read",
+                    charger_id, len(event_data), EVENTS_PER_MESSAGE)
+
+
+def events_of(site: "Site", charger_id: str) -> list[dict[str, Any]]:
+    return list(kept(site).events.get(charger_id, ()))
+
+
+# -- P DataTransfer -----------------------------------------------------------------------------------
+
+async def data_transfer(site: "Site", charger_id: str, vendor_id: str, message_id: str | None,
+                        data: Any) -> str:
+    """The DataTransfer status, decided as for 1.6 (edge/ocpp/v16/session.py): a meter key announcement is
+    kept; a configured vendor's message is journaled, Accepted; any other vendor is UnknownVendorId. 2.0.1's
+    data may be any JSON: journaled as JSON text unless it is text."""
+    text = data if data is None or isinstance(data, str) else json.dumps(data)[:10_000]
+    if site.security is not None and signed_values.announces_meter_key(vendor_id, message_id):
+        return await site.security.meter_keys.announced(charger_id, text)
+    if vendor_id not in site.data_transfer_vendors:
+        log.info("data transfer charger=%s vendor=%s message=%s: UnknownVendorId", charger_id, vendor_id, message_id)
+        return "UnknownVendorId"
+    await site.journal.write(Store.record_data_transfer, site.clock.now_iso(), charger_id, vendor_id, message_id,
+                             text)
+    return "Accepted"
