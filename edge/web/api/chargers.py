@@ -5,6 +5,9 @@
   {"forget": true}: drop the keys the edge set, back to the config's password_hash.
 - GET /api/v1/chargers/{id}/password: the state of its keys (never a key, never a hash) and its last refusal.
 - GET /api/v1/refused-handshakes[?charger=ID]: each charger's last refused handshake, with the reason.
+- GET /api/v1/chargers/{id}/variables[?component=NAME&limit=N&offset=N]: an OCPP 2.0.1 station's device model as
+  the edge keeps it (NotifyReport, GetVariables/SetVariables answers: edge/ocpp/v201/device_model.py) and its
+  latest reports; a secret's value is never kept.
 """
 
 from __future__ import annotations
@@ -30,7 +33,24 @@ class ChargerRoutes:
             web.get("/api/v1/chargers/{id}/password", self.password_state),
             web.post("/api/v1/chargers/{id}/password", self.password),
             web.get("/api/v1/refused-handshakes", self.refused),
+            web.get("/api/v1/chargers/{id}/variables", self.variables),
         ]
+
+    async def variables(self, request: web.Request) -> web.Response:
+        charger_id = request.match_info["id"]
+        if not self.site.directory.is_known(charger_id):
+            return error_response(404, f"no charger {charger_id!r} at this site")
+        try:
+            limit = min(max(int(request.query.get("limit", "500")), 1), 2000)
+            offset = max(int(request.query.get("offset", "0")), 0)
+        except ValueError:
+            return error_response(400, "limit and offset are whole numbers")
+        rows = await self.site.journal.read(Store.device_variables, charger_id,
+                                            component=request.query.get("component") or None, limit=limit,
+                                            offset=offset)
+        reports = await self.site.journal.read(Store.device_reports, charger_id, 5)
+        return json_response({"charger_id": charger_id, "variables": rows, "reports": reports,
+                              "limit": limit, "offset": offset})
 
     async def _refusals(self, charger_id: str | None) -> list[dict]:
         await self.site.presence.flush()   # the newest notes are still in memory

@@ -258,3 +258,23 @@ def test_report_parts_are_stored_bounded_or_refused_whole(parts, cap):
     finally:
         journal_model.MAX_VARIABLES = real_cap
         conn.close()
+
+
+async def test_a_stations_variables_read_through_the_local_api(make_edge):
+    """GET /api/v1/chargers/{id}/variables: what the edge keeps of a station's device model, by component, paged;
+    an unknown station is a 404, a bad page a 400."""
+    from tests.edge.conftest import api_call
+
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        async with station(edge) as sim:
+            asked = await sim.wait_event("notify_report", timeout=20)
+            await poll(edge, lambda s: (r := s.device_report(STATION, asked["request_id"])) and
+                       r["status"] == "complete")
+            body = await api_call(edge, "GET", f"/chargers/{STATION}/variables?component=TxCtrlr")
+            assert {v["variable"] for v in body["variables"]} == \
+                {k[2] for k in sim.device.variables if k[0] == "TxCtrlr"}
+            assert body["reports"][0]["status"] == "complete"
+            page = await api_call(edge, "GET", f"/chargers/{STATION}/variables?limit=5&offset=5")
+            assert len(page["variables"]) == 5
+            await api_call(edge, "GET", "/chargers/NOPE/variables", expect=404)
+            await api_call(edge, "GET", f"/chargers/{STATION}/variables?limit=x", expect=400)

@@ -118,8 +118,8 @@ async def test_redelivered_transaction_events_change_nothing(make_edge):
             assert len([c for c in await edge.journal.read(Store.cdrs) if c["charger_id"] == STATION]) == 1
 
 
-async def test_TC_E_31_CSMS_offline_events_reconciled_in_order_after_reconnect(make_edge, tmp_path):
-    """E04/E14 (TC_E_31: ended with messages queued): the edge is down while a whole session runs; the
+async def test_E12_offline_transaction_reconciled_in_order_after_reconnect(make_edge, tmp_path):
+    """E12 (a transaction that ran while offline): the edge is down while a whole session runs; the
     station queues Started, Updated, Ended (offline=true, seqNo order) and delivers them when the edge is
     back: the transaction appears, started then stopped in order, with its record."""
     port = free_port()
