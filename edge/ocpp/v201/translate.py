@@ -102,6 +102,11 @@ RULES: dict[str, dict[str, boundary.Check]] = {
     "StatusNotification": {"evseId": EVSE, "connectorId": CONNECTOR_OF_EVSE},
     "TransactionEvent": {"timestamp": boundary.date_time, "seqNo": SEQ_NO, "evse": evse_of_event,
                          "meterValue": meter_values},
+    # J/K (edge/ocpp/v201/services.py): MeterValues' samples as TransactionEvent's, its evseId 0 the main
+    # meter; the car's needs are for an EVSE, never 0.
+    "MeterValues": {"evseId": boundary.integer(0, boundary.MAX_CONNECTOR_ID, "EVSE id, 0 the main meter"),
+                    "meterValue": meter_values},
+    "NotifyEVChargingNeeds": {"evseId": EVSE},
 }
 
 
