@@ -276,6 +276,13 @@ class _Link(Closable, ChargePoint):
     def on_trigger_message(self, **_: Any) -> call_result.TriggerMessage:
         return call_result.TriggerMessage(status="Rejected")      # the light station sends only what it is told
 
+    @on(Action.get_transaction_status)
+    def on_get_transaction_status(self, transaction_id: str | None = None, **_: Any
+                                  ) -> call_result.GetTransactionStatus:
+        # It queues nothing: whatever it sent was answered or is gone.
+        ongoing = None if transaction_id is None else transaction_id == self.station.transaction_id
+        return call_result.GetTransactionStatus(messages_in_queue=False, ongoing_indicator=ongoing)
+
     @on(Action.get_base_report)
     def on_get_base_report(self, **_: Any) -> call_result.GetBaseReport:
         return call_result.GetBaseReport(status="NotSupported")   # it keeps no device model to report
