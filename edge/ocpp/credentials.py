@@ -11,7 +11,9 @@ charger presents the bytes themselves as its HTTP Basic password. The edge
 makes 20 random letters and digits (about 119 bits), so the bytes are also a
 printable password, and sends their 40 hex digits. Some chargers present the
 hex digits as they were given instead of the bytes; for a rotated key both
-forms are the same key.
+forms are the same key. A 2.0.1 station gets the key itself (20 letters and
+digits: BasicAuthPassword's 16 to 40 characters) with SetVariables
+SecurityCtrlr.BasicAuthPassword, and presents it as it is.
 
 A charger may not have stored the new key (it answered Accepted and then lost
 it in a reboot, or its answer never came back): the key it used last stays
@@ -33,6 +35,7 @@ from edge.journal import Store
 from edge.journal.credentials import Key
 from edge.ocpp.masking import is_secret_key
 from edge.ocpp.security import hash_password
+from edge.ocpp.security_words import send as send_worded, words_for
 
 if TYPE_CHECKING:
     from edge.ocpp.commands import CommandResult
@@ -105,11 +108,13 @@ def key_set(rows: list[Key], config_hash: str | None, offered: tuple[str, ...] =
     return KeySet(current, tuple(r for r in rows if r.role == "new") + in_flight, from_journal=True)
 
 
-def rotation_answer(result: "CommandResult") -> str | None:
+def rotation_answer(result: "CommandResult",
+                    status_of: Callable[[Any], str | None] = lambda response: response.get("status")) -> str | None:
     """Whether the charger may now hold the key: Accepted, RebootRequired, or
-    'unanswered' (sent, answer lost: it may have stored it); None if it said no."""
+    'unanswered' (sent, answer lost: it may have stored it); None if it said no. `status_of` reads the
+    answer's status (2.0.1: the BasicAuthPassword's attributeStatus in the SetVariables result)."""
     if result.outcome == "ok" and isinstance(result.response, dict):
-        status = result.response.get("status")
+        status = status_of(result.response)
         return status if status in ("Accepted", "RebootRequired") else None
     if result.outcome in ("timeout", "not-connected"):
         # not-connected after the request left: the socket closed before the answer.
@@ -224,8 +229,8 @@ class Credentials:
         if charger_id in self._rotating:
             raise CredentialError(409, f"a key rotation for {charger_id} is under way")
         if not self._connected(charger_id):
-            raise CredentialError(409, f"{charger_id} is not connected: the key is set with ChangeConfiguration, "
-                                       "so the charger must be online")
+            raise CredentialError(409, f"{charger_id} is not connected: the key is set with ChangeConfiguration "
+                                       "(2.0.1: SetVariables), so the charger must be online")
         assert self.site.commands is not None
         self._rotating.add(charger_id)
         try:
@@ -234,11 +239,14 @@ class Credentials:
             # scrypt takes tens of milliseconds: not on the event loop.
             key_hash = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
             self._offered[charger_id] = key_hash
-            params = {"key": "AuthorizationKey", "value": authorization_key_value(password)}
-            result = await self.site.commands.send(charger_id, "ChangeConfiguration", params, actor=actor,
-                                                   reason=reason or "key rotation", guarded=False)
-            del password, params
-            answer = rotation_answer(result)
+            # 1.6: ChangeConfiguration(AuthorizationKey), the key's bytes in hex; 2.0.1: SetVariables
+            # SecurityCtrlr.BasicAuthPassword, the key itself (edge/ocpp/security_words.py).
+            words = words_for(self.site, charger_id)
+            request = words.password_request(password)
+            result = await send_worded(self.site, charger_id, request, actor=actor, reason=reason or "key rotation",
+                                       guarded=False, words=words)
+            del password, request
+            answer = rotation_answer(result, words.password_status)
             if answer is not None:
                 key = Key(key_hash, "new", "rotated", self.site.clock.now_iso(), answer, result.action_id)
                 self._rows[charger_id] = await self.site.journal.write(Store.store_new_key, charger_id, before,

@@ -11,6 +11,10 @@ download URL carry a token in their path that is the whole credential (logs_uplo
 firmware.py), so the path segment after /api/v1/uploads/ or /api/v1/firmware/ is masked in
 any string of a payload. The charger gets the real URL; what is kept says only where.
 
+OCPP 2.0.1 names the same secret as a device model variable, SecurityCtrlr.BasicAuthPassword: a
+SetVariables item's `attributeValue`, a GetVariables result's, a NotifyReport variableAttribute's `value`
+are masked wherever their `variable` names it.
+
 Pure functions; a frame that does not name a secret key is returned as is,
 without parsing (the cost of the common case is one case-insensitive search).
 """
@@ -23,6 +27,8 @@ from typing import Any
 
 # OCPP 1.6 configuration keys whose values are secrets (compared case-insensitively).
 SECRET_KEYS = frozenset({"authorizationkey"})
+# OCPP 2.0.1 device model variables whose values are secrets (compared case-insensitively).
+SECRET_VARIABLES = frozenset({"basicauthpassword"})
 MASK = "********"
 # The paths whose next segment is a token (edge/web/api/security_files.py serves them).
 TOKEN_PATHS = ("/api/v1/uploads/", "/api/v1/firmware/")
@@ -46,14 +52,39 @@ def mask_payload(value: Any) -> Any:
                 for value_field in ("value", "Value"):
                     if value_field in masked:
                         masked[value_field] = MASK
+        if _names_secret_variable(masked.get("variable")):
+            _mask_variable_values(masked)
         return masked
     return value
+
+
+def is_secret_variable(name: object) -> bool:
+    """A 2.0.1 variable name whose value is a secret (SecurityCtrlr.BasicAuthPassword)."""
+    return isinstance(name, str) and name.lower() in SECRET_VARIABLES
+
+
+def _names_secret_variable(variable: Any) -> bool:
+    return isinstance(variable, dict) and is_secret_variable(variable.get("name"))
+
+
+def _mask_variable_values(item: dict) -> None:
+    """A 2.0.1 item naming a secret variable: its attributeValue (Set/GetVariables, either case style) and
+    its variableAttribute values (NotifyReport) masked, in place (`item` is a copy already)."""
+    for value_field in ("attributeValue", "attribute_value"):
+        if value_field in item:
+            item[value_field] = MASK
+    for attributes_field in ("variableAttribute", "variable_attribute"):
+        attributes = item.get(attributes_field)
+        if isinstance(attributes, list):
+            item[attributes_field] = [{**a, "value": MASK} if isinstance(a, dict) and "value" in a else a
+                                      for a in attributes]
 
 
 def _may_name_secret(frame: str) -> bool:
     lowered = frame.lower()
     # A JSON string may spell the key with \\u escapes (or a URL's slashes as \\/): such a frame is parsed too.
-    return (any(key in lowered for key in SECRET_KEYS) or ("\\u" in frame and "key" in lowered)
+    return (any(key in lowered for key in SECRET_KEYS | SECRET_VARIABLES)
+            or ("\\u" in frame and ("key" in lowered or "variable" in lowered))
             or "/api/v1/" in frame or "\\/api\\/" in frame)
 
 

@@ -15,6 +15,9 @@
   (SignChargePointCertificate), at most once a day per charger, checked hourly and at each connection.
 - InstallCertificate, DeleteCertificate, GetInstalledCertificateIds and ExtendedTriggerMessage are plain
   commands (edge/ocpp/commands.py; `edgectl security ...` builds their parameters).
+- OCPP 2.0.1 stations (block A): the same decisions; what goes on the wire is worded by the station's
+  version (edge/ocpp/security_words.py, edge/ocpp/v201/security.py): a SignCertificate's certificateType
+  is kept with the CSR (also in csr_forwards, across a restart) and named in the CertificateSigned.
 
 The site CA's files are read at each signing, so `edgectl ca init` on a running edge takes effect at once.
 """
@@ -37,6 +40,7 @@ from edge.clock import iso, parse_iso
 from edge.events import Event
 from edge.journal.store import Store
 from edge.ocpp import certificates
+from edge.ocpp.security_words import send as send_worded, words_for
 
 if TYPE_CHECKING:
     from edge.ocpp.commands import CommandResult
@@ -71,6 +75,7 @@ class Signed:
     serial: str
     not_after: str
     csr_sha256: str | None = None       # signed in the cloud: the CSR it answers (csr_forwards)
+    certificate_type: str | None = None     # 2.0.1: what the CSR was for (ChargingStationCertificate, V2GCertificate)
 
 
 # -- pure decisions ------------------------------------------------------------------
@@ -95,7 +100,8 @@ def answer_of(result: "CommandResult") -> str:
 
 def signed_of(row: dict[str, Any]) -> Signed:
     """A certificate kept in csr_forwards, as CertificateSigned sends it."""
-    return Signed(row["charger_id"], row["certificate"].encode(), row["serial"], row["not_after"], row["csr_sha256"])
+    return Signed(row["charger_id"], row["certificate"].encode(), row["serial"], row["not_after"], row["csr_sha256"],
+                  row.get("certificate_type"))
 
 
 def hash_data(cert_pem: bytes) -> dict[str, str]:
@@ -136,12 +142,14 @@ class CertificateService:
         """The uplink is on (edge/app.py): CSRs can go to the cloud, certificates come back (edge/uplink)."""
         self._wake_uplink = wake
 
-    async def sign_certificate(self, charger_id: str, csr: str, unique_id: str) -> str:
+    async def sign_certificate(self, charger_id: str, csr: str, unique_id: str, *,
+                               certificate_type: str | None = None) -> str:
         """SignCertificate's answer. Accepted: the certificate is signed and recorded, and goes out as
         CertificateSigned after the answer (send_pending); or, signed in the cloud, the CSR is on its way
-        there. Rejected: why is logged and in the network log."""
+        there. Rejected: why is logged and in the network log. `certificate_type`: 2.0.1's (1.6 has none),
+        named again in the CertificateSigned."""
         if self.csr_signing == "cloud":
-            return await self._forward(charger_id, csr, unique_id)
+            return await self._forward(charger_id, csr, unique_id, certificate_type)
         try:
             if self.ca is None:
                 raise certificates.CertificateError("this edge has no site CA ([ocpp.tls] is not set)")
@@ -157,7 +165,8 @@ class CertificateService:
             self._note(charger_id, f"SignCertificate rejected: {exc}")
             return "Rejected"
         cert = x509.load_pem_x509_certificate(pem)
-        signed = Signed(charger_id, pem, format(cert.serial_number, "x"), cert.not_valid_after_utc.isoformat())
+        signed = Signed(charger_id, pem, format(cert.serial_number, "x"), cert.not_valid_after_utc.isoformat(),
+                        certificate_type=certificate_type)
         await self.site.journal.write(Store.record_issued_certificate, signed.serial, charger_id,
                                       certificates.fingerprint(cert), signed.not_after, self.site.clock.now_iso())
         self._pending[unique_id] = signed
@@ -175,9 +184,11 @@ class CertificateService:
         assert self.site.commands is not None
         charger_id = signed.charger_id
         signer = "the site CA" if signed.csr_sha256 is None else "the operator's CA (in the cloud)"
-        result = await self.site.commands.send(
-            charger_id, "CertificateSigned", {"certificateChain": signed.certificate.decode()},
-            actor="edge", reason=f"SignCertificate: {signer} signed serial {signed.serial}")
+        words = words_for(self.site, charger_id)
+        result = await send_worded(self.site, charger_id,
+                                   words.certificate_signed(signed.certificate.decode(), signed.certificate_type),
+                                   actor="edge", reason=f"SignCertificate: {signer} signed serial {signed.serial}",
+                                   words=words)
         answer = answer_of(result)
         if signed.csr_sha256 is None:
             await self.site.journal.write(Store.certificate_answer, signed.serial, answer)
@@ -200,7 +211,7 @@ class CertificateService:
 
     # -- signed in the cloud -----------------------------------------------------------------
 
-    async def _forward(self, charger_id: str, csr: str, unique_id: str) -> str:
+    async def _forward(self, charger_id: str, csr: str, unique_id: str, certificate_type: str | None) -> str:
         """SignCertificate with csr_signing = "cloud": the CSR checked here (the charger hears at once what is
         wrong), then kept and put in the outbox in one commit, before the charger is answered Accepted."""
         try:
@@ -213,7 +224,8 @@ class CertificateService:
             self._note(charger_id, f"SignCertificate rejected: {exc}")
             return "Rejected"
         digest = hashlib.sha256(csr.encode()).hexdigest()
-        known = await self.site.journal.write(Store.forward_csr, charger_id, csr, digest, self.site.clock.now_iso())
+        known = await self.site.journal.write(Store.forward_csr, charger_id, csr, digest, self.site.clock.now_iso(),
+                                              certificate_type)
         if known is None:
             self._wake_uplink("status")
             log.info("SignCertificate charger=%s: CSR %s sent to the cloud to sign", charger_id, digest[:12])
@@ -308,9 +320,9 @@ class CertificateService:
         """Ask the charger for a new CSR (it answers with SignCertificate, handled above)."""
         assert self.site.commands is not None
         self._asked[charger_id] = self.site.clock.now()
-        return await self.site.commands.send(
-            charger_id, "ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"},
-            actor=actor, reason=reason)
+        words = words_for(self.site, charger_id)
+        return await send_worded(self.site, charger_id, words.csr_request(None), actor=actor, reason=reason,
+                                 words=words)
 
     async def renew_due(self) -> list[str]:
         """Every connected charger whose certificate ends soon is asked for a CSR; returns whom."""

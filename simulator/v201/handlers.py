@@ -17,6 +17,7 @@ from ocpp.v201.enums import Action
 from simulator.follow_ups import FollowUps
 from simulator.metering import iso
 from simulator.security import adopt_certificate, check_signed
+from simulator.v201 import security as station_security
 from simulator.v201.station import token_key
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ FOLLOWED = (Action.get_base_report, Action.get_charging_profiles, Action.request
             Action.clear_charging_profile)
 
 
-class StationHandlers(FollowUps, ChargePoint):
+class StationHandlers(FollowUps, station_security.StationSecurityHandlers, ChargePoint):
     sim: SimulatedStation
 
     async def send(self, payload: Any) -> Any:  # provided by session.Closable in the link
@@ -50,7 +51,7 @@ class StationHandlers(FollowUps, ChargePoint):
         sim = self.sim
         results, changed = [], []
         for item in set_variable_data:
-            result, key = sim.device.set_variable(item)
+            result, key = station_security.set_variable(sim, item)  # BasicAuthPassword's rules, else the model's
             results.append(result)
             if key is not None:
                 changed.append(key)
@@ -58,7 +59,8 @@ class StationHandlers(FollowUps, ChargePoint):
             sim.reconfigure()  # a new HeartbeatInterval or TxUpdatedInterval applies now
         if any(item["component"]["name"] == SECURITY_COMPONENT for item in set_variable_data):
             sim.queue_security_event("ReconfigurationOfSecurityParameters")
-        self._answer("SetVariables", "Accepted", call_unique_id, sim.sync_status,
+        self._answer("SetVariables", "Accepted", call_unique_id,
+                     station_security.after_set_variables(sim, self.close) or sim.sync_status,
                      results=[r["attribute_status"] for r in results])
         return call_result.SetVariables(set_variable_result=results)
 
@@ -242,13 +244,14 @@ class StationHandlers(FollowUps, ChargePoint):
                     if value:
                         await self.send(call.MeterValues(evse_id=e.id, meter_value=[value]))
             follow_up = meter_values
-        elif requested_message == "SignChargingStationCertificate":
-            status = "Accepted"
+        elif requested_message in ("SignChargingStationCertificate", "SignV2GCertificate"):
+            v2g = requested_message == "SignV2GCertificate"
+            status = "Accepted" if sim.iso15118 or not v2g else "Rejected"
 
             async def csr() -> None:
-                result = await self.send(sim.new_csr())
+                result = await self.send(sim.new_csr("V2GCertificate" if v2g else "ChargingStationCertificate"))
                 sim.emit("sign_certificate", status=result.status)
-            follow_up = csr
+            follow_up = csr if status == "Accepted" else None
         elif requested_message == "LogStatusNotification":
             status, follow_up = "Accepted", lambda: self.send(call.LogStatusNotification(status="Idle"))
         elif requested_message == "FirmwareStatusNotification":
@@ -321,6 +324,10 @@ class StationHandlers(FollowUps, ChargePoint):
                               **_: Any) -> call_result.CertificateSigned:
         sim = self.sim
         detail = check_signed(certificate_chain, sim.security.pending_key, sim.id)
+        if certificate_type == "V2GCertificate" and sim.iso15118 and not detail:
+            sim.security.v2g_certificate = certificate_chain.encode()  # for ISO 15118, not for the CSMS link
+            status = self._answer("CertificateSigned", "Accepted", call_unique_id, certificate_type=certificate_type)
+            return call_result.CertificateSigned(status=status)
         if certificate_type not in (None, "ChargingStationCertificate"):
             detail = f"certificateType {certificate_type} is for ISO 15118, which this station lacks"
         follow_up = None

@@ -110,6 +110,8 @@ class SimulatedStation(Runtime):
                                            phases=phases, security_profile=profile, report_items=report_items))
         self.local_auth = LocalAuthList()
         self.security = SecurityState()
+        self.iso15118 = False  # knob: signs V2G (ISO 15118) certificates too (SignV2GCertificate, A02)
+        self.security_password_changed = False  # set a new BasicAuthPassword: reconnect (simulator/v201/security.py)
         self.stored_profiles: list[charging.Stored] = []
         self.ignores_limits = False  # fault knob, as on the 1.6 simulator (read by simulator.electrics)
         self.untriggerable: set[str] = set()  # TriggerMessage answers NotImplemented for these (knob, F06.FR.08)
@@ -518,10 +520,10 @@ class SimulatedStation(Runtime):
 
     # ---- security -----------------------------------------------------------------------------
 
-    def new_csr(self) -> call.SignCertificate:
+    def new_csr(self, certificate_type: str = "ChargingStationCertificate") -> call.SignCertificate:
         key, csr = make_csr(self.id, self.device.get("SecurityCtrlr", "OrganizationName"))
         self.security.pending_key = key
-        return call.SignCertificate(csr=csr, certificate_type="ChargingStationCertificate")
+        return call.SignCertificate(csr=csr, certificate_type=certificate_type)
 
     # ---- helpers and periodic work -------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from ocpp.exceptions import (
@@ -58,6 +59,8 @@ class ChargerSession(ChargePoint):
         self._frames_sent = 0
         # unique id -> the boundary's result for a call it repaired (while it is handled)
         self._repaired: dict[str, boundary.Checked] = {}
+        # unique id of each request() under way -> whether its answer has arrived (see request)
+        self._answered: dict[str, bool] = {}
         # "Charger ready": the charger has shown it listens on this connection (see _note_ready).
         self.ready = False
         # Set when this connection's reading loop ends: whatever waits on the charger gives up then.
@@ -67,8 +70,29 @@ class ChargerSession(ChargePoint):
     async def start(self) -> None:
         try:
             await super().start()
+        except ConnectionClosed:
+            await self._read_last_answers()
+            raise
         finally:
             self.closed.set()
+
+    async def _read_last_answers(self, limit: int = 16) -> None:
+        """The connection closed while a frame was being handled (its answer could not be sent): answers to
+        our calls that arrived before the close are still read, so a call waiting for one gets it (a charger
+        that answers CertificateSigned or a new password and reconnects at once). Its Calls are not taken."""
+        for _ in range(limit):
+            try:
+                raw = await self._connection.recv()
+            except Exception:       # noqa: BLE001 - closed (or flooding): nothing more to read
+                return
+            try:
+                answer = unpack(raw)
+            except Exception:       # noqa: BLE001 - not OCPP-J: nothing for a waiting call
+                continue
+            if answer.message_type_id != MessageType.Call and answer.unique_id in self._answered:
+                self._answered[answer.unique_id] = True
+                if self._call_lock.locked() and self._response_queue.qsize() < 8:
+                    self._response_queue.put_nowait(answer)
 
     async def request(self, payload: Any) -> Any:
         """`call` for the rest of the edge: the charger's answer, or ChargerGone
@@ -78,12 +102,19 @@ class ChargerSession(ChargePoint):
         raise ConnectionClosed into whoever asked."""
         if self.closed.is_set():
             raise ChargerGone("the connection closed")
-        calling = asyncio.ensure_future(self.call(payload, suppress=False))
+        unique_id = str(uuid.uuid4())
+        self._answered[unique_id] = False
+        calling = asyncio.ensure_future(self.call(payload, suppress=False, unique_id=unique_id))
         closing = asyncio.ensure_future(self.closed.wait())
         self.pending += 1
         try:
             await asyncio.wait({calling, closing}, return_when=asyncio.FIRST_COMPLETED)
+            if not calling.done() and self._answered.get(unique_id):
+                # The answer came before the close (a charger that answers and reconnects at once, as after
+                # a new certificate or password): the call ends without the socket, its schema check left.
+                await asyncio.wait({calling}, timeout=self._response_timeout)
         finally:
+            self._answered.pop(unique_id, None)
             self.pending -= 1
             closing.cancel()
             if not calling.done():
@@ -150,6 +181,8 @@ class ChargerSession(ChargePoint):
                 description="frame is not an OCPP-J message", details={"cause": cause}))
             return
         if msg.message_type_id != MessageType.Call:
+            if msg.unique_id in self._answered:
+                self._answered[msg.unique_id] = True
             # An answer to our call. Kept only while a call of ours waits (it
             # holds the call lock): answers nobody asked for would pile up in
             # the library's queue, which is read only by a waiting call. Bounded

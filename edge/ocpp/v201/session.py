@@ -30,6 +30,7 @@ from edge.journal import Store
 from edge.ocpp import boundary, security_events
 from edge.ocpp.v16.session import ChargerSession
 from edge.ocpp.v201 import transactions, translate
+from edge.ocpp.v201 import security as security201
 from edge.ocpp.v201 import services
 from edge.ocpp.v201 import device_model
 
@@ -148,6 +149,18 @@ class Ocpp201Session(ChargerSession):
         # The same fields as 1.6's whitepaper message: the same store and alerting.
         await security_events.received(self.site, self.id, type, timestamp, kwargs.get("tech_info"))
         return call_result.SecurityEventNotification()
+
+    @on(Action.sign_certificate)
+    async def on_sign_certificate(self, csr: str, call_unique_id: str, **kwargs):
+        # The 1.6 checks and signing path (site CA or cloud); CertificateSigned after this answer (@after).
+        return call_result.SignCertificate(status=await security201.sign_certificate(
+            self.site, self.id, csr, kwargs.get("certificate_type"), call_unique_id))
+
+    @after(Action.sign_certificate)
+    def after_sign_certificate(self, call_unique_id: str, **kwargs):
+        sending = security201.after_sign_certificate(self.site, call_unique_id)
+        if sending is not None:
+            self.spawn(sending)
 
     # -- G Availability -----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping
 from ocpp.v201 import call as call201
 
 from edge.ocpp import boundary
+from edge.ocpp.v201 import security
 from edge.stations.model import ConnectorStatus
 
 # 2.0.1's ConnectorStatusEnumType -> the site's status (1.6's finer words, edge/stations/model.py).
@@ -140,6 +141,9 @@ TRIGGERABLE = {"BootNotification": "BootNotification", "Heartbeat": "Heartbeat",
 
 def as_v201_request(payload: Any) -> Any | None:
     """A 1.6 request as its 2.0.1 twin, or None when it has none that means the same."""
+    twin = security.as_v201_request(payload)      # block A's: the CA store, ExtendedTriggerMessage
+    if twin is not None:
+        return twin
     if type(payload).__name__ == "TriggerMessage" and payload.requested_message in TRIGGERABLE:
         connector = getattr(payload, "connector_id", None)
         return call201.TriggerMessage(requested_message=TRIGGERABLE[payload.requested_message],
