@@ -203,3 +203,30 @@ def test_needs_at_the_frame_boundary_are_refused_or_bounded_and_the_session_goes
         print("answers:", seen)
         assert seen.get("Accepted") and seen.get("Rejected"), seen
         assert call(ws, "Heartbeat", {})[0] == 3
+
+
+# -- what the station has and plans ------------------------------------------------------------------
+
+async def test_K09_K08_reported_profiles_kept_per_request_and_the_composite_schedule_returned(make_edge):
+    """K09 (GetChargingProfiles -> ReportChargingProfiles, kept per requestId for the operator) and K08
+    (GetCompositeSchedule: the station's answer is the result's response) against the simulated station."""
+    from edge.ocpp.v201 import services as edge_services
+    from edge.stations.model import ChargingLimit, LimitPurpose
+    from tests.edge.v201.conftest import SITE_CHARGERS
+
+    async with make_edge(chargers=SITE_CHARGERS) as edge, station(edge) as sim:
+        await sim.wait_online()
+        control = edge.control.adapter(STATION)
+        limit = ChargingLimit(7, LimitPurpose.TX_DEFAULT, 10, 0, evse=1, phases=3)
+        assert (await control.set_charging_limit(STATION, limit, actor="t", reason="r")).outcome == "ok"
+        asked = await control.charging_profiles(STATION, 501, actor="operator", reason="what the station holds")
+        assert asked.outcome == "ok" and asked.response["status"] == "Accepted", asked
+        report = await wait_for(lambda: (lambda r: r if r is not None and r.complete else None)(
+            edge_services.reported_profiles(edge.ocpp.site, STATION, 501)), what="the station's report")
+        assert [(p["id"], p["charging_profile_purpose"], p["evse_id"]) for p in report.profiles] == [
+            (7, "TxDefaultProfile", 1)]
+        assert edge_services.reported_profiles(edge.ocpp.site, STATION, 999) is None
+        composite = await control.composite_schedule(STATION, 1, 3600, unit="A", actor="operator", reason="r")
+        assert composite.outcome == "ok" and composite.response["status"] == "Accepted", composite
+        periods = composite.response["schedule"]["chargingSchedulePeriod"]
+        assert periods[0]["limit"] == 10

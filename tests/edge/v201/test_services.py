@@ -75,6 +75,38 @@ async def eventually(read, what: str, timeout: float = 10.0):
         await wait_for(lambda: True)
 
 
+async def test_meter_values_at_the_boundary_keep_what_is_sane_and_refuse_the_rest(make_edge):
+    """MeterValues gets TransactionEvent's boundary rule: a value that is no sane number is left out (and the
+    repair logged), never the message; an evseId beyond the station's is refused by name; 0 (the main meter)
+    is taken."""
+    from websockets.asyncio.client import connect
+
+    from tests.edge.conftest import ocpp_url
+
+    async def exchange(ws, call: list) -> list:
+        """The edge's answer to `call`; the edge's own requests meanwhile (the device model's) refused."""
+        await ws.send(json.dumps(call))
+        while True:
+            got = json.loads(await ws.recv())
+            if got[0] != 2:
+                return got
+            await ws.send(json.dumps([4, got[1], "NotSupported", "raw test client", {}]))
+
+    def frame(uid: str, evse_id: int, values: list) -> list:
+        return [2, uid, "MeterValues", {"evseId": evse_id, "meterValue": [{"timestamp": "2026-12-07T10:00:00Z",
+                "sampledValue": [{"value": v, "measurand": "Current.Import", "phase": "L1"} for v in values]}]}]
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        async with connect(ocpp_url(edge, STATION), subprotocols=["ocpp2.0.1"]) as ws:
+            boot = await exchange(ws, [2, "b", "BootNotification", {
+                "chargingStation": {"model": "M", "vendorName": "V"}, "reason": "PowerUp"}])
+            assert boot[2]["status"] == "Accepted"
+            assert (await exchange(ws, frame("m1", 0, [5.5, 1e300])))[:2] == [3, "m1"]
+            refused = await exchange(ws, frame("m2", 1000, [1.0]))
+            assert refused[:3] == [4, "m2", "PropertyConstraintViolation"] and refused[4]["field"] == "evseId"
+        samples = await _samples(edge)
+        assert [(s["connector_id"], s["value"]) for s in samples] == [(0, 5.5)]
+
+
 def _drain(subscription) -> list:
     out = []
     while not subscription.queue.empty():
