@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from edge.app import Edge
 from tests.edge.conftest import PASSWORD_HASH
@@ -27,13 +27,17 @@ connectors = 2
 
 
 @contextlib.asynccontextmanager
-async def station(edge: Edge, station_id: str = STATION, *, accepted: bool = True, **kwargs: Any) -> AsyncIterator[Any]:
-    """The simulated 2.0.1 station, running (and, unless told otherwise, accepted by the edge)."""
+async def station(edge: Edge, station_id: str = STATION, *, accepted: bool = True,
+                  configure: Callable[[Any], None] | None = None, **kwargs: Any) -> AsyncIterator[Any]:
+    """The simulated 2.0.1 station, running (and, unless told otherwise, accepted by the edge);
+    `configure(device_model)` changes its device model before it first connects."""
     from simulator.v201 import SimulatedStation
 
     kwargs.setdefault("evses", 2)
     sim = SimulatedStation(station_id, f"ws://127.0.0.1:{edge.ocpp.bound_port}/ocpp", reconnect_delay=0.05,
                            ramp_seconds=0.2, **kwargs)
+    if configure is not None:
+        configure(sim.device)
     task = asyncio.create_task(sim.run())
     try:
         if accepted:

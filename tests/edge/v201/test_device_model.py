@@ -5,7 +5,6 @@ GetVariables/SetVariables answers) and the variables the site sets after boot, a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -64,24 +63,6 @@ async def test_TC_B_13_CSMS_full_inventory_after_boot_is_stored(make_edge):
             assert await stored(edge, "DeviceDataCtrlr", "ItemsPerMessage", instance="GetReport") == "7"
 
 
-@contextlib.asynccontextmanager
-async def configured_station(edge, configure, **kwargs):
-    """The simulated station as conftest.station runs it, its device model changed before it connects."""
-    from simulator.v201 import SimulatedStation
-
-    sim = SimulatedStation(STATION, f"ws://127.0.0.1:{edge.ocpp.bound_port}/ocpp", reconnect_delay=0.05,
-                           ramp_seconds=0.2, evses=2, **kwargs)
-    configure(sim.device)
-    task = asyncio.create_task(sim.run())
-    try:
-        await sim.wait_accepted()
-        yield sim
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 def requests(sim, action: str) -> list[dict]:
     return [d for n, d in sim.events if n == "request" and d["action"] == action]
 
@@ -95,7 +76,7 @@ async def test_TC_B_10_CSMS_site_variables_set_after_boot_in_as_many_requests_as
         device.put("TxCtrlr", "TxStartPoint", "EVConnected")
         device.put("AuthCtrlr", "LocalPreAuthorize", "false")
     async with make_edge(chargers=SITE_CHARGERS) as edge:
-        async with configured_station(edge, taking_two) as sim:
+        async with station(edge, configure=taking_two) as sim:
             await wait_for(lambda: len(requests(sim, "SetVariables")) == 3, timeout=20, what="three SetVariables")
             sets = requests(sim, "SetVariables")
             assert [len(d["results"]) for d in sets] == [2, 2, 1]
@@ -122,7 +103,7 @@ async def test_rejected_or_unknown_variables_are_logged_and_the_station_still_ch
         device.variables[key] = replace(device.variables[key], value="true", mutability="ReadOnly")
         del device.variables[("AuthCtrlr", None, "AuthorizeRemoteStart", None)]   # read on remote starts only
     async with make_edge(chargers=SITE_CHARGERS) as edge:
-        async with configured_station(edge, stubborn, tx_updated_interval=1) as sim:
+        async with station(edge, configure=stubborn, tx_updated_interval=1) as sim:
             await wait_for(lambda: "AuthCtrlr.LocalPreAuthorize: Rejected" in caplog.text, timeout=20,
                            what="the refusal logged")
             assert "AuthCtrlr.AuthorizeRemoteStart: UnknownVariable" in caplog.text

@@ -19,6 +19,7 @@ from tests.edge.cdr.helpers import next_cdr
 from tests.edge.conftest import free_port, site_toml
 from tests.edge.test_cli import edgectl
 from tests.edge.v201.conftest import SITE_CHARGERS, STATION, station
+from tests.edge.v201.test_device_model import poll
 
 
 def preauthorized(sim, tag: str) -> None:
@@ -255,17 +256,8 @@ async def test_TC_F_03_CSMS_a_remote_stop_names_the_stations_own_transaction(mak
 
 # -- E: chargingState, seqNo order, GetTransactionStatus, samples once -------------------------------------
 
-async def connector_status(edge, evse: int = 1) -> str | None:
-    rows = await edge.journal.read(Store.connectors, STATION)
-    return next((r["status"] for r in rows if r["connector_id"] == evse), None)
-
-
-async def status_becomes(edge, wanted: str, timeout: float = 20) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while (now := await connector_status(edge)) != wanted:
-        assert loop.time() < deadline, f"EVSE 1 reads {now}, not {wanted}"
-        await asyncio.sleep(0.02)
+async def status_becomes(edge, wanted: str) -> None:
+    await poll(edge, lambda s: [r for r in s.connectors(STATION) if r["connector_id"] == 1 and r["status"] == wanted])
 
 
 async def test_E02_occupied_reads_as_the_transactions_charging_state_as_16_says_it(make_edge):
@@ -400,11 +392,8 @@ async def test_TC_E_32_CSMS_a_held_ended_applies_when_the_station_has_nothing_qu
             await cs.cp.call(raw_event("Started", 0, 1000.0, charging_state="Charging"))
             await cs.cp.call(raw_event("Ended", 3, 2600.0, offline=True, stopped_reason="Local"))
             await asyncio.wait_for(cs.asked_event.wait(), 20)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 20
-            while (tx := await only_transaction(edge))["state"] != "completed":
-                assert loop.time() < deadline, tx
-                await asyncio.sleep(0.02)
+            [tx] = await poll(edge, lambda s: [t for t in s.transactions(charger_id=STATION)
+                                               if t["state"] == "completed"])
             assert (tx["meter_stop"], tx["stop_reason"]) == (2600, "Local")
 
 
