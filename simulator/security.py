@@ -62,6 +62,29 @@ def _same(a: dict, b: dict) -> bool:
     return norm == {k.replace("_", "").lower(): str(v).lower() for k, v in b.items()}
 
 
+def install_certificate(state: SecurityState, certificate_type: str, certificate: str) -> str:
+    """InstallCertificate into the CA store (either OCPP version's types): Accepted, or Rejected if not PEM."""
+    try:
+        x509.load_pem_x509_certificate(certificate.encode())
+    except ValueError:
+        return "Rejected"
+    store = state.installed.setdefault(certificate_type, [])
+    if certificate.encode() not in store:
+        store.append(certificate.encode())
+    return "Accepted"
+
+
+def delete_certificate(state: SecurityState, certificate_hash_data: dict) -> str:
+    """DeleteCertificate by its CertificateHashData (either case style): Accepted, or NotFound."""
+    status = "NotFound"
+    for store in state.installed.values():
+        for pem in list(store):
+            if _same(hash_data(pem), certificate_hash_data):
+                store.remove(pem)
+                status = "Accepted"
+    return status
+
+
 def firmware_signature_ok(firmware: bytes, signing_certificate: str, signature: str) -> bool:
     try:
         key = x509.load_pem_x509_certificate(signing_certificate.encode()).public_key()
@@ -209,26 +232,14 @@ class SecurityHandlers(ChargePoint):
     @on(Action.install_certificate)
     def on_install_certificate(self, certificate_type: str, certificate: str, call_unique_id: str,
                                **_: Any) -> call_result.InstallCertificate:
-        try:
-            x509.load_pem_x509_certificate(certificate.encode())
-            store = self.sim.security.installed.setdefault(certificate_type, [])
-            if certificate.encode() not in store:
-                store.append(certificate.encode())
-            status = "Accepted"
-        except ValueError:
-            status = "Rejected"
+        status = install_certificate(self.sim.security, certificate_type, certificate)
         self._answer("InstallCertificate", status, call_unique_id, certificate_type=certificate_type)  # type: ignore
         return call_result.InstallCertificate(status=status)
 
     @on(Action.delete_certificate)
     def on_delete_certificate(self, certificate_hash_data: dict, call_unique_id: str,
                               **_: Any) -> call_result.DeleteCertificate:
-        status = "NotFound"
-        for store in self.sim.security.installed.values():
-            for pem in list(store):
-                if _same(hash_data(pem), certificate_hash_data):
-                    store.remove(pem)
-                    status = "Accepted"
+        status = delete_certificate(self.sim.security, certificate_hash_data)
         self._answer("DeleteCertificate", status, call_unique_id)  # type: ignore[attr-defined]
         return call_result.DeleteCertificate(status=status)
 

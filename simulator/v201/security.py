@@ -4,8 +4,8 @@
 - SetVariables SecurityCtrlr.BasicAuthPassword (A01): 16 to 40 characters of identifierString, or
   Rejected (TC_A_10_CS); an accepted one is the password of the next connection, and the station
   reconnects with it at once (TC_A_09_CS).
-- InstallCertificate / GetInstalledCertificateIds / DeleteCertificate (M03, M04, M05) over its CA store,
-  in 2.0.1's certificate types (CSMSRootCertificate, ManufacturerRootCertificate, V2GRootCertificate, ...).
+- InstallCertificate / GetInstalledCertificateIds / DeleteCertificate (M03, M04, M05) over its CA store
+  (the 1.6 charger's, simulator/security.py), in 2.0.1's certificate types (CSMSRootCertificate, ...).
 
 As in simulator/v201/handlers.py every @on answers without awaiting a call.
 """
@@ -15,12 +15,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from cryptography import x509
 from ocpp.routing import on
 from ocpp.v201 import ChargePoint, call_result
 from ocpp.v201.enums import Action
 
-from simulator.security import _same, hash_data
+from simulator.security import delete_certificate, hash_data, install_certificate
 
 if TYPE_CHECKING:
     from simulator.v201.device_model import Key
@@ -64,14 +63,7 @@ class StationSecurityHandlers(ChargePoint):
     @on(Action.install_certificate)
     def on_install_certificate(self, certificate_type: str, certificate: str, call_unique_id: str,
                                **_: Any) -> call_result.InstallCertificate:
-        try:
-            x509.load_pem_x509_certificate(certificate.encode())
-            store = self.sim.security.installed.setdefault(certificate_type, [])
-            if certificate.encode() not in store:
-                store.append(certificate.encode())
-            status = "Accepted"
-        except ValueError:
-            status = "Rejected"
+        status = install_certificate(self.sim.security, certificate_type, certificate)
         self._answer("InstallCertificate", status, call_unique_id, certificate_type=certificate_type)  # type: ignore
         return call_result.InstallCertificate(status=status)
 
@@ -88,11 +80,6 @@ class StationSecurityHandlers(ChargePoint):
     @on(Action.delete_certificate)
     def on_delete_certificate(self, certificate_hash_data: dict, call_unique_id: str,
                               **_: Any) -> call_result.DeleteCertificate:
-        status = "NotFound"
-        for store in self.sim.security.installed.values():
-            for pem in list(store):
-                if _same(hash_data(pem), certificate_hash_data):
-                    store.remove(pem)
-                    status = "Accepted"
+        status = delete_certificate(self.sim.security, certificate_hash_data)
         self._answer("DeleteCertificate", status, call_unique_id)  # type: ignore[attr-defined]
         return call_result.DeleteCertificate(status=status)

@@ -25,6 +25,7 @@ from edge.ocpp import certificates, security_messages
 from edge.ocpp.v201.session import Ocpp201Session
 from simulator.tls import client_context
 from simulator.v201 import SimulatedStation
+from tests.cloud.test_downlink_end_to_end import wait_until
 from tests.edge.conftest import PASSWORD, api_call, basic, wait_for
 from tests.edge.security.test_csr_cloud_signing import CLOUD_SIGNING, forwards, outbox, push, uplink
 
@@ -67,18 +68,6 @@ async def _sent(edge: Any, charger_id: str, action: str) -> list[dict]:
     """The parameters of each `action` the actions log holds for this station, newest first."""
     rows = await edge.journal.read(Store.log, "actions", charger_id, 50)
     return [json.loads(r["request"]) for r in rows if r["action"] == action]
-
-
-async def _until(probe: Any, what: str, timeout: float = 10.0) -> Any:
-    """Poll an async probe until it returns something true (the journal is written from tasks)."""
-    async def poll() -> Any:
-        while not (value := await probe()):
-            await asyncio.sleep(0.02)
-        return value
-    try:
-        return await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 # -- profiles 1 to 3 ------------------------------------------------------------------------------------
@@ -222,7 +211,7 @@ async def test_TC_A_12_v2g_certificate_signed_and_named_as_such(make_tls_edge, p
         async def answered() -> list[dict]:
             rows = await api_call(edge, "GET", "/security/certificates?charger=CP-3")
             return rows if rows and rows[0]["answer"] else []
-        [issued] = await _until(answered, "the station's answer kept")
+        [issued] = await wait_until(answered, "the station's answer kept")
         assert (issued["serial"], issued["answer"]) == (format(cert.serial_number, "x"), "Accepted")
         [sent] = await _sent(edge, "CP-3", "CertificateSigned")
         assert sent["certificateType"] == "V2GCertificate"
@@ -242,8 +231,8 @@ async def test_TC_A_14_the_station_rejects_the_certificate_and_the_edge_keeps_it
         async def answered() -> list[dict]:
             rows = await api_call(edge, "GET", "/security/certificates?charger=CP-3")
             return rows if rows and rows[0]["answer"] else []
-        assert [row["answer"] for row in await _until(answered, "the station's answer kept")] == ["Rejected"]
-        events = await _until(lambda: edge.journal.read(Store.security_events, "CP-3", 10), "the security event")
+        assert [row["answer"] for row in await wait_until(answered, "the station's answer kept")] == ["Rejected"]
+        events = await wait_until(lambda: edge.journal.read(Store.security_events, "CP-3", 10), "the security event")
         assert "InvalidChargingStationCertificate" in [e["type"] for e in events]
 
 
@@ -259,7 +248,7 @@ async def test_without_a_certificate_type_the_certificate_signed_names_none(make
         request = sim.new_csr()
         assert (await sim.send(call.SignCertificate(csr=request.csr))).status == "Accepted"
         await wait_for(lambda: sim.security.certificate, what="the certificate at the station")
-        [sent] = await _until(lambda: _sent(edge, "CP-3", "CertificateSigned"), "CertificateSigned logged")
+        [sent] = await wait_until(lambda: _sent(edge, "CP-3", "CertificateSigned"), "CertificateSigned logged")
         assert "certificateType" not in sent
 
 
@@ -289,7 +278,7 @@ async def test_a_V2G_CSR_signed_in_the_cloud_reaches_the_station_with_its_type_a
             async def answered() -> list[dict]:
                 rows = await forwards(edge)
                 return rows if rows and rows[0]["status"] == "sent" else []
-            assert (await _until(answered, "the answer kept"))[0]["answer"] == "Accepted"
+            assert (await wait_until(answered, "the answer kept"))[0]["answer"] == "Accepted"
             [signed] = await _sent(edge, "CP-1", "CertificateSigned")
             assert signed["certificateType"] == "V2GCertificate"
 
