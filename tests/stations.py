@@ -45,7 +45,7 @@ class Station:
 
     @property
     def id(self) -> str:
-        return STATION_IDS[self.version]
+        return self.sim.id
 
     # -- what a driver does --------------------------------------------------------------------------
 
@@ -61,24 +61,32 @@ class Station:
             return await self.sim.authorize(tag)
         return await self.sim.authorize({"id_token": tag, "type": "ISO14443"})
 
-    async def start(self, connector: int, tag: str) -> None:
-        """A session starts for `tag` on `connector` with a car plugged in, and its start is delivered. 1.6: a
-        StartTransaction (the station decided); 2.0.1: the card presented, Authorize, TransactionEvent Started."""
+    async def start(self, connector: int, tag: str) -> bool:
+        """A session starts for `tag` on `connector` with a car plugged in. 1.6: a StartTransaction (the station
+        decided); 2.0.1: the card presented, Authorize, TransactionEvent Started. While online the start is
+        delivered before this returns; -> whether the central system answered it (False: started offline)."""
         if self.version == "1.6":
-            await self.sim.start_transaction(connector, tag)
-        else:
-            before = self.sim._event_counts.get("transaction_started", 0)
-            assert await self.sim.present_token(connector, tag) == "Accepted"
-            await self.sim.wait_event("transaction_started", count=before + 1)
-        await self.sim.flush()
+            return await self.sim.start_transaction(connector, tag) > 0   # negative: provisional, offline
+        before = self.sim._event_counts.get("transaction_started", 0)
+        assert await self.sim.present_token(connector, tag) == "Accepted"
+        await self.sim.wait_event("transaction_started", count=before + 1)
+        return await self._delivered()
 
-    async def stop(self, connector: int = 1, reason: str = "Local") -> None:
-        """The driver ends the session at the station; its stop (1.6 StopTransaction, 2.0.1 Ended) is delivered."""
+    async def _delivered(self) -> bool:
+        """2.0.1: while online, until the station's queue is answered (1.6's calls await their own delivery)."""
+        if self.sim.link is None:
+            return False
+        await self.sim.flush()
+        return True
+
+    async def stop(self, connector: int = 1, reason: str = "Local", tag: str | None = None) -> None:
+        """The driver ends the session at the station (with `tag`: their card, 1.6's idTag of the stop); its stop
+        (1.6 StopTransaction, 2.0.1 Ended) is delivered."""
         if self.version == "1.6":
-            await self.sim.stop_transaction(connector, reason)
+            await self.sim.stop_transaction(connector, reason, id_tag=tag)
         else:
             await self.sim.stop(connector, reason)
-        await self.sim.flush()
+            await self._delivered()
 
     async def meter(self) -> None:
         """A meter reading of every running session now (1.6 MeterValues, 2.0.1 TransactionEvent Updated),
@@ -154,26 +162,35 @@ class Station:
             await self.sim.wait_event("request", count=seen, timeout=timeout)
 
 
-@contextlib.asynccontextmanager
-async def simulated_station(version: str, edge: Any, *, manual_clock: Any = None, port: int | None = None,
-                            **kwargs: Any) -> AsyncIterator[Station]:
-    """The simulated station of `version`, running, accepted and online. `manual_clock`: the station's clocks
-    on the edge's edge.clock.ManualClock and no periodic readings (the test sends them with meter())."""
-    port = port or edge.ocpp.bound_port
+def make_sim(version: str, station_id: str, url: str, *, connectors: int = 2, manual_clock: Any = None,
+             **kwargs: Any) -> Any:
+    """A simulated station of `version` (not running yet) with `connectors` EVSEs. `manual_clock`: its clocks on
+    the edge's edge.clock.ManualClock and no periodic readings (a test sends them with Station.meter())."""
     kwargs.setdefault("ramp_seconds", 0.2)      # the same physics for both: the same energy
-    url = f"ws://127.0.0.1:{port}/ocpp"
     if manual_clock is not None:
         kwargs.update(clock=manual_clock.monotonic, wall_clock=manual_clock.now)
     if version == "1.6":
         from simulator.charge_point import SimulatedChargePoint
         if manual_clock is not None:
             kwargs.setdefault("meter_interval", 0)
-        sim: Any = SimulatedChargePoint("CP-1", url, password=PASSWORD, connectors=2, reconnect_delay=0.1, **kwargs)
-    else:
-        from simulator.v201 import SimulatedStation
-        if manual_clock is not None:
-            kwargs.setdefault("tx_updated_interval", 0)
-        sim = SimulatedStation("CS-201", url, evses=2, reconnect_delay=0.05, **kwargs)
+        kwargs.setdefault("reconnect_delay", 0.1)
+        return SimulatedChargePoint(station_id, url, connectors=connectors, **kwargs)
+    from simulator.v201 import SimulatedStation
+    if manual_clock is not None:
+        kwargs.setdefault("tx_updated_interval", 0)
+    kwargs.setdefault("reconnect_delay", 0.05)
+    return SimulatedStation(station_id, url, evses=connectors, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def simulated_station(version: str, edge: Any, *, manual_clock: Any = None, port: int | None = None,
+                            **kwargs: Any) -> AsyncIterator[Station]:
+    """The simulated station of `version` as STATION_IDS names it (2 connectors; 1.6 with its password), running,
+    accepted and online; `manual_clock` as make_sim's."""
+    if version == "1.6":
+        kwargs.setdefault("password", PASSWORD)
+    sim = make_sim(version, STATION_IDS[version], f"ws://127.0.0.1:{port or edge.ocpp.bound_port}/ocpp",
+                   manual_clock=manual_clock, **kwargs)
     task = asyncio.create_task(sim.run())
     try:
         await sim.wait_accepted()

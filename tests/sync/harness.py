@@ -20,9 +20,9 @@ from typing import Any
 
 import aiohttp
 
-from simulator.charge_point import SimulatedChargePoint
 from tests.edge.conftest import PASSWORD, PASSWORD_HASH, free_port, site_toml
 from tests.mqtt_broker import MosquittoBroker
+from tests.stations import Station, make_sim
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = "test-site"
@@ -193,9 +193,14 @@ class Driver:
     Every step's outcome is recorded; nothing the central system does stops the loop."""
 
     def __init__(self, charger_id: str, ocpp_port: int, rng: random.Random, id_tag: str | None = None,
-                 session_s: tuple[float, float] = (0.5, 2.0), idle_s: tuple[float, float] = (0.1, 0.6)):
-        self.sim = SimulatedChargePoint(charger_id, f"ws://127.0.0.1:{ocpp_port}/ocpp", password=PASSWORD,
-                                        connectors=1, reconnect_delay=0.1, response_timeout=5, meter_interval=1.0)
+                 session_s: tuple[float, float] = (0.5, 2.0), idle_s: tuple[float, float] = (0.1, 0.6),
+                 version: str = "1.6"):
+        # Either OCPP version (tests/stations.py): the same driver, the same steps.
+        periodic = {"meter_interval": 1.0} if version == "1.6" else {"tx_updated_interval": 1}
+        self.station = Station(version, make_sim(version, charger_id, f"ws://127.0.0.1:{ocpp_port}/ocpp",
+                                                 connectors=1, password=PASSWORD, reconnect_delay=0.1,
+                                                 response_timeout=5, ramp_seconds=3.0, **periodic))
+        self.sim = self.station.sim
         self.rng, self.session_s, self.idle_s = rng, session_s, idle_s
         self.id_tag = id_tag or f"TAG-{charger_id}"   # its own card: one tag cannot charge twice at once
         self.sessions: list[dict[str, Any]] = []   # one per attempt: what happened, and how long each step took
@@ -220,17 +225,17 @@ class Driver:
         try:
             await self.sim.plug_in(1, car_max_current=16.0, car_phases=3, soc=30.0)
             t0 = time.monotonic()
-            record["auth"] = await self.sim.authorize(self.id_tag)
+            record["auth"] = await self.station.authorize(self.id_tag)
             record["auth_s"] = time.monotonic() - t0
             if record["auth"] == "Accepted":
                 t0 = time.monotonic()
-                record["tx"] = await self.sim.start_transaction(1, self.id_tag)
+                record["tx"] = await self.station.start(1, self.id_tag)   # True: the edge answered the start
                 record["start_s"] = time.monotonic() - t0
                 await asyncio.sleep(self.rng.uniform(*self.session_s))
                 record["offered_a"] = self.sim.offered_current(1)
-                if self.sim.connector(1).transaction_id is not None:
+                if self.station.running(1):
                     t0 = time.monotonic()
-                    await self.sim.stop_transaction(1, "Local", id_tag=self.id_tag)
+                    await self.station.stop(1, "Local", tag=self.id_tag)
                     record["stop_s"] = time.monotonic() - t0
         except Exception as exc:  # noqa: BLE001 - the chaos test counts these, it does not stop on them
             record["error"] = f"{type(exc).__name__}: {exc}"
