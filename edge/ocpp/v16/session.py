@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed
 
 from edge.events import Event
 from edge.journal import Store
-from edge.ocpp import boundary, security_events, signed_values
+from edge.ocpp import boundary, data_transfer, security_events, signed_values
 from edge.ocpp.v16.meter_values import parse_meter_values
 from edge.ocpp.session import ChargerGone
 from edge.ocpp.v16.authorization import id_tag_info
@@ -364,15 +364,10 @@ class ChargerSession(ChargePoint):
 
     @on(Action.data_transfer)
     async def on_data_transfer(self, vendor_id: str, **kwargs):
-        if self.site.security is not None and signed_values.announces_meter_key(vendor_id, kwargs.get("message_id")):
-            # A calibrated meter's public key (signed_values.py): kept to verify the signed readings.
-            return call_result.DataTransfer(status=await self.site.security.meter_keys.announced(
-                self.id, kwargs.get("data")))
-        if vendor_id not in self.site.data_transfer_vendors:
-            return call_result.DataTransfer(status="UnknownVendorId")
-        await self.site.journal.write(Store.record_data_transfer, self.site.clock.now_iso(), self.id, vendor_id,
-                                      kwargs.get("message_id"), kwargs.get("data"))
-        return call_result.DataTransfer(status="Accepted")
+        # The one decision both versions take (edge/ocpp/data_transfer.py): a meter key announcement, a
+        # configured vendor's message journaled, or UnknownVendorId.
+        return call_result.DataTransfer(status=await data_transfer.decide(
+            self.site, self.id, vendor_id, kwargs.get("message_id"), kwargs.get("data")))
 
     @on(Action.diagnostics_status_notification)
     async def on_diagnostics_status_notification(self, status: str, **kwargs):

@@ -13,14 +13,14 @@ its 1.6 counterpart; what is 2.0.1's own is here. Choices where the issue is sil
   firmware and log statuses (firmware.py, logs_upload.py, which send 2.0.1's UpdateFirmware and GetLog).
 - N NotifyEvent: kept (bounded, in memory) and logged; a problem (a monitor alerting, a Problem or
   Tripped variable set) is a warning and a `station.problem` event on the bus.
-- P DataTransfer: the same decision as 1.6's: the meter key announcement, else UnknownVendorId unless
-  the vendor is configured ([ocpp] data_transfer_vendors), whose messages are journaled.
+- P DataTransfer: 1.6's decision, the one function both call (edge/ocpp/data_transfer.py): the meter key
+  announcement, else UnknownVendorId unless the vendor is configured ([ocpp] data_transfer_vendors), whose
+  messages are journaled.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field, replace
@@ -30,6 +30,7 @@ from weakref import WeakKeyDictionary
 from edge.dlm.needs import Declared, FromCar, from_car
 from edge.events import Event
 from edge.journal import Store
+from edge.ocpp import data_transfer as shared_data_transfer
 from edge.ocpp import signed_values
 from edge.ocpp.v201 import SUBPROTOCOL as OCPP201
 from edge.ocpp.v201 import transactions
@@ -280,17 +281,6 @@ def events_of(site: "Site", charger_id: str) -> list[dict[str, Any]]:
 
 # -- P DataTransfer -----------------------------------------------------------------------------------
 
-async def data_transfer(site: "Site", charger_id: str, vendor_id: str, message_id: str | None,
-                        data: Any) -> str:
-    """The DataTransfer status, decided as for 1.6 (edge/ocpp/v16/session.py): a meter key announcement is
-    kept; a configured vendor's message is journaled, Accepted; any other vendor is UnknownVendorId. 2.0.1's
-    data may be any JSON: journaled as JSON text unless it is text."""
-    text = data if data is None or isinstance(data, str) else json.dumps(data)[:10_000]
-    if site.security is not None and signed_values.announces_meter_key(vendor_id, message_id):
-        return await site.security.meter_keys.announced(charger_id, text)
-    if vendor_id not in site.data_transfer_vendors:
-        log.info("data transfer charger=%s vendor=%s message=%s: UnknownVendorId", charger_id, vendor_id, message_id)
-        return "UnknownVendorId"
-    await site.journal.write(Store.record_data_transfer, site.clock.now_iso(), charger_id, vendor_id, message_id,
-                             text)
-    return "Accepted"
+# The same decision as 1.6's (edge/ocpp/data_transfer.py, which the 1.6 session's handler calls too).
+data_transfer = shared_data_transfer.decide
+
