@@ -89,7 +89,8 @@ class ChargerSession(ChargePoint):
                 answer = unpack(raw)
             except Exception:       # noqa: BLE001 - not OCPP-J: nothing for a waiting call
                 continue
-            if answer.message_type_id != MessageType.Call and answer.unique_id in self._answered:
+            if (answer.message_type_id != MessageType.Call and isinstance(answer.unique_id, str)
+                    and answer.unique_id in self._answered):
                 self._answered[answer.unique_id] = True
                 if self._call_lock.locked() and self._response_queue.qsize() < 8:
                     self._response_queue.put_nowait(answer)
@@ -181,7 +182,7 @@ class ChargerSession(ChargePoint):
                 description="frame is not an OCPP-J message", details={"cause": cause}))
             return
         if msg.message_type_id != MessageType.Call:
-            if msg.unique_id in self._answered:
+            if isinstance(msg.unique_id, str) and msg.unique_id in self._answered:
                 self._answered[msg.unique_id] = True
             # An answer to our call. Kept only while a call of ours waits (it
             # holds the call lock): answers nobody asked for would pile up in

@@ -111,11 +111,20 @@ async def test_TC_A_07_tls_client_certificate_valid_profile_3(make_tls_edge, pki
         assert seen.level == 3 and seen.cert_subject == "CN=CP-3"
 
 
-async def test_profile_3_with_a_certificate_naming_another_station_is_refused(make_tls_edge, pki):
+async def test_TC_A_08_invalid_client_certificates_are_refused_then_a_valid_one_gets_in(make_tls_edge, pki):
+    other = certificates.make_ca("Someone else's CA", now=certificates.utcnow())
+    invalid = {"unknown CA": pki.charger("other", "CP-3", ca=(other.certificate, other.key or b"")),
+               "expired": pki.charger("expired", "CP-3", days=1, ago=10),
+               "another commonName": pki.charger("cp9", "CP-9")}
     async with make_tls_edge() as edge:
-        async with station(edge, "CP-3", tls=_profile_3(pki, "CP-9"), password=None, accepted=False) as sim:
-            await sim.wait_event("connect_failed")
-        assert "CP-3" not in edge.ocpp.sessions
+        for why, (cert, key) in invalid.items():
+            tls = client_context(pki.root / "ca.pem", certificate=cert, key=key)
+            async with station(edge, "CP-3", tls=tls, password=None, accepted=False) as sim:
+                await sim.wait_event("connect_failed")
+                assert not sim.is_accepted(), why
+            assert "CP-3" not in edge.ocpp.sessions, why
+        async with station(edge, "CP-3", tls=_profile_3(pki), password=None):
+            assert edge.ocpp.seen["CP-3"].level == 3
 
 
 # -- the password (A01) ------------------------------------------------------------------------------------
@@ -250,6 +259,31 @@ async def test_without_a_certificate_type_the_certificate_signed_names_none(make
         await wait_for(lambda: sim.security.certificate, what="the certificate at the station")
         [sent] = await wait_until(lambda: _sent(edge, "CP-3", "CertificateSigned"), "CertificateSigned logged")
         assert "certificateType" not in sent
+
+
+async def test_SignCertificate_beyond_the_schema_is_refused_on_the_wire_and_nothing_is_signed(make_tls_edge, pki):
+    """The boundary on the wire (the library's 2.0.1 schema): a csr longer than 5500 characters, a certificateType
+    2.0.1 does not have, a csr that is no CSR: CALLERROR or Rejected, nothing signed, the connection serves on."""
+    good = certificates.make_csr(ec.generate_private_key(ec.SECP256R1()), "CP-1").decode()
+    async with make_tls_edge() as edge:
+        async with connect(f"ws://127.0.0.1:{edge.ocpp.bound_port}/ocpp/CP-1", subprotocols=["ocpp2.0.1"],
+                           additional_headers=basic("CP-1", PASSWORD)) as ws:
+            async def answer(unique_id: str, action: str, payload: dict) -> list:
+                await ws.send(json.dumps([2, unique_id, action, payload]))
+                while (frame := json.loads(await ws.recv()))[:2] not in ([3, unique_id], [4, unique_id]):
+                    if frame[0] == 2:           # the edge's own requests after the boot: answered, not read
+                        await ws.send(json.dumps([4, frame[1], "NotSupported", "", {}]))
+                return frame
+            boot = {"chargingStation": {"model": "m", "vendorName": "v"}, "reason": "PowerUp"}
+            assert (await answer("b", "BootNotification", boot))[2]["status"] == "Accepted"
+            too_long = await answer("1", "SignCertificate", {"csr": "x" * 5501})
+            unknown_type = await answer("2", "SignCertificate", {"csr": good, "certificateType": "SomethingElse"})
+            # The library's schema check names them (a maxLength: TypeConstraintViolation; an enum: FormatViolation).
+            assert (too_long[0], too_long[2]) == (4, "TypeConstraintViolation")
+            assert (unknown_type[0], unknown_type[2]) == (4, "FormatViolation")
+            assert (await answer("3", "SignCertificate", {"csr": "not a CSR"}))[2] == {"status": "Rejected"}
+            assert await api_call(edge, "GET", "/security/certificates") == []
+            assert (await answer("4", "SignCertificate", {"csr": good}))[2] == {"status": "Accepted"}
 
 
 # -- signed in the cloud, and an edge restart in between ----------------------------------------------------
