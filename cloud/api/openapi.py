@@ -81,7 +81,7 @@ _ALERT = {"type": "object", "description": "an alert the site raised (docs/sync-
               "type": {**_str, "examples": ["alert.fault", "alert.failsafe", "alert.over_limit", "alert.over_fuse",
                                             "alert.uncontrollable", "alert.outbox_dropped", "alert.cdr_quarantined",
                                             "alert.part_failed", "alert.recovery", "alert.config_invalid",
-                                            "alert.security_event"]},
+                                            "alert.security_event", "alert.station_problem"]},
               "charger_id": _opt_str,
               "body": {"type": "object", "description": "by type, e.g. alert.failsafe {circuit, active}; "
                                                         "alert.over_fuse {circuit, phase, active, limit, since, "

@@ -50,7 +50,9 @@ KEPT_TYPES = frozenset({CSR_TYPE, ANSWER_TYPE})
 ALERT_TYPES = {"dlm.failsafe": "alert.failsafe", "dlm.over_limit": "alert.over_limit",
                "dlm.uncontrollable": "alert.uncontrollable", "edge.part_failed": "alert.part_failed",
                "recovery.step": "alert.recovery", "dlm.over_fuse": "alert.over_fuse",
-               "security.critical": "alert.security_event"}
+               "security.critical": "alert.security_event",
+               # a 2.0.1 station's NotifyEvent that needs a look (edge/ocpp/v201/services.py PROBLEM_EVENT)
+               "station.problem": "alert.station_problem"}
 
 
 def encode_batch(site: str, stream: str, rows: list[dict[str, Any]],
@@ -117,7 +119,8 @@ class Outbox:
         return message_id
 
     async def alert_from_event(self, kind: str, charger_id: str, at: str, data: dict[str, Any]) -> None:
-        """dlm.failsafe, dlm.over_limit, dlm.over_fuse, dlm.uncontrollable, edge.part_failed -> the alert stream."""
+        """dlm.failsafe, dlm.over_limit, dlm.over_fuse, dlm.uncontrollable, edge.part_failed, station.problem
+        (ALERT_TYPES) -> the alert stream."""
         await self.add("alert", ALERT_TYPES[kind], {"charger_id": charger_id or None, **data}, at)
 
     # -- sending --------------------------------------------------------------------------------------------
