@@ -108,7 +108,7 @@ async def test_TC_C_06_CSMS_blocked_token_is_blocked(make_edge):
             assert (await authorize(sim, "TAG-BLOCKED", "Central"))["status"] == "Blocked"
             await sim.plug_in(1)
             assert await sim.present_token(1, "TAG-BLOCKED") == "Blocked"
-            assert sim.evses[1].tx is None or sim.evses[1].token is None
+            assert sim.evses[1].tx is None and sim.evses[1].token is None
 
 
 async def test_TC_C_07_CSMS_expired_token_is_expired(make_edge):

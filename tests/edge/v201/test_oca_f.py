@@ -93,6 +93,19 @@ async def test_TC_F_01_CSMS_remote_start_after_the_cable(make_edge):
             assert all(answer[0] == 3 and answer[2]["idTokenInfo"]["status"] == "Accepted"
                        for p, answer in events if "idToken" in p)
 
+            # F03: the operator's remote stop names the station's own transactionId; the station ends it Remote.
+            station_tx = sim.evses[1].tx.transaction_id
+            stop = await api_call(edge, "POST", f"/sessions/{row['id']}/remote-stop", body={"reason": "F03"})
+            assert stop["outcome"] == "ok", stop
+            [logged] = [a for a in await edge.journal.read(Store.log, "actions", STATION, 50)
+                        if a["action"] == "RequestStopTransaction"]
+            assert json.loads(logged["request"]) == {"transactionId": station_tx}
+            ended = await sim.wait_event("transaction_ended")
+            assert ended["reason"] == "Remote"
+            await sim.flush()
+            [row] = await edge.journal.read(Store.transactions, charger_id=STATION)
+            assert (row["state"], row["stop_reason"]) == ("completed", "Remote")
+
 
 async def test_TC_F_02_CSMS_remote_start_first_with_authorize_remote_start(make_edge):
     """F02.FR.01/F01.FR.01: with AuthorizeRemoteStart the station asks Authorize for the remote start's token
