@@ -8,9 +8,13 @@
 - GET /api/v1/chargers/{id}/variables[?component=NAME&limit=N&offset=N]: an OCPP 2.0.1 station's device model as
   the edge keeps it (NotifyReport, GetVariables/SetVariables answers: edge/ocpp/v201/device_model.py) and its
   latest reports; a secret's value is never kept.
+- GET /api/v1/chargers/{id}/events[?problems=1&limit=N&offset=N]: an OCPP 2.0.1 station's recent NotifyEvent
+  entries as the edge keeps them (in memory, the newest services.KEEP_EVENTS per station), newest first.
 """
 
 from __future__ import annotations
+
+from typing import Any, Mapping
 
 from aiohttp import web
 
@@ -18,10 +22,29 @@ from edge.web.site import SiteView
 from edge.web.common import actor_of, error_response, json_object, json_response
 from edge.journal import Store
 from edge.ocpp.credentials import CredentialError
+from edge.ocpp.v201 import services as v201_services
 
 
 # A rotation's HTTP status follows the ChangeConfiguration's outcome, as for any command.
 _STATUS = {"invalid": 400, "not-connected": 409, "timeout": 504, "error": 502}
+
+
+def events_page(kept: list[dict[str, Any]], query: Mapping[str, str]) -> dict[str, Any]:
+    """A page of a station's kept events (oldest first as kept), newest first, by the query's `limit` (1 to
+    KEEP_EVENTS, 50 by default), `offset` (0 on) and `problems` (1: only problems). ValueError says what is wrong."""
+    try:
+        limit = int(query.get("limit", "50"))
+        offset = int(query.get("offset", "0"))
+    except ValueError:
+        raise ValueError("limit and offset are whole numbers") from None
+    if not 1 <= limit <= v201_services.KEEP_EVENTS or offset < 0:
+        raise ValueError(f"limit is 1..{v201_services.KEEP_EVENTS} and offset 0 or more")
+    problems = query.get("problems", "0")
+    if problems not in ("0", "1"):
+        raise ValueError("problems is 0 or 1")
+    newest_first = [event for event in reversed(kept) if problems == "0" or event["problem"]]
+    return {"events": newest_first[offset:offset + limit], "total": len(newest_first),
+            "kept_at_most": v201_services.KEEP_EVENTS, "limit": limit, "offset": offset}
 
 
 class ChargerRoutes:
@@ -34,7 +57,20 @@ class ChargerRoutes:
             web.post("/api/v1/chargers/{id}/password", self.password),
             web.get("/api/v1/refused-handshakes", self.refused),
             web.get("/api/v1/chargers/{id}/variables", self.variables),
+            web.get("/api/v1/chargers/{id}/events", self.events),
         ]
+
+    async def events(self, request: web.Request) -> web.Response:
+        """What a 2.0.1 station told in NotifyEvent (edge/ocpp/v201/services.py keeps the newest KEEP_EVENTS per
+        station in memory: lost at a restart), newest first; `problems=1` only the problems (those alerted)."""
+        charger_id = request.match_info["id"]
+        if not self.site.directory.is_known(charger_id):
+            return error_response(404, f"no charger {charger_id!r} at this site")
+        try:
+            page = events_page(v201_services.events_of(self.site, charger_id), request.query)  # type: ignore[arg-type]
+        except ValueError as exc:
+            return error_response(400, str(exc))
+        return json_response({"charger_id": charger_id, **page})
 
     async def variables(self, request: web.Request) -> web.Response:
         charger_id = request.match_info["id"]
