@@ -219,7 +219,7 @@ class Ocpp201Session(ChargerSession):
         applied = await transactions.transaction_event(
             self.site, self.id, event_type, timestamp, seq_no, transaction_info, kwargs.get("evse"),
             kwargs.get("id_token"), kwargs.get("meter_value"), bool(kwargs.get("offline")))
-        if applied.held:   # an Ended before its turn: does the station still have its events queued (E14)?
+        if applied.held:   # an event before its turn: does the station still have its events queued (E14)?
             self.spawn(transactions.settle_held(self.site, self.id, transaction_info["transaction_id"]))
         if applied.evse_id is not None and applied.status is not None:
             await self._refine(applied.evse_id, applied.status, timestamp)

@@ -60,15 +60,17 @@ CHARGING_STATES: dict[str, str] = {
 }
 # After a transaction's Ended, an EVSE still Occupied reads as 1.6's Finishing (the cable still in).
 AFTER_ENDED = "Finishing"
-# How long a held Ended waits for its transaction's queued events once the station said some are queued.
+# How long a held event waits for its transaction's queued events once the station said some are queued,
+# and how often the edge asks again meanwhile (GetTransactionStatus).
 HOLD_S = 120.0
+ASK_AGAIN_S = 5.0
 
 
 @dataclass(frozen=True)
 class Applied:
     """What one TransactionEvent did: the idTokenInfo to answer with, the site's connector (EVSE) of its
     transaction, the site status its chargingState tells (None: it tells none: offline, out of order, no
-    chargingState), and whether it was held back (an Ended before its turn)."""
+    chargingState), and whether it was held back (an offline event before its turn)."""
     id_token_info: dict[str, Any] | None
     evse_id: int | None = None
     status: str | None = None
@@ -151,7 +153,7 @@ def read_meter_values(evse_id: int, meter_value: list[dict[str, Any]] | None, re
 
 # One station's events apply one at a time (a held Ended may be released from a task meanwhile).
 _locks: dict[str, asyncio.Lock] = {}
-# (station, transactionId) -> set when its held Ended was applied.
+# (station, transactionId) -> set when held events of it were applied (while settle_held runs for it).
 _released: dict[tuple[str, str], asyncio.Event] = {}
 
 
@@ -168,16 +170,16 @@ async def transaction_event(site: "Site", charger_id: str, event_type: str, time
                             transaction_info: dict[str, Any], evse: dict[str, Any] | None,
                             id_token: dict[str, Any] | None, meter_value: list | None,
                             offline: bool) -> Applied:
-    """Apply one TransactionEvent in its transaction's seqNo order: an offline Ended that arrives before
-    events of its transaction with a lower seqNo is answered and held (`held`) until they arrived or the
-    station says none is queued (`settle_held`)."""
+    """Apply one TransactionEvent in its transaction's seqNo order: an offline Updated or Ended that arrives
+    before events of its transaction with a lower seqNo (none applied yet, or a gap) is answered and held
+    (`held`) until they arrived or the station says none is queued (`settle_held`)."""
     station_tx = transaction_info["transaction_id"]
     journal = site.journal
     async with _locks.setdefault(charger_id, asyncio.Lock()):
         seen = await journal.read(Store.transaction_seq_nos, charger_id, station_tx)
         held = {h["seq_no"] for h in await journal.read(Store.held_transaction_events, charger_id, station_tx)}
-        if event_type == "Ended" and offline and seq_no not in seen and (seq_no in held or
-                                                                          missing_before(seen, seq_no)):
+        if event_type != "Started" and offline and seq_no not in seen and (seq_no in held or
+                                                                            missing_before(seen, seq_no)):
             if seq_no not in held:
                 event = {"event_type": event_type, "timestamp": timestamp, "seq_no": seq_no,
                          "transaction_info": transaction_info, "evse": evse, "id_token": id_token,
@@ -187,7 +189,7 @@ async def transaction_event(site: "Site", charger_id: str, event_type: str, time
                 log.info("transaction event held charger=%s transaction=%s seq_no=%s: events before it (applied %s) "
                          "not here yet", charger_id, station_tx, seq_no, _span(seen))
             answer = None
-            if id_token:   # the stop's token: decided as any token on a running session, nothing applied
+            if id_token:   # decided as any token on a running session, nothing applied
                 tag = id_tag(id_token, site.sessions.free_vend_id_tag)
                 answer = id_token_info(await site.sessions.authorize(charger_id, tag or "",
                                                                      (evse or {}).get("id") or 1,
@@ -203,7 +205,7 @@ async def transaction_event(site: "Site", charger_id: str, event_type: str, time
                 (answer is None or answer.get("status") == "Accepted"):
             # A state from before a refusal is not one to act on: the station ends that transaction itself.
             status = CHARGING_STATES[state]
-        if held and event_type != "Ended":
+        if held:
             await _release_in_turn(site, charger_id, station_tx)
     return Applied(answer, evse_id, status)
 
@@ -264,21 +266,34 @@ async def ask_status(site: "Site", charger_id: str, station_tx: str) -> tuple[bo
 
 
 async def settle_held(site: "Site", charger_id: str, station_tx: str) -> None:
-    """After an Ended was held: ask the station (E14) whether events of the transaction are still queued;
-    none (or no answer): the Ended applies now; some: it applies once they arrived, or after HOLD_S anyway."""
+    """After an event was held: ask the station (E14) whether events of the transaction are still queued;
+    none (or no answer): the held events apply now; some: they apply in turn as the missing ones arrive, the
+    station asked again every ASK_AGAIN_S (a station counting seqNo across its EVSEs leaves gaps nothing
+    fills), and after HOLD_S they apply anyway. One such task per transaction."""
     key = (charger_id, station_tx)
-    done = _released.setdefault(key, asyncio.Event())
+    if key in _released:
+        return
+    done = _released[key] = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HOLD_S
     try:
-        queued, _ = await ask_status(site, charger_id, station_tx)
-        if queued:
+        while await site.journal.read(Store.held_transaction_events, charger_id, station_tx):
+            queued, _ = await ask_status(site, charger_id, station_tx)
+            if not queued:
+                await release_held(site, charger_id, station_tx, "the station has nothing of it queued"
+                                   if queued is False else "no answer to GetTransactionStatus")
+                return
+            if loop.time() >= deadline:
+                log.warning("transaction %s charger=%s: its queued events did not come within %.0f s; the held "
+                            "ones apply without them (they count as late if they come)", station_tx, charger_id,
+                            HOLD_S)
+                await release_held(site, charger_id, station_tx, "waited for its events")
+                return
+            done.clear()
             try:
-                await asyncio.wait_for(done.wait(), HOLD_S)
+                await asyncio.wait_for(done.wait(), min(ASK_AGAIN_S, max(0.0, deadline - loop.time())))
             except asyncio.TimeoutError:
-                log.warning("transaction %s charger=%s: its queued events did not come within %.0f s; its Ended "
-                            "applies without them (they count as late if they come)", station_tx, charger_id, HOLD_S)
-        await release_held(site, charger_id, station_tx,
-                           "the station has nothing of it queued" if queued is False else
-                           "no answer to GetTransactionStatus" if queued is None else "waited for its events")
+                pass
     finally:
         _released.pop(key, None)
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import math
 from decimal import Decimal
+from typing import Any
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 from ocpp.exceptions import PropertyConstraintViolationError
 from ocpp.v201 import call
 
@@ -300,7 +301,7 @@ class RawStation:
     """An OCTT-like 2.0.1 station over a real WebSocket: the ocpp library's client, answering GetTransactionStatus
     as the test says, recording what the edge asked."""
 
-    def __init__(self, edge, queued: bool, ongoing: bool):
+    def __init__(self, edge, queued: Any, ongoing: bool, station_id: str = STATION):
         from ocpp.routing import on
         from ocpp.v201 import ChargePoint, call_result
         from ocpp.v201.enums import Action
@@ -314,7 +315,8 @@ class RawStation:
             def on_get_transaction_status(self, transaction_id=None, **_):
                 outer.asked.append({"transaction_id": transaction_id})
                 outer.asked_event.set()
-                return call_result.GetTransactionStatus(messages_in_queue=queued, ongoing_indicator=ongoing)
+                return call_result.GetTransactionStatus(messages_in_queue=queued() if callable(queued) else queued,
+                                                        ongoing_indicator=ongoing)
 
             @on(Action.get_base_report)
             def on_get_base_report(self, **_):
@@ -326,14 +328,14 @@ class RawStation:
                     {"attribute_status": "Rejected", "component": d["component"], "variable": d["variable"]}
                     for d in set_variable_data])
         self.client_class = Client
-        self.edge = edge
+        self.edge, self.station_id = edge, station_id
 
     async def __aenter__(self):
         from websockets.asyncio.client import connect
         from tests.edge.conftest import ocpp_url
 
-        self._ws = await connect(ocpp_url(self.edge, STATION), subprotocols=["ocpp2.0.1"]).__aenter__()
-        self.cp = self.client_class(STATION, self._ws)
+        self._ws = await connect(ocpp_url(self.edge, self.station_id), subprotocols=["ocpp2.0.1"]).__aenter__()
+        self.cp = self.client_class(self.station_id, self._ws)
         self._task = asyncio.create_task(self.cp.start())
         boot = await self.cp.call(call.BootNotification(
             charging_station={"model": "OCTT-like", "vendor_name": "T"}, reason="PowerUp"))
@@ -345,12 +347,13 @@ class RawStation:
         await self._ws.close()
 
 
-def raw_event(kind: str, seq_no: int, wh: float | None, *, offline: bool = False, **info):
-    values = [] if wh is None else [{"timestamp": ARRIVED, "sampled_value": [
+def raw_event(kind: str, seq_no: int, wh: float | None, *, offline: bool = False, tx: str = "tx-31",
+              at: str = ARRIVED, **info):
+    values = [] if wh is None else [{"timestamp": at, "sampled_value": [
         {"value": wh, "measurand": "Energy.Active.Import.Register"}]}]
     return call.TransactionEvent(
-        event_type=kind, timestamp=ARRIVED, trigger_reason="Authorized" if kind == "Started" else "EVDeparted",
-        seq_no=seq_no, transaction_info={"transaction_id": "tx-31", **info}, evse={"id": 1, "connector_id": 1},
+        event_type=kind, timestamp=at, trigger_reason="Authorized" if kind == "Started" else "EVDeparted",
+        seq_no=seq_no, transaction_info={"transaction_id": tx, **info}, evse={"id": 1, "connector_id": 1},
         meter_value=values or None, offline=offline or None,
         id_token={"id_token": "TAG-OK", "type": "ISO14443"} if kind == "Started" else None)
 
@@ -368,7 +371,7 @@ async def test_TC_E_31_CSMS_an_ended_before_its_queued_updates_waits_for_them(ma
                                                 stopped_reason="EVDisconnected"))
             assert answer.id_token_info is None
             await asyncio.wait_for(cs.asked_event.wait(), 20)
-            assert cs.asked == [{"transaction_id": "tx-31"}]
+            assert cs.asked[0] == {"transaction_id": "tx-31"} and all(a == cs.asked[0] for a in cs.asked)
             assert (await only_transaction(edge))["state"] == "active"        # held: not applied yet
             await cs.cp.call(raw_event("Updated", 1, 1800.0, offline=True))
             assert (await only_transaction(edge))["state"] == "active"        # seqNo 2 still missing
@@ -469,3 +472,53 @@ def test_an_ended_waits_exactly_while_a_lower_seq_no_is_missing(seen, seq_no):
     ordered = sorted(seen)
     expected = not ordered or any(n not in seen for n in range(ordered[0], seq_no))
     assert transactions.missing_before(ordered, seq_no) == expected
+
+
+# An offline transaction as a station queues it: (kind, seqNo, energy register Wh or None).
+OFFLINE_TX = [("Started", 0, 1000.0), ("Updated", 1, 1200.0), ("Updated", 2, 1500.0), ("Updated", 3, 1900.0),
+              ("Ended", 4, None)]
+
+
+async def _deliver_in_orders(orders: list[list[int]]) -> list[tuple]:
+    """A real edge (its own tmp dir) and an OCTT-like station that delivers one offline transaction per order,
+    its events in that order, saying messages are queued while some of them are not sent yet."""
+    import tempfile
+    from pathlib import Path
+
+    from edge.config import parse_config
+    from tests.edge.conftest import running_edge
+
+    outcomes = []
+    with tempfile.TemporaryDirectory() as tmp:
+        config = parse_config(site_toml(Path(tmp), chargers=SITE_CHARGERS), "test.toml", state_dir=tmp)
+        async with running_edge(config, None) as edge:
+            unsent: set = set()
+            async with RawStation(edge, queued=lambda: bool(unsent), ongoing=False) as cs:
+                for n, order in enumerate(orders):
+                    tx = f"tx-order-{n}"
+                    unsent.update((tx, i) for i in order)
+                    for i in order:
+                        kind, seq_no, wh = OFFLINE_TX[i]
+                        unsent.discard((tx, i))
+                        await cs.cp.call(raw_event(kind, seq_no, wh, offline=True, tx=tx,
+                                                   at=f"2026-12-06T{10 + n:02d}:{seq_no:02d}:00Z",
+                                                   **({"stopped_reason": "EVDisconnected"} if kind == "Ended" else {})))
+                    row = await poll(edge, lambda s, tx=tx: [t for t in s.transactions(charger_id=STATION)
+                                                             if t["state"] == "completed" and
+                                                             s.station_tx_id(STATION, t["id"]) == tx])
+                    samples = await edge.journal.read(Store.samples, transaction_id=row[0]["id"])
+                    outcomes.append((order, row[0]["meter_start"], row[0]["meter_stop"],
+                                     sorted(s["value"] for s in samples if s["measurand"] == ENERGY),
+                                     await edge.journal.read(Store.held_transaction_events, STATION, tx)))
+    return outcomes
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.lists(st.permutations(range(len(OFFLINE_TX))), min_size=4, max_size=4))
+@example([[4, 3, 2, 1, 0], [3, 0, 1, 2, 4], [1, 4, 0, 3, 2], [2, 0, 4, 1, 3]])
+def test_any_arrival_order_of_an_offline_transaction_bills_the_same(orders):
+    """Whatever order a station's offline queue arrives in (over the real wire, the edge asking
+    GetTransactionStatus meanwhile), the transaction is the same: started at the Started's register, stopped at
+    the highest the Updated reached, every register sample with it, nothing left held."""
+    for order, meter_start, meter_stop, registers, held in asyncio.run(_deliver_in_orders(orders)):
+        assert (meter_start, meter_stop, registers, held) == (1000, 1900, [1000.0, 1200.0, 1500.0, 1900.0], []), order
