@@ -130,7 +130,7 @@ class Ocpp201Session(ChargerSession):
         super()._note_ready()
         if self.ready and not was_ready:
             # Each connection, booted or not: are transaction messages still queued (E14)?
-            self.spawn(transactions.transaction_status(self.site, self.id))
+            self.spawn(transactions.transaction_status(self.site, self.id, self.closed))
 
     @on(Action.notify_report)
     async def on_notify_report(self, request_id: int, generated_at: str, seq_no: int, tbc: bool = False,
@@ -220,7 +220,7 @@ class Ocpp201Session(ChargerSession):
             self.site, self.id, event_type, timestamp, seq_no, transaction_info, kwargs.get("evse"),
             kwargs.get("id_token"), kwargs.get("meter_value"), bool(kwargs.get("offline")))
         if applied.held:   # an event before its turn: does the station still have its events queued (E14)?
-            self.spawn(transactions.settle_held(self.site, self.id, transaction_info["transaction_id"]))
+            self.spawn(transactions.settle_held(self.site, self.id, transaction_info["transaction_id"], self.closed))
         if applied.evse_id is not None and applied.status is not None:
             await self._refine(applied.evse_id, applied.status, timestamp)
         return call_result.TransactionEvent(id_token_info=applied.id_token_info)

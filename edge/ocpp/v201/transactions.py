@@ -242,19 +242,19 @@ async def release_held(site: "Site", charger_id: str, station_tx: str, why: str)
         return await _release_in_turn(site, charger_id, station_tx, anyway=why)
 
 
-async def ask_status(site: "Site", charger_id: str, station_tx: str) -> tuple[bool | None, bool | None]:
+async def ask_status(site: "Site", charger_id: str, station_tx: str) -> tuple[bool | None, bool | None, str]:
     """GetTransactionStatus (E14) for one transaction, logged and published (`transaction.status`):
-    -> (messagesInQueue, ongoingIndicator); (None, None) when the station gave no answer."""
+    -> (messagesInQueue, ongoingIndicator, the request's outcome); (None, None, outcome) without an answer."""
     commands = site.commands
     if commands is None:
-        return None, None
+        return None, None, "not-connected"
     result = await commands.deliver(charger_id, "GetTransactionStatus", {"transactionId": station_tx},
                                     call201.GetTransactionStatus(transaction_id=station_tx), actor="edge",
                                     reason="transaction messages still queued? (E14)")
     if result.outcome != "ok" or not isinstance(result.response, dict):
         log.warning("transaction status charger=%s transaction=%s: %s %s", charger_id, station_tx, result.outcome,
                     result.response)
-        return None, None
+        return None, None, result.outcome
     queued, ongoing = result.response.get("messagesInQueue"), result.response.get("ongoingIndicator")
     lost = ongoing is False and not queued
     log.log(logging.WARNING if lost else logging.INFO,
@@ -262,14 +262,15 @@ async def ask_status(site: "Site", charger_id: str, station_tx: str) -> tuple[bo
             station_tx, queued, ongoing, " (ended at the station, nothing more to come)" if lost else "")
     site.bus.publish(Event("transaction.status", charger_id, site.clock.now_iso(), {
         "station_transaction_id": station_tx, "messages_in_queue": queued, "ongoing": ongoing}))
-    return queued, ongoing
+    return queued, ongoing, result.outcome
 
 
-async def settle_held(site: "Site", charger_id: str, station_tx: str) -> None:
+async def settle_held(site: "Site", charger_id: str, station_tx: str, closed: asyncio.Event | None = None) -> None:
     """After an event was held: ask the station (E14) whether events of the transaction are still queued;
-    none (or no answer): the held events apply now; some: they apply in turn as the missing ones arrive, the
-    station asked again every ASK_AGAIN_S (a station counting seqNo across its EVSEs leaves gaps nothing
-    fills), and after HOLD_S they apply anyway. One such task per transaction."""
+    none (or an error for an answer): the held events apply now; some: they apply in turn as the missing
+    ones arrive, the station asked again every ASK_AGAIN_S (a station counting seqNo across its EVSEs leaves
+    gaps nothing fills), and after HOLD_S they apply anyway. The station gone (`closed`, or not connected):
+    they stay held for its next connection (`transaction_status`). One such task per transaction."""
     key = (charger_id, station_tx)
     if key in _released:
         return
@@ -278,10 +279,12 @@ async def settle_held(site: "Site", charger_id: str, station_tx: str) -> None:
     deadline = loop.time() + HOLD_S
     try:
         while await site.journal.read(Store.held_transaction_events, charger_id, station_tx):
-            queued, _ = await ask_status(site, charger_id, station_tx)
+            queued, _, outcome = await ask_status(site, charger_id, station_tx)
+            if outcome == "not-connected" or (closed is not None and closed.is_set()):
+                return
             if not queued:
                 await release_held(site, charger_id, station_tx, "the station has nothing of it queued"
-                                   if queued is False else "no answer to GetTransactionStatus")
+                                   if queued is False else f"GetTransactionStatus: {outcome}")
                 return
             if loop.time() >= deadline:
                 log.warning("transaction %s charger=%s: its queued events did not come within %.0f s; the held "
@@ -290,24 +293,34 @@ async def settle_held(site: "Site", charger_id: str, station_tx: str) -> None:
                 await release_held(site, charger_id, station_tx, "waited for its events")
                 return
             done.clear()
+            waits = [asyncio.ensure_future(done.wait())]
+            if closed is not None:
+                waits.append(asyncio.ensure_future(closed.wait()))
             try:
-                await asyncio.wait_for(done.wait(), min(ASK_AGAIN_S, max(0.0, deadline - loop.time())))
-            except asyncio.TimeoutError:
-                pass
+                await asyncio.wait(waits, timeout=min(ASK_AGAIN_S, max(0.0, deadline - loop.time())),
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+            if closed is not None and closed.is_set():
+                return
     finally:
         _released.pop(key, None)
 
 
-async def transaction_status(site: "Site", charger_id: str) -> None:
+async def transaction_status(site: "Site", charger_id: str, closed: asyncio.Event | None = None) -> None:
     """E14 once a station is ready on a connection: per transaction the edge holds open on it, whether it
-    still runs and whether messages of it are queued; a held Ended with nothing queued applies now. The
+    still runs and whether messages of it are queued; its held events settle as after their arrival. The
     edge closes nothing else on the answer (a session the station ended comes with its queued Ended)."""
-    for station_tx in await site.journal.read(Store.open_station_transactions, charger_id):
-        queued, _ = await ask_status(site, charger_id, station_tx)
+    open_ids = await site.journal.read(Store.open_station_transactions, charger_id)
+    held_ids = {h["station_tx_id"] for h in await site.journal.read(Store.held_transaction_events, charger_id)}
+    for station_tx in [*open_ids, *sorted(held_ids - set(open_ids))]:   # held ones may have nothing applied yet
+        if station_tx in held_ids:
+            await settle_held(site, charger_id, station_tx, closed)   # asks, and applies them in turn or at last
+            continue
+        queued, _, _ = await ask_status(site, charger_id, station_tx)
         if queued is None:
             return
-        if queued is False and await site.journal.read(Store.held_transaction_events, charger_id, station_tx):
-            await release_held(site, charger_id, station_tx, "the station has nothing of it queued")
 
 
 async def _apply(site: "Site", charger_id: str, event_type: str, timestamp: str, seq_no: int,

@@ -400,6 +400,26 @@ async def test_TC_E_32_CSMS_a_held_ended_applies_when_the_station_has_nothing_qu
             assert (tx["meter_stop"], tx["stop_reason"]) == (2600, "Local")
 
 
+
+async def test_held_events_outlive_a_restart_and_settle_at_the_next_connection(make_edge):
+    """An Ended held (the station said messages are queued) when the edge stops is in the journal; at the next
+    connection the edge asks again, hears nothing is queued, and applies it."""
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        async with RawStation(edge, queued=True, ongoing=False) as cs:
+            await cs.cp.call(raw_event("Started", 0, 1000.0))
+            await cs.cp.call(raw_event("Ended", 3, 2600.0, offline=True, stopped_reason="Local"))
+            await asyncio.wait_for(cs.asked_event.wait(), 20)
+        assert [h["seq_no"] for h in await edge.journal.read(Store.held_transaction_events, STATION)] == [3]
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        assert (await only_transaction(edge))["state"] == "active"
+        async with RawStation(edge, queued=False, ongoing=False) as cs:
+            await cs.cp.call(call.Heartbeat())
+            [tx] = await poll(edge, lambda s: [t for t in s.transactions(charger_id=STATION)
+                                               if t["state"] == "completed"])
+            assert (tx["meter_stop"], tx["stop_reason"]) == (2600, "Local")
+            assert cs.asked == [{"transaction_id": "tx-31"}]
+        assert await edge.journal.read(Store.held_transaction_events, STATION) == []
+
 async def test_TC_E_29_CSMS_transaction_status_asked_after_reconnect(make_edge):
     """E14 (TC_E_29/30: ongoing): the connection drops while a session runs; once the station is back the edge
     asks GetTransactionStatus naming that transaction, and hears it still runs."""
