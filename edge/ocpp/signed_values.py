@@ -8,10 +8,11 @@ transaction they belong to, and the charge record carries them, verified, unveri
 
 The key per charger comes from the config (`meter_public_key`) or the charger: announced with a
 DataTransfer (vendorId "generalConfiguration", messageId "setMeterConfiguration", as German
-calibration-law chargers such as KEBA's send after boot: `meter_configuration_keys`), or read with
-GetConfiguration of METER_KEY_NAMES once it is seen to sign. It is kept in meter_public_keys. The
-config's key wins over what a charger says. A charger's first session before its key was known is
-unverifiable: set meter_public_key where that matters.
+calibration-law chargers such as KEBA's send after boot: `meter_configuration_keys`), sent with each signed
+value by a 2.0.1 station (its publicKey), or read once it is seen to sign: GetConfiguration of METER_KEY_NAMES
+from a 1.6 charger, Setting.METER_PUBLIC_KEY (FiscalMetering.PublicKey, GetVariables) from a 2.0.1 station.
+It is kept in meter_public_keys. The config's key wins over what a charger says. A charger's first session
+before its key was known is unverifiable: set meter_public_key where that matters.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from edge.cdr.signed_data import encoding_of, valid_public_key
 
 from edge.journal import Store
+from edge.ocpp.v201 import SUBPROTOCOL as OCPP201
+from edge.stations.model import Setting
 
 if TYPE_CHECKING:
     from edge.ocpp.server import Site
@@ -230,7 +233,7 @@ class MeterKeys:
 
     async def carried(self, charger_id: str, key: str) -> None:
         """The key a 2.0.1 station sent with a signed value: kept (the config's wins), and the station is
-        not asked for it with 1.6's GetConfiguration."""
+        not asked for it."""
         self._carried.add(charger_id)
         configured = self._configured(charger_id)
         if configured:
@@ -245,6 +248,11 @@ class MeterKeys:
             log.info("meter key of charger=%s from its signed meter value", charger_id)
 
     async def ask(self, charger_id: str) -> str | None:
+        """The meter key as the station shows it: a 2.0.1 station's FiscalMetering.PublicKey, read through the
+        StationControl (Setting.METER_PUBLIC_KEY, GetVariables); a 1.6 charger's configuration keys
+        METER_KEY_NAMES, in one GetConfiguration."""
+        if self._speaks_201(charger_id):
+            return await self._ask_setting(charger_id)
         assert self.site.commands is not None
         result = await self.site.commands.send(charger_id, "GetConfiguration", {"key": list(METER_KEY_NAMES)},
                                                actor="edge", reason="the meter's public key, for signed meter values")
@@ -260,3 +268,22 @@ class MeterKeys:
                 return key
         return None
 
+    def _speaks_201(self, charger_id: str) -> bool:
+        protocol = getattr(self.site.control, "protocol", None)
+        return protocol is not None and protocol(charger_id) == OCPP201
+
+    async def _ask_setting(self, charger_id: str) -> str | None:
+        result = await self.site.control.read_settings(
+            charger_id, [Setting.METER_PUBLIC_KEY], actor="edge",
+            reason="the meter's public key, for signed meter values")
+        key = meter_key_of((result.value or {}).get(Setting.METER_PUBLIC_KEY))
+        if key is None:
+            log.info("charger=%s shows no meter key (%s): its signed values stay unverifiable until it sends one "
+                     "or the config has meter_public_key", charger_id, result.outcome)
+            return None
+        if self._known.get(charger_id) != key:
+            await self.site.journal.write(Store.set_meter_key, charger_id, key, "GetVariables FiscalMetering.PublicKey",
+                                          self.site.clock.now_iso())
+            self._known[charger_id] = key
+            log.info("meter key of charger=%s from its FiscalMetering.PublicKey", charger_id)
+        return key

@@ -127,6 +127,8 @@ class Setting(str, Enum):
     METER_VALUES_INTERVAL = "meter_values_interval"        # seconds between samples
     METER_VALUES_MEASURANDS = "meter_values_measurands"    # the measurands, comma-separated
     METER_VALUES_MAX_LENGTH = "meter_values_max_length"    # how many measurands the list may hold
+    # The public key of the station's calibrated meter, for its signed meter values (edge/ocpp/signed_values.py).
+    METER_PUBLIC_KEY = "meter_public_key"
 
 
 class ListUpdateStatus(str, Enum):

@@ -29,6 +29,9 @@ SETTING_KEYS: dict[Setting, str] = {
     Setting.METER_VALUES_INTERVAL: "MeterValueSampleInterval",
     Setting.METER_VALUES_MEASURANDS: "MeterValuesSampledData",
     Setting.METER_VALUES_MAX_LENGTH: "MeterValuesSampledDataMaxLength",
+    # Vendor-specific in 1.6 (the OCA signed meter values note's name); signed_values.py asks a 1.6 charger
+    # for METER_KEY_NAMES, this and the names some vendors use, in one GetConfiguration.
+    Setting.METER_PUBLIC_KEY: "MeterPublicKey",
 }
 _SETTING_OF = {key: setting for setting, key in SETTING_KEYS.items()}
 # A station that takes only watts gets the amps as watts at this voltage per phase.

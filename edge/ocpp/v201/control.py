@@ -60,6 +60,10 @@ SETTING_VARIABLES: dict[Setting, Variable] = {
     Setting.MAX_STACK_LEVEL: Variable("SmartChargingCtrlr", "ProfileStackLevel"),
     Setting.METER_VALUES_INTERVAL: Variable("SampledDataCtrlr", "TxUpdatedInterval"),
     Setting.METER_VALUES_MEASURANDS: Variable("SampledDataCtrlr", "TxUpdatedMeasurands"),
+    # Not in 2.0.1's standardized list (which has OCPPCommCtrlr.PublicKeyWithSignedMeterValue, whether the key
+    # rides with each signed value): the OCA application note on signed meter values in OCPP names the meter's
+    # key FiscalMetering.PublicKey (1.6's MeterPublicKey). A station without it answers UnknownComponent.
+    Setting.METER_PUBLIC_KEY: Variable("FiscalMetering", "PublicKey"),
 }
 _SETTING_OF = {variable: setting for setting, variable in SETTING_VARIABLES.items()}
 
