@@ -213,8 +213,10 @@ class Edge:
 
     async def _station_tx_id(self, charger_id: str, transaction_id: int) -> str:
         """A 2.0.1 station's own transactionId for the site's transaction (RequestStopTransaction, a
-        TxProfile name it)."""
-        known = await self.journal.read(Store.station_tx_id, charger_id, transaction_id)
+        TxProfile name it). Read in the journal's write queue, after every write queued before it: the
+        2.0.1 TransactionEvent handling writes the mapping right after the session's start is published
+        (transaction.started), and the load manager's first TxProfile for it may already be on its way."""
+        known = await self.journal.write(Store.station_tx_id, charger_id, transaction_id)
         return known if known is not None else str(transaction_id)
 
     def _load_manager(self) -> LoadManager | None:

@@ -116,7 +116,9 @@ def _schedule(limit: float, phases: int, unit: str) -> dict:
 
 
 def tx_profile(order: Order, *, start: datetime, duration: int, stack_level: int, unit: str = "A") -> dict:
-    """SetChargingProfile parameters (camelCase) for a running session."""
+    """OCPP 1.6 SetChargingProfile parameters (camelCase) for a running session: what the load manager sent
+    before it spoke StationControl (it sends `tx_limit` now). Kept as the reference the 1.6 adapter's
+    wording of `tx_limit` is pinned to, byte for byte (tests/edge/dlm/test_limits_on_the_wire.py)."""
     schedule = _schedule(order.limit, order.phases, unit)
     schedule.update(duration=duration, startSchedule=iso(start))
     return {"connectorId": order.key[1], "csChargingProfiles": {
@@ -126,8 +128,8 @@ def tx_profile(order: Order, *, start: datetime, duration: int, stack_level: int
 
 
 def tx_default_profile(limit: float, phases: int, *, stack_level: int, unit: str = "A") -> dict:
-    """The per-connector fallback, on connector 0 so every connector gets it:
-    what a car may draw when the controller is not there to say more."""
+    """The per-connector fallback, on connector 0 so every connector gets it, as OCPP 1.6 parameters: the
+    reference for `default_limit`'s 1.6 wording, as `tx_profile` is for `tx_limit`."""
     return {"connectorId": 0, "csChargingProfiles": {
         "chargingProfileId": TX_DEFAULT_PROFILE_ID, "stackLevel": stack_level,
         "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Relative",

@@ -114,6 +114,7 @@ class SimulatedStation(Runtime):
         self.security_password_changed = False  # set a new BasicAuthPassword: reconnect (simulator/v201/security.py)
         self.stored_profiles: list[charging.Stored] = []
         self.ignores_limits = False  # fault knob, as on the 1.6 simulator (read by simulator.electrics)
+        self.refuses_profiles = False  # knob: a station without smart charging answers every profile Rejected
         self.untriggerable: set[str] = set()  # TriggerMessage answers NotImplemented for these (knob, F06.FR.08)
         self.outbox = Outbox()  # TransactionEvents, in seqNo order, kept while offline
         self.security_events = Outbox()  # SecurityEventNotifications, kept while offline
@@ -425,6 +426,8 @@ class SimulatedStation(Runtime):
         """SetChargingProfile: Accepted or Rejected (K01), the reason as an event."""
         e = self.evses.get(evse_id)
         try:
+            if self.refuses_profiles:
+                raise ValueError("this station takes no charging profiles (refuses_profiles)")
             parsed = charging.parse(raw, received=self.wall_clock())
             charging.check(self.stored_profiles, evse_id, parsed, evses=len(self.evses),
                            transaction_id=e.tx.transaction_id if e and e.tx else None,
