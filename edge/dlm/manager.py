@@ -68,11 +68,11 @@ class ChargerTrack:
     # The TxDefaultProfile limit the charger accepted on this connection. Until it
     # did, a car there draws whatever it likes: the charger is not controllable.
     default_sent: float | None = None
+    prepare_attempts: int = 0          # retries of the default profile on this connection
+    booted_at: float | None = None     # its last BootNotification: it forgot our TxProfiles then
     # The connector and transaction of the TxProfile it last refused: a refusal for a transaction
     # that was ending as the profile arrived (2.0.1 K01.FR.09) is forgiven when its end comes in.
     refused_for: tuple[EvseKey, int] | None = None
-    prepare_attempts: int = 0          # retries of the default profile on this connection
-    booted_at: float | None = None     # its last BootNotification: it forgot our TxProfiles then
 
 
 class LoadManager:
@@ -531,23 +531,23 @@ class LoadManager:
         if result.outcome == "ok":
             charger.refused_at = None
             if track.transaction_id == order.transaction_id:
-            charger.refused_for = (order.key, order.transaction_id)
                 track.held = Held(order.limit, order.phases, order.transaction_id, sent_at,
                                   sent_at + self.settings.tx_profile_duration)
             if order.kind == "decrease":
                 self._last_decrease_at = self._clock.monotonic()
         elif track.transaction_id == order.transaction_id and result.outcome != "not-connected":
             self._refuses(charger_id, f"{result.action} {result.outcome}: {result.response}")
+            charger.refused_for = (order.key, order.transaction_id)
         self._wake.set()
 
     def _stack_level(self, charger: ChargerTrack) -> int:
-        self.chargers[charger_id].refused_for = None
         level = self.settings.stack_level
         return min(level, charger.max_stack_level) if charger.max_stack_level is not None else level
 
     def _refuses(self, charger_id: str, why: str) -> None:
         log.warning("charger=%s does not take charging profiles (%s): its maximum is held for it", charger_id, why)
         self.chargers[charger_id].refused_at = self._clock.monotonic()
+        self.chargers[charger_id].refused_for = None
         self._alert("dlm.uncontrollable", charger_id=charger_id, reason=why)
 
     async def _prepare(self, charger_id: str) -> None:
@@ -641,6 +641,12 @@ class LoadManager:
             running = {t.transaction_id for t in self.tracks.values()}
             self.needs = {tx: d for tx, d in self.needs.items() if tx in running}
             default = self._needs_of(tag) if self._needs_of is not None and tag else None
+            if default is not None and data["transaction_id"] not in self.needs:
+                self.needs[data["transaction_id"]] = default
+                self._needs_version += 1
+        elif kind == "transaction.stopped":
+            if self.needs.pop(data.get("transaction_id"), None) is not None:
+                self._needs_version += 1
             key = (event.charger_id, data.get("connector_id") or 0)
             if charger.refused_for == (key, data.get("transaction_id")):
                 # It refused a TxProfile for a transaction that had ended already (the end was on its
@@ -648,12 +654,6 @@ class LoadManager:
                 log.info("charger=%s connector=%s refused a limit for a transaction that ended: not held against it",
                          *key)
                 charger.refused_at, charger.refused_for = None, None
-            if default is not None and data["transaction_id"] not in self.needs:
-                self.needs[data["transaction_id"]] = default
-                self._needs_version += 1
-        elif kind == "transaction.stopped":
-            if self.needs.pop(data.get("transaction_id"), None) is not None:
-                self._needs_version += 1
             if track.transaction_id == data.get("transaction_id"):
                 self.tracks[(event.charger_id, data["connector_id"])] = Track(status=track.status)
         elif kind == "connector.status":
