@@ -22,6 +22,16 @@ async def _actions(edge) -> list[dict]:
     return await edge.journal.read(Store.log, "actions", STATION, 50, None)
 
 
+async def _charge_signing_without_the_key(sim, key: ec.EllipticCurvePrivateKey) -> None:
+    """A transaction on EVSE 1 and a signed reading of it (OCMF, Base64) with no publicKey beside it."""
+    await sim.wait_online()
+    preauthorized(sim, "TAG-OK")
+    await charge(sim, "TAG-OK", periodic=1)
+    signed = services.signed_meter_value(key, transaction_id=sim.evses[1].tx.transaction_id, id_tag="TAG-OK",
+                                         energy_wh=1000.0, at=utcnow(), kind="B", with_key=False)
+    await services.meter_values(sim, 1, signed=signed)
+
+
 async def test_a_201_station_signing_without_its_key_is_asked_for_FiscalMetering_PublicKey(make_edge):
     key = ec.generate_private_key(ec.SECP256R1())
 
@@ -31,12 +41,7 @@ async def test_a_201_station_signing_without_its_key_is_asked_for_FiscalMetering
     async with make_edge(chargers=SITE_CHARGERS) as edge:
         records = edge.bus.subscribe()
         async with station(edge, configure=fiscal_meter) as sim:
-            await sim.wait_online()
-            preauthorized(sim, "TAG-OK")
-            await charge(sim, "TAG-OK", periodic=1)
-            signed = services.signed_meter_value(key, transaction_id=sim.evses[1].tx.transaction_id, id_tag="TAG-OK",
-                                                 energy_wh=1000.0, at=utcnow(), kind="B", with_key=False)
-            await services.meter_values(sim, 1, signed=signed)
+            await _charge_signing_without_the_key(sim, key)
             stored = await eventually(lambda: _key(edge), "the meter key read from the station")
             assert stored == {"public_key": ocmf.public_key_hex(key), "source": "GetVariables FiscalMetering.PublicKey"}
             asked = [a for a in await _actions(edge) if "meter's public key" in (a.get("reason") or "")]
@@ -52,12 +57,7 @@ async def test_a_201_station_without_a_fiscal_meter_key_leaves_its_values_unveri
     """No FiscalMetering.PublicKey in its device model: the GetVariables answer says so, nothing is kept."""
     key = ec.generate_private_key(ec.SECP256R1())
     async with make_edge(chargers=SITE_CHARGERS) as edge, station(edge) as sim:
-        await sim.wait_online()
-        preauthorized(sim, "TAG-OK")
-        await charge(sim, "TAG-OK", periodic=1)
-        signed = services.signed_meter_value(key, transaction_id=sim.evses[1].tx.transaction_id, id_tag="TAG-OK",
-                                             energy_wh=1000.0, at=utcnow(), kind="B", with_key=False)
-        await services.meter_values(sim, 1, signed=signed)
+        await _charge_signing_without_the_key(sim, key)
 
         async def asked() -> list[dict]:
             return [a for a in await _actions(edge) if "meter's public key" in (a.get("reason") or "")]
