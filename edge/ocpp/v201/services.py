@@ -217,6 +217,17 @@ def reported_profiles(site: "Site", charger_id: str, request_id: int) -> Report 
     return kept(site).reports.get(charger_id, {}).get(request_id)
 
 
+def smart_charging_kept(site: "Site", charger_id: str) -> dict[str, Any]:
+    """What the station reported of its profiles (ReportChargingProfiles, per request) and the schedules its cars
+    chose (NotifyEVChargingSchedule), newest first, as kept (in memory, bounded): for the local API."""
+    state = kept(site)
+    reports = [{"request_id": request_id, "complete": report.complete, "profiles": list(report.profiles)}
+               for request_id, report in reversed(state.reports.get(charger_id, {}).items())]
+    return {"reports": reports, "car_schedules": list(reversed(state.schedules.get(charger_id, ()))),
+            "kept_at_most": {"reports": KEEP_REPORTS, "profiles_per_report": KEEP_PROFILES,
+                             "car_schedules": KEEP_SCHEDULES}}
+
+
 # -- L Firmware, N Diagnostics ------------------------------------------------------------------------
 
 async def firmware_status(site: "Site", charger_id: str, status: str, request_id: int | None) -> None:

@@ -10,6 +10,8 @@
   latest reports; a secret's value is never kept.
 - GET /api/v1/chargers/{id}/events[?problems=1&limit=N&offset=N]: an OCPP 2.0.1 station's recent NotifyEvent
   entries as the edge keeps them (in memory, the newest services.KEEP_EVENTS per station), newest first.
+- GET /api/v1/chargers/{id}/smart-charging: what an OCPP 2.0.1 station reported of its charging profiles
+  (ReportChargingProfiles) and the schedules its cars chose (NotifyEVChargingSchedule), as kept in memory.
 """
 
 from __future__ import annotations
@@ -58,7 +60,15 @@ class ChargerRoutes:
             web.get("/api/v1/refused-handshakes", self.refused),
             web.get("/api/v1/chargers/{id}/variables", self.variables),
             web.get("/api/v1/chargers/{id}/events", self.events),
+            web.get("/api/v1/chargers/{id}/smart-charging", self.smart_charging),
         ]
+
+    async def smart_charging(self, request: web.Request) -> web.Response:
+        charger_id = request.match_info["id"]
+        if not self.site.directory.is_known(charger_id):
+            return error_response(404, f"no charger {charger_id!r} at this site")
+        return json_response({"charger_id": charger_id,
+                              **v201_services.smart_charging_kept(self.site, charger_id)})  # type: ignore[arg-type]
 
     async def events(self, request: web.Request) -> web.Response:
         """What a 2.0.1 station told in NotifyEvent (edge/ocpp/v201/services.py keeps the newest KEEP_EVENTS per

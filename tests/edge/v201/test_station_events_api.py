@@ -1,6 +1,7 @@
-"""GET /api/v1/chargers/{id}/events: a 2.0.1 station's NotifyEvent entries as the edge keeps them (bounded, in
-memory), read through the local API with its token: the real edge and the simulated 2.0.1 station over real
-WebSockets. Before, they were readable only from inside the edge's process."""
+"""GET /api/v1/chargers/{id}/events and /smart-charging: a 2.0.1 station's NotifyEvent entries, its
+ReportChargingProfiles and its cars' schedules as the edge keeps them (bounded, in memory), read through the
+local API with its token: the real edge and the simulated 2.0.1 station over real WebSockets. Before, they were
+readable only from inside the edge's process."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from hypothesis import given, strategies as st
 from ocpp.v201 import call
 
 from edge.ocpp.v201.services import KEEP_EVENTS
+from edge.stations.model import ChargingLimit, LimitPurpose
 from edge.web.api.chargers import events_page
 from simulator.v201 import services
 from tests.edge.conftest import api_call
 from tests.edge.v201.conftest import SITE_CHARGERS, STATION, station
+from tests.edge.v201.test_services import eventually as wait_for_async
 
 
 def _entry(n: int) -> dict:
@@ -53,6 +56,34 @@ async def test_a_stations_events_are_read_newest_first_problems_apart_paged_and_
         await api_call(edge, "GET", f"/chargers/{STATION}/events?limit=0", expect=400)
         await api_call(edge, "GET", f"/chargers/{STATION}/events?problems=yes", expect=400)
         await api_call(edge, "GET", f"/chargers/{STATION}/events", token="wrong", expect=401)
+
+
+async def test_a_stations_reported_profiles_and_its_cars_schedules_are_read_through_the_api(make_edge):
+    """GET /api/v1/chargers/{id}/smart-charging: K09's ReportChargingProfiles per request and K15's
+    NotifyEVChargingSchedule, newest first, as the edge keeps them."""
+    async with make_edge(chargers=SITE_CHARGERS) as edge, station(edge) as sim:
+        await sim.wait_online()
+        assert (await api_call(edge, "GET", f"/chargers/{STATION}/smart-charging"))["reports"] == []
+        control = edge.control.adapter(STATION)
+        limit = ChargingLimit(7, LimitPurpose.TX_DEFAULT, 10, 0, evse=1, phases=3)
+        assert (await control.set_charging_limit(STATION, limit, actor="t", reason="r")).outcome == "ok"
+        for request_id in (501, 502):
+            asked = await control.charging_profiles(STATION, request_id, actor="operator", reason="what it holds")
+            assert asked.outcome == "ok", asked
+        await services.ev_charging_schedule(sim, 1, [16.0, 8.0])
+        await services.ev_charging_schedule(sim, 1, [6.0])
+
+        async def both_reported() -> dict | None:
+            body = await api_call(edge, "GET", f"/chargers/{STATION}/smart-charging")
+            return body if [r["complete"] for r in body["reports"]] == [True, True] else None
+        body = await wait_for_async(both_reported, "both reports")
+        assert [r["request_id"] for r in body["reports"]] == [502, 501]
+        assert [(p["id"], p["charging_profile_purpose"], p["evse_id"]) for p in body["reports"][0]["profiles"]] == [
+            (7, "TxDefaultProfile", 1)]
+        assert [[p["limit"] for p in s["charging_schedule"]["charging_schedule_period"]]
+                for s in body["car_schedules"]] == [[6.0], [16.0, 8.0]]
+        assert body["kept_at_most"]["reports"] > 0
+        await api_call(edge, "GET", "/chargers/NOPE/smart-charging", expect=404)
 
 
 KEPT = [{"problem": n % 3 == 0, "n": n} for n in range(7)]
