@@ -14,6 +14,7 @@ from hypothesis import given, strategies as st
 from ocpp.messages import Call, _validate_payload
 
 from edge.dlm.actuation import Order, default_limit, tx_default_profile, tx_limit, tx_profile
+from edge.dlm.manager import rate_unit
 from edge.ocpp.v16.control import charging_profile as profile_16
 from edge.ocpp.v201.control import charging_profile as profile_201
 from simulator.v201 import charging as charging_201
@@ -80,3 +81,14 @@ def test_a_tx_limit_is_a_valid_201_tx_profile_for_the_stations_transaction(order
     assert profile["chargingSchedule"][0]["duration"] == duration
     parsed = charging_201.parse(snake(params)["charging_profile"], received=NOW)
     charging_201.check([], order.key[1], parsed, evses=4, transaction_id="tx-abc", max_stack_level=8, max_periods=24)
+
+
+@given(st.one_of(st.none(), st.text(max_size=40),
+                 st.lists(st.sampled_from(["Current", "Power", "A", "W", " A", "W ", "", "x"])).map(",".join)))
+def test_any_rate_unit_a_station_reports_gives_amps_or_watts(units):
+    """1.6 ChargingScheduleAllowedChargingRateUnit or 2.0.1 SmartChargingCtrlr.RateUnit, as a station sent it:
+    amps when it lists them (or says nothing), else watts; never an error."""
+    members = {u.strip() for u in (units or "A").split(",")}
+    assert rate_unit(units) == ("A" if members & {"Current", "A"} else "W")
+    assert rate_unit("Current") == rate_unit("A") == rate_unit("W,A") == rate_unit(None) == "A"
+    assert rate_unit("Power") == rate_unit("W") == "W"

@@ -12,20 +12,12 @@ import asyncio
 
 from edge.stations.model import ChargingLimit, LimitPurpose
 from tests.edge.conftest import wait_for
+from tests.edge.dlm.test_load_management import LM as LM_16
 from tests.edge.v201.conftest import STATION, station
 
-LM = """
-[load_management]
-tick = 0.2
-margin = 0
-change_interval = 1
-follow_time = 0.5
-tx_profile_duration = 60
-meter_values_interval = 1
-[[circuits]]
-id = "grid"
-limit = 40
-"""
+# The 1.6 end-to-end tests' site, sampled every second: a 2.0.1 TxUpdatedInterval is whole seconds.
+LM = LM_16.replace("meter_values_interval = 0.5", "meter_values_interval = 1")
+assert LM != LM_16
 SITE = f"""
 [[chargers]]
 id = "{STATION}"

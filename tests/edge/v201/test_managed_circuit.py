@@ -16,9 +16,9 @@ import pytest
 
 from simulator.charge_point import SimulatedChargePoint
 from simulator.meter import SimulatedMeter
+from simulator.v201 import SimulatedStation
 from tests.edge.conftest import wait_for
 from tests.edge.dlm.test_closed_loop import config
-from simulator.v201 import SimulatedStation
 
 LIMIT, MAX = 40.0, 32.0
 # Every charger on all three phases in the same order, so a phase of a car is the same site phase.
