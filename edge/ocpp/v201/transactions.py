@@ -151,10 +151,15 @@ def read_meter_values(evse_id: int, meter_value: list[dict[str, Any]] | None, re
 
 # -- the shell ------------------------------------------------------------------------------------
 
-# One station's events apply one at a time (a held Ended may be released from a task meanwhile).
-_locks: dict[str, asyncio.Lock] = {}
-# (station, transactionId) -> set when held events of it were applied (while settle_held runs for it).
-_released: dict[tuple[str, str], asyncio.Event] = {}
+# One station's events apply one at a time (held ones may be released from a task meanwhile); per event
+# loop, as an asyncio.Lock belongs to one.
+_locks: dict[tuple[int, str], asyncio.Lock] = {}
+# (station, transactionId, connection) -> set when held events of it were applied (while settle_held runs).
+_released: dict[tuple[str, str, int], asyncio.Event] = {}
+
+
+def _lock(charger_id: str) -> asyncio.Lock:
+    return _locks.setdefault((id(asyncio.get_running_loop()), charger_id), asyncio.Lock())
 
 
 def missing_before(seen: list[int], seq_no: int) -> bool:
@@ -175,7 +180,7 @@ async def transaction_event(site: "Site", charger_id: str, event_type: str, time
     (`held`) until they arrived or the station says none is queued (`settle_held`)."""
     station_tx = transaction_info["transaction_id"]
     journal = site.journal
-    async with _locks.setdefault(charger_id, asyncio.Lock()):
+    async with _lock(charger_id):
         seen = await journal.read(Store.transaction_seq_nos, charger_id, station_tx)
         held = {h["seq_no"] for h in await journal.read(Store.held_transaction_events, charger_id, station_tx)}
         if event_type != "Started" and offline and seq_no not in seen and (seq_no in held or
@@ -231,14 +236,14 @@ async def _release_in_turn(site: "Site", charger_id: str, station_tx: str, *, an
         await site.journal.write(Store.release_transaction_event, charger_id, station_tx, held["seq_no"])
         applied += 1
     if applied:
-        done = _released.get((charger_id, station_tx))
-        if done is not None:
-            done.set()
+        for key, done in list(_released.items()):
+            if key[:2] == (charger_id, station_tx):
+                done.set()
     return applied
 
 
 async def release_held(site: "Site", charger_id: str, station_tx: str, why: str) -> int:
-    async with _locks.setdefault(charger_id, asyncio.Lock()):
+    async with _lock(charger_id):
         return await _release_in_turn(site, charger_id, station_tx, anyway=why)
 
 
@@ -271,7 +276,8 @@ async def settle_held(site: "Site", charger_id: str, station_tx: str, closed: as
     ones arrive, the station asked again every ASK_AGAIN_S (a station counting seqNo across its EVSEs leaves
     gaps nothing fills), and after HOLD_S they apply anyway. The station gone (`closed`, or not connected):
     they stay held for its next connection (`transaction_status`). One such task per transaction."""
-    key = (charger_id, station_tx)
+    # One task per transaction and connection: a new connection's does not wait for the old one's to end.
+    key = (charger_id, station_tx, id(closed))
     if key in _released:
         return
     done = _released[key] = asyncio.Event()
