@@ -420,6 +420,7 @@ async def test_held_events_outlive_a_restart_and_settle_at_the_next_connection(m
             assert cs.asked == [{"transaction_id": "tx-31"}]
         assert await edge.journal.read(Store.held_transaction_events, STATION) == []
 
+
 async def test_TC_E_29_CSMS_transaction_status_asked_after_reconnect(make_edge):
     """E14 (TC_E_29/30: ongoing): the connection drops while a session runs; once the station is back the edge
     asks GetTransactionStatus naming that transaction, and hears it still runs."""
