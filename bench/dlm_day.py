@@ -6,8 +6,10 @@ No sockets and no sleeping: one step per second of site time. Each second
    limit is followed with a ramp of at most 5 s, the battery fills, a full car
    stops drawing), and the building's base load takes its value for the second;
 2. what the chargers report reaches the load manager as the edge's own events:
-   status changes, transactions starting and stopping, and MeterValues every
-   10 s per charger (Current.Import per phase, 0.1 A, as the simulator sends it);
+   status changes, transactions starting and stopping, and MeterValues per
+   charger at the interval the edge asks for (`meter_values_interval`, 5 s;
+   10 s, as most chargers ship, when it asks for none), Current.Import per
+   phase, 0.1 A, as the simulator sends it;
 3. the grid meter reads base load + the cars' real draw, and the controller
    decides: `allocate` (pure) over the connector states, then `plan` (pure)
    for which SetChargingProfile requests go out now; a request takes effect at
@@ -346,7 +348,7 @@ class DayResult:
     solvers: dict[str, int] = field(default_factory=dict)   # `scheduled`: plans by the LP, and by the greedy and why
 
 
-def simulate(day: Day, strategy: str, *, meter_values_s: int = METER_VALUES_S, settings: dict | None = None,
+def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, settings: dict | None = None,
              reuse_allocations: bool = True, observe: Callable[..., None] | None = None) -> DayResult:
     """The day under `strategy`, with the edge's default load-management settings
     unless `settings` overrides some. `observe(t, chargers, load, allocation,
@@ -356,6 +358,10 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int = METER_VALUES_S, s
     planned = strategy in POLICIES
     section = LoadManagementSection(**{"margin": topology.margin, **(settings or {}),
                                        "strategy": "scheduled" if planned else strategy})
+    if meter_values_s is None:
+        # The chargers send MeterValues at the interval the edge sets (MeterValueSampleInterval,
+        # `meter_values_interval`), as the real-time scenarios' chargers do; 0 leaves theirs (10 s).
+        meter_values_s = int(section.meter_values_interval) or METER_VALUES_S
     now_box = [float(day.begin)]
     wall0 = datetime(2026, 11, 23, tzinfo=timezone.utc)
     clock = Clock(wall=lambda: wall0, monotonic=lambda: now_box[0])

@@ -11,6 +11,10 @@ Which limits to send now:
   allocation with the estimate as it may be by the car's next samples (a
   sample's least fades with time), so a limit just raised is not lowered
   again by the estimate's own drift;
+- an increase smaller than the hysteresis step is owed, not lost: it goes out
+  once the connector's limit is `owed_after` old (by default when the limit is
+  due for renewal anyway, so it costs no extra request), so a car lowered by a
+  few tenths at a time while small rises are held back is not ratcheted down;
 - an increase from a limit the car cannot charge at (below its minimum) is
   always worth sending;
 - a limit is renewed before its TxProfile runs out (the dead man's switch: a
@@ -50,6 +54,7 @@ class Timing:
     change_interval: float = 5.0
     follow_time: float = 5.0
     duration: float = 120.0
+    owed_after: float = 60.0    # s: a small increase rides on the renewal (renew_before at the default duration)
 
     @property
     def renew_before(self) -> float:
@@ -94,7 +99,8 @@ def plan(decisions: dict[EvseKey, Decision], transactions: dict[EvseKey, int], h
         rise = target - in_force
         if rise > 1e-9 and increases_allowed and (current is None or now - current.sent_at >= timing.change_interval):
             stuck = in_force < minimums.get(key, 0.0) - 1e-9 or in_force == 0
-            if rise >= timing.hysteresis - 1e-9 or stuck or current is None:
+            owed = current is not None and now - current.sent_at >= timing.owed_after
+            if rise >= timing.hysteresis - 1e-9 or stuck or current is None or owed:
                 orders.append(Order(key, target, decision.phases, tx, "increase", decision.reason))
                 continue
         if current is not None and current.expires_at - now <= timing.renew_before:

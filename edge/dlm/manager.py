@@ -33,7 +33,7 @@ from edge.dlm.planner import PLAN_PERIOD_S, Need, targets_now
 from edge.dlm.sampling import MeterValuesSetup
 from edge.dlm.series import SeriesRecorder
 from edge.dlm.tracking import (DELIVERY_LAG, FIRST_WINDOW, Track, answered, currents_from_samples, history,
-                               learn_phases, prune, window)
+                               learn_phases, prune, takes, window)
 from edge.events import Event, EventBus
 from edge.journal import Journal
 from edge.retries import RETRY_DELAYS, Later, next_delay
@@ -43,8 +43,6 @@ from edge.stations.model import Setting
 log = logging.getLogger(__name__)
 
 ACTOR = "load-management"
-# A car drawing this much less than its limit is taken to want no more (fair strategy).
-DEMAND_SLACK = 2.0
 # A charger that refused a profile is tried again after this long (s).
 RETRY_REFUSED_AFTER = 300.0
 NOT_DRAWING = {"Available", "SuspendedEV", "SuspendedEVSE", "Finishing", "Faulted", "Unavailable"}
@@ -281,12 +279,8 @@ class LoadManager:
             # The car itself takes nothing (full, or waiting on its own timer): it keeps
             # its minimum so it can resume, the rest goes to the others.
             demand = 0.0
-        elif (drawing and held is not None and track.measured_at - held.sent_at >= self.settings.follow_time
-                and track.measured):
-            used = track.measured[:track.phases or len(track.measured)]
-            top = max(used, default=0.0)
-            if top < held.limit - DEMAND_SLACK:
-                demand = top + DEMAND_SLACK / 2
+        elif drawing and held is not None and held.transaction_id == track.transaction_id:
+            demand = track.takes        # tracking.takes, at its latest sample
         reserve = max([evse.max_current, *track.measured])
         if (est is not None and not controllable and evse.smart_charging and not refused and not track.over_limit
                 and held is not None and held.transaction_id == track.transaction_id and now < held.expires_at):
@@ -687,6 +681,9 @@ class LoadManager:
         learned = learn_phases(currents) if per_phase else None
         if learned is not None:
             track.phases = max(track.phases or 0, learned)
+        held = track.held
+        track.takes = (takes(track, held.limit, currents, now, self.settings.follow_time)
+                       if held is not None and held.transaction_id == track.transaction_id else None)
         if sample is not None:
             self._follow_up(evse.key, track, sample, now)
 

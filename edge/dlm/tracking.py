@@ -21,6 +21,13 @@ DELIVERY_LAG = 1.0
 PHASE_SHARE = 0.5
 # ... and the busiest draws at least this much (A): below it a meter's noise could mislead.
 PHASE_NOISE = 0.3
+# A car drawing this much less than its limit is taken to want no more (fair strategy): it is
+# held at what it draws plus half of this, the rest goes to other cars.
+DEMAND_SLACK = 2.0
+# Once held there, it still takes no more while it draws at least this much under that limit:
+# a car at its own maximum (16 A on a 32 A wallbox, held at 17 A) stays held, rather than being
+# released at the next sample (16 A is not 2 A under 17 A), raised, and found out again.
+DEMAND_KEEP = 0.5
 
 
 @dataclass
@@ -48,6 +55,8 @@ class Track:
     # declared need still wants is the need less what was delivered.
     start_wh: float | None = None
     register_wh: float | None = None
+    # What the car was found to take when it drew clearly less than its limit (`takes`); None: more.
+    takes: float | None = None
 
 
 def window(track: Track, now: float) -> float:
@@ -103,6 +112,37 @@ def prune(track: Track, now: float, follow: float) -> None:
             settled = i
     if settled:
         track.commands = track.commands[settled:]
+
+
+def limit_since(track: Track, limit: float) -> float:
+    """Since when the connector's limit has been `limit`: renewals of the same limit do not
+    count as a change (the oldest kept command counts as the change when all are renewals)."""
+    since = -math.inf
+    for c in reversed(track.commands):
+        if c.accepted is False:
+            continue
+        if abs(c.limit - limit) > 1e-6:
+            return since
+        since = c.sent_at
+    return since
+
+
+def takes(track: Track, limit: float, measured: tuple[float, ...], measured_at: float, follow: float
+          ) -> float | None:
+    """What a car takes when it draws clearly less than its `limit` (pure): its draw plus
+    half the slack; None when it may take more. A sample within `follow` of the limit's
+    last change says nothing new: what was known stays while the limit is no higher than
+    it. A car held at what it takes stays there while it draws DEMAND_KEEP under it, so a
+    car at its own maximum is not raised and lowered again every few samples."""
+    known = track.takes
+    if measured_at - limit_since(track, limit) < follow:
+        return known if known is not None and limit <= known + 1e-6 else None
+    top = max(measured[:track.phases or len(measured)], default=0.0)
+    if top < limit - DEMAND_SLACK:
+        return top + DEMAND_SLACK / 2
+    if known is not None and limit <= known + 1e-6 and top < limit - DEMAND_KEEP:
+        return top + DEMAND_SLACK / 2
+    return None
 
 
 def learn_phases(currents: tuple[float, ...]) -> int | None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from edge.dlm.actuation import Held, Timing, plan, tx_default_profile, tx_profile
 from edge.dlm.model import Decision
 
@@ -95,3 +98,41 @@ def test_profiles_in_amps_or_watts():
                                                                        "numberPhases": 3}]}
     watts = tx_default_profile(16.0, 3, stack_level=0, unit="W")["csChargingProfiles"]["chargingSchedule"]
     assert watts["chargingSchedulePeriod"][0]["limit"] == 16.0 * 230 * 3
+
+
+def test_a_small_increase_is_owed_and_goes_out_once_the_limit_is_old():
+    # 0.4 A is below the 1 A step: held back while the limit is fresh ...
+    assert orders(decide(16.4), held(16.0, sent_at=45.0)) == []
+    # ... and sent once it is `owed_after` (60 s) old, in place of its renewal, so small rises add up
+    # instead of being lost while every small decrease goes out.
+    assert TIMING.owed_after == 60.0
+    assert orders(decide(16.4), held(16.0, sent_at=40.0)) == [("increase", 16.4)]
+    # Still paced: not while a decrease elsewhere is taking hold (then it is renewed as it is).
+    assert orders(decide(16.4), held(16.0, sent_at=40.0), last_decrease=97.0) == [("renew", 16.0)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.0, 5.0, 6.0, 6.3, 7.0, 9.9, 10.0, 10.4, 16.0, 16.5, 32.0]),
+                          st.integers(1, 12)), min_size=1, max_size=40))
+def test_decreases_go_out_at_once_and_small_increases_at_most_once_per_owed_after(steps):
+    """Over any sequence of decisions: every decision below the limit in force is sent at
+    once, as a decrease; an increase is worth the hysteresis step, or leaves a limit the car
+    cannot charge at, or comes `owed_after` after the connector's last change."""
+    now, current, last_decrease = 0.0, None, -1e9
+    for limit, wait in steps:
+        now += wait
+        in_force = current.limit if current else 6.0
+        got = plan(decide(limit), {KEY: 7}, {KEY: current} if current else {}, {KEY: 6.0}, now, last_decrease,
+                   TIMING, {KEY: 6.0})
+        kinds = {o.kind: o for o in got}
+        if limit < in_force - 1e-9:
+            assert "decrease" in kinds and kinds["decrease"].limit == limit
+        if "increase" in kinds:
+            rise = kinds["increase"].limit - in_force
+            assert (rise >= TIMING.hysteresis - 1e-9 or in_force < 6.0 or current is None
+                    or now - current.sent_at >= TIMING.owed_after)
+        for o in got:
+            if o.kind in ("decrease", "increase") or current is None or o.limit != current.limit:
+                current = Held(o.limit, o.phases, 7, now, now + 120.0)
+                if o.kind == "decrease":
+                    last_decrease = now

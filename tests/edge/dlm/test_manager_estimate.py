@@ -8,6 +8,7 @@ from edge.clock import ManualClock
 from edge.dlm.actuation import Held
 from edge.dlm.allocate import allocate
 from edge.dlm.config import LoadManagementSection
+from edge.dlm.estimate import Command
 from edge.dlm.manager import LoadManager
 from edge.dlm.model import Circuit, Evse, Inputs, Topology
 from edge.dlm.sampling import sampled_data
@@ -80,3 +81,31 @@ def test_the_measurands_asked_keep_what_the_charger_sends_within_its_maximum():
         "Current.Import,Current.Offered,Power.Active.Import,Energy.Active.Import.Register,SoC,Voltage")
     assert sampled_data(["SoC", "Voltage"], 5) == (
         "Current.Import,Current.Offered,Power.Active.Import,Energy.Active.Import.Register,SoC")
+
+
+def test_a_car_at_its_own_maximum_stays_held_at_what_it_takes():
+    """A 16 A car on a 32 A wallbox: found to take about 17 A, held there, and kept there by its
+    next samples (16 A is not 2 A under 17 A), rather than raised to its share and found out again;
+    renewing the same limit is no change. Once it draws up to its limit, it may take more."""
+    lm, clock = manager()
+    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
+    track = lm.tracks[("A", 1)]
+
+    def send(limit: float) -> None:
+        now = clock.monotonic()
+        track.commands += (Command(limit, now, now, True),)
+        track.held = Held(limit, 3, 1, now, now + 120.0)
+
+    send(20.0)
+    clock.advance(10)
+    event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 16.0, 16.0, 16.0))
+    assert lm._state(("A", 1), clock.monotonic()).demand == 17.0
+    send(17.0)
+    for _ in range(4):
+        clock.advance(10)
+        event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 16.0, 16.0, 16.0))
+        assert lm._state(("A", 1), clock.monotonic()).demand == 17.0
+        send(17.0)                                  # a renewal: the same limit
+    clock.advance(10)
+    event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 16.9, 16.9, 16.9))
+    assert lm._state(("A", 1), clock.monotonic()).demand is None
