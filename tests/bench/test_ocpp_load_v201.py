@@ -29,7 +29,7 @@ def test_201_stations_against_the_edge_and_the_bare_201_library() -> None:
 
 
 def test_both_versions_in_one_run_by_default() -> None:
-    report = run_bench("--chargers", "2", "--duration", "1", "--meter-interval", "1", "--throughput-duration", "1",
+    report = run_bench("--chargers", "3", "--duration", "2", "--meter-interval", "1", "--throughput-duration", "1",
                        "--json")
     assert report["ocpp"] == ["1.6", "2.0.1"]
     for name in ("edge", "bare", "edge_201", "bare_201"):
