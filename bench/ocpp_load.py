@@ -429,7 +429,8 @@ def text_summary(report: dict) -> str:
         if side is None:
             continue
         s, t = side["steady"], side["throughput"]
-        lines.append(f"  {name}: connect {side['connect_s']} s | steady {s['messages_per_s']} msg/s, "
+        lines.append(f"  {name}: connect {side['connect_s']} s | steady {s['messages_per_s']} msg/s "
+                     f"({'kept up' if s.get('kept_up') else 'fell behind'}, {s.get('cpu_ms_per_message')} ms cpu each), "
                      f"p50 {s['latency_ms']['p50']} ms, p99 {s['latency_ms']['p99']} ms, cpu {s['cpu_percent']} %, "
                      f"rss {s['peak_rss_mb']} MB | throughput {t['messages_per_s']} msg/s "
                      f"(bench cpu {t['client_cpu_percent']} %)")
