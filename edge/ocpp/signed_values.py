@@ -199,6 +199,10 @@ class MeterKeys:
     def _ask_soon(self, charger_id: str) -> None:
         if self._configured(charger_id) or charger_id in self._carried:
             return
+        if self.site.control is not None and not self.site.control.is_ready(charger_id):
+            # Nothing is sent to a charger before it is ready (its first frame answered, docs/ocpp.md):
+            # it is in _signing, so its charger.ready asks.
+            return
         task = asyncio.create_task(self.ask(charger_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
