@@ -370,7 +370,7 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
     bus = EventBus()
     alerts = bus.subscribe()
     manager = LoadManager(topology, section, bus=bus, clock=clock,
-                          commands=None, journal=None,  # type: ignore[arg-type]
+                          control=None, journal=None,  # type: ignore[arg-type]
                           meters={}, prioritised=lambda tag: tag in prioritised, is_known=lambda _: True)
     chargers = [Charger(e, manager.charger_default(e.charger_id)[0]) for e in topology.evses]
     # Every charger of the day is online and has accepted its default profile (the edge holds a charger's

@@ -77,15 +77,15 @@ class LoadManager:
     def __init__(self, topology: Topology, settings: LoadManagementSection, *, bus: EventBus, clock: Clock,
                  control: StationControl | None = None, journal: Journal, meters: dict[str, MeterSource],
                  prioritised: Callable[[str], bool], is_known: Callable[[str], bool],
-                 needs_of: Callable[[str], Declared | None] | None = None, commands: Any = None):
+                 needs_of: Callable[[str], Declared | None] | None = None):
         self.topology = topology
         self.settings = settings
         self.meters = meters            # circuit id -> its meter
         self._bus = bus
         self._clock = clock
         # The site's StationControl (edge/ocpp/control.py picks each station's protocol adapter), so 1.6
-        # and 2.0.1 stations are steered alike. `commands=`: the same, under its old name (bench/dlm_day.py).
-        self._control: StationControl = control if control is not None else commands
+        # and 2.0.1 stations are steered alike. None: the day bench, which calls `orders` and sends nothing.
+        self._control: StationControl = control  # type: ignore[assignment]
         self._prioritised = prioritised
         self._is_known = is_known
         self._needs_of = needs_of
