@@ -233,10 +233,10 @@ def test_every_stopped_reason_is_a_site_reason(reason):
                                                 "Local", "Other", "PowerLoss", "Reboot", "Remote"}
 
 
-async def test_TC_F_03_CSMS_a_remote_stop_names_the_stations_own_transaction(make_edge):
-    """F03 (RequestStopTransaction): the edge stops a 2.0.1 session by the station's own transactionId
-    (the journal maps it to the site's transaction), and the station ends it: Ended, stoppedReason
-    Remote, the transaction completed at the edge."""
+async def test_F03_use_case_a_remote_stop_names_the_stations_own_transaction(make_edge):
+    """Use case F03 (RequestStopTransaction; the OCA case TC_F_03 is a remote start, test_oca_f.py): the
+    edge stops a 2.0.1 session by the station's own transactionId (the journal maps it to the site's
+    transaction), and the station ends it: Ended, stoppedReason Remote, the transaction completed at the edge."""
     async with make_edge(chargers=SITE_CHARGERS) as edge:
         events = edge.bus.subscribe()
         async with station(edge, tx_updated_interval=1) as sim:
