@@ -172,13 +172,13 @@ class SessionWatch:
                     events.dropped = 0
                     await self.load()
                 try:
-                    limit_may_be_reached = self.observe(event)
+                    moved = self.observe(event)
                 except Exception:  # noqa: BLE001 - one odd event must not end the watch over all sessions
                     log.exception("session watch: %s of charger %s could not be taken in", event.kind,
                                   event.charger_id)
                     continue
-                if limit_may_be_reached:
-                    await self.check()
+                if moved is not None:
+                    await self.check(only=moved)
         finally:
             ticker.cancel()
             self._bus.unsubscribe(events)
@@ -197,8 +197,8 @@ class SessionWatch:
         return Running(tx, charger_id, connector_id, id_tag, user_group, started, meter_start, last_values,
                        meter_start)
 
-    def observe(self, event: Event) -> bool:
-        """Take in one event; True when a limit may have been reached by it."""
+    def observe(self, event: Event) -> int | None:
+        """Take in one event; the transaction whose limit it may have reached (checked at once), else None."""
         data, now, charger = event.data, self._clock.now(), event.charger_id
         if event.kind == "charger.disconnected":
             self._offline.setdefault(charger, now)
@@ -214,7 +214,7 @@ class SessionWatch:
             self.attempts.pop((charger, data["id_tag"].upper()), None)
         elif event.kind == "transaction.running" and data["transaction_id"] in self.running:
             self.running[data["transaction_id"]] = replace(self.running[data["transaction_id"]], runs=True)
-            return True
+            return data["transaction_id"]
         elif event.kind == "transaction.stopped":
             self.running.pop(data["transaction_id"], None)
             if data.get("id_tag"):      # a card tapped to stop is not a start that failed
@@ -225,7 +225,7 @@ class SessionWatch:
                          and s.unit in (None, "Wh")]
             self.running[run.transaction_id] = replace(run, last_values=now,
                                                        register_wh=max([run.register_wh, *registers]))
-            return bool(registers)
+            return run.transaction_id if registers else None
         elif event.kind == "token.authorized" and data["status"] == "Accepted":
             self._attempt(charger, None, data["id_tag"], data.get("user_group"), "authorization")
         elif event.kind == "command.done" and data.get("start") and data["outcome"] == "ok":
@@ -234,7 +234,7 @@ class SessionWatch:
             self._booted[charger] = now
         elif event.kind == "connector.status":
             self._status[(charger, data["connector_id"])] = (data["status"], now)
-        return False
+        return None
 
     def _attempt(self, charger_id: str, connector_id: int | None, id_tag: str, user_group: str | None,
                  how: str) -> None:
@@ -247,9 +247,16 @@ class SessionWatch:
 
     # -- acting ----------------------------------------------------------------------
 
-    async def check(self) -> None:
+    async def check(self, only: int | None = None) -> None:
+        """Every session and start attempt (the tick), or `only` the session a reading just moved: a
+        reading moves its own session's energy and price, not the others' (with 500 sessions, checking
+        all of them at each reading was a tenth of the edge's work: docs/performance.md)."""
         async with self._lock:
             now = self._clock.now()
+            if only is not None:
+                if only in self.running:
+                    await self._check_one(self.running[only], now)
+                return
             for key, attempt in list(self.attempts.items()):
                 if now - attempt.at >= self.timeouts.fail_start_after:
                     del self.attempts[key]
@@ -257,18 +264,21 @@ class SessionWatch:
                         f"no car plugged in within {self.timeouts.fail_start_after.total_seconds():g} s of the "
                         f"{attempt.how}; start discarded"))
             for run in list(self.running.values()):
-                try:
-                    await self._check(run, now)
-                except Exception as exc:  # noqa: BLE001 - one session's failure is its own; the others are watched
-                    # Loud once per error: it is checked again every few seconds.
-                    self._failing.failed(run.transaction_id, exc, "session watch: transaction=%s cannot be checked "
-                                         "(limits and timeouts are not applied to it until this is fixed)",
-                                         run.transaction_id)
-                else:
-                    self._failing.ok(run.transaction_id)
+                await self._check_one(run, now)
             self._failing.keep_only(self.running)
             for gone in self._pinned.keys() - self.running.keys():
                 del self._pinned[gone]
+
+    async def _check_one(self, run: Running, now: datetime) -> None:
+        try:
+            await self._check(run, now)
+        except Exception as exc:  # noqa: BLE001 - one session's failure is its own; the others are watched
+            # Loud once per error: it is checked again every few seconds.
+            self._failing.failed(run.transaction_id, exc, "session watch: transaction=%s cannot be checked "
+                                 "(limits and timeouts are not applied to it until this is fixed)",
+                                 run.transaction_id)
+        else:
+            self._failing.ok(run.transaction_id)
 
     async def _tariff(self, run: Running) -> Tariff | None:
         """The tariff the session is billed under: the one pinned at its start, so its limits and its

@@ -39,6 +39,29 @@ evses = ["CP-1"]
 '''
 
 
+async def test_a_reading_checks_its_own_session_not_every_session(make_edge):
+    """A meter reading moves its own session's energy and price only: it checks that session, not all the
+    running ones (500 sessions at a reading every 10 s each made the watch a tenth of the edge's work:
+    docs/performance.md). The others are still checked on the tick."""
+    clock = ManualClock(START)
+    async with make_edge(clock=clock, extra=LIMITS) as edge:
+        watch = edge.session_watch
+        asked: list[int | None] = []
+        check = watch.check
+
+        async def counted(only: int | None = None) -> None:
+            asked.append(only)
+            await check(only=only)
+        watch.check = counted
+        async with charging(edge, clock) as sim:
+            tx = sim.connector(1).transaction_id
+            await wait_for(lambda: tx in watch.running, what="the session watched")
+            asked.clear()
+            clock.advance(600)
+            await send_meter_values(sim)
+            await wait_for(lambda: tx in asked, what="the reading's session checked, by itself")
+
+
 async def test_max_energy_stops_the_session_remotely(make_edge):
     clock = ManualClock(START)
     async with make_edge(clock=clock, extra=LIMITS) as edge:
