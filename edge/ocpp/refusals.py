@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from edge.clock import Clock
 from edge.ocpp.rate import TokenBucket
@@ -46,16 +46,17 @@ def to_note(previous: Seen | None, reason: str, now: float) -> bool:
     return previous is None or previous.reason != reason or now - previous.noted_at >= REPEAT_EVERY
 
 
-def subprotocol_refusal(offered: list[str], wanted: str) -> str | None:
-    """Why a handshake offering these subprotocols cannot be served, or None."""
-    if wanted in offered:
+def subprotocol_refusal(offered: list[str], served: Sequence[str]) -> str | None:
+    """Why a handshake offering these subprotocols cannot be served (the central system speaks `served`), or None."""
+    if any(p in served for p in offered):
         return None
+    speaks = " and ".join(served)
     if not offered:
-        return f"offers no subprotocol (the one this central system speaks is {wanted})"
-    if any(p.lower() == wanted for p in offered):
+        return f"offers no subprotocol (the subprotocols this central system speaks are {speaks})"
+    if any(p.lower() in served for p in offered):
         return (f"offers only {', '.join(offered)} (subprotocol names are case-sensitive: "
-                f"the one this central system speaks is {wanted})")
-    return f"offers only {', '.join(offered)} (the subprotocol this central system speaks is {wanted})"
+                f"the subprotocols this central system speaks are {speaks})")
+    return f"offers only {', '.join(offered)} (the subprotocols this central system speaks are {speaks})"
 
 
 class Refusals:

@@ -56,8 +56,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The version the edge prefers, named in a refusal to a station that offers none it serves.
-SUBPROTOCOL = next(iter(SESSIONS))
 # How often strangers' logs are trimmed (when strangers came by), and all logs swept by age.
 TIDY_EVERY = 10.0
 SWEEP_EVERY = 3600.0
@@ -266,7 +264,7 @@ class OcppServer:
                 return response
         # Checked here rather than left to websockets, whose own 400 says nothing and leaves no trace.
         offered = offered_subprotocols(request)
-        why = None if any(p in SESSIONS for p in offered) else subprotocol_refusal(offered, SUBPROTOCOL)
+        why = subprotocol_refusal(offered, list(SESSIONS))
         if why is not None:
             self.refusals.refused(charger_id, why, known=known)
             return connection.respond(HTTPStatus.BAD_REQUEST, f"{why}\n")

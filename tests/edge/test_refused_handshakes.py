@@ -88,8 +88,12 @@ def test_coalescing_rule():
     assert not to_note(Seen("x", 0.0), "x", refusals.REPEAT_EVERY - 1)
     assert to_note(Seen("x", 0.0), "x", refusals.REPEAT_EVERY)
     assert to_note(Seen("x", 0.0), "y", 1.0)
-    assert subprotocol_refusal(["ocpp1.6"], "ocpp1.6") is None
-    assert subprotocol_refusal(["ocpp2.0.1", "ocpp2.1"], "ocpp1.6").startswith("offers only ocpp2.0.1, ocpp2.1")
+    served = ["ocpp1.6", "ocpp2.0.1"]
+    assert subprotocol_refusal(["ocpp1.6"], served) is None
+    assert subprotocol_refusal(["ocpp2.1", "ocpp2.0.1"], served) is None
+    assert subprotocol_refusal(["ocpp2.0", "ocpp2.1"], served) == \
+        "offers only ocpp2.0, ocpp2.1 (the subprotocols this central system speaks are ocpp1.6 and ocpp2.0.1)"
+    assert "case-sensitive" in subprotocol_refusal(["OCPP2.0.1"], served)
 
 
 async def test_an_unknown_id_rejected_at_boot_is_noted(make_edge):
