@@ -171,6 +171,17 @@ def missing_before(seen: list[int], seq_no: int) -> bool:
     return sum(1 for n in seen if lower <= n < seq_no) < seq_no - lower
 
 
+# Two facts in one trip to the journal's thread (a TransactionEvent Updated is the frequent message).
+def _order_of(store: Store, charger_id: str, station_tx: str) -> tuple[list[int], list[dict[str, Any]]]:
+    return (store.transaction_seq_nos(charger_id, station_tx),
+            store.held_transaction_events(charger_id, station_tx))
+
+
+def _known_and_seen(store: Store, charger_id: str, station_tx: str, seq_no: int) -> tuple[Any, bool]:
+    return (store.station_transaction(charger_id, station_tx),
+            store.transaction_event_seen(charger_id, station_tx, seq_no))
+
+
 async def transaction_event(site: "Site", charger_id: str, event_type: str, timestamp: str, seq_no: int,
                             transaction_info: dict[str, Any], evse: dict[str, Any] | None,
                             id_token: dict[str, Any] | None, meter_value: list | None,
@@ -181,8 +192,8 @@ async def transaction_event(site: "Site", charger_id: str, event_type: str, time
     station_tx = transaction_info["transaction_id"]
     journal = site.journal
     async with _lock(charger_id):
-        seen = await journal.read(Store.transaction_seq_nos, charger_id, station_tx)
-        held = {h["seq_no"] for h in await journal.read(Store.held_transaction_events, charger_id, station_tx)}
+        seen, held_rows = await journal.read(_order_of, charger_id, station_tx)
+        held = {h["seq_no"] for h in held_rows}
         if event_type != "Started" and offline and seq_no not in seen and (seq_no in held or
                                                                             missing_before(seen, seq_no)):
             if seq_no not in held:
@@ -337,8 +348,8 @@ async def _apply(site: "Site", charger_id: str, event_type: str, timestamp: str,
     station_tx = transaction_info["transaction_id"]
     journal, sessions = site.journal, site.sessions
     at = site.clock.now_iso()
-    known = await journal.read(Store.station_transaction, charger_id, station_tx)
-    if await journal.read(Store.transaction_event_seen, charger_id, station_tx, seq_no):
+    known, again = await journal.read(_known_and_seen, charger_id, station_tx, seq_no)
+    if again:
         log.info("transaction event again charger=%s transaction=%s seq_no=%s: answered, nothing applied",
                  charger_id, station_tx, seq_no)
         return await _answer_again(site, known, id_token), (known or {}).get("evse_id")
