@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ocpp.exceptions import NotSupportedError
 from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201.enums import Action
@@ -276,6 +277,9 @@ class StationHandlers(FollowUps, station_security.StationSecurityHandlers, Charg
     @on(Action.set_charging_profile)
     def on_set_charging_profile(self, evse_id: int, charging_profile: dict, call_unique_id: str,
                                 **_: Any) -> call_result.SetChargingProfile:
+        if self.sim.profiles_not_supported:
+            self.sim.emit("request", action="SetChargingProfile", status="NotSupported", evse_id=evse_id)
+            raise NotSupportedError("this station has no smart charging (profiles_not_supported)")
         status = self.sim.set_profile(evse_id, charging_profile)
         self._answer("SetChargingProfile", status, call_unique_id, self.sim.sync_status, evse_id=evse_id)
         return call_result.SetChargingProfile(status=status)

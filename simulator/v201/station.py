@@ -115,6 +115,8 @@ class SimulatedStation(Runtime):
         self.stored_profiles: list[charging.Stored] = []
         self.ignores_limits = False  # fault knob, as on the 1.6 simulator (read by simulator.electrics)
         self.refuses_profiles = False  # knob: a station without smart charging answers every profile Rejected
+        # knob: a station without the smart charging feature answers SetChargingProfile with CALLERROR NotSupported
+        self.profiles_not_supported = False
         self.untriggerable: set[str] = set()  # TriggerMessage answers NotImplemented for these (knob, F06.FR.08)
         self.outbox = Outbox()  # TransactionEvents, in seqNo order, kept while offline
         self.security_events = Outbox()  # SecurityEventNotifications, kept while offline

@@ -70,6 +70,8 @@ _SETTING_OF = {variable: setting for setting, variable in SETTING_VARIABLES.item
 # 2.0.1's profile purpose names: the station's maximum is ChargingStationMaxProfile (1.6 ChargePointMaxProfile).
 PURPOSES = {LimitPurpose.STATION_MAX: "ChargingStationMaxProfile", LimitPurpose.TX_DEFAULT: "TxDefaultProfile",
             LimitPurpose.TX: "TxProfile"}
+# ChargingLimitSourceEnumType: who installed a profile (the site's are CSO's).
+ALL_SOURCES = ("EMS", "Other", "SO", "CSO")
 RESETS = {ResetKind.SOFT: "OnIdle", ResetKind.HARD: "Immediate"}
 # The site's EVSE has one connector as far as the core knows: the one UnlockConnector names.
 ONLY_CONNECTOR = 1
@@ -209,6 +211,23 @@ class V201Control:
         return await self._send(charger_id, "ClearChargingProfile", {"chargingProfileId": profile_id}, actor,
                                 reason)
 
+    async def clear_charging_limits(self, charger_id: str, *, evse: int | None = None,
+                                    purpose: LimitPurpose | None = None, stack_level: int | None = None,
+                                    actor: str, reason: str) -> CommandResult:
+        """ClearChargingProfile by criteria (K10.FR.02: no id, one or more of evseId, purpose, stackLevel):
+        every profile matching all given. The station answers Unknown when none matched (nothing to clear)."""
+        criteria: dict[str, Any] = {}
+        if evse is not None:
+            criteria["evseId"] = evse
+        if purpose is not None:
+            criteria["chargingProfilePurpose"] = PURPOSES[purpose]
+        if stack_level is not None:
+            criteria["stackLevel"] = stack_level
+        if not criteria:
+            raise ValueError("clearing by criteria needs at least one of evse, purpose, stack_level (K10.FR.02)")
+        return await self._send(charger_id, "ClearChargingProfile", {"chargingProfileCriteria": criteria}, actor,
+                                reason)
+
     async def remote_start(self, charger_id: str, evse: int, token: IdToken, *, actor: str,
                            reason: str) -> CommandResult:
         return await self._send(charger_id, "RequestStartTransaction",
@@ -299,11 +318,27 @@ class V201Control:
         return await self._send(charger_id, "GetCompositeSchedule", params, actor, reason)
 
     async def charging_profiles(self, charger_id: str, request_id: int, *, evse: int | None = None,
+                                profile_ids: Sequence[int] = (), purpose: LimitPurpose | None = None,
+                                stack_level: int | None = None, sources: Sequence[str] = (),
                                 actor: str, reason: str) -> CommandResult:
         """GetChargingProfiles (all the station's, or those of `evse`): the station answers Accepted or
         NoProfiles, then sends them in ReportChargingProfiles under `request_id`
-        (edge.ocpp.v201.services.reported_profiles)."""
-        params: dict[str, Any] = {"requestId": request_id, "chargingProfile": {}}
+        (edge.ocpp.v201.services.reported_profiles). K09.FR.03: the criterion names profile ids, or one or
+        more of stackLevel, chargingLimitSource, purpose; with none given, every source is named (all the
+        station's profiles), never an empty criterion."""
+        criterion: dict[str, Any] = {}
+        if profile_ids:
+            criterion["chargingProfileId"] = list(profile_ids)
+        else:
+            if purpose is not None:
+                criterion["chargingProfilePurpose"] = PURPOSES[purpose]
+            if stack_level is not None:
+                criterion["stackLevel"] = stack_level
+            if sources:
+                criterion["chargingLimitSource"] = list(sources)
+            if not criterion:
+                criterion["chargingLimitSource"] = list(ALL_SOURCES)
+        params: dict[str, Any] = {"requestId": request_id, "chargingProfile": criterion}
         if evse is not None:
             params["evseId"] = evse
         return await self._send(charger_id, "GetChargingProfiles", params, actor, reason)
