@@ -111,6 +111,36 @@ def charging_profile(limit: ChargingLimit, transaction: str | None, now: datetim
     return {"evseId": evse, "chargingProfile": profile}
 
 
+def clear_criteria(evse: int | None, purpose: LimitPurpose | None, stack_level: int | None) -> dict[str, Any]:
+    """ClearChargingProfile's chargingProfileCriteria: every one given; K10.FR.02 wants at least one."""
+    criteria: dict[str, Any] = {}
+    if evse is not None:
+        criteria["evseId"] = evse
+    if purpose is not None:
+        criteria["chargingProfilePurpose"] = PURPOSES[purpose]
+    if stack_level is not None:
+        criteria["stackLevel"] = stack_level
+    if not criteria:
+        raise ValueError("clearing by criteria needs at least one of evse, purpose, stack_level (K10.FR.02)")
+    return criteria
+
+
+def profiles_criterion(profile_ids: Sequence[int], purpose: LimitPurpose | None, stack_level: int | None,
+                       sources: Sequence[str]) -> dict[str, Any]:
+    """GetChargingProfiles' chargingProfile criterion (K09.FR.03): the profile ids alone, or every one of
+    purpose, stackLevel, sources given; with nothing given every source, so never an empty criterion."""
+    if profile_ids:
+        return {"chargingProfileId": list(profile_ids)}
+    criterion: dict[str, Any] = {}
+    if purpose is not None:
+        criterion["chargingProfilePurpose"] = PURPOSES[purpose]
+    if stack_level is not None:
+        criterion["stackLevel"] = stack_level
+    if sources or not criterion:
+        criterion["chargingLimitSource"] = list(sources or ALL_SOURCES)
+    return criterion
+
+
 def id_token(token: IdToken) -> dict[str, str]:
     return {"idToken": token.value, "type": token.type.value}
 
@@ -216,15 +246,7 @@ class V201Control:
                                     actor: str, reason: str) -> CommandResult:
         """ClearChargingProfile by criteria (K10.FR.02: no id, one or more of evseId, purpose, stackLevel):
         every profile matching all given. The station answers Unknown when none matched (nothing to clear)."""
-        criteria: dict[str, Any] = {}
-        if evse is not None:
-            criteria["evseId"] = evse
-        if purpose is not None:
-            criteria["chargingProfilePurpose"] = PURPOSES[purpose]
-        if stack_level is not None:
-            criteria["stackLevel"] = stack_level
-        if not criteria:
-            raise ValueError("clearing by criteria needs at least one of evse, purpose, stack_level (K10.FR.02)")
+        criteria = clear_criteria(evse, purpose, stack_level)
         return await self._send(charger_id, "ClearChargingProfile", {"chargingProfileCriteria": criteria}, actor,
                                 reason)
 
@@ -326,18 +348,7 @@ class V201Control:
         (edge.ocpp.v201.services.reported_profiles). K09.FR.03: the criterion names profile ids, or one or
         more of stackLevel, chargingLimitSource, purpose; with none given, every source is named (all the
         station's profiles), never an empty criterion."""
-        criterion: dict[str, Any] = {}
-        if profile_ids:
-            criterion["chargingProfileId"] = list(profile_ids)
-        else:
-            if purpose is not None:
-                criterion["chargingProfilePurpose"] = PURPOSES[purpose]
-            if stack_level is not None:
-                criterion["stackLevel"] = stack_level
-            if sources:
-                criterion["chargingLimitSource"] = list(sources)
-            if not criterion:
-                criterion["chargingLimitSource"] = list(ALL_SOURCES)
+        criterion = profiles_criterion(profile_ids, purpose, stack_level, sources)
         params: dict[str, Any] = {"requestId": request_id, "chargingProfile": criterion}
         if evse is not None:
             params["evseId"] = evse

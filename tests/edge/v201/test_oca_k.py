@@ -12,8 +12,8 @@ what commissioning and an operator use.
 Not applicable (docs/ocpp-201.md, "Tests"): TC_K_02 (a TxProfile without a transaction: the site sends
 TxProfiles only for running transactions, the case's prerequisite), TC_K_19 (Recurring: the site's profiles
 are Relative or Absolute), TC_K_37 (a profile inside RequestStartTransaction: the site's TxProfile follows the
-transaction's start), and the external-limit and ISO 15118 cases (NotifyChargingLimit, K11..K17's
-K_48..K_59) apart from K15's needs (test_charging_needs.py).
+transaction's start). Not covered here: the external-limit cases (TC_K_48/50/51/52, NotifyChargingLimit and
+ClearedChargingLimit) and the ISO 15118 ones (TC_K_53/55/57/58/59); K15's needs are test_charging_needs.py's.
 """
 
 from __future__ import annotations
@@ -23,8 +23,11 @@ import contextlib
 import json
 from datetime import timedelta
 
+import pytest
+from hypothesis import given, strategies as st
 from ocpp.messages import Call, _validate_payload
 
+from edge.ocpp.v201.control import ALL_SOURCES, clear_criteria, profiles_criterion
 from edge.stations.model import ChargingLimit, LimitPurpose
 from tests.edge.conftest import wait_for
 from tests.edge.v201.conftest import SITE_CHARGERS, STATION, station as _station
@@ -215,33 +218,65 @@ async def reported(edge, request_id: int):
         services.reported_profiles(edge.ocpp.site, STATION, request_id)), what=f"report {request_id}")
 
 
-async def test_TC_K_29_to_TC_K_35_CSMS_get_charging_profiles_by_evse_id_and_criteria(make_edge):
-    """K09.FR.03: every GetChargingProfilesRequest names a criterion (profile ids, or stackLevel,
-    chargingLimitSource, purpose), never an empty one; evseId 0 (K_29), an EVSE (K_30), none (K_31), by id
-    (K_32), stackLevel (K_33), source (K_34), purpose (K_35); the station's reports are kept per requestId."""
+async def test_TC_K_29_to_TC_K_36_CSMS_get_charging_profiles_by_evse_and_criteria(make_edge):
+    """K09.FR.03: every GetChargingProfilesRequest names a criterion (profile ids, or one or more of
+    stackLevel, chargingLimitSource, purpose), never an empty one. Each case's request as its tool validation
+    says: K_29 evseId 0 + purpose; K_30 evseId > 0; K_31 no evseId (every profile: every source named);
+    K_32 chargingProfileId; K_33 evseId > 0 + stackLevel only; K_34 evseId > 0 + chargingLimitSource;
+    K_35 evseId > 0 + purpose; K_36 evseId > 0 + purpose + stackLevel. Accepted, and the station's
+    ReportChargingProfiles are kept under the requestId; NoProfiles when nothing matches."""
     async with make_edge(chargers=SITE_CHARGERS) as edge, station(edge) as (sim, control):
-        for limit in (ChargingLimit(1, LimitPurpose.STATION_MAX, 32, 0), ChargingLimit(7, LimitPurpose.TX_DEFAULT, 10, 1,
-                                                                                        evse=1)):
+        for limit in (ChargingLimit(1, LimitPurpose.STATION_MAX, 32, 0),
+                      ChargingLimit(7, LimitPurpose.TX_DEFAULT, 10, 1, evse=1),
+                      ChargingLimit(8, LimitPurpose.TX_DEFAULT, 12, 0, evse=2)):
             assert (await set_limit(control, limit)).outcome == "ok"
+        every_source = {"chargingLimitSource": ["EMS", "Other", "SO", "CSO"]}
+        tx_default = LimitPurpose.TX_DEFAULT
         asks = {
-            29: (dict(evse=0, purpose=LimitPurpose.STATION_MAX), {"chargingProfilePurpose": "ChargingStationMaxProfile"}, [1]),
-            30: (dict(evse=1, purpose=LimitPurpose.TX_DEFAULT), {"chargingProfilePurpose": "TxDefaultProfile"}, [7]),
-            31: (dict(), {"chargingLimitSource": ["EMS", "Other", "SO", "CSO"]}, [1, 7]),
-            32: (dict(profile_ids=[7]), {"chargingProfileId": [7]}, [7]),
-            33: (dict(stack_level=1), {"stackLevel": 1}, [7]),
-            34: (dict(sources=["CSO"]), {"chargingLimitSource": ["CSO"]}, [1, 7]),
-            35: (dict(purpose=LimitPurpose.TX_DEFAULT), {"chargingProfilePurpose": "TxDefaultProfile"}, [7]),
+            29: (dict(evse=0, purpose=LimitPurpose.STATION_MAX),
+                 {"chargingProfilePurpose": "ChargingStationMaxProfile"}, [1]),
+            30: (dict(evse=1), every_source, [7]),
+            31: (dict(), every_source, [1, 7, 8]),
+            32: (dict(profile_ids=[8]), {"chargingProfileId": [8]}, [8]),
+            33: (dict(evse=1, stack_level=1), {"stackLevel": 1}, [7]),
+            34: (dict(evse=2, sources=["CSO"]), {"chargingLimitSource": ["CSO"]}, [8]),
+            35: (dict(evse=1, purpose=tx_default), {"chargingProfilePurpose": "TxDefaultProfile"}, [7]),
+            36: (dict(evse=1, purpose=tx_default, stack_level=1),
+                 {"chargingProfilePurpose": "TxDefaultProfile", "stackLevel": 1}, [7]),
         }
-        for request_id, (kwargs, criterion, ids) in asks.items():
-            asked = await control.charging_profiles(STATION, request_id, actor=A, reason="OCA K", **kwargs)
+        for case, (kwargs, criterion, ids) in asks.items():
+            request_id = 500 + case
+            asked = await control.charging_profiles(STATION, request_id, actor=A, reason=f"TC_K_{case}", **kwargs)
             schema_valid("GetChargingProfiles", asked.request)
-            assert asked.request["chargingProfile"] == criterion, request_id
-            assert asked.request.get("evseId") == kwargs.get("evse"), request_id
+            assert asked.request["requestId"] == request_id
+            assert asked.request["chargingProfile"] == criterion, case
+            assert asked.request.get("evseId") == kwargs.get("evse"), case
             assert (asked.outcome, asked.response) == ("ok", {"status": "Accepted"}), asked
             report = await reported(edge, request_id)
-            assert sorted(p["id"] for p in report.profiles) == ids, request_id
-        nothing = await control.charging_profiles(STATION, 36, stack_level=5, actor=A, reason="OCA K")
+            assert sorted(p["id"] for p in report.profiles) == ids, case
+        nothing = await control.charging_profiles(STATION, 600, evse=2, stack_level=5, actor=A, reason="OCA K")
         assert (nothing.outcome, nothing.response) == ("ok", {"status": "NoProfiles"})
+
+
+async def test_TC_K_70_CSMS_set_charging_profile_multiple_profiles(make_edge):
+    """During a transaction: a TxDefaultProfile, Absolute with its startSchedule, then a
+    ChargingStationMaxProfile with another id, Absolute with its startSchedule: both Accepted, both held."""
+    async with make_edge(chargers=SITE_CHARGERS) as edge, station(edge) as (sim, control):
+        await start(sim, 1, "TAG-OK")
+        await wait_for(lambda: sim.evses[1].tx is not None, what="the transaction")
+        now = edge.clock.now()
+        sent = []
+        for limit in (ChargingLimit(7, LimitPurpose.TX_DEFAULT, 16, 0, evse=0, start=now, duration_s=3600),
+                      ChargingLimit(1, LimitPurpose.STATION_MAX, 20, 0, start=now)):
+            result = await set_limit(control, limit)
+            assert (result.outcome, result.response) == ("ok", {"status": "Accepted"}), result
+            sent.append(result.request["chargingProfile"])
+        assert [(p["id"], p["chargingProfilePurpose"], p["chargingProfileKind"]) for p in sent] == [
+            (7, "TxDefaultProfile", "Absolute"), (1, "ChargingStationMaxProfile", "Absolute")]
+        assert all("startSchedule" in p["chargingSchedule"][0] for p in sent)
+        assert sent[0]["chargingSchedule"][0]["duration"] == 3600
+        assert held(sim) == [(0, 1, "ChargingStationMaxProfile"), (0, 7, "TxDefaultProfile")]
+        await wait_for(lambda: sim.offered_current(1) == 16.0, what="the car offered the lower of the two")
 
 
 async def test_TC_K_43_and_TC_K_44_CSMS_get_composite_schedule_specific_evse_and_evse_0(make_edge):
@@ -275,3 +310,29 @@ async def test_TC_K_01_CSMS_a_profile_the_station_rejects_is_recorded_as_refused
         result = await set_limit(control, clash)
         assert (result.outcome, result.response["status"]) == ("rejected", "Rejected"), result
         assert held(sim) == [(1, 7, "TxDefaultProfile")]
+
+
+# -- what an operator may ask: every combination is a valid request, never an empty criterion -------------------
+
+purposes = st.one_of(st.none(), st.sampled_from(LimitPurpose))
+levels = st.one_of(st.none(), st.integers(0, 2**31 - 1))
+
+
+@given(st.lists(st.integers(0, 2**31 - 1), max_size=4), purposes, levels,
+       st.lists(st.sampled_from(ALL_SOURCES), max_size=4, unique=True), st.one_of(st.none(), st.integers(0, 100)))
+def test_every_get_charging_profiles_request_names_a_criterion_and_is_schema_valid(ids, purpose, level, sources,
+                                                                                   evse):
+    criterion = profiles_criterion(ids, purpose, level, sources)
+    params = {"requestId": 1, "chargingProfile": criterion, **({} if evse is None else {"evseId": evse})}
+    schema_valid("GetChargingProfiles", params)
+    # K09.FR.03: ids alone, or one or more of the other fields
+    assert criterion and ("chargingProfileId" not in criterion or list(criterion) == ["chargingProfileId"])
+
+
+@given(st.one_of(st.none(), st.integers(0, 100)), purposes, levels)
+def test_every_clear_by_criteria_names_one_at_least_and_is_schema_valid(evse, purpose, level):
+    if evse is None and purpose is None and level is None:
+        with pytest.raises(ValueError, match="K10.FR.02"):
+            clear_criteria(evse, purpose, level)
+        return
+    schema_valid("ClearChargingProfile", {"chargingProfileCriteria": clear_criteria(evse, purpose, level)})
