@@ -424,7 +424,7 @@ class Run:
         while total(self.generators, "pending") and time.monotonic() < deadline:
             await asyncio.sleep(1.0)
 
-    async def summarise(self, base_size: int) -> None:
+    async def _reports(self) -> tuple[list[tuple[float, float]], list[dict]]:
         latencies: list[tuple[float, float]] = []
         statuses = []
         for n, g in enumerate(self.generators, 1):
@@ -434,6 +434,16 @@ class Run:
             doc = json.loads(path.read_text())
             latencies += [tuple(x) for x in doc["latencies"]]
             statuses.append(doc["status"])
+        return latencies, statuses
+
+    async def summarise(self, base_size: int) -> None:
+        latencies, statuses = await self._reports()
+        # The drain reads the sites' periodic status lines, which can be a moment old: a message whose
+        # receipt was still on its way when the last line was written is asked about again, briefly.
+        deadline = time.monotonic() + min(self.args.drain_timeout, 30.0)
+        while sum(s["pending"] for s in statuses) and time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            latencies, statuses = await self._reports()
         created = sum(s["created"] for s in statuses)
         stored, gaps = self.db.stored(), self.db.gaps()
         size = self.db.size() - base_size
