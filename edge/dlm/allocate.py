@@ -247,6 +247,12 @@ def allocate(inputs: Inputs) -> Allocation:
                 decisions[key] = Decision(key, 0.0, phase_count[key], f"paused: its minimum {need:g} A is above"
                                                                       f" its maximum {evse.max_current:g} A")
                 continue
+            ceiling = states[key].ceiling
+            if ceiling is not None and ceiling < need - EPS:
+                decisions[key] = Decision(key, 0.0, phase_count[key], f"paused: the station's external limit "
+                                                                      f"{max(0.0, ceiling):g} A is below its "
+                                                                      f"minimum {need:g} A")
+                continue
             short = [r for r in uses[key] if slack[r] < need - EPS]
             if short:
                 worst = min(short, key=lambda r: (slack[r], r))
@@ -302,9 +308,13 @@ def allocate(inputs: Inputs) -> Allocation:
 
 
 def _cap(evse: Evse, state: ConnectorState, strategy: str) -> float:
+    cap = evse.max_current
     if strategy in ("fair", "scheduled") and state.demand is not None:
-        return max(evse.min_current, min(evse.max_current, state.demand))
-    return evse.max_current
+        cap = max(evse.min_current, min(evse.max_current, state.demand))
+    if state.ceiling is not None:
+        # Admitted only when the ceiling is at least its minimum (above), so this stays >= the minimum.
+        cap = min(cap, max(evse.min_current, state.ceiling))
+    return cap
 
 
 def _paused_reason(inputs: Inputs, resource: Resource, left: float, need: float, unmanaged: dict,
@@ -322,6 +332,8 @@ def _paused_reason(inputs: Inputs, resource: Resource, left: float, need: float,
 def _limited_reason(inputs: Inputs, evse: Evse, state: ConnectorState, limit: float, why: str,
                     resource: Resource | None, unmanaged: dict, behind_priority: bool) -> str:
     if why == "cap":
+        if state.ceiling is not None and limit >= state.ceiling - 0.1 - EPS and limit < evse.max_current - EPS:
+            return f"held at {state.ceiling:g} A by the station's external limit (NotifyChargingLimit)"
         if inputs.strategy == "fair" and state.demand is not None and limit < evse.max_current - EPS:
             return f"the car takes about {state.demand:.1f} A; the rest goes to other cars"
         if limit <= evse.min_current + EPS and evse.max_current <= evse.min_current + EPS:

@@ -107,6 +107,8 @@ class LoadManager:
         self.evaluations = 0
         # Circuit id -> a cap from outside the config (the cloud's limits document); see edge.dlm.caps.
         self.caps: dict[str, Cap] = {}
+        # EVSE -> the limit in A a system beside the edge holds it to (set_external_limit).
+        self.external_limits: dict[EvseKey, float] = {}
         self._capped: tuple[frozenset, Topology] = (frozenset(), topology)
         # Circuit phases measured over their limit beyond the reaction window (edge.dlm.overload).
         self.overload = OverloadWatch({c: reaction_window(settings.follow_time, m.config.period)
@@ -142,6 +144,19 @@ class LoadManager:
     def set_caps(self, caps: dict[str, Cap]) -> None:
         """Replace every cap at once; the next evaluation (now) applies them."""
         self.caps = dict(caps)
+        self._wake.set()
+
+    def set_external_limit(self, key: EvseKey, limit: float | None) -> None:
+        """A limit the station holds `key` to on its own, from a system beside the edge (OCPP 2.0.1
+        NotifyChargingLimit; None when ClearedChargingLimit ends it), in A per phase. The allocator gives
+        that EVSE no more, so the rest goes to other cars; the next evaluation (now) applies it."""
+        if key not in self.tracks:
+            return
+        if limit is None:
+            self.external_limits.pop(key, None)
+        else:
+            self.external_limits[key] = max(0.0, float(limit))
+        self._changes += 1
         self._wake.set()
 
     def capped_topology(self) -> Topology:
@@ -293,7 +308,8 @@ class LoadManager:
             arrived=track.arrived, running_since=track.running_since, paused_since=track.paused_since,
             controllable=controllable, reserve=reserve,
             safe_share=self.safe_share.get(key, 0.0), why_uncontrollable=self._why_uncontrollable(
-                evse.smart_charging, charger, refused, track.over_limit))
+                evse.smart_charging, charger, refused, track.over_limit),
+            ceiling=self.external_limits.get(key))
 
     @staticmethod
     def _why_uncontrollable(smart: bool, charger: ChargerTrack, refused: bool, over_limit: bool) -> str:

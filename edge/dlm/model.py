@@ -87,6 +87,10 @@ class ConnectorState:
     reserve: float = 0.0           # A per phase held for it when it is not controllable
     safe_share: float = 0.0        # A it would draw on its own (TxDefaultProfile) if it started now
     why_uncontrollable: str = ""   # when not controllable: why, in words (offline, no default profile yet...)
+    # A per phase the station itself holds this EVSE to, set by a system beside the edge (an energy
+    # manager, the grid operator: OCPP 2.0.1 NotifyChargingLimit); None: no such limit. The station
+    # applies the lower of it and our profile, so what is above it is given to other cars.
+    ceiling: float | None = None
 
 
 @dataclass(frozen=True)

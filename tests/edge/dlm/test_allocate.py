@@ -304,3 +304,31 @@ def test_a_prioritised_car_keeps_full_speed_even_if_others_must_pause():
     a = alloc(evses, states, limit=24)
     assert limits(a) == {"VIP": 16.0, "A": 8.0, "B": 0.0}
     assert "prioritised user groups served first" in a.decisions[("B", 1)].reason
+
+
+# --- a limit the station holds itself to (OCPP 2.0.1 NotifyChargingLimit) ------------------------
+
+@pytest.mark.parametrize("strategy", ["fair", "fcfs", "fixed", "scheduled"])
+def test_an_external_limit_caps_the_evse_and_the_rest_goes_to_the_others(strategy):
+    a = alloc([three("A"), three("B")], [running("A", ceiling=10.0), running("B")], limit=40, strategy=strategy)
+    got = limits(a)
+    assert got["A"] <= 10.0
+    if strategy != "fixed":                 # fixed shares are static: B keeps its half
+        assert got["B"] == 30.0
+    if got["A"] == 10.0:
+        assert "external limit" in a.decisions[("A", 1)].reason
+
+
+def test_an_external_limit_below_the_minimum_pauses_the_car_and_frees_its_room():
+    a = alloc([three("A"), three("B")], [running("A", ceiling=4.0), running("B")], limit=40)
+    assert limits(a) == {"A": 0.0, "B": 32.0}
+    assert "external limit 4 A is below its minimum 6 A" in a.decisions[("A", 1)].reason
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(ceiling=st.floats(min_value=0, max_value=64, allow_nan=False), limit=st.floats(min_value=0, max_value=100))
+def test_no_evse_is_given_more_than_its_external_limit(ceiling, limit):
+    a = alloc([three("A"), three("B")], [running("A", ceiling=ceiling), running("B")], limit=limit)
+    got = limits(a)
+    assert got["A"] <= max(ceiling, 0.0) + 1e-9
+    assert got["A"] == 0.0 or got["A"] >= 6.0
