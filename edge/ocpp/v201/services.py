@@ -11,8 +11,7 @@ its 1.6 counterpart; what is 2.0.1's own is here. Choices where the issue is sil
   ReportChargingProfiles are kept per request for the operator (bounded).
 - L FirmwareStatusNotification and N LogStatusNotification: kept with the request, as 1.6's signed
   firmware and log statuses (firmware.py, logs_upload.py, which send 2.0.1's UpdateFirmware and GetLog).
-- N NotifyEvent: kept (bounded, in memory) and logged; a problem (a monitor alerting, a Problem or
-  Tripped variable set) is a warning and a `station.problem` event on the bus.
+- N NotifyEvent: edge/ocpp/v201/station_events.py (imported here, so callers say services.notify_event).
 - P DataTransfer: 1.6's decision, the one function both call (edge/ocpp/data_transfer.py): the meter key
   announcement, else UnknownVendorId unless the vendor is configured ([ocpp] data_transfer_vendors), whose
   messages are journaled.
@@ -34,6 +33,8 @@ from edge.ocpp import data_transfer as shared_data_transfer
 from edge.ocpp import signed_values
 from edge.ocpp.v201 import SUBPROTOCOL as OCPP201
 from edge.ocpp.v201 import transactions
+from edge.ocpp.v201.station_events import (  # noqa: F401  (N NotifyEvent lives there; callers import it here)
+    KEEP_EVENTS, PROBLEM_EVENT, events_of, is_problem, notify_event)
 
 if TYPE_CHECKING:
     from edge.ocpp.server import Site
@@ -43,20 +44,15 @@ log = logging.getLogger(__name__)
 # A car's needs given before its transaction started are held this long for it (ISO 15118 sends them
 # before the power path closes, and TxStartPoint may be PowerPathClosed).
 HOLD_S = 600.0
-KEEP_EVENTS = 200            # NotifyEvent entries kept per station (the newest)
 KEEP_REPORTS = 20            # ReportChargingProfiles requests kept per station (the newest)
 KEEP_PROFILES = 100          # profiles kept per request
 KEEP_SCHEDULES = 20          # NotifyEVChargingSchedule kept per station
-EVENTS_PER_MESSAGE = 100     # eventData read from one NotifyEvent; the rest is counted in the log
-PROBLEM_VARIABLES = frozenset({"Problem", "Tripped", "Fault"})
-PROBLEM_EVENT = "station.problem"
 
 
 @dataclass
 class Kept:
     """What the 2.0.1 services keep per edge, bounded: for the operator and the tests, not the records."""
 
-    events: dict[str, deque] = field(default_factory=dict)
     reports: dict[str, OrderedDict] = field(default_factory=dict)   # station -> request id -> Report
     schedules: dict[str, deque] = field(default_factory=dict)
     cars: dict[tuple[str, int], FromCar] = field(default_factory=dict)   # (station, evse) -> the car said
@@ -245,49 +241,6 @@ async def log_status(site: "Site", charger_id: str, status: str, request_id: int
     else:
         await site.journal.write(Store.record_firmware_status, charger_id, "diagnostics", status,
                                  site.clock.now_iso())
-
-
-def is_problem(event: dict[str, Any]) -> bool:
-    """A NotifyEvent entry that needs a look: a monitor alerting, or a Problem/Tripped/Fault variable
-    set; never one that says the condition cleared."""
-    if event.get("cleared"):
-        return False
-    if event.get("trigger") == "Alerting":
-        return True
-    variable = (event.get("variable") or {}).get("name")
-    return variable in PROBLEM_VARIABLES and str(event.get("actual_value", "")).strip().lower() in ("true", "1")
-
-
-def notify_event(site: "Site", charger_id: str, generated_at: str, seq_no: int, event_data: list[dict[str, Any]],
-                 tbc: bool) -> None:
-    """NotifyEvent: each entry kept (the newest KEEP_EVENTS per station) and logged; a problem is a
-    warning and a PROBLEM_EVENT on the bus."""
-    at = site.clock.now_iso()
-    kept_events = kept(site).events.setdefault(charger_id, deque(maxlen=KEEP_EVENTS))
-    for event in event_data[:EVENTS_PER_MESSAGE]:
-        component, variable = event.get("component") or {}, event.get("variable") or {}
-        evse = (component.get("evse") or {}).get("id")
-        entry = {"at": at, "generated_at": generated_at, "seq_no": seq_no, "event_id": event.get("event_id"),
-                 "timestamp": event.get("timestamp"), "trigger": event.get("trigger"),
-                 "component": component.get("name"), "evse_id": evse, "variable": variable.get("name"),
-                 "actual_value": str(event.get("actual_value", ""))[:100], "tech_code": event.get("tech_code"),
-                 "tech_info": (event.get("tech_info") or None) and str(event["tech_info"])[:200],
-                 "cleared": bool(event.get("cleared")), "problem": is_problem(event),
-                 "transaction_id": event.get("transaction_id")}
-        kept_events.append(entry)
-        level = logging.WARNING if entry["problem"] else logging.INFO
-        log.log(level, "station event charger=%s component=%s evse=%s variable=%s value=%r trigger=%s%s",
-                charger_id, entry["component"], evse, entry["variable"], entry["actual_value"], entry["trigger"],
-                " (cleared)" if entry["cleared"] else "")
-        if entry["problem"]:
-            site.bus.publish(Event(PROBLEM_EVENT, charger_id, at, entry))
-    if len(event_data) > EVENTS_PER_MESSAGE:
-        log.warning("station event charger=%s: %d entries in one NotifyEvent, the first %d read",
-                    charger_id, len(event_data), EVENTS_PER_MESSAGE)
-
-
-def events_of(site: "Site", charger_id: str) -> list[dict[str, Any]]:
-    return list(kept(site).events.get(charger_id, ()))
 
 
 # -- P DataTransfer -----------------------------------------------------------------------------------
