@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from edge.journal import Store
+from edge.ocpp.control import speaks_201
 
 if TYPE_CHECKING:
     from edge.ocpp.commands import CommandResult
@@ -57,8 +58,7 @@ async def send_either(site: "Site", charger_id: str, action: str, params: dict[s
     (GetLog; UpdateFirmware is 1.6's SignedUpdateFirmware): sent as the station's version words it, through
     the same actions log."""
     assert site.commands is not None
-    from edge.ocpp.v201.services import speaks_201
-    if not speaks_201(site, charger_id):
+    if not speaks_201(site.control, charger_id):
         return await site.commands.send(charger_id, action, params, actor=actor, reason=reason)
     from ocpp.charge_point import camel_to_snake_case
     from ocpp.v201 import call as call201

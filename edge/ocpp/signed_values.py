@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from edge.cdr.signed_data import encoding_of, valid_public_key
 
 from edge.journal import Store
-from edge.ocpp.v201 import SUBPROTOCOL as OCPP201
+from edge.ocpp.control import speaks_201
 from edge.stations.model import Setting
 
 if TYPE_CHECKING:
@@ -255,7 +255,7 @@ class MeterKeys:
         """The meter key as the station shows it: a 2.0.1 station's FiscalMetering.PublicKey, read through the
         StationControl (Setting.METER_PUBLIC_KEY, GetVariables); a 1.6 charger's configuration keys
         METER_KEY_NAMES, in one GetConfiguration."""
-        if self._speaks_201(charger_id):
+        if speaks_201(self.site.control, charger_id):
             return await self._ask_setting(charger_id)
         assert self.site.commands is not None
         result = await self.site.commands.send(charger_id, "GetConfiguration", {"key": list(METER_KEY_NAMES)},
@@ -271,10 +271,6 @@ class MeterKeys:
                     self._known[charger_id] = key
                 return key
         return None
-
-    def _speaks_201(self, charger_id: str) -> bool:
-        protocol = getattr(self.site.control, "protocol", None)
-        return protocol is not None and protocol(charger_id) == OCPP201
 
     async def _ask_setting(self, charger_id: str) -> str | None:
         result = await self.site.control.read_settings(
