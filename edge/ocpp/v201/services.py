@@ -31,7 +31,6 @@ from edge.events import Event
 from edge.journal import Store
 from edge.ocpp import data_transfer as shared_data_transfer
 from edge.ocpp import signed_values
-from edge.ocpp.v201 import SUBPROTOCOL as OCPP201
 from edge.ocpp.v201 import transactions
 from edge.ocpp.v201.station_events import (  # noqa: F401  (N NotifyEvent lives there; callers import it here)
     KEEP_EVENTS, PROBLEM_EVENT, events_of, is_problem, notify_event)
@@ -74,12 +73,6 @@ def kept(site: "Site") -> Kept:
     if found is None:
         found = _KEPT[site.journal] = Kept()
     return found
-
-
-def speaks_201(site: "Site", charger_id: str) -> bool:
-    """Whether the station is (or was last) connected with OCPP 2.0.1: its requests are worded so."""
-    protocol = getattr(site.control, "protocol", None)
-    return protocol is not None and protocol(charger_id) == OCPP201
 
 
 def running_on(site: "Site", charger_id: str, evse_id: int) -> int | None:
