@@ -725,6 +725,49 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (charger_id, station_tx_id, seq_no)
     );
     """,
+    # 21: OCPP 2.0.1 stations' NotifyEvent entries and the device model's own settings (issue 19, blocks N and B).
+    # notified_events: each entry a station told (edge/ocpp/v201/station_events.py, edge/journal/notified_events.py),
+    # the newest KEEP_EVENTS per station, so GET /api/v1/chargers/{id}/events answers the same after a restart; a
+    # message the station sends again (same generatedAt, seqNo, eventId) is stored once. device_settings: per
+    # station and variable the edge manages (edge/ocpp/v201/device_model.py EDGE_VARIABLES), what the edge last set
+    # and what an operator set through the edge, so a station's boot no longer overwrites an operator's choice.
+    # device_variables.read_at: when the value was last read from the station (NotifyReport, GetVariables), not
+    # written by a SetVariables.
+    """
+    CREATE TABLE notified_events (
+        id              INTEGER PRIMARY KEY,
+        charger_id      TEXT NOT NULL,
+        at              TEXT NOT NULL,      -- when the edge received it
+        generated_at    TEXT,
+        seq_no          INTEGER,
+        event_id        INTEGER,
+        timestamp       TEXT,
+        trigger         TEXT,
+        component       TEXT,
+        evse_id         INTEGER,
+        variable        TEXT,
+        actual_value    TEXT,
+        tech_code       TEXT,
+        tech_info       TEXT,
+        cleared         INTEGER NOT NULL DEFAULT 0,
+        problem         INTEGER NOT NULL DEFAULT 0,
+        transaction_id  TEXT,
+        UNIQUE (charger_id, generated_at, seq_no, event_id)
+    );
+    CREATE TABLE device_settings (
+        charger_id      TEXT NOT NULL,
+        component       TEXT NOT NULL,
+        variable        TEXT NOT NULL,
+        wanted          TEXT,               -- the edge's value when it last set it (NULL: it never did)
+        set_status      TEXT,               -- the station's attributeStatus to the edge's SetVariables
+        set_at          TEXT,
+        operator_value  TEXT,               -- set through the edge by someone else: kept from then on
+        operator_status TEXT,
+        operator_at     TEXT,
+        PRIMARY KEY (charger_id, component, variable)
+    );
+    ALTER TABLE device_variables ADD COLUMN read_at TEXT;
+    """,
 ]
 
 
