@@ -32,7 +32,7 @@ def _used(scenario: Scenario, charger_id: str) -> tuple[int, ...]:
     return phase_map(3, charger.rotation)[:charger.car.phases]
 
 
-def lp_bound(scenario: Scenario) -> dict:
+def lp_bound(scenario: Scenario, per_second: bool = False) -> dict:
     seconds = int(math.ceil(scenario.duration))
     base = np.array([[sum(scenario.base_at(s + k / SUBSTEPS)[p] for k in range(SUBSTEPS)) / SUBSTEPS
                       for p in range(3)] for s in range(seconds)])
@@ -74,5 +74,12 @@ def lp_bound(scenario: Scenario) -> dict:
                      method="highs")
     if result.status != 0:
         raise RuntimeError(f"the LP bound of {scenario.name} did not solve: {result.message}")
-    return {"energy_kwh": round(-result.fun / 1000.0 + fixed_kwh, 6), "variables": len(columns),
-            "constraints": len(rhs), "solve_s": round(time.perf_counter() - started, 3)}
+    out = {"energy_kwh": round(-result.fun / 1000.0 + fixed_kwh, 6), "variables": len(columns),
+           "constraints": len(rhs), "solve_s": round(time.perf_counter() - started, 3)}
+    if per_second:
+        # One of the LP's optimal solutions: A per phase per car and second (for accounting, not unique).
+        table: dict[str, dict[int, float]] = {}
+        for (cid, s), x in zip(columns, result.x):
+            table.setdefault(cid, {})[s] = round(float(x), 2)
+        out["per_second"] = {cid: [v.get(s, 0.0) for s in range(seconds)] for cid, v in table.items()}
+    return out

@@ -207,6 +207,10 @@ class World:
         self._tasks: dict[str, asyncio.Task] = {}
         self._background: list[asyncio.Task] = []
         self.peak: list[float] = [0.0, 0.0, 0.0]
+        # --timeline: once a second, the real building, each car's offered limit and draw, and what the
+        # controller's probe (if any) says it saw; for accounting where the energy goes.
+        self.timeline: list[dict] | None = None
+        self.probe: Callable[[], dict] | None = None
 
     def now(self) -> float:
         return 0.0 if self.t0 is None else time.monotonic() - self.t0
@@ -304,6 +308,7 @@ class World:
         assert self.t0 is not None
         limit = self.scenario.limit
         last = self.now()
+        next_row = 0.0
         while True:
             await asyncio.sleep(SAMPLE_S)
             t = self.now()
@@ -311,6 +316,20 @@ class World:
             for p, amps in enumerate(self.currents()):
                 self.peak[p] = max(self.peak[p], amps)
                 self.overload.add(t - dt, p, amps - limit, dt)
+            if self.timeline is not None and t >= next_row:
+                next_row = math.floor(t) + 1.0
+                self.timeline.append(self._row(t))
+
+    def _row(self, t: float) -> dict:
+        cars = {}
+        for cid, sim in self.sims.items():
+            c = sim.connector(1)
+            cars[cid] = {"offered": round(sim.offered_current(1), 2), "current": [round(a, 2) for a in c.current]}
+        row = {"t": round(t, 2), "base": [round(a, 2) for a in self.scenario.base_at(t)], "cars": cars}
+        if self.probe is not None:
+            with contextlib.suppress(Exception):
+                row["controller"] = self.probe()
+        return row
 
     def car_hours(self) -> float:
         return sum(self.scenario.leave(c.car) - c.car.plug_at for c in self.scenario.chargers if c.car) / 3600.0
@@ -331,6 +350,7 @@ class World:
             "tx_profiles": sent,
             "tx_profiles_per_car_hour": round(sent / hours, 1) if hours > 0 else None,
             "increases_undone_within_1_5_s": sum(oscillations(v) for v in self.profiles.values()),
+            **({"timeline": self.timeline} if self.timeline is not None else {}),
             "tx_profile_limits": {cid: [[round(t, 1), limit] for t, limit in v] for cid, v in self.profiles.items()},
         }
 

@@ -100,6 +100,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="run only this scenario (repeatable; default all)")
     parser.add_argument("--controllers", default="edge,naive", help="edge, naive or both (default edge,naive)")
     parser.add_argument("--traces", action="store_true", help="include every TxProfile limit in the JSON")
+    parser.add_argument("--timeline", action="store_true",
+                        help="include, once a second, each car's limit and draw and what the edge saw (analysis)")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     args = parser.parse_args(argv)
     args.argv = list(argv)
@@ -188,11 +190,31 @@ class NaiveRun:
             await self.controller.stop()
 
 
-async def play(scenario: Scenario, controllers: list[str]) -> dict[str, dict]:
+def edge_probe(run: EdgeRun) -> dict:
+    """What the edge saw and decided at this instant (--timeline)."""
+    assert run.edge is not None
+    lm = run.edge.load_manager
+    allocation = lm.allocation
+    out: dict = {"circuits": {c: {"unmanaged": [round(p.unmanaged, 2) for p in load.phases],
+                                  "reserved": [round(p.reserved, 2) for p in load.phases],
+                                  "metered": [None if p.metered is None else round(p.metered, 2) for p in load.phases],
+                                  "failsafe": load.failsafe}
+                              for c, load in allocation.circuits.items()}}
+    out["decisions"] = {k[0]: [round(d.limit, 2), d.reason] for k, d in allocation.decisions.items()}
+    out["held"] = {k[0]: (None if t.held is None else round(t.held.limit, 2)) for k, t in lm.tracks.items()}
+    return out
+
+
+async def play(scenario: Scenario, controllers: list[str], timeline: bool = False) -> dict[str, dict]:
     """Both controllers on the same script, at the same time, in separate worlds."""
     runs = {"edge": EdgeRun, "naive": NaiveRun}
     worlds = {name: World(scenario, name) for name in controllers}
     started = {name: runs[name](scenario) for name in controllers}
+    if timeline:
+        for name, world in worlds.items():
+            world.timeline = []
+            if name == "edge":
+                world.probe = lambda run=started[name]: edge_probe(run)
     stage = "starting"
     try:
         for name, world in worlds.items():
@@ -225,6 +247,8 @@ def scenario_report(scenario: Scenario, results: dict[str, dict], traces: bool) 
     for name, result in results.items():
         if not traces:
             result.pop("tx_profile_limits")
+        if "timeline" in result:
+            result["lp_per_second"] = lp_bound(scenario, per_second=True)["per_second"]
         result["lp_ratio"] = round(result["energy_kwh"] / bound["energy_kwh"], 3) if bound["energy_kwh"] else None
         out[name] = result
     if "edge" in results and "naive" in results and results["naive"]["energy_kwh"]:
@@ -263,7 +287,7 @@ async def run_all(args: argparse.Namespace) -> dict:
     for scenario in chosen:
         played = scenario.scaled(QUICK_FACTOR) if args.quick else scenario
         progress(f"dlm_scenarios: {played.name} ({played.duration:g} s)")
-        outcome = scenario_report(played, await play(played, args.controllers), args.traces)
+        outcome = scenario_report(played, await play(played, args.controllers, args.timeline), args.traces)
         for name in args.controllers:
             r = outcome[name]
             progress(f"  {name}: {r['energy_kwh']} kWh ({r['lp_ratio']} of the LP), "
