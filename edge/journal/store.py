@@ -3,7 +3,7 @@
 Every SQL statement of the edge lives in the module of the domain whose rows it writes
 (chargers.py, transactions.py, samples.py, authorization.py, cdrs.py, outbox.py, downlink.py,
 logs.py, load_series.py, certificates.py, security.py, credentials.py, signed_values.py, device_model.py,
-station_events.py), each a
+station_events.py, notified_events.py), each a
 mixin over base.StoreBase; Store is all of them, so callers keep writing `journal.write(Store.method, ...)`.
 
 A Store is only ever used from the journal's own thread (see journal.py). Its methods do not
@@ -25,6 +25,7 @@ from edge.journal.downlink import DownlinkStore
 from edge.journal.load_series import LoadSeriesStore
 from edge.journal.logs import LogStore
 from edge.journal.migrations import migrate
+from edge.journal.notified_events import NotifiedEventStore
 from edge.journal.outbox import OutboxStore
 from edge.journal.samples import SampleStore
 from edge.journal.security import SecurityStore
@@ -51,5 +52,5 @@ def connect(path: str) -> sqlite3.Connection:
 
 class Store(ChargerStore, TransactionStore, SampleStore, AuthorizationStore, CdrStore,
             OutboxStore, DownlinkStore, LogStore, LoadSeriesStore, CertificateStore, SecurityStore,
-            CredentialStore, SignedValueStore, DeviceModelStore, StationEventStore):
+            CredentialStore, SignedValueStore, DeviceModelStore, StationEventStore, NotifiedEventStore):
     """Every domain's records over the one connection (see the modules above)."""
