@@ -8,7 +8,14 @@ record is made from the bus as for 1.6. What is 2.0.1's own is here:
 - The station names a transaction with a string (transactionId); the site's are the
   journal's integers. `station_transactions` maps one to the other, per station.
 - Every event applied is kept by (transactionId, seqNo): a redelivery (the answer got
-  lost) is answered as before and changes nothing.
+  lost) is answered as before (the same idTokenInfo: status, group, cache expiry) and
+  changes nothing.
+- A Started under a new transactionId that repeats another transaction of the station (the
+  same EVSE, idToken, timestamp and meter start: what the site's journal tells a session by)
+  is no second session and no redelivery either: it is answered with a CALLERROR
+  GenericError naming both transactionIds, and nothing of it is stored (`Conflict`). It used
+  to cost an InternalError (the site returned the first session, which the journal lets map
+  to one transactionId only).
 - Events are applied in the order they arrive; a station sends its queue (offline=true)
   in seqNo order after its boot, so a transaction that started and ended while the edge
   was unreachable is started and then stopped, in order.
@@ -29,6 +36,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ocpp.exceptions import GenericError
 from ocpp.v201 import call as call201
 
 from edge.auth import AuthDecision
@@ -64,6 +72,11 @@ AFTER_ENDED = "Finishing"
 # and how often the edge asks again meanwhile (GetTransactionStatus).
 HOLD_S = 120.0
 ASK_AGAIN_S = 5.0
+
+
+class Conflict(GenericError):
+    """A TransactionEvent that contradicts what the edge holds of the station's transactions: answered with
+    this CALLERROR (its description says what and why), nothing of it applied or stored."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +195,36 @@ def _known_and_seen(store: Store, charger_id: str, station_tx: str, seq_no: int)
             store.transaction_event_seen(charger_id, station_tx, seq_no))
 
 
+def _started_as(store: Store, charger_id: str, station_tx: str, evse_id: int, tag: str, start_time: str,
+                meter_start: int) -> str | None:
+    """The station's other transactionId whose session has this start (what the journal tells a session by:
+    station, EVSE, id tag, start time, meter start), or None. Read here, on the journal's thread, from its
+    tables: edge/journal/transactions.py keeps that key UNIQUE and station_transactions.transaction_id too."""
+    row = store.conn.execute(
+        """SELECT s.station_tx_id FROM transactions t JOIN station_transactions s
+               ON s.transaction_id = t.id AND s.charger_id = t.charger_id
+           WHERE t.charger_id = ? AND t.connector_id = ? AND t.id_tag = ? AND t.start_time = ?
+             AND t.meter_start = ? AND s.station_tx_id <> ?""",
+        (charger_id, evse_id, tag, start_time, meter_start, station_tx)).fetchone()
+    return row[0] if row else None
+
+
+async def _refuse_repeat(site: "Site", charger_id: str, station_tx: str, event_type: str, seq_no: int,
+                         evse_id: int, tag: str, start_time: str, meter_start: int) -> None:
+    """Raise Conflict when starting `station_tx`'s session would give it another transactionId's session."""
+    other = await site.journal.read(_started_as, charger_id, station_tx, evse_id, tag, start_time, meter_start)
+    if other is None:
+        return
+    log.warning("transaction event refused charger=%s transaction=%s seq_no=%s (%s): it starts as transaction %s "
+                "of this station did (evse=%s tag=%s start=%s meter_start=%s); not applied", charger_id, station_tx,
+                seq_no, event_type, other, evse_id, tag, start_time, meter_start)
+    raise Conflict(description=(
+        f"transactionId {station_tx[:36]} starts exactly as transactionId {other[:36]} of this station did (EVSE "
+        f"{evse_id}, same idToken, timestamp {start_time[:40]} and meter start {meter_start} Wh): one EVSE cannot "
+        "start two transactions at once, so it is neither a new transaction nor a redelivery; not applied"),
+        details={"transactionId": station_tx[:36], "conflictsWith": other[:36], "seqNo": seq_no})
+
+
 async def transaction_event(site: "Site", charger_id: str, event_type: str, timestamp: str, seq_no: int,
                             transaction_info: dict[str, Any], evse: dict[str, Any] | None,
                             id_token: dict[str, Any] | None, meter_value: list | None,
@@ -191,6 +234,9 @@ async def transaction_event(site: "Site", charger_id: str, event_type: str, time
     (`held`) until they arrived or the station says none is queued (`settle_held`)."""
     station_tx = transaction_info["transaction_id"]
     journal = site.journal
+    arrived = _arrivals.get((id(asyncio.get_running_loop()), charger_id))
+    if arrived is not None:
+        arrived.set()
     async with _lock(charger_id):
         seen, held_rows = await journal.read(_order_of, charger_id, station_tx)
         held = {h["seq_no"] for h in held_rows}
@@ -258,27 +304,80 @@ async def release_held(site: "Site", charger_id: str, station_tx: str, why: str)
         return await _release_in_turn(site, charger_id, station_tx, anyway=why)
 
 
-async def ask_status(site: "Site", charger_id: str, station_tx: str) -> tuple[bool | None, bool | None, str]:
-    """GetTransactionStatus (E14) for one transaction, logged and published (`transaction.status`):
-    -> (messagesInQueue, ongoingIndicator, the request's outcome); (None, None, outcome) without an answer."""
+async def ask_status(site: "Site", charger_id: str, station_tx: str | None) -> tuple[bool | None, bool | None, str]:
+    """GetTransactionStatus (E14) for one transaction (None: without a transactionId, whether the station holds
+    transaction messages at all, E14.FR.06), logged and published (`transaction.status`): -> (messagesInQueue,
+    ongoingIndicator, the request's outcome); (None, None, outcome) without an answer. Without a transactionId the
+    station names no ongoingIndicator (TC_E_34), and none is read into its answer."""
     commands = site.commands
     if commands is None:
         return None, None, "not-connected"
-    result = await commands.deliver(charger_id, "GetTransactionStatus", {"transactionId": station_tx},
+    result = await commands.deliver(charger_id, "GetTransactionStatus",
+                                    {} if station_tx is None else {"transactionId": station_tx},
                                     call201.GetTransactionStatus(transaction_id=station_tx), actor="edge",
                                     reason="transaction messages still queued? (E14)")
     if result.outcome != "ok" or not isinstance(result.response, dict):
-        log.warning("transaction status charger=%s transaction=%s: %s %s", charger_id, station_tx, result.outcome,
-                    result.response)
+        log.warning("transaction status charger=%s transaction=%s: %s %s", charger_id, station_tx or "(any)",
+                    result.outcome, result.response)
         return None, None, result.outcome
-    queued, ongoing = result.response.get("messagesInQueue"), result.response.get("ongoingIndicator")
+    queued = result.response.get("messagesInQueue")
+    ongoing = result.response.get("ongoingIndicator") if station_tx is not None else None
     lost = ongoing is False and not queued
     log.log(logging.WARNING if lost else logging.INFO,
             "transaction status charger=%s transaction=%s messages_in_queue=%s ongoing=%s%s", charger_id,
-            station_tx, queued, ongoing, " (ended at the station, nothing more to come)" if lost else "")
+            station_tx or "(any)", queued, ongoing, " (ended at the station, nothing more to come)" if lost else "")
     site.bus.publish(Event("transaction.status", charger_id, site.clock.now_iso(), {
         "station_transaction_id": station_tx, "messages_in_queue": queued, "ongoing": ongoing}))
     return queued, ongoing, result.outcome
+
+
+# station -> set at each TransactionEvent it sends, while `queue_status` waits for its queue to drain.
+_arrivals: dict[tuple[int, str], asyncio.Event] = {}
+# While a station says messages are queued, it is asked again once events stopped arriving for this long (or
+# ASK_AGAIN_S passed): not once per event of a long queue.
+QUIET_S = 0.5
+
+
+async def queue_status(site: "Site", charger_id: str, closed: asyncio.Event | None = None) -> bool | None:
+    """E14 without a transactionId (E14.FR.06, TC_E_33/34): a station of which the edge holds no transaction open
+    is asked whether it has transaction messages queued (a transaction it ran while the edge could not hear it).
+    None queued (TC_E_34): that is all. Some (TC_E_33): they come now, after its boot; the station is asked again as
+    they arrive until it says none is left, and warned about if some are still queued after HOLD_S. -> its last
+    messagesInQueue (None: no answer, or the station went away)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HOLD_S
+    key = (id(loop), charger_id)
+    arrived = _arrivals[key] = asyncio.Event()
+    try:
+        while True:
+            arrived.clear()
+            queued, _, _ = await ask_status(site, charger_id, None)
+            if not queued or (closed is not None and closed.is_set()):
+                return queued
+            if loop.time() >= deadline:
+                log.warning("charger=%s still says transaction messages are queued after %.0f s; they count as late "
+                            "when they come", charger_id, HOLD_S)
+                return True
+            await _first_of(arrived, closed, timeout=min(ASK_AGAIN_S, max(0.0, deadline - loop.time())))
+            while arrived.is_set() and loop.time() < deadline:   # quiet first: the station is still sending
+                arrived.clear()
+                await _first_of(arrived, closed, timeout=QUIET_S)
+            if closed is not None and closed.is_set():
+                return None
+    finally:
+        if _arrivals.get(key) is arrived:
+            del _arrivals[key]
+
+
+async def _first_of(event: asyncio.Event, closed: asyncio.Event | None, *, timeout: float) -> None:
+    waits = [asyncio.ensure_future(event.wait())]
+    if closed is not None:
+        waits.append(asyncio.ensure_future(closed.wait()))
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
 
 
 async def settle_held(site: "Site", charger_id: str, station_tx: str, closed: asyncio.Event | None = None) -> None:
@@ -328,9 +427,13 @@ async def settle_held(site: "Site", charger_id: str, station_tx: str, closed: as
 async def transaction_status(site: "Site", charger_id: str, closed: asyncio.Event | None = None) -> None:
     """E14 once a station is ready on a connection: per transaction the edge holds open on it, whether it
     still runs and whether messages of it are queued; its held events settle as after their arrival. The
-    edge closes nothing else on the answer (a session the station ended comes with its queued Ended)."""
+    edge closes nothing else on the answer (a session the station ended comes with its queued Ended). With
+    none open or held, the station is asked without a transactionId (`queue_status`)."""
     open_ids = await site.journal.read(Store.open_station_transactions, charger_id)
     held_ids = {h["station_tx_id"] for h in await site.journal.read(Store.held_transaction_events, charger_id)}
+    if not open_ids and not held_ids:   # nothing to name: does it hold messages of a transaction unknown here?
+        await queue_status(site, charger_id, closed)
+        return
     for station_tx in [*open_ids, *sorted(held_ids - set(open_ids))]:   # held ones may have nothing applied yet
         if station_tx in held_ids:
             await settle_held(site, charger_id, station_tx, closed)   # asks, and applies them in turn or at last
@@ -358,8 +461,15 @@ async def _apply(site: "Site", charger_id: str, event_type: str, timestamp: str,
     if evse_id is None:
         evse_id = 1   # an event without evse names the transaction's EVSE only in its first (E01.FR.16)
     reading = read_meter_values(evse_id, meter_value, at)
+    tag = id_tag(id_token, sessions.free_vend_id_tag)
+    starts_now = tag is not None or event_type == "Ended"
+    checked = False   # _refuse_repeat asked already, with the start the session gets
     if known is None:
         # The first event of this transaction (a Started, or the first that survived if it did not).
+        if starts_now:   # asked before anything of it is stored
+            await _refuse_repeat(site, charger_id, station_tx, event_type, seq_no, evse_id, tag or "", timestamp,
+                                 reading.lowest if reading.lowest is not None else 0)
+            checked = True
         await journal.write(Store.open_station_transaction, charger_id, station_tx, evse_id,
                             reading.lowest if reading.lowest is not None else 0, timestamp, at)
         known = await journal.read(Store.station_transaction, charger_id, station_tx)
@@ -372,8 +482,10 @@ async def _apply(site: "Site", charger_id: str, event_type: str, timestamp: str,
             known = await journal.read(Store.station_transaction, charger_id, station_tx)
     answer: dict[str, Any] | None = None
     transaction_id = known["transaction_id"]
-    tag = id_tag(id_token, sessions.free_vend_id_tag)
-    if transaction_id is None and (tag is not None or event_type == "Ended"):
+    if transaction_id is None and starts_now:
+        if not checked:
+            await _refuse_repeat(site, charger_id, station_tx, event_type, seq_no, known["evse_id"], tag or "",
+                                 known["start_time"], known["meter_start"])
         result = await sessions.start(charger_id, known["evse_id"], tag or "", known["meter_start"],
                                       known["start_time"], None, None)
         transaction_id = result.transaction_id
@@ -418,14 +530,27 @@ def sample_key(s: Sample) -> tuple:
     return (s.timestamp, s.measurand, s.phase, s.location, s.context, s.value)
 
 
+# The decisions whose idTokenInfo carries the token's expiry (edge/auth/decide.py): the others name none.
+WITH_EXPIRY = ("Accepted", "Expired", "ConcurrentTx")
+
+
 async def _answer_again(site: "Site", known: dict[str, Any] | None, id_token: dict | None) -> dict | None:
-    """The answer to a redelivered event: the status its token got (nothing is decided again)."""
+    """The answer to a redelivered event: the idTokenInfo its token got the first time, rebuilt from the
+    transaction's record (nothing is decided again): the status it was answered, its group (the token's user
+    group, the decision's parent), and the token's cache expiry where the decision carried one."""
     if not id_token or known is None or known["transaction_id"] is None:
         return None
     rows = await site.journal.read(Store.transactions, limit=1, before_id=known["transaction_id"] + 1)
     if not rows or rows[0]["id"] != known["transaction_id"]:
         return None
-    return {"status": rows[0].get("answered_status") or rows[0]["auth_status"]}
+    row = rows[0]
+    info: dict[str, Any] = {"status": row.get("answered_status") or row["auth_status"]}
+    token = site.sessions.authorizer.model.find(row["id_tag"]) if row.get("user_group") else None
+    if token is not None and token.expiry is not None and row["auth_status"] in WITH_EXPIRY:
+        info["cache_expiry_date_time"] = token.expiry.isoformat()
+    if row.get("user_group"):
+        info["group_id_token"] = {"id_token": row["user_group"], "type": "Central"}
+    return info
 
 
 async def _last_register(site: "Site", known: dict[str, Any], transaction_id: int) -> int:
