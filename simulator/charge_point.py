@@ -289,6 +289,24 @@ class SimulatedChargePoint(Runtime):
         if link is not None:
             await link.close()
 
+    async def power_cycle(self) -> None:
+        """The charger loses its power and gets it back: what a real power cycle does, whether run() is running
+        (its connection drops; it reconnects) or was cancelled (call run() again). Its transactions stop (reason
+        PowerLoss, queued, sent after the boot), the registration is forgotten, and the next connection boots
+        (BootNotification, then every connector's StatusNotification). What a charger keeps on its own storage
+        stays: its configuration, the queue, its local list, certificates and charging profiles (a TxProfile
+        ends with its transaction). The cars stay plugged in.
+
+        A plain `task.cancel(); run()` is a network blip, not this: the charger resumes as it was."""
+        for c in self.connectors.values():
+            if c.transaction is not None:
+                self.end_transaction(c, "PowerLoss")
+        self._accepted.clear()
+        self.emit("power_cycle")
+        link = self.link
+        if link is not None:
+            await link.close()
+
     async def delivered(self, entry: Entry) -> None:
         """While online, until the central system answered `entry`; offline it stays queued."""
         link = self.link

@@ -194,6 +194,31 @@ class SimulatedStation(Runtime):
         if link is not None:
             await link.close()
 
+    async def power_cycle(self) -> None:
+        """The station loses its power and gets it back: what a real power cycle does, whether run() is running
+        (its connection drops; it reconnects) or was cancelled (call run() again). Its transactions end
+        (stoppedReason PowerLoss, queued, sent after the boot), the values written with RebootRequired apply,
+        the registration is forgotten, and the next connection boots as after a power-up (BootNotification
+        PowerUp, every EVSE's status, the security event StartupOfTheDevice). What a station keeps on its own
+        storage stays: its device model, the queue, the seqNo counter, installed certificates and charging
+        profiles (a TxProfile ends with its transaction). The cars stay plugged in.
+
+        A plain `task.cancel(); run()` is a network blip, not this: the station resumes as it was."""
+        self.reset_pending = False   # a Reset waiting for the transactions is overtaken
+        for e in self.evses.values():
+            if e.tx is not None:
+                self.end_transaction(e, "AbnormalCondition", "PowerLoss")
+            e.token, e.token_deadline, e.remote_start_id, e.pending_profile = None, None, None, None
+            e.reported = None
+        self.device.reboot()
+        self.boot_reason, self.registration = "PowerUp", None
+        self._accepted.clear()
+        self.queue_security_event("StartupOfTheDevice")
+        self.emit("power_cycle")
+        link = self.link
+        if link is not None:
+            await link.close()
+
     # ---- what a driver does ----------------------------------------------------------------
 
     async def plug_in(self, evse_id: int = 1, *, car_max_current: float = 32.0, car_phases: int = 3,
