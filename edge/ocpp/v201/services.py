@@ -7,8 +7,11 @@ its 1.6 counterpart; what is 2.0.1's own is here. Choices where the issue is sil
   the station's main meter, as 1.6's connector 0. Signed values go where 1.6's do (signed_values.py).
 - K NotifyEVChargingNeeds: the car's departure and energy (ISO 15118) as a Declared need, source
   "iso15118", for the running transaction on that EVSE, through the load manager's one door for needs
-  (LoadManager.set_needs, as the local API's). NotifyEVChargingSchedule is answered and logged;
-  ReportChargingProfiles are kept per request for the operator (bounded).
+  (LoadManager.set_needs, as the local API's); Accepted, the load manager then sends the transaction's
+  TxProfile again (a renegotiation, K15-K17). NotifyEVChargingSchedule is checked against the TxProfile the
+  site holds the transaction to: Rejected above it (and renegotiated), else Accepted; kept and logged.
+  ReportChargingProfiles are kept per request for the operator (bounded). External limits
+  (NotifyChargingLimit, ClearedChargingLimit, reported external-constraints profiles): charging_limits.py.
 - L FirmwareStatusNotification and N LogStatusNotification: kept with the request, as 1.6's signed
   firmware and log statuses (firmware.py, logs_upload.py, which send 2.0.1's UpdateFirmware and GetLog).
 - N NotifyEvent: edge/ocpp/v201/station_events.py (imported here, so callers say services.notify_event).
@@ -21,17 +24,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Coroutine
 from weakref import WeakKeyDictionary
 
+from edge.dlm.actuation import NOMINAL_VOLTAGE
 from edge.dlm.needs import Declared, FromCar, from_car
 from edge.events import Event
 from edge.journal import Store
 from edge.ocpp import data_transfer as shared_data_transfer
 from edge.ocpp import signed_values
-from edge.ocpp.v201 import transactions
+from edge.ocpp.v201 import charging_limits, transactions
 from edge.ocpp.v201.station_events import (  # noqa: F401  (N NotifyEvent lives there; callers import it here)
     KEEP_EVENTS, PROBLEM_EVENT, events_of, is_problem, notify_event)
 
@@ -56,6 +61,7 @@ class Kept:
     schedules: dict[str, deque] = field(default_factory=dict)
     cars: dict[tuple[str, int], FromCar] = field(default_factory=dict)   # (station, evse) -> the car said
     holding: dict[tuple[str, int], int] = field(default_factory=dict)    # (station, evse) -> the newest hold
+    renegotiate: set[tuple[str, int]] = field(default_factory=set)       # (station, evse): TxProfile after the answer
 
 
 @dataclass
@@ -107,9 +113,13 @@ def _answer(status: str, reason: str | None = None, info: str | None = None) -> 
 async def ev_charging_needs(site: "Site", charger_id: str, evse_id: int, charging_needs: dict[str, Any], *,
                             spawn: Callable[[Coroutine], None], closed: asyncio.Event) -> dict[str, Any]:
     """NotifyEVChargingNeeds -> its answer (status, statusInfo). Accepted: the need is the running
-    transaction's now; Processing: no transaction runs on the EVSE yet (or the load manager has not seen it
-    start), the need is held for it up to HOLD_S; Rejected: load management is off, the EVSE is on no
-    managed circuit, or the car said nothing the planner can use."""
+    transaction's now, and once the answer is out the load manager sends the transaction's TxProfile again
+    (after_ev_charging_needs: K15.FR.03, K16.FR.12, K17: the car's schedule is built from it); Processing: no
+    transaction runs on the EVSE yet (or the load manager has not seen it start), the need is held for it up
+    to HOLD_S and the TxProfile follows the start (K15.FR.05); Rejected: load management is off, the EVSE is
+    on no managed circuit, or what the car said is wrong (a departure not after now, no energy). A car that
+    names neither departure nor energy is planned as one that said nothing: Accepted, it gets the site's
+    schedule all the same."""
     read = from_car(charging_needs, site.clock.now())
     for note in read.notes:
         log.warning("charging needs charger=%s evse=%s: %s", charger_id, evse_id, note)
@@ -121,10 +131,16 @@ async def ev_charging_needs(site: "Site", charger_id: str, evse_id: int, chargin
         return _answer("Rejected", "NoSmartCharging", "load management is off at this site")
     if (charger_id, evse_id) not in manager.tracks:
         return _answer("Rejected", "UnknownEVSE", f"EVSE {evse_id} is on no managed circuit")
-    if read.need is None:
-        return _answer("Rejected", "InvalidValue", "; ".join(read.notes) or "no departureTime and no energyAmount")
+    if read.need is None and read.notes:
+        return _answer("Rejected", "InvalidValue", "; ".join(read.notes))
     transaction_id = running_on(site, charger_id, evse_id)
+    if read.need is None:
+        if transaction_id is not None and manager.tracks[(charger_id, evse_id)].transaction_id == transaction_id:
+            state.renegotiate.add((charger_id, evse_id))
+            return _answer("Accepted")
+        return _answer("Processing")
     if transaction_id is not None and _give(manager, transaction_id, read.need, charger_id, evse_id):
+        state.renegotiate.add((charger_id, evse_id))
         return _answer("Accepted")
     hold = state.holding[(charger_id, evse_id)] = id(read)
     spawn(_give_when_started(site, manager, charger_id, evse_id, read.need, hold, closed))
@@ -171,24 +187,105 @@ async def _give_when_started(site: "Site", manager: Any, charger_id: str, evse_i
         site.bus.unsubscribe(events)
 
 
+def after_ev_charging_needs(site: "Site", charger_id: str, evse_id: int) -> None:
+    """Once an Accepted NotifyEVChargingNeedsResponse is on the wire: the CSMS sends its SetChargingProfile
+    (K15, K17; K16.FR.12 even when it sent one just before)."""
+    if (charger_id, evse_id) in kept(site).renegotiate:
+        kept(site).renegotiate.discard((charger_id, evse_id))
+        renegotiate(site, charger_id, evse_id, "the car's charging needs")
+
+
+def renegotiate(site: "Site", charger_id: str, evse_id: int, why: str) -> bool:
+    """Have the load manager send the running transaction's TxProfile now (a renegotiation, K16): its held
+    profile is made due for renewal, so its next evaluation (woken now) sends the limit it holds, or the new
+    one if the allocation changed. The load manager stays the only sender of TxProfiles. False: no
+    transaction of the EVSE is tracked (its first TxProfile follows the start)."""
+    manager = getattr(site, "load_manager", None)
+    track = manager.tracks.get((charger_id, evse_id)) if manager is not None else None
+    if track is None or track.transaction_id is None:
+        return False
+    held = track.held
+    if held is not None and held.transaction_id == track.transaction_id:
+        track.held = replace(held, expires_at=min(held.expires_at, site.clock.monotonic()))
+    log.info("renegotiation charger=%s evse=%s transaction=%s: the TxProfile is sent again (%s)", charger_id,
+             evse_id, track.transaction_id, why)
+    manager._wake.set()   # (no public "evaluate now" yet: docs/ocpp-201.md, K16)
+    return True
+
+
+def site_limit(site: "Site", charger_id: str, evse_id: int) -> tuple[float, int] | None:
+    """The limit (A per phase, phases) of the TxProfile the station holds from the site for the EVSE's running
+    transaction, or None when it holds none yet."""
+    manager = getattr(site, "load_manager", None)
+    track = manager.tracks.get((charger_id, evse_id)) if manager is not None else None
+    held = track.held if track is not None else None
+    if held is None or track is None or held.transaction_id != track.transaction_id:
+        return None
+    return held.limit, held.phases
+
+
+# A car's period may sit this far above the site's limit (the profile's one decimal, a W rounding).
+SCHEDULE_TOLERANCE_A = 0.1
+
+
+def beyond_site_limit(schedule: dict[str, Any], limit_a: float, phases: int) -> str | None:
+    """Why a car's schedule (NotifyEVChargingSchedule's, snake_case) exceeds the site's TxProfile of `limit_a`
+    A per phase on `phases`, or None when every period is within it. A period in W is read at NOMINAL_VOLTAGE
+    over its numberPhases (else `phases`)."""
+    unit = schedule.get("charging_rate_unit")
+    for i, period in enumerate(schedule.get("charging_schedule_period") or []):
+        value = period.get("limit") if isinstance(period, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"period {i}: limit {value!r} is not a number"
+        if unit == "W":
+            n = period.get("number_phases") or phases
+            amps, shown = value / (NOMINAL_VOLTAGE * n), f"{value:g} W on {n} phases"
+        else:
+            amps, shown = float(value), f"{value:g} A"
+        if amps > limit_a + SCHEDULE_TOLERANCE_A:
+            return f"period {i} (from {period.get('start_period')} s): {shown} above the site's {limit_a:g} A"
+    return None
+
+
 def ev_charging_schedule(site: "Site", charger_id: str, evse_id: int, time_base: str,
                          charging_schedule: dict[str, Any]) -> dict[str, Any]:
-    """NotifyEVChargingSchedule: the schedule the car chose within the station's limits; kept, logged,
-    Accepted (the station checked it against the edge's profile, K16.FR.04; the edge's own limits are
-    enforced by the profiles it sends, whatever the car plans)."""
+    """NotifyEVChargingSchedule: the schedule the car chose; kept, logged, and checked against the TxProfile
+    the site holds the EVSE's transaction to (the station checked it too; the CSMS checks on its own,
+    K15.FR.11, K16.FR.06, K17.FR.11): Accepted within it; Rejected above it, and the load manager sends its
+    TxProfile again once the answer is out (K15.FR.12/13, K16.FR.07/08, K17.FR.12/13). Accepted when the
+    site holds none yet (nothing of the site's to exceed)."""
     periods = charging_schedule.get("charging_schedule_period") or []
     state = kept(site)
+    held = site_limit(site, charger_id, evse_id)
+    why = beyond_site_limit(charging_schedule, *held) if held is not None else None
     state.schedules.setdefault(charger_id, deque(maxlen=KEEP_SCHEDULES)).append(
-        {"evse_id": evse_id, "time_base": time_base, "charging_schedule": charging_schedule})
-    log.info("car's charging schedule charger=%s evse=%s from=%s unit=%s periods=%d first=%s", charger_id, evse_id,
-             time_base, charging_schedule.get("charging_rate_unit"), len(periods),
-             periods[0].get("limit") if periods else None)
+        {"evse_id": evse_id, "time_base": time_base, "charging_schedule": charging_schedule,
+         "status": "Rejected" if why else "Accepted", **({"why": why} if why else {})})
+    log.log(logging.WARNING if why else logging.INFO,
+            "car's charging schedule charger=%s evse=%s from=%s unit=%s periods=%d first=%s%s", charger_id, evse_id,
+            time_base, charging_schedule.get("charging_rate_unit"), len(periods),
+            periods[0].get("limit") if periods else None, f": Rejected, {why}" if why else "")
+    if why:
+        state.renegotiate.add((charger_id, evse_id))
+        return _answer("Rejected", "ExceedsSiteLimit", why)
     return _answer("Accepted")
 
 
+def after_ev_charging_schedule(site: "Site", charger_id: str, evse_id: int) -> None:
+    """Once a Rejected NotifyEVChargingScheduleResponse is on the wire: a new renegotiation (K15.FR.13)."""
+    if (charger_id, evse_id) in kept(site).renegotiate:
+        kept(site).renegotiate.discard((charger_id, evse_id))
+        renegotiate(site, charger_id, evse_id, "the car's schedule exceeded the site's limit")
+
+
 def report_charging_profiles(site: "Site", charger_id: str, request_id: int, evse_id: int, source: str,
-                             profiles: list[dict[str, Any]], tbc: bool) -> None:
-    """ReportChargingProfiles (the answer to GetChargingProfiles, in parts): kept per request."""
+                             profiles: list[dict[str, Any]], tbc: bool, *,
+                             spawn: Callable[[Coroutine], None] | None = None,
+                             closed: asyncio.Event | None = None) -> None:
+    """ReportChargingProfiles (the answer to GetChargingProfiles, in parts): kept per request; its
+    ChargingStationExternalConstraints profiles are the station's external limit (charging_limits.reported)."""
+    if spawn is not None and closed is not None:
+        charging_limits.reported(site, charger_id, evse_id, source, profiles, spawn=spawn, closed=closed)
     reports = kept(site).reports.setdefault(charger_id, OrderedDict())
     report = reports.setdefault(request_id, Report())
     reports.move_to_end(request_id)
@@ -207,12 +304,14 @@ def reported_profiles(site: "Site", charger_id: str, request_id: int) -> Report 
 
 
 def smart_charging_kept(site: "Site", charger_id: str) -> dict[str, Any]:
-    """What the station reported of its profiles (ReportChargingProfiles, per request) and the schedules its cars
-    chose (NotifyEVChargingSchedule), newest first, as kept (in memory, bounded): for the local API."""
+    """What the station reported of its profiles (ReportChargingProfiles, per request), the schedules its cars
+    chose (NotifyEVChargingSchedule, with the site's answer) and its external limits (NotifyChargingLimit,
+    with what the site counts on now per EVSE), newest first, as kept (in memory, bounded): for the local API."""
     state = kept(site)
     reports = [{"request_id": request_id, "complete": report.complete, "profiles": list(report.profiles)}
                for request_id, report in reversed(state.reports.get(charger_id, {}).items())]
     return {"reports": reports, "car_schedules": list(reversed(state.schedules.get(charger_id, ()))),
+            "external_limits": charging_limits.kept(site, charger_id),
             "kept_at_most": {"reports": KEEP_REPORTS, "profiles_per_report": KEEP_PROFILES,
                              "car_schedules": KEEP_SCHEDULES}}
 

@@ -31,7 +31,7 @@ from edge.ocpp import boundary, security_events
 from edge.ocpp.v16.session import ChargerSession
 from edge.ocpp.v201 import transactions, translate
 from edge.ocpp.v201 import security as security201
-from edge.ocpp.v201 import services
+from edge.ocpp.v201 import charging_limits, services
 from edge.ocpp.v201 import device_model
 
 if TYPE_CHECKING:
@@ -255,18 +255,54 @@ class Ocpp201Session(ChargerSession):
                                                   closed=self.closed)
         return call_result.NotifyEVChargingNeeds(**answer)
 
+    @after(Action.notify_ev_charging_needs)
+    def after_notify_ev_charging_needs(self, evse_id: int, **kwargs):
+        # Accepted: the SetChargingProfile follows the answer (K15, K16.FR.12, K17).
+        services.after_ev_charging_needs(self.site, self.id, evse_id)
+
     @on(Action.notify_ev_charging_schedule)
     async def on_notify_ev_charging_schedule(self, time_base: str, evse_id: int, charging_schedule: dict,
                                              **kwargs):
         return call_result.NotifyEVChargingSchedule(**services.ev_charging_schedule(
             self.site, self.id, evse_id, time_base, charging_schedule))
 
+    @after(Action.notify_ev_charging_schedule)
+    def after_notify_ev_charging_schedule(self, evse_id: int, **kwargs):
+        # Rejected (above the site's limit): a new SetChargingProfile follows the answer (K15.FR.13).
+        services.after_ev_charging_schedule(self.site, self.id, evse_id)
+
     @on(Action.report_charging_profiles)
     async def on_report_charging_profiles(self, request_id: int, charging_limit_source: str, evse_id: int,
                                           charging_profile: list, tbc: bool = False, **kwargs):
         services.report_charging_profiles(self.site, self.id, request_id, evse_id, charging_limit_source,
-                                          charging_profile, tbc)
+                                          charging_profile, tbc, spawn=self.spawn, closed=self.closed)
         return call_result.ReportChargingProfiles()
+
+    @on(Action.notify_charging_limit)
+    async def on_notify_charging_limit(self, charging_limit: dict, **kwargs):
+        # A limit set beside the edge: kept, and the load manager counts on no more for the EVSE(s) (K11/K12).
+        try:
+            charging_limits.notify(self.site, self.id, kwargs.get("evse_id"), charging_limit,
+                                   kwargs.get("charging_schedule"), spawn=self.spawn, closed=self.closed)
+        except charging_limits.Refused as refused:
+            log.warning("external limit charger=%s refused: %s", self.id, refused)
+            raise PropertyConstraintViolationError(description=str(refused)[:500]) from None
+        return call_result.NotifyChargingLimit()
+
+    @after(Action.notify_charging_limit)
+    def after_notify_charging_limit(self, **kwargs):
+        # Notified without its schedule: the edge asks the station for it (GetChargingProfiles, TC_K_52).
+        self.spawn(charging_limits.ask_for_limits(self.site, self.id))
+
+    @on(Action.cleared_charging_limit)
+    async def on_cleared_charging_limit(self, charging_limit_source: str, **kwargs):
+        # That source's limit is gone (K13): the load manager may count on the EVSE(s) again.
+        try:
+            charging_limits.cleared(self.site, self.id, charging_limit_source, kwargs.get("evse_id"),
+                                    spawn=self.spawn, closed=self.closed)
+        except charging_limits.Refused as refused:
+            raise PropertyConstraintViolationError(description=str(refused)[:500]) from None
+        return call_result.ClearedChargingLimit()
 
     # -- L/N/P --------------------------------------------------------------------------------
 
