@@ -9,7 +9,8 @@
   the edge keeps it (NotifyReport, GetVariables/SetVariables answers: edge/ocpp/v201/device_model.py) and its
   latest reports; a secret's value is never kept.
 - GET /api/v1/chargers/{id}/events[?problems=1&limit=N&offset=N]: an OCPP 2.0.1 station's recent NotifyEvent
-  entries as the edge keeps them (in memory, the newest services.KEEP_EVENTS per station), newest first.
+  entries as the edge keeps them (in the journal, the newest KEEP_EVENTS per station: edge/ocpp/v201/station_events.py),
+  newest first.
 - GET /api/v1/chargers/{id}/smart-charging: what an OCPP 2.0.1 station reported of its charging profiles
   (ReportChargingProfiles) and the schedules its cars chose (NotifyEVChargingSchedule), as kept in memory.
 """
@@ -25,6 +26,7 @@ from edge.web.common import actor_of, error_response, json_object, json_response
 from edge.journal import Store
 from edge.ocpp.credentials import CredentialError
 from edge.ocpp.v201 import services as v201_services
+from edge.ocpp.v201 import station_events
 
 
 # A rotation's HTTP status follows the ChangeConfiguration's outcome, as for any command.
@@ -39,14 +41,14 @@ def events_page(kept: list[dict[str, Any]], query: Mapping[str, str]) -> dict[st
         offset = int(query.get("offset", "0"))
     except ValueError:
         raise ValueError("limit and offset are whole numbers") from None
-    if not 1 <= limit <= v201_services.KEEP_EVENTS or offset < 0:
-        raise ValueError(f"limit is 1..{v201_services.KEEP_EVENTS} and offset 0 or more")
+    if not 1 <= limit <= station_events.KEEP_EVENTS or offset < 0:
+        raise ValueError(f"limit is 1..{station_events.KEEP_EVENTS} and offset 0 or more")
     problems = query.get("problems", "0")
     if problems not in ("0", "1"):
         raise ValueError("problems is 0 or 1")
     newest_first = [event for event in reversed(kept) if problems == "0" or event["problem"]]
     return {"events": newest_first[offset:offset + limit], "total": len(newest_first),
-            "kept_at_most": v201_services.KEEP_EVENTS, "limit": limit, "offset": offset}
+            "kept_at_most": station_events.KEEP_EVENTS, "limit": limit, "offset": offset}
 
 
 class ChargerRoutes:
@@ -71,13 +73,14 @@ class ChargerRoutes:
                               **v201_services.smart_charging_kept(self.site, charger_id)})  # type: ignore[arg-type]
 
     async def events(self, request: web.Request) -> web.Response:
-        """What a 2.0.1 station told in NotifyEvent (edge/ocpp/v201/services.py keeps the newest KEEP_EVENTS per
-        station in memory: lost at a restart), newest first; `problems=1` only the problems (those alerted)."""
+        """What a 2.0.1 station told in NotifyEvent (edge/ocpp/v201/station_events.py keeps the newest KEEP_EVENTS
+        per station in the journal, across restarts), newest first; `problems=1` only the problems (those alerted)."""
         charger_id = request.match_info["id"]
         if not self.site.directory.is_known(charger_id):
             return error_response(404, f"no charger {charger_id!r} at this site")
         try:
-            page = events_page(v201_services.events_of(self.site, charger_id), request.query)  # type: ignore[arg-type]
+            page = events_page(await station_events.kept_events(self.site, charger_id),  # type: ignore[arg-type]
+                               request.query)
         except ValueError as exc:
             return error_response(400, str(exc))
         return json_response({"charger_id": charger_id, **page})
