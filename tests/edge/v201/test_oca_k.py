@@ -12,8 +12,9 @@ what commissioning and an operator use.
 Not applicable (docs/ocpp-201.md, "Tests"): TC_K_02 (a TxProfile without a transaction: the site sends
 TxProfiles only for running transactions, the case's prerequisite), TC_K_19 (Recurring: the site's profiles
 are Relative or Absolute), TC_K_37 (a profile inside RequestStartTransaction: the site's TxProfile follows the
-transaction's start). Not covered here: the external-limit cases (TC_K_48/50/51/52, NotifyChargingLimit and
-ClearedChargingLimit) and the ISO 15118 ones (TC_K_53/55/57/58/59); K15's needs are test_charging_needs.py's.
+transaction's start). Elsewhere: the external-limit cases (TC_K_48/50/51/52, NotifyChargingLimit and
+ClearedChargingLimit) in test_oca_k_external_limits.py, the ISO 15118 ones (TC_K_53/55/57/58/59) in
+test_oca_k_iso15118.py; K15's needs at the boundary are test_charging_needs.py's.
 """
 
 from __future__ import annotations
