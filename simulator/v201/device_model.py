@@ -56,7 +56,7 @@ def standard(station_id: str, *, evses: int, heartbeat_interval: int, tx_updated
         ("OCPPCommCtrlr", None, "MessageAttempts", "TransactionEvent"): _int(3),
         ("OCPPCommCtrlr", None, "MessageAttemptInterval", "TransactionEvent"): _int(10),
         ("OCPPCommCtrlr", None, "NetworkConfigurationPriority", None):
-            Variable("0", "SequenceList", values_list=("0",), reboot_required=True),
+            Variable("0", "SequenceList", values_list=("0", "1", "2"), reboot_required=True),
         ("OCPPCommCtrlr", None, "NetworkProfileConnectionAttempts", None): _int(3),
         ("OCPPCommCtrlr", None, "OfflineThreshold", None): _int(60),
         ("OCPPCommCtrlr", None, "ResetRetries", None): _int(2),

@@ -33,6 +33,7 @@ from simulator.runtime import Runtime
 from simulator.security import SecurityState, make_csr
 from simulator.session import NotConnected
 from simulator.v201 import charging
+from simulator.v201 import security as station_security
 from simulator.v201.device_model import DeviceModel, standard
 
 
@@ -92,7 +93,7 @@ class SimulatedStation(Runtime):
                  clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], datetime] = utcnow,
                  on_event: Callable[[str, dict], None] | None = None, reconnect_delay: float = 1.0,
                  response_timeout: float = 30.0, max_events: int = 10_000, tls: ssl.SSLContext | None = None,
-                 report_items: int = 20) -> None:
+                 report_items: int = 20, client_tls: ssl.SSLContext | None = None) -> None:
         if evses < 1 or not 1 <= phases <= 3:
             raise ValueError("a charging station has at least one EVSE and 1 to 3 phases")
         super().__init__(on_event=on_event, max_events=max_events)
@@ -100,11 +101,17 @@ class SimulatedStation(Runtime):
         suffix = "/" + quote(station_id, safe="")
         self.url = url if url.endswith(suffix) else url.rstrip("/") + suffix
         self.password, self.tls = password, tls
+        # What it trusts the CSMS with (the site CA: profile 2) and, when it has a certificate from the site CA,
+        # what it presents with it (profile 3): a network profile it switches to picks one (simulator/v201/security.py).
+        self.trust_tls, self.client_tls = tls, client_tls
         self.max_current, self.phases, self.voltage, self.ramp_seconds = max_current, phases, voltage, ramp_seconds
         self.vendor, self.model, self.firmware_version = vendor, model, "2.0.1-sim"
         self.clock, self.wall_clock = clock, wall_clock
         self.reconnect_delay, self.response_timeout = reconnect_delay, response_timeout
-        profile = 3 if tls is not None and password is None else 2 if tls is not None else 1 if password else 0
+        secure = tls is not None and self.url.startswith("wss://")   # a TLS context on ws:// is kept for later
+        profile = 3 if secure and password is None else 2 if secure else 1 if password else 0
+        if profile == 3 and client_tls is None:
+            self.client_tls = tls
         self.device = DeviceModel(standard(station_id, evses=evses, heartbeat_interval=60,
                                            tx_updated_interval=tx_updated_interval, max_current=max_current,
                                            phases=phases, security_profile=profile, report_items=report_items))
@@ -113,6 +120,11 @@ class SimulatedStation(Runtime):
         self.iso15118 = False  # knob: signs V2G (ISO 15118) certificates too (SignV2GCertificate, A02)
         self.security_password_changed = False  # set a new BasicAuthPassword: reconnect (simulator/v201/security.py)
         self.stored_profiles: list[charging.Stored] = []
+        # B09/A05: the NetworkConnectionProfiles per configurationSlot (slot 0: the one it was installed with);
+        # OCPPCommCtrlr.NetworkConfigurationPriority picks one at each boot (simulator/v201/security.py).
+        self.network_profiles: dict[int, dict] = {0: {
+            "ocpp_version": "OCPP20", "ocpp_transport": "JSON", "ocpp_csms_url": url, "message_timeout": 30,
+            "security_profile": profile, "ocpp_interface": "Wired0"}}
         self.ignores_limits = False  # fault knob, as on the 1.6 simulator (read by simulator.electrics)
         self.refuses_profiles = False  # knob: a station without smart charging answers every profile Rejected
         # knob: a station without the smart charging feature answers SetChargingProfile with CALLERROR NotSupported
@@ -183,8 +195,10 @@ class SimulatedStation(Runtime):
         return result
 
     async def reboot(self) -> None:
-        """What a Reset ends in: the values written with RebootRequired apply, the station boots again."""
+        """What a Reset ends in: the values written with RebootRequired apply, the station boots again (with the
+        network profile NetworkConfigurationPriority names first)."""
         self.device.reboot()
+        station_security.use_network_profile(self)
         self.boot_reason = "RemoteReset"
         self._accepted.clear()
         self.registration = None
@@ -211,6 +225,7 @@ class SimulatedStation(Runtime):
             e.token, e.token_deadline, e.remote_start_id, e.pending_profile = None, None, None, None
             e.reported = None
         self.device.reboot()
+        station_security.use_network_profile(self)
         self.boot_reason, self.registration = "PowerUp", None
         self._accepted.clear()
         self.queue_security_event("StartupOfTheDevice")

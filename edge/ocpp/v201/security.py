@@ -14,6 +14,16 @@ What is 2.0.1's own is here:
 - The HTTP Basic password: SetVariables SecurityCtrlr.BasicAuthPassword, the password itself (16 to 40
   characters of identifierString, A00.FR.205), where 1.6 sends ChangeConfiguration(AuthorizationKey) with
   the key's bytes in hex. The value is masked wherever payloads are kept (edge/ocpp/masking.py).
+- Raising a station's security profile (A05, TC_A_19): `upgrade_security_profile`. Where 1.6 sends
+  ChangeConfiguration(SecurityProfile) and the charger keeps its URL, 2.0.1 moves the whole connection:
+  SetNetworkProfile puts a NetworkConnectionProfile (the edge's wss:// URL for 2 and 3, the profile, JSON,
+  OCPP20) in a configurationSlot the station does not use, SetVariables OCPPCommCtrlr.NetworkConfigurationPriority
+  puts that slot first (the old one after it, B10's fallback), and a Reset (OnIdle: a charging car is not cut
+  off) makes the station reconnect with it. The edge refuses, before anything is sent: a profile not above the
+  one the station connects with now, one below the highest it was seen at (A05: no downgrade), one below the
+  config's (it would be refused), 2 or 3 without the edge serving wss://, 2 without a password set for the
+  station. A station without the CA or the certificate the new profile needs rejects the SetNetworkProfile
+  itself (A05's prerequisites), and the edge stops there.
 - InstallCertificate / GetInstalledCertificateIds / DeleteCertificate and ExtendedTriggerMessage as the
   operator sends them (`edgectl security ...`, POST /chargers/{id}/commands/...) in 1.6 words reach a 2.0.1
   station as their 2.0.1 twins (as_v201_request): CentralSystemRootCertificate is CSMSRootCertificate,
@@ -31,7 +41,7 @@ from ocpp.v201 import call as call201
 
 if TYPE_CHECKING:
     from edge.ocpp.commands import CommandResult, Commands
-    from edge.ocpp.server import Site
+    from edge.ocpp.server import OcppServer, Site
 
 log = logging.getLogger(__name__)
 
@@ -125,3 +135,123 @@ def after_sign_certificate(site: "Site", unique_id: str) -> Any | None:
     security = site.security
     signed = security.certificates.take_pending(unique_id) if security is not None else None
     return security.certificates.send_signed(signed) if security is not None and signed is not None else None
+
+
+# -- A05: raising a station's security profile --------------------------------------------------------------
+
+PRIORITY_COMPONENT, PRIORITY_VARIABLE = "OCPPCommCtrlr", "NetworkConfigurationPriority"
+# How long the station waits for an answer on the new connection (NetworkConnectionProfile.messageTimeout).
+MESSAGE_TIMEOUT_S = 30
+
+
+def upgrade_refusal(charger_id: str, target: int, *, current: int | None, highest: int | None, configured: int,
+                    tls_port: int | None, password_set: bool) -> str | None:
+    """Why the edge must not move `charger_id` to security profile `target` now (nothing is sent), or None.
+    `current`: the profile of its connection now (None: not connected); `highest`: the highest it was seen at."""
+    if target not in (1, 2, 3):
+        return f"security profile {target} does not exist: 1 (HTTP Basic), 2 (TLS and HTTP Basic), 3 (TLS client " \
+               "certificate)"
+    if current is None:
+        return f"{charger_id} is not connected: the new network profile is set over its connection. Nothing was sent"
+    if highest is not None and target < highest:
+        return (f"{charger_id} connected at security profile {highest} already: A05 never moves a station lower "
+                "(a downgrade). Nothing was sent")
+    if target <= current:
+        return f"{charger_id} connects at security profile {current} now: {target} is no upgrade. Nothing was sent"
+    if target < configured:
+        return (f"{charger_id} is configured at security profile {configured}: at {target} it would be refused. "
+                "Nothing was sent")
+    if target >= 2 and tls_port is None:
+        return (f"security profile {target} needs TLS and this edge serves no wss:// (set [ocpp.tls], see "
+                "docs/security.md): the station would find no one to talk to. Nothing was sent")
+    if target == 2 and not password_set:
+        return (f"security profile 2 authenticates {charger_id} with HTTP Basic and no password is set for it: "
+                f"`edgectl chargers password {charger_id} --rotate` first. Nothing was sent")
+    return None
+
+
+def csms_url(host_header: str | None, port: int, tls: bool) -> str:
+    """The edge's OCPP URL as the station reached it (its Host header's name, not the edge's guess)."""
+    host = (host_header or "127.0.0.1").strip()
+    if host.startswith("["):                              # [v6]:port
+        host = host[:host.index("]") + 1] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.split(":")[0]
+    return f"{'wss' if tls else 'ws'}://{host}:{port}/ocpp"
+
+
+def free_slot(priority: str | None) -> int:
+    """A configurationSlot the station's NetworkConfigurationPriority does not name (the lowest)."""
+    used = {int(s) for s in (priority or "").split(",") if s.strip().isdigit()}
+    return next(n for n in range(len(used) + 1) if n not in used)
+
+
+def network_profile_request(slot: int, url: str, target: int) -> dict[str, Any]:
+    return {"configurationSlot": slot, "connectionData": {
+        "ocppVersion": "OCPP20", "ocppTransport": "JSON", "ocppCsmsUrl": url, "messageTimeout": MESSAGE_TIMEOUT_S,
+        "securityProfile": target, "ocppInterface": "Wired0"}}
+
+
+def priority_request(slot: int, priority: str | None) -> dict[str, Any]:
+    rest = [s for s in (priority or "").split(",") if s.strip() and s.strip() != str(slot)]
+    return {"setVariableData": [{"attributeValue": ",".join([str(slot), *rest]),
+                                 "component": {"name": PRIORITY_COMPONENT}, "variable": {"name": PRIORITY_VARIABLE}}]}
+
+
+async def upgrade_security_profile(server: "OcppServer", charger_id: str, target: int, *, actor: str, reason: str,
+                                   slot: int | None = None, reset: str = "OnIdle") -> dict[str, Any]:
+    """A05 for a 2.0.1 station: SetNetworkProfile, SetVariables NetworkConfigurationPriority, Reset, each in the
+    actions log; it stops at the first that is refused. -> {"outcome": ok | invalid | rejected | error | timeout |
+    not-connected, "error": why (invalid), "slot", "url", "steps": [CommandResult.as_dict()]}. The station comes
+    back at the new profile by itself; the edge records the level it connects at (edge/ocpp/security_state.py)."""
+    site = server.site
+    session = server.sessions.get(charger_id)
+    seen = server.seen.get(charger_id)
+    configured = site.directory.configured(charger_id)
+    why = upgrade_refusal(
+        charger_id, target, current=seen.last_level if session is not None and seen is not None else None,
+        highest=seen.level if seen is not None else None,
+        configured=configured.security_profile if configured else 1, tls_port=server.bound_tls_port,
+        password_set=not server.credentials.keys_for(charger_id).open)
+    if why is None and getattr(session, "_ocpp_version", None) != "2.0.1":
+        why = (f"{charger_id} speaks OCPP 1.6: its profile is raised with ChangeConfiguration(SecurityProfile) "
+               "(docs/security.md). Nothing was sent")
+    if why is not None:
+        log.warning("security profile upgrade refused charger=%s target=%s: %s", charger_id, target, why)
+        return {"outcome": "invalid", "error": why, "steps": []}
+    assert site.commands is not None
+    reached = server.reached_as(charger_id)
+    port = server.bound_tls_port if target >= 2 else server.bound_port
+    url = csms_url(reached[0] if reached else None, port or 0, target >= 2)
+    steps: list[dict[str, Any]] = []
+
+    async def step(action: str, params: dict[str, Any]) -> "CommandResult":
+        result = await send(site.commands, charger_id, action, params, actor=actor,   # type: ignore[arg-type]
+                            reason=reason or f"security profile {target} (A05)")
+        steps.append(result.as_dict())
+        return result
+
+    asked = await step("GetVariables", {"getVariableData": [{"component": {"name": PRIORITY_COMPONENT},
+                                                             "variable": {"name": PRIORITY_VARIABLE}}]})
+    priority = None
+    if asked.outcome == "ok":
+        found = (asked.response.get("getVariableResult") or [{}])[0]
+        priority = found.get("attributeValue") if found.get("attributeStatus") == "Accepted" else None
+    chosen = slot if slot is not None else free_slot(priority)
+    done = {"outcome": "ok", "slot": chosen, "url": url, "target": target, "steps": steps}
+    for action, params, fine in (
+            ("SetNetworkProfile", network_profile_request(chosen, url, target), ("Accepted",)),
+            ("SetVariables", priority_request(chosen, priority), ("Accepted", "RebootRequired")),
+            ("Reset", {"type": reset}, ("Accepted", "Scheduled"))):
+        result = await step(action, params)
+        response = result.response if isinstance(result.response, dict) else {}
+        status = (response.get("setVariableResult") or [{}])[0].get("attributeStatus") \
+            if action == "SetVariables" else response.get("status")
+        if result.outcome not in ("ok", "rejected") or status not in fine:
+            log.warning("security profile upgrade charger=%s target=%s stopped at %s: %s %s", charger_id, target,
+                        action, result.outcome, result.response)
+            return {**done, "outcome": result.outcome if result.outcome != "ok" else "rejected",
+                    "error": f"{action}: {status or result.response}"}
+    log.info("security profile upgrade charger=%s target=%s slot=%s url=%s: the station reboots into it",
+             charger_id, target, chosen, url)
+    return done
