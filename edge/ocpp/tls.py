@@ -69,10 +69,14 @@ class HandshakeFailure:
 # -- pure decisions ---------------------------------------------------------------
 
 def admission(charger_id: str, profile: int, tls: PeerTls | None, *, tls_port: int | None,
-              cert_common_name: str | None = None, password_set: bool = True) -> Admission:
+              cert_common_name: str | None = None, password_set: bool = True, floor: int = 0) -> Admission:
     """Whether a charger configured at `profile` may come in over this connection, and how it authenticates.
 
-    `cert_common_name`: the verified client certificate's commonName (None: none presented)."""
+    `cert_common_name`: the verified client certificate's commonName (None: none presented). `floor`: the
+    profile the edge moved the station to and saw it connect at (OCPP 2.0.1 A05, edge/ocpp/v201/security.py):
+    from then on it is admitted as if configured there, so a connection at its old, lower profile is refused
+    (TC_A_19 steps 10 and 11) whatever the config still says."""
+    profile = max(profile, floor)
     if tls is None:
         if profile >= 2:
             where = f"wss:// on port {tls_port}" if tls_port else "wss://, which this edge does not serve yet"

@@ -254,4 +254,8 @@ async def upgrade_security_profile(server: "OcppServer", charger_id: str, target
                     "error": f"{action}: {status or result.response}"}
     log.info("security profile upgrade charger=%s target=%s slot=%s url=%s: the station reboots into it",
              charger_id, target, chosen, url)
-    return done
+    # A05: once it connected at the new profile, a connection at the old one is refused (edge/ocpp/tls.py's
+    # admission floor, the highest level seen). Until the OCPP server passes that floor, the config decides.
+    return {**done, "then": (f"{charger_id} reconnects at security profile {target} after its reboot; raise its "
+                             f"security_profile to {target} in the config so that the edge refuses it at a lower "
+                             "one (A05)") if target > (configured.security_profile if configured else 1) else None}

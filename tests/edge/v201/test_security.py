@@ -157,3 +157,38 @@ def test_a_new_CSR_is_asked_for_with_2_0_1s_trigger(certificate_type):
 def _camel(payload) -> dict:
     from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
     return snake_to_camel_case(remove_nones(serialize_as_dict(payload)))
+
+
+# -- A05: once raised, a station's lower profile is refused at the handshake (edge/ocpp/tls.py) ----------------
+
+from edge.ocpp import tls as tls_layer  # noqa: E402
+
+PEERS = {"plain": None, "tls": tls_layer.PeerTls("TLSv1.3", "TLS_AES_128_GCM_SHA256", None),
+         "tls+cert": tls_layer.PeerTls("TLSv1.3", "TLS_AES_128_GCM_SHA256", b"der")}
+
+
+@given(profile=st.integers(1, 3), floor=st.integers(0, 3), peer=st.sampled_from(sorted(PEERS)),
+       name=st.sampled_from([STATION, "CS-other"]), password_set=st.booleans())
+def test_a_station_raised_to_a_profile_is_never_let_in_below_it(profile, floor, peer, name, password_set):
+    """admission's floor (TC_A_19 steps 10-13): the station is admitted exactly as if configured at the higher of
+    the config's profile and the one it was raised to; never at a level below that floor when it needs a password
+    or a certificate there, and the refusal names the way in."""
+    tls = PEERS[peer]
+    cn = name if tls is not None and tls.certificate else None
+    got = tls_layer.admission(STATION, profile, tls, tls_port=8443, cert_common_name=cn,
+                              password_set=password_set, floor=floor)
+    assert got == tls_layer.admission(STATION, max(profile, floor), tls, tls_port=8443, cert_common_name=cn,
+                                      password_set=password_set)
+    if got.refusal is None and max(profile, floor) >= 2:
+        assert got.level >= 2 or (not password_set and got.level == 0)
+    if floor >= 2 and tls is None:
+        assert got.refusal is not None and "wss://" in got.refusal
+
+
+def test_TC_A_19_CSMS_steps_10_11_the_old_profile_is_refused_the_new_one_admitted():
+    """A station configured at 1 and raised to 2: ws:// with its password (its old profile) is refused, wss:// with
+    the password is let in at 2."""
+    old = tls_layer.admission(STATION, 1, None, tls_port=8443, floor=2)
+    new = tls_layer.admission(STATION, 1, PEERS["tls"], tls_port=8443, floor=2)
+    assert old.refusal == "security profile 2: plain ws:// is refused, connect over wss:// on port 8443"
+    assert (new.refusal, new.level, new.check_password) == (None, 2, True)
