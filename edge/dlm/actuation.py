@@ -7,6 +7,9 @@ Which limits to send now:
   decrease sent on the site has had `follow_time` to take hold (a car has 5 s
   to follow a lower limit), and is only sent when it is worth at least the
   hysteresis step, so currents do not chatter with every base-load flicker;
+- with `paced=False` the caller checks increases itself against what the
+  cars may draw at worst (`fit`): then an increase waits only for a decrease
+  that leaves too little room, not for every decrease on the site;
 - an increase goes no higher than the `aimed` limit, when given: the
   allocation with the estimate as it may be by the car's next samples (a
   sample's least fades with time), so a limit just raised is not lowered
@@ -24,11 +27,12 @@ Which limits to send now:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from edge.clock import iso
-from edge.dlm.model import Decision, EvseKey
+from edge.dlm.model import Decision, EvseKey, Resource
 from edge.stations.model import WHOLE_STATION, ChargingLimit, LimitPurpose
 
 TX_DEFAULT_PROFILE_ID = 1
@@ -74,13 +78,14 @@ class Order:
 
 def plan(decisions: dict[EvseKey, Decision], transactions: dict[EvseKey, int], held: dict[EvseKey, Held],
          safe_share: dict[EvseKey, float], now: float, last_decrease_at: float, timing: Timing,
-         minimums: dict[EvseKey, float] | None = None, aimed: dict[EvseKey, float] | None = None
-         ) -> list[Order]:
-    """The SetChargingProfile requests to send now, decreases first."""
+         minimums: dict[EvseKey, float] | None = None, aimed: dict[EvseKey, float] | None = None,
+         paced: bool = True) -> list[Order]:
+    """The SetChargingProfile requests to send now, decreases first. `paced`: increases wait
+    until every decrease on the site had `follow_time` (False: the caller fits them, `fit`)."""
     minimums = minimums or {}
     aimed = aimed or {}
     orders: list[Order] = []
-    increases_allowed = now - last_decrease_at >= timing.follow_time
+    increases_allowed = not paced or now - last_decrease_at >= timing.follow_time
     for key, tx in sorted(transactions.items()):
         decision = decisions.get(key)
         if decision is None:
@@ -105,11 +110,47 @@ def plan(decisions: dict[EvseKey, Decision], transactions: dict[EvseKey, int], h
                 continue
         if current is not None and current.expires_at - now <= timing.renew_before:
             orders.append(Order(key, current.limit, current.phases, tx, "renew", "renewing the limit"))
-    if any(o.kind == "decrease" for o in orders):
+    if paced and any(o.kind == "decrease" for o in orders):
         # The cars being lowered need their follow time before anyone is raised.
         orders = [o for o in orders if o.kind != "increase"]
     orders.sort(key=lambda o: (("decrease", "renew", "increase").index(o.kind), o.key))
     return orders
+
+
+def fit(orders: list[Order], room: dict[Resource, float], most: dict[EvseKey, dict[Resource, float]],
+        in_force: dict[EvseKey, float], minimums: dict[EvseKey, float], timing: Timing) -> list[Order]:
+    """The orders with each increase cut to what fits with every car at the most it may draw.
+
+    `room`: per circuit phase, limit - margin - building load (from the least the cars draw) -
+    reserved - the most every steered car may draw now (a car lowered within its follow time
+    still at its old limit); `most`: per car, the most it may draw on each circuit phase it
+    uses. An increase raises what a car may draw at once, so it must fit in that room: then
+    no phase can go over its limit even if the cars just lowered have not followed yet (the
+    check that replaces waiting `follow_time` after every decrease on the site). Increases
+    are fitted in turn, cars held below their minimum first. A cut increase still has to be
+    worth sending (the hysteresis step, or it lets a car at its minimum charge); one that
+    cannot reach the car's minimum is not sent. Decreases and renewals pass as they are."""
+    room = dict(room)
+    out = [o for o in orders if o.kind != "increase"]
+    increases = sorted((o for o in orders if o.kind == "increase"),
+                       key=lambda o: (in_force.get(o.key, 0.0) >= minimums.get(o.key, 0.0), o.key))
+    for order in increases:
+        uses = most.get(order.key, {})
+        if not uses:
+            continue
+        top = min(room[r] + m for r, m in uses.items())
+        limit = min(order.limit, math.floor(top * 10 + 1e-6) / 10)
+        before = in_force.get(order.key, 0.0)
+        minimum = minimums.get(order.key, 0.0)
+        if limit <= before + 1e-9 or limit < minimum - 1e-9:
+            continue
+        if limit < order.limit - 1e-9 and limit - before < timing.hysteresis - 1e-9 and before >= minimum - 1e-9:
+            continue
+        for r, m in uses.items():
+            room[r] -= max(0.0, limit - m)
+        out.append(order if limit >= order.limit - 1e-9 else replace(order, limit=limit))
+    out.sort(key=lambda o: (("decrease", "renew", "increase").index(o.kind), o.key))
+    return out
 
 
 def _schedule(limit: float, phases: int, unit: str) -> dict:

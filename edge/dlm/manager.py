@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Protocol
 
 from edge.clock import Clock
-from edge.dlm.actuation import Held, Order, Timing, default_limit, plan, tx_limit
+from edge.dlm.actuation import Held, Order, Timing, default_limit, fit, plan, tx_limit
 from edge.dlm.allocate import allocate
 from edge.dlm.caps import Cap, capped
 from edge.dlm.config import LoadManagementSection
@@ -389,12 +389,46 @@ class LoadManager:
         transactions = {k: t.transaction_id for k, t in self.tracks.items()
                         if t.transaction_id is not None and self._state_of(states, k).controllable}
         held = {k: t.held for k, t in self.tracks.items() if t.held is not None}
+        # Increases are fitted to what the cars may draw at worst (fit), rather than held back
+        # after every decrease on the site: one waits only when a car lowered within its follow
+        # time leaves too little room on a phase it uses.
         orders = plan(allocation.decisions, transactions, held, self.safe_share, now, last_decrease, self.timing,
-                      self.minimums)
+                      self.minimums, paced=False)
         if any(o.kind == "increase" for o in orders):
             orders = plan(allocation.decisions, transactions, held, self.safe_share, now, last_decrease, self.timing,
-                          self.minimums, self._aimed(states, meters, targets, now))
+                          self.minimums, self._aimed(states, meters, targets, now), paced=False)
+            room, most = self._worst_room(allocation, states, now)
+            in_force = {k: (h.limit if h is not None and h.transaction_id == transactions.get(k)
+                            else self.safe_share.get(k, 0.0)) for k, h in ((k, held.get(k)) for k in transactions)}
+            orders = fit(orders, room, most, in_force, self.minimums, self.timing)
         return orders
+
+    def _worst_room(self, allocation: Allocation, states: tuple[ConnectorState, ...], now: float
+                    ) -> tuple[dict, dict[EvseKey, dict]]:
+        """Per circuit phase, what is left with every steered car at the most it may draw now
+        (estimate: a car lowered within its follow time at its old limit); and per car, that most
+        on each circuit phase it uses. Uncontrollable chargers are in `reserved` already."""
+        topology = self.capped_topology()
+        room = {(c, p): ph.limit - topology.margin - ph.unmanaged - ph.reserved
+                for c, load in allocation.circuits.items() for p, ph in enumerate(load.phases)}
+        estimated = self.estimates(now)
+        most: dict[EvseKey, dict] = {}
+        for state in states:
+            bounds = estimated.get(state.key)
+            if not state.session or not state.controllable or bounds is None:
+                continue
+            evse = topology.evse_by_key[state.key]
+            n = max(1, min(state.phases_in_use or len(evse.phase_map), len(evse.phase_map), len(bounds.most)))
+            mine: dict = {}
+            for i in range(n):
+                for c in topology.paths[evse.circuit]:
+                    r = (c, evse.phase_map[i])
+                    mine[r] = mine.get(r, 0.0) + bounds.most[i]
+            for r, amps in mine.items():
+                if r in room:
+                    room[r] -= amps
+            most[state.key] = {r: a for r, a in mine.items() if r in room}
+        return room, most
 
     def _aimed(self, states: tuple[ConnectorState, ...], meters: dict, targets: dict[EvseKey, float] | None,
                now: float) -> dict[EvseKey, float]:
