@@ -1,5 +1,11 @@
 """The journal's OCPP 2.0.1 device model: each station's component variables as it reported them
-(GetBaseReport -> NotifyReport) and as GetVariables/SetVariables answered (edge/ocpp/v201/device_model.py).
+(GetBaseReport -> NotifyReport) and as GetVariables/SetVariables answered (edge/ocpp/v201/device_model.py);
+`read_at` says when a value was last read from the station (a report or a GetVariables), `updated_at` when the
+row last changed (a SetVariables answer too).
+
+And `device_settings` (migration 21): per station, each variable the edge manages (EDGE_VARIABLES), the value the
+edge last set and the station's answer, and a value someone else set through the edge (an operator's
+SetVariables), which the edge keeps from then on.
 
 One row per station, component (with its instance and EVSE/connector), variable (with its instance)
 and attribute type; a later report or answer updates the row. Bounded: a station keeps at most
@@ -68,12 +74,16 @@ class DeviceModelStore(StoreBase):
                 continue
             values = [row.get(k) for k in _COLUMNS]
             updates = ", ".join(f"{k} = coalesce(excluded.{k}, {k})" for k in _COLUMNS[len(_KEY):])
+            # Read from the station: a report's row, a GetVariables answer with a value (not a SetVariables).
+            read_at = at if source != "SetVariables" and (row.get("value") is not None or
+                                                          source.startswith("NotifyReport")) else None
             self.conn.execute(
-                f"""INSERT INTO device_variables (charger_id, {", ".join(_COLUMNS)}, source, updated_at)
-                    VALUES (?, {", ".join("?" * len(_COLUMNS))}, ?, ?)
+                f"""INSERT INTO device_variables (charger_id, {", ".join(_COLUMNS)}, source, updated_at, read_at)
+                    VALUES (?, {", ".join("?" * len(_COLUMNS))}, ?, ?, ?)
                     ON CONFLICT ({", ".join(("charger_id",) + _KEY)}) DO UPDATE SET {updates},
-                      source = excluded.source, updated_at = excluded.updated_at""",
-                (charger_id, *values, source, at))
+                      source = excluded.source, updated_at = excluded.updated_at,
+                      read_at = coalesce(excluded.read_at, read_at)""",
+                (charger_id, *values, source, at, read_at))
             stored += 1
             count += 0 if exists else 1
         return stored, dropped
@@ -107,3 +117,35 @@ class DeviceModelStore(StoreBase):
         row = self.conn.execute("SELECT * FROM device_reports WHERE charger_id = ? AND request_id = ?",
                                 (charger_id, request_id)).fetchone()
         return dict(row) if row else None
+
+    def device_variable_read(self, charger_id: str, component: str, variable: str) -> dict[str, Any] | None:
+        """One variable's Actual row of the station as a whole: its value, source, read_at (None: not known)."""
+        row = self.conn.execute(
+            """SELECT value, source, read_at, updated_at FROM device_variables WHERE charger_id = ? AND component = ?
+               AND variable = ? AND variable_instance = '' AND evse_id = 0 AND component_instance = ''
+               AND connector_id = 0 AND attribute_type = 'Actual'""", (charger_id, component, variable)).fetchone()
+        return dict(row) if row else None
+
+    # -- the variables the edge manages (device_settings) --
+
+    def device_settings(self, charger_id: str) -> list[dict[str, Any]]:
+        return _rows(self.conn.execute(
+            "SELECT * FROM device_settings WHERE charger_id = ? ORDER BY component, variable", (charger_id,)))
+
+    def note_edge_settings(self, charger_id: str, settings: Iterable[tuple[str, str, str, str]], at: str) -> None:
+        """The edge set each (component, variable, wanted) and the station answered its status."""
+        self.conn.executemany(
+            """INSERT INTO device_settings (charger_id, component, variable, wanted, set_status, set_at)
+               VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (charger_id, component, variable) DO UPDATE SET
+                 wanted = excluded.wanted, set_status = excluded.set_status, set_at = excluded.set_at""",
+            [(charger_id, component, variable, wanted, status, at) for component, variable, wanted, status in settings])
+
+    def note_operator_setting(self, charger_id: str, component: str, variable: str, value: str, status: str,
+                              at: str) -> None:
+        """Someone else set `value` through the edge and the station took it (`status`): kept from now on."""
+        self.conn.execute(
+            """INSERT INTO device_settings (charger_id, component, variable, operator_value, operator_status,
+                 operator_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (charger_id, component, variable) DO UPDATE SET
+                 operator_value = excluded.operator_value, operator_status = excluded.operator_status,
+                 operator_at = excluded.operator_at""",
+            (charger_id, component, variable, value, status, at))

@@ -8,11 +8,19 @@ After a station's accepted boot (edge/ocpp/v201/session.py calls `after_boot`):
    MAX_VARIABLES per station. FullInventory rather than ConfigurationInventory: the read-only
    variables the edge needs to talk to the station properly (DeviceDataCtrlr.ItemsPerMessage, the
    EVSE's power and phases) are only in the full one.
-2. **SetVariables** of EDGE_VARIABLES, in as many requests as the station's
+2. **SetVariables** of those EDGE_VARIABLES that are due (`decide`), in as many requests as the station's
    DeviceDataCtrlr.ItemsPerMessage[SetVariables] asks (B05.FR.xx, as TC_B_08 checks for GetVariables),
    once the report is in (or after REPORT_WAIT_S). Each result is logged; a Rejected or unknown
    variable is a warning, never a reason not to use the station: the edge handles any start and stop
    point (edge/ocpp/v201/transactions.py).
+
+   Due, per variable (the journal's `device_settings` remembers what the edge set and what others set):
+   the first time the edge meets the station, or when the edge's wanted value changed; afterwards only when
+   this boot's report shows a value other than the one the edge set (the station was reset, or changed on
+   its own panel). A value someone else set through the edge (an operator's SetVariables, by the local API
+   or the cloud, that the station took) wins: the edge never sets that variable again, also when its own
+   wanted value changes; the log and GET /api/v1/chargers/{id}/variables ("settings") say so. A variable the
+   station refused (Rejected, UnknownVariable...) is not asked again until the edge's wanted value changes.
 
 Every GetVariables/SetVariables answer, whoever asked (the core's read_settings/change_setting too),
 updates the stored variables (`remember_answer`). And once a station is ready on a connection,
@@ -23,6 +31,7 @@ transaction the edge holds open on it, whether that one still runs (`transaction
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import logging
 import time
@@ -59,6 +68,11 @@ EDGE_VARIABLES: tuple[tuple[str, str, str], ...] = (
 # A station that does not say how many it takes gets them in one request (the spec's minimum is 1, but
 # a station that reports nothing takes what it gets or answers with an error, which is logged).
 DEFAULT_ITEMS_PER_MESSAGE = len(EDGE_VARIABLES)
+
+# True while the edge sets its own EDGE_VARIABLES: any other SetVariables answer is someone else's choice.
+_BY_EDGE: contextvars.ContextVar[bool] = contextvars.ContextVar("device_model_by_edge", default=False)
+_MANAGED = {(component, variable) for component, variable, _ in EDGE_VARIABLES}
+_TAKEN = ("Accepted", "RebootRequired")
 
 # requestIds unique across restarts (the station keys its NotifyReports by them): seconds since 2024.
 _request_ids = itertools.count(max(1, int(time.time()) - 1_704_067_200))
@@ -151,12 +165,138 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-def set_requests(per_message: int) -> list[list[dict[str, Any]]]:
-    """EDGE_VARIABLES as SetVariableData (snake_case), at most `per_message` a request."""
+def set_requests(per_message: int, variables: Iterable[tuple[str, str, str]] = EDGE_VARIABLES
+                 ) -> list[list[dict[str, Any]]]:
+    """(component, variable, value) as SetVariableData (snake_case), at most `per_message` a request."""
     data = [{"component": {"name": c}, "variable": {"name": v}, "attribute_value": value, "attribute_type": "Actual"}
-            for c, v, value in EDGE_VARIABLES]
+            for c, v, value in variables]
     size = max(1, per_message)
     return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def decide(wanted: str, setting: Mapping[str, Any] | None, reported: str | None) -> tuple[bool, str]:
+    """Whether the edge sets a variable it manages now, and why (for the log). `setting`: the journal's
+    device_settings row (None: the edge never set it nor saw it set); `reported`: the value this boot's
+    report gave (None: not reported this time)."""
+    if setting is not None and setting.get("operator_at"):
+        return False, (f"kept {setting.get('operator_value')!r}: set through the edge by someone else at "
+                       f"{setting['operator_at']}")
+    if setting is None or setting.get("wanted") is None:
+        return True, "first set on this station"
+    if setting["wanted"] != wanted:
+        return True, f"the edge's value changed from {setting['wanted']!r}"
+    if setting.get("set_status") not in _TAKEN:
+        return False, f"the station answered {setting.get('set_status')} to {wanted!r}; not asked again"
+    if reported is None:
+        return False, "not in this boot's report; kept as set"
+    if reported != wanted:
+        return True, f"the station reports {reported!r}, not the {wanted!r} the edge set"
+    return False, "as set"
+
+
+def operator_writes(request: Any, answer: Any) -> list[tuple[str, str, str, str]]:
+    """A SetVariables exchange's writes of managed variables (the station as a whole, Actual) that the
+    station took: [(component, variable, value, status)]."""
+    sent = {(i["component"].get("name"), i["variable"].get("name")): str(i.get("attribute_value"))
+            for i in request.set_variable_data or []
+            if not i["component"].get("instance") and not i["component"].get("evse")
+            and not i["variable"].get("instance") and (i.get("attribute_type") or "Actual") == "Actual"}
+    writes = []
+    for result in answer.set_variable_result or []:
+        component, variable = result.get("component") or {}, result.get("variable") or {}
+        key = (component.get("name"), variable.get("name"))
+        if (key in _MANAGED and key in sent and result.get("attribute_status") in _TAKEN
+                and not component.get("instance") and not component.get("evse") and not variable.get("instance")
+                and (result.get("attribute_type") or "Actual") == "Actual"):
+            writes.append((key[0], key[1], sent[key], result["attribute_status"]))
+    return writes
+
+
+MAX_OPERATOR_ITEMS = 50
+_ATTRIBUTE_TYPES = ("Actual", "Target", "MinSet", "MaxSet")
+_NAME_FIELDS = {"component": True, "variable": True, "component_instance": False, "variable_instance": False}
+
+
+def operator_request(body: Any) -> tuple[list[dict[str, Any]], str]:
+    """POST /api/v1/chargers/{id}/variables's body {"set": [{"component", "variable", "value", optional "evse",
+    "connector", "component_instance", "variable_instance", "attribute_type"}], "reason"} as SetVariableData
+    (snake_case) and the reason. ValueError says what is wrong and where (the 2.0.1 schema's bounds)."""
+    if not isinstance(body, dict):
+        raise ValueError("the body is a JSON object")
+    unknown = sorted(set(body) - {"set", "reason"})
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}; expected 'set' and 'reason'")
+    reason, items = body.get("reason"), body.get("set")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValueError("reason is required (a string): the actions log says why every command was sent")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_OPERATOR_ITEMS:
+        raise ValueError(f"set is a list of 1 to {MAX_OPERATOR_ITEMS} variables")
+    data, seen = [], set()
+    for n, item in enumerate(items):
+        where = f"set[{n}]"
+        if not isinstance(item, dict):
+            raise ValueError(f"{where} is an object")
+        unknown = sorted(set(item) - set(_NAME_FIELDS) - {"value", "evse", "connector", "attribute_type"})
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}")
+        names = {}
+        for field, required in _NAME_FIELDS.items():
+            value = item.get(field)
+            if value is None and not required:
+                continue
+            if not isinstance(value, str) or not 1 <= len(value) <= 50:
+                raise ValueError(f"{where}.{field} is a text of 1 to 50 characters")
+            names[field] = value
+        value = item.get("value")
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, int):
+            value = str(value)
+        if not isinstance(value, str) or len(value) > 1000:
+            raise ValueError(f"{where}.value is a text of at most 1000 characters (or a whole number, true, false)")
+        attribute_type = item.get("attribute_type", "Actual")
+        if attribute_type not in _ATTRIBUTE_TYPES:
+            raise ValueError(f"{where}.attribute_type is one of {', '.join(_ATTRIBUTE_TYPES)}")
+        evse, connector = item.get("evse"), item.get("connector")
+        for field, number in (("evse", evse), ("connector", connector)):
+            if number is not None and (isinstance(number, bool) or not isinstance(number, int)
+                                       or not 0 <= number <= 1000):
+                raise ValueError(f"{where}.{field} is a whole number 0..1000")
+        if connector is not None and evse is None:
+            raise ValueError(f"{where}: a connector is named with its evse")
+        component: dict[str, Any] = {"name": names["component"]}
+        if "component_instance" in names:
+            component["instance"] = names["component_instance"]
+        if evse is not None:
+            component["evse"] = {"id": evse, **({"connector_id": connector} if connector is not None else {})}
+        variable: dict[str, Any] = {"name": names["variable"]}
+        if "variable_instance" in names:
+            variable["instance"] = names["variable_instance"]
+        identity = (_freeze(component), _freeze(variable), attribute_type)
+        if identity in seen:
+            raise ValueError(f"{where}: {names['component']}.{names['variable']} ({attribute_type}) named twice")
+        seen.add(identity)
+        data.append({"component": component, "variable": variable, "attribute_value": value,
+                     "attribute_type": attribute_type})
+    return data, reason
+
+
+async def set_by_operator(site: "Site", charger_id: str, data: list[dict[str, Any]], *, actor: str,
+                          reason: str) -> Any:
+    """An operator's SetVariables through the edge: sent as asked; what the station takes of the variables the
+    edge manages is kept from then on (`remember_answer`). -> the command's result (the actions log's)."""
+    assert site.commands is not None
+    def camel(d: dict[str, Any]) -> dict[str, Any]:
+        component = dict(d["component"])
+        if "evse" in component:
+            evse = component["evse"]
+            component["evse"] = {"id": evse["id"], **({"connectorId": evse["connector_id"]}
+                                                      if "connector_id" in evse else {})}
+        return {"component": component, "variable": d["variable"], "attributeValue": d["attribute_value"],
+                "attributeType": d["attribute_type"]}
+    params = {"setVariableData": [camel(d) for d in data]}
+    return await site.commands.deliver(charger_id, "SetVariables", params, call201.SetVariables(set_variable_data=data),
+                                       actor=actor, reason=reason)
 
 
 # -- the shell ---------------------------------------------------------------------------------------
@@ -187,6 +327,12 @@ async def remember_answer(site: "Site", charger_id: str, request: Any, answer: A
     if dropped:
         log.error("device model charger=%s: %d %s results not stored: the edge keeps at most %d variables per "
                   "station", charger_id, dropped, source, MAX_VARIABLES)
+    if isinstance(request, call201.SetVariables) and not _BY_EDGE.get():
+        for component, variable, value, status in operator_writes(request, answer):
+            await site.journal.write(Store.note_operator_setting, charger_id, component, variable, value, status,
+                                     site.clock.now_iso())
+            log.info("configure charger=%s %s.%s: %r set through the edge (%s); the edge keeps it from now on",
+                     charger_id, component, variable, value, status)
 
 
 async def after_boot(site: "Site", charger_id: str) -> None:
@@ -213,29 +359,54 @@ async def after_boot(site: "Site", charger_id: str) -> None:
                         result.response)
     finally:
         _reports_done.pop((charger_id, request_id), None)
-    await set_site_variables(site, charger_id)
+    await set_site_variables(site, charger_id, f"NotifyReport {request_id}")
 
 
-async def set_site_variables(site: "Site", charger_id: str) -> None:
+async def set_site_variables(site: "Site", charger_id: str, report: str | None = None) -> None:
+    """The EDGE_VARIABLES that are due (`decide`; `report`: the source name of this boot's report) set, and
+    what the station answered remembered. Ends with one log line: what was set, what kept and why."""
     assert site.commands is not None
+    settings = {(r["component"], r["variable"]): r
+                for r in await site.journal.read(Store.device_settings, charger_id)}
+    due, kept = [], []
+    for component, variable, wanted in EDGE_VARIABLES:
+        row = await site.journal.read(Store.device_variable_read, charger_id, component, variable)
+        reported = row["value"] if row and report is not None and row["source"] == report else None
+        go, why = decide(wanted, settings.get((component, variable)), reported)
+        (due if go else kept).append((component, variable, wanted))
+        log.info("configure charger=%s %s.%s: %s %s", charger_id, component, variable,
+                 "setting" if go else "not set:", why)
     known = await site.journal.read(Store.device_variable, charger_id, "DeviceDataCtrlr", "ItemsPerMessage",
                                     instance="SetVariables")
     per_message = int(known) if known and known.isdigit() and int(known) > 0 else DEFAULT_ITEMS_PER_MESSAGE
-    for data in set_requests(per_message):
+    wanted_of = {(c, v): value for c, v, value in EDGE_VARIABLES}
+    done = []
+    for data in set_requests(per_message, due):
         params = {"setVariableData": [{"component": d["component"], "variable": d["variable"],
                                        "attributeValue": d["attribute_value"], "attributeType": "Actual"}
                                       for d in data]}
-        result = await site.commands.deliver(charger_id, "SetVariables", params,
-                                             call201.SetVariables(set_variable_data=data), actor="edge",
-                                             reason="the site's configuration after boot (docs/ocpp-201.md)")
+        by_edge = _BY_EDGE.set(True)
+        try:
+            result = await site.commands.deliver(charger_id, "SetVariables", params,
+                                                 call201.SetVariables(set_variable_data=data), actor="edge",
+                                                 reason="the site's configuration after boot (docs/ocpp-201.md)")
+        finally:
+            _BY_EDGE.reset(by_edge)
         if result.outcome not in ("ok", "rejected"):
-            log.warning("configure charger=%s: SetVariables %s: %s (the station keeps its own values)",
-                        charger_id, result.outcome, result.response)
-            return
+            log.warning("configure charger=%s: SetVariables %s: %s (the station keeps its own values; set at its "
+                        "next boot)", charger_id, result.outcome, result.response)
+            break
+        notes = []
         for item in result.response.get("setVariableResult", []) if isinstance(result.response, dict) else []:
-            name = f"{item['component']['name']}.{item['variable']['name']}"
+            key = (item["component"]["name"], item["variable"]["name"])
             status = item.get("attributeStatus")
-            level = logging.INFO if status in ("Accepted", "RebootRequired") else logging.WARNING
-            log.log(level, "configure charger=%s %s: %s%s", charger_id, name, status,
+            if key in wanted_of and not item["component"].get("evse") and not item["variable"].get("instance"):
+                notes.append((key[0], key[1], wanted_of[key], str(status)))
+                done.append(f"{key[0]}.{key[1]}={status}")
+            level = logging.INFO if status in _TAKEN else logging.WARNING
+            log.log(level, "configure charger=%s %s.%s: %s%s", charger_id, key[0], key[1], status,
                     "" if level == logging.INFO else " (the station keeps its own value and is used as it is)")
+        await site.journal.write(Store.note_edge_settings, charger_id, notes, site.clock.now_iso())
+    log.info("configure charger=%s done: set %s; not set %s", charger_id, ", ".join(done) or "none",
+             ", ".join(f"{c}.{v}" for c, v, _ in kept) or "none")
 

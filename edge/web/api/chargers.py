@@ -6,8 +6,13 @@
 - GET /api/v1/chargers/{id}/password: the state of its keys (never a key, never a hash) and its last refusal.
 - GET /api/v1/refused-handshakes[?charger=ID]: each charger's last refused handshake, with the reason.
 - GET /api/v1/chargers/{id}/variables[?component=NAME&limit=N&offset=N]: an OCPP 2.0.1 station's device model as
-  the edge keeps it (NotifyReport, GetVariables/SetVariables answers: edge/ocpp/v201/device_model.py) and its
-  latest reports; a secret's value is never kept.
+  the edge keeps it (NotifyReport, GetVariables/SetVariables answers: edge/ocpp/v201/device_model.py; each
+  variable's `read_at` says when it was last read from the station), its latest reports, and `settings`: per
+  variable the edge manages, what the edge set and what someone else set through the edge (which the edge keeps);
+  a secret's value is never kept.
+- POST /api/v1/chargers/{id}/variables {"set": [{"component", "variable", "value", ...}], "reason": "..."}: an
+  operator's SetVariables on an OCPP 2.0.1 station; what it sets of the variables the edge manages is kept (the
+  edge no longer sets them after a boot).
 - GET /api/v1/chargers/{id}/events[?problems=1&limit=N&offset=N]: an OCPP 2.0.1 station's recent NotifyEvent
   entries as the edge keeps them (in the journal, the newest KEEP_EVENTS per station: edge/ocpp/v201/station_events.py),
   newest first.
@@ -24,8 +29,10 @@ from aiohttp import web
 from edge.web.site import SiteView
 from edge.web.common import actor_of, error_response, json_object, json_response
 from edge.journal import Store
+from edge.ocpp.control import speaks_201
 from edge.ocpp.credentials import CredentialError
 from edge.ocpp.v201 import services as v201_services
+from edge.ocpp.v201 import device_model as v201_device_model
 from edge.ocpp.v201 import station_events
 
 
@@ -61,6 +68,7 @@ class ChargerRoutes:
             web.post("/api/v1/chargers/{id}/password", self.password),
             web.get("/api/v1/refused-handshakes", self.refused),
             web.get("/api/v1/chargers/{id}/variables", self.variables),
+            web.post("/api/v1/chargers/{id}/variables", self.set_variables),
             web.get("/api/v1/chargers/{id}/events", self.events),
             web.get("/api/v1/chargers/{id}/smart-charging", self.smart_charging),
         ]
@@ -98,8 +106,26 @@ class ChargerRoutes:
                                             component=request.query.get("component") or None, limit=limit,
                                             offset=offset)
         reports = await self.site.journal.read(Store.device_reports, charger_id, 5)
+        settings = await self.site.journal.read(Store.device_settings, charger_id)
         return json_response({"charger_id": charger_id, "variables": rows, "reports": reports,
-                              "limit": limit, "offset": offset})
+                              "settings": settings, "limit": limit, "offset": offset})
+
+    async def set_variables(self, request: web.Request) -> web.Response:
+        """An operator's SetVariables (edge/ocpp/v201/device_model.py operator_request): sent as asked; a value of
+        a variable the edge manages that the station takes is kept from then on (the edge no longer sets it)."""
+        charger_id = request.match_info["id"]
+        if not self.site.directory.is_known(charger_id):
+            return error_response(404, f"no charger {charger_id!r} at this site")
+        if not speaks_201(self.site.control, charger_id):
+            return error_response(409, f"charger {charger_id!r} is not an OCPP 2.0.1 station (1.6: the "
+                                       "ChangeConfiguration command)")
+        try:
+            data, reason = v201_device_model.operator_request(await json_object(request))
+        except ValueError as exc:
+            return error_response(400, str(exc))
+        result = await v201_device_model.set_by_operator(self.site, charger_id, data,  # type: ignore[arg-type]
+                                                         actor=actor_of(request), reason=reason)
+        return json_response(result.as_dict(), status=_STATUS.get(result.outcome, 200))
 
     async def _refusals(self, charger_id: str | None) -> list[dict]:
         await self.site.presence.flush()   # the newest notes are still in memory

@@ -19,7 +19,7 @@ from edge.journal import device_model as journal_model
 from edge.journal.store import connect as journal_connect
 from edge.ocpp.v201 import device_model
 from edge.stations.model import Setting
-from tests.edge.conftest import ocpp_url, wait_for
+from tests.edge.conftest import api_call, ocpp_url, wait_for
 from tests.edge.v201.conftest import SITE_CHARGERS, STATION, station
 
 
@@ -259,3 +259,58 @@ async def test_a_stations_variables_read_through_the_local_api(make_edge):
             assert len(page["variables"]) == 5
             await api_call(edge, "GET", "/chargers/NOPE/variables", expect=404)
             await api_call(edge, "GET", f"/chargers/{STATION}/variables?limit=x", expect=400)
+
+
+def _set_results(sim) -> int:
+    """How many variables were written to the station so far, by anyone."""
+    return sum(len(d["results"]) for d in requests(sim, "SetVariables"))
+
+
+async def _configured(caplog, times: int) -> None:
+    """Until the edge has finished setting the station's variables `times` times (its boots)."""
+    await wait_for(lambda: caplog.text.count(f"configure charger={STATION} done") >= times, timeout=20,
+                   what=f"configuration {times} done")
+
+
+async def test_B05_an_operators_value_survives_station_and_edge_restarts_and_a_fresh_station_gets_the_edges(
+        make_edge, caplog):
+    """B05 through the edge: the edge sets its TxCtrlr/AuthCtrlr values the first time it meets a station. An
+    operator's SetVariables through the local API wins: the station's restart and the edge's restart keep it.
+    A value changed on the station itself (not through the edge) is set back at the next boot, and nothing else
+    is written again. Before, every boot wrote all five back over the operator's."""
+    caplog.set_level(logging.INFO, logger="edge.ocpp.v201.device_model")
+    operator = {"set": [{"component": "TxCtrlr", "variable": "TxStartPoint", "value": "Authorized"}],
+                "reason": "this site starts a transaction at authorization"}
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        async with station(edge) as sim:
+            await _configured(caplog, 1)
+            assert _set_results(sim) == len(device_model.EDGE_VARIABLES)     # a fresh station gets all five
+            assert sim.device.get("AuthCtrlr", "LocalPreAuthorize") == "true"
+            answer = await api_call(edge, "POST", f"/chargers/{STATION}/variables", body=operator)
+            assert answer["outcome"] == "ok", answer
+            assert sim.device.get("TxCtrlr", "TxStartPoint") == "Authorized"
+            sim.device.put("AuthCtrlr", "LocalPreAuthorize", "false")           # changed on the station's panel
+            written = _set_results(sim)
+
+            await sim.reboot()
+            await sim.wait_accepted()
+            await _configured(caplog, 2)
+            assert sim.device.get("TxCtrlr", "TxStartPoint") == "Authorized"     # the operator's, kept
+            assert sim.device.get("AuthCtrlr", "LocalPreAuthorize") == "true"    # set back: not the edge's
+            assert _set_results(sim) == written + 1                              # and nothing else written
+            body = await api_call(edge, "GET", f"/chargers/{STATION}/variables?component=TxCtrlr")
+            [start] = [s for s in body["settings"] if s["variable"] == "TxStartPoint"]
+            assert (start["wanted"], start["set_status"], start["operator_value"], start["operator_status"]) == (
+                "PowerPathClosed", "Accepted", "Authorized", "Accepted")
+            saved = dict(sim.device.variables)
+
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        async with station(edge, configure=lambda device: device.variables.update(saved)) as sim:
+            await _configured(caplog, 3)
+            assert sim.device.get("TxCtrlr", "TxStartPoint") == "Authorized"
+            assert _set_results(sim) == 0                                        # all as the edge left them
+        # A station the edge has never met gets the edge's values, whatever it had.
+        async with station(edge, "CP-2") as fresh:
+            await wait_for(lambda: "configure charger=CP-2 done" in caplog.text, timeout=20, what="CP-2 done")
+            assert _set_results(fresh) == len(device_model.EDGE_VARIABLES)
+            assert fresh.device.get("AuthCtrlr", "LocalPreAuthorize") == "true"
