@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.dlm.actuation import Held, Timing, plan, tx_default_profile, tx_profile
+from edge.dlm.actuation import Held, Order, Timing, fit, plan, tx_default_profile, tx_profile
 from edge.dlm.model import Decision
 
 KEY = ("A", 1)
@@ -136,3 +136,55 @@ def test_decreases_go_out_at_once_and_small_increases_at_most_once_per_owed_afte
                 current = Held(o.limit, o.phases, 7, now, now + 120.0)
                 if o.kind == "decrease":
                     last_decrease = now
+
+
+# --- fit: increases checked against what every car may draw at worst ------------------------------
+
+A, B = ("A", 1), ("B", 1)
+L1, L2 = ("grid", 0), ("grid", 1)
+
+
+def increase(key, limit):
+    return Order(key, limit, 3, 1, "increase", "why")
+
+
+def test_an_increase_waits_while_a_lowered_car_may_still_draw_its_old_limit():
+    # A was just lowered from 20 to 10 A and may draw 20 A until it followed: of the 25 A room with A at
+    # 10 A, only 15 A are free at worst, so B's rise to 15 A fits, to 20 A does not and is cut to 15 A.
+    room = {L1: 5.0}                                   # 25 A for the cars, less A's most (20 A)
+    most = {A: {L1: 20.0}, B: {L1: 0.0}}
+    got = fit([increase(B, 15.0)], room, most, {A: 10.0, B: 0.0}, {B: 6.0}, TIMING)
+    assert got == []                                   # 5 A free at worst: below B's 6 A minimum
+    got = fit([increase(B, 20.0)], {L1: 15.0}, most, {A: 10.0, B: 0.0}, {B: 6.0}, TIMING)
+    assert [(o.key, o.limit) for o in got] == [(B, 15.0)]
+
+
+def test_a_decrease_on_another_phase_does_not_hold_an_increase_back():
+    # The old rule held every increase for follow_time after any decrease on the site; a car lowered
+    # on L2 leaves L1's room as it was.
+    got = fit([increase(B, 16.0)], {L1: 20.0, L2: 0.0}, {B: {L1: 6.0}}, {B: 6.0}, {B: 6.0}, TIMING)
+    assert [(o.key, o.limit) for o in got] == [(B, 16.0)]
+
+
+def test_increases_share_the_room_and_a_cut_rise_below_the_step_is_not_sent():
+    most = {A: {L1: 10.0}, B: {L1: 10.0}}
+    got = fit([increase(A, 14.0), increase(B, 14.0)], {L1: 4.5}, most, {A: 10.0, B: 10.0}, {}, TIMING)
+    # A takes 4 A of the 4.5 A; B could rise 0.5 A only, less than the 1 A step: not sent.
+    assert [(o.key, o.limit) for o in got] == [(A, 14.0)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 32), st.floats(0, 32), st.floats(0, 32)), min_size=1, max_size=4),
+       st.floats(-10, 60))
+def test_fitted_increases_never_exceed_the_room_at_worst(cars, free):
+    """Whatever the cars may draw now and are raised to, the raised limits (at worst, every car at
+    the higher of its limit and what it may draw) fit in the phase's room."""
+    keys = [(f"C{i}", 1) for i in range(len(cars))]
+    most = {k: {L1: m} for k, (m, _, _) in zip(keys, cars)}
+    in_force = {k: min(m, f) for k, (m, f, _) in zip(keys, cars)}
+    orders = [increase(k, t) for k, (_, _, t) in zip(keys, cars)]
+    got = fit(orders, {L1: free}, most, in_force, {}, TIMING)
+    raised = {o.key: o.limit for o in got}
+    assert all(raised[k] <= o.limit + 1e-9 for o in orders for k in raised if k == o.key)
+    extra = sum(max(0.0, raised[k] - most[k][L1]) for k in raised)
+    assert extra <= max(0.0, free) + 1e-6
