@@ -10,6 +10,7 @@ import logging
 import math
 from dataclasses import replace
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from ocpp.messages import Call, _validate_payload
 from websockets.asyncio.client import connect
@@ -314,3 +315,103 @@ async def test_B05_an_operators_value_survives_station_and_edge_restarts_and_a_f
             await wait_for(lambda: "configure charger=CP-2 done" in caplog.text, timeout=20, what="CP-2 done")
             assert _set_results(fresh) == len(device_model.EDGE_VARIABLES)
             assert fresh.device.get("AuthCtrlr", "LocalPreAuthorize") == "true"
+
+
+@pytest.mark.parametrize("setting, reported, due", [
+    (None, None, True),                                                          # never met: set it
+    ({"wanted": "true", "set_status": "Accepted"}, "true", False),              # as the edge left it
+    ({"wanted": "true", "set_status": "Accepted"}, None, False),                # not in this boot's report
+    ({"wanted": "true", "set_status": "Accepted"}, "false", True),              # changed on the station
+    ({"wanted": "false", "set_status": "Accepted"}, "false", True),             # the edge's value changed
+    ({"wanted": "true", "set_status": "Rejected"}, "false", False),             # refused: not asked again
+    ({"wanted": None, "operator_value": "false", "operator_at": "t"}, "false", False),  # an operator's
+    ({"wanted": "false", "set_status": "Accepted", "operator_value": "false", "operator_at": "t"}, "x", False),
+])
+def test_B05_when_the_edge_sets_a_variable_it_manages(setting, reported, due):
+    """The rule per variable (wanted "true"): the operator's choice wins over everything, also over a change of
+    the edge's own value; otherwise first meeting, a changed wanted value, or a report that differs."""
+    go, why = device_model.decide("true", setting, reported)
+    assert go == due and why
+
+
+async def test_B05_operator_set_variables_through_the_api_errors_say_what_is_wrong(make_edge):
+    """POST /api/v1/chargers/{id}/variables: a bad body is a 400 naming the field; an unknown station a 404; a
+    1.6 charger a 409 (it has no variables); a value the station refuses leaves the edge managing the variable."""
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        async with station(edge) as sim:
+            await sim.wait_online()
+            path = f"/chargers/{STATION}/variables"
+            bad = await api_call(edge, "POST", path, body={"set": [{"component": "TxCtrlr"}], "reason": "r"},
+                                 expect=400)
+            assert "set[0].variable" in bad["error"]
+            assert "reason" in (await api_call(edge, "POST", path, body={"set": []}, expect=400))["error"]
+            await api_call(edge, "POST", "/chargers/NOPE/variables", body={}, expect=404)
+            await api_call(edge, "POST", "/chargers/CP-1/variables",
+                           body={"set": [{"component": "C", "variable": "V", "value": "1"}], "reason": "r"},
+                           expect=409)
+            refused = await api_call(edge, "POST", path, expect=200, body={
+                "set": [{"component": "TxCtrlr", "variable": "TxStartPoint", "value": "NoSuchPoint"}], "reason": "r"})
+            assert refused["outcome"] == "rejected"
+            settings_ = (await api_call(edge, "GET", f"{path}?component=TxCtrlr"))["settings"]
+            assert all(s["operator_at"] is None for s in settings_)
+
+
+async def test_reports_and_reads_survive_an_edge_restart_and_say_when_each_value_was_read(make_edge):
+    """The device model is the journal's: after the edge restarts, GET .../variables gives every variable of the
+    report, the GetVariables answer, and `read_at`: when the value was read from the station (a report, a
+    GetVariables), not when a SetVariables answer last changed the row (`updated_at`)."""
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        async with station(edge) as sim:
+            await sim.wait_event("notify_report", timeout=20)
+            await wait_for(lambda: _set_results(sim) >= len(device_model.EDGE_VARIABLES), timeout=20,
+                           what="the site's variables set")
+            sim.device.put("AuthCacheCtrlr", "Enabled", "false")
+            assert (await edge.control.read_settings(STATION, [Setting.AUTHORIZATION_CACHE_ENABLED], actor="test",
+                                                     reason="test")).outcome == "ok"
+            await poll(edge, lambda s: s.device_variable(STATION, "TxCtrlr", "TxStartPoint") == "PowerPathClosed"
+                       and s.device_variable(STATION, "AuthCacheCtrlr", "Enabled") == "false")
+            before = await api_call(edge, "GET", f"/chargers/{STATION}/variables?limit=2000")
+            count = len(sim.device.variables)
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        after = await api_call(edge, "GET", f"/chargers/{STATION}/variables?limit=2000")
+    assert after == before and len(after["variables"]) == count
+    assert after["reports"][0]["status"] == "complete"
+    rows = {(r["component"], r["variable"], r["variable_instance"], r["evse_id"]): r for r in after["variables"]}
+    cache = rows[("AuthCacheCtrlr", "Enabled", "", 0)]
+    assert (cache["value"], cache["source"], cache["read_at"]) == ("false", "GetVariables", cache["updated_at"])
+    point = rows[("TxCtrlr", "TxStartPoint", "", 0)]
+    assert point["source"] == "SetVariables" and point["read_at"] is not None and point["read_at"] <= point["updated_at"]
+    reported = rows[("OCPPCommCtrlr", "HeartbeatInterval", "", 0)]
+    assert reported["source"].startswith("NotifyReport") and reported["read_at"] == reported["updated_at"]
+    assert all(r["read_at"] for r in after["variables"])     # every one came with the report
+
+
+# -- hypothesis: an operator's SetVariables body (the local API's boundary) -----------------------------------
+
+TEXTS = st.one_of(st.text(max_size=60), st.integers(-3, 3), st.none(), st.booleans())
+OPERATOR_ITEM = st.one_of(
+    st.dictionaries(st.sampled_from(["component", "variable", "value", "evse", "connector", "component_instance",
+                                     "variable_instance", "attribute_type", "other"]),
+                    st.one_of(TEXTS, st.integers(-5, 2000), st.sampled_from(["Actual", "Target", "MaxSet", "Bad"])),
+                    max_size=9),
+    st.fixed_dictionaries({"component": st.text(min_size=1, max_size=50), "variable": st.text(min_size=1, max_size=50),
+                           "value": st.one_of(st.text(max_size=1000), st.booleans(), st.integers())},
+                          optional={"evse": st.integers(0, 1000), "connector": st.integers(0, 1000),
+                                    "attribute_type": st.sampled_from(["Actual", "Target", "MinSet", "MaxSet"])}))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.fixed_dictionaries({"set": st.lists(OPERATOR_ITEM, max_size=4)},
+                                       optional={"reason": st.one_of(st.text(max_size=10), st.integers())}),
+                 st.dictionaries(st.text(max_size=6), TEXTS, max_size=3), st.lists(st.integers(), max_size=2)))
+def test_any_operator_body_is_a_valid_set_variables_or_says_what_is_wrong(body):
+    """Whatever the body: SetVariables data the 2.0.1 schema takes, one per item asked, or a ValueError naming
+    what is wrong (the API's 400); never anything else."""
+    from ocpp.charge_point import snake_to_camel_case
+    try:
+        data, reason = device_model.operator_request(body)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    assert reason.strip() and len(data) == len(body["set"])
+    _validate_payload(Call("1", "SetVariables", snake_to_camel_case({"set_variable_data": data})), "2.0.1")
