@@ -34,12 +34,14 @@ import json
 import logging
 import math
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ocpp.exceptions import GenericError
 from ocpp.v201 import call as call201
 
 from edge.auth import AuthDecision
+from edge.clock import parse_iso
 from edge.events import Event
 from edge.cdr.record import ENERGY
 from edge.journal import Sample, Store
@@ -331,6 +333,17 @@ async def ask_status(site: "Site", charger_id: str, station_tx: str | None) -> t
     return queued, ongoing, result.outcome
 
 
+# A station whose BootNotification the edge answered this recently when it became ready booted on this connection.
+BOOTED_WITHIN_S = 10.0
+
+
+def _booted_since(store: Store, charger_id: str, since: datetime) -> bool:
+    """Whether the station's last accepted BootNotification (the journal's chargers.last_boot) is after `since`."""
+    row = store.conn.execute("SELECT last_boot FROM chargers WHERE id = ?", (charger_id,)).fetchone()
+    booted = parse_iso(row[0]) if row and row[0] else None
+    return booted is not None and booted >= since
+
+
 # station -> set at each TransactionEvent it sends, while `queue_status` waits for its queue to drain.
 _arrivals: dict[tuple[int, str], asyncio.Event] = {}
 # While a station says messages are queued, it is asked again once events stopped arriving for this long (or
@@ -428,11 +441,14 @@ async def transaction_status(site: "Site", charger_id: str, closed: asyncio.Even
     """E14 once a station is ready on a connection: per transaction the edge holds open on it, whether it
     still runs and whether messages of it are queued; its held events settle as after their arrival. The
     edge closes nothing else on the answer (a session the station ended comes with its queued Ended). With
-    none open or held, the station is asked without a transactionId (`queue_status`)."""
+    none open or held, a station that has just booted is asked without a transactionId (`queue_status`)."""
     open_ids = await site.journal.read(Store.open_station_transactions, charger_id)
     held_ids = {h["station_tx_id"] for h in await site.journal.read(Store.held_transaction_events, charger_id)}
-    if not open_ids and not held_ids:   # nothing to name: does it hold messages of a transaction unknown here?
-        await queue_status(site, charger_id, closed)
+    if not open_ids and not held_ids:
+        # Nothing to name. Just booted (its queue comes after a boot): does it hold messages of a transaction
+        # unknown here? A connection without a boot (a blip, the edge restarted) is not asked.
+        if await site.journal.read(_booted_since, charger_id, site.clock.now() - timedelta(seconds=BOOTED_WITHIN_S)):
+            await queue_status(site, charger_id, closed)
         return
     for station_tx in [*open_ids, *sorted(held_ids - set(open_ids))]:   # held ones may have nothing applied yet
         if station_tx in held_ids:

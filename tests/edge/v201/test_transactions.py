@@ -372,7 +372,7 @@ async def test_TC_E_31_CSMS_an_ended_before_its_queued_updates_waits_for_them(ma
             answer = await cs.cp.call(raw_event("Ended", 3, None, offline=True, charging_state="Idle",
                                                 stopped_reason="EVDisconnected"))
             assert answer.id_token_info is None
-            await asyncio.wait_for(cs.asked_event.wait(), 20)
+            await wait_until(lambda: any(a["transaction_id"] for a in cs.asked))
             # Asked at the connection without a transactionId (none was open then: TC_E_33/34), then naming it.
             named = [a for a in cs.asked if a["transaction_id"] is not None]
             assert named[0] == {"transaction_id": "tx-31"} and all(a == named[0] for a in named)
