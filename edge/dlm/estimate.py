@@ -111,16 +111,35 @@ def _over(car: CarHistory, a: float, b: float) -> tuple[float, float]:
     return min(limits), max(limits)
 
 
-def _sample(car: CarHistory, at: float) -> Sample | None:
+def _sample(car: CarHistory, at: float, follow: float = Reaction.follow) -> Sample | None:
     """The latest sample that says something about instant `at`: taken by then,
-    and all of its window after the car last stopped on its own."""
+    and all of its window after the car last stopped on its own, or taken after
+    that stop and showing more than the car could draw before it (no limit in
+    force in its window before the stop, nor the follow time before that,
+    allowed it): then it drew that after the stop. A car that starts on a 0 A
+    default profile reports a stop (SuspendedEVSE) before its first limit, and
+    its first sample's window reaches back over it: without this its draw would
+    count as building load until its second sample."""
     for s in reversed(car.samples):
         if s.at > at:
             continue
         if car.stopped_at is not None and s.at - s.interval < car.stopped_at:
+            if s.at >= car.stopped_at and _drawn_after_stop(car, s, follow):
+                return s
             return None
         return s
     return None
+
+
+def _drawn_after_stop(car: CarHistory, s: Sample, follow: float) -> bool:
+    assert car.stopped_at is not None
+    before = max(0.0, min(car.max_current, _over(car, s.at - s.interval - follow, car.stopped_at)[1]))
+    if s.currents is not None:
+        seen = max((a for a in s.currents[:car.phases] if math.isfinite(a)), default=0.0)
+        return seen > before + DRAW_TOLERANCE
+    if s.total is not None and math.isfinite(s.total):
+        return s.total > car.phases * (before + DRAW_TOLERANCE)
+    return False
 
 
 # --- the interval of one car --------------------------------------------------------------------
@@ -133,7 +152,7 @@ def bounds(car: CarHistory, at: float, reaction: Reaction = Reaction()) -> Bound
     # an increase counts at once. Never above the EVSE's maximum.
     top = max(0.0, min(car.max_current, _over(car, at - reaction.follow, at)[1]))
     most = tuple(top for _ in range(n))
-    sample = _sample(car, at)
+    sample = _sample(car, at, reaction.follow)
     if sample is None:
         return Bounds(tuple(0.0 for _ in range(n)), most)
     start = sample.at - sample.interval
@@ -269,7 +288,7 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
             car, est = cars.get(evse.key), estimated.get(evse.key)
             if car is None or est is None or _nearest_meter(topology, evse.circuit, readings) != circuit.id:
                 continue
-            sample = _sample(car, at)
+            sample = _sample(car, at, reaction.follow)
             command = _ramp(car, -math.inf if sample is None else sample.at - sample.interval)
             if command is not None and command.sent_at <= at:
                 ramps.append((command.sent_at, evse, car, est, command))

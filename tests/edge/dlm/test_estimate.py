@@ -140,6 +140,19 @@ def test_a_car_that_stops_on_its_own_counts_zero_until_a_sample_after_it():
     assert bounds(resumed, 20.0, R).least == pytest.approx((10.0 - 0.25,) * 3)
 
 
+def test_a_car_started_on_a_0_a_default_counts_from_its_first_sample():
+    """A car that starts on a 0 A default profile reports SuspendedEVSE (a stop) before its first limit;
+    its first sample's window reaches back over that stop. No limit before the stop let it draw 16 A,
+    so it drew them after: its draw counts from that sample, not from the second (5-10 s later)."""
+    history = car(initial=0.0, commands=[ok(16, 2.0)], samples=[Sample(8.0, (16.0,) * 3, interval=8.0)],
+                  stopped_at=1.0)
+    assert bounds(history, 8.5, R).least == pytest.approx((16.0 - 0.05 * 8.5,) * 3)
+    # A sample that could have been drawn before the stop says nothing after it.
+    paused = car(initial=16.0, commands=[ok(0, 5.0), ok(16, 9.0)], samples=[Sample(12.0, (16.0,) * 3, interval=8.0)],
+                 stopped_at=6.0)
+    assert bounds(paused, 12.5, R).least == (0.0,) * 3
+
+
 # --- a 1-phase car on a 3-phase charger ----------------------------------------------------------
 
 @dataclass
