@@ -300,17 +300,22 @@ frames = st.fixed_dictionaries(
     {"chargingLimit": st.fixed_dictionaries({"chargingLimitSource": st.sampled_from(["EMS", "SO", "Other", "CSO"])},
                                             optional={"isGridCritical": st.booleans()})},
     optional={"evseId": st.integers(-3, 4), "chargingSchedule": schedules_raw})
+clears = st.fixed_dictionaries({"chargingLimitSource": st.sampled_from(["EMS", "SO", "Other", "CSO"])},
+                               optional={"evseId": st.integers(-3, 4)})
 
 
 def test_notify_charging_limit_frames_are_answered_and_what_reaches_the_load_manager_is_a_limit(tmp_path):
     """Hypothesis over raw NotifyChargingLimit frames (NaN, infinities, negatives, huge values, bad phases and
-    times, unknown EVSEs): each is answered (an empty CallResult, or a CALLERROR naming the field); the session
+    times, unknown EVSEs), each maybe followed by a ClearedChargingLimit: each is answered (an empty CallResult, or a CALLERROR naming the field); the session
     keeps answering; every ceiling the load manager holds is a finite number from 0 to MAX_A; and it keeps
     evaluating."""
     from websockets.sync.client import connect as sync_connect
 
     edge = EdgeInThread(tmp_path)
-    edge.config = parse_config(site_toml(tmp_path, extra=LM, chargers=SITE), "test.toml", state_dir=str(tmp_path))
+    # (the flood guard is not what is tested: hypothesis sends hundreds of frames as fast as it can)
+    toml = site_toml(tmp_path, extra=LM, chargers=SITE).replace(
+        "[ocpp]\n", "[ocpp]\nmax_messages_per_second = 100000\nmessage_burst = 100000\n", 1)
+    edge.config = parse_config(toml, "test.toml", state_dir=str(tmp_path))
     ids = count()
 
     def exchange(ws, action: str, payload: dict) -> list:
@@ -331,15 +336,18 @@ def test_notify_charging_limit_frames_are_answered_and_what_reaches_the_load_man
         seen: dict[str, int] = {}
 
         @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-        @given(frames)
-        def example(payload: dict) -> None:
-            answer = exchange(ws, "NotifyChargingLimit", payload)
-            if answer[0] == 3:
-                assert answer[2] == {}, answer
-                seen["answered"] = seen.get("answered", 0) + 1
-            else:
-                assert answer[0] == 4 and isinstance(answer[3], str) and answer[3], answer
-                seen[answer[2]] = seen.get(answer[2], 0) + 1
+        @given(frames, st.one_of(st.none(), clears))
+        def example(payload: dict, clear: dict | None) -> None:
+            for action, frame in (("NotifyChargingLimit", payload), ("ClearedChargingLimit", clear)):
+                if frame is None:
+                    continue
+                answer = exchange(ws, action, frame)
+                if answer[0] == 3:
+                    assert answer[2] == {}, answer
+                    seen["answered"] = seen.get("answered", 0) + 1
+                else:
+                    assert answer[0] == 4 and isinstance(answer[3], str) and answer[3], answer
+                    seen[answer[2]] = seen.get(answer[2], 0) + 1
 
             async def ceilings():
                 return dict(manager.external_limits)
