@@ -338,11 +338,14 @@ RULES: dict[str, dict[str, Check]] = {
 }
 
 
-def check_call(action: str, payload: Any, arrived: str) -> Checked:
+def check_call(action: str, payload: Any, arrived: str, *, strings_clean: bool = False) -> Checked:
     """The payload of a charger's Call, checked (see the module doc). Raises
     the OCPPError to answer with; returns the values to use otherwise. Fields
-    of the wrong JSON type are left as they are for the schema to refuse."""
-    _check_strings(payload, "")
+    of the wrong JSON type are left as they are for the schema to refuse.
+    `strings_clean`: surrogate_free said so of the frame the payload was read
+    from, so the walk through every string for lone surrogates is skipped."""
+    if not strings_clean:
+        _check_strings(payload, "")
     if not isinstance(payload, dict):
         return Checked(payload)
     ctx = Context(arrived, [])
@@ -351,6 +354,23 @@ def check_call(action: str, payload: Any, arrived: str) -> Checked:
         if name in clean:
             clean[name] = check(name, clean[name], ctx)
     return Checked(clean, ctx.repairs)
+
+
+# A JSON escape of a UTF-16 surrogate (\uD800 to \uDFFF), the only way a lone one gets into a string json reads
+# from valid text.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def surrogate_free(frame: str | bytes) -> bool:
+    """Whether no string json reads from this frame can hold a lone surrogate, known in one pass over the
+    text (True: _check_strings would find none; False: it must look). A text frame is Unicode the
+    websocket decoded from valid UTF-8, so a lone surrogate can only come from a \\uD800-\\uDFFF escape;
+    a bytes frame (json decodes it with surrogatepass) and text holding surrogates are always looked at."""
+    if not isinstance(frame, str):
+        return False
+    if not frame.isascii() and _has_surrogate(frame):
+        return False
+    return "\\u" not in frame or _SURROGATE_ESCAPE.search(frame) is None
 
 
 def _check_strings(value: Any, where: str) -> None:

@@ -10,6 +10,7 @@ journal, directory) and back; they hold no business rules of their own.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,8 @@ from ocpp.exceptions import (
     OCPPError,
     SecurityError,
 )
-from ocpp.messages import Call, MessageType, unpack
+from ocpp.charge_point import _raise_key_error, remove_nones, serialize_as_dict
+from ocpp.messages import Call, MessageType, unpack, validate_payload
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action
@@ -31,7 +33,7 @@ from websockets.exceptions import ConnectionClosed
 
 from edge.events import Event
 from edge.journal import Store
-from edge.ocpp import boundary, data_transfer, security_events, signed_values
+from edge.ocpp import boundary, data_transfer, key_case, quick_schema, security_events, signed_values
 from edge.ocpp.v16.meter_values import parse_meter_values
 from edge.ocpp.session import ChargerGone
 from edge.ocpp.v16.authorization import id_tag_info
@@ -43,6 +45,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 V16_ACTIONS = {a.value for a in Action}
+# The messages a charger sends all the time (and the answers to them): their schema checks say yes quickly
+# (edge/ocpp/quick_schema.py).
+FREQUENT = ("MeterValues", "Heartbeat", "StatusNotification", "StartTransaction", "StopTransaction", "Authorize",
+            "BootNotification")
+quick_schema.install("1.6", FREQUENT)
 # Messages a charger may send before it is Accepted (OCPP 1.6 section 4.2.1).
 ALLOWED_BEFORE_ACCEPTED = {"BootNotification"}
 
@@ -66,6 +73,7 @@ class ChargerSession(ChargePoint):
         # Set when this connection's reading loop ends: whatever waits on the charger gives up then.
         self.closed = asyncio.Event()
         self.pending = 0    # requests of ours queued or waiting for their answer
+        self._strings_clean = False     # see _route
 
     async def start(self) -> None:
         try:
@@ -194,6 +202,8 @@ class ChargerSession(ChargePoint):
                 log.info("unsolicited answer dropped charger=%s unique_id=%s", self.id,
                          boundary.echo(msg.unique_id))
             return
+        # Whether the boundary may skip its walk for lone surrogates: none can be in this frame's strings.
+        self._strings_clean = boundary.surrogate_free(raw_msg)
         result = await self._route_call(msg)
         if self.site.on_call is not None:
             # Labels bounded for metrics: actions we know, chargers the site knows.
@@ -224,7 +234,8 @@ class ChargerSession(ChargePoint):
             # ever see what passed both. The boundary goes first because it is
             # cheap and assumes nothing of the payload's shape; validating the
             # schema twice would cost an executor round trip (~0.2 ms) per Call.
-            checked = boundary.check_call(msg.action, msg.payload, self.site.clock.now_iso())
+            clean, self._strings_clean = self._strings_clean, False
+            checked = boundary.check_call(msg.action, msg.payload, self.site.clock.now_iso(), strings_clean=clean)
             msg.payload = checked.payload
             for repair in checked.repairs:
                 log.warning("repaired charger=%s action=%s unique_id=%s: %s",
@@ -237,6 +248,53 @@ class ChargerSession(ChargePoint):
             return await self._reply_error(msg.unique_id, _as_v16(error))
         finally:
             self._repaired.pop(msg.unique_id, None)
+
+    async def _handle_call(self, msg: Call) -> Any:
+        """The library's ChargePoint._handle_call, step for step (its schema check, the handler with
+        snake_case keywords and call_unique_id when it asks for it, a handler's exception answered as
+        its CallError, the answer checked and sent, then the @after handler), with what it works out
+        again for every frame worked out once: the payload's key conversions (edge/ocpp/key_case.py) and
+        whether a handler takes call_unique_id."""
+        try:
+            handlers = self.route_map[msg.action]
+        except KeyError:
+            _raise_key_error(msg.action, self._ocpp_version)
+            return None
+        validate = not handlers.get("_skip_schema_validation", False)
+        if validate:
+            await validate_payload(msg, self._ocpp_version)
+        snake_case_payload = key_case.camel_to_snake_case(msg.payload)
+        try:
+            handler = handlers["_on_action"]
+        except KeyError:
+            _raise_key_error(msg.action, self._ocpp_version)
+        try:
+            if _takes_unique_id(handler):
+                response = handler(**snake_case_payload, call_unique_id=msg.unique_id)
+            else:
+                response = handler(**snake_case_payload)
+            if inspect.isawaitable(response):
+                response = await response
+        except Exception as e:      # noqa: BLE001 - as the library: the handler's error is the answer
+            self.logger.exception("Error while handling request '%s'", msg)
+            await self._send(msg.create_call_error(e).to_json())
+            return None
+        answer = msg.create_call_result(key_case.snake_to_camel_case(remove_nones(serialize_as_dict(response))))
+        if validate:
+            await validate_payload(answer, self._ocpp_version)
+        await self._send(answer.to_json())
+        try:
+            handler = handlers["_after_action"]
+            if _takes_unique_id(handler):
+                response = handler(**snake_case_payload, call_unique_id=msg.unique_id)
+            else:
+                response = handler(**snake_case_payload)
+            # A task, as the library: a call made inside the after handler must not block this one.
+            if inspect.isawaitable(response):
+                asyncio.ensure_future(response)
+        except KeyError:
+            pass    # an @after handler is optional
+        return response
 
     async def _send(self, message: str) -> None:
         self._frames_sent += 1
@@ -427,6 +485,18 @@ def _same_session_start(running: list[dict[str, Any]], connector_id: int, id_tag
         if (row["connector_id"], row["id_tag"], row["meter_start"]) == (connector_id, id_tag, meter_start):
             return row["start_time"]
     return None
+
+
+# handler function -> whether it takes call_unique_id (the library asks inspect.signature for every frame)
+_TAKES_UNIQUE_ID: dict[Any, bool] = {}
+
+
+def _takes_unique_id(handler: Any) -> bool:
+    function = getattr(handler, "__func__", handler)
+    takes = _TAKES_UNIQUE_ID.get(function)
+    if takes is None:
+        takes = _TAKES_UNIQUE_ID[function] = "call_unique_id" in inspect.signature(handler).parameters
+    return takes
 
 
 def _is_call(raw: str | bytes) -> bool:

@@ -11,7 +11,8 @@ from typing import Any, Callable, Mapping
 
 from ocpp.v201 import call as call201
 
-from edge.ocpp import boundary
+from edge.ocpp import boundary, quick_schema
+from edge.ocpp.quick_schema import QuickValidator, inline_references, quick_check  # noqa: F401 (their home was here)
 from edge.ocpp.v201 import security
 from edge.stations.model import ConnectorStatus
 
@@ -165,167 +166,16 @@ def is_v201_request(payload: Any) -> bool:
 
 # -- speed: a quick yes before the library's 2.0.1 schema check -------------------------------------------
 #
-# The library validates every Call a station sends, and every answer, against its 2.0.1 JSON schema
-# (jsonschema, Draft 4), inline (edge/app.py): for a TransactionEvent with ten sampled values that is most
-# of the CPU the edge spends on the message, twice what 1.6's MeterValues costs (its schema is deeper, and
-# its "$ref"s are resolved each time they are met). Nearly every payload is valid, so each schema is also
-# compiled into a plain check of the keywords the 2.0.1 schemas use (type, properties, required,
-# additionalProperties, enum, maxLength, items, minItems, maxItems, minimum, maximum) with the references
-# inlined: when it says valid, the payload is valid; otherwise jsonschema decides, with its own error,
-# exactly as before. A schema with a keyword the check does not know gets no check (jsonschema alone).
-# The validators go into the library's own cache of validators, under its own keys, for the messages a
-# station sends most; were the cache to change its shape, the library would build its own as before:
-# slower, never different.
+# edge/ocpp/quick_schema.py (shared with 1.6): the library's validators of the messages a station sends
+# most, and of the answers to them, say yes quickly to a valid payload and leave the rest to jsonschema.
 
 # The messages a station sends all the time (and the answers to them): what a site with hundreds pays for.
 FREQUENT = ("TransactionEvent", "MeterValues", "StatusNotification", "Heartbeat", "Authorize", "NotifyEvent")
 
 
-def inline_references(schema: dict[str, Any]) -> dict[str, Any]:
-    """`schema` with each "#/definitions/NAME" reference replaced by that definition (Draft 4 ignores
-    a reference's siblings, so they go too), and no definitions. Raises ValueError for a reference of
-    another form or one that refers to itself (none in 2.0.1)."""
-    definitions = schema.get("definitions", {})
-
-    def inline(node: Any, seen: tuple[str, ...]) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if ref is not None:
-                name = ref.removeprefix("#/definitions/") if isinstance(ref, str) else None
-                if name is None or name == ref or name not in definitions or name in seen:
-                    raise ValueError(f"cannot inline the reference {ref!r}")
-                return inline(definitions[name], (*seen, name))
-            return {key: inline(value, seen) for key, value in node.items()}
-        if isinstance(node, list):
-            return [inline(value, seen) for value in node]
-        return node
-
-    return inline({key: value for key, value in schema.items() if key != "definitions"}, ())
-
-
-Quick = Callable[[Any], bool]
-
-# Draft 4's types as jsonschema's Draft 4 checker has them (an integer is an int, never a bool or 1.0).
-_IS_TYPE: dict[str, Quick] = {
-    "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "null": lambda v: v is None,
-}
-# Keywords that change nothing in Draft 4 (annotations; no format checker is given to the library's validators).
-_INERT = frozenset({"description", "javaType", "comment", "$schema", "default", "format", "title",
-                    "additionalItems"})   # additionalItems: only with a list of items, which no 2.0.1 schema has
-
-
-def quick_check(schema: dict[str, Any]) -> Quick:
-    """A check of an inlined schema that answers True only for a payload the schema accepts (False: let
-    jsonschema decide). Raises ValueError for a schema using what it does not know."""
-    unknown = schema.keys() - _INERT - {"type", "properties", "required", "additionalProperties", "enum",
-                                        "maxLength", "items", "minItems", "maxItems", "minimum", "maximum"}
-    if unknown:
-        raise ValueError(f"no quick check for {sorted(unknown)}")
-    checks: list[Quick] = []
-    kind = schema.get("type")
-    if kind is not None:
-        if not isinstance(kind, str) or kind not in _IS_TYPE:
-            raise ValueError(f"no quick check for type {kind!r}")
-        checks.append(_IS_TYPE[kind])
-    if "enum" in schema:
-        options = schema["enum"]
-        if not all(isinstance(o, str) for o in options):
-            raise ValueError("no quick check for an enum of other than strings")
-        allowed = frozenset(options)
-        checks.append(lambda v: isinstance(v, str) and v in allowed)
-    if "maxLength" in schema:
-        most = schema["maxLength"]
-        checks.append(lambda v: not isinstance(v, str) or len(v) <= most)
-    for word, holds in (("minimum", lambda v, bound: v >= bound), ("maximum", lambda v, bound: v <= bound)):
-        if word in schema:
-            bound = schema[word]
-            checks.append(lambda v, bound=bound, holds=holds: not _IS_TYPE["number"](v) or holds(v, bound))
-    if "required" in schema:
-        required = tuple(schema["required"])
-        checks.append(lambda v: not isinstance(v, dict) or all(name in v for name in required))
-    properties = {name: quick_check(sub) for name, sub in schema.get("properties", {}).items()}
-    extra = schema.get("additionalProperties", True)
-    if extra is not True and extra is not False:
-        raise ValueError("no quick check for additionalProperties as a schema")
-    if properties or extra is False:
-        def object_holds(v: Any) -> bool:
-            if not isinstance(v, dict):
-                return True
-            for name, value in v.items():
-                check = properties.get(name)
-                if check is None:
-                    if extra is False:
-                        return False
-                elif not check(value):
-                    return False
-            return True
-        checks.append(object_holds)
-    if "items" in schema:
-        if not isinstance(schema["items"], dict):
-            raise ValueError("no quick check for a list of items")
-        item = quick_check(schema["items"])
-        checks.append(lambda v: not isinstance(v, list) or all(item(i) for i in v))
-    for word, holds in (("minItems", lambda n, bound: n >= bound), ("maxItems", lambda n, bound: n <= bound)):
-        if word in schema:
-            bound = schema[word]
-            checks.append(lambda v, bound=bound, holds=holds: not isinstance(v, list) or holds(len(v), bound))
-    if len(checks) == 1:
-        return checks[0]
-
-    def holds(v: Any) -> bool:
-        for check in checks:        # a loop, not all(...) over a generator: this runs a few hundred times a message
-            if not check(v):
-                return False
-        return True
-    return holds
-
-
-class QuickValidator:
-    """What the library's cache holds (it calls `validate`): the quick check, then jsonschema when it
-    does not say yes."""
-
-    def __init__(self, schema: dict[str, Any]) -> None:
-        from jsonschema import Draft4Validator
-
-        self.schema = schema
-        self.full = Draft4Validator(schema)
-        self.quick = quick_check(inline_references(schema))
-
-    def validate(self, instance: Any) -> None:
-        if not self.quick(instance):
-            self.full.validate(instance)   # raises jsonschema's error, as the library's validator would
-
-
 def install_quick_validators(actions: tuple[str, ...] = FREQUENT) -> list[str]:
-    """Put QuickValidators for the 2.0.1 schemas of `actions` (request and response) into the library's
-    cache, where it has none yet; -> the cache keys put there."""
-    import json
-    from pathlib import Path
-
-    import ocpp.messages
-
-    cache = getattr(ocpp.messages, "_validators", None)
-    if not isinstance(cache, dict):
-        return []
-    folder = Path(ocpp.messages.__file__).parent / "v201" / "schemas"
-    installed = []
-    for action in actions:
-        for name in (f"{action}Request", f"{action}Response"):
-            key = f"{name}_2.0.1"
-            if key in cache:
-                continue
-            try:
-                cache[key] = QuickValidator(json.loads((folder / f"{name}.json").read_text(encoding="utf-8-sig")))
-            except (OSError, ValueError):
-                continue    # the library builds its own
-            installed.append(key)
-    return installed
+    """QuickValidators for the 2.0.1 schemas of `actions` in the library's cache (quick_schema.install)."""
+    return quick_schema.install("2.0.1", actions)
 
 
 install_quick_validators()

@@ -195,19 +195,20 @@ async def test_bad_samples_are_left_out_and_the_stop_is_kept(edge):
 
 
 async def test_a_bug_meeting_a_frame_costs_that_call_an_internal_error_only(edge, monkeypatch):
-    import ocpp.charge_point
+    from edge.ocpp import key_case
 
     async def broken_authorize(*args, **kwargs):
         raise ZeroDivisionError("a bug of ours in a handler")
 
-    translate = ocpp.charge_point.camel_to_snake_case
+    # The library's key conversion, as the session calls it (edge/ocpp/key_case.py).
+    translate = key_case.camel_to_snake_case
 
     def broken_library(data):
         if isinstance(data, dict) and data.get("idTag") == "LIBRARY-BUG":
             raise RecursionError("a bug in the library, before our handler")
         return translate(data)
 
-    monkeypatch.setattr(ocpp.charge_point, "camel_to_snake_case", broken_library)
+    monkeypatch.setattr(key_case, "camel_to_snake_case", broken_library)
     async with charger(edge, "CP-1") as cp, await raw(edge) as ws:
         reply = await exchange(ws, call_frame("lib", "Authorize", {"idTag": "LIBRARY-BUG"}))
         assert reply[:3] == [4, "lib", "InternalError"]
