@@ -7,7 +7,7 @@ Choices where the issue is silent are explained in docs/ocpp-201.md.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from ocpp.v201 import call as call201
 
