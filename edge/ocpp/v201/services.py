@@ -238,7 +238,7 @@ def beyond_site_limit(schedule: dict[str, Any], limit_a: float, phases: int) -> 
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return f"period {i}: limit {value!r} is not a number"
         if unit == "W":
-            n = period.get("number_phases") or phases
+            n = max(1, period.get("number_phases") or phases or 3)
             amps, shown = value / (NOMINAL_VOLTAGE * n), f"{value:g} W on {n} phases"
         else:
             amps, shown = float(value), f"{value:g} A"

@@ -27,7 +27,7 @@ from edge.ocpp.v201 import charging_limits
 from edge.ocpp.v201.charging_limits import MAX_A, in_force, per_phase
 from tests.edge.conftest import api_call, ocpp_url, site_toml, wait_for
 from tests.edge.ocpp_boundary.test_robustness import EdgeInThread
-from tests.edge.v201.conftest import STATION, station
+from tests.edge.v201.conftest import SITE_CHARGERS, STATION, station
 from tests.edge.v201.test_load_management import LM, SITE, start
 
 EVSE1, EVSE2 = (STATION, 1), (STATION, 2)
@@ -258,7 +258,26 @@ async def test_TC_K_52_CSMS_external_constraints_in_the_report_become_the_evse_s
                 "ChargingStationExternalConstraints"
             [limit] = smart["external_limits"]
             assert (limit["evse_id"], limit["via"], limit["in_force_a"]) == (1, "ReportChargingProfiles", {"1": 16.0})
+            # A reported profile that cannot be a limit is left out (logged); the report is still answered.
+            bad = await raw.call("ReportChargingProfiles", {
+                "requestId": ask["requestId"], "chargingLimitSource": "EMS", "evseId": 1, "chargingProfile": [{
+                    "id": 2, "stackLevel": 0, "chargingProfilePurpose": "ChargingStationExternalConstraints",
+                    "chargingProfileKind": "Absolute", "chargingSchedule": [{
+                        "id": 1, "chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0,
+                                                                                       "limit": -16.0}]}]}]})
+            assert bad[0] == 3 and edge.load_manager.external_limits == {EVSE1: 16.0}
             raw.reader.cancel()
+
+
+async def test_TC_K_48_CSMS_without_load_management_the_limit_is_kept_for_the_operator(make_edge):
+    """A site without load management answers and keeps the limit all the same (what the station says it is held
+    to, per EVSE, for the operator); nothing else depends on it."""
+    async with make_edge(chargers=SITE_CHARGERS) as edge, station(edge, evses=2) as sim:
+        await sim.wait_online()
+        assert edge.load_manager is None
+        assert await notify(sim, "SO", schedules=[schedule(6900, unit="W")], critical=True) is not None
+        [kept] = (await api_call(edge, "GET", f"/chargers/{STATION}/smart-charging"))["external_limits"]
+        assert (kept["evse_id"], kept["is_grid_critical"], kept["in_force_a"]) == (0, True, {"0": 10.0})
 
 
 # -- the pure pieces --------------------------------------------------------------------------------------------
