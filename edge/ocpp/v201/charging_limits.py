@@ -316,7 +316,8 @@ def apply(site: "Site", charger_id: str) -> datetime | None:
     if manager is not None:
         for key in keys:
             ceiling = lowest.get(key[1])
-            ceiling = None if ceiling is None else round(ceiling, 1)
+            # Down to a tenth of an amp (a profile's precision): never a hair more than the station allows.
+            ceiling = None if ceiling is None else math.floor(ceiling * 10 + 1e-9) / 10
             if manager.external_limits.get(key) != ceiling:
                 manager.set_external_limit(key, ceiling)
                 log.info("external limit charger=%s evse=%s: the site counts on %s", key[0], key[1],
