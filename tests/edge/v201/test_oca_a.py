@@ -115,3 +115,39 @@ def test_the_new_slot_is_one_the_station_does_not_use_and_comes_first(slots):
     assert chosen not in slots
     value = security.priority_request(chosen, priority)["setVariableData"][0]["attributeValue"]
     assert value.split(",") == [str(chosen), *map(str, slots)]
+
+
+async def test_TC_A_19_CSMS_steps_10_to_13_the_old_profile_is_refused_once_the_config_is_raised(make_tls_edge,  # noqa
+                                                                                               pki):  # noqa: F811
+    """Steps 10-13 the way the edge refuses them today: the upgrade's result tells the operator to raise the
+    station's security_profile; with the config raised (the edge restarted on it) the station, now at profile 2,
+    gets in over wss:// with its password, and its old way in (ws:// with the same password) is refused (403)."""
+    from tests.edge.conftest import PASSWORD_HASH, free_port
+    from tests.edge.security.conftest import CHARGERS
+    from tests.edge.security.test_v201_security import _handshake
+
+    ports = {"ocpp_port": free_port(), "tls": f"[ocpp.tls]\nport = {free_port()}\nhttps_port = 0\n"}
+    raised = CHARGERS.replace(f'id = "CP-1"\npassword_hash = "{PASSWORD_HASH}"\n',
+                              f'id = "CP-1"\npassword_hash = "{PASSWORD_HASH}"\nsecurity_profile = 2\n')
+    assert raised != CHARGERS
+    sim = SimulatedStation(STATION, f"ws://127.0.0.1:{ports['ocpp_port']}/ocpp", password=PASSWORD,
+                           tls=client_context(pki.root / "ca.pem"), reconnect_delay=0.05, ramp_seconds=0.2)
+    task = asyncio.create_task(sim.run())     # the station runs on while the edge restarts
+    try:
+        async with make_tls_edge(**ports) as edge:
+            await sim.wait_online()
+            result = await security.upgrade_security_profile(edge.ocpp, STATION, 2, actor="operator", reason="A05")
+            assert result["outcome"] == "ok" and "raise its security_profile to 2" in result["then"]
+            await sim.wait_event("boot", count=2)
+            await sim.wait_online()
+            assert edge.ocpp.seen[STATION].last_level == 2
+            connected = sim._event_counts["connected"]
+        async with make_tls_edge(chargers=raised, **ports) as edge:
+            await sim.wait_event("connected", count=connected + 1)
+            await sim.wait_online()
+            assert edge.ocpp.seen[STATION].last_level == 2                   # steps 12-13: the new profile gets in
+            assert await _handshake(edge, STATION, STATION, PASSWORD) == 403  # steps 10-11: the old one is refused
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
