@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from edge.journal import Store
 from simulator import SimulatedChargePoint
 from simulator.v201 import SimulatedStation
 from tests.edge.conftest import PASSWORD
