@@ -245,11 +245,14 @@ def _reading_at(readings: tuple[MeterReading, ...], t: float) -> MeterReading | 
     return best
 
 
-def _ramp(car: CarHistory, sample_start: float) -> Command | None:
-    """The increase the car may be ramping up after, that its samples do not show yet."""
+def _ramp(car: CarHistory, sample_start: float, at: float = math.inf) -> Command | None:
+    """The increase the car may be ramping up after, that its samples do not show yet
+    (sent by `at`: a later one says nothing of that instant)."""
     previous = car.initial
     found = None
     for c in car.commands:
+        if c.sent_at > at:
+            continue
         if c.accepted is not False:
             if c.limit > previous + 1e-9 and c.sent_at >= sample_start:
                 found = c
@@ -259,7 +262,7 @@ def _ramp(car: CarHistory, sample_start: float) -> Command | None:
 
 def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], estimated: Mapping[EvseKey, Bounds],
                     readings: Mapping[str, tuple[MeterReading, ...]], at: float,
-                    reaction: Reaction = Reaction()) -> dict[EvseKey, Bounds]:
+                    reaction: Reaction = Reaction(), depth: int = 1) -> dict[EvseKey, Bounds]:
     """Raise `least` of cars that were just allowed more by what their meter rose
     since the increase was sent, up to what they may draw: so a car ramping up
     before its MeterValues show it is not taken for building load.
@@ -273,7 +276,11 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     read deepest first, and a parent meter attributes only what its sub-meters
     did not, nor what other cars' samples since show they rose: no rise is
     counted twice. Knowing a car's phases (`phases_in_use`) only ever narrows
-    what is attributed."""
+    what is attributed. What the cars' samples show they rose is counted from
+    their estimate at the increase *with* what was attributed then (`depth`
+    levels of it): a car already drawing at that reading, credited then from an
+    earlier rise, did not rise again when its first sample came in (else its
+    whole draw was taken off the rise, and the raised car got no credit)."""
     out = dict(estimated)
     gained: dict[str, list[float]] = {c.id: [0.0, 0.0, 0.0] for c in topology.circuits}
     metered = sorted((c for c in topology.circuits if c.meter is not None and readings.get(c.id)),
@@ -289,7 +296,7 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
             if car is None or est is None or _nearest_meter(topology, evse.circuit, readings) != circuit.id:
                 continue
             sample = _sample(car, at, reaction.follow)
-            command = _ramp(car, -math.inf if sample is None else sample.at - sample.interval)
+            command = _ramp(car, -math.inf if sample is None else sample.at - sample.interval, at)
             if command is not None and command.sent_at <= at:
                 ramps.append((command.sent_at, evse, car, est, command))
         left: dict[float, list[float]] = {}
@@ -302,7 +309,7 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
             if base.at not in left:
                 # What rose since, less what sub-meters and cars raised earlier already took, and
                 # less what other cars' samples since show they rose: no rise is counted twice.
-                shown = _least_rise(topology, circuit.id, cars, estimated, base.at, reaction)
+                shown = _least_rise(topology, circuit.id, cars, estimated, base.at, reaction, readings, depth)
                 left[base.at] = [min(now_reading.currents[p], then.currents[p]) - base.currents[p]
                                  - gained[circuit.id][p] - shown[p] for p in range(3)]
             rise = left[base.at]
@@ -321,14 +328,19 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
 
 
 def _least_rise(topology: Topology, circuit_id: str, cars: Mapping[EvseKey, CarHistory],
-                estimated: Mapping[EvseKey, Bounds], since: float, reaction: Reaction) -> list[float]:
-    """Per site phase: how much the least of the cars under a circuit rose since an instant."""
+                estimated: Mapping[EvseKey, Bounds], since: float, reaction: Reaction,
+                readings: Mapping[str, tuple[MeterReading, ...]] | None = None, depth: int = 0) -> list[float]:
+    """Per site phase: how much the least of the cars under a circuit rose since an instant
+    (their least then with what the meters' rises credited them then, `depth` levels deep)."""
     out = [0.0, 0.0, 0.0]
+    earlier = (estimate_site(topology, cars, {c: tuple(r for r in rs if r.at <= since)
+                                              for c, rs in readings.items()}, since, reaction, depth - 1)
+               if depth > 0 and readings else None)
     for evse in topology.evses_under(circuit_id):
         car, est = cars.get(evse.key), estimated.get(evse.key)
         if car is None or est is None:
             continue
-        then = bounds(car, since, reaction)
+        then = earlier[evse.key] if earlier is not None and evse.key in earlier else bounds(car, since, reaction)
         for i, site_phase in enumerate(evse.phase_map[:car.phases]):
             out[site_phase] += max(0.0, est.least[i] - then.least[i])
     return out
@@ -343,11 +355,11 @@ def _nearest_meter(topology: Topology, circuit_id: str, readings: Mapping[str, A
 
 def estimate_site(topology: Topology, cars: Mapping[EvseKey, CarHistory],
                   readings: Mapping[str, tuple[MeterReading, ...]], at: float,
-                  reaction: Reaction = Reaction()) -> dict[EvseKey, Bounds]:
+                  reaction: Reaction = Reaction(), depth: int = 1) -> dict[EvseKey, Bounds]:
     """Every car's interval at `at`: `bounds`, narrowed by the meters' rises
     (`attribute_rises`). A connector without a car is not in `cars`: it draws nothing."""
     estimated = {key: bounds(car, at, reaction) for key, car in cars.items()}
-    return attribute_rises(topology, cars, estimated, readings, at, reaction)
+    return attribute_rises(topology, cars, estimated, readings, at, reaction, depth)
 
 
 # --- the building's load --------------------------------------------------------------------------

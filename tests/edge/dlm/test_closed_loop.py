@@ -265,11 +265,6 @@ def undone(sent: list[tuple[float, float]], within: float = 1.5) -> int:
     return count
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "left (issue 15, obs. 2): once per car after a resume, the sample before the increase straddles the "
-    "car's stop report and is ignored, so its draw before the ramp is unknown and the rise is not attributed; "
-    "and a limit raised to the level the allocation gives can be lowered by 0.1-0.2 A at the next evaluation "
-    "as the least tapers (0.05 A/s). Before the estimator the two cars did not reach full speed within 15 s."))
 async def test_a_car_ramping_up_is_not_taken_for_building_load(make_edge):
     """Issue 15, observation 2: after a start or an increase the meter sees the car ramp up before its
     MeterValues do (2 s apart here). That rise is the car, not the building: no limit is raised and

@@ -80,6 +80,20 @@ def test_the_meter_rise_after_an_increase_is_the_raised_car_up_to_its_new_limit(
     assert attribute_rises(site, {("A", 1): history}, est, {"grid": more}, 34.0, R)[("A", 1)].least == (16.0,) * 3
 
 
+def test_a_car_raised_just_before_its_first_sample_is_credited_with_its_ramp():
+    """Issue 15, observation 2: the car started (credited with its start ramp from the meter), was raised at
+    10 s, and its first sample (16 A, from before the raise) came at 10.2 s. That sample is not a rise since
+    the raise: the car drew 16 A at the raise already. So the meter's rise after the raise is the car."""
+    site = _one_car_site()
+    history = car(initial=0.0, commands=[ok(16, 0.0), ok(32, 10.0)], samples=[Sample(10.2, (16.0,) * 3, interval=10.2)],
+                  mx=32.0, phases_in_use=3)
+    readings = tuple(MeterReading(t, (2.0,) * 3 if t < 1 else (18.0,) * 3) for t in (0.0, 1.0, 5.0, 9.9)) + (
+        MeterReading(11.0, (34.0,) * 3),)
+    est = estimate_site(site, {("A", 1): history}, {"grid": readings}, 11.0, R)
+    assert est[("A", 1)].least == pytest.approx((32.0 - 0.05 * 11.0,) * 3)
+    assert building_load(site, {"grid": (34.0,) * 3}, est)["grid"][0] == pytest.approx([2.0 + 0.05 * 11.0] * 3)
+
+
 def test_a_one_phase_building_step_is_not_taken_for_a_three_phase_car():
     site = _one_car_site()
     history = car(initial=0.0, commands=[ok(16, 30.0)], samples=[Sample(25.0, (0.0,) * 3, interval=10.0)],
