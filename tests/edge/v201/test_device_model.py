@@ -415,3 +415,31 @@ def test_any_operator_body_is_a_valid_set_variables_or_says_what_is_wrong(body):
         return
     assert reason.strip() and len(data) == len(body["set"])
     _validate_payload(Call("1", "SetVariables", snake_to_camel_case({"set_variable_data": data})), "2.0.1")
+
+
+async def test_B05_a_new_edge_value_is_set_once_but_not_over_an_operators(make_edge, caplog, monkeypatch):
+    """A new release that wants other values (EDGE_VARIABLES changed between two runs of the edge, the journal
+    kept): at the station's next boot the edge sets the changed one, once; a variable an operator had set through
+    the edge stays the operator's even though the edge's own value for it changed too."""
+    caplog.set_level(logging.INFO, logger="edge.ocpp.v201.device_model")
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        async with station(edge) as sim:
+            await _configured(caplog, 1)
+            answer = await api_call(edge, "POST", f"/chargers/{STATION}/variables", body={
+                "set": [{"component": "TxCtrlr", "variable": "TxStopPoint", "value": "EVConnected"}],
+                "reason": "stop only when the cable is out"})
+            assert answer["outcome"] == "ok", answer
+            saved = dict(sim.device.variables)
+    new_release = tuple((c, v, {"LocalPreAuthorize": "false", "TxStopPoint": "Authorized"}.get(v, value))
+                        for c, v, value in device_model.EDGE_VARIABLES)
+    monkeypatch.setattr(device_model, "EDGE_VARIABLES", new_release)
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        async with station(edge, configure=lambda device: device.variables.update(saved)) as sim:
+            await _configured(caplog, 2)
+            assert sim.device.get("AuthCtrlr", "LocalPreAuthorize") == "false"      # the new value, set
+            assert sim.device.get("TxCtrlr", "TxStopPoint") == "EVConnected"        # the operator's, kept
+            assert _set_results(sim) == 1
+            await sim.reboot()
+            await sim.wait_accepted()
+            await _configured(caplog, 3)
+            assert _set_results(sim) == 1                                           # once, not at every boot
