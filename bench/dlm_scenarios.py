@@ -202,6 +202,16 @@ def edge_probe(run: EdgeRun) -> dict:
                               for c, load in allocation.circuits.items()}}
     out["decisions"] = {k[0]: [round(d.limit, 2), d.reason] for k, d in allocation.decisions.items()}
     out["held"] = {k[0]: (None if t.held is None else round(t.held.limit, 2)) for k, t in lm.tracks.items()}
+    now = lm._clock.monotonic()
+    estimated = lm.estimates(now)
+    out["cars"] = {k[0]: {"least": [round(a, 2) for a in b.least], "most": [round(a, 2) for a in b.most],
+                          "status": lm.tracks[k].status,
+                          "stopped_ago": (None if lm.tracks[k].stopped_at is None
+                                          else round(now - lm.tracks[k].stopped_at, 1)),
+                          "samples": [[round(now - x.at, 1), round(x.interval, 1),
+                                       None if x.currents is None else [round(a, 1) for a in x.currents]]
+                                      for x in lm.tracks[k].samples]}
+                   for k, b in estimated.items()}
     return out
 
 
