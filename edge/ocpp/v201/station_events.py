@@ -6,8 +6,13 @@ uplink forwards once as the cloud alert `alert.station_problem` (its outbox is i
 GET /api/v1/chargers/{id}/events (edge/web/api/chargers.py, through `kept_events`). Choices: docs/ocpp-201.md.
 
 An entry the station sends again (the same generatedAt, seqNo and eventId: a NotifyEvent resent because its
-answer was lost) is stored once and alerted once. Nothing is published again when the edge restarts: the bus
-hears an entry only as it arrives.
+answer was lost) is stored once and alerted once (once per run of the edge: a resend that spans a restart of
+the edge is stored once but alerted again, as the entries seen are remembered in memory). Nothing is published
+again when the edge restarts: the bus hears an entry only as it arrives.
+
+`notify_event` queues the journal write and returns it: a caller that awaits it answers the station only once
+the entries are on disk (the design's "acknowledged means committed"); the 2.0.1 session's handler does not await
+it yet (docs/ocpp-201.md).
 """
 
 from __future__ import annotations
