@@ -1,0 +1,94 @@
+"""The journal's reads run by the event loop itself when that is quick and safe (edge/journal/journal.py):
+they see what is committed and nothing else, and a read that is long or writes is run on the journal's
+thread instead, whole and once."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+
+import pytest
+
+from edge.journal import Journal, Store
+from edge.journal.store import connect
+
+AT = "2026-12-07T10:00:00Z"
+
+
+def chargers(store: Store) -> list[str]:
+    return [row[0] for row in store.conn.execute("SELECT id FROM chargers ORDER BY id")]
+
+
+def count_to(store: Store, n: int) -> int:
+    """A read that takes SQLite far more steps than an inline read may."""
+    return store.conn.execute(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) SELECT count(*) FROM c",
+        (n,)).fetchone()[0]
+
+
+async def test_a_quick_read_on_an_idle_journal_is_run_by_the_loop_and_sees_what_is_committed(tmp_path):
+    async with Journal(str(tmp_path / "j.sqlite")) as journal:
+        runner = asyncio.create_task(journal.run())
+        await journal.write(Store.ensure_charger, "CP-1", AT)
+        assert await journal.read(chargers) == ["CP-1"]
+        assert journal.inline_reads == 1
+        assert threading.current_thread() is threading.main_thread()
+        runner.cancel()
+
+
+async def test_a_long_read_is_run_whole_on_the_thread(tmp_path):
+    async with Journal(str(tmp_path / "j.sqlite")) as journal:
+        assert await journal.read(count_to, 1_000_000) == 1_000_000
+        assert journal.inline_reads == 0
+        assert await journal.read(count_to, 10) == 10     # the connection is as it was: quick reads inline again
+        assert journal.inline_reads == 1
+
+
+async def test_a_read_that_writes_is_run_on_the_thread_and_writes_once(tmp_path):
+    def sneaky(store: Store) -> int:
+        store.conn.execute("INSERT INTO chargers (id, registration, first_seen) VALUES ('CP-9', 'accepted', ?)",
+                           (AT,))
+        return 1
+
+    async with Journal(str(tmp_path / "j.sqlite")) as journal:
+        assert await journal.read(sneaky) == 1
+        assert journal.inline_reads == 0
+        assert await journal.read(chargers) == ["CP-9"]
+        with pytest.raises(sqlite3.IntegrityError):      # the thread raises what the read raises
+            await journal.read(sneaky)
+
+
+async def test_a_read_never_sees_a_write_that_is_not_committed(tmp_path):
+    writing, release = threading.Event(), threading.Event()
+
+    def slow_write(store: Store) -> None:
+        store.ensure_charger("CP-2", AT)
+        writing.set()
+        release.wait(10)
+
+    async with Journal(str(tmp_path / "j.sqlite")) as journal:
+        runner = asyncio.create_task(journal.run())
+        write = asyncio.create_task(journal.write(slow_write))
+        await asyncio.to_thread(writing.wait, 10)        # the write is in its transaction, not committed
+        read = asyncio.create_task(journal.read(chargers))
+        await asyncio.sleep(0)                           # the read has started
+        assert not read.done()
+        release.set()
+        await write
+        assert await read == ["CP-2"]                    # after the commit, not before it
+        assert journal.inline_reads == 0
+        runner.cancel()
+    conn = connect(str(tmp_path / "j.sqlite"))
+    assert conn.execute("PRAGMA query_only").fetchone()[0] == 0
+
+
+async def test_a_read_failing_inline_raises_its_own_error(tmp_path):
+    def broken(store: Store) -> None:
+        raise LookupError("a bug in a read")
+
+    async with Journal(str(tmp_path / "j.sqlite")) as journal:
+        with pytest.raises(LookupError):
+            await journal.read(broken)
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            await journal.read(lambda store: store.conn.execute("SELECT * FROM nowhere").fetchall())
