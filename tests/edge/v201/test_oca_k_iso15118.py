@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from edge.ocpp.v201.services import beyond_site_limit
+from hypothesis import given, strategies as st
+
+from edge.ocpp.v201.services import SCHEDULE_TOLERANCE_A, beyond_site_limit
 from simulator.v201 import services as car
 from tests.edge.conftest import api_call, wait_for
 from tests.edge.v201.conftest import STATION
@@ -172,3 +174,20 @@ def test_a_car_schedule_is_read_against_the_site_s_limit_in_a_and_in_w():
     assert beyond_site_limit(schedule("W", 3680, phases=1), 16.0, 3) is None  # 16 A x 230 V x 1
     assert "7360 W on 1 phases" in beyond_site_limit(schedule("W", 7360, phases=1), 16.0, 3)
     assert "not a number" in beyond_site_limit(schedule("A", float("nan")), 16.0, 3)
+
+
+@given(st.floats(6, 80), st.integers(1, 3), st.lists(st.floats(0, 100), min_size=1, max_size=8),
+       st.sampled_from(["A", "W"]))
+def test_a_car_schedule_is_rejected_exactly_when_a_period_is_above_the_site_s_limit(limit, phases, amps, unit):
+    """Whatever the car plans: within the site's limit (and its tolerance) it is accepted, a period above it is
+    named, in A or in W (at 230 V over the profile's phases)."""
+    scale = 230 * phases if unit == "W" else 1
+    schedule = {"charging_rate_unit": unit, "charging_schedule_period": [
+        {"start_period": i * 60, "limit": a * scale} for i, a in enumerate(amps)]}
+    why = beyond_site_limit(schedule, limit, phases)
+    above = [i for i, a in enumerate(amps) if a > limit + SCHEDULE_TOLERANCE_A + 1e-6]
+    within = all(a <= limit + SCHEDULE_TOLERANCE_A - 1e-6 for a in amps)
+    if within:
+        assert why is None
+    if above and all(a <= limit + SCHEDULE_TOLERANCE_A - 1e-6 for a in amps[:above[0]]):
+        assert why is not None and why.startswith(f"period {above[0]} ")
