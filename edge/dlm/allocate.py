@@ -36,6 +36,12 @@ from edge.dlm.model import (Allocation, CircuitLoad, ConnectorState, Decision, E
 from edge.dlm.phases import NAMES, to_site
 
 EPS = 1e-9
+# A car the allocator paused resumes only with this much to spare over its minimum on every phase
+# it uses (A), unless it is due for its turn. Near the minimum the estimate drifts (a car's least
+# tapers ~0.5 A over a sample interval) and the building flickers: without a margin a car resumed
+# with a few tenths to spare is paused again seconds later, and every pause and resume holds the
+# other cars' changes back for the follow time, which costs more than the margin.
+RESUME_MARGIN = 1.0
 
 
 def _floor_tenth(amps: float) -> float:
@@ -253,7 +259,10 @@ def allocate(inputs: Inputs) -> Allocation:
                                                                       f"{max(0.0, ceiling):g} A is below its "
                                                                       f"minimum {need:g} A")
                 continue
-            short = [r for r in uses[key] if slack[r] < need - EPS]
+            state = states[key]
+            resuming = (state.running_since is None and state.paused_since is not None
+                        and inputs.now - state.paused_since < inputs.rotate_after and inputs.strategy != "fixed")
+            short = [r for r in uses[key] if slack[r] < need + (RESUME_MARGIN if resuming else 0.0) - EPS]
             if short:
                 worst = min(short, key=lambda r: (slack[r], r))
                 behind = any(worst in uses[k] for k in admitted) and not states[key].priority
@@ -321,7 +330,11 @@ def _paused_reason(inputs: Inputs, resource: Resource, left: float, need: float,
                    behind_priority: bool) -> str:
     # Rounded down: 5.96 A shown as "6.0 A left, below the 6 A minimum" reads as a contradiction.
     shown = math.floor(max(0.0, left) * 10) / 10
-    text = f"paused: {_label(resource)} has {shown:.1f} A left, below the {need:g} A minimum"
+    if left >= need - EPS:
+        text = (f"paused: {_label(resource)} has {shown:.1f} A left; a paused car resumes with "
+                f"{RESUME_MARGIN:g} A over its {need:g} A minimum")
+    else:
+        text = f"paused: {_label(resource)} has {shown:.1f} A left, below the {need:g} A minimum"
     if unmanaged[resource[0]][1]:
         text += " (failsafe: meter lost, worst-case load assumed)"
     if behind_priority:

@@ -4,6 +4,7 @@ must hold for any site, any readings and any cars."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -332,3 +333,21 @@ def test_no_evse_is_given_more_than_its_external_limit(ceiling, limit):
     got = limits(a)
     assert got["A"] <= max(ceiling, 0.0) + 1e-9
     assert got["A"] == 0.0 or got["A"] >= 6.0
+
+
+def test_a_paused_car_resumes_only_with_a_margin_over_its_minimum():
+    """Near the minimum the estimate drifts by tenths: a car resumed with 0.5 A to spare was paused again
+    seconds later, and each pause and resume held the other car's changes back. A paused car resumes with
+    1 A over its minimum; a car running keeps its minimum as long as it fits, and a car due for its turn
+    takes it without the margin."""
+    evses = [Evse("A", 1, "grid", (0, 1, 2)), Evse("B", 1, "grid", (0, 1, 2))]
+    running = ConnectorState(("A", 1), session=True, arrived=0, running_since=0)
+    paused = ConnectorState(("B", 1), session=True, arrived=5, paused_since=50)
+    held = alloc(evses, [running, paused], limit=12.5, now=60)
+    assert held.decisions[("B", 1)].limit == 0.0
+    assert "resumes with 1 A over its 6 A minimum" in held.decisions[("B", 1)].reason
+    assert held.decisions[("A", 1)].limit == 12.5
+    assert alloc(evses, [running, paused], limit=13.0, now=60).decisions[("B", 1)].limit == 6.5
+    both_running = replace(paused, paused_since=None, running_since=5)
+    assert alloc(evses, [running, both_running], limit=12.5, now=60).decisions[("B", 1)].limit == 6.2
+    assert alloc(evses, [running, paused], limit=12.5, now=60, rotate_after=5).decisions[("B", 1)].limit > 0
