@@ -7,7 +7,7 @@ import base64
 import contextlib
 import socket
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import pytest
 import websockets
@@ -182,6 +182,21 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str
     deadline = loop.time() + timeout
     while True:
         value = predicate()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def eventually(read: Callable[[], Awaitable[Any]], what: str, timeout: float = 10.0) -> Any:
+    """What `read` (a coroutine function, e.g. a journal read) returns once it is truthy, polled every
+    10 ms. A journal read may complete without yielding to the loop (an idle journal reads on the loop
+    itself), so a poll must sleep between reads for the work it waits on to run."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await read()
         if value:
             return value
         if loop.time() > deadline:

@@ -12,7 +12,7 @@ from edge.ocpp import certificates, security_messages
 from edge.ocpp.firmware import sign_firmware
 from edge.ocpp.security_state import Seen
 from simulator.tls import client_context
-from tests.edge.conftest import PASSWORD, api_call, wait_for
+from tests.edge.conftest import PASSWORD, api_call, eventually, wait_for
 from tests.edge.security.test_profiles import sim
 
 
@@ -80,11 +80,7 @@ async def test_TC_079_get_security_log_uploaded_with_a_one_time_token(make_tls_e
         async def uploaded():
             rows = await edge.journal.read(Store.log_requests, "CP-2")
             return rows if rows and rows[0]["status"] == "Uploaded" and rows[0]["file_name"] else None
-        for _ in range(200):
-            rows = await uploaded()
-            if rows:
-                break
-            await wait_for(lambda: True)
+        rows = await eventually(uploaded, "the log's upload recorded")
         assert rows and rows[0]["size"] == len(cp.security.log_text)
         port = edge.api.bound_port
         async with aiohttp.ClientSession() as http:
@@ -196,10 +192,7 @@ async def test_site_wide_certificate_rotation_with_progress(make_tls_edge, pki):
 
         async def finished():
             return (await api_call(edge, "GET", "/security/rotate"))["finished"]
-        for _ in range(500):
-            if await finished():
-                break
-            await wait_for(lambda: True)
+        await eventually(finished, "the rotation to finish")
         state = await api_call(edge, "GET", "/security/rotate")
         assert state["counts"] == {"skipped": 2, "done": 1}, state
         await wait_for(lambda: edge.ocpp.seen["CP-3"].cert_serial != first, what="CP-3 back with its new certificate")

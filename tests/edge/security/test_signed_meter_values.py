@@ -18,7 +18,7 @@ from edge.journal import Store
 from edge.ocpp.signed_values import signed_of
 from simulator import ocmf
 from tests.edge.cdr.helpers import next_cdr
-from tests.edge.conftest import PASSWORD_HASH, api_call, simulated, site_toml
+from tests.edge.conftest import PASSWORD_HASH, api_call, eventually, simulated, site_toml
 
 KEY = ec.generate_private_key(ec.SECP256R1())
 OTHER = ec.generate_private_key(ec.SECP256R1())
@@ -68,6 +68,12 @@ def _chargers(key: str | None) -> str:
     return f'[[chargers]]\nid = "CP-1"\npassword_hash = "{PASSWORD_HASH}"\nconnectors = 2\n{line}'
 
 
+async def _keys_with(edge, charger_id: str) -> dict | None:
+    """The stored meter keys once `charger_id`'s is among them."""
+    found = await edge.journal.read(Store.meter_keys)
+    return found if charger_id in found else None
+
+
 async def _session(edge, sim) -> dict:
     records = edge.bus.subscribe()
     await sim.plug_in(1)
@@ -111,18 +117,11 @@ async def test_without_a_key_the_record_says_unverifiable_and_with_a_wrong_one_i
 
 
 async def test_the_meter_key_is_read_from_a_charger_once_it_signs(make_edge):
-    from tests.edge.conftest import wait_for
-
     async with make_edge(chargers=_chargers(None)) as edge, simulated(edge, ocmf_key=KEY) as sim:
         assert await edge.journal.read(Store.meter_keys) == {}          # nothing asked of a charger that has not signed
         first = await _session(edge, sim)                   # its signed values make the edge ask for the key
         assert first["signed_data"]["status"] in ("unverifiable", "verified")
-        found: dict = {}
-        for _ in range(300):
-            found = await edge.journal.read(Store.meter_keys)
-            if "CP-1" in found:
-                break
-            await wait_for(lambda: True)
+        found = await eventually(lambda: _keys_with(edge, "CP-1"), "the meter key stored")
         assert found["CP-1"]["public_key"] == ocmf.public_key_hex(KEY)
         assert found["CP-1"]["source"] == "GetConfiguration MeterPublicKey"
         assert (await _session(edge, sim))["signed_data"]["status"] == "verified"

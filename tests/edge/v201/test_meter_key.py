@@ -14,7 +14,7 @@ from simulator.v201.station import utcnow
 from tests.edge.cdr.helpers import next_cdr
 from tests.edge.conftest import api_call
 from tests.edge.v201.conftest import SITE_CHARGERS, STATION, station
-from tests.edge.v201.test_services import eventually
+from tests.edge.conftest import eventually
 from tests.edge.v201.test_transactions import charge, preauthorized
 
 

@@ -17,7 +17,7 @@ from simulator import ocmf
 from simulator.v201 import services
 from simulator.v201.station import utcnow
 from tests.edge.cdr.helpers import next_cdr
-from tests.edge.conftest import api_call, wait_for
+from tests.edge.conftest import api_call, eventually, wait_for
 from tests.edge.security.test_security_messages import _signer
 from tests.edge.v201.conftest import SITE_CHARGERS, STATION, station
 from tests.edge.v201.test_transactions import charge, only_transaction, preauthorized
@@ -63,16 +63,6 @@ async def test_TC_J_02_CSMS_clock_aligned_meter_values_transaction_ongoing(make_
         assert {s["measurand"] for s in clock} == {"Current.Import", "Voltage"}
 
 
-async def eventually(read, what: str, timeout: float = 10.0):
-    """What `read` (a coroutine function) returns once it is truthy, polled on the loop's turns."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await read()
-        if value:
-            return value
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await wait_for(lambda: True)
 
 
 async def test_meter_values_at_the_boundary_keep_what_is_sane_and_refuse_the_rest(make_edge):

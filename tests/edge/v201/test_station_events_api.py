@@ -16,7 +16,7 @@ from edge.web.api.chargers import events_page
 from simulator.v201 import services
 from tests.edge.conftest import api_call
 from tests.edge.v201.conftest import SITE_CHARGERS, STATION, station
-from tests.edge.v201.test_services import eventually as wait_for_async
+from tests.edge.conftest import eventually as wait_for_async
 
 
 def _entry(n: int) -> dict:
