@@ -15,6 +15,7 @@ journal, the bus). Only the handlers defined here are routed: an inherited
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -319,7 +320,9 @@ class Ocpp201Session(ChargerSession):
     @on(Action.notify_event)
     async def on_notify_event(self, generated_at: str, seq_no: int, event_data: list, tbc: bool = False,
                               **kwargs):
-        services.notify_event(self.site, self.id, generated_at, seq_no, event_data, tbc)
+        # Answered once the entries are on disk (acknowledged means committed); a failed write is an error answer.
+        # Shielded: a connection closing meanwhile does not cancel the write, nor the alert that follows it.
+        await asyncio.shield(services.notify_event(self.site, self.id, generated_at, seq_no, event_data, tbc))
         return call_result.NotifyEvent()
 
     @on(Action.data_transfer)

@@ -6,13 +6,14 @@ uplink forwards once as the cloud alert `alert.station_problem` (its outbox is i
 GET /api/v1/chargers/{id}/events (edge/web/api/chargers.py, through `kept_events`). Choices: docs/ocpp-201.md.
 
 An entry the station sends again (the same generatedAt, seqNo and eventId: a NotifyEvent resent because its
-answer was lost) is stored once and alerted once (once per run of the edge: a resend that spans a restart of
-the edge is stored once but alerted again, as the entries seen are remembered in memory). Nothing is published
-again when the edge restarts: the bus hears an entry only as it arrives.
+answer was lost) is stored once and alerted once, also when the resend comes after a restart of the edge: the
+journal's insert says whether the entry is new, and only a new one is logged and published (an entry pushed out
+of the newest KEEP_EVENTS is forgotten, and would be new again). Nothing is published again when the edge
+restarts: the bus hears an entry only as it arrives.
 
-`notify_event` queues the journal write and returns it: a caller that awaits it answers the station only once
-the entries are on disk (the design's "acknowledged means committed"); the 2.0.1 session's handler does not await
-it yet (docs/ocpp-201.md).
+`notify_event` returns the journal write as a task; the 2.0.1 session's handler awaits it, so the station is
+answered only once the entries are on disk (the design's "acknowledged means committed"): a write that fails
+is an error answer (InternalError), and the station sends the message again.
 """
 
 from __future__ import annotations
@@ -38,12 +39,11 @@ PROBLEM_EVENT = "station.problem"
 
 
 class _Kept:
-    """Per edge (its journal): this run's entries per station (bounded, for `events_of` and to alert a resent
-    entry once) and the journal writes not yet committed (which `kept_events` waits for)."""
+    """Per edge (its journal): this run's new entries per station (bounded, for `events_of`) and the journal
+    writes not yet committed (which `kept_events` waits for)."""
 
     def __init__(self) -> None:
         self.recent: dict[str, deque] = {}
-        self.seen: dict[str, set[tuple]] = {}
         self.writing: set[asyncio.Task] = set()
 
 
@@ -88,37 +88,37 @@ def entry_of(event: dict[str, Any], generated_at: str, seq_no: int, at: str) -> 
 
 def notify_event(site: "Site", charger_id: str, generated_at: str, seq_no: int, event_data: list[dict[str, Any]],
                  tbc: bool) -> "asyncio.Task[None]":
-    """NotifyEvent: each entry logged and kept; a problem is a warning and a PROBLEM_EVENT on the bus, once
-    per entry. -> the journal write of the entries: awaited, the entries are on disk (before the answer)."""
+    """NotifyEvent: each entry kept in the journal; -> that write (and what follows it) as a task, which the
+    session's handler awaits so the station is answered only once the entries are on disk. Once committed, each
+    entry the journal did not have is logged (a problem as a warning) and a problem is a PROBLEM_EVENT on the bus;
+    an entry the journal already had (sent again, before or after a restart of the edge) is neither."""
     at = site.clock.now_iso()
     kept = _kept(site)
+    entries = [entry_of(event, generated_at, seq_no, at) for event in event_data[:EVENTS_PER_MESSAGE]]
+    if len(event_data) > EVENTS_PER_MESSAGE:
+        log.warning("station event charger=%s: %d entries in one NotifyEvent, the first %d read",
+                    charger_id, len(event_data), EVENTS_PER_MESSAGE)
+    task = asyncio.ensure_future(_keep(site, kept, charger_id, entries, at))
+    kept.writing.add(task)
+    task.add_done_callback(lambda done: _written(kept, charger_id, done))
+    return task
+
+
+async def _keep(site: "Site", kept: _Kept, charger_id: str, entries: list[dict[str, Any]], at: str) -> None:
+    new = await site.journal.write(Store.add_notified_events, charger_id, entries, KEEP_EVENTS)
     recent = kept.recent.setdefault(charger_id, deque(maxlen=KEEP_EVENTS))
-    seen = kept.seen.setdefault(charger_id, set())
-    entries = []
-    for event in event_data[:EVENTS_PER_MESSAGE]:
-        entry = entry_of(event, generated_at, seq_no, at)
-        entries.append(entry)
-        if _identity(entry) in seen:
+    for entry, is_new in zip(entries, new):
+        if not is_new:
             log.info("station event charger=%s generated_at=%s seq_no=%s event_id=%s: sent again, kept once",
-                     charger_id, generated_at, seq_no, entry["event_id"])
+                     charger_id, entry["generated_at"], entry["seq_no"], entry["event_id"])
             continue
-        if len(recent) == recent.maxlen:
-            seen.discard(_identity(recent[0]))
         recent.append(entry)
-        seen.add(_identity(entry))
         level = logging.WARNING if entry["problem"] else logging.INFO
         log.log(level, "station event charger=%s component=%s evse=%s variable=%s value=%r trigger=%s%s",
                 charger_id, entry["component"], entry["evse_id"], entry["variable"], entry["actual_value"],
                 entry["trigger"], " (cleared)" if entry["cleared"] else "")
         if entry["problem"]:
             site.bus.publish(Event(PROBLEM_EVENT, charger_id, at, entry))
-    if len(event_data) > EVENTS_PER_MESSAGE:
-        log.warning("station event charger=%s: %d entries in one NotifyEvent, the first %d read",
-                    charger_id, len(event_data), EVENTS_PER_MESSAGE)
-    task = asyncio.ensure_future(site.journal.write(Store.add_notified_events, charger_id, entries, KEEP_EVENTS))
-    kept.writing.add(task)
-    task.add_done_callback(lambda done: _written(kept, charger_id, done))
-    return task
 
 
 def _written(kept: _Kept, charger_id: str, task: "asyncio.Future[Any]") -> None:

@@ -1,5 +1,6 @@
 """A 2.0.1 station's problem reaches the cloud as `alert.station_problem` exactly once: not twice when the station
-sends its NotifyEvent again (its answer lost), not again when the edge restarts and reads its kept events back.
+sends its NotifyEvent again (its answer lost), not again when the edge restarts and reads its kept events back,
+not again when the station sends it once more after that restart (the journal, not memory, says it is known).
 The real edge, the simulated 2.0.1 station over real WebSockets, a real Mosquitto and the test cloud."""
 
 from __future__ import annotations
@@ -36,8 +37,12 @@ async def test_a_problem_sent_twice_and_an_edge_restart_alert_the_cloud_once(mak
             await sim.wait_online()
             kept = await api_call(edge, "GET", f"/chargers/{STATION}/events?problems=1")
             assert [(e["component"], e["event_id"]) for e in kept["events"]] == [("RCD", 71)]
-            # Something alerted after the restart reaches the cloud: had the kept one gone again, it would be first.
+            await sim.link.send(tripped)        # sent again across the restart: its answer was lost before it
+            # Something alerted after the restart reaches the cloud: had the resent one gone again, it would be first.
             await services.notify_event(sim, "EVSE", "Problem", "true", evse_id=2)
             await eventually(lambda: len(problems()) >= 2, what="the new problem at the cloud")
             await drained(edge)
     assert [(p["body"]["component"], p["body"]["evse_id"]) for p in problems()] == [("RCD", 1), ("EVSE", 2)]
+    async with make_uplinked_edge(extra=V201_CHARGER) as edge:
+        kept = await api_call(edge, "GET", f"/chargers/{STATION}/events?problems=1")
+    assert [(e["component"], e["event_id"]) for e in kept["events"]] == [("EVSE", 2), ("RCD", 71)]
