@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from edge.ocpp.v201 import SUBPROTOCOL as OCPP201, security as v201
+from edge.ocpp.control import speaks_201
+from edge.ocpp.v201 import security as v201
 
 if TYPE_CHECKING:
     from edge.ocpp.commands import CommandResult, Commands
@@ -78,8 +79,7 @@ OCPP16_WORDS, OCPP201_WORDS = Ocpp16Words(), Ocpp201Words()
 
 def words_for(site: "Site", charger_id: str) -> Words:
     """The words of the protocol `charger_id` is connected with (or was last; 1.6 for one never seen)."""
-    protocol = getattr(site.control, "protocol", None)
-    return OCPP201_WORDS if protocol is not None and protocol(charger_id) == OCPP201 else OCPP16_WORDS
+    return OCPP201_WORDS if speaks_201(site.control, charger_id) else OCPP16_WORDS
 
 
 async def send(site: "Site", charger_id: str, request: Request, *, actor: str, reason: str,
