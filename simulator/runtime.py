@@ -37,7 +37,8 @@ class Runtime:
         self._task_group: asyncio.TaskGroup | None = None
 
     def spawn(self, coro_fn: Callable[[], Coroutine[Any, Any, Any]]) -> None:
-        """Run a follow-up (a request sent after answering one) under run(), which keeps its reference."""
+        """Run a follow-up (a request sent after answering one) under run(), which keeps its reference;
+        dropped (the event follow_up_dropped) when the station is already shutting down."""
         if self._task_group is None:
             raise RuntimeError("the simulator is not running")
 
@@ -51,9 +52,11 @@ class Runtime:
         follow_up = guarded()
         try:
             self._task_group.create_task(follow_up)
-        except RuntimeError:        # the simulator is stopping: the follow-up is dropped, and said so
+        except RuntimeError:
+            # The station is shutting down (its task group no longer starts tasks): the follow-up is dropped,
+            # as a station losing power never sends it; the request's caller does not fail for it.
             follow_up.close()
-            raise
+            self.emit("follow_up_dropped", action=getattr(coro_fn, "__name__", "follow-up"))
 
     async def wait_accepted(self, timeout: float | None = 10) -> None:
         """Until a BootNotification was Accepted (since the start or the last Reset)."""
