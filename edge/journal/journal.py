@@ -10,10 +10,11 @@ disk, and 500 chargers cost one fsync per batch instead of one each.
 The thread is the only one in the edge; the hand-over is the executor call.
 
 Reads: a hand-over to the thread and back costs the edge ~50 us of CPU, a read by key a few. So a read
-is run by the event loop itself when the journal is idle (no write queued or committing, no read on the
-thread under way, no transaction open: it sees what is committed, as a read on the thread does), read-only (PRAGMA
-query_only) and within INLINE_READ_STEPS of SQLite's virtual machine: a read that writes or runs longer is
-stopped and run again on the thread, so a big read never holds up the loop and nothing is done twice.
+is run by the event loop itself, on a second, read-only connection, in one read transaction (one
+snapshot: what was committed when it began, as a read on the thread sees what was committed before it;
+never anything uncommitted), within INLINE_READ_STEPS of SQLite's virtual machine: a read that tries to
+write or runs longer is stopped and run again on the thread, so a big read never holds up the loop and
+nothing is done twice.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import threading
 import time
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
@@ -52,8 +53,8 @@ class Journal:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self._store: Store | None = None
         self._queue: asyncio.Queue[tuple[Callable, tuple, asyncio.Future]] = asyncio.Queue()
-        # Held by whoever uses the connection: the thread for each job, the loop for an inline read.
-        self._busy = threading.Lock()
+        # The loop's own read-only connection (see the module doc).
+        self._reader: Store | None = None
         self.commits = 0
         self.inline_reads = 0
         self._commit_started: float | None = None
@@ -62,11 +63,15 @@ class Journal:
         loop = asyncio.get_running_loop()
         conn = await loop.run_in_executor(self._executor, connect, self.path)
         self._store = Store(conn)
+        self._reader = Store(_read_only(self.path))
 
     async def close(self) -> None:
         await self._flush_pending()
+        if self._reader is not None:
+            self._reader.conn.close()
+            self._reader = None
         if self._store is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._job, self._store.conn.close)
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._store.conn.close)
             self._store = None
         self._executor.shutdown(wait=True)
 
@@ -94,22 +99,13 @@ class Journal:
         """`fn(store, *args)` on committed data: by the loop itself when it is quick (see the module doc),
         else on the journal's thread."""
         store = self._require_store()
-        # Not while writes are queued or committing: the read then takes its turn on the thread, as it always did.
-        if self._commit_started is None and self._queue.empty() and self._busy.acquire(blocking=False):
-            try:
-                value = _read_inline(store, fn, args, kwargs)
-            finally:
-                self._busy.release()
+        if self._reader is not None:
+            value = _read_inline(self._reader, fn, args, kwargs)
             if value is not _ON_THE_THREAD:
                 self.inline_reads += 1
                 return value
         return await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._job, lambda: fn(store, *args, **kwargs))
-
-    def _job(self, work: Callable[[], T]) -> T:
-        """On the journal's thread: one job, the connection held."""
-        with self._busy:
-            return work()
+            self._executor, lambda: fn(store, *args, **kwargs))
 
     async def run(self) -> None:
         """The commit loop; run it under the app's TaskGroup."""
@@ -137,7 +133,7 @@ class Journal:
         loop = asyncio.get_running_loop()
         self._commit_started = time.monotonic()
         try:
-            results = await loop.run_in_executor(self._executor, self._job, lambda: _run_batch(store, batch))
+            results = await loop.run_in_executor(self._executor, _run_batch, store, batch)
         except BaseException as exc:  # the COMMIT itself failed: nobody's write is durable
             log.error("journal commit failed: %s", exc)
             for _, _, future in batch:
@@ -163,32 +159,41 @@ class Journal:
         return self._store
 
 
-def _read_inline(store: Store, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-    """A read on the loop's thread (the caller holds the connection): its value, its exception, or
-    _ON_THE_THREAD when it must run on the journal's thread: a transaction is open, or the read tried to
-    write or ran past INLINE_READ_STEPS (nothing of it done: query_only)."""
-    conn = store.conn
-    if conn.in_transaction:
-        return _ON_THE_THREAD
+def _read_only(path: str) -> sqlite3.Connection:
+    """The loop's connection for reads: read-only, so a read that tries to write fails and goes to the thread."""
+    conn = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                           check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA query_only = ON")
+    conn.execute("PRAGMA busy_timeout = 0")     # never wait on the loop: the thread waits instead
+    return conn
+
+
+def _read_inline(reader: Store, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    """A read by the loop on its own connection: its value, its exception, or _ON_THE_THREAD when it
+    must run on the journal's thread: it tried to write, SQLite was busy, or it ran past
+    INLINE_READ_STEPS (stopped; nothing of it done, the connection is read-only)."""
+    conn = reader.conn
     ticks = [INLINE_READ_STEPS // _STEPS_PER_TICK]
 
     def tick() -> bool:
         ticks[0] -= 1
         return ticks[0] < 0     # true: SQLite interrupts the statement
 
-    conn.execute("PRAGMA query_only = ON")
     conn.set_progress_handler(tick, _STEPS_PER_TICK)
     try:
-        value = fn(store, *args, **kwargs)
+        conn.execute("BEGIN")   # one snapshot for all of the read's statements
+        value = fn(reader, *args, **kwargs)
     except sqlite3.OperationalError:
-        return _ON_THE_THREAD   # interrupted, or it wrote: the thread runs it (and raises what it raises)
+        return _ON_THE_THREAD   # interrupted, busy, or it wrote: the thread runs it (and raises what it raises)
     except Exception:
         if ticks[0] < 0:
             return _ON_THE_THREAD   # interrupted, and the error became another on its way out
         raise
     finally:
         conn.set_progress_handler(None, 0)
-        conn.execute("PRAGMA query_only = OFF")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
     # Interrupted and the error swallowed on the way: the value may be short of rows.
     return _ON_THE_THREAD if ticks[0] < 0 else value
 

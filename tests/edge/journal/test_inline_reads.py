@@ -69,18 +69,38 @@ async def test_a_read_never_sees_a_write_that_is_not_committed(tmp_path):
 
     async with Journal(str(tmp_path / "j.sqlite")) as journal:
         runner = asyncio.create_task(journal.run())
+        await journal.write(Store.ensure_charger, "CP-1", AT)
         write = asyncio.create_task(journal.write(slow_write))
         await asyncio.to_thread(writing.wait, 10)        # the write is in its transaction, not committed
-        read = asyncio.create_task(journal.read(chargers))
-        await asyncio.sleep(0)                           # the read has started
-        assert not read.done()
+        assert await journal.read(chargers) == ["CP-1"]  # what is committed, without waiting for the write
+        assert journal.inline_reads == 1
         release.set()
         await write
-        assert await read == ["CP-2"]                    # after the commit, not before it
-        assert journal.inline_reads == 0
+        assert await journal.read(chargers) == ["CP-1", "CP-2"]
         runner.cancel()
-    conn = connect(str(tmp_path / "j.sqlite"))
-    assert conn.execute("PRAGMA query_only").fetchone()[0] == 0
+
+
+def two_counts(store: Store) -> tuple[int, int]:
+    return (store.conn.execute("SELECT count(*) FROM chargers").fetchone()[0],
+            store.conn.execute("SELECT count(*) FROM chargers").fetchone()[0])
+
+
+async def test_a_read_sees_one_snapshot(tmp_path):
+    """A read's statements all see the same commit, even when one lands in between."""
+    async with Journal(str(tmp_path / "j.sqlite")) as journal:
+        runner = asyncio.create_task(journal.run())
+
+        def counts_with_a_commit_between(store: Store) -> tuple[int, int]:
+            first = store.conn.execute("SELECT count(*) FROM chargers").fetchone()[0]
+            other = connect(str(tmp_path / "j.sqlite"))      # another writer commits meanwhile
+            other.execute("INSERT INTO chargers (id, registration, first_seen) VALUES ('CP-X', 'accepted', ?)",
+                          (AT,))
+            other.close()
+            return first, store.conn.execute("SELECT count(*) FROM chargers").fetchone()[0]
+
+        assert await journal.read(counts_with_a_commit_between) == (0, 0)
+        assert await journal.read(two_counts) == (1, 1)
+        runner.cancel()
 
 
 async def test_a_read_failing_inline_raises_its_own_error(tmp_path):
