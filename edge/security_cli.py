@@ -16,8 +16,10 @@ CA store (GetInstalledCertificateIds, InstallCertificate, DeleteCertificate), `t
 `renew` and `issued` (client certificates through SignCertificate), `getlog` and `logs` (GetLog, uploads),
 `firmware` (SignedUpdateFirmware, the signature checked first), `rotate` (every charger, with progress).
 
-Moving a charger up (1 -> 2 -> 3) is `edgectl cmd CP-1 ChangeConfiguration key=SecurityProfile value=2`,
-which the edge sends only after it saw the charger connect at that level (edge/ocpp/security_state.py).
+Moving a charger up (1 -> 2 -> 3) is `edgectl security upgrade CP-1 --profile 2 [--reason ...]` (POST
+/api/v1/chargers/{id}/security-profile): for a 1.6 charger a ChangeConfiguration(SecurityProfile), which the edge
+sends only after it saw the charger connect at that level (edge/ocpp/security_state.py); for an OCPP 2.0.1
+station A05's SetNetworkProfile, NetworkConfigurationPriority and Reset (edge/ocpp/v201/security.py).
 """
 
 from __future__ import annotations
@@ -53,13 +55,14 @@ def register(sub: argparse._SubParsersAction, with_config: Callable[[argparse.Ar
     p = with_config(sub.add_parser("security", help="the OCPP 1.6 security messages: chargers' CA stores, "
                                                     "renewal, logs, signed firmware, site-wide rotation"))
     p.add_argument("action", choices=("certs", "install", "delete", "trigger", "renew", "issued", "getlog", "logs",
-                                      "firmware", "rotate"))
+                                      "firmware", "rotate", "upgrade"))
     p.add_argument("charger", nargs="?", help="the charge point id (not for issued, logs, rotate)")
     p.add_argument("file", nargs="?", help="install/delete: a PEM certificate; firmware: the firmware file; "
                                            "trigger: the requested message (e.g. SignChargePointCertificate)")
     p.add_argument("--type", help="certs/install: CentralSystemRootCertificate (default) or "
                                   "ManufacturerRootCertificate; getlog: SecurityLog (default) or DiagnosticsLog")
     p.add_argument("--connector", type=int, help="trigger: the connector")
+    p.add_argument("--profile", type=int, help="upgrade: the security profile to move the charger to (1, 2, 3)")
     p.add_argument("--base-url", help="getlog/firmware: where chargers upload and download (default: the edge's "
                                       "HTTPS port for a charger on wss://, else the address edgectl uses)")
     p.add_argument("--signing-cert", help="firmware: the manufacturer's signing certificate (PEM)")
@@ -232,6 +235,13 @@ def cmd_security(args: argparse.Namespace) -> int:
         if args.connector is not None:
             params["connectorId"] = args.connector
         return command("ExtendedTriggerMessage", params)
+    if args.action == "upgrade":
+        if args.profile is None:
+            raise ctl.CliError("security upgrade: give --profile N (1, 2 or 3)")
+        body = {"profile": args.profile, "reason": args.reason or f"edgectl security upgrade --profile {args.profile}"}
+        result = client.request("POST", f"/chargers/{charger}/security-profile", body=body)
+        print(json.dumps(result, indent=2))
+        return 0 if result.get("outcome") == "ok" else 1
     if args.action == "renew":
         print(json.dumps(client.request("POST", f"/security/chargers/{charger}/renew"), indent=2))
         return 0

@@ -18,10 +18,15 @@
   newest first.
 - GET /api/v1/chargers/{id}/smart-charging: what an OCPP 2.0.1 station reported of its charging profiles
   (ReportChargingProfiles) and the schedules its cars chose (NotifyEVChargingSchedule), as kept in memory.
+- POST /api/v1/chargers/{id}/security-profile {"profile": N, "reason": "..."}: move the charger to security profile N.
+  An OCPP 2.0.1 station: A05 (edge/ocpp/v201/security.py upgrade_security_profile: SetNetworkProfile, SetVariables
+  NetworkConfigurationPriority, Reset); a 1.6 charger: ChangeConfiguration SecurityProfile (the whitepaper's
+  migration, guarded by edge/ocpp/security_state.py). 409 with `error` when the edge refuses it (nothing sent).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Mapping
 
 from aiohttp import web
@@ -34,6 +39,35 @@ from edge.ocpp.credentials import CredentialError
 from edge.ocpp.v201 import services as v201_services
 from edge.ocpp.v201 import device_model as v201_device_model
 from edge.ocpp.v201 import station_events
+from edge.ocpp.v201.security import upgrade_security_profile
+
+PROFILE_FIELDS = ("profile", "reason")
+MAX_REASON = 200
+
+
+def security_profile_request(body: Mapping[str, Any]) -> tuple[int, str]:
+    """The body of POST /chargers/{id}/security-profile -> (profile, reason). ValueError names the bad field."""
+    unknown = sorted(str(k) for k in body if k not in PROFILE_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown field {unknown[0][:40]!r}: the body is {{\"profile\": 1..3, \"reason\": \"...\"}}")
+    if "profile" not in body:
+        raise ValueError("profile is missing: the security profile to move to, 1 (HTTP Basic), 2 (TLS and HTTP "
+                         "Basic) or 3 (TLS client certificate)")
+    profile = body["profile"]
+    if isinstance(profile, bool) or not isinstance(profile, int) or not 0 <= profile <= 3:
+        raise ValueError(f"profile must be a whole number 0 to 3, not {json_text(profile)}")
+    reason = body.get("reason", "")
+    if reason is None:
+        reason = ""
+    if not isinstance(reason, str):
+        raise ValueError(f"reason must be a string, not {json_text(reason)}")
+    if len(reason) > MAX_REASON:
+        raise ValueError(f"reason is {len(reason)} characters long: at most {MAX_REASON}")
+    return profile, reason.strip() or f"security profile {profile}"
+
+
+def json_text(value: Any) -> str:
+    return json.dumps(value)[:40]
 
 
 # A rotation's HTTP status follows the ChangeConfiguration's outcome, as for any command.
@@ -71,7 +105,33 @@ class ChargerRoutes:
             web.post("/api/v1/chargers/{id}/variables", self.set_variables),
             web.get("/api/v1/chargers/{id}/events", self.events),
             web.get("/api/v1/chargers/{id}/smart-charging", self.smart_charging),
+            web.post("/api/v1/chargers/{id}/security-profile", self.security_profile),
         ]
+
+    async def security_profile(self, request: web.Request) -> web.Response:
+        """Move a charger to another security profile, in its OCPP version's way; each request sent is in the
+        actions log. 409 with `error` when the edge refuses it (nothing sent), else 200 with the outcome."""
+        charger_id = request.match_info["id"]
+        if not self.site.directory.is_known(charger_id):
+            return error_response(404, f"no charger {charger_id!r} at this site")
+        try:
+            profile, reason = security_profile_request(await json_object(request))
+        except ValueError as exc:
+            return error_response(400, str(exc))
+        actor = actor_of(request)
+        if speaks_201(self.site.control, charger_id):
+            result = await upgrade_security_profile(self.site.ocpp, charger_id, profile,  # type: ignore[arg-type]
+                                                    actor=actor, reason=reason)
+            result = {"charger_id": charger_id, "ocpp": "2.0.1", "target": profile, **result}
+        else:
+            sent = await self.site.commands.send(
+                charger_id, "ChangeConfiguration", {"key": "SecurityProfile", "value": str(profile)},
+                actor=actor, reason=reason)
+            result = {"charger_id": charger_id, "ocpp": "1.6", "target": profile, "outcome": sent.outcome,
+                      "steps": [sent.as_dict()]}
+            if sent.outcome == "invalid":
+                result["error"] = str(sent.response)
+        return json_response(result, status=409 if result["outcome"] == "invalid" else 200)
 
     async def smart_charging(self, request: web.Request) -> web.Response:
         charger_id = request.match_info["id"]
