@@ -1,6 +1,6 @@
-"""The journal's reads run by the event loop itself when that is quick and safe (edge/journal/journal.py):
-they see what is committed and nothing else, and a read that is long or writes is run on the journal's
-thread instead, whole and once."""
+"""The journal (edge/journal/journal.py): its reads run by the event loop itself when that is quick and
+safe: they see what is committed and nothing else, and a read that is long or writes is run on the
+journal's thread instead, whole and once; and its commit window on a busy site loses nothing."""
 
 from __future__ import annotations
 
@@ -112,3 +112,23 @@ async def test_a_read_failing_inline_raises_its_own_error(tmp_path):
             await journal.read(broken)
         with pytest.raises(sqlite3.OperationalError, match="no such table"):
             await journal.read(lambda store: store.conn.execute("SELECT * FROM nowhere").fetchall())
+
+
+async def test_a_write_waiting_out_a_busy_sites_commit_window_is_committed_when_the_edge_stops(tmp_path):
+    """On a busy site a batch waits a few ms for more writes; an edge stopped meanwhile still commits it."""
+    path = str(tmp_path / "j.sqlite")
+    async with Journal(path) as journal:
+        runner = asyncio.create_task(journal.run())
+        for i in range(40):     # writes in quick succession: a busy site
+            await journal.write(Store.ensure_charger, f"CP-{i}", AT)
+        journal.submit(Store.ensure_charger, "CP-LAST", AT)
+        for _ in range(1000):   # until the commit loop holds it in its window
+            if journal._held:
+                break
+            await asyncio.sleep(0)
+        assert journal._held, "a busy site's write waits for others to join its commit"
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+    conn = connect(path)
+    assert conn.execute("SELECT count(*) FROM chargers WHERE id = 'CP-LAST'").fetchone()[0] == 1
