@@ -6,8 +6,9 @@ logs.py, load_series.py, certificates.py, security.py, credentials.py, signed_va
 station_events.py, notified_events.py), each a
 mixin over base.StoreBase; Store is all of them, so callers keep writing `journal.write(Store.method, ...)`.
 
-A Store is only ever used from the journal's own thread (see journal.py). Its methods do not
-commit: the journal groups them into transactions and commits before anyone is answered.
+A Store is used from the journal's own thread, and for quick reads by the event loop over a second,
+read-only connection (see journal.py). Its methods do not commit: the journal groups them into
+transactions and commits before anyone is answered.
 """
 
 from __future__ import annotations
