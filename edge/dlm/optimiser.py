@@ -18,6 +18,11 @@ Slots grow with distance (the near future is planned finely, the far future
 coarsely: what happens in six hours will be planned again fifty times before
 it comes), so a plan for 100 cars over 12 h is about 2,200 variables.
 
+A car that has not shown what it takes yet (PlanCar.max_known) may have its EVSE's
+maximum in slot 0 (taking it shows what it takes), but later slots count on no more
+than UNKNOWN_MAX (16 A): planned at 32 A later, a 16 A car is put off as one that can
+finish in time, and cannot.
+
 Only slot 0 is used now, and there the 6 A minimum applies (IEC 61851: below it
 a car does not charge): a car the LP gives less than its minimum gets its
 minimum if there is still room after the cars above it, in the LP's order of
@@ -74,6 +79,11 @@ EARLY_LEAVER = 0.02     # a car leaving now is worth this much more than one lea
 DISCOUNT = 0.01         # energy at the horizon is worth this much less than now
 SOONER = 0.005          # energy at a car's departure is worth this much less than now
 PRIORITY = 10.0
+# A per phase a car whose maximum is not known (PlanCar.max_known) is counted on after slot 0:
+# most cars take 16 A (11 kW on three phases, 3.7 kW on one), some 32 A. Planned at its EVSE's
+# 32 A it would be put off as one that can finish later; a 16 A car then cannot. Now it may take
+# its EVSE's maximum, which shows what it takes (the load manager's demand) by the next plan.
+UNKNOWN_MAX = 16.0
 EPS = 1e-9
 
 
@@ -118,6 +128,7 @@ def solve(cars: list["PlanCar"], left: dict, inputs: "PlanInputs", end: float) -
         owned.append([])
         leave = min(car.departure, end)
         per_amp = car.phases * volts / 3600.0
+        later_max = car.max_current if car.max_known else min(car.max_current, max(car.min_current, UNKNOWN_MAX))
         window = max(EPS, leave - now)
         for k, (start, length) in enumerate(zip(starts, lengths)):
             there = min(length, leave - start)
@@ -125,7 +136,7 @@ def solve(cars: list["PlanCar"], left: dict, inputs: "PlanInputs", end: float) -
                 break
             # Slot 0 is what the car gets now: its current while it is there, within the limits
             # as it is. Later slots are means over the slot (a relaxation; they are planned again).
-            top = car.max_current if k == 0 else car.max_current * there / length
+            top = car.max_current if k == 0 else later_max * there / length
             wh_per_amp = per_amp * (there if k == 0 else length)
             owned[i].append(len(col_car))
             col_car.append(i)

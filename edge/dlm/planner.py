@@ -42,6 +42,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from edge.dlm import optimiser
+from edge.dlm.optimiser import UNKNOWN_MAX
 from edge.dlm.model import Allocation, ConnectorState, EvseKey, Resource, Topology
 
 POLICIES = ("scheduled", "edf", "llf", "round_robin", "round_robin_blind")
@@ -59,6 +60,11 @@ class PlanCar:
     energy_wh: float = math.inf         # still wanted before it leaves; inf: unknown
     departure: float = math.inf         # monotonic s; inf: unknown
     priority: bool = False              # a prioritised user group: served before every other car
+    # False: the car has not shown what it takes (it was never offered more than it drew), so
+    # `max_current` is only its EVSE's. It may take that now, but the plan does not count on more
+    # than UNKNOWN_MAX later: half the cars take 16 A, and a car planned to finish at 32 A that
+    # takes 16 A is put off until it can no longer finish (optimiser.solve, _scheduled).
+    max_known: bool = True
 
 
 @dataclass(frozen=True)
@@ -290,6 +296,13 @@ def _spread(car: PlanCar, need: float, rooms: list[float], seconds: list[float],
     return out
 
 
+def _later(car: PlanCar) -> PlanCar:
+    """The car as the plan counts on it after slot 0 (PlanCar.max_known)."""
+    if car.max_known or car.max_current <= UNKNOWN_MAX:
+        return car
+    return replace(car, max_current=max(car.min_current, UNKNOWN_MAX))
+
+
 def _now_instead_of_later(car: PlanCar, row: list[float], amps: float, first_s: float, dt: float,
                           volts: float) -> None:
     """A car given more now than it had to have needs less later: take that energy off its
@@ -322,7 +335,7 @@ def _scheduled(cars: list[PlanCar], left: dict[Resource, float], inputs: PlanInp
         last = min(slots, math.ceil((leave - now) / dt - EPS))
         seconds = [min(dt, leave - (now + k * dt)) for k in range(last)]
         rooms = [_room(free[k], car) for k in range(last)]
-        for k, amps in enumerate(_spread(car, need, rooms, seconds, volts)):
+        for k, amps in enumerate(_spread(_later(car), need, rooms, seconds, volts)):
             if amps > 0:
                 _take(free[k], car, amps)
                 schedule[car.key][k] = amps
@@ -420,7 +433,9 @@ def plan_cars(topology: Topology, states: tuple[ConnectorState, ...], needs: dic
               ) -> tuple[PlanCar, ...]:
     """A PlanCar for every controllable session. A car without a need is planned as one
     that stays to the horizon and takes what it gets; a car that takes nothing now
-    (full, or on its own timer) is planned at its minimum, so it can resume."""
+    (full, or on its own timer) is planned at its minimum, so it can resume. A car whose
+    demand is not known (it has not drawn clearly less than a limit yet) is planned at its
+    EVSE's maximum now, and at no more than UNKNOWN_MAX later (PlanCar.max_known)."""
     out = []
     for state in states:
         evse = topology.evse_by_key.get(state.key)
@@ -431,7 +446,7 @@ def plan_cars(topology: Topology, states: tuple[ConnectorState, ...], needs: dic
         need = needs.get(state.key)
         out.append(PlanCar(state.key, tuple((c, p) for c in topology.paths[evse.circuit] for p in used), len(used),
                            evse.min_current, top, need.energy_wh if need else math.inf,
-                           need.departure if need else math.inf, state.priority))
+                           need.departure if need else math.inf, state.priority, state.demand is not None))
     return tuple(out)
 
 

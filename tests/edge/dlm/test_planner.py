@@ -238,6 +238,32 @@ def test_slot_0_is_planned_in_whole_amps():
         assert sum(targets.values()) == 25.0, targets
 
 
+def test_a_car_that_has_not_shown_its_maximum_is_not_put_off_as_if_it_took_32_a():
+    # K leaves in an hour and needs 16 A for it; U leaves in two and needs 16 A for both. 32 A free.
+    # Counted on at its EVSE's 32 A, U could wait half an hour and finish at 32 A: the plan pauses it
+    # for K. Half the cars take 16 A: such a U never finishes. Not known, U runs now beside K.
+    k = car("k", leaves_h=1, kwh_wanted=kwh(16, 3, 1) / 1000)
+    u = car("u", leaves_h=2, kwh_wanted=kwh(16, 3, 2) / 1000)
+    free = {r: 32.0 for r in GRID3}
+    assert plan(PlanInputs((k, u), free, 0.0)).targets == {("k", 1): 32.0, ("u", 1): 0.0}
+    for budget in (0.5, 0.0):
+        result = plan(PlanInputs((k, replace(u, max_known=False)), free, 0.0, budget_s=budget))
+        assert result.targets == {("k", 1): 16.0, ("u", 1): 16.0}, (budget, result.solver)
+        # Later slots count on 16 A at most; now it may take its EVSE's 32 A (the allocator's rest).
+        assert max(result.schedule[("u", 1)][1:]) <= 16.0 + 1e-6
+        assert result.handed()[("u", 1)] == 32.0
+
+
+def test_plan_cars_knows_a_cars_maximum_once_it_has_drawn_less_than_its_limit():
+    topology = Topology((Circuit("grid", 63.0),), (Evse("CP1", 1, "grid", phase_map(3), max_current=32.0),), 1.0)
+    needs = {("CP1", 1): Need(2 * HOUR, 10_000.0)}
+    unknown = ConnectorState(("CP1", 1), session=True, arrived=0.0)
+    [planned] = plan_cars(topology, (unknown,), needs)
+    assert (planned.max_current, planned.max_known) == (32.0, False)
+    [planned] = plan_cars(topology, (replace(unknown, demand=17.0),), needs)
+    assert (planned.max_current, planned.max_known) == (17.0, True)
+
+
 # --- properties ----------------------------------------------------------------------------------
 
 @st.composite
@@ -256,7 +282,8 @@ def planned_sites(draw):
         cars.append(PlanCar((f"E{j}", 1), tuple((c, p) for c in topology.paths[circuit] for p in used), len(used),
                             mn, draw(st.floats(0, 63)),
                             draw(st.one_of(st.just(math.inf), st.floats(0, 100_000))),
-                            draw(st.one_of(st.just(math.inf), st.floats(0, 24 * HOUR))), draw(st.booleans())))
+                            draw(st.one_of(st.just(math.inf), st.floats(0, 24 * HOUR))), draw(st.booleans()),
+                            draw(st.booleans())))
     capacity = {(c.id, p): draw(st.floats(-20, 100)) for c in circuits for p in range(3)}
     return PlanInputs(tuple(cars), capacity, draw(st.floats(0, 3600)), draw(st.sampled_from(POLICIES)),
                       draw(st.sampled_from([60.0, 300.0, 900.0])))
@@ -276,6 +303,13 @@ def test_a_plan_never_puts_a_circuit_phase_above_what_it_has_in_any_slot(inputs)
         assert all(used[r] <= max(0.0, inputs.capacity[r]) + 1e-6 for r in used), k
     used = per_resource(inputs.cars, result.targets)
     assert all(used[r] <= max(0.0, inputs.capacity[r]) + 1e-6 for r in used)
+    if inputs.policy == "scheduled":
+        # A car that has not shown its maximum is counted on at no more than 16 A (or its minimum,
+        # or its EVSE's maximum if lower) after slot 0, by the LP and the greedy alike.
+        for c in inputs.cars:
+            if not c.max_known and c.key in result.schedule:
+                top = min(c.max_current, max(c.min_current, 16.0))
+                assert all(a <= top + 1e-6 for a in result.schedule[c.key][1:]), (c, result.schedule[c.key])
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
