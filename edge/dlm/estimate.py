@@ -310,7 +310,10 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
                 # What rose since, less what sub-meters and cars raised earlier already took, and
                 # less what other cars' samples since show they rose: no rise is counted twice.
                 shown = _least_rise(topology, circuit.id, cars, estimated, base.at, reaction, readings, depth)
-                left[base.at] = [min(now_reading.currents[p], then.currents[p]) - base.currents[p]
+                # The lowest reading since the window's end: a fall takes the credit back, and a
+                # rise after such a fall (another car stopping, then the building) is not the car.
+                since = [r for r in history if then.at <= r.at <= now_reading.at] or [then, now_reading]
+                left[base.at] = [min(r.currents[p] for r in since) - base.currents[p]
                                  - gained[circuit.id][p] - shown[p] for p in range(3)]
             rise = left[base.at]
             n = car.phases if car.phases_in_use is None else min(car.phases, car.phases_in_use)
