@@ -259,15 +259,44 @@ class LoadManager:
         return history(evse, track, initial=initial, steered=steered, now=now, booted_at=charger.booted_at)
 
     def estimates(self, now: float) -> dict[EvseKey, Bounds]:
-        """Every running session's interval [least, most] per charger phase at `now`
-        (edge.dlm.estimate): computed once per instant and change."""
+        """Every running session's interval per charger phase (edge.dlm.estimate): `most` at
+        `now` (what it may draw from now on), `least` at the instant of the meter reading the
+        building's load is computed from (the least of those on its path, for nested meters).
+        The building's load is that reading minus what the cars drew *then*: a limit lowered
+        after the reading does not count yet, or the lowered car's drop would be counted as
+        building load before any reading could show it, and each decrease would call for the
+        next (a cascade of 0.1 A decreases, or every car paused one after another, within a
+        second of one building step). A change of the building after the reading is what the
+        meter period of the reaction window is for. Computed once per instant and change."""
         if self._estimated[0] != (now, self._changes):
-            cars = {key: self._history(key, now) for key, track in self.tracks.items()
-                    if track.transaction_id is not None}
-            readings = {c: tuple(r) for c, r in self._readings.items() if r}
-            estimated = estimate_site(self.topology, cars, readings, now, self.reaction)
+            estimated = self._estimate_at(now)
+            times = self._reading_times(now)
+            earlier = {t: self._estimate_at(t) for t in set(times.values()) if t < now}
+            if earlier:
+                merged = {}
+                for key, b in estimated.items():
+                    path = [times[c] for c in self.topology.paths[self.topology.evse_by_key[key].circuit] if c in times]
+                    leasts = [earlier[t][key].least if t in earlier and key in earlier[t] else b.least for t in path]
+                    least = tuple(min(v) for v in zip(*leasts)) if leasts else b.least
+                    merged[key] = Bounds(tuple(min(lo, hi) for lo, hi in zip(least, b.most)), b.most)
+                estimated = merged
             self._estimated = ((now, self._changes), estimated)
         return self._estimated[1]
+
+    def _estimate_at(self, at: float) -> dict[EvseKey, Bounds]:
+        cars = {key: self._history(key, at) for key, track in self.tracks.items() if track.transaction_id is not None}
+        readings = {c: tuple(r) for c, r in self._readings.items() if r}
+        return estimate_site(self.topology, cars, readings, at, self.reaction)
+
+    def _reading_times(self, now: float) -> dict[str, float]:
+        """Circuit id -> the instant of its meter's reading in use (fresh, not after `now`)."""
+        out = {}
+        for circuit_id, meter in self.meters.items():
+            reading = meter.latest
+            if (reading is not None and reading.at <= now
+                    and now - reading.at <= self.settings.failsafe_after * meter.config.period + 1e-6):
+                out[circuit_id] = reading.at
+        return out
 
     def record_reading(self, circuit_id: str, at: float, currents: tuple[float, ...]) -> None:
         """A circuit meter's reading (monotonic s), kept a while for estimate.attribute_rises."""

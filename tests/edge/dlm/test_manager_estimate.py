@@ -109,3 +109,40 @@ def test_a_car_at_its_own_maximum_stays_held_at_what_it_takes():
     clock.advance(10)
     event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 16.9, 16.9, 16.9))
     assert lm._state(("A", 1), clock.monotonic()).demand is None
+
+
+class _Meter:
+    def __init__(self, current, at):
+        self.latest = type("Reading", (), {"current": current, "at": at})()
+        self.config = type("Config", (), {"period": 1.0})()
+
+
+def test_the_building_is_the_reading_less_what_the_cars_drew_at_that_reading():
+    """A limit lowered after the meter's reading does not count until a reading after it: else the lowered
+    car's drop counted as building load before any reading could show it, the next evaluation lowered it
+    again, and so on (60 decreases of 0.1 A in 0.3 s, or every car paused one after another)."""
+    site = Topology((Circuit("grid", 40.0, meter="m"),), SITE.evses, margin=0.0)
+    clock = ManualClock()
+    meter = _Meter((26.0, 26.0, 26.0), 0.0)
+    lm = LoadManager(site, LoadManagementSection(), bus=EventBus(), clock=clock, control=None,  # type: ignore[arg-type]
+                     journal=None, meters={"grid": meter},  # type: ignore[arg-type]
+                     prioritised=lambda _: False, is_known=lambda _: True)
+    lm.chargers["A"].online, lm.chargers["A"].default_sent = True, 20.0
+    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
+    track = lm.tracks[("A", 1)]
+    track.commands = (Command(16.0, clock.monotonic(), clock.monotonic(), True),)
+    clock.advance(5)
+    event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 16.0, 16.0, 16.0))
+    clock.advance(0.5)
+    meter.latest.at = clock.monotonic()                     # 10 A of building + the car's 16 A
+    lm.record_reading("grid", meter.latest.at, meter.latest.current)
+    clock.advance(0.3)
+    track.commands += (Command(8.0, clock.monotonic()),)    # lowered after that reading, no reading since
+    lm._changes += 1
+    now = clock.monotonic()
+    assert lm.estimates(now)[("A", 1)].least[0] > 15.0
+    assert lm.estimates(now)[("A", 1)].most == (16.0, 16.0, 16.0)
+    clock.advance(0.7)
+    meter.latest.at = clock.monotonic()                     # a reading after the decrease: it may have followed
+    lm.record_reading("grid", meter.latest.at, meter.latest.current)
+    assert lm.estimates(clock.monotonic())[("A", 1)].least == (8.0, 8.0, 8.0)
