@@ -20,7 +20,7 @@ from edge.journal import device_model as journal_model
 from edge.journal.store import connect as journal_connect
 from edge.ocpp.v201 import device_model
 from edge.stations.model import Setting
-from tests.edge.conftest import api_call, ocpp_url, wait_for
+from tests.edge.conftest import api_call, eventually, ocpp_url, wait_for
 from tests.edge.v201.conftest import SITE_CHARGERS, STATION, station
 
 
@@ -370,7 +370,12 @@ async def test_reports_and_reads_survive_an_edge_restart_and_say_when_each_value
                                                      reason="test")).outcome == "ok"
             await poll(edge, lambda s: s.device_variable(STATION, "TxCtrlr", "TxStartPoint") == "PowerPathClosed"
                        and s.device_variable(STATION, "AuthCacheCtrlr", "Enabled") == "false")
-            before = await api_call(edge, "GET", f"/chargers/{STATION}/variables?limit=2000")
+
+            async def settled():
+                # The edge stores what it set once the station's answer is in: wait for all five.
+                answer = await api_call(edge, "GET", f"/chargers/{STATION}/variables?limit=2000")
+                return answer if len(answer["settings"]) == len(device_model.EDGE_VARIABLES) else None
+            before = await eventually(settled, "the edge's settings stored")
             count = len(sim.device.variables)
     async with make_edge(chargers=SITE_CHARGERS) as edge:
         after = await api_call(edge, "GET", f"/chargers/{STATION}/variables?limit=2000")

@@ -50,7 +50,8 @@ async def test_TC_B_01_CSMS_cold_boot_accepted(make_edge):
                 ("accepted", "SimVendor", "SimStation201", "2.0.1-sim")
             assert await connector_statuses(edge, STATION) == {1: "Available", 2: "Available"}
             assert isinstance(edge.ocpp.sessions[STATION], Ocpp201Session)
-            # Heartbeat (G): the edge's time.
+            # Heartbeat (G): the edge's time, once the station is online (its boot's follow-ups done).
+            await sim.wait_online()
             beat = await sim.send(call.Heartbeat())
             assert beat.current_time.startswith(str(edge.clock.now().year))
 
