@@ -260,9 +260,9 @@ class LoadManager:
 
     def estimates(self, now: float) -> dict[EvseKey, Bounds]:
         """Every running session's interval per charger phase (edge.dlm.estimate): `most` at
-        `now` (what it may draw from now on), `least` at the instant of the meter reading the
-        building's load is computed from (the least of those on its path, for nested meters).
-        The building's load is that reading minus what the cars drew *then*: a limit lowered
+        `now` (what it may draw from now on), `least` without the limits sent after the meter
+        reading the building's load is computed from (the least of those on its path, for nested
+        meters). The building's load is that reading minus what the cars drew: a limit lowered
         after the reading does not count yet, or the lowered car's drop would be counted as
         building load before any reading could show it, and each decrease would call for the
         next (a cascade of 0.1 A decreases, or every car paused one after another, within a
@@ -271,7 +271,7 @@ class LoadManager:
         if self._estimated[0] != (now, self._changes):
             estimated = self._estimate_at(now)
             times = self._reading_times(now)
-            earlier = {t: self._estimate_at(t) for t in set(times.values()) if t < now}
+            earlier = {t: self._estimate_at(now, sent_by=t) for t in set(times.values()) if t < now}
             if earlier:
                 merged = {}
                 for key, b in estimated.items():
@@ -283,8 +283,13 @@ class LoadManager:
             self._estimated = ((now, self._changes), estimated)
         return self._estimated[1]
 
-    def _estimate_at(self, at: float) -> dict[EvseKey, Bounds]:
+    def _estimate_at(self, at: float, sent_by: float | None = None) -> dict[EvseKey, Bounds]:
+        """The estimate at `at`; with `sent_by`, as if no limit had been sent after that instant
+        (a reading then cannot show them): the cars' samples and what was learned since still count."""
         cars = {key: self._history(key, at) for key, track in self.tracks.items() if track.transaction_id is not None}
+        if sent_by is not None:
+            cars = {key: replace(car, commands=tuple(c for c in car.commands if c.sent_at <= sent_by))
+                    for key, car in cars.items()}
         readings = {c: tuple(r) for c, r in self._readings.items() if r}
         return estimate_site(self.topology, cars, readings, at, self.reaction)
 
