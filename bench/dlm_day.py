@@ -50,7 +50,7 @@ from edge.dlm.config import LoadManagementSection
 from edge.dlm.estimate import Command
 from edge.dlm.manager import LoadManager
 from edge.dlm.model import STRATEGIES, Allocation, Circuit, ConnectorState, Evse, Inputs, Topology
-from edge.dlm.planner import POLICIES, Need, Plan, plan_now
+from edge.dlm.planner import PLAN_PERIOD_S as PLANNER_PERIOD_S, POLICIES, Need, Plan, plan_now
 from edge.dlm.phases import ROTATIONS, phase_map, to_site
 from edge.dlm.tracking import prune
 from edge.events import Event, EventBus
@@ -65,8 +65,8 @@ REACTION_S = 5.0
 PREPARING_S = 20
 METER_VALUES_S = 10
 HOUR = 3600
-# The departure-aware strategies re-plan this often (s), and at every session start and stop.
-PLAN_PERIOD_S = 60
+# The departure-aware strategies re-plan as often as the edge does (s), and at every session start and stop.
+PLAN_PERIOD_S = int(PLANNER_PERIOD_S)
 # Every strategy the day runs: the edge's own, then the planner's baselines.
 DAY_STRATEGIES = STRATEGIES + tuple(p for p in POLICIES if p not in STRATEGIES)
 
