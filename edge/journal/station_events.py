@@ -5,7 +5,10 @@ transaction were applied, and the Ended events held back until their turn (migra
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Iterable
+
+from edge.clock import parse_iso
 
 from edge.journal.base import StoreBase
 
@@ -64,3 +67,22 @@ class StationEventStore(StoreBase):
             """UPDATE station_transactions SET meter_start = ?, start_time = ?
                WHERE charger_id = ? AND station_tx_id = ? AND transaction_id IS NULL""",
             (meter_start, start_time, charger_id, station_tx_id)).rowcount > 0
+
+    def started_as(self, charger_id: str, station_tx: str, evse_id: int, tag: str, start_time: str,
+                   meter_start: int) -> str | None:
+        """The station's other transactionId whose session has this start (what the journal tells a session
+        by: station, EVSE, id tag, start time, meter start), or None. transactions.py keeps that key UNIQUE
+        and station_transactions.transaction_id too, so a second transactionId cannot map to that session."""
+        row = self.conn.execute(
+            """SELECT s.station_tx_id FROM transactions t JOIN station_transactions s
+                   ON s.transaction_id = t.id AND s.charger_id = t.charger_id
+               WHERE t.charger_id = ? AND t.connector_id = ? AND t.id_tag = ? AND t.start_time = ?
+                 AND t.meter_start = ? AND s.station_tx_id <> ?""",
+            (charger_id, evse_id, tag, start_time, meter_start, station_tx)).fetchone()
+        return row[0] if row else None
+
+    def booted_since(self, charger_id: str, since: datetime) -> bool:
+        """Whether the station's last accepted BootNotification (chargers.last_boot) is after `since`."""
+        row = self.conn.execute("SELECT last_boot FROM chargers WHERE id = ?", (charger_id,)).fetchone()
+        booted = parse_iso(row[0]) if row and row[0] else None
+        return booted is not None and booted >= since

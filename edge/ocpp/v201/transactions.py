@@ -34,14 +34,13 @@ import json
 import logging
 import math
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ocpp.exceptions import GenericError
 from ocpp.v201 import call as call201
 
 from edge.auth import AuthDecision
-from edge.clock import parse_iso
 from edge.events import Event
 from edge.cdr.record import ENERGY
 from edge.journal import Sample, Store
@@ -197,24 +196,10 @@ def _known_and_seen(store: Store, charger_id: str, station_tx: str, seq_no: int)
             store.transaction_event_seen(charger_id, station_tx, seq_no))
 
 
-def _started_as(store: Store, charger_id: str, station_tx: str, evse_id: int, tag: str, start_time: str,
-                meter_start: int) -> str | None:
-    """The station's other transactionId whose session has this start (what the journal tells a session by:
-    station, EVSE, id tag, start time, meter start), or None. Read here, on the journal's thread, from its
-    tables: edge/journal/transactions.py keeps that key UNIQUE and station_transactions.transaction_id too."""
-    row = store.conn.execute(
-        """SELECT s.station_tx_id FROM transactions t JOIN station_transactions s
-               ON s.transaction_id = t.id AND s.charger_id = t.charger_id
-           WHERE t.charger_id = ? AND t.connector_id = ? AND t.id_tag = ? AND t.start_time = ?
-             AND t.meter_start = ? AND s.station_tx_id <> ?""",
-        (charger_id, evse_id, tag, start_time, meter_start, station_tx)).fetchone()
-    return row[0] if row else None
-
-
 async def _refuse_repeat(site: "Site", charger_id: str, station_tx: str, event_type: str, seq_no: int,
                          evse_id: int, tag: str, start_time: str, meter_start: int) -> None:
     """Raise Conflict when starting `station_tx`'s session would give it another transactionId's session."""
-    other = await site.journal.read(_started_as, charger_id, station_tx, evse_id, tag, start_time, meter_start)
+    other = await site.journal.read(Store.started_as, charger_id, station_tx, evse_id, tag, start_time, meter_start)
     if other is None:
         return
     log.warning("transaction event refused charger=%s transaction=%s seq_no=%s (%s): it starts as transaction %s "
@@ -337,13 +322,6 @@ async def ask_status(site: "Site", charger_id: str, station_tx: str | None) -> t
 BOOTED_WITHIN_S = 10.0
 
 
-def _booted_since(store: Store, charger_id: str, since: datetime) -> bool:
-    """Whether the station's last accepted BootNotification (the journal's chargers.last_boot) is after `since`."""
-    row = store.conn.execute("SELECT last_boot FROM chargers WHERE id = ?", (charger_id,)).fetchone()
-    booted = parse_iso(row[0]) if row and row[0] else None
-    return booted is not None and booted >= since
-
-
 # station -> set at each TransactionEvent it sends, while `queue_status` waits for its queue to drain.
 _arrivals: dict[tuple[int, str], asyncio.Event] = {}
 # While a station says messages are queued, it is asked again once events stopped arriving for this long (or
@@ -447,7 +425,7 @@ async def transaction_status(site: "Site", charger_id: str, closed: asyncio.Even
     if not open_ids and not held_ids:
         # Nothing to name. Just booted (its queue comes after a boot): does it hold messages of a transaction
         # unknown here? A connection without a boot (a blip, the edge restarted) is not asked.
-        if await site.journal.read(_booted_since, charger_id, site.clock.now() - timedelta(seconds=BOOTED_WITHIN_S)):
+        if await site.journal.read(Store.booted_since, charger_id, site.clock.now() - timedelta(seconds=BOOTED_WITHIN_S)):
             await queue_status(site, charger_id, closed)
         return
     for station_tx in [*open_ids, *sorted(held_ids - set(open_ids))]:   # held ones may have nothing applied yet
