@@ -49,7 +49,7 @@ from edge.dlm.allocate import allocate
 from edge.dlm.config import LoadManagementSection
 from edge.dlm.estimate import Command
 from edge.dlm.manager import LoadManager
-from edge.dlm.model import STRATEGIES, Allocation, Circuit, ConnectorState, Evse, Inputs, Topology
+from edge.dlm.model import STRATEGIES, Allocation, Circuit, ConnectorState, Evse, EvseKey, Inputs, Topology
 from edge.dlm.planner import PLAN_PERIOD_S as PLANNER_PERIOD_S, POLICIES, Need, Plan, plan_now
 from edge.dlm.phases import ROTATIONS, phase_map, to_site
 from edge.dlm.tracking import prune
@@ -388,6 +388,9 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
     last_decrease = -math.inf
     paused_s = suspended_s = evaluations = 0
     energy_by_car = {c.tag: 0.0 for c in day.cars}
+    # The most each session's car has drawn (the estimate's least, A per phase), for the planner
+    # (planner.plan_cars' `drew`: what the load manager would keep per session).
+    drew: dict[EvseKey, float] = {}
     targets: dict | None = None
     planned_at = -math.inf
     sessions_seen: frozenset = frozenset()
@@ -485,13 +488,18 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
         estimated = manager.estimates(float(t))
         states = tuple(idle[e.key] if c.car is None and manager.tracks[e.key].transaction_id is None
                        else manager._state(e.key, float(t), estimated) for e, c in zip(topology.evses, chargers))
+        for s in states:
+            if s.session and s.measured:
+                drew[s.key] = max(drew.get(s.key, 0.0), *s.measured)
+            elif not s.session:
+                drew.pop(s.key, None)
         if planned:
             sessions = frozenset(s.key for s in states if s.session)
             if t - planned_at >= PLAN_PERIOD_S or sessions != sessions_seen:
                 if allocation is None:
                     allocation = allocate(Inputs(topology, {day.metered: meter}, states, float(t), "fair"))
                 cpu0 = time.process_time()
-                made = _plan(day, chargers, states, allocation, energy_by_car, strategy, t)
+                made = _plan(day, chargers, states, allocation, energy_by_car, strategy, t, drew)
                 plan_cpu.append(time.process_time() - cpu0)
                 targets = made.handed()
                 if made.solver:
@@ -530,11 +538,11 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
 
 
 def _plan(day: Day, chargers: list[Charger], states: tuple[ConnectorState, ...], allocation: Allocation,
-          energy_by_car: dict[str, float], policy: str, t: int) -> Plan:
+          energy_by_car: dict[str, float], policy: str, t: int, drew: dict[EvseKey, float] | None = None) -> Plan:
     """The plan now: each car's departure and what its battery can still take are known
     (as a driver's declared need would be; `round_robin_blind` ignores them), the capacity
     is what the allocator last saw (the building's load now, held over the horizon); the
     allocator is handed what the load manager hands it (Plan.handed)."""
     needs = {c.evse.key: Need(float(c.car.leave), max(0.0, c.car.room_wh - energy_by_car[c.car.tag]))
              for c in chargers if c.car is not None}
-    return plan_now(day.topology, states, needs, allocation, float(t), policy)
+    return plan_now(day.topology, states, needs, allocation, float(t), policy, drew=drew)

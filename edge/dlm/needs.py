@@ -190,6 +190,18 @@ class FromCar:
     min_current: float | None = None       # A per phase (AC)
     max_current: float | None = None       # A per phase (AC), or the DC current
     max_voltage: float | None = None
+    max_power: float | None = None         # W (DC evMaxPower)
+
+    def max_per_phase(self, voltage: float = 230.0) -> float | None:
+        """A per phase the car takes at most from an AC grid, for the planner (planner.plan_cars'
+        `said`): AC, its evMaxCurrent; DC, its most power (evMaxPower, else evMaxCurrent times
+        evMaxVoltage) over three phases at `voltage`; None when it did not say."""
+        if self.phases is not None:         # AC
+            return self.max_current if self.max_current is not None and self.max_current > 0 else None
+        power = self.max_power
+        if power is None and self.max_current is not None and self.max_voltage is not None:
+            power = self.max_current * self.max_voltage
+        return power / (3 * voltage) if power is not None and power > 0 else None
 
 
 _PHASES = {"AC_single_phase": 1, "AC_two_phase": 2, "AC_three_phase": 3}
@@ -212,7 +224,7 @@ def from_car(charging_needs: Any, now: datetime) -> FromCar:
     need = Declared(departure, energy_wh, ISO15118) if departure is not None or energy_wh is not None else None
     return FromCar(need, tuple(notes), _PHASES.get(str(needs.get("requested_energy_transfer"))),
                    _number(limits.get("ev_min_current")), _number(limits.get("ev_max_current")),
-                   _number(limits.get("ev_max_voltage")))
+                   _number(limits.get("ev_max_voltage")), _number(dc.get("ev_max_power")) if dc else None)
 
 
 def _number(value: Any) -> float | None:

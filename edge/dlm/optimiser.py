@@ -87,6 +87,14 @@ UNKNOWN_MAX = 16.0
 EPS = 1e-9
 
 
+def later_max(car: "PlanCar") -> float:
+    """A per phase the plan counts on the car taking after slot 0: its maximum when known, else
+    no more than UNKNOWN_MAX."""
+    if car.max_known:
+        return car.max_current
+    return min(car.max_current, max(car.min_current, UNKNOWN_MAX))
+
+
 class SolverFailed(RuntimeError):
     """The LP did not give a plan (missing solver, time limit, numerical trouble): use the greedy."""
 
@@ -128,7 +136,7 @@ def solve(cars: list["PlanCar"], left: dict, inputs: "PlanInputs", end: float) -
         owned.append([])
         leave = min(car.departure, end)
         per_amp = car.phases * volts / 3600.0
-        later_max = car.max_current if car.max_known else min(car.max_current, max(car.min_current, UNKNOWN_MAX))
+        top_later = later_max(car)
         window = max(EPS, leave - now)
         for k, (start, length) in enumerate(zip(starts, lengths)):
             there = min(length, leave - start)
@@ -136,7 +144,7 @@ def solve(cars: list["PlanCar"], left: dict, inputs: "PlanInputs", end: float) -
                 break
             # Slot 0 is what the car gets now: its current while it is there, within the limits
             # as it is. Later slots are means over the slot (a relaxation; they are planned again).
-            top = car.max_current if k == 0 else later_max * there / length
+            top = car.max_current if k == 0 else top_later * there / length
             wh_per_amp = per_amp * (there if k == 0 else length)
             owned[i].append(len(col_car))
             col_car.append(i)

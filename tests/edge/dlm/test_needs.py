@@ -17,7 +17,7 @@ from edge.auth.model import ModelError
 from edge.clock import ManualClock, iso
 from edge.dlm.history import TokenHistory
 from edge.dlm.needs import (MAX_AHEAD, MAX_ENERGY_KWH, Declared, NeedError, PastSession, departure_of, energy_of,
-                            learned, next_at, register_wh, still_wanted)
+                            from_car, learned, next_at, register_wh, still_wanted)
 from edge.events import Event, EventBus
 from edge.journal import Journal, Sample
 from edge.journal.store import Store
@@ -204,3 +204,26 @@ def test_a_learned_need_is_always_a_plan_the_edge_accepts(history, minutes):
     assert now < need.departure <= now + MAX_AHEAD
     assert need.energy_wh is None or 0 < need.energy_wh <= MAX_ENERGY_KWH * 1000
     assert need.source.startswith("learned from the token's last")
+
+
+# --- the car's own maximum, for the planner ------------------------------------------------------
+
+def test_an_ac_cars_ev_max_current_is_its_maximum_per_phase_for_the_planner():
+    now = datetime(2026, 12, 7, 8, 0, tzinfo=timezone.utc)
+    read = from_car({"requested_energy_transfer": "AC_three_phase", "ac_charging_parameters": {
+        "energy_amount": 20_000, "ev_min_current": 6, "ev_max_current": 16, "ev_max_voltage": 400}}, now)
+    assert read.max_per_phase() == 16.0
+    said_nothing = from_car({"requested_energy_transfer": "AC_three_phase",
+                             "ac_charging_parameters": {"energy_amount": 20_000}}, now)
+    assert said_nothing.max_per_phase() is None
+
+
+def test_a_dc_cars_most_power_is_spread_over_the_three_ac_phases():
+    now = datetime(2026, 12, 7, 8, 0, tzinfo=timezone.utc)
+    # 50 kW at most: 72.5 A per phase at 230 V; without evMaxPower, evMaxCurrent x evMaxVoltage.
+    read = from_car({"requested_energy_transfer": "DC", "dc_charging_parameters": {
+        "ev_max_current": 125, "ev_max_voltage": 400, "ev_max_power": 50_000, "energy_amount": 30_000}}, now)
+    assert read.max_per_phase() == pytest.approx(50_000 / 690)
+    read = from_car({"requested_energy_transfer": "DC", "dc_charging_parameters": {
+        "ev_max_current": 50, "ev_max_voltage": 400, "energy_amount": 30_000}}, now)
+    assert read.max_per_phase() == pytest.approx(20_000 / 690)

@@ -341,3 +341,36 @@ def test_the_solver_is_loaded_only_when_a_plan_needs_it():
             "assert optimiser.load() and 'scipy.optimize' in sys.modules\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_plan_cars_knows_a_car_at_its_evses_maximum_once_it_has_drawn_it():
+    # A car drawing (or having drawn in this session) within 1.5 A of its EVSE's 32 A takes 32 A:
+    # later slots count on 32 A, not 16. One drawing 20 A has not shown it takes more than 16.
+    topology = Topology((Circuit("grid", 63.0),), (Evse("CP1", 1, "grid", phase_map(3), max_current=32.0),), 1.0)
+    needs = {("CP1", 1): Need(2 * HOUR, 10_000.0)}
+    unknown = ConnectorState(("CP1", 1), session=True, arrived=0.0)
+    for measured, drew, known in (((31.0, 31.0, 31.0), {}, True), ((20.0, 20.0, 20.0), {}, False),
+                                  ((10.0, 10.0, 10.0), {("CP1", 1): 30.6}, True),
+                                  ((10.0, 10.0, 10.0), {("CP1", 1): 29.0}, False)):
+        [planned] = plan_cars(topology, (replace(unknown, measured=measured),), needs, drew)
+        assert (planned.max_current, planned.max_known) == (32.0, known), (measured, drew)
+
+
+def test_a_car_that_said_its_maximum_is_planned_at_it_as_known():
+    # ISO 15118: the car said it takes 16 A per phase (NotifyEVChargingNeeds' evMaxCurrent), on a 32 A EVSE.
+    topology = Topology((Circuit("grid", 63.0),), (Evse("CP1", 1, "grid", phase_map(3), max_current=32.0),), 1.0)
+    needs = {("CP1", 1): Need(2 * HOUR, 10_000.0)}
+    state = ConnectorState(("CP1", 1), session=True, arrived=0.0)
+    [planned] = plan_cars(topology, (state,), needs, said={("CP1", 1): 16.0})
+    assert (planned.max_current, planned.max_known) == (16.0, True)
+    [planned] = plan_cars(topology, (state,), needs, said={("CP1", 1): 125.0})   # more than the EVSE's
+    assert (planned.max_current, planned.max_known) == (32.0, True)
+    # Known at 32 A, it is put off for an early leaver (test above); said 16 A, it runs now.
+    k = car("k", leaves_h=1, kwh_wanted=kwh(16, 3, 1) / 1000)
+    u = car("u", leaves_h=2, kwh_wanted=kwh(16, 3, 2) / 1000)
+    [said_16] = plan_cars(Topology((Circuit("grid", 63.0),), (Evse("u", 1, "grid", phase_map(3), max_current=32.0),),
+                                   1.0), (ConnectorState(("u", 1), session=True),), {("u", 1): Need(2 * HOUR, u.energy_wh)},
+                          said={("u", 1): 16.0})
+    free = {r: 32.0 for r in GRID3}
+    assert plan(PlanInputs((k, replace(u, max_current=said_16.max_current)), free, 0.0)).targets == {
+        ("k", 1): 16.0, ("u", 1): 16.0}
