@@ -259,6 +259,11 @@ def allocate(inputs: Inputs) -> Allocation:
                                                                       f"{max(0.0, ceiling):g} A is below its "
                                                                       f"minimum {need:g} A")
                 continue
+            if states[key].resting:
+                decisions[key] = Decision(key, 0.0, phase_count[key], "paused: the car takes nothing (it said "
+                                          "so, SuspendedEV); its minimum is offered again every "
+                                          f"{inputs.rotate_after:g} s")
+                continue
             state = states[key]
             resuming = (state.running_since is None and state.paused_since is not None
                         and inputs.now - state.paused_since < inputs.rotate_after and inputs.strategy != "fixed")

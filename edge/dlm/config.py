@@ -45,6 +45,11 @@ class LoadManagementSection(Strict):
     # MeterValueSampleInterval asked of every charger when it is ready (s), with per-phase Current.Import:
     # the sooner a car's sample shows what it does, the less is held back for it. 0: the charger's own.
     meter_values_interval: Annotated[float, Field(ge=0, le=3600)] = 5.0
+    # A car that says it takes nothing (SuspendedEV: full, or waiting on its own timer) and draws nothing
+    # keeps its minimum this long (s); then it is paused, so its minimum goes to the other cars, and offered
+    # its minimum again for as long every `rotate_after`, so a car that wants to charge again can. None:
+    # it keeps its minimum as long as it says so.
+    full_pause_after: Annotated[float, Field(ge=10, le=3600)] | None = 60.0
 
 
 class CircuitConfig(Strict):

@@ -32,8 +32,8 @@ from edge.dlm.phases import NAMES
 from edge.dlm.planner import PLAN_PERIOD_S, Need, targets_now
 from edge.dlm.sampling import MeterValuesSetup
 from edge.dlm.series import SeriesRecorder
-from edge.dlm.tracking import (DELIVERY_LAG, FIRST_WINDOW, Track, answered, currents_from_samples, history,
-                               learn_phases, prune, takes, window)
+from edge.dlm.tracking import (DELIVERY_LAG, DRAWING, FIRST_WINDOW, Track, answered, currents_from_samples,
+                               history, learn_phases, prune, resting, takes, window)
 from edge.events import Event, EventBus
 from edge.journal import Journal
 from edge.retries import RETRY_DELAYS, Later, next_delay
@@ -324,9 +324,10 @@ class LoadManager:
         measured = est.least if est is not None and track.transaction_id is not None else ()
         held = track.held
         demand = None
-        if track.transaction_id is not None and track.status == "SuspendedEV":
+        if track.transaction_id is not None and (track.status == "SuspendedEV" or track.full_since is not None):
             # The car itself takes nothing (full, or waiting on its own timer): it keeps
-            # its minimum so it can resume, the rest goes to the others.
+            # its minimum so it can resume, the rest goes to the others; after a while it
+            # is paused, and offered its minimum again from time to time (`resting`).
             demand = 0.0
         elif drawing and held is not None and held.transaction_id == track.transaction_id:
             demand = track.takes        # tracking.takes, at its latest sample
@@ -343,7 +344,9 @@ class LoadManager:
             controllable=controllable, reserve=reserve,
             safe_share=self.safe_share.get(key, 0.0), why_uncontrollable=self._why_uncontrollable(
                 evse.smart_charging, charger, refused, track.over_limit),
-            ceiling=self.external_limits.get(key))
+            ceiling=self.external_limits.get(key),
+            resting=track.transaction_id is not None and resting(
+                track.full_since, now, self.settings.full_pause_after, self.settings.rotate_after))
 
     @staticmethod
     def _why_uncontrollable(smart: bool, charger: ChargerTrack, refused: bool, over_limit: bool) -> str:
@@ -500,6 +503,9 @@ class LoadManager:
             if track.transaction_id is None or decision is None or not self._controllable(key, now):
                 # A charger we cannot steer (offline, say) is not paused by us: its car keeps
                 # its place in the admission order for when it is back.
+                continue
+            if track.full_since is not None:
+                # A car that takes nothing, paused and offered again: not a turn taken or given.
                 continue
             if decision.limit > 0 and track.running_since is None:
                 track.running_since, track.paused_since = now, None
@@ -736,6 +742,10 @@ class LoadManager:
                 self.tracks[(event.charger_id, data["connector_id"])] = Track(status=track.status)
         elif kind == "connector.status":
             track.status = data.get("status", track.status)
+            if track.status == "SuspendedEV" and track.full_since is None and track.transaction_id is not None:
+                track.full_since = now
+            elif track.status == "Charging":
+                track.full_since = None
             if track.status in NOT_DRAWING:
                 # The charger says the car stopped drawing: it may be at 0 A from now (estimate).
                 track.stopped_at = now
@@ -763,6 +773,8 @@ class LoadManager:
         # The first sample with any current says which phases the car uses (a 2-phase car
         # mid-ramp: 0.7 A on two); an un-phased value says nothing about that.
         learned = learn_phases(currents) if per_phase else None
+        if max(currents, default=0.0) >= DRAWING:
+            track.full_since = None         # it draws again: it takes what it is offered
         if learned is not None:
             track.phases = max(track.phases or 0, learned)
         held = track.held

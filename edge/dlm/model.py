@@ -91,6 +91,9 @@ class ConnectorState:
     # manager, the grid operator: OCPP 2.0.1 NotifyChargingLimit); None: no such limit. The station
     # applies the lower of it and our profile, so what is above it is given to other cars.
     ceiling: float | None = None
+    # The car said it takes nothing (SuspendedEV) and has drawn nothing since, for a while: it is
+    # paused, so its minimum goes to the others (the load manager offers it again from time to time).
+    resting: bool = False
 
 
 @dataclass(frozen=True)

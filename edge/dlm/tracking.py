@@ -57,6 +57,8 @@ class Track:
     register_wh: float | None = None
     # What the car was found to take when it drew clearly less than its limit (`takes`); None: more.
     takes: float | None = None
+    # Since when the car has said it takes nothing (SuspendedEV) without drawing since; None: it may draw.
+    full_since: float | None = None
 
 
 def window(track: Track, now: float) -> float:
@@ -143,6 +145,19 @@ def takes(track: Track, limit: float, measured: tuple[float, ...], measured_at: 
     if known is not None and limit <= known + 1e-6 and top < limit - DEMAND_KEEP:
         return top + DEMAND_SLACK / 2
     return None
+
+
+# A sample this high on a phase shows the car draws again (after it said it takes nothing).
+DRAWING = 1.0
+
+
+def resting(full_since: float | None, now: float, after: float | None, every: float) -> bool:
+    """Whether a car that said it takes nothing (since `full_since`) is paused now (pure): it
+    keeps its minimum for `after` s, then rests, and is offered its minimum again for `after`
+    s at the end of every `every` s, so a car waiting on its own timer can start again."""
+    if full_since is None or after is None or now - full_since < after:
+        return False
+    return (now - full_since - after) % every < max(0.0, every - after)
 
 
 def learn_phases(currents: tuple[float, ...]) -> int | None:

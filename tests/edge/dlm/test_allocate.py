@@ -351,3 +351,15 @@ def test_a_paused_car_resumes_only_with_a_margin_over_its_minimum():
     both_running = replace(paused, paused_since=None, running_since=5)
     assert alloc(evses, [running, both_running], limit=12.5, now=60).decisions[("B", 1)].limit == 6.2
     assert alloc(evses, [running, paused], limit=12.5, now=60, rotate_after=5).decisions[("B", 1)].limit > 0
+
+
+def test_a_resting_car_is_paused_with_its_reason_and_its_minimum_goes_to_the_others():
+    site = Topology((Circuit("grid", 20.0),), (Evse("A", 1, "grid", (0, 1, 2)), Evse("B", 1, "grid", (0, 1, 2))), 0.0)
+    full = ConnectorState(("A", 1), session=True, demand=0.0, resting=True)
+    other = ConnectorState(("B", 1), session=True)
+    decisions = allocate(Inputs(site, {}, (full, other), 0.0, "fair")).decisions
+    assert decisions[("A", 1)].limit == 0.0 and "takes nothing" in decisions[("A", 1)].reason
+    assert decisions[("B", 1)].limit == 20.0
+    # Not resting (it may only be pausing, or it is being offered again): it keeps its minimum.
+    decisions = allocate(Inputs(site, {}, (replace(full, resting=False), other), 0.0, "fair")).decisions
+    assert (decisions[("A", 1)].limit, decisions[("B", 1)].limit) == (6.0, 14.0)

@@ -146,3 +146,45 @@ def test_the_building_is_the_reading_less_what_the_cars_drew_at_that_reading():
     meter.latest.at = clock.monotonic()                     # a reading after the decrease: it may have followed
     lm.record_reading("grid", meter.latest.at, meter.latest.current)
     assert lm.estimates(clock.monotonic())[("A", 1)].least == (8.0, 8.0, 8.0)
+
+
+def test_a_car_that_takes_nothing_is_paused_after_a_while_and_offered_its_minimum_again():
+    """A full car (SuspendedEV) keeps its minimum for `full_pause_after`, then its 6 A go to the
+    other cars; its minimum is offered again at the end of every `rotate_after`, and a car that
+    draws again is a car like any other (issue 15: on the working day the full cars' minimums were
+    the largest share of what `fair` left unused)."""
+    lm, clock = manager()
+    assert (lm.settings.full_pause_after, lm.settings.rotate_after) == (60.0, 900.0)
+    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
+    event(lm, "connector.status", "A", connector_id=1, status="SuspendedEV")
+    start = clock.monotonic()
+
+    def decision_at(t: float):
+        clock.advance(start + t - clock.monotonic())
+        now = clock.monotonic()
+        states = tuple(lm._state(k, now) for k in (("A", 1), ("B", 1)))
+        return allocate(Inputs(SITE, {}, states, now, "fair", lm.settings.rotate_after)).decisions[("A", 1)]
+
+    assert decision_at(30.0).limit == 6.0                       # it may only be pausing: its minimum
+    paused = decision_at(61.0)
+    assert paused.limit == 0.0 and paused.reason.startswith("paused: the car takes nothing")
+    # Paused by us, the charger reports SuspendedEVSE: still a car that said it takes nothing.
+    event(lm, "connector.status", "A", connector_id=1, status="SuspendedEVSE")
+    assert decision_at(600.0).limit == 0.0
+    assert decision_at(60.0 + 840.0 + 1.0).limit == 6.0        # offered again for 60 s ...
+    assert decision_at(60.0 + 900.0 + 1.0).limit == 0.0        # ... and paused again
+    # Offered again, it draws: it takes what it is given, like any car.
+    decision_at(60.0 + 1800.0 - 30.0)
+    event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 6.0, 6.0, 6.0))
+    assert lm.tracks[("A", 1)].full_since is None
+    assert decision_at(60.0 + 1800.0 + 30.0).limit > 6.0
+
+
+def test_the_full_car_pause_can_be_turned_off():
+    lm, clock = manager()
+    lm.settings = LoadManagementSection(full_pause_after=None)
+    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
+    event(lm, "connector.status", "A", connector_id=1, status="SuspendedEV")
+    clock.advance(3600)
+    state = lm._state(("A", 1), clock.monotonic())
+    assert state.demand == 0.0 and not state.resting
