@@ -304,7 +304,7 @@ def allocate(inputs: Inputs) -> Allocation:
     for key in admitted:
         level, why, resource = filled[key]
         evse, state = topology.evse_by_key[key], states[key]
-        limit = min(evse.max_current, _floor_tenth(level))
+        limit = _floor_tenth(min(evse.max_current, level))   # on the tenth grid even for a maximum like 6.999999999999993
         decisions[key] = Decision(key, limit, phase_count[key],
                                   _limited_reason(inputs, evse, state, limit, why, resource, unmanaged,
                                                   not state.priority and resource in prioritised_on),

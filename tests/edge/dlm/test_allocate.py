@@ -363,3 +363,9 @@ def test_a_resting_car_is_paused_with_its_reason_and_its_minimum_goes_to_the_oth
     # Not resting (it may only be pausing, or it is being offered again): it keeps its minimum.
     decisions = allocate(Inputs(site, {}, (replace(full, resting=False), other), 0.0, "fair")).decisions
     assert (decisions[("A", 1)].limit, decisions[("B", 1)].limit) == (6.0, 14.0)
+
+
+def test_a_maximum_a_hair_under_a_tenth_gives_a_limit_on_the_tenth_grid():
+    # Found by hypothesis: a maximum of 6.999999999999993 A came back as the limit itself.
+    a = alloc([three("A", mx=6.999999999999993)], [running("A")], limit=40)
+    assert limits(a) == {"A": 7.0}
