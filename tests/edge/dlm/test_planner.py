@@ -344,7 +344,7 @@ def test_the_solver_is_loaded_only_when_a_plan_needs_it():
 
 
 def test_plan_cars_knows_a_car_at_its_evses_maximum_once_it_has_drawn_it():
-    # A car drawing (or having drawn in this session) within 1.5 A of its EVSE's 32 A takes 32 A:
+    # A car drawing (or having drawn in this session) within 2 A of its EVSE's 32 A takes 32 A:
     # later slots count on 32 A, not 16. One drawing 20 A has not shown it takes more than 16.
     topology = Topology((Circuit("grid", 63.0),), (Evse("CP1", 1, "grid", phase_map(3), max_current=32.0),), 1.0)
     needs = {("CP1", 1): Need(2 * HOUR, 10_000.0)}
