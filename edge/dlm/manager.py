@@ -202,6 +202,10 @@ class LoadManager:
         if self.settings.strategy != "scheduled":
             self._targets = None
             return None
+        for s in states:
+            if s.session and s.measured:
+                track = self.tracks[s.key]
+                track.drew = max(track.drew, *s.measured)
         sessions = frozenset((s.key, self.tracks[s.key].transaction_id) for s in states if s.session)
         at, seen, version = self._planned
         if now - at < PLAN_PERIOD_S and sessions == seen and version == self._needs_version:
@@ -213,7 +217,8 @@ class LoadManager:
             # Only cars that said what they need get a target (the planner's order, early leavers
             # first); the allocator gives the others their minimum and shares the rest fairly.
             # (In the plan, cars without a need would take slot 0's rest in key order: first come.)
-            planned = targets_now(topology, states, needs, free, now)
+            planned = targets_now(topology, states, needs, free, now,
+                                  drew={s.key: self.tracks[s.key].drew for s in states if s.session})
             self._targets = {k: a for k, a in planned.items() if k in needs}
         else:
             self._targets = None        # nobody said: `fair`

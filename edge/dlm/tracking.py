@@ -59,6 +59,9 @@ class Track:
     takes: float | None = None
     # Since when the car has said it takes nothing (SuspendedEV) without drawing since; None: it may draw.
     full_since: float | None = None
+    # The most the car was estimated to draw on a phase in this session (A; planner.plan_cars' `drew`):
+    # near its EVSE's maximum, the planner counts on that maximum for it in later slots, not 16 A.
+    drew: float = 0.0
 
 
 def window(track: Track, now: float) -> float:

@@ -188,3 +188,37 @@ def test_the_full_car_pause_can_be_turned_off():
     clock.advance(3600)
     state = lm._state(("A", 1), clock.monotonic())
     assert state.demand == 0.0 and not state.resting
+
+
+def test_the_most_a_car_drew_in_its_session_reaches_the_planner_and_a_new_session_starts_from_nothing():
+    """`scheduled`: what the planner is told a car drew (plan_cars' `drew`, for knowing a 32 A car) is the most
+    of the car's estimated draw over its session, kept by the load manager, not only its draw at the plan."""
+    import edge.dlm.manager as manager_module
+
+    lm, clock = manager()
+    lm.settings = LoadManagementSection(strategy="scheduled")
+    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
+    lm.set_needs(1, None, 10_000.0, "api")
+    told: list[dict] = []
+    real = manager_module.targets_now
+
+    def spy(*args, **kwargs):
+        told.append(dict(kwargs.get("drew") or {}))
+        return real(*args, **kwargs)
+    manager_module.targets_now = spy
+    try:
+        clock.advance(1)
+        event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 19.0, 19.0, 19.0))
+        now = clock.monotonic()
+        lm._plan(tuple(lm._state(k, now) for k in (("A", 1), ("B", 1))), {}, now)
+        assert told[-1][("A", 1)] > 18.0          # (its limit is the 20 A default profile)
+        clock.advance(6)
+        event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 12.0, 12.0, 12.0))
+        lm._needs_version += 1                      # re-plan now
+        now = clock.monotonic()
+        lm._plan(tuple(lm._state(k, now) for k in (("A", 1), ("B", 1))), {}, now)
+        assert told[-1][("A", 1)] > 18.0            # the session's most, not the 12 A of now
+        event(lm, "transaction.started", "A", connector_id=1, transaction_id=2, id_tag="T")
+        assert lm.tracks[("A", 1)].drew == 0.0
+    finally:
+        manager_module.targets_now = real
