@@ -42,7 +42,7 @@ from edge.ocpp.auth_backoff import AuthBackoff
 from edge.ocpp.communication_log import CommunicationLog
 from edge.ocpp.credentials import Credentials, Key, KeySet, login_form
 from edge.ocpp.presence import PresenceMonitor
-from edge.ocpp.protocols import SESSIONS
+from edge.ocpp.protocols import OCPP16, OCPP201, SESSIONS
 from edge.ocpp.rate import TokenBucket
 from edge.ocpp.refusals import Refusals, subprotocol_refusal
 from edge.ocpp.security import PasswordVerifier, parse_basic_auth
@@ -275,7 +275,8 @@ class OcppServer:
         admitted = tls_layer.admission(charger_id, configured.security_profile if configured else 1, peer,
                                        tls_port=self.bound_tls_port,
                                        cert_common_name=cert["common_name"] if cert else None,
-                                       password_set=not keys.open or bool(keys.new))
+                                       password_set=not keys.open or bool(keys.new),
+                                       floor=_no_lower_than(self.seen.get(charger_id), offered))
         if admitted.refusal is not None:
             self.refusals.refused(charger_id, admitted.refusal, known=known)
             return connection.respond(HTTPStatus.FORBIDDEN, f"{admitted.refusal}\n")
@@ -447,6 +448,16 @@ class OcppServer:
                 since_sweep = 0.0
             await asyncio.sleep(TIDY_EVERY)
             since_sweep += TIDY_EVERY
+
+
+def _no_lower_than(seen: Seen | None, offered: list[str]) -> int:
+    """The lowest security profile a station may come in at whatever the config says: a 2.0.1 station once
+    seen over TLS (profile 2 or 3) is never let in below it again (A05: a security profile only goes up; TC_A_19
+    steps 10-11 refuse the old way in without the operator raising the config). A station that may be served
+    in 1.6 (it offers 1.6) keeps the config's profile: 1.6 has no such rule."""
+    if seen is None or OCPP16 in offered or OCPP201 not in offered or seen.level < 2:
+        return 0
+    return seen.level
 
 
 def offered_subprotocols(request: Request) -> list[str]:

@@ -151,3 +151,46 @@ async def test_TC_A_19_CSMS_steps_10_to_13_the_old_profile_is_refused_once_the_c
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_TC_A_19_CSMS_steps_10_11_the_old_profile_is_refused_without_raising_the_config(make_tls_edge,  # noqa
+                                                                                               pki):  # noqa: F811
+    """Steps 10-11 as the OCTT plays them: after the upgrade the station is at profile 2, and a connection at its old
+    profile 1 (ws:// with the same password) is refused (403) by the edge itself, with the config still at 1, in the
+    same run and after a restart of the edge (the level seen is kept in the journal)."""
+    from tests.edge.conftest import free_port
+    from tests.edge.security.test_v201_security import _handshake
+
+    ports = {"ocpp_port": free_port(), "tls": f"[ocpp.tls]\nport = {free_port()}\nhttps_port = 0\n"}
+    sim = SimulatedStation(STATION, f"ws://127.0.0.1:{ports['ocpp_port']}/ocpp", password=PASSWORD,
+                           tls=client_context(pki.root / "ca.pem"), reconnect_delay=0.05, ramp_seconds=0.2)
+    task = asyncio.create_task(sim.run())
+    try:
+        async with make_tls_edge(**ports) as edge:
+            await sim.wait_online()
+            assert edge.ocpp.seen[STATION].last_level == 1
+            assert (await security.upgrade_security_profile(edge.ocpp, STATION, 2, actor="operator",
+                                                            reason="A05"))["outcome"] == "ok"
+            await sim.wait_event("boot", count=2)
+            await sim.wait_online()
+            assert edge.ocpp.seen[STATION].last_level == 2
+            assert await _handshake(edge, STATION, STATION, PASSWORD) == 403
+        async with make_tls_edge(**ports) as edge:
+            await sim.wait_online()
+            assert edge.ocpp.seen[STATION].last_level == 2           # the station itself goes on at 2
+            assert await _handshake(edge, STATION, STATION, PASSWORD) == 403
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def test_only_a_201_station_seen_over_tls_gets_a_floor():
+    from edge.ocpp.security_state import Seen
+    from edge.ocpp.server import _no_lower_than
+
+    seen = Seen(level=2, level_at="t", last_level=2, last_at="t")
+    assert _no_lower_than(seen, ["ocpp2.0.1"]) == 2
+    assert _no_lower_than(seen, ["ocpp1.6", "ocpp2.0.1"]) == 0      # may be served in 1.6
+    assert _no_lower_than(Seen(level=1, level_at="t", last_level=1, last_at="t"), ["ocpp2.0.1"]) == 0
+    assert _no_lower_than(None, ["ocpp2.0.1"]) == 0
