@@ -159,6 +159,22 @@ class LoadManager:
         self._changes += 1
         self._wake.set()
 
+    def renegotiate(self, key: EvseKey) -> int | None:
+        """Send the running transaction's TxProfile again at the next evaluation (woken now): its held profile
+        is made due for renewal, so the limit it holds, or a new one if the allocation changed, goes out (OCPP
+        2.0.1 K16: renegotiation after the car's needs or schedule). The load manager stays the only sender of
+        TxProfiles. Returns the transaction's id, or None when no transaction of `key` is tracked (its first
+        TxProfile follows its start anyway)."""
+        track = self.tracks.get(key)
+        if track is None or track.transaction_id is None:
+            return None
+        held = track.held
+        if held is not None and held.transaction_id == track.transaction_id:
+            track.held = replace(held, expires_at=min(held.expires_at, self._clock.monotonic()))
+        self._changes += 1
+        self._wake.set()
+        return track.transaction_id
+
     def capped_topology(self) -> Topology:
         """The topology with the caps in force now (the same object while they do not change)."""
         now = self._clock.now()

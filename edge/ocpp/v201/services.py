@@ -32,7 +32,6 @@ from weakref import WeakKeyDictionary
 
 from edge.dlm.actuation import NOMINAL_VOLTAGE
 from edge.dlm.needs import Declared, FromCar, from_car
-from edge.events import Event
 from edge.journal import Store
 from edge.ocpp import data_transfer as shared_data_transfer
 from edge.ocpp import signed_values
@@ -201,15 +200,11 @@ def renegotiate(site: "Site", charger_id: str, evse_id: int, why: str) -> bool:
     one if the allocation changed. The load manager stays the only sender of TxProfiles. False: no
     transaction of the EVSE is tracked (its first TxProfile follows the start)."""
     manager = getattr(site, "load_manager", None)
-    track = manager.tracks.get((charger_id, evse_id)) if manager is not None else None
-    if track is None or track.transaction_id is None:
+    transaction_id = manager.renegotiate((charger_id, evse_id)) if manager is not None else None
+    if transaction_id is None:
         return False
-    held = track.held
-    if held is not None and held.transaction_id == track.transaction_id:
-        track.held = replace(held, expires_at=min(held.expires_at, site.clock.monotonic()))
     log.info("renegotiation charger=%s evse=%s transaction=%s: the TxProfile is sent again (%s)", charger_id,
-             evse_id, track.transaction_id, why)
-    manager._wake.set()   # (no public "evaluate now" yet: docs/ocpp-201.md, K16)
+             evse_id, transaction_id, why)
     return True
 
 
