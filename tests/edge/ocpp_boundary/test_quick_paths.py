@@ -23,6 +23,7 @@ from ocpp.v16 import call
 
 from edge.ocpp import boundary, key_case, quick_schema
 from edge.ocpp.v16 import session as v16_session
+from tests.json_paths import paths, replaced
 
 SCHEMAS = Path(ocpp.messages.__file__).parent / "v16" / "schemas"
 NOW = "2026-12-07T10:00:00Z"
@@ -77,33 +78,6 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
                            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
                                st.sampled_from(["value", "idTag", "status", "unit", "phase", "x"]), inner,
                                max_size=3), max_leaves=6)
-
-
-def paths(node: Any, prefix: tuple = ()) -> list[tuple]:
-    found = [prefix]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found += paths(value, (*prefix, i))
-    return found
-
-
-def replaced(node: Any, path: tuple, value: Any, drop: bool) -> Any:
-    if not path:
-        return value
-    head, rest = path[0], path[1:]
-    if isinstance(node, dict):
-        copy = dict(node)
-        if drop and not rest:
-            copy.pop(head, None)
-        else:
-            copy[head] = replaced(node[head], rest, value, drop)
-        return copy
-    copy = list(node)
-    copy[head] = replaced(node[head], rest, value, drop)
-    return copy
 
 
 def test_the_frequent_16_messages_are_checked_quickly_in_the_librarys_cache():
