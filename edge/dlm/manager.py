@@ -109,6 +109,8 @@ class LoadManager:
         self.caps: dict[str, Cap] = {}
         # EVSE -> the limit in A a system beside the edge holds it to (set_external_limit).
         self.external_limits: dict[EvseKey, float] = {}
+        # EVSE -> the most its car said it takes (set_car_max), for the planner.
+        self.car_max: dict[EvseKey, float] = {}
         self._capped: tuple[frozenset, Topology] = (frozenset(), topology)
         # Circuit phases measured over their limit beyond the reaction window (edge.dlm.overload).
         self.overload = OverloadWatch({c: reaction_window(settings.follow_time, m.config.period)
@@ -157,6 +159,20 @@ class LoadManager:
         else:
             self.external_limits[key] = max(0.0, float(limit))
         self._changes += 1
+        self._wake.set()
+
+    def set_car_max(self, key: EvseKey, amps: float | None) -> None:
+        """The most the car at `key` said it takes, A per phase (OCPP 2.0.1 NotifyEVChargingNeeds' evMaxCurrent,
+        needs.FromCar.max_per_phase; None: it said nothing): `scheduled` plans it at that maximum as known
+        (planner.plan_cars' `said`) rather than guessing 16 A. Kept until its transaction stops (the car speaks
+        before its transaction starts) and re-planned at once."""
+        if key not in self.tracks:
+            return
+        if amps is None or not math.isfinite(amps) or amps <= 0:
+            self.car_max.pop(key, None)
+        else:
+            self.car_max[key] = float(amps)
+        self._needs_version += 1
         self._wake.set()
 
     def renegotiate(self, key: EvseKey) -> int | None:
@@ -234,7 +250,8 @@ class LoadManager:
             # first); the allocator gives the others their minimum and shares the rest fairly.
             # (In the plan, cars without a need would take slot 0's rest in key order: first come.)
             planned = targets_now(topology, states, needs, free, now,
-                                  drew={s.key: self.tracks[s.key].drew for s in states if s.session})
+                                  drew={s.key: self.tracks[s.key].drew for s in states if s.session},
+                                  said={s.key: self.car_max[s.key] for s in states if s.session and s.key in self.car_max})
             self._targets = {k: a for k, a in planned.items() if k in needs}
         else:
             self._targets = None        # nobody said: `fair`
@@ -753,6 +770,7 @@ class LoadManager:
             if self.needs.pop(data.get("transaction_id"), None) is not None:
                 self._needs_version += 1
             key = (event.charger_id, data.get("connector_id") or 0)
+            self.car_max.pop(key, None)         # the next car says its own (or nothing)
             if charger.refused_for == (key, data.get("transaction_id")):
                 # It refused a TxProfile for a transaction that had ended already (the end was on its
                 # way): that says nothing about the next one. Its TxDefaultProfile still holds.

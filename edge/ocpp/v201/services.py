@@ -130,6 +130,8 @@ async def ev_charging_needs(site: "Site", charger_id: str, evse_id: int, chargin
         return _answer("Rejected", "NoSmartCharging", "load management is off at this site")
     if (charger_id, evse_id) not in manager.tracks:
         return _answer("Rejected", "UnknownEVSE", f"EVSE {evse_id} is on no managed circuit")
+    # The car's own maximum plans it as known (scheduled), whatever else it said.
+    manager.set_car_max((charger_id, evse_id), read.max_per_phase())
     if read.need is None and read.notes:
         return _answer("Rejected", "InvalidValue", "; ".join(read.notes))
     transaction_id = running_on(site, charger_id, evse_id)

@@ -222,3 +222,30 @@ def test_the_most_a_car_drew_in_its_session_reaches_the_planner_and_a_new_sessio
         assert lm.tracks[("A", 1)].drew == 0.0
     finally:
         manager_module.targets_now = real
+
+
+def test_the_maximum_a_car_said_reaches_the_planner_until_its_transaction_stops():
+    import edge.dlm.manager as manager_module
+
+    lm, clock = manager()
+    lm.settings = LoadManagementSection(strategy="scheduled")
+    lm.set_car_max(("A", 1), 16.0)                  # ISO 15118 speaks before the transaction starts
+    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
+    lm.set_needs(1, None, 10_000.0, "api")
+    told: list[dict] = []
+    real = manager_module.targets_now
+
+    def spy(*args, **kwargs):
+        told.append(dict(kwargs.get("said") or {}))
+        return real(*args, **kwargs)
+    manager_module.targets_now = spy
+    try:
+        now = clock.monotonic()
+        lm._plan(tuple(lm._state(k, now) for k in (("A", 1), ("B", 1))), {}, now)
+        assert told[-1] == {("A", 1): 16.0}
+    finally:
+        manager_module.targets_now = real
+    event(lm, "transaction.stopped", "A", connector_id=1, transaction_id=1)
+    assert ("A", 1) not in lm.car_max
+    lm.set_car_max(("A", 1), float("nan"))          # nothing usable said: nothing kept
+    assert ("A", 1) not in lm.car_max

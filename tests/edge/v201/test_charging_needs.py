@@ -49,6 +49,7 @@ async def test_K15_needs_before_the_start_reach_the_planner_when_the_transaction
         departure = (_now() + timedelta(hours=3)).replace(microsecond=0)
         answer = await services.charging_needs(sim, 1, departure=departure, energy_wh=30_000, max_current=16)
         assert answer.status == "Processing"
+        assert edge.load_manager.car_max[(STATION, 1)] == 16.0      # its evMaxCurrent: planned as a known 16 A car
         preauthorized(sim, "TAG-OK")
         await charge(sim, "TAG-OK", periodic=1)
         tx = (await only_transaction(edge))["id"]
