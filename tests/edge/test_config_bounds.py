@@ -91,6 +91,7 @@ series_interval = 60
 series_keep_days = 30
 tick = 1.0
 meter_values_interval = 5
+full_pause_after = 60
 [charge_records]
 vat_percent = 19
 nominal_voltage = 230

@@ -14,7 +14,7 @@ from hypothesis import given, strategies as st
 from edge.journal import Store
 from edge.web.api.commission import MAX_REASON, parse_request
 from tests.edge.commission.test_commission_e2e import miswired_site
-from tests.edge.conftest import api_call, wait_for
+from tests.edge.conftest import api_call, eventually, wait_for
 from tests.edge.dlm.test_closed_loop import charge
 from tests.edge.web.test_logins import PASSWORD, client, login, web
 
@@ -121,4 +121,6 @@ async def test_the_page_starts_a_run_only_with_its_csrf_token(make_edge) -> None
                 assert resp.status == 202
             while (await api_call(edge, "GET", "/commission/run"))["run"]["state"] == "running":
                 await asyncio.sleep(0.05)
-        assert [(a["actor"], a["reason"]) for a in await runs(edge)] == [("installer (web page)", "handover")]
+        # The actions log is written as the run ends, and read once committed: wait for it.
+        logged = await eventually(lambda: runs(edge), "the run in the actions log")
+        assert [(a["actor"], a["reason"]) for a in logged] == [("installer (web page)", "handover")]
