@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from jsonschema import ValidationError
+
 
 def paths(node: Any, prefix: tuple = ()) -> list[tuple]:
     """Every path into `node` (dict keys and list indexes), the root's () first."""
@@ -34,3 +36,12 @@ def replaced(node: Any, path: tuple, value: Any, drop: bool) -> Any:
     copy = list(node)
     copy[head] = replaced(node[head], rest, value, drop)
     return copy
+
+
+def verdict(validator: Any, payload: Any) -> tuple[str, str] | None:
+    """None if valid, else the error's keyword and message (what the library answers with)."""
+    try:
+        validator.validate(payload)
+    except ValidationError as error:
+        return str(error.validator), error.message
+    return None

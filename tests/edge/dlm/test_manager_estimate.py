@@ -4,6 +4,8 @@ at what their profile allows, a returning car's place, the MeterValues asked."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from edge.clock import ManualClock
 from edge.dlm.actuation import Held
 from edge.dlm.allocate import allocate
@@ -190,23 +192,32 @@ def test_the_full_car_pause_can_be_turned_off():
     assert state.demand == 0.0 and not state.resting
 
 
-def test_the_most_a_car_drew_in_its_session_reaches_the_planner_and_a_new_session_starts_from_nothing():
-    """`scheduled`: what the planner is told a car drew (plan_cars' `drew`, for knowing a 32 A car) is the most
-    of the car's estimated draw over its session, kept by the load manager, not only its draw at the plan."""
+@contextmanager
+def planner_told(name: str):
+    """What the load manager hands the planner as keyword `name` (plan_cars' drew or said), one dict per plan."""
     import edge.dlm.manager as manager_module
 
-    lm, clock = manager()
-    lm.settings = LoadManagementSection(strategy="scheduled")
-    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
-    lm.set_needs(1, None, 10_000.0, "api")
     told: list[dict] = []
     real = manager_module.targets_now
 
     def spy(*args, **kwargs):
-        told.append(dict(kwargs.get("drew") or {}))
+        told.append(dict(kwargs.get(name) or {}))
         return real(*args, **kwargs)
     manager_module.targets_now = spy
     try:
+        yield told
+    finally:
+        manager_module.targets_now = real
+
+
+def test_the_most_a_car_drew_in_its_session_reaches_the_planner_and_a_new_session_starts_from_nothing():
+    """`scheduled`: what the planner is told a car drew (plan_cars' `drew`, for knowing a 32 A car) is the most
+    of the car's estimated draw over its session, kept by the load manager, not only its draw at the plan."""
+    lm, clock = manager()
+    lm.settings = LoadManagementSection(strategy="scheduled")
+    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
+    lm.set_needs(1, None, 10_000.0, "api")
+    with planner_told("drew") as told:
         clock.advance(1)
         event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 19.0, 19.0, 19.0))
         now = clock.monotonic()
@@ -220,31 +231,18 @@ def test_the_most_a_car_drew_in_its_session_reaches_the_planner_and_a_new_sessio
         assert told[-1][("A", 1)] > 18.0            # the session's most, not the 12 A of now
         event(lm, "transaction.started", "A", connector_id=1, transaction_id=2, id_tag="T")
         assert lm.tracks[("A", 1)].drew == 0.0
-    finally:
-        manager_module.targets_now = real
 
 
 def test_the_maximum_a_car_said_reaches_the_planner_until_its_transaction_stops():
-    import edge.dlm.manager as manager_module
-
     lm, clock = manager()
     lm.settings = LoadManagementSection(strategy="scheduled")
     lm.set_car_max(("A", 1), 16.0)                  # ISO 15118 speaks before the transaction starts
     event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
     lm.set_needs(1, None, 10_000.0, "api")
-    told: list[dict] = []
-    real = manager_module.targets_now
-
-    def spy(*args, **kwargs):
-        told.append(dict(kwargs.get("said") or {}))
-        return real(*args, **kwargs)
-    manager_module.targets_now = spy
-    try:
+    with planner_told("said") as told:
         now = clock.monotonic()
         lm._plan(tuple(lm._state(k, now) for k in (("A", 1), ("B", 1))), {}, now)
         assert told[-1] == {("A", 1): 16.0}
-    finally:
-        manager_module.targets_now = real
     event(lm, "transaction.stopped", "A", connector_id=1, transaction_id=1)
     assert ("A", 1) not in lm.car_max
     lm.set_car_max(("A", 1), float("nan"))          # nothing usable said: nothing kept

@@ -16,14 +16,14 @@ from typing import Any
 import ocpp.messages
 import pytest
 from hypothesis import example, given, settings, strategies as st
-from jsonschema import Draft4Validator, ValidationError
+from jsonschema import Draft4Validator
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import OCPPError
 from ocpp.v16 import call
 
 from edge.ocpp import boundary, key_case, quick_schema
 from edge.ocpp.v16 import session as v16_session
-from tests.json_paths import paths, replaced
+from tests.json_paths import paths, replaced, verdict
 
 SCHEMAS = Path(ocpp.messages.__file__).parent / "v16" / "schemas"
 NOW = "2026-12-07T10:00:00Z"
@@ -31,15 +31,6 @@ NOW = "2026-12-07T10:00:00Z"
 
 def schema(name: str) -> dict:
     return json.loads((SCHEMAS / f"{name}.json").read_text(encoding="utf-8-sig"))
-
-
-def verdict(validator: Any, payload: Any) -> tuple[str, str] | None:
-    """None if valid, else the error's keyword and message (what the library answers with)."""
-    try:
-        validator.validate(payload)
-    except ValidationError as error:
-        return str(error.validator), error.message
-    return None
 
 
 def wire(payload: Any) -> dict:

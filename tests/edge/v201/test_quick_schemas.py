@@ -12,11 +12,11 @@ from typing import Any
 import ocpp.messages
 import pytest
 from hypothesis import example, given, settings, strategies as st
-from jsonschema import Draft4Validator, ValidationError
+from jsonschema import Draft4Validator
 
 from edge.ocpp.v201 import translate
 from simulator.light_station import LightStation
-from tests.json_paths import paths, replaced
+from tests.json_paths import paths, replaced, verdict
 
 SCHEMAS = Path(ocpp.messages.__file__).parent / "v201" / "schemas"
 NOW = "2026-12-07T10:00:00Z"
@@ -29,15 +29,6 @@ def library_validator(name: str) -> Draft4Validator:
 
 def schema(name: str) -> dict:
     return json.loads((SCHEMAS / f"{name}.json").read_text(encoding="utf-8-sig"))
-
-
-def verdict(validator: Any, payload: Any) -> tuple[str, str] | None:
-    """None if valid, else the error's keyword and message (what the library answers with)."""
-    try:
-        validator.validate(payload)
-    except ValidationError as error:
-        return str(error.validator), error.message
-    return None
 
 
 def sample_event() -> dict:
