@@ -96,10 +96,12 @@ class Cloud:
 
     def start(self) -> "Cloud":
         props = Properties(PacketTypes.CONNECT)
-        # Persistent: the broker queues for us while we are away, as it does for the real cloud.
+        # Persistent: the broker queues for us while we are away, as it does for the real cloud. The first
+        # connect starts clean all the same: the module's broker may still hold what an earlier test's edge
+        # sent to this client id, and that must not arrive in this test's lists.
         props.SessionExpiryInterval = 3600 if self.persistent else 0
-        self.client.connect(self.broker.host, self.port, keepalive=5, clean_start=not self.persistent,
-                            properties=props)
+        self.client.connect(self.broker.host, self.port, keepalive=5, properties=props,
+                            clean_start=paho.MQTT_CLEAN_START_FIRST_ONLY if self.persistent else True)
         self.client.loop_start()
         assert self.connected.wait(5), "test cloud did not connect"
         return self
