@@ -181,7 +181,11 @@ class MosquittoBroker:
         if self.running:
             return self
         conf = self.workdir / "mosquitto.conf"
-        conf.write_text(self.config_text())
+        text = self.config_text()
+        conf.write_text(text)
+        # Ready when every listener takes connections: mosquitto opens them one by one, and a client of the
+        # second (the cloud's) may come the moment the first answers.
+        ports = [int(line.split()[1]) for line in text.splitlines() if line.startswith("listener ")] or [self.port]
         self.process = subprocess.Popen([find_mosquitto(), "-c", str(conf)], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE)
         self.starts += 1
@@ -192,12 +196,14 @@ class MosquittoBroker:
                 raise RuntimeError(f"mosquitto exited at start (code {self.process.returncode}): {err}\n"
                                    f"{self.log_tail()}")
             try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return self
+                while ports:
+                    with socket.create_connection((self.host, ports[0]), timeout=0.2):
+                        ports.pop(0)
+                return self
             except OSError:
                 time.sleep(0.02)
         self.kill()
-        raise RuntimeError(f"mosquitto did not listen on port {self.port} within {timeout} s\n{self.log_tail()}")
+        raise RuntimeError(f"mosquitto did not listen on port(s) {ports} within {timeout} s\n{self.log_tail()}")
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM: a clean shutdown (the broker saves its persistence file)."""
