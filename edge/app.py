@@ -53,7 +53,8 @@ from edge.ocpp.v201.control import V201Control
 from edge.ocpp.communication_log import CommunicationLog
 from edge.ocpp.presence import PresenceMonitor, Thresholds
 from edge.ocpp import security_messages, tls as ocpp_tls
-from edge.ocpp.server import OcppServer, Site
+from edge.ocpp.server import OcppServer
+from edge.ocpp.site import Site
 from edge.metrics import MetricsRecorder
 from edge.recovery import AutoRecovery, Health, health_of
 from edge.sessions import Sessions

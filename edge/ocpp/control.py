@@ -3,28 +3,21 @@ request goes to the adapter of the protocol the station is connected with
 (the subprotocol its handshake settled on, edge/ocpp/protocols.py). A station
 not connected now is asked through the adapter of the protocol it last
 connected with (1.6 for one not seen since the edge started), so the actions
-log names the message it would have been sent.
-
-`speaks_201(control, charger_id)` is the one question the site's code asks of a station's protocol (how to
-word a request whose words differ between 1.6 and 2.0.1: GetLog, the meter key...).
+log names the message it would have been sent. What the site's code asks of it,
+`speaks_201(control, charger_id)`, is in edge/ocpp/site.py: the sessions' services ask it, and this
+module imports the sessions.
 """
 
 from __future__ import annotations
 
 import inspect
-from functools import cache
 from typing import Any, Mapping
 
-from edge.ocpp.v16 import SUBPROTOCOL as OCPP16
-from edge.ocpp.v201 import SUBPROTOCOL as OCPP201
+from edge.ocpp.protocols import OCPP16, OCPP201, SESSIONS
 from edge.stations.control import StationControl
 
-
-@cache
-def _protocol_of() -> dict[type, str]:
-    # Read when first asked, not at import: the sessions' modules import the services that ask speaks_201.
-    from edge.ocpp.protocols import SESSIONS
-    return {cls: protocol for protocol, cls in SESSIONS.items()}
+# A live session's class -> the subprotocol it serves.
+_PROTOCOL_OF = {cls: protocol for protocol, cls in SESSIONS.items()}
 
 
 class ControlByProtocol:
@@ -40,7 +33,7 @@ class ControlByProtocol:
     def protocol(self, charger_id: str) -> str:
         session = self._sessions.get(charger_id)
         if session is not None:
-            self._last[charger_id] = _protocol_of().get(type(session), self._default)
+            self._last[charger_id] = _PROTOCOL_OF.get(type(session), self._default)
         return self._last.get(charger_id, self._default)
 
     def speaks_201(self, charger_id: str) -> bool:
@@ -55,14 +48,6 @@ class ControlByProtocol:
 
     def is_ready(self, charger_id: str) -> bool:
         return self.adapter(charger_id).is_ready(charger_id)
-
-
-def speaks_201(control: Any, charger_id: str) -> bool:
-    """Whether `charger_id` is (or was last) connected with OCPP 2.0.1, asked of the site's StationControl
-    (Site.control). A control that does not pick a protocol per station (none, or one adapter alone, as in
-    tests and benches) speaks 1.6."""
-    ask = getattr(control, "speaks_201", None)
-    return bool(ask is not None and ask(charger_id))
 
 
 def _forward(name: str) -> Any:

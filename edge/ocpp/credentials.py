@@ -36,10 +36,11 @@ from edge.journal.credentials import Key
 from edge.ocpp.masking import is_secret_key
 from edge.ocpp.security import hash_password
 from edge.ocpp.security_words import send as send_worded, words_for
+from edge.ocpp.security_words import authorization_key_value  # noqa: F401 (its home was here; 1.6 wording)
 
 if TYPE_CHECKING:
     from edge.ocpp.commands import CommandResult
-    from edge.ocpp.server import Site
+    from edge.ocpp.site import Site
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +81,6 @@ def new_password(choice: Callable[[str], str] = secrets.choice) -> str:
         password = "".join(choice(_ALPHABET) for _ in range(KEY_CHARACTERS))
         if not set(password) <= _HEX:
             return password
-
-
-def authorization_key_value(password: str) -> str:
-    """What ChangeConfiguration(AuthorizationKey) carries: the key's bytes as hex digits."""
-    return password.encode("ascii").hex()
 
 
 def login_form(presented: str, origin: str) -> str:

@@ -12,7 +12,7 @@ from edge.journal import Store
 from edge.ocpp import signed_values
 
 if TYPE_CHECKING:
-    from edge.ocpp.server import Site
+    from edge.ocpp.site import Site
 
 log = logging.getLogger(__name__)
 

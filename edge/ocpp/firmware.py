@@ -38,7 +38,7 @@ from edge.ocpp.logs_upload import safe_name, send_either, token_hash
 
 if TYPE_CHECKING:
     from edge.ocpp.commands import CommandResult
-    from edge.ocpp.server import Site
+    from edge.ocpp.site import Site
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from edge.journal import Store
-from edge.ocpp.control import speaks_201
+from edge.ocpp.site import Site, speaks_201
 
 if TYPE_CHECKING:
     from edge.ocpp.commands import CommandResult
-    from edge.ocpp.server import Site
 
 log = logging.getLogger(__name__)
 

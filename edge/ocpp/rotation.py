@@ -22,7 +22,7 @@ from edge.journal import Store
 
 if TYPE_CHECKING:
     from edge.ocpp.security_state import Seen
-    from edge.ocpp.server import Site
+    from edge.ocpp.site import Site
 
 log = logging.getLogger(__name__)
 

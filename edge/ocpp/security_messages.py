@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from edge.ocpp.logs_upload import LogUploads
     from edge.ocpp.rotation import SiteRotation
     from edge.ocpp.security_state import Seen
-    from edge.ocpp.server import Site
+    from edge.ocpp.site import Site
     from edge.ocpp.signed_values import MeterKeys
 
 log = logging.getLogger(__name__)

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from edge.ocpp.control import speaks_201
+from edge.ocpp.site import Site, speaks_201
 from edge.ocpp.v201 import security as v201
 
 if TYPE_CHECKING:
     from edge.ocpp.commands import CommandResult, Commands
-    from edge.ocpp.server import Site
 
 Request = tuple[str, dict[str, Any]]        # (action, camelCase parameters)
+
+
+def authorization_key_value(password: str) -> str:
+    """What ChangeConfiguration(AuthorizationKey) carries: the key's bytes as hex digits."""
+    return password.encode("ascii").hex()
 
 
 class Words(Protocol):
@@ -42,7 +46,6 @@ class Ocpp16Words:
         return "ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"}
 
     def password_request(self, password: str) -> Request:
-        from edge.ocpp.credentials import authorization_key_value
         return "ChangeConfiguration", {"key": "AuthorizationKey", "value": authorization_key_value(password)}
 
     def password_status(self, response: Any) -> str | None:

@@ -23,20 +23,17 @@ import contextlib
 import logging
 import weakref
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from edge.chargers import ChargerDirectory
-from edge.clock import Clock
 from edge.config import CHARGER_ID
-from edge.events import Event, EventBus
-from edge.journal import Journal, Store
+from edge.events import Event
+from edge.journal import Store
 from edge.ocpp import strangers, tls as tls_layer
 from edge.ocpp.auth_backoff import AuthBackoff
 from edge.ocpp.communication_log import CommunicationLog
@@ -47,42 +44,13 @@ from edge.ocpp.rate import TokenBucket
 from edge.ocpp.refusals import Refusals, subprotocol_refusal
 from edge.ocpp.security import PasswordVerifier, parse_basic_auth
 from edge.ocpp.security_state import Seen, load_seen, profile_change_refusal, record_connection
-from edge.sessions import Sessions
-
-if TYPE_CHECKING:
-    from edge.ocpp.commands import Commands
-    from edge.ocpp.security_messages import SecurityServices
-    from edge.stations.control import StationControl
+from edge.ocpp.site import Site
 
 log = logging.getLogger(__name__)
 
 # How often strangers' logs are trimmed (when strangers came by), and all logs swept by age.
 TIDY_EVERY = 10.0
 SWEEP_EVERY = 3600.0
-
-
-@dataclass
-class Site:
-    """What a charger session needs from the rest of the edge."""
-
-    journal: Journal
-    bus: EventBus
-    clock: Clock
-    directory: ChargerDirectory
-    sessions: Sessions
-    heartbeat_interval: int
-    data_transfer_vendors: frozenset[str] = field(default_factory=frozenset)
-    # Set once the OCPP server exists (commands go through its sessions).
-    commands: "Commands | None" = None
-    # The same, in domain words (edge/stations/control.py).
-    control: "StationControl | None" = None
-    # The security whitepaper's certificates, logs and signed firmware (edge/ocpp/security_messages.py).
-    security: "SecurityServices | None" = None
-    # Told of every Call a charger sent, once answered: (charger, action, "accepted" or the CallError code).
-    on_call: "Callable[[str, str, str], None] | None" = None
-    # The load manager (edge/dlm/manager.py), when load management is on: a 2.0.1 car's needs reach it
-    # (edge/ocpp/v201/services.py, LoadManager.set_needs).
-    load_manager: Any = None
 
 
 def charger_id_from_path(path: str) -> str | None:

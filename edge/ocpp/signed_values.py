@@ -22,16 +22,13 @@ import base64
 import binascii
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from edge.cdr.signed_data import encoding_of, valid_public_key
 
 from edge.journal import Store
-from edge.ocpp.control import speaks_201
+from edge.ocpp.site import Site, speaks_201
 from edge.stations.model import Setting
-
-if TYPE_CHECKING:
-    from edge.ocpp.server import Site
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from edge.ocpp.v16.authorization import id_tag_info
 from edge.ocpp.strangers import remember_boot
 
 if TYPE_CHECKING:
-    from edge.ocpp.server import Site
+    from edge.ocpp.site import Site
 
 log = logging.getLogger(__name__)
 

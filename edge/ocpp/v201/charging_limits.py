@@ -43,7 +43,7 @@ from edge.clock import parse_iso
 from edge.dlm.actuation import NOMINAL_VOLTAGE
 
 if TYPE_CHECKING:
-    from edge.ocpp.server import Site
+    from edge.ocpp.site import Site
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from edge.journal.device_model import MAX_VARIABLES
 from edge.ocpp.masking import MASK, is_secret_variable
 
 if TYPE_CHECKING:
-    from edge.ocpp.server import Site
+    from edge.ocpp.site import Site
 
 log = logging.getLogger(__name__)
 

@@ -34,16 +34,41 @@ What is 2.0.1's own is here:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ocpp.charge_point import camel_to_snake_case
 from ocpp.v201 import call as call201
 
 if TYPE_CHECKING:
     from edge.ocpp.commands import CommandResult, Commands
-    from edge.ocpp.server import OcppServer, Site
+    from edge.ocpp.security_state import Seen
+    from edge.ocpp.site import Site
 
 log = logging.getLogger(__name__)
+
+
+class Passwords(Protocol):
+    """The station's HTTP Basic keys (edge/ocpp/credentials.py's Credentials)."""
+
+    def keys_for(self, charger_id: str) -> Any: ...     # a KeySet: .open = no password is asked for
+
+
+class Server(Protocol):
+    """What raising a profile reads of the OCPP server: edge/ocpp/server.py's OcppServer, which serves 2.0.1
+    with the session that imports this module (edge/ocpp/protocols.py), so it is named here by shape."""
+
+    site: "Site"
+    sessions: dict[str, Any]
+    seen: "dict[str, Seen]"
+    credentials: Passwords
+
+    @property
+    def bound_port(self) -> int: ...
+
+    @property
+    def bound_tls_port(self) -> int | None: ...
+
+    def reached_as(self, charger_id: str) -> tuple[str | None, bool] | None: ...
 
 # CertificateSigningUseEnumType: what a SignCertificate asks to be signed, and the TriggerMessage asking for it.
 CSR_TRIGGERS = {"ChargingStationCertificate": "SignChargingStationCertificate",
@@ -198,7 +223,7 @@ def priority_request(slot: int, priority: str | None) -> dict[str, Any]:
                                  "component": {"name": PRIORITY_COMPONENT}, "variable": {"name": PRIORITY_VARIABLE}}]}
 
 
-async def upgrade_security_profile(server: "OcppServer", charger_id: str, target: int, *, actor: str, reason: str,
+async def upgrade_security_profile(server: Server, charger_id: str, target: int, *, actor: str, reason: str,
                                    slot: int | None = None, reset: str = "OnIdle") -> dict[str, Any]:
     """A05 for a 2.0.1 station: SetNetworkProfile, SetVariables NetworkConfigurationPriority, Reset, each in the
     actions log; it stops at the first that is refused. -> {"outcome": ok | invalid | rejected | error | timeout |

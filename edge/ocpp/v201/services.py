@@ -40,7 +40,7 @@ from edge.ocpp.v201.station_events import (  # noqa: F401  (N NotifyEvent lives 
     KEEP_EVENTS, PROBLEM_EVENT, events_of, is_problem, notify_event)
 
 if TYPE_CHECKING:
-    from edge.ocpp.server import Site
+    from edge.ocpp.site import Site
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from edge.ocpp.v201 import charging_limits, services
 from edge.ocpp.v201 import device_model
 
 if TYPE_CHECKING:
-    from edge.ocpp.server import Site
+    from edge.ocpp.site import Site
 
 log = logging.getLogger(__name__)
 

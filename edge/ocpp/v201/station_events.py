@@ -28,7 +28,7 @@ from edge.events import Event
 from edge.journal import Store
 
 if TYPE_CHECKING:
-    from edge.ocpp.server import Site
+    from edge.ocpp.site import Site
 
 log = logging.getLogger(__name__)
 

@@ -48,7 +48,7 @@ from edge.ocpp import signed_values
 from edge.ocpp.v16.meter_values import parse_meter_values
 
 if TYPE_CHECKING:
-    from edge.ocpp.server import Site
+    from edge.ocpp.site import Site
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from aiohttp import web
 from edge.web.site import SiteView
 from edge.web.common import actor_of, error_response, json_object, json_response
 from edge.journal import Store
-from edge.ocpp.control import speaks_201
+from edge.ocpp.site import speaks_201
 from edge.ocpp.credentials import CredentialError
 from edge.ocpp.v201 import services as v201_services
 from edge.ocpp.v201 import device_model as v201_device_model
