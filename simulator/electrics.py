@@ -8,7 +8,7 @@ a closed-loop load-management test actually measures.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from ocpp.v16 import call
 
@@ -19,7 +19,39 @@ from simulator.metering import meter_value
 from simulator.outbox import Entry
 
 if TYPE_CHECKING:
-    from simulator.charge_point import SimulatedChargePoint
+    from datetime import datetime
+
+    from simulator.configuration import Configuration
+    from simulator.outbox import Outbox
+
+
+class Charger(Protocol):
+    """What the electrics read of a simulated charger. The 1.6 charge point (charge_point.py) and the 2.0.1
+    station (v201/station.py) both hand themselves to these functions: each is one by shape, and neither
+    is imported here (both import this module)."""
+
+    connectors: dict[int, Connector]
+    max_current: float
+    phases: int
+    voltage: float
+    ramp_seconds: float
+    ignores_limits: bool
+    clock: Callable[[], float]
+    wall_clock: Callable[[], datetime]
+
+    @property
+    def charging_profiles(self) -> list[profiles.Installed]: ...
+
+
+class Sampled(Charger, Protocol):
+    """A charger whose meter values are sampled here: the 1.6 charge point."""
+
+    config: Configuration
+    outbox: Outbox
+
+    def emit(self, name: str, **data: Any) -> None: ...
+
+    async def pause(self, seconds: float) -> bool: ...
 
 
 def tx_ref(c: Connector) -> profiles.TxRef | None:
@@ -27,23 +59,23 @@ def tx_ref(c: Connector) -> profiles.TxRef | None:
     return profiles.TxRef(tx.started, tx.transaction_id) if tx else None
 
 
-def phases_used(sim: SimulatedChargePoint, c: Connector) -> int:
+def phases_used(sim: Charger, c: Connector) -> int:
     return min(sim.phases, c.car.phases) if c.car else sim.phases
 
 
-def sharing(sim: SimulatedChargePoint) -> int:
+def sharing(sim: Charger) -> int:
     """How many connectors share the ChargePointMaxProfile's limit."""
     return max(1, sum(1 for c in sim.connectors.values() if c.transaction))
 
 
-def limit(sim: SimulatedChargePoint, c: Connector) -> profiles.Limit | None:
+def limit(sim: Charger, c: Connector) -> profiles.Limit | None:
     if sim.ignores_limits:  # a firmware fault: profiles accepted, then not applied
         return None
     return profiles.active_limit(sim.charging_profiles, c.connector_id, sim.wall_clock(), tx_ref(c),
                                  voltage=sim.voltage, phases=phases_used(sim, c), sharing=sharing(sim))
 
 
-def offered(sim: SimulatedChargePoint, c: Connector) -> float:
+def offered(sim: Charger, c: Connector) -> float:
     """The current per phase the charger offers now: its maximum or less, as the profiles say."""
     found = limit(sim, c)
     return min(sim.max_current, found.amps) if found else sim.max_current
@@ -53,7 +85,7 @@ def contactor_closed(c: Connector) -> bool:
     return c.transaction is not None and c.car is not None and c.fault is None and c.connector_id != 0
 
 
-def target(sim: SimulatedChargePoint, c: Connector) -> Phases:
+def target(sim: Charger, c: Connector) -> Phases:
     if not contactor_closed(c):
         return NO_CURRENT
     found = limit(sim, c)
@@ -62,7 +94,7 @@ def target(sim: SimulatedChargePoint, c: Connector) -> Phases:
     return target_currents(amps, c.car, c.meter.soc, phases)
 
 
-def settle(sim: SimulatedChargePoint) -> None:
+def settle(sim: Charger) -> None:
     """Bring every meter up to now with the targets that held since the last call, then retarget.
 
     Called before and after every change that moves a target, so the
@@ -81,7 +113,7 @@ def settle(sim: SimulatedChargePoint) -> None:
         c.target = target(sim, c)
 
 
-def sample(sim: SimulatedChargePoint, c: Connector, context: str, measurands: Iterable[str] | None = None) -> dict:
+def sample(sim: Sampled, c: Connector, context: str, measurands: Iterable[str] | None = None) -> dict:
     """A MeterValue of `c` now; by default with the MeterValuesSampledData measurands."""
     settle(sim)
     chosen = sim.config.items("MeterValuesSampledData") if measurands is None else measurands
@@ -89,7 +121,7 @@ def sample(sim: SimulatedChargePoint, c: Connector, context: str, measurands: It
                        phases=sim.phases, measurands=chosen, context=context)
 
 
-def queue_meter_values(sim: SimulatedChargePoint) -> None:
+def queue_meter_values(sim: Sampled) -> None:
     """One periodic MeterValues per running transaction, into the outbox (kept while offline)."""
     for c in sim.connectors.values():
         tx = c.transaction
@@ -107,7 +139,7 @@ def queue_meter_values(sim: SimulatedChargePoint) -> None:
                  power_w=state.power_w, energy_wh=state.energy_wh, soc=state.soc, offered=state.limit)
 
 
-async def sample_forever(sim: SimulatedChargePoint) -> None:
+async def sample_forever(sim: Sampled) -> None:
     while True:
         if await sim.pause(sim.config.number("MeterValueSampleInterval")):  # 0 switches sampling off
             queue_meter_values(sim)

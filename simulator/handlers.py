@@ -9,7 +9,7 @@ and starts it as a task the simulator keeps.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from ocpp.routing import after, on
 from ocpp.v16 import call, call_result
@@ -19,17 +19,48 @@ from simulator import electrics, profiles, smart_charging
 from simulator.connector import Reservation
 from simulator.follow_ups import FollowUp, FollowUps
 from simulator.metering import iso
-from simulator.security import SecurityHandlers
+from simulator.security import SecurityHandlers, Secured
 
 if TYPE_CHECKING:
-    from simulator.charge_point import SimulatedChargePoint
+    from simulator.connector import Connector, Transaction
+    from simulator.local_auth import LocalAuthList
+    from simulator.outbox import Entry
 
 TRIGGERABLE = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
                "Heartbeat", "MeterValues", "StatusNotification")
 
 
+class Wallbox(smart_charging.ProfileHolder, electrics.Sampled, Secured, Protocol):
+    """What the handlers ask of the 1.6 charge point (charge_point.py), besides its electrics, profiles and
+    security: the charge point imports the connection (session.py) that serves with these handlers, so it
+    is named here by shape."""
+
+    vendor: str
+    local_auth: LocalAuthList
+    firmware_status: str
+    diagnostics_status: str
+
+    def spawn(self, coro_fn: FollowUp) -> None: ...
+
+    def reconfigure(self) -> None: ...
+
+    async def authorize(self, id_tag: str) -> str: ...
+
+    async def boot(self, send: Callable[[Any], Any]) -> Any: ...
+
+    def begin_transaction(self, c: Connector, id_tag: str) -> tuple[Transaction, Entry]: ...
+
+    async def stop_if_running(self, tx: Transaction, reason: str) -> None: ...
+
+    async def delivered(self, entry: Entry) -> None: ...
+
+    async def reset(self, kind: str, link: Any = None) -> None: ...
+
+    async def sync_status(self, force: Iterable[int] = (), via: Any = None) -> None: ...
+
+
 class RequestHandlers(FollowUps, SecurityHandlers):
-    sim: SimulatedChargePoint
+    sim: Wallbox
 
     def _refresh(self) -> FollowUp:
         return self.sim.sync_status

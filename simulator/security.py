@@ -21,7 +21,7 @@ import hashlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 import aiohttp
 from cryptography import x509
@@ -34,7 +34,7 @@ from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
 
 if TYPE_CHECKING:
-    from simulator.charge_point import SimulatedChargePoint
+    import ssl
 
 CERTIFICATE_TYPES = ("CentralSystemRootCertificate", "ManufacturerRootCertificate")
 
@@ -176,8 +176,18 @@ async def install_firmware(sim: Any, firmware: dict, report: Callable[[str], Awa
     await report("Installed")
 
 
+class Secured(Protocol):
+    """What the security handlers use of the 1.6 charge point (charge_point.py, which imports this module)."""
+
+    id: str
+    tls: ssl.SSLContext | None
+    security: SecurityState
+
+    def emit(self, name: str, **data: Any) -> None: ...
+
+
 class SecurityHandlers(ChargePoint):
-    sim: "SimulatedChargePoint"
+    sim: Secured
 
     # ---- certificates ------------------------------------------------------------------
 

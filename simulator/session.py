@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 from ocpp.exceptions import OCPPError
 from ocpp.v16 import call
@@ -18,10 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
-from simulator.handlers import RequestHandlers
-
-if TYPE_CHECKING:
-    from simulator.charge_point import SimulatedChargePoint
+from simulator.handlers import RequestHandlers, Wallbox
 
 MAX_BACKOFF = 30.0
 
@@ -70,8 +67,21 @@ class Closable:
         await self._connection.close()
 
 
+class Connected(Wallbox, Protocol):
+    """What one 1.6 connection asks of the charge point (charge_point.py, which imports this module), besides
+    what its handlers ask."""
+
+    response_timeout: float
+
+    def is_accepted(self) -> bool: ...
+
+    async def set_link(self, link: Any) -> None: ...
+
+    async def notify(self) -> None: ...
+
+
 class Link(Closable, RequestHandlers):
-    def __init__(self, sim: SimulatedChargePoint, connection: ClientConnection) -> None:
+    def __init__(self, sim: Connected, connection: ClientConnection) -> None:
         super().__init__(sim.id, connection, response_timeout=sim.response_timeout)
         self.sim = sim
 
@@ -108,7 +118,7 @@ async def connect_forever(sim: Any, subprotocol: str = "ocpp1.6",
         await asyncio.sleep(min(sim.reconnect_delay * 2 ** max(failures - 1, 0), MAX_BACKOFF))
 
 
-async def _session(sim: SimulatedChargePoint, connection: ClientConnection) -> bool:
+async def _session(sim: Connected, connection: ClientConnection) -> bool:
     return await run_session(sim, Link(sim, connection), _serve)
 
 
@@ -143,7 +153,7 @@ async def boot_until_accepted(sim: Any, link: Any) -> None:
                 pass
 
 
-async def _serve(sim: SimulatedChargePoint, link: Link, group: asyncio.TaskGroup) -> None:
+async def _serve(sim: Connected, link: Link, group: asyncio.TaskGroup) -> None:
     booted = not sim.is_accepted()  # the first connection, or the one after a Reset
     await boot_until_accepted(sim, link)
     # Queued transaction messages first: they happened before any status change
@@ -156,14 +166,14 @@ async def _serve(sim: SimulatedChargePoint, link: Link, group: asyncio.TaskGroup
     group.create_task(_heartbeat(sim, link))
 
 
-async def _heartbeat(sim: SimulatedChargePoint, link: Link) -> None:
+async def _heartbeat(sim: Connected, link: Link) -> None:
     while True:
         if await sim.pause(sim.config.number("HeartbeatInterval")):  # 0 switches heartbeats off
             result = await link.send(call.Heartbeat())
             sim.emit("heartbeat", current_time=result.current_time)
 
 
-async def _deliver(sim: SimulatedChargePoint, link: Link, drained: asyncio.Event) -> None:
+async def _deliver(sim: Connected, link: Link, drained: asyncio.Event) -> None:
     while True:
         if not len(sim.outbox):
             drained.set()

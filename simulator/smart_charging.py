@@ -7,16 +7,28 @@ connector, and what it reports as its composite schedule.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 from simulator import electrics, profiles
 from simulator.metering import iso
 
 if TYPE_CHECKING:
-    from simulator.charge_point import SimulatedChargePoint
+    from simulator.configuration import Configuration
 
 
-def _check(sim: SimulatedChargePoint, connector_id: int, p: profiles.ChargingProfile) -> None:
+class ProfileHolder(electrics.Charger, Protocol):
+    """What this module reads and changes of the 1.6 charge point (charge_point.py, which imports the
+    handlers that call this module): its limits' configuration and the profiles it holds."""
+
+    config: Configuration
+    charging_profiles: list[profiles.Installed]
+
+    def settle(self) -> None: ...
+
+    def emit(self, name: str, **data: Any) -> None: ...
+
+
+def _check(sim: ProfileHolder, connector_id: int, p: profiles.ChargingProfile) -> None:
     config = sim.config
     if connector_id not in sim.connectors:
         raise ValueError(f"there is no connector {connector_id}")
@@ -38,7 +50,7 @@ def _check(sim: SimulatedChargePoint, connector_id: int, p: profiles.ChargingPro
         raise ValueError("MaxChargingProfilesInstalled reached")
 
 
-def set_charging_profile(sim: SimulatedChargePoint, connector_id: int, data: Mapping[str, Any]) -> str:
+def set_charging_profile(sim: ProfileHolder, connector_id: int, data: Mapping[str, Any]) -> str:
     """Install a profile (snake_case, as the ocpp library passes it); Accepted or Rejected."""
     try:
         profile = profiles.parse_profile(data, received=sim.wall_clock())
@@ -55,7 +67,7 @@ def set_charging_profile(sim: SimulatedChargePoint, connector_id: int, data: Map
     return "Accepted"
 
 
-def clear_charging_profile(sim: SimulatedChargePoint, **criteria: Any) -> int:
+def clear_charging_profile(sim: ProfileHolder, **criteria: Any) -> int:
     """Remove the profiles matching `criteria` (see profiles.clear); returns how many went."""
     sim.settle()
     sim.charging_profiles, removed = profiles.clear(sim.charging_profiles, **criteria)
@@ -63,7 +75,7 @@ def clear_charging_profile(sim: SimulatedChargePoint, **criteria: Any) -> int:
     return removed
 
 
-def composite_schedule(sim: SimulatedChargePoint, connector_id: int, duration: int, unit: str) -> dict | None:
+def composite_schedule(sim: ProfileHolder, connector_id: int, duration: int, unit: str) -> dict | None:
     """The chargingSchedule for GetCompositeSchedule (snake_case), or None to reject."""
     if connector_id not in sim.connectors or unit not in profiles.UNITS or duration < 0:
         return None
