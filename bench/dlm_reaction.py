@@ -7,16 +7,21 @@ the grid meter:
 
 - `modbus` (default): a simulated SDM630 (simulator.meter) over Modbus TCP on
   loopback, polled by the edge's own MeterPoller from a [[meters]] table. The
-  clock starts when the meter serves the first read whose currents are over
-  the fuse, so the time includes the Modbus answer, the poller's checks, the
-  evaluation, and every SetChargingProfile over OCPP.
+  clock starts when the meter serves the first read of the phase currents that
+  are over the fuse, so the time includes the Modbus answer, the poller's
+  checks, the evaluation, and every SetChargingProfile over OCPP. (A poll is
+  two reads, voltages to powers and then frequency and energies; a step that
+  lands between them is served by the second, which the edge does not take
+  currents from: that poll cannot show it, and the clock waits for the next.)
 - `direct`: the reading handed to the load manager in process (a MeterSource
   plus `meter_reading()`), without Modbus: the controller's own share.
 
 Each trial: wait until every car is back at 16 A and its MeterValues say so,
 then switch on a building load that takes the site over its limit, and time
 until the last charger has received its lower TxProfile (the simulator's
-"charging_profile" event). Everything runs on one event loop, chargers
+"charging_profile" event). `times_s` is the edge's reaction, from the first
+read that shows the step; `from_step_s` is what the fuse sees, from the step
+itself, with the wait for the next poll (up to one meter period) in it. Everything runs on one event loop, chargers
 included, as in the tests: the figure includes the chargers' own handling.
 """
 
@@ -34,7 +39,7 @@ from edge.app import Edge
 from edge.config import parse_config
 from edge.dlm.phases import ROTATIONS, phase_map, to_site
 from simulator.charge_point import SimulatedChargePoint
-from simulator.meter import SimulatedMeter
+from simulator.meter import CURRENT, SimulatedMeter
 
 ID_TAG = "BENCH-CAR"
 CAR_AMPS = 16.0
@@ -126,7 +131,9 @@ class Site:
         self.sims: dict[str, SimulatedChargePoint] = {}
         self.maps = {cid: phase_map(3, ROTATIONS[i % 6]) for i, cid in enumerate(charger_ids)}
         self.armed = False
-        self.sampled_at: float | None = None      # when the meter first showed the overload
+        self.stepped_at: float | None = None      # when the trial's building load came on
+        self.sampled_at: float | None = None      # when the meter first showed the edge the overload
+        self.raced = False                        # the step fell between one poll's two reads
 
     def currents(self) -> tuple[float, float, float]:
         total = [self.base] * 3
@@ -135,12 +142,36 @@ class Site:
                 total[p] += amps
         return (total[0], total[1], total[2])
 
-    def meter_source(self) -> tuple[float, float, float]:
-        """What the Modbus meter serves; notes the first overloading sample of a trial."""
-        values = self.currents()
-        if self.armed and self.sampled_at is None and max(values) > self.fuse:
+    def step(self) -> None:
+        """Switch on the trial's building load."""
+        self.sampled_at, self.raced = None, False
+        self.base = self.loud
+        self.stepped_at = time.perf_counter()
+        self.armed = True
+
+    def served(self, currents: tuple[float, ...], with_currents: bool) -> None:
+        """The Modbus meter answered a read; `with_currents`: the read covered the phase currents.
+        Notes the first read that shows the edge the trial's overload."""
+        if not self.armed or self.sampled_at is not None or max(currents) <= self.fuse:
+            return
+        if with_currents:
             self.sampled_at = time.perf_counter()
-        return values
+        else:
+            self.raced = True   # the step came between the poll's two reads: this poll cannot show it
+
+
+class WatchedMeter(SimulatedMeter):
+    """The simulated SDM630, telling the site which reads carried the phase currents."""
+
+    def __init__(self, site: Site) -> None:
+        super().__init__(site.currents)
+        self.site = site
+
+    async def _on_access(self, function_code: int, start_address: int, address: int, count: int,
+                         registers: list[int], set_values: list[int] | list[bool] | None) -> None:
+        await super()._on_access(function_code, start_address, address, count, registers, set_values)
+        if function_code == 4 and set_values is None:
+            self.site.served(self.currents, address <= CURRENT[0] and CURRENT[-1] + 2 <= address + count)
 
 
 @contextlib.asynccontextmanager
@@ -155,7 +186,7 @@ async def running_site(chargers: int, meter_period: float) -> AsyncIterator[tupl
                 received[cid] = time.perf_counter()
         return on_event
 
-    meter = SimulatedMeter(site.meter_source)
+    meter = WatchedMeter(site)
     meter_port = await meter.start_tcp()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-dlm-") as state_dir:
@@ -224,6 +255,8 @@ async def measure(*, chargers: int = 20, trials: int = 30, path: str = "modbus",
     # The edge logs every profile it sends; a bench of hundreds of them does not need them on the terminal.
     logging.getLogger("edge").setLevel(logging.WARNING)
     times: list[float] = []
+    from_step: list[float] = []
+    raced = 0
     failures = 0
     async with running_site(chargers, meter_period) as (edge, site, received):
         manager = edge.load_manager
@@ -248,21 +281,22 @@ async def measure(*, chargers: int = 20, trials: int = 30, path: str = "modbus",
                 site.base = QUIET
                 await _settle(site, settle_s=1.5)
                 received.clear()
-                site.sampled_at = None
-                site.base = site.loud
+                site.step()
                 if direct is not None:
                     reading = DirectReading(site.currents(), time.monotonic())
                     site.sampled_at = time.perf_counter()
                     direct.latest = reading
                     manager.meter_reading(reading)
-                else:
-                    site.armed = True
                 try:
                     await _until(lambda: site.sampled_at is not None and all(
                         received.get(cid, 0.0) >= site.sampled_at for cid in site.sims), TRIAL_TIMEOUT,
                         "every charger lowered")
-                    times.append(max(received.values()) - site.sampled_at)  # type: ignore[operator]
-                    progress(f"reaction trial {trial + 1}/{trials}: {times[-1] * 1000:.1f} ms")
+                    told = max(received.values())
+                    times.append(told - site.sampled_at)  # type: ignore[operator]
+                    from_step.append(told - site.stepped_at)  # type: ignore[operator]
+                    raced += site.raced
+                    progress(f"reaction trial {trial + 1}/{trials}: {times[-1] * 1000:.1f} ms "
+                             f"({from_step[-1] * 1000:.1f} ms from the step{', raced a poll' if site.raced else ''})")
                 except TimeoutError:
                     failures += 1
                     progress(f"reaction trial {trial + 1}/{trials}: not every charger was lowered within "
@@ -273,5 +307,5 @@ async def measure(*, chargers: int = 20, trials: int = 30, path: str = "modbus",
                 feeder.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await feeder
-    return {"times_s": times, "failures": failures, "chargers": chargers, "trials": trials, "path": path,
+    return {"times_s": times, "from_step_s": from_step, "raced_polls": raced, "failures": failures, "chargers": chargers, "trials": trials, "path": path,
             "meter_period_s": meter_period}
