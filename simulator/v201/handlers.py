@@ -8,21 +8,26 @@ follow-up started once the answer is on the wire (simulator.follow_ups).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from ocpp.exceptions import NotSupportedError
 from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201.enums import Action
 
-from simulator.follow_ups import FollowUps
+from simulator.follow_ups import FollowUp, FollowUps
 from simulator.metering import iso
 from simulator.security import adopt_certificate, check_signed
 from simulator.v201 import security as station_security
-from simulator.v201.station import token_key
+from simulator.v201.evse import token_key
 
 if TYPE_CHECKING:
-    from simulator.v201.station import SimulatedStation
+    from datetime import datetime
+
+    from simulator.local_auth import LocalAuthList
+    from simulator.outbox import Entry, Outbox
+    from simulator.v201.charging import Stored
+    from simulator.v201.evse import Evse
 
 SECURITY_COMPONENT = "SecurityCtrlr"
 # Follow-ups after these actions' answers: one @after hook each, all alike.
@@ -32,8 +37,64 @@ FOLLOWED = (Action.get_base_report, Action.get_charging_profiles, Action.request
             Action.clear_charging_profile)
 
 
+class Station(station_security.SecuredStation, Protocol):
+    """What the handlers ask of the 2.0.1 station (station.py), besides block A's: the station imports the link
+    that serves with these handlers, so it is named here by shape."""
+
+    evses: dict[int, Evse]
+    local_auth: LocalAuthList
+    outbox: Outbox
+    stored_profiles: list[Stored]
+    wall_clock: Callable[[], datetime]
+    registration: str | None
+    reset_pending: bool
+    untriggerable: set[str]
+    iso15118: bool
+    profiles_not_supported: bool
+
+    def spawn(self, coro_fn: FollowUp) -> None: ...
+
+    def reconfigure(self) -> None: ...
+
+    async def boot(self, send: Callable[[Any], Any]) -> Any: ...
+
+    async def reboot(self) -> None: ...
+
+    async def authorize(self, id_token: dict) -> str: ...
+
+    def authorized(self, e: Evse, token: dict, trigger: str, remote_start_id: int | None = None) -> None: ...
+
+    def end_authorization(self, e: Evse, trigger: str, reason: str) -> None: ...
+
+    def transaction(self, transaction_id: str) -> Evse | None: ...
+
+    def transaction_event(self, e: Evse, event_type: str, trigger: str, *, id_token: dict | None = None,
+                          stopped_reason: str | None = None, measurands: Iterable[str] | None = None,
+                          context: str = "Sample.Periodic") -> Entry: ...
+
+    def end_transaction(self, e: Evse, trigger: str, reason: str) -> Entry: ...
+
+    async def delivered(self, entry: Entry) -> None: ...
+
+    def meter_value(self, e: Evse, measurands: Iterable[str] | None, context: str) -> dict | None: ...
+
+    def set_profile(self, evse_id: int, raw: dict) -> str: ...
+
+    def clear_profiles(self, profile_id: int | None, criteria: dict | None) -> int: ...
+
+    def composite_schedule(self, evse_id: int, duration: int, unit: str) -> dict | None: ...
+
+    def change_availability(self, operative: bool, evse_id: int | None) -> str: ...
+
+    def queue_security_event(self, kind: str, tech_info: str | None = None) -> None: ...
+
+    def new_csr(self, certificate_type: str = "ChargingStationCertificate") -> call.SignCertificate: ...
+
+    async def sync_status(self, force: Iterable[int] = (), via: Any = None) -> None: ...
+
+
 class StationHandlers(FollowUps, station_security.StationSecurityHandlers, ChargePoint):
-    sim: SimulatedStation
+    sim: Station
 
     async def send(self, payload: Any) -> Any:  # provided by session.Closable in the link
         raise NotImplementedError

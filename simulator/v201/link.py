@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from ocpp.exceptions import OCPPError
 from ocpp.messages import MessageType, unpack
@@ -20,15 +20,29 @@ from websockets.asyncio.client import ClientConnection
 
 from simulator.outbox import Outbox
 from simulator.session import Closable, NotConnected, boot_until_accepted, run_session
-from simulator.v201.handlers import StationHandlers
-from simulator.v201.services import ServiceHandlers
+from simulator.v201.handlers import Station, StationHandlers
+from simulator.v201.services import ServedStation, ServiceHandlers
 
-if TYPE_CHECKING:
-    from simulator.v201.station import SimulatedStation
+
+class Connected(Station, ServedStation, Protocol):
+    """What one connection asks of the 2.0.1 station (station.py, which imports this module to serve), besides
+    what its handlers ask."""
+
+    response_timeout: float
+    connected: bool
+    security_events: Outbox
+
+    def is_accepted(self) -> bool: ...
+
+    async def set_link(self, link: Any) -> None: ...
+
+    async def notify(self) -> None: ...
+
+    async def pause(self, seconds: float) -> bool: ...
 
 
 class Link(Closable, StationHandlers, ServiceHandlers):
-    def __init__(self, sim: SimulatedStation, connection: ClientConnection) -> None:
+    def __init__(self, sim: Connected, connection: ClientConnection) -> None:
         super().__init__(sim.id, connection, response_timeout=sim.response_timeout)
         self.sim = sim
 
@@ -44,7 +58,7 @@ class Link(Closable, StationHandlers, ServiceHandlers):
         await super().route_message(raw_msg)
 
 
-async def serve(sim: SimulatedStation, connection: ClientConnection) -> bool:
+async def serve(sim: Connected, connection: ClientConnection) -> bool:
     sim.connected = True  # TransactionEvents made now are not offline, even before the boot is Accepted
     try:
         return await run_session(sim, Link(sim, connection), _serve)
@@ -52,7 +66,7 @@ async def serve(sim: SimulatedStation, connection: ClientConnection) -> bool:
         sim.connected = False
 
 
-async def _serve(sim: SimulatedStation, link: Link, group: asyncio.TaskGroup) -> None:
+async def _serve(sim: Connected, link: Link, group: asyncio.TaskGroup) -> None:
     booted = not sim.is_accepted()  # the first connection, or the one after a reboot
     await boot_until_accepted(sim, link)
     drained = asyncio.Event()
@@ -64,14 +78,14 @@ async def _serve(sim: SimulatedStation, link: Link, group: asyncio.TaskGroup) ->
     group.create_task(_heartbeat(sim, link))
 
 
-async def _heartbeat(sim: SimulatedStation, link: Link) -> None:
+async def _heartbeat(sim: Connected, link: Link) -> None:
     while True:
         if await sim.pause(sim.device.number("OCPPCommCtrlr", "HeartbeatInterval")):  # 0: off
             result = await link.send(call.Heartbeat())
             sim.emit("heartbeat", current_time=result.current_time)
 
 
-async def _deliver(sim: SimulatedStation, outbox: Outbox, link: Link, drained: asyncio.Event) -> None:
+async def _deliver(sim: Connected, outbox: Outbox, link: Link, drained: asyncio.Event) -> None:
     """Send `outbox` in order; an unanswered message is retried MessageAttempts times (E13), then dropped."""
     attempts = 0
     while True:

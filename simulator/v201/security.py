@@ -21,7 +21,7 @@ As in simulator/v201/handlers.py every @on answers without awaiting a call.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from urllib.parse import quote
 
@@ -32,8 +32,10 @@ from ocpp.v201.enums import Action
 from simulator.security import delete_certificate, hash_data, install_certificate
 
 if TYPE_CHECKING:
-    from simulator.v201.device_model import Key
-    from simulator.v201.station import SimulatedStation
+    import ssl
+
+    from simulator.security import SecurityState
+    from simulator.v201.device_model import DeviceModel, Key
 
 # identifierString (OCPP 2.0.1 part 2, 2.1.2): what a BasicAuthPassword may hold; 16 to 40 of them (A00.FR.205).
 PASSWORD = re.compile(r"[A-Za-z0-9*\-_=:+|@.]{16,40}")
@@ -42,11 +44,29 @@ PASSWORD = re.compile(r"[A-Za-z0-9*\-_=:+|@.]{16,40}")
 PRIORITY = ("OCPPCommCtrlr", "NetworkConfigurationPriority")
 
 
+class SecuredStation(Protocol):
+    """What block A's rules and handlers use of the 2.0.1 station (station.py, which imports this module): its
+    device model, the network profiles it may connect with, its URL, password and TLS contexts."""
+
+    id: str
+    url: str
+    password: str | None
+    tls: ssl.SSLContext | None
+    trust_tls: ssl.SSLContext | None
+    client_tls: ssl.SSLContext | None
+    security: SecurityState
+    security_password_changed: bool
+    network_profiles: dict[int, dict]
+    device: DeviceModel
+
+    def emit(self, name: str, **data: Any) -> None: ...
+
+
 def is_password(item: dict) -> bool:
     return item["component"].get("name") == "SecurityCtrlr" and item["variable"].get("name") == "BasicAuthPassword"
 
 
-def set_variable(sim: "SimulatedStation", item: dict) -> tuple[dict, "Key | None"]:
+def set_variable(sim: SecuredStation, item: dict) -> tuple[dict, "Key | None"]:
     """One SetVariableResult: the BasicAuthPassword's own rules, any other variable the device model's."""
     if (item["component"].get("name"), item["variable"].get("name")) == PRIORITY:
         return set_priority(sim, item)
@@ -64,16 +84,16 @@ def set_variable(sim: "SimulatedStation", item: dict) -> tuple[dict, "Key | None
     return {**result, "attribute_status": "Accepted"}, None
 
 
-def in_use(sim: "SimulatedStation") -> int:
+def in_use(sim: SecuredStation) -> int:
     """The security profile the station connects with now."""
     return int(sim.device.get("SecurityCtrlr", "SecurityProfile"))
 
 
-def slots_offered(sim: "SimulatedStation") -> tuple[str, ...]:
+def slots_offered(sim: SecuredStation) -> tuple[str, ...]:
     return sim.device.variables[("OCPPCommCtrlr", None, "NetworkConfigurationPriority", None)].values_list or ()
 
 
-def set_priority(sim: "SimulatedStation", item: dict) -> tuple[dict, None]:
+def set_priority(sim: SecuredStation, item: dict) -> tuple[dict, None]:
     """NetworkConfigurationPriority (B10, A05.FR.04): slots with a profile, none below the profile in use;
     Accepted, and used from the next boot."""
     result = {"attribute_type": item.get("attribute_type") or "Actual", "component": item["component"],
@@ -91,7 +111,7 @@ def set_priority(sim: "SimulatedStation", item: dict) -> tuple[dict, None]:
     return {**result, "attribute_status": "Accepted"}, None
 
 
-def network_profile_refusal(sim: "SimulatedStation", slot: int, data: dict) -> str | None:
+def network_profile_refusal(sim: SecuredStation, slot: int, data: dict) -> str | None:
     """Why SetNetworkProfile(slot, data) is Rejected, or None."""
     target = data.get("security_profile")
     if str(slot) not in slots_offered(sim):
@@ -111,7 +131,7 @@ def network_profile_refusal(sim: "SimulatedStation", slot: int, data: dict) -> s
     return None
 
 
-def use_network_profile(sim: "SimulatedStation") -> None:
+def use_network_profile(sim: SecuredStation) -> None:
     """At boot: connect with the first slot of NetworkConfigurationPriority that has a profile."""
     order = [int(s) for s in sim.device.get("OCPPCommCtrlr", "NetworkConfigurationPriority").split(",") if s.isdigit()]
     slot = next((s for s in order if s in sim.network_profiles), None)
@@ -129,7 +149,7 @@ def use_network_profile(sim: "SimulatedStation") -> None:
     sim.emit("network_profile", slot=slot, url=sim.url, security_profile=profile)
 
 
-def after_set_variables(sim: "SimulatedStation", close: Callable[[], Awaitable[Any]]) -> Callable | None:
+def after_set_variables(sim: SecuredStation, close: Callable[[], Awaitable[Any]]) -> Callable | None:
     """The follow-up of a SetVariables that set a new password: reconnect with it (None: nothing to do)."""
     if not sim.security_password_changed:
         return None
@@ -138,7 +158,7 @@ def after_set_variables(sim: "SimulatedStation", close: Callable[[], Awaitable[A
 
 
 class StationSecurityHandlers(ChargePoint):
-    sim: "SimulatedStation"
+    sim: SecuredStation
 
     @on(Action.set_network_profile)
     def on_set_network_profile(self, configuration_slot: int, connection_data: dict, call_unique_id: str,

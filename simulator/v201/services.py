@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from ocpp.routing import after, on
@@ -25,10 +25,24 @@ from simulator.security import install_firmware, put_log
 from simulator.session import NotConnected
 
 if TYPE_CHECKING:
-    from simulator.v201.station import SimulatedStation
+    from simulator.v201.evse import Evse
 
 
-async def _send(sim: "SimulatedStation", payload: Any) -> Any:
+class ServedStation(Protocol):
+    """What these messages and handlers use of the 2.0.1 station (station.py, which imports the link that
+    mixes ServiceHandlers in)."""
+
+    id: str
+    link: Any
+    evses: dict[int, Evse]
+    wall_clock: Callable[[], datetime]
+
+    def meter_value(self, e: Evse, measurands: Iterable[str] | None, context: str) -> dict | None: ...
+
+    def emit(self, name: str, **data: Any) -> None: ...
+
+
+async def _send(sim: ServedStation, payload: Any) -> Any:
     link = sim.link
     if link is None:
         raise NotConnected(f"{sim.id} is not connected")
@@ -53,14 +67,14 @@ def charging_needs_request(evse_id: int, *, departure: datetime | str | None = N
     return call.NotifyEVChargingNeeds(evse_id=evse_id, charging_needs=needs, max_schedule_tuples=max_schedule_tuples)
 
 
-async def charging_needs(sim: "SimulatedStation", evse_id: int, **needs: Any) -> Any:
+async def charging_needs(sim: ServedStation, evse_id: int, **needs: Any) -> Any:
     """Send the car's needs on `evse_id`; -> the CSMS's answer (status, status_info)."""
     answer = await _send(sim, charging_needs_request(evse_id, **needs))
     sim.emit("charging_needs", evse_id=evse_id, status=answer.status)
     return answer
 
 
-async def ev_charging_schedule(sim: "SimulatedStation", evse_id: int, limits_a: list[float],
+async def ev_charging_schedule(sim: ServedStation, evse_id: int, limits_a: list[float],
                                period_s: int = 900) -> Any:
     """The car's chosen schedule (K15.FR.?, K17): one period of `period_s` per limit, in A."""
     schedule = {"id": 1, "charging_rate_unit": "A",
@@ -83,7 +97,7 @@ def signed_meter_value(key: ec.EllipticCurvePrivateKey, *, transaction_id: str, 
             "public_key": base64.b64encode(bytes.fromhex(ocmf.public_key_hex(key))).decode() if with_key else ""}
 
 
-async def meter_values(sim: "SimulatedStation", evse_id: int, *, measurands: list[str] | None = None,
+async def meter_values(sim: ServedStation, evse_id: int, *, measurands: list[str] | None = None,
                        signed: dict[str, Any] | None = None) -> Any:
     """MeterValues of `evse_id` now (J01/J02), per phase as the station measures; `signed` (a
     signedMeterValue) rides on the energy register's value."""
@@ -106,7 +120,7 @@ async def meter_values(sim: "SimulatedStation", evse_id: int, *, measurands: lis
 _event_ids = iter(range(1, 1 << 31))
 
 
-async def notify_event(sim: "SimulatedStation", component: str, variable: str, value: str, *,
+async def notify_event(sim: ServedStation, component: str, variable: str, value: str, *,
                        trigger: str = "Delta", evse_id: int | None = None, cleared: bool | None = None,
                        tech_info: str | None = None) -> Any:
     """One NotifyEvent (N07/N08) of a hard-wired notification: `component`.`variable` is now `value`."""
@@ -121,7 +135,7 @@ async def notify_event(sim: "SimulatedStation", component: str, variable: str, v
     return await _send(sim, call.NotifyEvent(generated_at=iso(sim.wall_clock()), seq_no=0, event_data=[data]))
 
 
-async def data_transfer(sim: "SimulatedStation", vendor_id: str, message_id: str | None = None,
+async def data_transfer(sim: ServedStation, vendor_id: str, message_id: str | None = None,
                         data: Any = None) -> Any:
     return await _send(sim, call.DataTransfer(vendor_id=vendor_id, message_id=message_id, data=data))
 
@@ -131,7 +145,7 @@ async def data_transfer(sim: "SimulatedStation", vendor_id: str, message_id: str
 class ServiceHandlers:
     """UpdateFirmware and GetLog, answered first and acted on after (simulator.follow_ups)."""
 
-    sim: "SimulatedStation"
+    sim: ServedStation
 
     @on(Action.update_firmware)
     def on_update_firmware(self, request_id: int, firmware: dict, call_unique_id: str,

@@ -15,7 +15,7 @@ import asyncio
 import ssl
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 from urllib.parse import quote
@@ -32,51 +32,14 @@ from simulator.outbox import Entry, Outbox
 from simulator.runtime import Runtime
 from simulator.security import SecurityState, make_csr
 from simulator.session import NotConnected
-from simulator.v201 import charging
+from simulator.v201 import charging, link
 from simulator.v201 import security as station_security
 from simulator.v201.device_model import DeviceModel, standard
+from simulator.v201.evse import Evse, Tx, token_key
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def token_key(id_token: dict) -> str:
-    """Local list and cache key: 2.0.1 tells tokens apart by value and type."""
-    return f"{id_token.get('type')}:{id_token.get('id_token')}"
-
-
-@dataclass(eq=False)
-class Tx:
-    evse_id: int
-    transaction_id: str  # the station makes it (a UUID), not the CSMS
-    started: datetime
-    id_token: dict | None = None  # who authorized it, once someone did
-    remote_start_id: int | None = None
-    charging_state: str | None = None  # as last reported
-    stopped_reason: str | None = None  # a de-authorization the stop point has not ended the transaction on
-
-    # What simulator.connector.Connector.snapshot reads of a transaction.
-    @property
-    def id(self) -> str:
-        return self.transaction_id
-
-    @property
-    def id_tag(self) -> str | None:
-        return self.id_token.get("id_token") if self.id_token else None
-
-
-@dataclass(eq=False)
-class Evse:
-    id: int
-    connector: Connector
-    tx: Tx | None = None
-    token: dict | None = None  # the idToken authorized on this EVSE (before or during its transaction)
-    remote_start_id: int | None = None
-    token_deadline: datetime | None = None  # EVConnectionTimeOut: authorized, no cable yet
-    pending_profile: dict | None = None  # RequestStartTransaction's TxProfile, until the transaction exists
-    scheduled_operative: bool | None = None  # ChangeAvailability waiting for the transaction to end
-    reported: str | None = None  # the connector status the CSMS acknowledged
 
 
 class SimulatedStation(Runtime):
@@ -147,8 +110,6 @@ class SimulatedStation(Runtime):
 
     async def run(self) -> None:
         """Connect and keep connected until cancelled; bugs end it loudly, a lost connection never."""
-        from simulator.v201 import link  # the link imports the handlers, which import this module
-
         try:
             async with asyncio.TaskGroup() as group:
                 self._task_group = group
