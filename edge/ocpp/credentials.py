@@ -36,7 +36,6 @@ from edge.journal.credentials import Key
 from edge.ocpp.masking import is_secret_key
 from edge.ocpp.security import hash_password
 from edge.ocpp.security_words import send as send_worded, words_for
-from edge.ocpp.security_words import authorization_key_value  # noqa: F401 (its home was here; 1.6 wording)
 
 if TYPE_CHECKING:
     from edge.ocpp.commands import CommandResult

@@ -17,6 +17,7 @@ from websockets.exceptions import InvalidStatus
 
 from edge.cli import main
 from edge.ocpp import credentials as keys_module
+from edge.ocpp.security_words import authorization_key_value
 from tests.edge.conftest import PASSWORD, Charger, api_call, basic, charger, ocpp_url, site_toml
 
 
@@ -258,7 +259,7 @@ async def test_edgectl_rotates_and_shows_the_state_never_the_key(make_edge, tmp_
 def test_new_keys_are_whitepaper_keys():
     for _ in range(200):
         password = keys_module.new_password()
-        value = keys_module.authorization_key_value(password)
+        value = authorization_key_value(password)
         assert len(password) == 20 and password.isalnum() and len(value) == 40
         assert keys_module.login_form(value, "rotated") == password
         assert keys_module.login_form(password, "rotated") == password
