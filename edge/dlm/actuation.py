@@ -15,9 +15,12 @@ Which limits to send now:
   sample's least fades with time), so a limit just raised is not lowered
   again by the estimate's own drift;
 - an increase smaller than the hysteresis step is owed, not lost: it goes out
-  once the connector's limit is `owed_after` old (by default when the limit is
-  due for renewal anyway, so it costs no extra request), so a car lowered by a
-  few tenths at a time while small rises are held back is not ratcheted down;
+  once the connector's limit is `owed_after` old (10 s: two change intervals),
+  so a car lowered by a few tenths at a time (the building's flicker, the
+  estimate's fade) while small rises are held back is not ratcheted down to
+  the lowest its decision touched (waiting for the renewal, 60 s, cost 8 to
+  19 % of the LP bound in the real-time scenarios: the held limit sat at the
+  floor of its decision most of the time);
 - an increase from a limit the car cannot charge at (below its minimum) is
   always worth sending;
 - a limit is renewed before its TxProfile runs out (the dead man's switch: a
@@ -58,7 +61,7 @@ class Timing:
     change_interval: float = 5.0
     follow_time: float = 5.0
     duration: float = 120.0
-    owed_after: float = 60.0    # s: a small increase rides on the renewal (renew_before at the default duration)
+    owed_after: float = 10.0    # s: a small increase goes out once the limit is this old (two change intervals)
 
     @property
     def renew_before(self) -> float:

@@ -41,8 +41,8 @@ def test_an_increase_waits_until_decreases_elsewhere_took_hold():
 
 
 def test_small_increases_are_not_sent():
-    assert orders(decide(16.8), held(16.0)) == []
-    assert orders(decide(17.0), held(16.0)) == [("increase", 17.0)]
+    assert orders(decide(16.8), held(16.0, sent_at=94.0)) == []
+    assert orders(decide(17.0), held(16.0, sent_at=94.0)) == [("increase", 17.0)]
 
 
 def test_an_increase_from_below_the_minimum_is_always_sent():
@@ -102,13 +102,14 @@ def test_profiles_in_amps_or_watts():
 
 def test_a_small_increase_is_owed_and_goes_out_once_the_limit_is_old():
     # 0.4 A is below the 1 A step: held back while the limit is fresh ...
-    assert orders(decide(16.4), held(16.0, sent_at=45.0)) == []
-    # ... and sent once it is `owed_after` (60 s) old, in place of its renewal, so small rises add up
-    # instead of being lost while every small decrease goes out.
-    assert TIMING.owed_after == 60.0
-    assert orders(decide(16.4), held(16.0, sent_at=40.0)) == [("increase", 16.4)]
-    # Still paced: not while a decrease elsewhere is taking hold (then it is renewed as it is).
-    assert orders(decide(16.4), held(16.0, sent_at=40.0), last_decrease=97.0) == [("renew", 16.0)]
+    assert orders(decide(16.4), held(16.0, sent_at=95.0)) == []
+    # ... and sent once it is `owed_after` (10 s) old, so small rises add up instead of being lost
+    # while every small decrease goes out: a limit 12 s old is not left 0.4 A below its decision
+    # until its renewal (60 s).
+    assert TIMING.owed_after == 10.0
+    assert orders(decide(16.4), held(16.0, sent_at=88.0)) == [("increase", 16.4)]
+    # Still paced: not while a decrease elsewhere is taking hold.
+    assert orders(decide(16.4), held(16.0, sent_at=88.0), last_decrease=97.0) == []
 
 
 @settings(max_examples=200, deadline=None)
