@@ -768,6 +768,23 @@ MIGRATIONS: list[str] = [
     );
     ALTER TABLE device_variables ADD COLUMN read_at TEXT;
     """,
+    # 22: OCPP 2.0.1 external charging limits (issue 19, block K: edge/ocpp/v201/charging_limits.py,
+    # edge/journal/charging_limits.py): per station and (evseId, source) the limit a system beside the edge holds
+    # it to, kept before the NotifyChargingLimit is answered, so that after a restart the load manager counts on
+    # no more for that EVSE before the station reconnects. id orders them (a replaced limit is the newest).
+    """
+    CREATE TABLE external_charging_limits (
+        id              INTEGER PRIMARY KEY,
+        charger_id      TEXT NOT NULL,
+        evse_id         INTEGER NOT NULL,   -- 0: the whole station
+        source          TEXT NOT NULL,      -- chargingLimitSource: EMS | Other | SO
+        grid_critical   INTEGER,            -- isGridCritical; NULL: not said
+        schedules       TEXT NOT NULL,      -- JSON list of the schedules (snake_case), each with its start
+        received_at     TEXT NOT NULL,
+        via             TEXT NOT NULL,      -- NotifyChargingLimit | ReportChargingProfiles
+        UNIQUE (charger_id, evse_id, source)
+    );
+    """,
 ]
 
 

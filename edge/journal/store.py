@@ -3,7 +3,7 @@
 Every SQL statement of the edge lives in the module of the domain whose rows it writes
 (chargers.py, transactions.py, samples.py, authorization.py, cdrs.py, outbox.py, downlink.py,
 logs.py, load_series.py, certificates.py, security.py, credentials.py, signed_values.py, device_model.py,
-station_events.py, notified_events.py), each a
+station_events.py, notified_events.py, charging_limits.py), each a
 mixin over base.StoreBase; Store is all of them, so callers keep writing `journal.write(Store.method, ...)`.
 
 A Store is used from the journal's own thread, and for quick reads by the event loop over a second,
@@ -20,6 +20,7 @@ from edge.journal.base import Sample, StartOutcome, StopOutcome
 from edge.journal.cdrs import CdrStore, transaction_mark
 from edge.journal.certificates import CertificateStore
 from edge.journal.chargers import ChargerStore
+from edge.journal.charging_limits import ChargingLimitStore
 from edge.journal.credentials import CredentialStore
 from edge.journal.device_model import DeviceModelStore
 from edge.journal.downlink import DownlinkStore
@@ -53,5 +54,6 @@ def connect(path: str) -> sqlite3.Connection:
 
 class Store(ChargerStore, TransactionStore, SampleStore, AuthorizationStore, CdrStore,
             OutboxStore, DownlinkStore, LogStore, LoadSeriesStore, CertificateStore, SecurityStore,
-            CredentialStore, SignedValueStore, DeviceModelStore, StationEventStore, NotifiedEventStore):
+            CredentialStore, SignedValueStore, DeviceModelStore, StationEventStore, NotifiedEventStore,
+            ChargingLimitStore):
     """Every domain's records over the one connection (see the modules above)."""
