@@ -23,8 +23,13 @@ allocator's ConnectorState.ceiling), which gives that EVSE no more and the rest 
   K12.FR.04): refused by a CALLERROR, nothing applied. A limit that is not a number, negative, beyond any
   station (MAX_A, MAX_W), a period before its schedule starts or with a phase count other than 1-3 is
   refused likewise, naming the field: what was applied before stays, and the load manager runs on.
-- In memory only (the station says it again when it changes, and on its next limit change after a
-  restart of the edge); readable in GET /api/v1/chargers/{id}/smart-charging ("external_limits").
+- Kept in the journal (edge/journal/charging_limits.py) before the message is answered: a limit kept, a
+  ClearedChargingLimit's removal, a reported profile's limit. The limits in memory here are the journal's, read
+  back at the edge's start (`restore`, before any station can connect) and handed to the load manager then, so a
+  restart does not give those EVSEs their full share until the station notifies again. A limit whose schedules
+  are all over (each one's duration past) limits nothing ever again: dropped at the restore, from the journal too;
+  one not begun yet, and one notified without its schedule (its size unknown), are restored as kept.
+  Readable in GET /api/v1/chargers/{id}/smart-charging ("external_limits").
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from weakref import WeakKeyDictionary
 
 from edge.clock import parse_iso
 from edge.dlm.actuation import NOMINAL_VOLTAGE
+from edge.journal import Store
 
 if TYPE_CHECKING:
     from edge.ocpp.site import Site
@@ -189,10 +195,11 @@ def per_phase(value: float, unit: str, phases: int | None, evse_phases: int) -> 
 
 # -- what the station sends ---------------------------------------------------------------------------------
 
-def notify(site: "Site", charger_id: str, evse_id: int | None, charging_limit: dict[str, Any],
-           schedules: list[dict[str, Any]] | None, *, spawn: Callable[[Coroutine], None],
-           closed: asyncio.Event) -> None:
-    """NotifyChargingLimit: kept and applied (raises Refused for a limit that cannot be one: nothing changes)."""
+async def notify(site: "Site", charger_id: str, evse_id: int | None, charging_limit: dict[str, Any],
+                 schedules: list[dict[str, Any]] | None, *, spawn: Callable[[Coroutine], None],
+                 closed: asyncio.Event) -> None:
+    """NotifyChargingLimit: kept (on disk when this returns) and applied (raises Refused for a limit that cannot
+    be one: nothing changes)."""
     source = charging_limit.get("charging_limit_source")
     if source == OURS:
         raise Refused("chargingLimit.chargingLimitSource CSO: a station notifies only limits set beside the CSMS "
@@ -202,9 +209,9 @@ def notify(site: "Site", charger_id: str, evse_id: int | None, charging_limit: d
     evse = _evse(evse_id)
     checked = check_schedules(schedules)
     critical = charging_limit.get("is_grid_critical")
-    _keep(site, charger_id, Limit(evse, source, critical if isinstance(critical, bool) else None,
-                                  [_started(s, site) for s in checked], site.clock.now_iso(),
-                                  "NotifyChargingLimit"))
+    await _keep(site, charger_id, Limit(evse, source, critical if isinstance(critical, bool) else None,
+                                        [_started(s, site) for s in checked], site.clock.now_iso(),
+                                        "NotifyChargingLimit"))
     log.log(logging.WARNING if critical else logging.INFO,
             "external limit charger=%s evse=%s source=%s grid_critical=%s schedules=%d", charger_id, evse or "all",
             source, critical, len(checked))
@@ -213,13 +220,15 @@ def notify(site: "Site", charger_id: str, evse_id: int | None, charging_limit: d
     follow(site, charger_id, spawn=spawn, closed=closed)
 
 
-def cleared(site: "Site", charger_id: str, source: str, evse_id: int | None, *,
-            spawn: Callable[[Coroutine], None], closed: asyncio.Event) -> int:
+async def cleared(site: "Site", charger_id: str, source: str, evse_id: int | None, *,
+                  spawn: Callable[[Coroutine], None], closed: asyncio.Event) -> int:
     """ClearedChargingLimit: that source's limit of the EVSE, or of every EVSE of the station when none (or 0)
-    is named, is gone; -> how many were removed."""
+    is named, is gone (from the journal when this returns); -> how many were removed."""
     evse = _evse(evse_id)
     limits = state(site).limits.get(charger_id, {})
     gone = [k for k in limits if k[1] == source and (evse == 0 or k[0] == evse)]
+    if gone:
+        await site.journal.write(Store.clear_external_limits, charger_id, gone)
     for key in gone:
         del limits[key]
     log.info("external limit cleared charger=%s evse=%s source=%s: %d removed", charger_id, evse or "all", source,
@@ -228,10 +237,11 @@ def cleared(site: "Site", charger_id: str, source: str, evse_id: int | None, *,
     return len(gone)
 
 
-def reported(site: "Site", charger_id: str, evse_id: int, source: str, profiles: list[dict[str, Any]], *,
-             spawn: Callable[[Coroutine], None], closed: asyncio.Event) -> None:
+async def reported(site: "Site", charger_id: str, evse_id: int, source: str, profiles: list[dict[str, Any]], *,
+                   spawn: Callable[[Coroutine], None], closed: asyncio.Event) -> None:
     """ReportChargingProfiles: its ChargingStationExternalConstraints profiles are that source's limit on the
-    EVSE (a bad one is logged and left out: the report itself is the station's answer to us)."""
+    EVSE, kept (on disk when this returns; a bad one is logged and left out: the report itself is the station's
+    answer to us)."""
     external = [p for p in profiles if isinstance(p, dict) and p.get("charging_profile_purpose") == EXTERNAL_PURPOSE]
     if not external or source == OURS:
         return
@@ -253,8 +263,8 @@ def reported(site: "Site", charger_id: str, evse_id: int, source: str, profiles:
         return
     evse = _evse(evse_id)
     old = state(site).limits.get(charger_id, {}).get((evse, source))
-    _keep(site, charger_id, Limit(evse, source, old.grid_critical if old else None, schedules[:MAX_SCHEDULES],
-                                  site.clock.now_iso(), "ReportChargingProfiles"))
+    await _keep(site, charger_id, Limit(evse, source, old.grid_critical if old else None, schedules[:MAX_SCHEDULES],
+                                        site.clock.now_iso(), "ReportChargingProfiles"))
     log.info("external limit charger=%s evse=%s source=%s from its reported profiles (%d schedules)", charger_id,
              evse or "all", source, len(schedules))
     follow(site, charger_id, spawn=spawn, closed=closed)
@@ -275,12 +285,61 @@ def _started(schedule: dict[str, Any], site: "Site") -> dict[str, Any]:
     return {**schedule, "start_schedule": site.clock.now_iso()}
 
 
-def _keep(site: "Site", charger_id: str, limit: Limit) -> None:
+async def _keep(site: "Site", charger_id: str, limit: Limit) -> None:
+    """The limit on disk, then in memory (where it is applied): what the site applies it can restore."""
+    await site.journal.write(Store.keep_external_limit, charger_id, _stored(limit), KEEP_PER_STATION)
+    _remember(site, charger_id, limit)
+
+
+def _remember(site: "Site", charger_id: str, limit: Limit) -> None:
+    # As the journal keeps them (keep_external_limit): a replaced limit becomes the newest; the oldest go.
     limits = state(site).limits.setdefault(charger_id, {})
     limits.pop((limit.evse_id, limit.source), None)
     limits[(limit.evse_id, limit.source)] = limit
     while len(limits) > KEEP_PER_STATION:
         del limits[next(iter(limits))]
+
+
+def _stored(limit: Limit) -> dict[str, Any]:
+    return {"evse_id": limit.evse_id, "source": limit.source, "grid_critical": limit.grid_critical,
+            "schedules": limit.schedules, "received_at": limit.received_at, "via": limit.via}
+
+
+def over(limit: Limit, now: datetime) -> bool:
+    """Whether a limit will limit nothing ever again: it has schedules and each has ended (its duration past).
+    A limit without a schedule (its size not told) is not over: it lasts until its source clears it."""
+    received = parse_iso(limit.received_at) or now
+    ahead = [in_force(s, now, received) for s in limit.schedules]
+    return bool(ahead) and all(a.limit is None and a.next_change is None for a in ahead)
+
+
+async def restore(site: "Site") -> None:
+    """At the edge's start, before any station connects: every station's kept limits back in memory and with
+    the load manager; a limit that is over is dropped, from the journal too. The timers that follow a schedule's
+    periods start when the station connects (`connected`)."""
+    now = site.clock.now()
+    dropped: dict[str, list[tuple[int, str]]] = {}
+    for row in await site.journal.read(Store.external_limits):
+        limit = Limit(row["evse_id"], row["source"], row["grid_critical"], row["schedules"], row["received_at"],
+                      row["via"])
+        if over(limit, now):
+            dropped.setdefault(row["charger_id"], []).append((limit.evse_id, limit.source))
+            continue
+        _remember(site, row["charger_id"], limit)
+    for charger_id, keys in dropped.items():
+        await site.journal.write(Store.clear_external_limits, charger_id, keys)
+        log.info("external limit charger=%s: %d whose schedules are over dropped at the start", charger_id, len(keys))
+    for charger_id in state(site).limits:
+        apply(site, charger_id)
+        log.info("external limit charger=%s: %d restored from the journal", charger_id,
+                 len(state(site).limits[charger_id]))
+
+
+def connected(site: "Site", charger_id: str, *, spawn: Callable[[Coroutine], None], closed: asyncio.Event) -> None:
+    """The station is (again) connected: its limits applied now and followed while it stays (a restored limit's
+    next period, a schedule's end)."""
+    if state(site).limits.get(charger_id):
+        follow(site, charger_id, spawn=spawn, closed=closed)
 
 
 # -- to the load manager --------------------------------------------------------------------------------------

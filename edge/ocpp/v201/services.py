@@ -275,14 +275,14 @@ def after_ev_charging_schedule(site: "Site", charger_id: str, evse_id: int) -> N
         renegotiate(site, charger_id, evse_id, "the car's schedule exceeded the site's limit")
 
 
-def report_charging_profiles(site: "Site", charger_id: str, request_id: int, evse_id: int, source: str,
-                             profiles: list[dict[str, Any]], tbc: bool, *,
-                             spawn: Callable[[Coroutine], None] | None = None,
-                             closed: asyncio.Event | None = None) -> None:
+async def report_charging_profiles(site: "Site", charger_id: str, request_id: int, evse_id: int, source: str,
+                                   profiles: list[dict[str, Any]], tbc: bool, *,
+                                   spawn: Callable[[Coroutine], None] | None = None,
+                                   closed: asyncio.Event | None = None) -> None:
     """ReportChargingProfiles (the answer to GetChargingProfiles, in parts): kept per request; its
     ChargingStationExternalConstraints profiles are the station's external limit (charging_limits.reported)."""
     if spawn is not None and closed is not None:
-        charging_limits.reported(site, charger_id, evse_id, source, profiles, spawn=spawn, closed=closed)
+        await charging_limits.reported(site, charger_id, evse_id, source, profiles, spawn=spawn, closed=closed)
     reports = kept(site).reports.setdefault(charger_id, OrderedDict())
     report = reports.setdefault(request_id, Report())
     reports.move_to_end(request_id)

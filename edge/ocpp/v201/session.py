@@ -132,6 +132,8 @@ class Ocpp201Session(ChargerSession):
         if self.ready and not was_ready:
             # Each connection, booted or not: are transaction messages still queued (E14)?
             self.spawn(transactions.transaction_status(self.site, self.id, self.closed))
+            # Its external limits (restored at the edge's start, or kept from before) followed while it stays.
+            charging_limits.connected(self.site, self.id, spawn=self.spawn, closed=self.closed)
 
     @on(Action.notify_report)
     async def on_notify_report(self, request_id: int, generated_at: str, seq_no: int, tbc: bool = False,
@@ -275,16 +277,16 @@ class Ocpp201Session(ChargerSession):
     @on(Action.report_charging_profiles)
     async def on_report_charging_profiles(self, request_id: int, charging_limit_source: str, evse_id: int,
                                           charging_profile: list, tbc: bool = False, **kwargs):
-        services.report_charging_profiles(self.site, self.id, request_id, evse_id, charging_limit_source,
-                                          charging_profile, tbc, spawn=self.spawn, closed=self.closed)
+        await services.report_charging_profiles(self.site, self.id, request_id, evse_id, charging_limit_source,
+                                                charging_profile, tbc, spawn=self.spawn, closed=self.closed)
         return call_result.ReportChargingProfiles()
 
     @on(Action.notify_charging_limit)
     async def on_notify_charging_limit(self, charging_limit: dict, **kwargs):
         # A limit set beside the edge: kept, and the load manager counts on no more for the EVSE(s) (K11/K12).
         try:
-            charging_limits.notify(self.site, self.id, kwargs.get("evse_id"), charging_limit,
-                                   kwargs.get("charging_schedule"), spawn=self.spawn, closed=self.closed)
+            await charging_limits.notify(self.site, self.id, kwargs.get("evse_id"), charging_limit,
+                                         kwargs.get("charging_schedule"), spawn=self.spawn, closed=self.closed)
         except charging_limits.Refused as refused:
             log.warning("external limit charger=%s refused: %s", self.id, refused)
             raise PropertyConstraintViolationError(description=str(refused)[:500]) from None
@@ -299,8 +301,8 @@ class Ocpp201Session(ChargerSession):
     async def on_cleared_charging_limit(self, charging_limit_source: str, **kwargs):
         # That source's limit is gone (K13): the load manager may count on the EVSE(s) again.
         try:
-            charging_limits.cleared(self.site, self.id, charging_limit_source, kwargs.get("evse_id"),
-                                    spawn=self.spawn, closed=self.closed)
+            await charging_limits.cleared(self.site, self.id, charging_limit_source, kwargs.get("evse_id"),
+                                          spawn=self.spawn, closed=self.closed)
         except charging_limits.Refused as refused:
             raise PropertyConstraintViolationError(description=str(refused)[:500]) from None
         return call_result.ClearedChargingLimit()

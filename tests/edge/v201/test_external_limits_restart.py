@@ -1,0 +1,151 @@
+"""OCPP 2.0.1 external charging limits across an edge restart (K11-K13 with the journal, migration 22): a limit a
+system beside the edge holds a station to is on disk before its NotifyChargingLimit is answered; after the edge
+restarts over the same state directory, the load manager counts on no more for that EVSE before the station
+reconnects, and GET /smart-charging shows the limit as before; a ClearedChargingLimit stays cleared; a limit whose
+schedules are all over is dropped at the restore. The real edge and the simulated 2.0.1 station over real
+WebSockets; hypothesis over the stored form."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings, strategies as st
+from ocpp.exceptions import InternalError
+
+from edge.clock import Clock
+from edge.journal import Store
+from edge.journal.store import connect
+from edge.ocpp.v201.charging_limits import KEEP_PER_STATION, Refused, check_schedules
+from tests.edge.conftest import api_call, eventually, wait_for
+from tests.edge.v201.conftest import STATION, station
+from tests.edge.v201.test_load_management import LM, SITE, start
+from tests.edge.v201.test_oca_k_external_limits import EVSE1, EVSE2, clear, managed_site, notify, schedule
+
+
+def limits_shown(smart: dict) -> list[tuple]:
+    return [(k["evse_id"], k["charging_limit_source"], k["is_grid_critical"], k["via"], k["in_force_a"])
+            for k in smart["external_limits"]]
+
+
+async def test_an_external_limit_holds_after_a_restart_before_and_after_the_station_reconnects(make_edge):
+    """EMS holds EVSE 1 to 10 A, SO the whole station to 6900 W (grid critical). The edge stops right after the
+    answers and starts again over the same state: before the station is back, the load manager already holds
+    EVSE 1 to 10 A and EVSE 2 to 10 A (6900 W at 230 V on three phases) and the API shows both limits as before;
+    once the station is back and two cars charge, the site gives them no more."""
+    async with managed_site(make_edge) as (edge, sim):
+        await notify(sim, "EMS", evse=1, schedules=[schedule(10)])
+        await notify(sim, "SO", schedules=[schedule(6900, unit="W")], critical=True)
+        before = await api_call(edge, "GET", f"/chargers/{STATION}/smart-charging")
+        assert edge.load_manager.external_limits == {EVSE1: 10.0, EVSE2: 10.0}
+
+    async with make_edge(extra=LM, chargers=SITE) as edge:
+        assert edge.load_manager.external_limits == {EVSE1: 10.0, EVSE2: 10.0}
+        after = await api_call(edge, "GET", f"/chargers/{STATION}/smart-charging")
+        assert after["external_limits"] == before["external_limits"]
+        assert limits_shown(after) == [(0, "SO", True, "NotifyChargingLimit", {"0": 10.0, "1": 10.0, "2": 10.0}),
+                                       (1, "EMS", None, "NotifyChargingLimit", {"1": 10.0})]
+        # The station back: SO's limit cleared by its source, EMS's holds: EVSE 2 gets the rest of the circuit.
+        async with station(edge, evses=2) as sim:
+            await sim.wait_online()
+            await clear(sim, "SO")
+            await start(sim, 1, "TAG-OK")
+            await start(sim, 2, "TAG-2")
+            await wait_for(lambda: sim.offered_current(1) == 10.0 and sim.offered_current(2) == 30.0, timeout=10,
+                           what="EVSE 1 at its restored external limit, EVSE 2 given the rest of the 40 A")
+
+
+async def test_a_cleared_limit_stays_cleared_after_a_restart(make_edge):
+    """ClearedChargingLimit removes the limit from the journal before it is answered: after a restart only the
+    limit not cleared is back."""
+    async with managed_site(make_edge) as (edge, sim):
+        await notify(sim, "EMS", evse=1, schedules=[schedule(10)])
+        await notify(sim, "SO", evse=2, schedules=[schedule(16)])
+        await clear(sim, "EMS")
+        assert edge.load_manager.external_limits == {EVSE2: 16.0}
+
+    async with make_edge(extra=LM, chargers=SITE) as edge:
+        assert edge.load_manager.external_limits == {EVSE2: 16.0}
+        smart = await api_call(edge, "GET", f"/chargers/{STATION}/smart-charging")
+        assert limits_shown(smart) == [(2, "SO", None, "NotifyChargingLimit", {"2": 16.0})]
+
+
+async def test_a_limit_whose_schedules_are_over_is_dropped_at_the_restore(make_edge):
+    """The edge restarts two hours later (its clock): EMS's schedule on EVSE 1 ended an hour ago: dropped (from the
+    journal too); SO's on EVSE 2 without an end holds; Other's on EVSE 1 that begins in three hours is kept (not in
+    force yet); a limit notified without its schedule is kept as notified."""
+    now = datetime.now(timezone.utc)
+    async with managed_site(make_edge) as (edge, sim):
+        await notify(sim, "EMS", evse=1, schedules=[schedule(8, start=now - timedelta(minutes=10), duration=3600)])
+        await notify(sim, "SO", evse=2, schedules=[schedule(16, start=now - timedelta(minutes=10))])
+        await notify(sim, "Other", evse=1, schedules=[schedule(6, start=now + timedelta(hours=3))])
+        await notify(sim, "EMS", evse=2)
+        assert edge.load_manager.external_limits == {EVSE1: 8.0, EVSE2: 16.0}
+
+    later = Clock(wall=lambda: datetime.now(timezone.utc) + timedelta(hours=2))
+    async with make_edge(clock=later, extra=LM, chargers=SITE) as edge:
+        assert edge.load_manager.external_limits == {EVSE2: 16.0}
+        smart = await api_call(edge, "GET", f"/chargers/{STATION}/smart-charging")
+        assert [(k["evse_id"], k["charging_limit_source"]) for k in smart["external_limits"]] == \
+            [(2, "EMS"), (1, "Other"), (2, "SO")]
+        kept = await eventually(lambda: edge.journal.read(Store.external_limits), what="the kept limits")
+        assert sorted((k["evse_id"], k["source"]) for k in kept) == [(1, "Other"), (2, "EMS"), (2, "SO")]
+
+
+async def test_a_limit_that_cannot_be_kept_is_not_acknowledged_nor_applied(make_edge, monkeypatch):
+    """Nothing acknowledged before it is on disk: when the journal cannot keep the limit the station gets a
+    CALLERROR (it will notify again), and the site applies nothing it could forget at a restart."""
+    async with managed_site(make_edge) as (edge, sim):
+        def failing(*args, **kwargs):
+            raise sqlite3.OperationalError("disk I/O error")
+        monkeypatch.setattr(Store, "keep_external_limit", failing, raising=False)
+        with pytest.raises(InternalError):
+            await notify(sim, "EMS", evse=1, schedules=[schedule(10)])
+        assert edge.load_manager.external_limits == {}
+        assert (await api_call(edge, "GET", f"/chargers/{STATION}/smart-charging"))["external_limits"] == []
+
+
+# -- the stored form ------------------------------------------------------------------------------------------------
+
+finite = st.one_of(st.floats(0, 5000, allow_nan=False), st.integers(0, 5000))
+periods = st.lists(st.fixed_dictionaries({"start_period": st.integers(0, 10 ** 6), "limit": finite},
+                                         optional={"number_phases": st.sampled_from([1, 2, 3])}), min_size=1, max_size=5)
+schedules = st.lists(st.fixed_dictionaries(
+    {"id": st.integers(0, 2 ** 31 - 1), "charging_rate_unit": st.just("A"), "charging_schedule_period": periods,
+     "start_schedule": st.sampled_from(["2026-12-07T10:00:00Z", "2026-12-07T10:00:00.123+01:00"])},
+    optional={"duration": st.integers(0, 10 ** 7), "min_charging_rate": finite}), max_size=3)
+limits = st.fixed_dictionaries({
+    "evse_id": st.integers(0, 2 ** 31 - 1), "source": st.sampled_from(["EMS", "SO", "Other"]),
+    "grid_critical": st.sampled_from([None, True, False]), "schedules": schedules,
+    "received_at": st.just("2026-12-07T10:00:00Z"), "via": st.sampled_from(["NotifyChargingLimit",
+                                                                           "ReportChargingProfiles"])})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(limits, min_size=1, max_size=KEEP_PER_STATION + 5))
+def test_the_kept_limits_read_back_as_kept_the_newest_per_evse_and_source(kept):
+    """Whatever limits a station had kept (checked schedules: any numbers a limit may be, floats and integers,
+    optional fields or not), the journal reads them back exactly, one per (evseId, source), the newest of each,
+    in the order last received, at most KEEP_PER_STATION."""
+    for limit in kept:
+        try:
+            check_schedules(limit["schedules"])
+        except Refused:
+            return
+    store = Store(connect(":memory:"))
+    store.conn.execute("BEGIN")
+    for limit in kept:
+        store.keep_external_limit(STATION, limit, KEEP_PER_STATION)
+    store.conn.execute("COMMIT")
+    newest: dict[tuple, dict] = {}
+    for limit in kept:
+        newest.pop((limit["evse_id"], limit["source"]), None)
+        newest[(limit["evse_id"], limit["source"])] = {"charger_id": STATION, **limit}
+    expected = list(newest.values())[-KEEP_PER_STATION:]
+    got = store.external_limits()
+    assert got == expected
+    # Integers stay integers and floats floats (the API shows them as the station sent them).
+    assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    store.conn.close()
