@@ -52,7 +52,7 @@ from edge.dlm.manager import LoadManager
 from edge.dlm.model import STRATEGIES, Allocation, Circuit, ConnectorState, Evse, EvseKey, Inputs, Topology
 from edge.dlm.planner import PLAN_PERIOD_S as PLANNER_PERIOD_S, POLICIES, Need, Plan, plan_now
 from edge.dlm.phases import ROTATIONS, phase_map, to_site
-from edge.dlm.tracking import prune
+from edge.dlm.tracking import learn_take, prune
 from edge.events import Event, EventBus
 from edge.journal import Sample
 from simulator.car import NO_CURRENT, Car, Meter, step, target_currents
@@ -388,9 +388,11 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
     last_decrease = -math.inf
     paused_s = suspended_s = evaluations = 0
     energy_by_car = {c.tag: 0.0 for c in day.cars}
-    # The most each session's car has drawn (the estimate's least, A per phase), for the planner
-    # (planner.plan_cars' `drew`: what the load manager would keep per session).
+    # The most each session's car has drawn (the estimate's least, A per phase), and the most it drew
+    # when found taking less than its limit (tracking.learn_take), for the planner (planner.plan_cars'
+    # `drew` and `took`: what the load manager keeps per session, Track.drew and Track.took).
     drew: dict[EvseKey, float] = {}
+    took: dict[EvseKey, float] = {}
     targets: dict | None = None
     planned_at = -math.inf
     sessions_seen: frozenset = frozenset()
@@ -493,13 +495,18 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
                 drew[s.key] = max(drew.get(s.key, 0.0), *s.measured)
             elif not s.session:
                 drew.pop(s.key, None)
+            if s.session:
+                took[s.key] = learn_take(took.get(s.key, 0.0), manager.tracks[s.key].takes,
+                                         topology.evse_by_key[s.key].min_current)
+            else:
+                took.pop(s.key, None)
         if planned:
             sessions = frozenset(s.key for s in states if s.session)
             if t - planned_at >= PLAN_PERIOD_S or sessions != sessions_seen:
                 if allocation is None:
                     allocation = allocate(Inputs(topology, {day.metered: meter}, states, float(t), "fair"))
                 cpu0 = time.process_time()
-                made = _plan(day, chargers, states, allocation, energy_by_car, strategy, t, drew)
+                made = _plan(day, chargers, states, allocation, energy_by_car, strategy, t, drew, took)
                 plan_cpu.append(time.process_time() - cpu0)
                 targets = made.handed()
                 if made.solver:
@@ -538,11 +545,12 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
 
 
 def _plan(day: Day, chargers: list[Charger], states: tuple[ConnectorState, ...], allocation: Allocation,
-          energy_by_car: dict[str, float], policy: str, t: int, drew: dict[EvseKey, float] | None = None) -> Plan:
+          energy_by_car: dict[str, float], policy: str, t: int, drew: dict[EvseKey, float] | None = None,
+          took: dict[EvseKey, float] | None = None) -> Plan:
     """The plan now: each car's departure and what its battery can still take are known
     (as a driver's declared need would be; `round_robin_blind` ignores them), the capacity
     is what the allocator last saw (the building's load now, held over the horizon); the
     allocator is handed what the load manager hands it (Plan.handed)."""
     needs = {c.evse.key: Need(float(c.car.leave), max(0.0, c.car.room_wh - energy_by_car[c.car.tag]))
              for c in chargers if c.car is not None}
-    return plan_now(day.topology, states, needs, allocation, float(t), policy, drew=drew)
+    return plan_now(day.topology, states, needs, allocation, float(t), policy, drew=drew, took=took)

@@ -429,8 +429,8 @@ def capacity_of(allocation: Allocation, margin: float) -> dict[Resource, float]:
 
 
 def plan_cars(topology: Topology, states: tuple[ConnectorState, ...], needs: dict[EvseKey, Need],
-              drew: dict[EvseKey, float] | None = None, said: dict[EvseKey, float] | None = None
-              ) -> tuple[PlanCar, ...]:
+              drew: dict[EvseKey, float] | None = None, said: dict[EvseKey, float] | None = None,
+              took: dict[EvseKey, float] | None = None) -> tuple[PlanCar, ...]:
     """A PlanCar for every controllable session. A car without a need is planned as one
     that stays to the horizon and takes what it gets; a car that takes nothing now
     (full, or on its own timer) is planned at its minimum, so it can resume. A car whose
@@ -439,7 +439,13 @@ def plan_cars(topology: Topology, states: tuple[ConnectorState, ...], needs: dic
     it has shown it takes its EVSE's maximum: it draws (`state.measured`, the least it can be
     drawing) or drew in this session (`drew`, A per phase) within SHOWN_SLACK of it. A car that
     said its maximum (`said`, A per phase: ISO 15118's evMaxCurrent, needs.FromCar.max_current)
-    is planned at no more than that, as known."""
+    is planned at no more than that, as known. So is a car found taking less than its limit in
+    this session (`took`, A per phase: what it drew then, tracking.Track.took), now and later:
+    the load manager forgets its demand once it is limited below it (it then draws its limit).
+    It is planned at what it drew, not at its demand (that plus tracking.HELD_OVER, the
+    allocator's hold), or each 16 A car would hold an ampere it does not draw on the phase that
+    binds. A car that took less for a while (a cold battery) is then planned at that for the
+    rest of its session; only room left after the plan lets it show more."""
     out = []
     for state in states:
         evse = topology.evse_by_key.get(state.key)
@@ -451,8 +457,12 @@ def plan_cars(topology: Topology, states: tuple[ConnectorState, ...], needs: dic
         told = (said or {}).get(state.key)
         if told is not None:
             top = max(evse.min_current, min(top, told))
+        found = (took or {}).get(state.key, 0.0)
+        if found > 0 and state.demand != 0:     # 0: it takes nothing now, planned at its minimum
+            top = max(evse.min_current, min(top, found))
         shown = max([*state.measured[:len(used)], (drew or {}).get(state.key, 0.0)])
-        known = state.demand is not None or told is not None or shown >= evse.max_current - SHOWN_SLACK
+        known = (state.demand is not None or told is not None or found > 0
+                 or shown >= evse.max_current - SHOWN_SLACK)
         out.append(PlanCar(state.key, tuple((c, p) for c in topology.paths[evse.circuit] for p in used), len(used),
                            evse.min_current, top, need.energy_wh if need else math.inf,
                            need.departure if need else math.inf, state.priority, known))
@@ -477,17 +487,18 @@ PLAN_PERIOD_S = 300.0
 
 def plan_now(topology: Topology, states: tuple[ConnectorState, ...], needs: dict[EvseKey, Need],
              allocation: Allocation, now: float, policy: str = "scheduled", *,
-             drew: dict[EvseKey, float] | None = None, said: dict[EvseKey, float] | None = None) -> Plan:
+             drew: dict[EvseKey, float] | None = None, said: dict[EvseKey, float] | None = None,
+             took: dict[EvseKey, float] | None = None) -> Plan:
     """The plan now (the live load manager and the bench alike): every controllable session,
     with what it still needs, against what the allocator computed as free on each circuit
     phase (held over the horizon)."""
-    cars = plan_cars(topology, states, needs, drew, said)
+    cars = plan_cars(topology, states, needs, drew, said, took)
     return plan(PlanInputs(cars, capacity_of(allocation, topology.margin), now, policy))
 
 
 def targets_now(topology: Topology, states: tuple[ConnectorState, ...], needs: dict[EvseKey, Need],
                 allocation: Allocation, now: float, policy: str = "scheduled", *,
-                drew: dict[EvseKey, float] | None = None, said: dict[EvseKey, float] | None = None
-                ) -> dict[EvseKey, float]:
+                drew: dict[EvseKey, float] | None = None, said: dict[EvseKey, float] | None = None,
+                took: dict[EvseKey, float] | None = None) -> dict[EvseKey, float]:
     """The allocator's targets now (see plan_now and Plan.handed)."""
-    return plan_now(topology, states, needs, allocation, now, policy, drew=drew, said=said).handed()
+    return plan_now(topology, states, needs, allocation, now, policy, drew=drew, said=said, took=took).handed()

@@ -22,8 +22,9 @@ PHASE_SHARE = 0.5
 # ... and the busiest draws at least this much (A): below it a meter's noise could mislead.
 PHASE_NOISE = 0.3
 # A car drawing this much less than its limit is taken to want no more (fair strategy): it is
-# held at what it draws plus half of this, the rest goes to other cars.
+# held at what it draws plus HELD_OVER (half of this), the rest goes to other cars.
 DEMAND_SLACK = 2.0
+HELD_OVER = DEMAND_SLACK / 2
 # Once held there, it still takes no more while it draws at least this much under that limit:
 # a car at its own maximum (16 A on a 32 A wallbox, held at 17 A) stays held, rather than being
 # released at the next sample (16 A is not 2 A under 17 A), raised, and found out again.
@@ -62,6 +63,10 @@ class Track:
     # The most the car was estimated to draw on a phase in this session (A; planner.plan_cars' `drew`):
     # near its EVSE's maximum, the planner counts on that maximum for it in later slots, not 16 A.
     drew: float = 0.0
+    # The most the car drew when it was found taking less than its limit in this session (A per phase,
+    # `learn_take`; planner.plan_cars' `took`); 0: never found. `takes` forgets it once the car is
+    # limited below it (it then draws its limit); the planner keeps counting on it.
+    took: float = 0.0
 
 
 def window(track: Track, now: float) -> float:
@@ -144,10 +149,20 @@ def takes(track: Track, limit: float, measured: tuple[float, ...], measured_at: 
         return known if known is not None and limit <= known + 1e-6 else None
     top = max(measured[:track.phases or len(measured)], default=0.0)
     if top < limit - DEMAND_SLACK:
-        return top + DEMAND_SLACK / 2
+        return top + HELD_OVER
     if known is not None and limit <= known + 1e-6 and top < limit - DEMAND_KEEP:
-        return top + DEMAND_SLACK / 2
+        return top + HELD_OVER
     return None
+
+
+def learn_take(took: float, found: float | None, minimum: float) -> float:
+    """The most a car was found to take in its session (Track.took, pure), given what `takes`
+    found now: what it drew then (without HELD_OVER). A car found drawing under its `minimum`
+    is not charging at a rate (a timer, conditioning the battery), which says nothing of its
+    maximum."""
+    if found is None or found - HELD_OVER < minimum - 1e-9:
+        return took
+    return max(took, found - HELD_OVER)
 
 
 # A sample this high on a phase shows the car draws again (after it said it takes nothing).

@@ -264,6 +264,33 @@ def test_plan_cars_knows_a_cars_maximum_once_it_has_drawn_less_than_its_limit():
     assert (planned.max_current, planned.max_known) == (17.0, True)
 
 
+def test_plan_cars_keeps_what_a_car_was_found_to_take_for_its_whole_session():
+    # A 16 A car on a 32 A EVSE was found drawing 16 A under a higher limit (Track.took 16). Limited below
+    # that since, it draws its limit and the load manager no longer knows its demand; the plan still counts
+    # on 16 A, now and later (not its EVSE's 32 A now: what the plan gave it above 16 A went unused).
+    # Planned at its demand (17 A: what it drew plus the allocator's hold), every 16 A car held an ampere
+    # it never drew on the phase that binds.
+    topology = Topology((Circuit("grid", 63.0),), (Evse("CP1", 1, "grid", phase_map(3), max_current=32.0),), 1.0)
+    needs = {("CP1", 1): Need(2 * HOUR, 10_000.0)}
+    state = ConnectorState(("CP1", 1), session=True, arrived=0.0, measured=(12.0, 12.0, 12.0))
+    for demand, took, planned_at in ((None, {}, (32.0, False)), (None, {("CP1", 1): 16.0}, (16.0, True)),
+                                     (17.0, {("CP1", 1): 16.0}, (16.0, True)), (17.0, {}, (17.0, True)),
+                                     (0.0, {("CP1", 1): 16.0}, (6.0, True)),        # full now: its minimum
+                                     (None, {("CP1", 1): 40.0}, (32.0, True))):     # never above the EVSE's
+        [planned] = plan_cars(topology, (replace(state, demand=demand),), needs, took=took)
+        assert (planned.max_current, planned.max_known) == planned_at, (demand, took)
+    # Two cars and 33 A: the 16 A car found at 16 A leaves first and gets 16 A, the other the 17 A left.
+    site = Topology((Circuit("grid", 34.0),), (Evse("a", 1, "grid", phase_map(3), max_current=32.0),
+                                               Evse("b", 1, "grid", phase_map(3), max_current=32.0)), 1.0)
+    states = (ConnectorState(("a", 1), session=True, demand=17.0),
+              ConnectorState(("b", 1), session=True, measured=(31.0, 31.0, 31.0)))
+    wants = {("a", 1): Need(1 * HOUR, kwh(16, 3, 1)), ("b", 1): Need(8 * HOUR, kwh(32, 3, 4))}
+    free = {r: 33.0 for r in GRID3}
+    for took, targets in (({}, {("a", 1): 17.0, ("b", 1): 16.0}), ({("a", 1): 16.0}, {("a", 1): 16.0, ("b", 1): 17.0})):
+        cars = plan_cars(site, states, wants, took=took)
+        assert plan(PlanInputs(cars, free, 0.0)).targets == targets, took
+
+
 # --- properties ----------------------------------------------------------------------------------
 
 @st.composite
