@@ -149,3 +149,17 @@ def test_the_kept_limits_read_back_as_kept_the_newest_per_evse_and_source(kept):
     # Integers stay integers and floats floats (the API shows them as the station sent them).
     assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True)
     store.conn.close()
+
+
+async def test_a_restored_schedule_is_followed_once_the_station_reconnects(make_edge):
+    """EMS holds EVSE 2 to 16 A for a minute, then 8 A: the edge restarts within the first minute; once the station
+    is back, the next period's 8 A is applied when it starts, as before the restart."""
+    async with managed_site(make_edge) as (edge, sim):
+        began = datetime.now(timezone.utc) - timedelta(seconds=54)
+        await notify(sim, "EMS", evse=2, schedules=[schedule(16, 8, start=began, step=60, duration=3600)])
+        assert edge.load_manager.external_limits == {EVSE2: 16.0}
+
+    async with make_edge(extra=LM, chargers=SITE) as edge, station(edge, evses=2) as sim:
+        await sim.wait_online()
+        await wait_for(lambda: edge.load_manager.external_limits == {EVSE2: 8.0}, timeout=15,
+                       what="the second period's limit once it starts, after the restart")
