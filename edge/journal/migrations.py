@@ -785,6 +785,31 @@ MIGRATIONS: list[str] = [
         UNIQUE (charger_id, evse_id, source)
     );
     """,
+    # 23: what OCPP 2.0.1 stations reported of their smart charging, for the operator across a restart (issue 19,
+    # block K: edge/ocpp/v201/services.py, edge/journal/smart_charging.py): the profiles reported per
+    # GetChargingProfiles request (ReportChargingProfiles, a part kept before it is answered; id orders the
+    # requests, the newest last) and the schedules the cars chose (NotifyEVChargingSchedule) with the site's answer.
+    """
+    CREATE TABLE charging_profile_reports (
+        id              INTEGER PRIMARY KEY,
+        charger_id      TEXT NOT NULL,
+        request_id      INTEGER NOT NULL,
+        profiles        TEXT NOT NULL,      -- JSON list (snake_case), each with its evse_id and charging_limit_source
+        complete        INTEGER NOT NULL,   -- the last part came (tbc false)
+        updated_at      TEXT NOT NULL,
+        UNIQUE (charger_id, request_id)
+    );
+    CREATE TABLE car_charging_schedules (
+        id              INTEGER PRIMARY KEY,
+        charger_id      TEXT NOT NULL,
+        evse_id         INTEGER NOT NULL,
+        time_base       TEXT NOT NULL,
+        charging_schedule TEXT NOT NULL,    -- JSON (snake_case), as the station sent it
+        status          TEXT NOT NULL,      -- the site's answer: Accepted | Rejected
+        why             TEXT,               -- why Rejected
+        received_at     TEXT NOT NULL
+    );
+    """,
 ]
 
 

@@ -3,7 +3,7 @@
 Every SQL statement of the edge lives in the module of the domain whose rows it writes
 (chargers.py, transactions.py, samples.py, authorization.py, cdrs.py, outbox.py, downlink.py,
 logs.py, load_series.py, certificates.py, security.py, credentials.py, signed_values.py, device_model.py,
-station_events.py, notified_events.py, charging_limits.py), each a
+station_events.py, notified_events.py, charging_limits.py, smart_charging.py), each a
 mixin over base.StoreBase; Store is all of them, so callers keep writing `journal.write(Store.method, ...)`.
 
 A Store is used from the journal's own thread, and for quick reads by the event loop over a second,
@@ -32,6 +32,7 @@ from edge.journal.outbox import OutboxStore
 from edge.journal.samples import SampleStore
 from edge.journal.security import SecurityStore
 from edge.journal.signed_values import SignedValueStore
+from edge.journal.smart_charging import SmartChargingStore
 from edge.journal.station_events import StationEventStore
 from edge.journal.transactions import TransactionStore
 
@@ -55,5 +56,5 @@ def connect(path: str) -> sqlite3.Connection:
 class Store(ChargerStore, TransactionStore, SampleStore, AuthorizationStore, CdrStore,
             OutboxStore, DownlinkStore, LogStore, LoadSeriesStore, CertificateStore, SecurityStore,
             CredentialStore, SignedValueStore, DeviceModelStore, StationEventStore, NotifiedEventStore,
-            ChargingLimitStore):
+            ChargingLimitStore, SmartChargingStore):
     """Every domain's records over the one connection (see the modules above)."""
