@@ -48,7 +48,7 @@ from edge.ocpp.commands import Commands
 from edge.ocpp.control import ControlByProtocol
 from edge.ocpp.v16 import SUBPROTOCOL as OCPP16
 from edge.ocpp.v16.control import V16Control
-from edge.ocpp.v201 import SUBPROTOCOL as OCPP201, charging_limits
+from edge.ocpp.v201 import SUBPROTOCOL as OCPP201, services as v201_services
 from edge.ocpp.v201.control import V201Control
 from edge.ocpp.communication_log import CommunicationLog
 from edge.ocpp.presence import PresenceMonitor, Thresholds
@@ -184,8 +184,9 @@ class Edge:
         await self.token_history.load()
         self.load_manager = self._load_manager()
         site.load_manager = self.load_manager   # a 2.0.1 car's needs (edge/ocpp/v201/services.py)
-        # 2.0.1 stations' external limits from the journal, held to before any station connects.
-        await charging_limits.restore(site)
+        # 2.0.1 stations' external limits from the journal, held to before any station connects (and what they
+        # reported of their smart charging, for the operator).
+        await v201_services.restore_smart_charging(site)
         if self.load_manager is not None and cfg.load_management.strategy == "scheduled":
             # The planner's solver (scipy, about 40 MB) is imported in a thread now rather than on the event
             # loop at the first plan; sites on the other strategies never load it.

@@ -10,7 +10,8 @@ its 1.6 counterpart; what is 2.0.1's own is here. Choices where the issue is sil
   (LoadManager.set_needs, as the local API's); Accepted, the load manager then sends the transaction's
   TxProfile again (a renegotiation, K15-K17). NotifyEVChargingSchedule is checked against the TxProfile the
   site holds the transaction to: Rejected above it (and renegotiated), else Accepted; kept and logged.
-  ReportChargingProfiles are kept per request for the operator (bounded). External limits
+  ReportChargingProfiles are kept per request for the operator (bounded; both in the journal before the answer,
+  read back at the edge's start). External limits
   (NotifyChargingLimit, ClearedChargingLimit, reported external-constraints profiles): charging_limits.py.
 - L FirmwareStatusNotification and N LogStatusNotification: kept with the request, as 1.6's signed
   firmware and log statuses (firmware.py, logs_upload.py, which send 2.0.1's UpdateFirmware and GetLog).
@@ -54,7 +55,8 @@ KEEP_SCHEDULES = 20          # NotifyEVChargingSchedule kept per station
 
 @dataclass
 class Kept:
-    """What the 2.0.1 services keep per edge, bounded: for the operator and the tests, not the records."""
+    """What the 2.0.1 services keep per edge, bounded: for the operator and the tests, not the records (the reports
+    and the cars' schedules as the journal keeps them, edge/journal/smart_charging.py)."""
 
     reports: dict[str, OrderedDict] = field(default_factory=dict)   # station -> request id -> Report
     schedules: dict[str, deque] = field(default_factory=dict)
@@ -244,9 +246,10 @@ def beyond_site_limit(schedule: dict[str, Any], limit_a: float, phases: int) -> 
     return None
 
 
-def ev_charging_schedule(site: "Site", charger_id: str, evse_id: int, time_base: str,
-                         charging_schedule: dict[str, Any]) -> dict[str, Any]:
-    """NotifyEVChargingSchedule: the schedule the car chose; kept, logged, and checked against the TxProfile
+async def ev_charging_schedule(site: "Site", charger_id: str, evse_id: int, time_base: str,
+                               charging_schedule: dict[str, Any]) -> dict[str, Any]:
+    """NotifyEVChargingSchedule: the schedule the car chose; kept (in the journal before the answer), logged, and
+    checked against the TxProfile
     the site holds the EVSE's transaction to (the station checked it too; the CSMS checks on its own,
     K15.FR.11, K16.FR.06, K17.FR.11): Accepted within it; Rejected above it, and the load manager sends its
     TxProfile again once the answer is out (K15.FR.12/13, K16.FR.07/08, K17.FR.12/13). Accepted when the
@@ -255,9 +258,10 @@ def ev_charging_schedule(site: "Site", charger_id: str, evse_id: int, time_base:
     state = kept(site)
     held = site_limit(site, charger_id, evse_id)
     why = beyond_site_limit(charging_schedule, *held) if held is not None else None
-    state.schedules.setdefault(charger_id, deque(maxlen=KEEP_SCHEDULES)).append(
-        {"evse_id": evse_id, "time_base": time_base, "charging_schedule": charging_schedule,
-         "status": "Rejected" if why else "Accepted", **({"why": why} if why else {})})
+    entry = {"evse_id": evse_id, "time_base": time_base, "charging_schedule": charging_schedule,
+             "status": "Rejected" if why else "Accepted", **({"why": why} if why else {})}
+    await site.journal.write(Store.keep_car_schedule, charger_id, entry, site.clock.now_iso(), KEEP_SCHEDULES)
+    _remember_car_schedule(state, charger_id, entry)
     log.log(logging.WARNING if why else logging.INFO,
             "car's charging schedule charger=%s evse=%s from=%s unit=%s periods=%d first=%s%s", charger_id, evse_id,
             time_base, charging_schedule.get("charging_rate_unit"), len(periods),
@@ -266,6 +270,10 @@ def ev_charging_schedule(site: "Site", charger_id: str, evse_id: int, time_base:
         state.renegotiate.add((charger_id, evse_id))
         return _answer("Rejected", "ExceedsSiteLimit", why)
     return _answer("Accepted")
+
+
+def _remember_car_schedule(state: Kept, charger_id: str, entry: dict[str, Any]) -> None:
+    state.schedules.setdefault(charger_id, deque(maxlen=KEEP_SCHEDULES)).append(entry)
 
 
 def after_ev_charging_schedule(site: "Site", charger_id: str, evse_id: int) -> None:
@@ -279,21 +287,40 @@ async def report_charging_profiles(site: "Site", charger_id: str, request_id: in
                                    profiles: list[dict[str, Any]], tbc: bool, *,
                                    spawn: Callable[[Coroutine], None] | None = None,
                                    closed: asyncio.Event | None = None) -> None:
-    """ReportChargingProfiles (the answer to GetChargingProfiles, in parts): kept per request; its
-    ChargingStationExternalConstraints profiles are the station's external limit (charging_limits.reported)."""
+    """ReportChargingProfiles (the answer to GetChargingProfiles, in parts): kept per request (in the journal
+    before the answer); its ChargingStationExternalConstraints profiles are the station's external limit
+    (charging_limits.reported)."""
     if spawn is not None and closed is not None:
         await charging_limits.reported(site, charger_id, evse_id, source, profiles, spawn=spawn, closed=closed)
-    reports = kept(site).reports.setdefault(charger_id, OrderedDict())
-    report = reports.setdefault(request_id, Report())
-    reports.move_to_end(request_id)
-    while len(reports) > KEEP_REPORTS:
-        reports.popitem(last=False)
-    for profile in profiles:
-        if len(report.profiles) < KEEP_PROFILES:
-            report.profiles.append({"evse_id": evse_id, "charging_limit_source": source, **profile})
-    report.complete = not tbc
+    before = reported_profiles(site, charger_id, request_id)
+    so_far = (before.profiles if before is not None else []) + [
+        {"evse_id": evse_id, "charging_limit_source": source, **profile} for profile in profiles]
+    report = Report(so_far[:KEEP_PROFILES], not tbc)
+    await site.journal.write(Store.keep_profile_report, charger_id, request_id, report.profiles, report.complete,
+                             site.clock.now_iso(), KEEP_REPORTS)
+    _remember_report(kept(site), charger_id, request_id, report)
     log.info("charging profiles charger=%s request=%s evse=%s source=%s profiles=%d%s", charger_id, request_id,
              evse_id, source, len(profiles), " (more to come)" if tbc else "")
+
+
+def _remember_report(state: Kept, charger_id: str, request_id: int, report: Report) -> None:
+    # As the journal keeps them (keep_profile_report): a request's newest part makes it the newest report.
+    reports = state.reports.setdefault(charger_id, OrderedDict())
+    reports.pop(request_id, None)
+    reports[request_id] = report
+    while len(reports) > KEEP_REPORTS:
+        reports.popitem(last=False)
+
+
+async def restore_smart_charging(site: "Site") -> None:
+    """At the edge's start, before any station connects: the stations' external limits back with the load
+    manager (charging_limits.restore), and their reported profiles and cars' schedules back for the operator."""
+    await charging_limits.restore(site)
+    state = kept(site)
+    for row in await site.journal.read(Store.profile_reports):
+        _remember_report(state, row["charger_id"], row["request_id"], Report(row["profiles"], row["complete"]))
+    for entry in await site.journal.read(Store.car_schedules):
+        _remember_car_schedule(state, entry.pop("charger_id"), entry)
 
 
 def reported_profiles(site: "Site", charger_id: str, request_id: int) -> Report | None:
@@ -303,7 +330,8 @@ def reported_profiles(site: "Site", charger_id: str, request_id: int) -> Report 
 def smart_charging_kept(site: "Site", charger_id: str) -> dict[str, Any]:
     """What the station reported of its profiles (ReportChargingProfiles, per request), the schedules its cars
     chose (NotifyEVChargingSchedule, with the site's answer) and its external limits (NotifyChargingLimit,
-    with what the site counts on now per EVSE), newest first, as kept (in memory, bounded): for the local API."""
+    with what the site counts on now per EVSE), newest first, as kept (bounded; in the journal too, read back at
+    the edge's start): for the local API."""
     state = kept(site)
     reports = [{"request_id": request_id, "complete": report.complete, "profiles": list(report.profiles)}
                for request_id, report in reversed(state.reports.get(charger_id, {}).items())]

@@ -266,7 +266,7 @@ class Ocpp201Session(ChargerSession):
     @on(Action.notify_ev_charging_schedule)
     async def on_notify_ev_charging_schedule(self, time_base: str, evse_id: int, charging_schedule: dict,
                                              **kwargs):
-        return call_result.NotifyEVChargingSchedule(**services.ev_charging_schedule(
+        return call_result.NotifyEVChargingSchedule(**await services.ev_charging_schedule(
             self.site, self.id, evse_id, time_base, charging_schedule))
 
     @after(Action.notify_ev_charging_schedule)

@@ -7,20 +7,26 @@ WebSockets; hypothesis over the stored form."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import tempfile
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from ocpp.exceptions import InternalError
 
 from edge.clock import Clock
-from edge.journal import Store
+from edge.journal import Journal, Store
 from edge.journal.store import connect
+from edge.ocpp.v201 import services as v201_services
 from edge.ocpp.v201.charging_limits import KEEP_PER_STATION, Refused, check_schedules
+from edge.ocpp.v201.services import KEEP_REPORTS, KEEP_SCHEDULES
+from edge.stations.model import ChargingLimit, LimitPurpose
+from simulator.v201 import services as car
 from tests.edge.conftest import api_call, eventually, wait_for
-from tests.edge.v201.conftest import STATION, station
+from tests.edge.v201.conftest import SITE_CHARGERS, STATION, station
 from tests.edge.v201.test_load_management import LM, SITE, start
 from tests.edge.v201.test_oca_k_external_limits import EVSE1, EVSE2, clear, managed_site, notify, schedule
 
@@ -163,3 +169,70 @@ async def test_a_restored_schedule_is_followed_once_the_station_reconnects(make_
         await sim.wait_online()
         await wait_for(lambda: edge.load_manager.external_limits == {EVSE2: 8.0}, timeout=15,
                        what="the second period's limit once it starts, after the restart")
+
+
+# -- what the stations reported of their smart charging, for the operator ------------------------------------------
+
+async def test_reported_profiles_and_cars_schedules_read_the_same_after_a_restart(make_edge):
+    """GET /smart-charging's reports (ReportChargingProfiles per request) and car schedules (NotifyEVChargingSchedule
+    with the site's answer) read the same after the edge restarts, with no station connected."""
+    async with make_edge(chargers=SITE_CHARGERS) as edge, station(edge) as sim:
+        await sim.wait_online()
+        control = edge.control.adapter(STATION)
+        limit = ChargingLimit(7, LimitPurpose.TX_DEFAULT, 10, 0, evse=1, phases=3)
+        assert (await control.set_charging_limit(STATION, limit, actor="t", reason="r")).outcome == "ok"
+        for request_id in (501, 502):
+            assert (await control.charging_profiles(STATION, request_id, actor="operator", reason="r")).outcome == "ok"
+        await car.ev_charging_schedule(sim, 1, [16.0, 8.0])
+        await car.ev_charging_schedule(sim, 2, [6.0])
+
+        async def both_reported() -> dict | None:
+            body = await api_call(edge, "GET", f"/chargers/{STATION}/smart-charging")
+            return body if [r["complete"] for r in body["reports"]] == [True, True] else None
+        before = await eventually(both_reported, "both reports")
+    assert [r["request_id"] for r in before["reports"]] == [502, 501] and len(before["car_schedules"]) == 2
+
+    async with make_edge(chargers=SITE_CHARGERS) as edge:
+        after = await api_call(edge, "GET", f"/chargers/{STATION}/smart-charging")
+    assert after == before
+
+
+class _Site:
+    """What the services read of the site for a report or a car's schedule: the journal and the clock."""
+
+    def __init__(self, journal: Journal):
+        self.journal, self.clock, self.load_manager = journal, Clock(), None
+
+
+parts = st.lists(st.tuples(st.integers(1, KEEP_REPORTS + 3), st.integers(0, 40), st.booleans()), max_size=40)
+cars = st.lists(st.tuples(st.integers(1, 3), st.lists(st.floats(0, 100), min_size=1, max_size=3)),
+                max_size=KEEP_SCHEDULES + 5)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(parts, cars)
+def test_reports_and_cars_schedules_restore_as_they_were_kept(parts, cars):
+    """Any run of report parts (request ids, profile counts, more to come or not: past KEEP_REPORTS requests and
+    KEEP_PROFILES per request) and of cars' schedules (past KEEP_SCHEDULES): an edge started over the same journal
+    holds exactly what the edge before it held, in the same order."""
+    async def run(path: str) -> None:
+        async with Journal(path) as journal:
+            committing = asyncio.create_task(journal.run())
+            site = _Site(journal)
+            for request_id, count, tbc in parts:
+                profiles = [{"id": i, "stack_level": 0, "charging_profile_purpose": "TxDefaultProfile",
+                             "charging_profile_kind": "Absolute", "charging_schedule": []} for i in range(count * 3)]
+                await v201_services.report_charging_profiles(site, STATION, request_id, 1, "CSO", profiles, tbc)
+            for evse, limits in cars:
+                await v201_services.ev_charging_schedule(site, STATION, evse, "2026-12-07T10:00:00Z", {
+                    "id": 1, "charging_rate_unit": "A",
+                    "charging_schedule_period": [{"start_period": i * 60, "limit": x} for i, x in enumerate(limits)]})
+            committing.cancel()
+            before = v201_services.smart_charging_kept(site, STATION)
+        async with Journal(path) as journal:
+            site = _Site(journal)
+            await v201_services.restore_smart_charging(site)
+            assert v201_services.smart_charging_kept(site, STATION) == before
+
+    with tempfile.TemporaryDirectory() as directory:
+        asyncio.run(run(f"{directory}/journal.db"))
