@@ -33,11 +33,13 @@ def check_server(side: dict) -> None:
     assert steady["messages"] > 0 and steady["messages_per_s"] > 0
     assert steady["errors"] == {}
     check_latency(steady["latency_ms"])
-    assert steady["cpu_percent"] > 0
+    # A few quiet seconds can cost the server less than one 10 ms clock tick: the steady phase's figure may
+    # read 0 here, and the server's meter is shown to work by the throughput phase, which keeps it busy.
+    assert steady["cpu_percent"] >= 0
     assert steady["peak_rss_mb"] > 0
     assert throughput["messages"] > 0 and throughput["messages_per_s"] > 0
     check_latency(throughput["latency_ms"])
-    assert throughput["client_cpu_percent"] > 0
+    assert throughput["server_cpu_percent"] > 0 and throughput["client_cpu_percent"] > 0
     assert side["connect_failed"] == 0 and side["disconnected"] == 0
 
 
