@@ -23,7 +23,8 @@ here, the way `LoadManager._send` records them once a charger has accepted.
 
 The planned strategies (`scheduled`, and the baselines `edf`, `llf`,
 `round_robin` and `round_robin_blind`) run the planner (edge/dlm/planner.py,
-pure) every `PLAN_PERIOD_S` and whenever a session starts or stops, told each
+pure) every `PLAN_PERIOD_S` and whenever a session starts or stops or a car's
+maximum becomes known (planner.known_maxima), told each
 car's departure and what its battery can still take (the same for every
 strategy; `round_robin_blind`, like `fair`, uses neither);
 its targets go to `allocate` with the `scheduled` strategy, which stays the
@@ -50,7 +51,7 @@ from edge.dlm.config import LoadManagementSection
 from edge.dlm.estimate import Command
 from edge.dlm.manager import LoadManager
 from edge.dlm.model import STRATEGIES, Allocation, Circuit, ConnectorState, Evse, EvseKey, Inputs, Topology
-from edge.dlm.planner import PLAN_PERIOD_S as PLANNER_PERIOD_S, POLICIES, Need, Plan, plan_now
+from edge.dlm.planner import PLAN_PERIOD_S as PLANNER_PERIOD_S, POLICIES, Need, Plan, known_maxima, plan_cars, plan_now
 from edge.dlm.phases import ROTATIONS, phase_map, to_site
 from edge.dlm.tracking import learn_take, prune
 from edge.events import Event, EventBus
@@ -395,7 +396,7 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
     took: dict[EvseKey, float] = {}
     targets: dict | None = None
     planned_at = -math.inf
-    sessions_seen: frozenset = frozenset()
+    sessions_seen: tuple = ()
     plan_cpu: list[float] = []
     solvers: dict[str, int] = {}
     allocation: Allocation | None = None
@@ -501,7 +502,9 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
             else:
                 took.pop(s.key, None)
         if planned:
-            sessions = frozenset(s.key for s in states if s.session)
+            # Re-planned when a session starts or stops, or a car's maximum becomes known, as the edge does.
+            sessions = (frozenset(s.key for s in states if s.session),
+                        known_maxima(plan_cars(topology, states, {}, drew, None, took)))
             if t - planned_at >= PLAN_PERIOD_S or sessions != sessions_seen:
                 if allocation is None:
                     allocation = allocate(Inputs(topology, {day.metered: meter}, states, float(t), "fair"))

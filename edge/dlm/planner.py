@@ -477,8 +477,15 @@ def plan_cars(topology: Topology, states: tuple[ConnectorState, ...], needs: dic
 SHOWN_SLACK = 2.0
 
 
-# Re-plan at least this often (s), and whenever a session starts or stops or a need changes: once
-# per slot (PlanInputs.slot_s). Re-planned every minute, slot 0 was decided again against the
+def known_maxima(cars: tuple[PlanCar, ...]) -> frozenset[EvseKey]:
+    """The cars whose maximum the plan knows (PlanCar.max_known). Re-plan when this changes, not
+    only every PLAN_PERIOD_S: a car found to take 16 A was planned at its EVSE's 32 A now, and one
+    found to take 32 A at 16 A later, until the next plan."""
+    return frozenset(c.key for c in cars if c.max_known)
+
+
+# Re-plan at least this often (s), and whenever a session starts or stops, a need changes or a car's
+# maximum becomes known (known_maxima): once per slot (PlanInputs.slot_s). Re-planned every minute, slot 0 was decided again against the
 # building's load of that instant, and cars were moved between their maximum, a partial rate and
 # a pause for little: on the working day 60 s gave 685.1 kWh with 1989 decreases, 300 s 689.0 kWh
 # with 744, 600 s 686.5 (docs/performance.md). The allocator stays the safety loop every second.

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from edge.dlm.allocate import allocate
 from edge.dlm.model import Circuit, ConnectorState, Evse, Inputs, Topology
 from edge.dlm.phases import ROTATIONS, phase_map
-from edge.dlm.planner import POLICIES, Need, PlanCar, PlanInputs, capacity_of, plan, plan_cars
+from edge.dlm.planner import POLICIES, Need, PlanCar, PlanInputs, capacity_of, known_maxima, plan, plan_cars
 from tests.edge.dlm.test_allocate import sites
 
 HOUR = 3600.0
@@ -289,6 +289,15 @@ def test_plan_cars_keeps_what_a_car_was_found_to_take_for_its_whole_session():
     for took, targets in (({}, {("a", 1): 17.0, ("b", 1): 16.0}), ({("a", 1): 16.0}, {("a", 1): 16.0, ("b", 1): 17.0})):
         cars = plan_cars(site, states, wants, took=took)
         assert plan(PlanInputs(cars, free, 0.0)).targets == targets, took
+
+
+def test_what_the_plan_knows_of_the_cars_maxima_changes_when_a_car_shows_what_it_takes():
+    # The load manager and the day bench re-plan when known_maxima changes, not only every 300 s.
+    topology = Topology((Circuit("grid", 63.0),), (Evse("CP1", 1, "grid", phase_map(3), max_current=32.0),), 1.0)
+    state = ConnectorState(("CP1", 1), session=True, measured=(12.0, 12.0, 12.0))
+    assert known_maxima(plan_cars(topology, (state,), {})) == frozenset()
+    assert known_maxima(plan_cars(topology, (state,), {}, took={("CP1", 1): 16.0})) == {("CP1", 1)}
+    assert known_maxima(plan_cars(topology, (state,), {}, drew={("CP1", 1): 31.0})) == {("CP1", 1)}
 
 
 # --- properties ----------------------------------------------------------------------------------
