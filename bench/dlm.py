@@ -16,6 +16,8 @@
    the edge's (fair, fcfs, fixed, scheduled) and the baselines edf, llf,
    round_robin (told each car's need) and round_robin_blind (told nothing, as
    `fair`); the departure-aware ones are told each car's departure and need.
+   Then `scheduled`, `edf` and `llf` on the day after (`day_after`): the same day
+   again, each car's token known to have drawn what it drew on the first.
 See docs/performance.md, "Load management".
 """
 
@@ -148,8 +150,10 @@ def day(args: argparse.Namespace) -> dict:
         "plan_period_s": PLAN_PERIOD_S,
         "strategies": {},
     }
+    drew_by_car: dict[str, dict[str, float]] = {}
     for strategy in args.strategies:
         result = simulate(the_day, strategy)
+        drew_by_car[strategy] = result.drew_by_car
         o = result.overload
         out["strategies"][strategy] = {
             "energy_kwh": round(result.energy_kwh, 2),
@@ -174,6 +178,15 @@ def day(args: argparse.Namespace) -> dict:
         progress(f"day, {strategy}: {result.energy_kwh:.1f} kWh = {result.energy_kwh / bound.energy_kwh:.1%} of the "
                  f"LP bound; {o.beyond_window_as:.1f} A*s over a limit beyond {REACTION_S:g} s "
                  f"({result.cpu_s:.1f} s CPU)")
+    # The day after: the same day again, each car's token known to have drawn what it drew on the first
+    # (history.TokenHistory.drew_of), so a car that drew its EVSE's maximum is planned at it from its start.
+    for strategy in [s for s in ("scheduled", "edf", "llf") if s in args.strategies]:
+        result = simulate(the_day, strategy, drew_before=drew_by_car[strategy])
+        out.setdefault("day_after", {})[strategy] = {
+            "energy_kwh": round(result.energy_kwh, 2), "lp_ratio": round(result.energy_kwh / bound.energy_kwh, 4),
+            "overload_beyond_window_as": round(result.overload.beyond_window_as, 2)}
+        progress(f"day after, {strategy} (each token's most drawn known): {result.energy_kwh:.1f} kWh = "
+                 f"{result.energy_kwh / bound.energy_kwh:.1%} of the LP bound")
     if "scheduled" in args.strategies:
         # The planner with a perfect execution (no ramps, hysteresis or stale samples): what it can reach.
         perfect = ideal_planned(the_day)

@@ -347,13 +347,20 @@ class DayResult:
     cpu_s: float
     plan_cpu_s: list[float] = field(default_factory=list)   # each plan's CPU time (departure-aware strategies)
     solvers: dict[str, int] = field(default_factory=dict)   # `scheduled`: plans by the LP, and by the greedy and why
+    # The highest Current.Import each car's charger reported (A), as the journal keeps its samples: what
+    # the edge learns of the car's token for the next day (history.TokenHistory.drew_of).
+    drew_by_car: dict[str, float] = field(default_factory=dict)
 
 
 def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, settings: dict | None = None,
-             reuse_allocations: bool = True, observe: Callable[..., None] | None = None) -> DayResult:
+             reuse_allocations: bool = True, observe: Callable[..., None] | None = None,
+             drew_before: dict[str, float] | None = None) -> DayResult:
     """The day under `strategy`, with the edge's default load-management settings
     unless `settings` overrides some. `observe(t, chargers, load, allocation,
-    manager)` is called after each decision, for diagnosis."""
+    manager)` is called after each decision, for diagnosis. `drew_before`: the most
+    each car (by its token) drew on an earlier day (DayResult.drew_by_car), which the
+    planner knows from each session's start, as the edge learns it from the token's past
+    sessions (history.TokenHistory.drew_of)."""
     cpu_start = time.process_time()
     topology = day.topology
     planned = strategy in POLICIES
@@ -389,6 +396,7 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
     last_decrease = -math.inf
     paused_s = suspended_s = evaluations = 0
     energy_by_car = {c.tag: 0.0 for c in day.cars}
+    drew_by_car: dict[str, float] = {}
     # The most each session's car has drawn (the estimate's least, A per phase), and the most it drew
     # when found taking less than its limit (tracking.learn_take), for the planner (planner.plan_cars'
     # `drew` and `took`: what the load manager keeps per session, Track.drew and Track.took).
@@ -443,6 +451,8 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
                 c.transaction_id, next_tx = next_tx, next_tx + 1
                 c.limit = c.profile_phases = None
                 publish("transaction.started", c, connector_id=1, transaction_id=c.transaction_id, id_tag=c.car.tag)
+                if drew_before and c.car.tag in drew_before:
+                    drew[c.evse.key] = drew_before[c.car.tag]
                 c.retarget()
                 report_status(c)
             elif t >= c.car.leave:
@@ -459,6 +469,7 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
                                   round(c.meter.currents[i], 1), "A", "Sample.Periodic", "Outlet")
                            for i in range(len(c.evse.phase_map))]
                 publish("meter.values", c, connector_id=1, transaction_id=c.transaction_id, samples=samples)
+                drew_by_car[c.car.tag] = max(drew_by_car.get(c.car.tag, 0.0), *(s.value for s in samples))
         # 3. The real currents, against every limit.
         base = day.base_at(t)
         load = {cid: [0.0, 0.0, 0.0] for cid in limits}
@@ -544,7 +555,7 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
                      wanted_kwh=wanted, overload=overload, orders=orders, suspended_evse_s=paused_s,
                      suspended_ev_s=suspended_s, alerts=reported, evaluations=evaluations,
                      allocations_computed=allocator.computed, cpu_s=time.process_time() - cpu_start,
-                     plan_cpu_s=plan_cpu, solvers=solvers)
+                     plan_cpu_s=plan_cpu, solvers=solvers, drew_by_car=drew_by_car)
 
 
 def _plan(day: Day, chargers: list[Charger], states: tuple[ConnectorState, ...], allocation: Allocation,

@@ -15,9 +15,9 @@ from hypothesis import given, strategies as st
 from edge.auth.config import UserGroupConfig, model_document, model_from_document
 from edge.auth.model import ModelError
 from edge.clock import ManualClock, iso
-from edge.dlm.history import TokenHistory
-from edge.dlm.needs import (MAX_AHEAD, MAX_ENERGY_KWH, Declared, NeedError, PastSession, departure_of, energy_of,
-                            from_car, learned, next_at, register_wh, still_wanted)
+from edge.dlm.history import TokenHistory, most_drawn
+from edge.dlm.needs import (LEARN_FROM, MAX_AHEAD, MAX_ENERGY_KWH, Declared, NeedError, PastSession, departure_of,
+                            energy_of, from_car, learned, next_at, register_wh, still_wanted)
 from edge.events import Event, EventBus
 from edge.journal import Journal, Sample
 from edge.journal.store import Store
@@ -182,6 +182,31 @@ async def test_the_history_is_read_again_when_a_session_stops(tmp_path):
             assert history.needs_of("COMMUTER").energy_wh == 14_000
         finally:
             reader.cancel()
+
+
+async def test_the_most_a_tokens_car_drew_is_learned_from_its_last_sessions_samples(tmp_path):
+    """The planner counts on a car that drew near its EVSE's maximum at that maximum (plan_cars' drew);
+    the token's last sessions tell it before the car shows it again. Samples from a token's session
+    other than Current.Import, or of another token, do not count."""
+    async with journal_with(tmp_path, COMMUTER) as journal:
+        def drew(transaction_id: int, phase: str | None, amps: float, measurand: str = "Current.Import") -> Sample:
+            return Sample(1, transaction_id, iso(berlin(1, 9)), measurand, phase, amps, "A", "Sample.Periodic",
+                          "Outlet")
+        await journal.write(Store.record_samples, "CP1", [drew(1, "L1", 12.0), drew(1, "L2", 12.1)], iso(berlin(1, 9)))
+        await journal.write(Store.record_samples, "CP1", [drew(2, "L1", 31.4), drew(2, None, 40.0, "Current.Offered")],
+                            iso(berlin(2, 9)))
+        await journal.write(Store.record_samples, "CP1", [drew(5, None, 15.9)], iso(berlin(4, 8)))
+        history = TokenHistory(journal, EventBus(), ManualClock(berlin(7, 8).astimezone(timezone.utc)), BERLIN)
+        await history.load()
+        assert history.drew_of("COMMUTER") == 31.4
+        assert history.drew_of("OTHER") == 15.9
+        assert (history.drew_of("NEWCOMER"), history.drew_of("")) == (0.0, 0.0)
+
+
+def test_only_a_tokens_last_sessions_say_what_its_car_draws():
+    # Newest first: the token's last LEARN_FROM sessions with a current; an older car's 32 A is forgotten.
+    rows = [{"id_tag": "T", "drew": 16.0}] * LEARN_FROM + [{"id_tag": "T", "drew": 32.0}, {"id_tag": "U", "drew": None}]
+    assert most_drawn(rows) == {"T": 16.0}
 
 
 @st.composite
