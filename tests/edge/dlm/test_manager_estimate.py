@@ -247,3 +247,49 @@ def test_the_maximum_a_car_said_reaches_the_planner_until_its_transaction_stops(
     assert ("A", 1) not in lm.car_max
     lm.set_car_max(("A", 1), float("nan"))          # nothing usable said: nothing kept
     assert ("A", 1) not in lm.car_max
+
+
+def test_a_resumed_car_ramping_up_is_credited_while_another_car_draws_steadily():
+    """The meter's rise after a car is resumed is credited to it (estimate.attribute_rises) less what the
+    other cars' estimates rose since; a car drawing a steady 16 A had risen by nothing, also when its
+    sample before the resume is older than the latest two (it was dropped, and the car looked as if it had
+    risen from 0 A to 16 A: the resumed car got no credit, its draw was taken for building load, and it
+    was paused again, every 9 to 10 s in the real-time `phases` scenario)."""
+    site = Topology((Circuit("grid", 40.0, meter="m"),), SITE.evses, margin=0.0)
+    clock = ManualClock()
+    meter = _Meter((26.0, 26.0, 26.0), 0.0)
+    lm = LoadManager(site, LoadManagementSection(), bus=EventBus(), clock=clock, control=None,  # type: ignore[arg-type]
+                     journal=None, meters={"grid": meter},  # type: ignore[arg-type]
+                     prioritised=lambda _: False, is_known=lambda _: True)
+    for cid, tx in (("A", 1), ("B", 2)):
+        lm.chargers[cid].online, lm.chargers[cid].default_sent = True, 20.0
+        event(lm, "transaction.started", cid, connector_id=1, transaction_id=tx, id_tag="T")
+    lm.tracks[("A", 1)].commands = (Command(16.0, 0.0, 0.0, True),)
+    lm.tracks[("B", 1)].commands = (Command(8.0, 0.0, 0.0, True),)
+
+    def until(t: float, building_and_cars: float) -> None:
+        while clock.monotonic() < t - 1e-9:
+            clock.advance(0.5)
+            meter.latest.current, meter.latest.at = (building_and_cars,) * 3, clock.monotonic()
+            lm.record_reading("grid", meter.latest.at, meter.latest.current)
+            if clock.monotonic() % 5 == 0:
+                event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 16.0, 16.0, 16.0))
+                if clock.monotonic() <= 15:                # B's next sample comes after 20.5 s
+                    b = 8.0 if clock.monotonic() <= 10 else 0.0
+                    event(lm, "meter.values", "B", connector_id=1, transaction_id=2, samples=values(2, b, b, b))
+
+    until(10.5, 34.0)                                 # 10 A of building, A 16 A, B 8 A
+    lm.tracks[("B", 1)].commands += (Command(0.0, 10.5, 10.5, True),)   # B paused ...
+    until(11.0, 34.0)
+    event(lm, "connector.status", "B", connector_id=1, status="SuspendedEVSE")
+    until(14.5, 26.0)                                 # ... and stopped
+    lm.tracks[("B", 1)].commands += (Command(8.0, 14.5, 14.5, True),)   # resumed: it ramps up from 16.5 s
+    event(lm, "connector.status", "B", connector_id=1, status="Charging")
+    until(16.5, 26.0)
+    until(20.5, 34.0)
+    lm._changes += 1
+    estimated = lm.estimates(clock.monotonic())
+    assert estimated[("A", 1)].least[0] > 15.0
+    # B's sample since its stop shows nothing (at 15 s, before its ramp), but the meter
+    # rose 8 A since it was resumed while A's draw did not: B draws about 8 A, not building load.
+    assert estimated[("B", 1)].least[0] > 7.0
