@@ -119,16 +119,22 @@ class _Meter:
         self.config = type("Config", (), {"period": 1.0})()
 
 
-def test_the_building_is_the_reading_less_what_the_cars_drew_at_that_reading():
-    """A limit lowered after the meter's reading does not count until a reading after it: else the lowered
-    car's drop counted as building load before any reading could show it, the next evaluation lowered it
-    again, and so on (60 decreases of 0.1 A in 0.3 s, or every car paused one after another)."""
+def metered_manager() -> tuple[LoadManager, ManualClock, _Meter]:
+    """SITE's two chargers under a metered grid circuit (40 A, no margin), the meter reading 26 A."""
     site = Topology((Circuit("grid", 40.0, meter="m"),), SITE.evses, margin=0.0)
     clock = ManualClock()
     meter = _Meter((26.0, 26.0, 26.0), 0.0)
     lm = LoadManager(site, LoadManagementSection(), bus=EventBus(), clock=clock, control=None,  # type: ignore[arg-type]
                      journal=None, meters={"grid": meter},  # type: ignore[arg-type]
                      prioritised=lambda _: False, is_known=lambda _: True)
+    return lm, clock, meter
+
+
+def test_the_building_is_the_reading_less_what_the_cars_drew_at_that_reading():
+    """A limit lowered after the meter's reading does not count until a reading after it: else the lowered
+    car's drop counted as building load before any reading could show it, the next evaluation lowered it
+    again, and so on (60 decreases of 0.1 A in 0.3 s, or every car paused one after another)."""
+    lm, clock, meter = metered_manager()
     lm.chargers["A"].online, lm.chargers["A"].default_sent = True, 20.0
     event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
     track = lm.tracks[("A", 1)]
@@ -255,12 +261,7 @@ def test_a_resumed_car_ramping_up_is_credited_while_another_car_draws_steadily()
     sample before the resume is older than the latest two (it was dropped, and the car looked as if it had
     risen from 0 A to 16 A: the resumed car got no credit, its draw was taken for building load, and it
     was paused again, every 9 to 10 s in the real-time `phases` scenario)."""
-    site = Topology((Circuit("grid", 40.0, meter="m"),), SITE.evses, margin=0.0)
-    clock = ManualClock()
-    meter = _Meter((26.0, 26.0, 26.0), 0.0)
-    lm = LoadManager(site, LoadManagementSection(), bus=EventBus(), clock=clock, control=None,  # type: ignore[arg-type]
-                     journal=None, meters={"grid": meter},  # type: ignore[arg-type]
-                     prioritised=lambda _: False, is_known=lambda _: True)
+    lm, clock, meter = metered_manager()
     for cid, tx in (("A", 1), ("B", 2)):
         lm.chargers[cid].online, lm.chargers[cid].default_sent = True, 20.0
         event(lm, "transaction.started", cid, connector_id=1, transaction_id=tx, id_tag="T")
