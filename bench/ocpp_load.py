@@ -12,6 +12,8 @@ For each version and server (the edge, then the bare central system), in its own
      charger; round-trip latency, server CPU (% of one core) and peak RSS;
   3. throughput: MeterValues back to back, one outstanding per charger; answered
      messages/s, and the bench's own CPU, to see whether the client was the limit.
+Between 1 and 2 the bench waits until the server has sent no request to any charger for --settle s
+(default 2): its connect-time configuration is over before anything is measured.
 One JSON document on stdout with --json (progress on stderr); see docs/performance.md.
 
     python -m bench ocpp_load --tls --chargers 500 --json
@@ -101,6 +103,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="seconds between MeterValues per charger in the steady phase (default 10)")
     parser.add_argument("--throughput-duration", type=float, default=15.0,
                         help="back-to-back phase, seconds (default 15)")
+    parser.add_argument("--settle", type=float, default=2.0,
+                        help="seconds without a request from the server before measuring (default 2)")
     parser.add_argument("--servers", help="which to run, in order: edge, edge_tls, bare "
                                           "(default edge,bare; with --tls edge,edge_tls)")
     parser.add_argument("--tls", action="store_true", help="the edge over ws:// and over wss:// (security "
@@ -117,8 +121,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.argv = list(argv)
     args.servers = [s.strip() for s in (args.servers or ("edge,edge_tls" if args.tls else "edge,bare")).split(",")
                     if s.strip()]
-    if args.chargers < 1 or args.duration <= 0 or args.meter_interval <= 0 or args.throughput_duration <= 0:
-        parser.error("--chargers, --duration, --meter-interval and --throughput-duration must be positive")
+    if args.chargers < 1 or args.duration <= 0 or args.meter_interval <= 0 or args.throughput_duration <= 0 \
+            or args.settle < 0:
+        parser.error("--chargers, --duration, --meter-interval and --throughput-duration must be positive, "
+                     "--settle not negative")
     if not set(args.servers) <= {"edge", "edge_tls", "bare"} or not args.servers:
         parser.error("--servers takes edge, edge_tls and bare")
     args.ocpp = args.ocpp or ("1.6" if args.tls else "both")
@@ -177,7 +183,7 @@ async def measure_server(name: str, server_context: AsyncContextManager[servers.
             sim.tls = tls           # wss:// (profile 2): the site CA trusted, the password inside TLS
         restart: dict | None = None
         try:
-            setup = await _set_up(name, fleet)
+            setup = await _set_up(name, fleet, args.settle)
             progress(f"{name}: steady phase {args.duration:g} s")
             steady = await _steady(fleet, server, args)
             _still_running(server, "steady")
@@ -275,7 +281,7 @@ def _still_running(server: servers.Server, phase: str) -> None:
                            f"{servers.tail(server.log_path)}")
 
 
-async def _set_up(name: str, fleet: Fleet) -> dict:
+async def _set_up(name: str, fleet: Fleet, settle: float) -> dict:
     n = len(fleet.sims)
     began = time.monotonic()
     await fleet.connect(timeout=60 + 0.5 * n)
@@ -285,7 +291,7 @@ async def _set_up(name: str, fleet: Fleet) -> dict:
     progress(f"{name}: all accepted after {connect_s:.1f} s, charging after {setup_s:.1f} s")
     # The edge configures each charger once it is connected (auth keys, local list):
     # that work is over before anything is measured.
-    await fleet.quiet(2.0, timeout=60 + 0.2 * n)
+    await fleet.quiet(settle, timeout=60 + 0.2 * n)
     settled_s = max(setup_s, fleet.last_server_request - began)
     return {"connect_s": round(connect_s, 2), "setup_s": round(setup_s, 2), "settled_s": round(settled_s, 2),
             "server_requests": fleet.server_requests}

@@ -43,12 +43,11 @@ def check_server(side: dict) -> None:
     assert side["connect_failed"] == 0 and side["disconnected"] == 0
 
 
-def test_small_load_against_edge_and_bare() -> None:
-    report = run_bench("--chargers", "5", "--duration", "3", "--meter-interval", "1",
-                       "--throughput-duration", "2", "--json")
+def test_small_load_against_edge_and_bare(both_versions_report: dict) -> None:
+    report = both_versions_report       # the default run (both versions, tests/bench/conftest.py)
     assert report["benchmark"] == "ocpp_load"
-    assert report["chargers"] == 5
-    assert report["meter_interval_s"] == 1.0
+    assert report["chargers"] == 3
+    assert report["meter_interval_s"] == 0.5
     assert {"cpu", "cores", "python", "platform"} <= report["machine"].keys()
     for name in ("edge", "bare"):
         check_server(report[name])
@@ -59,8 +58,8 @@ def test_small_load_against_edge_and_bare() -> None:
 
 
 def test_tls_next_to_plain_ws_with_a_restart_storm() -> None:
-    report = run_bench("--tls", "--chargers", "5", "--duration", "2", "--meter-interval", "1",
-                       "--throughput-duration", "1", "--json")
+    report = run_bench("--tls", "--chargers", "5", "--duration", "1", "--meter-interval", "0.5",
+                       "--throughput-duration", "1", "--settle", "0.5", "--json")
     for name in ("edge", "edge_tls"):
         check_server(report[name])
         restart = report[name]["restart"]

@@ -7,12 +7,12 @@ docs/performance.md.
 
 from __future__ import annotations
 
+from tests.bench.conftest import SMALL_LOAD
 from tests.bench.test_ocpp_load import check_server, run_bench
 
 
 def test_201_stations_against_the_edge_and_the_bare_201_library() -> None:
-    report = run_bench("--ocpp", "2.0.1", "--chargers", "3", "--duration", "2", "--meter-interval", "1",
-                       "--throughput-duration", "1", "--json")
+    report = run_bench("--ocpp", "2.0.1", *SMALL_LOAD, "--json")
     assert report["ocpp"] == ["2.0.1"]
     for name in ("edge_201", "bare_201"):
         check_server(report[name])
@@ -28,9 +28,8 @@ def test_201_stations_against_the_edge_and_the_bare_201_library() -> None:
                                     "ratio_201_at_least_half", "apply_to"}
 
 
-def test_both_versions_in_one_run_by_default() -> None:
-    report = run_bench("--chargers", "3", "--duration", "2", "--meter-interval", "1", "--throughput-duration", "1",
-                       "--json")
+def test_both_versions_in_one_run_by_default(both_versions_report: dict) -> None:
+    report = both_versions_report       # run without --ocpp (tests/bench/conftest.py)
     assert report["ocpp"] == ["1.6", "2.0.1"]
     for name in ("edge", "bare", "edge_201", "bare_201"):
         check_server(report[name])
