@@ -75,6 +75,9 @@ class MqttSettings(BaseModel):
     # every message until the cloud's receipt and every ack until the cloud's AckReceipt, and sends
     # again what the dead instance had been handed.
     session_expiry: Annotated[int, Field(ge=0, le=7 * 24 * 3600)] = 0
+    # The longest wait (s) between two attempts to reconnect to a broker that is away (the first is 1 s,
+    # then doubling). The tests' brokers come back within a second; a real one is not hammered.
+    reconnect_max_delay: Annotated[int, Field(ge=1, le=600)] = 10
     # Messages the broker may have in flight to this instance before it must wait for our PUBACKs.
     receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 200
     # Several broker processes, each with a share of the sites (docs/cloud.md, "Several brokers"): every
@@ -196,6 +199,7 @@ ENV = {
     "CLOUD_MQTT_KEEPALIVE": ("mqtt", "keepalive"),
     "CLOUD_MQTT_SESSION_EXPIRY": ("mqtt", "session_expiry"),
     "CLOUD_MQTT_RECEIVE_MAXIMUM": ("mqtt", "receive_maximum"),
+    "CLOUD_MQTT_RECONNECT_MAX_DELAY": ("mqtt", "reconnect_max_delay"),
     "CLOUD_MQTT_BROKERS": ("mqtt", "brokers"),
     "CLOUD_MQTT_SITE_BROKERS": ("mqtt", "site_brokers"),
 }

@@ -103,7 +103,7 @@ class MqttLink:
             client.tls_set(ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file)
         # A broker back after an outage finds its sites reconnecting within a second; the cloud must not
         # lag far behind (until it resubscribes the sites are told "no matching subscribers").
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.reconnect_delay_set(min_delay=1, max_delay=s.reconnect_max_delay)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect

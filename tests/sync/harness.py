@@ -107,7 +107,9 @@ class CloudProcess(Proc):
         self.http_port = free_port()
         env = {"DATABASE_URL": self.url, "CLOUD_MQTT_HOST": broker.host, "CLOUD_MQTT_PORT": str(broker.port),
                "CLOUD_MQTT_CLIENT_ID": "cloud-chaos", "CLOUD_HTTP_PORT": str(self.http_port),
-               "CLOUD_MQTT_KEEPALIVE": "5", "CLOUD_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
+               "CLOUD_MQTT_KEEPALIVE": "5", "CLOUD_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
+               # The broker a test stops comes back within a second: no 10 s back-off waited out after it.
+               "CLOUD_MQTT_RECONNECT_MAX_DELAY": "1"}
         super().__init__("cloud", ["-m", "cloud", "serve"], env, tmp_path / "cloud.log")
         self.token = ""
 
