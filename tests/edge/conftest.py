@@ -105,6 +105,16 @@ def make_edge(tmp_path: Path) -> Callable[..., Any]:
 
 
 @pytest.fixture
+def commit_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal commits each write at once, as on a quiet site. For a test that plays hours of one
+    charger's messages back to back in compressed time: the journal would take it for a busy site and
+    wait its 10 ms group-commit window (edge/journal/journal.py COMMIT_WINDOW_S) before each write."""
+    from edge.journal import journal
+
+    monkeypatch.setattr(journal, "COMMIT_WINDOW_S", 0.0)
+
+
+@pytest.fixture
 async def edge(make_edge) -> AsyncIterator[Edge]:
     async with make_edge() as e:
         yield e

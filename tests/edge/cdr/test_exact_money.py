@@ -75,7 +75,7 @@ async def session(cp, records, clock: ManualClock, minutes: float, meter_stop: i
     return cdr
 
 
-async def test_the_band_edge_gives_one_price_at_every_meter_values_interval(make_edge):
+async def test_the_band_edge_gives_one_price_at_every_meter_values_interval(make_edge, commit_at_once):
     # Issue 14 item 7: 11.000 kWh in 60 min was 7.20 at 12 intervals but 9.00 at 13 or 17 (18 of 60
     # counts wrong). Registers in whole Wh, stamps in whole milliseconds, as chargers send them.
     # 11 kWh / 1 h = 11 kW <= 11 (level 2, inclusive): 60 min x 0.12 = 7.20 at every count.
@@ -112,7 +112,7 @@ async def test_a_standby_trickle_neither_raises_the_level_nor_makes_the_record_i
     assert (seven["status"], seven["price_gross"], seven["average_power_kw"]) == ("Successful", "186.00", "7.000")
 
 
-async def test_the_band_edge_gives_one_price_whatever_the_millisecond_jitter_of_the_stamps(make_edge):
+async def test_the_band_edge_gives_one_price_whatever_the_millisecond_jitter_of_the_stamps(make_edge, commit_at_once):
     # Issue 14 item 7: with millisecond jitter on the stamps, 27 of 40 such sessions were priced
     # 9.00. 11.000 kWh in 60 min, a reading every 90 s whose stamp is off by up to +-500 ms (the
     # register read at the true moment): the intervals differ, their sums do not. 60 x 0.12 = 7.20.

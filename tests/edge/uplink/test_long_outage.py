@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 from ocpp.v16 import call
 
 from edge.clock import ManualClock, parse_iso
-from edge.journal import journal as journal_module
 from edge.journal import Store
 from tests.edge.conftest import charger
 from tests.edge.uplink.conftest import drained, eventually
@@ -27,11 +26,7 @@ def telemetry_body(minute: int) -> dict:
 
 
 async def test_48_hours_without_the_broker_charging_goes_on_and_the_backlog_drains_in_order(
-        make_uplinked_edge, cloud, live_broker, monkeypatch):
-    # Two days of writes a minute apart, made back to back: the journal would take them for a busy site's
-    # and wait its 10 ms group-commit window before each (30 s in all). A minute apart, each is committed
-    # at once, as here.
-    monkeypatch.setattr(journal_module, "COMMIT_WINDOW_S", 0.0)
+        make_uplinked_edge, cloud, live_broker, commit_at_once):
     clock = ManualClock(datetime(2026, 6, 1, tzinfo=timezone.utc))
     live_broker.stop()
     answers = []
