@@ -40,7 +40,7 @@ async def test_a_201_station_signing_without_its_key_is_asked_for_FiscalMetering
                                                                                  mutability="ReadOnly")
     async with make_edge(chargers=SITE_CHARGERS) as edge:
         records = edge.bus.subscribe()
-        async with station(edge, configure=fiscal_meter) as sim:
+        async with station(edge, configure=fiscal_meter, tx_updated_interval=1) as sim:
             await _charge_signing_without_the_key(sim, key)
             stored = await eventually(lambda: _key(edge), "the meter key read from the station")
             assert stored == {"public_key": ocmf.public_key_hex(key), "source": "GetVariables FiscalMetering.PublicKey"}
@@ -56,7 +56,7 @@ async def test_a_201_station_signing_without_its_key_is_asked_for_FiscalMetering
 async def test_a_201_station_without_a_fiscal_meter_key_leaves_its_values_unverifiable(make_edge):
     """No FiscalMetering.PublicKey in its device model: the GetVariables answer says so, nothing is kept."""
     key = ec.generate_private_key(ec.SECP256R1())
-    async with make_edge(chargers=SITE_CHARGERS) as edge, station(edge) as sim:
+    async with make_edge(chargers=SITE_CHARGERS) as edge, station(edge, tx_updated_interval=1) as sim:
         await _charge_signing_without_the_key(sim, key)
 
         async def asked() -> list[dict]:
