@@ -48,7 +48,7 @@ async def test_TC_J_01_CSMS_clock_aligned_meter_values_no_transaction_ongoing(ma
 async def test_TC_J_02_CSMS_clock_aligned_meter_values_transaction_ongoing(make_edge):
     """J01 during a transaction: the samples of the EVSE's MeterValues are the running transaction's (2.0.1's
     MeterValues names none), so the load manager and the record see them as a TransactionEvent's."""
-    async with make_edge(chargers=SITE_CHARGERS) as edge, station(edge) as sim:
+    async with make_edge(chargers=SITE_CHARGERS) as edge, station(edge, tx_updated_interval=1) as sim:
         await sim.wait_online()
         preauthorized(sim, "TAG-OK")
         await charge(sim, "TAG-OK", periodic=1)
@@ -111,7 +111,7 @@ async def test_TC_J_04_CSMS_signed_meter_values_are_carried_verified_by_the_reco
     key = ec.generate_private_key(ec.SECP256R1())
     async with make_edge(chargers=SITE_CHARGERS) as edge:
         records = edge.bus.subscribe()
-        async with station(edge) as sim:
+        async with station(edge, tx_updated_interval=1) as sim:
             await sim.wait_online()
             preauthorized(sim, "TAG-OK")
             await charge(sim, "TAG-OK", periodic=1)
