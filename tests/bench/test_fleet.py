@@ -22,7 +22,7 @@ SITES = 12
 
 @pytest.fixture(scope="module")
 def report() -> dict:
-    done = subprocess.run([sys.executable, "-m", "bench", "fleet", "--sites", str(SITES), "--seconds", "4",
+    done = subprocess.run([sys.executable, "-m", "bench", "fleet", "--sites", str(SITES), "--seconds", "2",
                            "--warmup", "1", "--telemetry-interval", "1", "--sessions-per-day", "8000",
                            "--storm-timeout", "60", "--drain-timeout", "60", "--json"],
                           cwd=ROOT, capture_output=True, text=True, timeout=400)
