@@ -78,7 +78,7 @@ async def test_chaos_every_cdr_once_and_every_push_answered(tmp_path: Path) -> N
         rng.shuffle(order)
         log = []
         for target in order:
-            await asyncio.sleep(rng.uniform(1.5, 4.0))
+            await asyncio.sleep(rng.uniform(1.0, 3.0))
             down = rng.uniform(0.2, 2.0)
             log.append((round(time.monotonic(), 2), target, round(down, 2)))
             if target == "broker":
