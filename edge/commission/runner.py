@@ -7,7 +7,9 @@ TxProfile one stack level above the load manager's (so it wins) at 0 A, reads
 the meter, then at the step current, reads again, and removes its profile (the
 load manager's own takes over again). The step is at most what the circuit had
 free with the car at 0 A (never over a fuse the meter can see), and each profile
-ends by itself after STEP_PROFILE_S, should the edge stop mid-way.
+ends by itself after STEP_PROFILE_S, should the edge stop mid-way. Each reading is taken the load
+manager's follow_time, three meter periods and SETTLE_MARGIN_S after the step (tests with instant
+simulated cars shorten the margin).
 
 A run shows how far it got while it runs (`stage`, `progress`, `checks`, `rotation`
 grow as it goes): the web page polls them, as the detection takes tens of seconds.
@@ -35,6 +37,8 @@ ACTOR = "edge:commission"
 PROFILE_ID_BASE = 900
 STEP_PROFILE_S = 120
 MIN_STEP = 6.0          # IEC 61851: below this a car does not charge
+# Beyond follow_time and three meter periods: for a car slower than the load manager was told, or a late reading.
+SETTLE_MARGIN_S = 1.0
 
 
 class Commissioning:
@@ -44,7 +48,7 @@ class Commissioning:
         periods = [m.config.period for m in site.meters.values()] or [1.0]
         follow = manager.settings.follow_time if manager is not None else 5.0
         # The car follows a new limit within follow_time; then two fresh meter readings.
-        self.settle_s = settle_s if settle_s is not None else follow + 3 * max(periods) + 1.0
+        self.settle_s = settle_s if settle_s is not None else follow + 3 * max(periods) + SETTLE_MARGIN_S
         # Every command it sends says so in the actions log, with who asked why when known.
         self.reason = f"commissioning ({why})" if why else "commissioning"
         # How far the run got, for whoever watches it (the web page polls these).
