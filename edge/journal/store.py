@@ -39,6 +39,11 @@ from edge.journal.transactions import TransactionStore
 __all__ = ["Sample", "StartOutcome", "StopOutcome", "Store", "connect", "transaction_mark"]
 
 
+# How long a commit waits for another writer (an operator's sqlite3 shell, a backup) to let go of the
+# database before it fails; tests that hold the database on purpose shorten it.
+BUSY_TIMEOUT_MS = 5000
+
+
 def connect(path: str) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN/COMMIT ourselves (group commit).
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -48,7 +53,7 @@ def connect(path: str) -> sqlite3.Connection:
     # a charger; NORMAL would lose the last transactions on a power cut.
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
     migrate(conn)
     return conn
 

@@ -13,6 +13,7 @@ from ocpp.exceptions import InternalError
 from ocpp.v201 import call
 
 from edge.journal import Store
+from edge.journal import store as journal_store
 from tests.edge.v201.conftest import SITE_CHARGERS, STATION, station
 
 TRIPPED = call.NotifyEvent(generated_at="2026-12-07T11:00:00Z", seq_no=0, event_data=[{
@@ -21,7 +22,9 @@ TRIPPED = call.NotifyEvent(generated_at="2026-12-07T11:00:00Z", seq_no=0, event_
     "variable": {"name": "Tripped"}}])
 
 
-async def test_a_notify_event_the_journal_could_not_commit_is_not_acknowledged(make_edge):
+async def test_a_notify_event_the_journal_could_not_commit_is_not_acknowledged(make_edge, monkeypatch):
+    # The journal's commits wait 0.5 s for the other writer, not 5 s, before they fail.
+    monkeypatch.setattr(journal_store, "BUSY_TIMEOUT_MS", 500)
     async with make_edge(chargers=SITE_CHARGERS) as edge, station(edge) as sim:
         await sim.wait_online()
         events = edge.bus.subscribe()
