@@ -24,6 +24,7 @@ from tests.edge.v201.test_transactions import charge, only_transaction, preautho
 MANAGED = """
 [load_management]
 strategy = "scheduled"
+meter_values_interval = 1         # the periodic TransactionEvent the tests wait for: every second, not 5 s
 [[circuits]]
 id = "grid"
 limit = 40
