@@ -44,7 +44,7 @@ def read_until(proc: subprocess.Popen, pattern: str) -> re.Match:
 
 def test_demo_runs_sessions(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "simulator.demo", "--duration", "12", "--session-seconds", "3",
+        [sys.executable, "-m", "simulator.demo", "--duration", "9", "--session-seconds", "3",
          "--idle-seconds", "1", "--meter-interval", "1", "--status-every", "5", "--seed", "7",
          "--state-dir", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=120, env=demo_env(tmp_path))
