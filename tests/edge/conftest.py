@@ -31,9 +31,11 @@ def free_port() -> int:
 
 
 def site_toml(state_dir: Path, *, unknown: str = "reject", extra: str = "", chargers: str | None = None,
-              push_local_lists: bool = False, ocpp_port: int = 0, timezone: str = "UTC") -> str:
+              push_local_lists: bool = False, ocpp_port: int = 0, timezone: str = "UTC",
+              response_timeout: float = 5) -> str:
     """A test site. Local list pushing is off unless asked for: the other tests'
-    chargers would otherwise see the edge's sync requests among theirs."""
+    chargers would otherwise see the edge's sync requests among theirs. `response_timeout`: how long the
+    edge waits for a charger's answer (a test that waits one out shortens it)."""
     if chargers is None:
         chargers = f"""
 [[chargers]]
@@ -52,7 +54,7 @@ timezone = "{timezone}"
 host = "127.0.0.1"
 port = {ocpp_port}
 unknown_chargers = "{unknown}"
-response_timeout = 5
+response_timeout = {response_timeout:g}
 data_transfer_vendors = ["com.example"]
 [api]
 port = 0

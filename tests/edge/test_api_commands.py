@@ -40,30 +40,31 @@ async def test_command_round_trip_and_actions_log(edge):
     ]
 
 
-async def test_command_failures_are_clear_and_logged(edge):
-    missing = await api_call(edge, "POST", "/chargers/CP-2/commands/Reset",
-                             body={"params": {"type": "Soft"}, "reason": "x"}, expect=409)
-    assert missing["outcome"] == "not-connected"
-    async with charger(edge) as cp:
-        bad = await api_call(edge, "POST", "/chargers/CP-1/commands/Reset",
-                             body={"params": {"kind": "Soft"}, "reason": "x"}, expect=400)
-        assert "unknown parameter(s) kind" in bad["response"] and "expected type" in bad["response"]
-        wrong_value = await api_call(edge, "POST", "/chargers/CP-1/commands/Reset",
-                                     body={"params": {"type": "Gentle"}, "reason": "x"}, expect=502)
-        assert wrong_value["outcome"] == "error" and "Gentle" in wrong_value["response"]
-        not_handled = await api_call(edge, "POST", "/chargers/CP-1/commands/ClearCache",
-                                     body={"reason": "x"}, expect=502)
-        assert "NotImplemented" in not_handled["response"] or "NotSupported" in not_handled["response"]
-        timeout = await api_call(edge, "POST", "/chargers/CP-1/commands/UnlockConnector",
-                                 body={"params": {"connectorId": 1}, "reason": "x"}, expect=504)
-        assert timeout["outcome"] == "timeout"
-    unknown = await api_call(edge, "POST", "/chargers/CP-1/commands/SelfDestruct", body={"reason": "x"}, expect=404)
-    assert "unknown action" in unknown["error"]
-    no_reason = await api_call(edge, "POST", "/chargers/CP-1/commands/Reset", body={"params": {"type": "Hard"}},
-                               expect=400)
-    assert "reason is required" in no_reason["error"]
-    outcomes = [a["outcome"] for a in await edge.journal.read(Store.log, "actions", None)]
-    assert sorted(outcomes) == ["error", "error", "invalid", "not-connected", "timeout"]
+async def test_command_failures_are_clear_and_logged(make_edge):
+    async with make_edge(response_timeout=1) as edge:      # the unanswered command times out in 1 s, not 5
+        missing = await api_call(edge, "POST", "/chargers/CP-2/commands/Reset",
+                                 body={"params": {"type": "Soft"}, "reason": "x"}, expect=409)
+        assert missing["outcome"] == "not-connected"
+        async with charger(edge) as cp:
+            bad = await api_call(edge, "POST", "/chargers/CP-1/commands/Reset",
+                                 body={"params": {"kind": "Soft"}, "reason": "x"}, expect=400)
+            assert "unknown parameter(s) kind" in bad["response"] and "expected type" in bad["response"]
+            wrong_value = await api_call(edge, "POST", "/chargers/CP-1/commands/Reset",
+                                         body={"params": {"type": "Gentle"}, "reason": "x"}, expect=502)
+            assert wrong_value["outcome"] == "error" and "Gentle" in wrong_value["response"]
+            not_handled = await api_call(edge, "POST", "/chargers/CP-1/commands/ClearCache",
+                                         body={"reason": "x"}, expect=502)
+            assert "NotImplemented" in not_handled["response"] or "NotSupported" in not_handled["response"]
+            timeout = await api_call(edge, "POST", "/chargers/CP-1/commands/UnlockConnector",
+                                     body={"params": {"connectorId": 1}, "reason": "x"}, expect=504)
+            assert timeout["outcome"] == "timeout"
+        unknown = await api_call(edge, "POST", "/chargers/CP-1/commands/SelfDestruct", body={"reason": "x"}, expect=404)
+        assert "unknown action" in unknown["error"]
+        no_reason = await api_call(edge, "POST", "/chargers/CP-1/commands/Reset", body={"params": {"type": "Hard"}},
+                                   expect=400)
+        assert "reason is required" in no_reason["error"]
+        outcomes = [a["outcome"] for a in await edge.journal.read(Store.log, "actions", None)]
+        assert sorted(outcomes) == ["error", "error", "invalid", "not-connected", "timeout"]
 
 
 async def test_api_needs_token(edge):
