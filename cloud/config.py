@@ -153,6 +153,9 @@ class Settings(BaseModel):
     ca_certificate: str | None = None
     ca_key: str | None = None
     certificate_days: Annotated[int, Field(ge=1, le=3650)] = 730
+    # A push its request could not publish (its site's broker away) goes once it is this old, in seconds
+    # (cloud/downlink.py REPUBLISH_AFTER_S): younger, its request may still be publishing it.
+    republish_after_s: Annotated[float, Field(ge=0, le=3600)] = 10.0
 
     @model_validator(mode="after")
     def _ca_pair(self) -> "Settings":
@@ -187,6 +190,7 @@ ENV = {
     "CLOUD_CA_CERTIFICATE": (None, "ca_certificate"),
     "CLOUD_CA_KEY": (None, "ca_key"),
     "CLOUD_CERTIFICATE_DAYS": (None, "certificate_days"),
+    "CLOUD_REPUBLISH_AFTER": (None, "republish_after_s"),
     "CLOUD_MQTT_HOST": ("mqtt", "host"),
     "CLOUD_MQTT_PORT": ("mqtt", "port"),
     "CLOUD_MQTT_USERNAME": ("mqtt", "username"),

@@ -73,6 +73,7 @@ class CloudService:
         self.link = Brokers(settings.mqtt, self._deliver, self.db, self.clock)
         self.ingest = Ingest(self.db, self.link.ack, self.clock, send_receipt=self.link.send)
         self.downlink = Downlink(self.db, self.link, self.clock)
+        self.downlink.republish_after_s = settings.republish_after_s
         self.ingest.on_birth = self.downlink.site_online
         # Chargers' CSRs from the sites, signed with the operator's CA (read from its files at start).
         self.signer = CsrSigner(self.db, self.downlink, None, self.clock)

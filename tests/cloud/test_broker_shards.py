@@ -75,7 +75,7 @@ async def test_two_brokers_each_sites_traffic_and_pushes_on_its_own(database_url
     try:
         token = await operator_with(database_url, sites)
         ports = await start_clouds(processes, database_url, brokers["a"], tmp_path, CLOUD_MQTT_BROKERS=shards,
-                                   CLOUD_MQTT_SITE_BROKERS=SITE_MAP)
+                                   CLOUD_MQTT_SITE_BROKERS=SITE_MAP, CLOUD_REPUBLISH_AFTER="2")
         for site in sites.values():
             site.start()
         await until(lambda: all(s.connected.is_set() for s in sites.values()), 10, "the sites connected")
@@ -129,8 +129,8 @@ async def test_two_brokers_each_sites_traffic_and_pushes_on_its_own(database_url
             brokers["b"].start()             # back (it lost what it had not saved): the push arrives
             await traffic(5, SOUTH)
             await until(lambda: settled(sites), 60, "the south sites settled after their broker came back")
-            # Sent at the cloud's reconnection to b, or (POSTed under 10 s before: its request might still
-            # be sending it) once 10 s old.
+            # Sent at the cloud's reconnection to b, or (POSTed under 2 s before, CLOUD_REPUBLISH_AFTER: its
+            # request might still be sending it) once 2 s old.
             await until(lambda: statuses_are(south_pushes, "done"), 30, "the push made while b was down")
 
         async with Database(database_url) as db:
