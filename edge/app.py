@@ -238,7 +238,8 @@ class Edge:
                               control=self.control, journal=self.journal,
                               meters={c.id: self.meters[c.meter] for c in topology.circuits if c.meter},
                               prioritised=self.authorizer.prioritised, is_known=self.directory.is_known,
-                              needs_of=lambda tag: self.token_history.needs_of(tag, self.authorizer.needs_of(tag)))
+                              needs_of=lambda tag: self.token_history.needs_of(tag, self.authorizer.needs_of(tag)),
+                              drew_of=self.token_history.drew_of)
         return manager
 
     def _recovery(self) -> AutoRecovery:

@@ -29,11 +29,11 @@ from edge.dlm.model import Allocation, ConnectorState, EvseKey, Inputs, Topology
 from edge.dlm.needs import Declared, register_wh, still_wanted
 from edge.dlm.overload import OverloadWatch, reaction_window
 from edge.dlm.phases import NAMES
-from edge.dlm.planner import PLAN_PERIOD_S, Need, targets_now
+from edge.dlm.planner import PLAN_PERIOD_S, Need, known_maxima, plan_cars, targets_now
 from edge.dlm.sampling import MeterValuesSetup
 from edge.dlm.series import SeriesRecorder
 from edge.dlm.tracking import (DELIVERY_LAG, DRAWING, FIRST_WINDOW, Track, answered, currents_from_samples,
-                               history, learn_phases, prune, resting, takes, window)
+                               history, learn_phases, learn_take, prune, resting, takes, window)
 from edge.events import Event, EventBus
 from edge.journal import Journal
 from edge.retries import RETRY_DELAYS, Later, next_delay
@@ -84,7 +84,8 @@ class LoadManager:
     def __init__(self, topology: Topology, settings: LoadManagementSection, *, bus: EventBus, clock: Clock,
                  control: StationControl | None = None, journal: Journal, meters: dict[str, MeterSource],
                  prioritised: Callable[[str], bool], is_known: Callable[[str], bool],
-                 needs_of: Callable[[str], Declared | None] | None = None):
+                 needs_of: Callable[[str], Declared | None] | None = None,
+                 drew_of: Callable[[str], float] | None = None):
         self.topology = topology
         self.settings = settings
         self.meters = meters            # circuit id -> its meter
@@ -96,6 +97,9 @@ class LoadManager:
         self._prioritised = prioritised
         self._is_known = is_known
         self._needs_of = needs_of
+        # The most a token's car drew on a phase in its past sessions (history.TokenHistory.drew_of): a
+        # session starts with it as Track.drew, so a car that drew its EVSE's maximum is planned at it.
+        self._drew_of = drew_of
         self.timing = Timing(settings.hysteresis, settings.change_interval, settings.follow_time,
                              settings.tx_profile_duration)
         self.tracks: dict[EvseKey, Track] = {e.key: Track() for e in topology.evses}
@@ -140,7 +144,7 @@ class LoadManager:
         self.needs: dict[int, Declared] = {}
         self._needs_version = 0
         self._targets: dict[EvseKey, float] | None = None
-        self._planned: tuple[float, frozenset, int] = (-math.inf, frozenset(), -1)
+        self._planned: tuple[float, tuple, int] = (-math.inf, (), -1)
 
     # --- what the site looks like ------------------------------------------------------------------
 
@@ -251,20 +255,23 @@ class LoadManager:
             if s.session and s.measured:
                 track = self.tracks[s.key]
                 track.drew = max(track.drew, *s.measured)
-        sessions = frozenset((s.key, self.tracks[s.key].transaction_id) for s in states if s.session)
+        topology = self.capped_topology()
+        drew = {s.key: self.tracks[s.key].drew for s in states if s.session}
+        took = {s.key: self.tracks[s.key].took for s in states if s.session}
+        said = {s.key: self.car_max[s.key] for s in states if s.session and s.key in self.car_max}
+        # Re-planned too when a car's maximum becomes known (it showed what it takes).
+        sessions = (frozenset((s.key, self.tracks[s.key].transaction_id) for s in states if s.session),
+                    known_maxima(plan_cars(topology, states, {}, drew, said, took)))
         at, seen, version = self._planned
         if now - at < PLAN_PERIOD_S and sessions == seen and version == self._needs_version:
             return self._targets
-        topology = self.capped_topology()
         needs = self._needs_now(now)
         if needs:
             free = allocate(Inputs(topology, meters, states, now, "fair", self.settings.rotate_after))
             # Only cars that said what they need get a target (the planner's order, early leavers
             # first); the allocator gives the others their minimum and shares the rest fairly.
             # (In the plan, cars without a need would take slot 0's rest in key order: first come.)
-            planned = targets_now(topology, states, needs, free, now,
-                                  drew={s.key: self.tracks[s.key].drew for s in states if s.session},
-                                  said={s.key: self.car_max[s.key] for s in states if s.session and s.key in self.car_max})
+            planned = targets_now(topology, states, needs, free, now, drew=drew, took=took, said=said)
             self._targets = {k: a for k, a in planned.items() if k in needs}
         else:
             self._targets = None        # nobody said: `fair`
@@ -774,6 +781,7 @@ class LoadManager:
             start = data.get("meter_start")
             self.tracks[(event.charger_id, data["connector_id"])] = replace(
                 Track(), transaction_id=data["transaction_id"], priority=self._prioritised(tag), arrived=now,
+                drew=self._drew_of(tag) if self._drew_of is not None and tag else 0.0,
                 status=track.status if track.status not in ("Available",) else "Charging",
                 start_wh=float(start) if isinstance(start, (int, float)) and not isinstance(start, bool) else None)
             # Needs of sessions no longer on any connector (replaced without a stop) go with them.
@@ -839,6 +847,8 @@ class LoadManager:
         held = track.held
         track.takes = (takes(track, held.limit, currents, now, self.settings.follow_time)
                        if held is not None and held.transaction_id == track.transaction_id else None)
+        # What it was found to take stays for the planner once `takes` forgets it (limited below it).
+        track.took = learn_take(track.took, track.takes, evse.min_current)
         if sample is not None:
             self._follow_up(evse.key, track, sample, now)
 

@@ -13,6 +13,7 @@ from edge.dlm.config import LoadManagementSection
 from edge.dlm.estimate import Command
 from edge.dlm.manager import LoadManager
 from edge.dlm.model import Circuit, Evse, Inputs, Topology
+from edge.dlm.phases import phase_map
 from edge.dlm.sampling import sampled_data
 from edge.events import Event, EventBus
 from edge.journal import Sample
@@ -294,3 +295,62 @@ def test_a_resumed_car_ramping_up_is_credited_while_another_car_draws_steadily()
     # B's sample since its stop shows nothing (at 15 s, before its ramp), but the meter
     # rose 8 A since it was resumed while A's draw did not: B draws about 8 A, not building load.
     assert estimated[("B", 1)].least[0] > 7.0
+
+
+def test_what_a_car_was_found_to_take_is_kept_for_the_planner_once_it_is_limited_below_it():
+    """A 16 A car found drawing 16 A under a 20 A limit took 16 A; limited to 12 A it draws 12 A and the
+    demand is forgotten (`takes`), but Track.took, what the planner counts on for it, stays 16 A."""
+    lm, clock = manager()
+    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
+    track = lm.tracks[("A", 1)]
+
+    def send(limit: float) -> None:
+        now = clock.monotonic()
+        track.commands += (Command(limit, now, now, True),)
+        track.held = Held(limit, 3, 1, now, now + 120.0)
+
+    send(20.0)
+    clock.advance(10)
+    event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 16.0, 16.0, 16.0))
+    assert (track.takes, track.took) == (17.0, 16.0)
+    send(12.0)
+    clock.advance(10)
+    event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 12.0, 12.0, 12.0))
+    assert (lm._state(("A", 1), clock.monotonic()).demand, track.took) == (None, 16.0)
+
+
+def test_a_session_starts_with_what_its_tokens_car_drew_before():
+    """history.TokenHistory.drew_of: the token's car drew 31.4 A in its last sessions, so its session
+    starts with Track.drew 31.4 and the planner counts on its EVSE's 32 A from the start."""
+    site = Topology((Circuit("grid", 63.0),), (Evse("A", 1, "grid", phase_map(3), max_current=32.0),), 1.0)
+    lm = LoadManager(site, LoadManagementSection(strategy="scheduled"), bus=EventBus(), clock=ManualClock(),
+                     control=None, journal=None, meters={}, prioritised=lambda _: False,  # type: ignore[arg-type]
+                     is_known=lambda _: True, drew_of=lambda tag: {"REGULAR": 31.4}.get(tag, 0.0))
+    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="REGULAR")
+    assert lm.tracks[("A", 1)].drew == 31.4
+    event(lm, "transaction.started", "A", connector_id=1, transaction_id=2, id_tag="NEWCOMER")
+    assert lm.tracks[("A", 1)].drew == 0.0
+
+
+def test_the_plan_is_made_again_as_soon_as_a_car_shows_what_it_takes():
+    """`scheduled`: a car found to take 16 A under a 20 A limit is planned again at once (planner.known_maxima
+    changed), with what it took, not at the next period 300 s on."""
+    lm, clock = manager()
+    lm.settings = LoadManagementSection(strategy="scheduled")
+    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
+    lm.set_needs(1, None, 10_000.0, "api")
+    track = lm.tracks[("A", 1)]
+    with planner_told("took") as told:
+        now = clock.monotonic()
+        lm._plan(tuple(lm._state(k, now) for k in (("A", 1), ("B", 1))), {}, now)
+        track.commands += (Command(20.0, now, now, True),)
+        track.held = Held(20.0, 3, 1, now, now + 120.0)
+        clock.advance(10)
+        now = clock.monotonic()
+        lm._plan(tuple(lm._state(k, now) for k in (("A", 1), ("B", 1))), {}, now)
+        assert len(told) == 1                       # nothing new: the plan holds
+        event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 16.0, 16.0, 16.0))
+        clock.advance(1)
+        now = clock.monotonic()
+        lm._plan(tuple(lm._state(k, now) for k in (("A", 1), ("B", 1))), {}, now)
+        assert len(told) == 2 and told[-1] == {("A", 1): 16.0}
