@@ -331,9 +331,13 @@ class LoadManager:
         second of one building step). A change of the building after the reading is what the
         meter period of the reaction window is for. Computed once per instant and change."""
         if self._estimated[0] != (now, self._changes):
-            estimated = self._estimate_at(now)
+            cars = self._cars(now)
+            estimated = self._estimate_of(cars, now)
             times = self._reading_times(now)
-            earlier = {t: self._estimate_at(now, sent_by=t) for t in set(times.values()) if t < now}
+            # A reading taken after every limit sent so far (the one a reaction to a load step acts
+            # on) has the estimate above as its own: only an older one needs a second pass.
+            earlier = {t: self._estimate_of(sent_by(cars, t), now) for t in set(times.values())
+                       if t < now and sent_after(cars, t)}
             if earlier:
                 merged = {}
                 for key, b in estimated.items():
@@ -345,13 +349,11 @@ class LoadManager:
             self._estimated = ((now, self._changes), estimated)
         return self._estimated[1]
 
-    def _estimate_at(self, at: float, sent_by: float | None = None) -> dict[EvseKey, Bounds]:
-        """The estimate at `at`; with `sent_by`, as if no limit had been sent after that instant
-        (a reading then cannot show them): the cars' samples and what was learned since still count."""
-        cars = {key: self._history(key, at) for key, track in self.tracks.items() if track.transaction_id is not None}
-        if sent_by is not None:
-            cars = {key: replace(car, commands=tuple(c for c in car.commands if c.sent_at <= sent_by))
-                    for key, car in cars.items()}
+    def _cars(self, at: float) -> dict[EvseKey, Any]:
+        """The estimator's history of every running session at `at`."""
+        return {key: self._history(key, at) for key, track in self.tracks.items() if track.transaction_id is not None}
+
+    def _estimate_of(self, cars: dict[EvseKey, Any], at: float) -> dict[EvseKey, Bounds]:
         readings = {c: tuple(r) for c, r in self._readings.items() if r}
         return estimate_site(self.topology, cars, readings, at, self.reaction)
 
@@ -882,6 +884,17 @@ class LoadManager:
             if track.over_limit:
                 log.warning("charger=%s connector=%s follows its limit again", *key)
                 track.over_limit = False
+
+
+def sent_by(cars: dict[EvseKey, Any], instant: float) -> dict[EvseKey, Any]:
+    """The histories as if no limit had been sent after `instant` (a reading then cannot show
+    them): the cars' samples and what was learned since still count."""
+    return {key: replace(car, commands=tuple(c for c in car.commands if c.sent_at <= instant))
+            for key, car in cars.items()}
+
+
+def sent_after(cars: dict[EvseKey, Any], instant: float) -> bool:
+    return any(c.sent_at > instant for car in cars.values() for c in car.commands)
 
 
 def rate_unit(units: str | None) -> str:
