@@ -38,6 +38,7 @@ from typing import AsyncIterator
 from edge.app import Edge
 from edge.config import parse_config
 from edge.dlm.phases import ROTATIONS, phase_map, to_site
+from edge.heap import freeze_startup
 from simulator.charge_point import SimulatedChargePoint
 from simulator.meter import CURRENT, SimulatedMeter
 
@@ -193,6 +194,7 @@ async def running_site(chargers: int, meter_period: float) -> AsyncIterator[tupl
             config = parse_config(site_toml(0, meter_port, ids, meter_period), "bench-dlm.toml", state_dir=state_dir)
             edge = Edge(config)
             task = await edge.start()
+            freeze_startup()    # as the edge's own process does once it is ready (edge.app.run_edge)
             url = f"ws://127.0.0.1:{edge.ocpp.bound_port}/ocpp"
             site.sims = {cid: SimulatedChargePoint(cid, url, reconnect_delay=0.2, meter_interval=1.0,
                                                    ramp_seconds=1.0, max_current=CAR_AMPS, phases=3,
@@ -206,6 +208,8 @@ async def running_site(chargers: int, meter_period: float) -> AsyncIterator[tupl
                     if await sim.authorize(ID_TAG) != "Accepted":
                         raise RuntimeError(f"{sim.id}: the bench's id tag was not accepted")
                     await sim.start_transaction(1, ID_TAG)
+                # On a site the chargers live in processes of their own, not in the edge's heap.
+                freeze_startup()
                 yield edge, site, received
             finally:
                 for t in sim_tasks:

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import ocpp.messages
 
+from edge.heap import freeze_when_ready
 from edge.web.charger_files import ChargerFilesHttps
 from edge.web.server import LocalApi
 from edge.auth.authorizer import Authorizer, document_hash
@@ -454,7 +455,11 @@ async def run_edge(config: SiteConfig, *, config_text: str | None = None,
         for warning in config_warnings(config):
             log.warning("config: %s", warning)
         edge = Edge(config, config_text=config_text, config_fallback=config_fallback, config_source=config_source)
-        await edge.run()
+        freezing = asyncio.create_task(freeze_when_ready(edge.started), name="freeze-startup-heap")
+        try:
+            await edge.run()
+        finally:
+            freezing.cancel()
     except asyncio.CancelledError:
         if not stop.signals:
             raise
