@@ -102,14 +102,14 @@ def test_profiles_in_amps_or_watts():
 
 def test_a_small_increase_is_owed_and_goes_out_once_the_limit_is_old():
     # 0.4 A is below the 1 A step: held back while the limit is fresh ...
-    assert orders(decide(16.4), held(16.0, sent_at=85.0)) == []
-    # ... and sent once it is `owed_after` (20 s) old, so small rises add up instead of being lost
-    # while every small decrease goes out: a limit 22 s old is not left 0.4 A below its decision
+    assert orders(decide(16.4), held(16.0, sent_at=95.0)) == []
+    # ... and sent once it is `owed_after` (10 s) old, so small rises add up instead of being lost
+    # while every small decrease goes out: a limit 12 s old is not left 0.4 A below its decision
     # until its renewal (60 s).
-    assert TIMING.owed_after == 20.0
-    assert orders(decide(16.4), held(16.0, sent_at=78.0)) == [("increase", 16.4)]
+    assert TIMING.owed_after == 10.0
+    assert orders(decide(16.4), held(16.0, sent_at=88.0)) == [("increase", 16.4)]
     # Still paced: not while a decrease elsewhere is taking hold.
-    assert orders(decide(16.4), held(16.0, sent_at=78.0), last_decrease=97.0) == []
+    assert orders(decide(16.4), held(16.0, sent_at=88.0), last_decrease=97.0) == []
 
 
 @settings(max_examples=200, deadline=None)
