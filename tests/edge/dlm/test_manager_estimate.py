@@ -86,6 +86,15 @@ def test_the_measurands_asked_keep_what_the_charger_sends_within_its_maximum():
         "Current.Import,Current.Offered,Power.Active.Import,Energy.Active.Import.Register,SoC")
 
 
+def sender(track, clock):
+    """What the manager records when a charger accepted `limit` now (a command and the held limit)."""
+    def send(limit: float) -> None:
+        now = clock.monotonic()
+        track.commands += (Command(limit, now, now, True),)
+        track.held = Held(limit, 3, 1, now, now + 120.0)
+    return send
+
+
 def test_a_car_at_its_own_maximum_stays_held_at_what_it_takes():
     """A 16 A car on a 32 A wallbox: found to take about 17 A, held there, and kept there by its
     next samples (16 A is not 2 A under 17 A), rather than raised to its share and found out again;
@@ -93,11 +102,7 @@ def test_a_car_at_its_own_maximum_stays_held_at_what_it_takes():
     lm, clock = manager()
     event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
     track = lm.tracks[("A", 1)]
-
-    def send(limit: float) -> None:
-        now = clock.monotonic()
-        track.commands += (Command(limit, now, now, True),)
-        track.held = Held(limit, 3, 1, now, now + 120.0)
+    send = sender(track, clock)
 
     send(20.0)
     clock.advance(10)
@@ -303,11 +308,7 @@ def test_what_a_car_was_found_to_take_is_kept_for_the_planner_once_it_is_limited
     lm, clock = manager()
     event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
     track = lm.tracks[("A", 1)]
-
-    def send(limit: float) -> None:
-        now = clock.monotonic()
-        track.commands += (Command(limit, now, now, True),)
-        track.held = Held(limit, 3, 1, now, now + 120.0)
+    send = sender(track, clock)
 
     send(20.0)
     clock.advance(10)
