@@ -42,8 +42,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidHandshake
 
 from bench import servers
-from bench.fleet import progress
-from bench.measure import MB, RoundTrips, UsageMeter, run_report, work_dir
+from bench.measure import MB, RoundTrips, UsageMeter, progress, run_report, work_dir
 from bench.ocpp_load import commit, machine, raise_open_files_limit
 from edge.ocpp.security import hash_password
 

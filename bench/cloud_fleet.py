@@ -45,7 +45,7 @@ import aiohttp
 import psutil
 import psycopg
 
-from bench.fleet import progress
+from bench.measure import progress
 from bench.fleet_sites import raise_fd_limit
 from bench.servers import fleet_accounts, fleet_broker, free_port, tail
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import psycopg
 
-from bench.fleet import progress
+from bench.measure import progress
 from cloud.db import Database
 from cloud.store import ingest as store, retention
 from contract.v1 import Message, UpBatch

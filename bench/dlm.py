@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import sys
 import time
 from datetime import datetime, timezone
 from typing import Iterator
@@ -36,8 +35,7 @@ import psutil
 from bench import dlm_compute, dlm_plan_compute, dlm_reaction
 from bench.dlm_bound import ideal_fair, ideal_planned, lp_bound
 from bench.dlm_day import DAY_STRATEGIES, FULL_DAY, PLAN_PERIOD_S, QUICK_DAY, REACTION_S, simulate, workplace_day
-from bench.fleet import progress
-from bench.measure import percentile, run_report
+from bench.measure import percentile, progress, run_report
 from bench.ocpp_load import commit, machine
 from edge.dlm.model import STRATEGIES
 

@@ -31,8 +31,7 @@ from bench.dlm_scenario_bound import lp_bound
 from bench.dlm_scenario_naive import NaiveController
 from bench.dlm_scenario_site import (CAR_REACTION_S, CONTROLLER_REACTION_S, ID_TAG, MARGIN, METER_INTERVAL_S,
                                      WINDOW_S, Car, Charger, Scenario, World)
-from bench.fleet import progress
-from bench.measure import run_report
+from bench.measure import progress, run_report
 from bench.ocpp_load import commit, machine
 from edge.app import Edge
 from edge.config import parse_config

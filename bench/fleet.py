@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -25,10 +24,6 @@ from simulator import ConnectorState, NotConnected, SimulatedChargePoint
 ID_TAG = "BENCH-TAG"
 # Errors a charger counts and carries on after: the figures show them.
 SEND_ERRORS = (NotConnected, OCPPError, TimeoutError)
-
-
-def progress(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 class Fleet:

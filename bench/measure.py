@@ -25,6 +25,11 @@ import psutil
 MB = 1024 * 1024
 
 
+
+def progress(message: str) -> None:
+    """A benchmark's progress line, on stderr (stdout is its one JSON document)."""
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
 @dataclass
 class Usage:
     cpu_percent: float = 0.0

@@ -51,8 +51,8 @@ import psutil
 from ocpp.v201 import call as call201
 
 from bench import servers
-from bench.fleet import ID_TAG, Fleet, progress
-from bench.measure import MachineMeter, UsageMeter, run_report, work_dir
+from bench.fleet import ID_TAG, Fleet
+from bench.measure import MachineMeter, UsageMeter, progress, run_report, work_dir
 from edge.ocpp.security import hash_password
 from simulator.light_station import LightStation
 from simulator.tls import client_context

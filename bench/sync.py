@@ -44,8 +44,7 @@ from typing import Any
 import psutil
 
 from bench.dlm import others_cpu
-from bench.fleet import progress
-from bench.measure import run_report
+from bench.measure import progress, run_report
 from bench.ocpp_load import commit, machine
 
 REPO = Path(__file__).resolve().parent.parent
