@@ -37,14 +37,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from types import ModuleType
 from typing import Any
 
-if TYPE_CHECKING:
-    from edge.dlm.planner import PlanCar, PlanInputs
-    from edge.dlm.model import EvseKey
+from edge.dlm.model import EvseKey, Resource
 
 # numpy and scipy's linprog and csr_matrix once imported (load()).
 _lp: tuple[ModuleType, Any, Any] | None = None
@@ -85,9 +81,43 @@ PRIORITY = 10.0
 # its EVSE's maximum, which shows what it takes (the load manager's demand) by the next plan.
 UNKNOWN_MAX = 16.0
 EPS = 1e-9
+VOLTAGE = 230.0
 
 
-def later_max(car: "PlanCar") -> float:
+@dataclass(frozen=True)
+class PlanCar:
+    key: EvseKey
+    resources: tuple[Resource, ...]     # the circuit phases it draws on (every circuit on its path)
+    phases: int                         # how many phases it draws on
+    min_current: float = 6.0
+    max_current: float = 32.0           # A per phase it can take (the EVSE's and the car's)
+    energy_wh: float = math.inf         # still wanted before it leaves; inf: unknown
+    departure: float = math.inf         # monotonic s; inf: unknown
+    priority: bool = False              # a prioritised user group: served before every other car
+    # False: the car has not shown what it takes (it was never offered more than it drew), so
+    # `max_current` is only its EVSE's. It may take that now, but the plan does not count on more
+    # than UNKNOWN_MAX later: half the cars take 16 A, and a car planned to finish at 32 A that
+    # takes 16 A is put off until it can no longer finish (optimiser.solve, _scheduled).
+    max_known: bool = True
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    cars: tuple[PlanCar, ...]
+    capacity: dict[Resource, float]     # A per circuit phase free for these cars now (after base load, reserve, margin)
+    now: float
+    policy: str = "scheduled"
+    slot_s: float = 300.0
+    horizon_s: float = 12 * 3600.0      # a car with no departure is planned as if it left at the horizon
+    voltage: float = VOLTAGE
+    # What each later slot is expected to have (a forecast of the building's load, e.g. the same
+    # hour on past days), slot 1 first. Past its end, and for a phase it does not name: `capacity`.
+    later: tuple[dict[Resource, float], ...] = ()
+    # Wall-clock seconds the LP may take; 0: the greedy plan (`scheduled` only).
+    budget_s: float = BUDGET_S
+
+
+def later_max(car: PlanCar) -> float:
     """A per phase the plan counts on the car taking after slot 0: its maximum when known, else
     no more than UNKNOWN_MAX."""
     if car.max_known:
@@ -101,8 +131,8 @@ class SolverFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class Solved:
-    slot0: dict["EvseKey", float]                 # A per phase now, before the minimum is applied
-    schedule: dict["EvseKey", tuple[float, ...]]  # A per phase, mean over each slot
+    slot0: dict[EvseKey, float]                 # A per phase now, before the minimum is applied
+    schedule: dict[EvseKey, tuple[float, ...]]  # A per phase, mean over each slot
     slots: tuple[float, ...]                      # slot lengths, s
 
 
@@ -119,7 +149,7 @@ def slot_lengths(slot_s: float, span_s: float) -> tuple[float, ...]:
     return tuple(out)
 
 
-def solve(cars: list["PlanCar"], left: dict, inputs: "PlanInputs", end: float) -> Solved:
+def solve(cars: list[PlanCar], left: dict, inputs: PlanInputs, end: float) -> Solved:
     """The LP's plan for `cars` (each with a path and a minimum it can reach) until `end`."""
     if not load():
         raise SolverFailed("scipy is not installed")
@@ -192,7 +222,7 @@ def solve(cars: list["PlanCar"], left: dict, inputs: "PlanInputs", end: float) -
     return Solved({c.key: schedule[c.key][0] for c in cars}, {k: tuple(v) for k, v in schedule.items()}, lengths)
 
 
-def _capacity(inputs: "PlanInputs", left: dict, resource, offset: float, length: float) -> float:
+def _capacity(inputs: PlanInputs, left: dict, resource, offset: float, length: float) -> float:
     """Free amps on a circuit phase over a slot: now, or the forecast's least over the slot."""
     if offset <= EPS or not inputs.later:
         return left.get(resource, 0.0)

@@ -42,45 +42,12 @@ import math
 from dataclasses import dataclass, field, replace
 
 from edge.dlm import optimiser
-from edge.dlm.optimiser import UNKNOWN_MAX
+# PlanCar and PlanInputs, what a plan is made of, live beside the solver that reads them.
+from edge.dlm.optimiser import PlanCar, PlanInputs
 from edge.dlm.model import Allocation, ConnectorState, EvseKey, Resource, Topology
 
 POLICIES = ("scheduled", "edf", "llf", "round_robin", "round_robin_blind")
-VOLTAGE = 230.0
 EPS = 1e-9
-
-
-@dataclass(frozen=True)
-class PlanCar:
-    key: EvseKey
-    resources: tuple[Resource, ...]     # the circuit phases it draws on (every circuit on its path)
-    phases: int                         # how many phases it draws on
-    min_current: float = 6.0
-    max_current: float = 32.0           # A per phase it can take (the EVSE's and the car's)
-    energy_wh: float = math.inf         # still wanted before it leaves; inf: unknown
-    departure: float = math.inf         # monotonic s; inf: unknown
-    priority: bool = False              # a prioritised user group: served before every other car
-    # False: the car has not shown what it takes (it was never offered more than it drew), so
-    # `max_current` is only its EVSE's. It may take that now, but the plan does not count on more
-    # than UNKNOWN_MAX later: half the cars take 16 A, and a car planned to finish at 32 A that
-    # takes 16 A is put off until it can no longer finish (optimiser.solve, _scheduled).
-    max_known: bool = True
-
-
-@dataclass(frozen=True)
-class PlanInputs:
-    cars: tuple[PlanCar, ...]
-    capacity: dict[Resource, float]     # A per circuit phase free for these cars now (after base load, reserve, margin)
-    now: float
-    policy: str = "scheduled"
-    slot_s: float = 300.0
-    horizon_s: float = 12 * 3600.0      # a car with no departure is planned as if it left at the horizon
-    voltage: float = VOLTAGE
-    # What each later slot is expected to have (a forecast of the building's load, e.g. the same
-    # hour on past days), slot 1 first. Past its end, and for a phase it does not name: `capacity`.
-    later: tuple[dict[Resource, float], ...] = ()
-    # Wall-clock seconds the LP may take; 0: the greedy plan (`scheduled` only).
-    budget_s: float = optimiser.BUDGET_S
 
 
 @dataclass(frozen=True)
