@@ -7,7 +7,8 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from cloud.api.common import DB, DOWNLINK, INGEST, LINK, OPERATOR, ApiError, error_response
+from cloud.api.common import DB, DOWNLINK, INGEST, LINK, OPENAPI, OPERATOR, ApiError, error_response
+from cloud.api.openapi import document
 from cloud.api.routes import PUBLIC_PATHS, add_routes
 from cloud.db import Database
 from cloud.downlink import Downlink
@@ -57,5 +58,6 @@ def make_app(db: Database, downlink: Downlink, ingest: Ingest, link: MqttLink) -
     app[DOWNLINK] = downlink
     app[INGEST] = ingest
     app[LINK] = link
+    app[OPENAPI] = document
     add_routes(app)
     return app

@@ -21,6 +21,8 @@ DB = web.AppKey("db", Database)
 DOWNLINK = web.AppKey("downlink", Downlink)
 INGEST = web.AppKey("ingest", Ingest)
 LINK = web.AppKey("link", MqttLink)
+# The OpenAPI document's builder (cloud/api/openapi.py, which reads the route table: handlers reach it here).
+OPENAPI = web.AppKey("openapi", Callable[[], dict])
 # Request key: the operator the bearer token belongs to (RequestKey from aiohttp 3.12 on).
 OPERATOR: Any = web.RequestKey("operator", str) if hasattr(web, "RequestKey") else "operator"
 
