@@ -14,7 +14,8 @@ On PostgreSQL each step first takes an advisory lock (pg_try_advisory_xact_lock,
 schema too): with several
 instances one runs a step and the others find it taken and leave it. Dropping a partition locks
 the whole table for a moment; lock_timeout keeps that moment short, or the step waits for the
-next round.
+next round. Folding late points out of the default partition waits for the stores in flight and holds
+new ones back (telemetry.HORIZON_LOCK), so none puts a point back after its raw copy was folded.
 """
 
 from __future__ import annotations
@@ -113,6 +114,10 @@ def step(conn: Connection, today: date, raw_days: int, aggregate_days: int) -> s
         # The oldest raw day before the cutoff (SQLite; on PostgreSQL points the default partition caught).
         day = datetime.strptime(late[:10], "%Y-%m-%d").date()
         low, high = day_text(day), day_text(min(day + timedelta(days=1), raw_cutoff))
+        if conn.dialect == "postgresql":
+            # No store between its reading of the horizon and its commit meanwhile: one that read the old
+            # horizon would put a point back into the raw table after its copy is folded and deleted.
+            conn.run("SELECT pg_advisory_xact_lock(?, hashtext(current_schema()))", (telemetry.HORIZON_LOCK,))
         _set_horizon(conn, high)
         table = "telemetry_raw_default" if conn.dialect == "postgresql" else "telemetry_raw"
         folded = _fold_day(conn, table, low, high, delete=True)

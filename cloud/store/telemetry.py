@@ -18,6 +18,11 @@ from cloud.projections import dumps
 
 HORIZON = "telemetry_raw_from"
 FOLD_LOCK = 0x5C7E
+# PostgreSQL: held shared by every store from its reading of the horizon to its commit, and exclusively
+# by the retention step that folds late raw points and deletes them (cloud/store/retention.py). Without
+# it, a store that read the old horizon could insert a point again just after the fold deleted its raw
+# copy, and the point counted as new twice (two cloud instances given one redelivered batch).
+HORIZON_LOCK = 0x5C7F
 
 
 class PartitionsChanged(RuntimeError):
@@ -39,6 +44,8 @@ def horizon(conn: Connection) -> str:
 
 def store(conn: Connection, site: str, points: list[Point]) -> set[str]:
     """-> the message ids of the points not stored before."""
+    if conn.dialect == "postgresql":
+        conn.run("SELECT pg_advisory_xact_lock_shared(?, hashtext(current_schema()))", (HORIZON_LOCK,))
     since = horizon(conn)
     raw = [p for p in points if p.at >= since]
     late = [p for p in points if p.at < since]
