@@ -23,7 +23,7 @@ from edge.dlm.actuation import Held, Order, Timing, default_limit, fit, plan, tx
 from edge.dlm.allocate import allocate
 from edge.dlm.caps import Cap, capped
 from edge.dlm.config import LoadManagementSection
-from edge.dlm.estimate import Bounds, Command, MeterReading, Reaction, Sample, allowed_over, estimate_site
+from edge.dlm.estimate import Bounds, Command, MeterReading, Reaction, allowed_over, estimate_site
 from edge.dlm.estimate import sample_from_meter_values
 from edge.dlm.model import Allocation, ConnectorState, EvseKey, Inputs, Topology
 from edge.dlm.needs import Declared, register_wh, still_wanted
@@ -32,8 +32,9 @@ from edge.dlm.phases import NAMES
 from edge.dlm.planner import PLAN_PERIOD_S, Need, known_maxima, plan_cars, targets_now
 from edge.dlm.sampling import MeterValuesSetup
 from edge.dlm.series import SeriesRecorder
-from edge.dlm.tracking import (DELIVERY_LAG, DRAWING, FIRST_WINDOW, Track, answered, currents_from_samples,
-                               history, learn_phases, learn_take, prune, resting, takes, window)
+from edge.dlm.tracking import (DELIVERY_LAG, DRAWING, FIRST_WINDOW, SAMPLES_KEPT, Track, answered,
+                               currents_from_samples, history, learn_phases, learn_take, prune, resting, takes,
+                               window)
 from edge.events import Event, EventBus
 from edge.journal import Journal
 from edge.retries import RETRY_DELAYS, Later, next_delay
@@ -47,14 +48,7 @@ ACTOR = "load-management"
 RETRY_REFUSED_AFTER = 300.0
 NOT_DRAWING = {"Available", "SuspendedEV", "SuspendedEVSE", "Finishing", "Faulted", "Unavailable"}
 # Grid meter readings kept for attributing a rise to a car that was just raised (s).
-READINGS_KEPT = 30.0
-
-
-def recent(samples: tuple[Sample, ...], now: float) -> tuple[Sample, ...]:
-    """The samples the estimator may need for an instant as far back as the oldest reading kept:
-    from the latest one taken by then on."""
-    first = max((i for i, s in enumerate(samples) if s.at <= now - READINGS_KEPT), default=0)
-    return samples[first:]
+READINGS_KEPT = SAMPLES_KEPT      # the cars' samples go back as far (tracking.prune)
 
 
 class MeterSource(Protocol):
@@ -129,12 +123,6 @@ class LoadManager:
         self.reaction = Reaction(follow=settings.follow_time)
         # Circuit id -> its meter's recent readings, for the rise after an increase (estimate.attribute_rises).
         self._readings: dict[str, deque[MeterReading]] = {}
-        # EVSE -> (transaction id, its samples as far back as those readings). The rise credited to a car
-        # just raised is the meter's rise less what the other cars' estimates rose since the increase; with
-        # only the latest two samples (tracking.prune) a car whose sample before the increase was dropped
-        # looked as if it had risen from 0 A to its whole draw since, the raised car got no credit, its
-        # draw was taken for building load and it was paused again (every 9 to 10 s in `phases`).
-        self._sampled: dict[EvseKey, tuple[int | None, tuple[Sample, ...]]] = {}
         # The estimate at one instant, until something changes (events, answers, readings).
         self._changes = 0
         self._estimated: tuple[tuple[float, int], dict[EvseKey, Bounds]] = ((-math.inf, -1), {})
@@ -314,11 +302,7 @@ class LoadManager:
         steered = evse.smart_charging and not self._refused(charger, now) and not track.over_limit
         if follows is not None:
             steered = follows
-        car = history(evse, track, initial=initial, steered=steered, now=now, booted_at=charger.booted_at)
-        kept = self._sampled.get(key)
-        if kept is not None and kept[0] == track.transaction_id and track.samples and kept[1][-1] is track.samples[-1]:
-            car = replace(car, samples=kept[1])
-        return car
+        return history(evse, track, initial=initial, steered=steered, now=now, booted_at=charger.booted_at)
 
     def estimates(self, now: float) -> dict[EvseKey, Bounds]:
         """Every running session's interval per charger phase (edge.dlm.estimate): `most` at
@@ -831,9 +815,6 @@ class LoadManager:
         if sample is not None:
             track.samples = (*track.samples, sample)
             prune(track, now, self.reaction.follow)
-            kept = self._sampled.get(evse.key)
-            older = kept[1] if kept is not None and kept[0] == track.transaction_id else ()
-            self._sampled[evse.key] = (track.transaction_id, recent((*older, sample), now))
         parsed = currents_from_samples(samples, phases)
         if parsed is None:
             return

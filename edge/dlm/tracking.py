@@ -110,12 +110,23 @@ def history(evse: Evse, track: Track, *, initial: float, steered: bool, now: flo
                       phases_in_use=track.phases)
 
 
+# Samples are kept this far back (s): as far as the load manager keeps the meter's readings. The rise
+# credited to a car just raised is the meter's rise less what the other cars' estimates rose since the
+# increase; with only the latest two samples, a car whose sample before the increase was dropped looked
+# as if it had risen from 0 A to its whole draw, the raised car got no credit, its draw was taken for
+# building load and it was paused again (every 9 to 10 s in the real-time `phases` scenario).
+SAMPLES_KEPT = 30.0
+
+
 def prune(track: Track, now: float, follow: float) -> None:
-    """Keep the latest two samples, and the commands from the last one settled
-    (accepted and answered) before what those samples and `now` need: the same
-    as estimate.trim, but keeping that command itself rather than an initial."""
-    track.samples = track.samples[-2:]
-    before = min([now] + [s.at - s.interval for s in track.samples]) - follow
+    """Keep the samples from the latest one taken SAMPLES_KEPT before `now` on (the latest two at
+    least), and the commands from the last one settled (accepted and answered) before what the
+    latest two samples and `now` need: the same as estimate.trim, but keeping that command itself
+    rather than an initial."""
+    samples = track.samples
+    old = max((i for i, s in enumerate(samples) if s.at <= now - SAMPLES_KEPT), default=0)
+    track.samples = samples[min(old, max(0, len(samples) - 2)):]
+    before = min([now] + [s.at - s.interval for s in samples[-2:]]) - follow
     settled = None
     for i, c in enumerate(track.commands):
         if c.accepted and c.answered_at is not None and c.answered_at < before:
