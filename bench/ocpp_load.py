@@ -293,7 +293,7 @@ async def _set_up(name: str, fleet: Fleet, settle: float) -> dict:
     # that work is over before anything is measured.
     await fleet.quiet(settle, timeout=60 + 0.2 * n)
     settled_s = max(setup_s, fleet.last_server_request - began)
-    return {"connect_s": round(connect_s, 2), "setup_s": round(setup_s, 2), "settled_s": round(settled_s, 2),
+    return {"connect_s": round(connect_s, 3), "setup_s": round(setup_s, 2), "settled_s": round(settled_s, 2),
             "server_requests": fleet.server_requests}
 
 
