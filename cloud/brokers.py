@@ -80,6 +80,8 @@ class Brokers:
         self._heard: dict[str, str] = {}        # site -> the broker this instance last heard it on
         self.misrouted: set[str] = set()        # sites heard on another broker than the map's
         self._sweeps: set[asyncio.Task] = set()
+        self.settled = asyncio.Event()          # no state sweep is running (tests wait for it before publishing)
+        self.settled.set()
 
     @property
     def connections(self) -> int:
@@ -125,7 +127,13 @@ class Brokers:
         if link.subscribed.is_set() and self._db is not None:
             task = asyncio.get_running_loop().create_task(self._maybe_sweep(link), name=f"state-sweep-{link.name}")
             self._sweeps.add(task)
-            task.add_done_callback(self._sweeps.discard)
+            self.settled.clear()
+            task.add_done_callback(self._sweep_ended)
+
+    def _sweep_ended(self, task: asyncio.Task) -> None:
+        self._sweeps.discard(task)
+        if not self._sweeps:
+            self.settled.set()
 
     async def _maybe_sweep(self, link: MqttLink) -> None:
         """Just subscribed: states published while no instance was subscribed there were dropped by the
@@ -140,8 +148,14 @@ class Brokers:
         except Exception as exc:  # noqa: BLE001 - the database away: read them, better twice than never
             log.warning("could not claim the state sweep of broker %s (%s); reading the states anyway", link.name, exc)
             claimed = True
-        if claimed:
-            link.sweep_states()
+        if claimed and link.sweep_states():
+            # Until its retained copies are in (or the connection is gone): `settled` means no copy is on its way.
+            waits = [asyncio.ensure_future(e.wait()) for e in (link.swept, link.disconnected)]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
 
     # -- towards the brokers -----------------------------------------------------------------------------
 

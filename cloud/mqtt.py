@@ -79,6 +79,7 @@ class MqttLink:
         self._deliver = deliver
         self._on_change = on_change            # on the event loop, after each connect, subscribe, disconnect
         self.sweeps = 0
+        self.swept = asyncio.Event()           # the broker confirmed the sweep's UNSUBSCRIBE (sweep_states)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.connected = asyncio.Event()
         self.reconnected = asyncio.Event()     # set at every CONNACK (the downlink republishes then)
@@ -110,6 +111,7 @@ class MqttLink:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_unsubscribe
         return client
 
     # -- lifecycle (event loop) ----------------------------------------------------------------------
@@ -181,6 +183,11 @@ class MqttLink:
             return
         self._to_loop(self._subscribed)
 
+    def _on_unsubscribe(self, client: paho.Client, userdata: object, mid: int, reasons: list[paho.ReasonCode],
+                        properties: Properties | None) -> None:
+        # The only UNSUBSCRIBE is the sweep's: every retained state it queued has come before this.
+        self._to_loop(self.swept.set)
+
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
         ids = getattr(message.properties, "SubscriptionIdentifier", None) or []
         if SWEEP_ID in ids and not message.retain:
@@ -226,6 +233,7 @@ class MqttLink:
         subscription gets no retained copies. -> False when not connected."""
         if not self.connected.is_set():
             return False
+        self.swept.clear()
         properties = Properties(PacketTypes.SUBSCRIBE)
         properties.SubscriptionIdentifier = SWEEP_ID
         result, _ = self.client.subscribe(STATE_FILTER, options=SubscribeOptions(qos=1), properties=properties)

@@ -104,9 +104,10 @@ class Cloud:
 
 
 async def wait_started(service: CloudService, task: asyncio.Task) -> None:
-    """Until the service listens and the broker confirmed its subscriptions; a service that
+    """Until the service listens, the broker confirmed its subscriptions and the sweep of retained
+    states is over (a retained copy would otherwise arrive in the middle of a test); a service that
     failed to start raises its own error here instead of a time-out."""
-    for event in (service.ready, service.link.subscribed):
+    for event in (service.ready, service.link.subscribed, service.link.settled):
         waiter = asyncio.ensure_future(event.wait())
         done, _ = await asyncio.wait({waiter, task}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
