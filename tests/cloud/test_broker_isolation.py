@@ -13,7 +13,6 @@ from pathlib import Path
 
 import aiohttp
 import paho.mqtt.client as paho
-import pytest
 from hypothesis import given, settings, strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 

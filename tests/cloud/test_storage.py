@@ -12,7 +12,6 @@ import pytest
 from cloud.store import ingest as store, retention, views
 from cloud.store.views import Filter
 from contract.v1 import Message, UpBatch
-from tests.cloud.conftest import POSTGRES_URL
 
 TODAY = date(2026, 3, 31)
 

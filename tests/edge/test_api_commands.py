@@ -45,7 +45,7 @@ async def test_command_failures_are_clear_and_logged(make_edge):
         missing = await api_call(edge, "POST", "/chargers/CP-2/commands/Reset",
                                  body={"params": {"type": "Soft"}, "reason": "x"}, expect=409)
         assert missing["outcome"] == "not-connected"
-        async with charger(edge) as cp:
+        async with charger(edge):
             bad = await api_call(edge, "POST", "/chargers/CP-1/commands/Reset",
                                  body={"params": {"kind": "Soft"}, "reason": "x"}, expect=400)
             assert "unknown parameter(s) kind" in bad["response"] and "expected type" in bad["response"]

@@ -15,7 +15,7 @@ from edge.journal import Store
 from tests.edge.cdr.helpers import START, next_cdr, record
 from tests.edge.conftest import PASSWORD_HASH, charger
 
-SITE = f'''
+SITE = '''
 [[tariffs]]
 id = "standard"
 type = "duration-energy"

@@ -4,7 +4,6 @@ as 1.6's MeterValues, signed values, signed firmware, log uploads and DataTransf
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 

@@ -19,7 +19,6 @@ from edge.journal import Store
 from edge.ocpp.security import hash_password
 from simulator.charge_point import SimulatedChargePoint
 from simulator.meter import SimulatedMeter
-from tests.edge.conftest import wait_for
 from tests.edge.dlm.test_closed_loop import Site, config
 
 CHROMIUM = "/usr/bin/chromium"
