@@ -59,17 +59,27 @@ class Cloud:
         self.lock = threading.Lock()
         self.messages: list[tuple[str, dict | bytes, bool]] = []
         self.connected = threading.Event()
+        self.subscribed = threading.Event()     # the broker confirmed every filter (they are in its session)
+        self._pending_subscriptions: set[int] = set()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
         if username:
             self.client.username_pw_set(username, password)
         self.client.reconnect_delay_set(0.1, 0.5)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        for f in self.filters:
-            client.subscribe(f, qos=1)
+        self.subscribed.clear()
+        with self.lock:
+            self._pending_subscriptions = {client.subscribe(f, qos=1)[1] for f in self.filters}
         self.connected.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        with self.lock:
+            self._pending_subscriptions.discard(mid)
+            if not self._pending_subscriptions:
+                self.subscribed.set()
 
     def _on_message(self, client, userdata, message) -> None:
         try:
@@ -104,6 +114,9 @@ class Cloud:
                             clean_start=paho.MQTT_CLEAN_START_FIRST_ONLY if self.persistent else True)
         self.client.loop_start()
         assert self.connected.wait(5), "test cloud did not connect"
+        # Until the SUBACK: a test that stops the broker right away must find the subscription in the
+        # session the broker saved, or what the edge sends after the restart has no subscriber.
+        assert self.subscribed.wait(5), "the broker did not confirm the test cloud's subscriptions"
         return self
 
     def stop(self) -> None:
