@@ -339,18 +339,44 @@ def test_a_paused_car_resumes_only_with_a_margin_over_its_minimum():
     """Near the minimum the estimate drifts by tenths: a car resumed with 0.5 A to spare was paused again
     seconds later, and each pause and resume held the other car's changes back. A paused car resumes with
     1 A over its minimum; a car running keeps its minimum as long as it fits, and a car due for its turn
-    takes it without the margin."""
+    takes it without the margin. (`fair` asks more of a car waiting to start: the next test; the planner's
+    strategy shares what its plan leaves as `fair` does, and keeps this margin alone.)"""
     evses = [Evse("A", 1, "grid", (0, 1, 2)), Evse("B", 1, "grid", (0, 1, 2))]
     running = ConnectorState(("A", 1), session=True, arrived=0, running_since=0)
     paused = ConnectorState(("B", 1), session=True, arrived=5, paused_since=50)
-    held = alloc(evses, [running, paused], limit=12.5, now=60)
+    held = alloc(evses, [running, paused], limit=12.5, now=60, strategy="scheduled")
     assert held.decisions[("B", 1)].limit == 0.0
     assert "resumes with 1 A over its 6 A minimum" in held.decisions[("B", 1)].reason
     assert held.decisions[("A", 1)].limit == 12.5
-    assert alloc(evses, [running, paused], limit=13.0, now=60).decisions[("B", 1)].limit == 6.5
+    assert alloc(evses, [running, paused], limit=13.0, now=60, strategy="scheduled").decisions[("B", 1)].limit == 6.5
     both_running = replace(paused, paused_since=None, running_since=5)
     assert alloc(evses, [running, both_running], limit=12.5, now=60).decisions[("B", 1)].limit == 6.2
     assert alloc(evses, [running, paused], limit=12.5, now=60, rotate_after=5).decisions[("B", 1)].limit > 0
+
+
+def test_fair_starts_a_waiting_car_only_if_every_car_charging_keeps_3_a_over_its_minimum():
+    """Each car charging costs about 1 A of headroom per phase that the controller cannot hand out (its
+    estimate's fade, increases aimed below the decision, the 1 A step): on the working day 12 cars sat at
+    6.4 A with 9 A of the grid's phase unused. A car waiting to start (a newcomer, or one paused and not
+    yet due for its turn) starts only if it and every car charging on its circuit phases keep 3 A over
+    their minimum (or what they take, if less); once due for its turn it starts by the usual rule."""
+    evses = [three("A"), three("B"), three("C")]
+    charging = [running("A", arrived=0), running("B", arrived=1)]
+    waiting = ConnectorState(("C", 1), session=True, arrived=90)
+    held = alloc(evses, [*charging, waiting], limit=26.9, now=100)
+    assert limits(held) == {"A": 13.4, "B": 13.4, "C": 0.0}
+    reason = held.decisions[("C", 1)].reason
+    assert reason.startswith("paused: circuit grid L1 has 14.9 A left; a car starts when every car charging "
+                             "there keeps 3 A over its minimum")
+    assert "take turns every 900 s" in reason
+    assert limits(alloc(evses, [*charging, waiting], limit=27, now=100)) == {"A": 9.0, "B": 9.0, "C": 9.0}
+    # A car that takes no more than its minimum (full, offered it again) claims no margin.
+    full = [running("A", arrived=0, demand=0.0), running("B", arrived=1)]
+    assert limits(alloc(evses, [*full, waiting], limit=24, now=100)) == {"A": 6.0, "B": 9.0, "C": 9.0}
+    # Due for its turn, it starts by the usual rule: with room for its minimum.
+    assert limits(alloc(evses, [*charging, waiting], limit=20, now=1000)) == {"A": 6.6, "B": 6.6, "C": 6.6}
+    # The other strategies start it as before: it fits its minimum.
+    assert limits(alloc(evses, [*charging, waiting], limit=20, now=100, strategy="fcfs"))["C"] == 6.0
 
 
 def test_a_resting_car_is_paused_with_its_reason_and_its_minimum_goes_to_the_others():
