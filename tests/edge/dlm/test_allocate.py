@@ -355,11 +355,11 @@ def test_a_paused_car_resumes_only_with_a_margin_over_its_minimum():
 
 
 def test_fair_starts_a_waiting_car_only_if_every_car_charging_keeps_3_a_over_its_minimum():
-    """Each car charging costs about 1 A of headroom per phase that the controller cannot hand out (its
-    estimate's fade, increases aimed below the decision, the 1 A step): on the working day 12 cars sat at
-    6.4 A with 9 A of the grid's phase unused. A car waiting to start (a newcomer, or one paused and not
-    yet due for its turn) starts only if it and every car charging on its circuit phases keep 3 A over
-    their minimum (or what they take, if less); once due for its turn it starts by the usual rule."""
+    """Near saturation every newcomer that fitted its minimum was started and pushed the cars charging
+    down to the minimum with it, though they came first and at a workplace leave first. A car waiting to
+    start (a newcomer, or one paused and not yet due for its turn) starts only if it and every car
+    charging on its circuit phases keep 3 A over their minimum (or what they take, if less); once due
+    for its turn it starts by the usual rule, so its wait is bounded."""
     evses = [three("A"), three("B"), three("C")]
     charging = [running("A", arrived=0), running("B", arrived=1)]
     waiting = ConnectorState(("C", 1), session=True, arrived=90)
