@@ -68,6 +68,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help=f"strategies for the day (default {','.join(DAY_STRATEGIES)})")
     parser.add_argument("--parts", default="allocation,reaction,day",
                         help="which parts to run (default allocation,reaction,day)")
+    parser.add_argument("--detail", action="store_true",
+                        help="day: also each car (arrival, departure, what it could take) and, per strategy, "
+                             "kWh per car and per hour and the grid's unused room per hour (diagnosis)")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     args = parser.parse_args(argv)
     args.argv = list(argv)
@@ -151,6 +154,11 @@ def day(args: argparse.Namespace) -> dict:
         "plan_period_s": PLAN_PERIOD_S,
         "strategies": {},
     }
+    if getattr(args, "detail", False):
+        out["cars"] = [{"tag": c.tag, "evse": the_day.topology.evses[c.evse].charger_id,
+                        "arrives_h": round(c.plug_in / 3600, 2), "leaves_h": round(c.leave / 3600, 2),
+                        "phases": c.phases, "max_a": c.max_current, "could_take_kwh": round(c.room_wh / 1000, 2),
+                        "prioritised": c.priority} for c in the_day.cars]
     drew_by_car: dict[str, dict[str, float]] = {}
     for strategy in args.strategies:
         result = simulate(the_day, strategy)
@@ -172,6 +180,11 @@ def day(args: argparse.Namespace) -> dict:
         }
         if strategy == "fair":
             out["strategies"][strategy]["ideal_fair_ratio"] = round(result.energy_kwh / ideal, 4)
+        if getattr(args, "detail", False):
+            out["strategies"][strategy]["detail"] = {
+                "kwh_by_car": result.energy_by_car_kwh,
+                "kwh_by_hour": {str(h): kwh for h, kwh in result.energy_by_hour_kwh.items()},
+                "grid_room_by_hour_a": {str(h): a for h, a in result.headroom_by_hour_a.items()}}
         if result.plan_cpu_s:
             plans = sorted(result.plan_cpu_s)
             out["strategies"][strategy]["plans"] = {"count": len(plans), "cpu_p99_ms": _ms(percentile(plans, 99)),

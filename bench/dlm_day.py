@@ -350,6 +350,11 @@ class DayResult:
     # The highest Current.Import each car's charger reported (A), as the journal keeps its samples: what
     # the edge learns of the car's token for the next day (history.TokenHistory.drew_of).
     drew_by_car: dict[str, float] = field(default_factory=dict)
+    # For diagnosis (`python -m bench dlm --detail`): kWh delivered in each hour of the day (hour -> kWh),
+    # and per hour the mean of what the metered circuit's tightest phase had left (limit - margin - real
+    # load, A) over the seconds a car was plugged in: the room no car was using.
+    energy_by_hour_kwh: dict[int, float] = field(default_factory=dict)
+    headroom_by_hour_a: dict[int, float] = field(default_factory=dict)
 
 
 def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, settings: dict | None = None,
@@ -396,6 +401,8 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
     last_decrease = -math.inf
     paused_s = suspended_s = evaluations = 0
     energy_by_car = {c.tag: 0.0 for c in day.cars}
+    energy_by_hour: dict[int, float] = {}
+    headroom: dict[int, list[float]] = {}     # hour -> [sum of A left on the tightest phase, seconds]
     drew_by_car: dict[str, float] = {}
     # The most each session's car has drawn (the estimate's least, A per phase), and the most it drew
     # when found taking less than its limit (tracking.learn_take), for the planner (planner.plan_cars'
@@ -432,6 +439,7 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
                 c.meter = step(c.meter, c.target, 1.0, slew=c.evse.max_current / REACTION_S, voltage=VOLTAGE,
                                capacity_wh=c.model.capacity_wh)
                 energy_by_car[c.car.tag] += c.meter.energy_wh - before  # type: ignore[union-attr]
+                energy_by_hour[t // HOUR] = energy_by_hour.get(t // HOUR, 0.0) + c.meter.energy_wh - before
                 if c.meter.soc is not None and c.meter.soc >= 100.0 and c.target != NO_CURRENT:
                     c.retarget()
                     report_status(c)
@@ -496,6 +504,9 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
             continue  # nothing to decide: no session, no car waiting
         evaluations += 1
         meter = tuple(round(x, 2) for x in load[day.metered])
+        room = headroom.setdefault(t // HOUR, [0.0, 0])
+        room[0] += min(limits[day.metered] - topology.margin - a for a in load[day.metered])
+        room[1] += 1
         # What LoadManager.evaluate does: the meter's reading kept for the estimator, then every car's
         # draw estimated from its samples, the limits it was sent and the meter's rises.
         manager.record_reading(day.metered, float(t), meter)
@@ -555,7 +566,9 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
                      wanted_kwh=wanted, overload=overload, orders=orders, suspended_evse_s=paused_s,
                      suspended_ev_s=suspended_s, alerts=reported, evaluations=evaluations,
                      allocations_computed=allocator.computed, cpu_s=time.process_time() - cpu_start,
-                     plan_cpu_s=plan_cpu, solvers=solvers, drew_by_car=drew_by_car)
+                     plan_cpu_s=plan_cpu, solvers=solvers, drew_by_car=drew_by_car,
+                     energy_by_hour_kwh={h: round(wh / 1000.0, 3) for h, wh in sorted(energy_by_hour.items())},
+                     headroom_by_hour_a={h: round(a / n, 2) for h, (a, n) in sorted(headroom.items()) if n})
 
 
 def _plan(day: Day, chargers: list[Charger], states: tuple[ConnectorState, ...], allocation: Allocation,
