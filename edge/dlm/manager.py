@@ -24,7 +24,7 @@ from edge.dlm.allocate import allocate
 from edge.dlm.caps import Cap, capped
 from edge.dlm.config import LoadManagementSection
 from edge.dlm.estimate import Bounds, Command, MeterReading, Reaction, allowed_over, estimate_site
-from edge.dlm.estimate import sample_from_meter_values
+from edge.dlm.estimate import bounds as bounds_at, sample_from_meter_values
 from edge.dlm.model import Allocation, ConnectorState, EvseKey, Inputs, Topology
 from edge.dlm.needs import Declared, register_wh, still_wanted
 from edge.dlm.overload import OverloadWatch, reaction_window
@@ -517,17 +517,36 @@ class LoadManager:
 
     def _aimed(self, states: tuple[ConnectorState, ...], meters: dict, targets: dict[EvseKey, float] | None,
                now: float) -> dict[EvseKey, float]:
-        """What increases aim at: the allocation with every car's least as it may have faded
-        by the time its next samples are in (the taper over two MeterValues intervals and the
-        delivery lag: a sample's least fades from its window's start). Between samples the
-        evaluated limit then stays at or above it, so an increase is not undone by the
-        estimate's drift alone; a real rise of the building still lowers it at once."""
-        interval = self.settings.meter_values_interval or FIRST_WINDOW
-        fade = self.reaction.taper * (2 * interval + DELIVERY_LAG)
-        faded = tuple(replace(s, measured=tuple(max(0.0, a - fade) for a in s.measured)) for s in states)
+        """What increases aim at: the allocation with every car's least as it may be just
+        before its next sample is in (_faded). Until then the evaluated limit stays at or above
+        it, so an increase is not undone by the estimate's drift alone; a real rise of the
+        building still lowers it at once."""
+        faded = tuple(replace(s, measured=self._faded(s.key, s.measured, now)) if s.measured else s for s in states)
         aimed = allocate(Inputs(self.capped_topology(), meters, faded, now, self.settings.strategy,
                                 self.settings.rotate_after, targets))
         return {k: d.limit for k, d in aimed.decisions.items()}
+
+    def _faded(self, key: EvseKey, least: tuple[float, ...], now: float) -> tuple[float, ...]:
+        """A car's least (`least`, now) as it may be just before its next sample is in: what
+        its latest sample alone says then (estimate.bounds, the taper counted on), so a credit
+        from the meter's rise that may lapse counts as fading too; at most the taper over two
+        MeterValues intervals and the delivery lag below `least` (a car ramping up on its
+        credit, before any sample shows it). The next sample is due a sample spacing after the
+        latest (the configured interval, or the spacing seen when longer) and may come the
+        delivery lag late; one overdue is taken to come a spacing from now. The least jumps back
+        at each sample: fading every car by the whole two intervals from any instant, as
+        increases once did, aimed each car up to a quarter of an ampere per car sharing its
+        phases lower than the estimate's drift can take its decision."""
+        interval = self.settings.meter_values_interval or FIRST_WINDOW
+        most_fade = self.reaction.taper * (2 * interval + DELIVERY_LAG)
+        track = self.tracks.get(key)
+        if track is None or not track.samples:
+            return tuple(max(0.0, a - most_fade) for a in least)
+        latest = track.samples[-1]
+        spacing = max(interval, min(FIRST_WINDOW, latest.interval - DELIVERY_LAG))
+        due = latest.at + spacing + DELIVERY_LAG
+        then = bounds_at(self._history(key, now), due if due > now else now + spacing, self.reaction).least
+        return tuple(max(0.0, a - most_fade, min(a, b)) for a, b in zip(least, (*then, *([0.0] * len(least)))))
 
     @staticmethod
     def _state_of(states: tuple[ConnectorState, ...], key: EvseKey) -> ConnectorState:

@@ -355,3 +355,52 @@ def test_the_plan_is_made_again_as_soon_as_a_car_shows_what_it_takes():
         now = clock.monotonic()
         lm._plan(tuple(lm._state(k, now) for k in (("A", 1), ("B", 1))), {}, now)
         assert len(told) == 2 and told[-1] == {("A", 1): 16.0}
+
+
+def _decide(lm: LoadManager, now: float):
+    meters = lm._meter_currents(now)
+    states = tuple(lm._state(e.key, now, lm.estimates(now)) for e in lm.topology.evses)
+    allocation = allocate(Inputs(lm.capped_topology(), meters, states, now, lm.settings.strategy,
+                                 lm.settings.rotate_after, None))
+    return allocation, states, meters
+
+
+def test_an_increase_aims_below_its_decision_only_by_what_the_estimate_fades_before_the_next_sample():
+    """Two cars held at 12 A and drawing it, MeterValues every 5 s, 10 A of building: there is room
+    for more. The increase sent just after their samples goes as high as the decision less what
+    each car's least may still fade (the taper) until its next sample is in, the delivery lag late;
+    and until then the decision never falls below it, so the estimate's drift alone undoes nothing.
+    (Increases once aimed at the taper over two whole intervals from any instant: about 0.25 A per
+    car lower here, and a limit held by hysteresis further down at every later owed increase.)"""
+    lm, clock, meter = metered_manager()
+    for cid, tx in (("A", 1), ("B", 2)):
+        lm.chargers[cid].online, lm.chargers[cid].default_sent = True, 20.0
+        event(lm, "transaction.started", cid, connector_id=1, transaction_id=tx, id_tag="T")
+        lm.tracks[(cid, 1)].commands = (Command(12.0, 0.0, 0.0, True),)
+        lm.tracks[(cid, 1)].held = Held(12.0, 3, tx, 0.0, 120.0)
+
+    def until(t: float) -> None:
+        while clock.monotonic() < t - 1e-9:
+            clock.advance(0.5)
+            meter.latest.current, meter.latest.at = (34.0,) * 3, clock.monotonic()   # 10 A + 2 x 12 A
+            lm.record_reading("grid", meter.latest.at, meter.latest.current)
+            if clock.monotonic() % 5 == 0 and clock.monotonic() <= 15:
+                for cid, tx in (("A", 1), ("B", 2)):
+                    event(lm, "meter.values", cid, connector_id=1, transaction_id=tx, samples=values(tx, 12, 12, 12))
+
+    until(15.5)
+    now = clock.monotonic()
+    allocation, states, meters = _decide(lm, now)
+    orders = {o.key: o for o in lm.orders(allocation, states, meters, None, now, -float("inf"))}
+    fade_to_next = lm.reaction.taper * (5.0 + 1.0 - 0.5)        # per car, both on every phase
+    sent = {}
+    for key in (("A", 1), ("B", 1)):
+        assert orders[key].kind == "increase"
+        assert orders[key].limit >= allocation.decisions[key].limit - fade_to_next - 0.1 - 1e-6  # in tenths
+        sent[key] = orders[key].limit
+    # Until the next samples are due (the lag late), the decisions stay at or above what was sent.
+    while clock.monotonic() < 15.0 + 5.0 + 1.0 - 1e-9:
+        until(clock.monotonic() + 0.5)
+        lm._changes += 1
+        decisions = _decide(lm, clock.monotonic())[0].decisions
+        assert all(decisions[key].limit >= sent[key] - 1e-6 for key in sent)
