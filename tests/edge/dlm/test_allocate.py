@@ -377,6 +377,27 @@ def test_fair_starts_a_waiting_car_only_if_every_car_charging_keeps_3_a_over_its
     assert limits(alloc(evses, [*charging, waiting], limit=20, now=1000)) == {"A": 6.6, "B": 6.6, "C": 6.6}
     # The other strategies start it as before: it fits its minimum.
     assert limits(alloc(evses, [*charging, waiting], limit=20, now=100, strategy="fcfs"))["C"] == 6.0
+    # With no car charging there (the others paused, or not steered: a charger ignoring its profiles is
+    # held at its maximum) it starts with its minimum: waiting would leave the room unused (the real-time
+    # scenario `ignoring_profiles` had 8.6 A unused for 36 s).
+    paused = ConnectorState(("B", 1), session=True, arrived=1, paused_since=95)
+    ignoring = ConnectorState(("A", 1), session=True, arrived=0, controllable=False, reserve=16.0)
+    alone = alloc(evses, [ignoring, paused, waiting], limit=24.6, now=100)
+    assert limits(alone)["C"] == 8.6 and limits(alone)["B"] == 0.0
+
+
+def test_a_car_waits_to_start_only_for_cars_on_at_least_as_many_phases():
+    """On the phase they share an amp gives a 3-phase car three times the energy it gives a 1-phase car:
+    a 3-phase car does not wait so that a 1-phase car keeps its margin (the real-time scenario `phases`
+    left it waiting while the 1-phase car had the phase alone), but a 1-phase car waits for a 3-phase one."""
+    single = [one("A", "L1"), three("C")]
+    waiting = ConnectorState(("C", 1), session=True, arrived=90)
+    started = alloc(single, [running("A"), waiting], limit=17, now=100)
+    assert limits(started) == {"A": 8.5, "C": 8.5}
+    waiting_1 = ConnectorState(("A", 1), session=True, arrived=90)
+    held = alloc(single, [waiting_1, running("C")], limit=17, now=100)
+    assert limits(held) == {"A": 0.0, "C": 17.0}
+    assert "keeps 3 A over its minimum" in held.decisions[("A", 1)].reason
 
 
 def test_a_resting_car_is_paused_with_its_reason_and_its_minimum_goes_to_the_others():
