@@ -53,6 +53,14 @@ class Held:
     transaction_id: int
     sent_at: float          # monotonic
     expires_at: float       # monotonic: the TxProfile's end
+    # Since when the change interval counts for the next increase (None: `sent_at`), and whether
+    # this limit is an increase `fit` cut short: held_after.
+    changed_at: float | None = None
+    cut: bool = False
+
+    @property
+    def paced_from(self) -> float:
+        return self.sent_at if self.changed_at is None else self.changed_at
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,7 @@ class Order:
     transaction_id: int
     kind: str               # decrease | increase | renew
     reason: str
+    cut: bool = False       # an increase `fit` cut to what fits with every car at its most
 
 
 def plan(decisions: dict[EvseKey, Decision], transactions: dict[EvseKey, int], held: dict[EvseKey, Held],
@@ -105,7 +114,7 @@ def plan(decisions: dict[EvseKey, Decision], transactions: dict[EvseKey, int], h
             continue
         target = min(target, aimed.get(key, target))
         rise = target - in_force
-        if rise > 1e-9 and increases_allowed and (current is None or now - current.sent_at >= timing.change_interval):
+        if rise > 1e-9 and increases_allowed and (current is None or now - current.paced_from >= timing.change_interval):
             stuck = in_force < minimums.get(key, 0.0) - 1e-9 or in_force == 0
             owed = current is not None and now - current.sent_at >= timing.owed_after
             if rise >= timing.hysteresis - 1e-9 or stuck or current is None or owed:
@@ -118,6 +127,22 @@ def plan(decisions: dict[EvseKey, Decision], transactions: dict[EvseKey, int], h
         orders = [o for o in orders if o.kind != "increase"]
     orders.sort(key=lambda o: (("decrease", "renew", "increase").index(o.kind), o.key))
     return orders
+
+
+def held_after(order: Order, previous: Held | None, sent_at: float, expires_at: float) -> Held:
+    """The limit a connector holds once its charger accepted `order`, sent at `sent_at`. An
+    increase `fit` cut short (a car lowered within its follow time still counted at its old
+    limit) does not restart the change interval: the rest follows as soon as that room is free,
+    not a whole interval later (a car started at 6.4 A waited 5 s for its 12 A in the real-time
+    `second_step`, and a car at 7 A for 13 A in `step_in_ramp`). Only once: the increase after a
+    cut one restarts it, whatever it is. A renewal changes nothing."""
+    mine = previous if previous is not None and previous.transaction_id == order.transaction_id else None
+    if order.kind == "renew" and mine is not None:
+        return Held(order.limit, order.phases, order.transaction_id, sent_at, expires_at, mine.paced_from, mine.cut)
+    if order.kind == "increase" and order.cut and (mine is None or not mine.cut):
+        return Held(order.limit, order.phases, order.transaction_id, sent_at, expires_at,
+                    -math.inf if mine is None else mine.paced_from, True)
+    return Held(order.limit, order.phases, order.transaction_id, sent_at, expires_at)
 
 
 def fit(orders: list[Order], room: dict[Resource, float], most: dict[EvseKey, dict[Resource, float]],
@@ -151,7 +176,7 @@ def fit(orders: list[Order], room: dict[Resource, float], most: dict[EvseKey, di
             continue
         for r, m in uses.items():
             room[r] -= max(0.0, limit - m)
-        out.append(order if limit >= order.limit - 1e-9 else replace(order, limit=limit))
+        out.append(order if limit >= order.limit - 1e-9 else replace(order, limit=limit, cut=True))
     out.sort(key=lambda o: (("decrease", "renew", "increase").index(o.kind), o.key))
     return out
 

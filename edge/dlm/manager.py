@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Protocol
 
 from edge.clock import Clock
-from edge.dlm.actuation import Held, Order, Timing, default_limit, fit, plan, tx_limit
+from edge.dlm.actuation import Order, Timing, default_limit, fit, held_after, plan, tx_limit
 from edge.dlm.allocate import allocate
 from edge.dlm.caps import Cap, capped
 from edge.dlm.config import LoadManagementSection
@@ -682,8 +682,7 @@ class LoadManager:
         if result.outcome == "ok":
             charger.refused_at = None
             if track.transaction_id == order.transaction_id:
-                track.held = Held(order.limit, order.phases, order.transaction_id, sent_at,
-                                  sent_at + self.settings.tx_profile_duration)
+                track.held = held_after(order, track.held, sent_at, sent_at + self.settings.tx_profile_duration)
             if order.kind == "decrease":
                 self._last_decrease_at = self._clock.monotonic()
         elif track.transaction_id == order.transaction_id and result.outcome != "not-connected":

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.dlm.actuation import Held, Order, Timing, fit, plan, tx_default_profile, tx_profile
+from edge.dlm.actuation import Held, Order, Timing, fit, held_after, plan, tx_default_profile, tx_profile
 from edge.dlm.model import Decision
 
 KEY = ("A", 1)
@@ -173,6 +174,34 @@ def test_increases_share_the_room_and_a_cut_rise_below_the_step_is_not_sent():
     # A takes 4 A of the 4.5 A; B could rise 0.5 A only, less than the 1 A step: not sent.
     assert [(o.key, o.limit) for o in got] == [(A, 14.0)]
 
+
+
+def test_the_rest_of_a_cut_increase_follows_as_soon_as_it_fits():
+    """B, at 6 A since 80 s, is to go to 12 A, but A was just lowered and may still draw its old limit:
+    `fit` cuts B's increase to 7 A. Once A's follow time is over, B goes on to 12 A at once rather than
+    a change interval after the cut increase (5 s at 7 A); only once: the increase after that waits
+    the interval again, as does any increase after an uncut one. Renewals change nothing."""
+    most = {A: {L1: 20.0}, B: {L1: 6.0}}
+    got = fit([increase(B, 12.0)], {L1: 1.0}, most, {A: 10.0, B: 6.0}, {B: 6.0}, TIMING)
+    assert [(o.key, o.limit, o.cut) for o in got] == [(B, 7.0, True)]
+    at_6 = Held(6.0, 3, 1, 80.0, 200.0)
+    at_7 = held_after(got[0], at_6, 99.0, 219.0)
+    decisions = {B: Decision(B, 12.0, 3, "why", None)}
+
+    def raised(held_now, now):
+        return [(o.kind, o.limit) for o in plan(decisions, {B: 1}, {B: held_now}, {B: 6.0}, now, -1e9, TIMING)]
+    assert raised(at_7, 100.0) == [("increase", 12.0)]
+    assert raised(Held(7.0, 3, 1, 99.0, 219.0), 100.0) == []                    # as an uncut increase
+    renewed = held_after(Order(B, 7.0, 3, 1, "renew", "why"), at_7, 99.5, 219.5)
+    assert raised(renewed, 100.0) == [("increase", 12.0)]
+    cut_again = held_after(replace(got[0], limit=9.0), at_7, 100.0, 220.0)      # cut twice: paced again
+    decisions = {B: Decision(B, 12.0, 3, "why", None)}
+    assert raised(cut_again, 101.0) == []
+    assert raised(cut_again, 105.0) == [("increase", 12.0)]
+    first = held_after(got[0], None, 99.0, 219.0)                                # a session's first limit
+    assert raised(first, 99.5) == [("increase", 12.0)]
+    other = held_after(got[0], Held(6.0, 3, 2, 80.0, 200.0), 99.0, 219.0)       # another session's limit
+    assert raised(other, 99.5) == [("increase", 12.0)]
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.floats(0, 32), st.floats(0, 32), st.floats(0, 32)), min_size=1, max_size=4),
