@@ -259,6 +259,7 @@ def allocate(inputs: Inputs) -> Allocation:
     admitted: list[EvseKey] = []
     filled: dict[EvseKey, tuple[float, str, Resource | None]] = {}
     fill = _Fill(slack)
+    fair = inputs.strategy == "fair"
     for group in groups:
         taken: list[EvseKey] = []
         # Per circuit phase, and by how many phases each uses: what the cars taken so far claim over
@@ -286,17 +287,19 @@ def allocate(inputs: Inputs) -> Allocation:
             resuming = (state.running_since is None and state.paused_since is not None
                         and inputs.now - state.paused_since < inputs.rotate_after and inputs.strategy != "fixed")
             waited_from = state.paused_since if state.paused_since is not None else state.arrived
-            starting = (inputs.strategy == "fair" and not state.priority and state.running_since is None
+            starting = (fair and not state.priority and state.running_since is None
                         and inputs.now - waited_from < inputs.rotate_after)
-            claim = min(START_MARGIN, max(0.0, _cap(evse, state, inputs.strategy) - need))
-            over = {}
-            for r in uses[key]:
-                # It waits only for cars that draw on at least as many phases: on the phase they share, an
-                # amp gives them as much energy as it would give it. A 3-phase car does not wait so that a
-                # 1-phase car keeps its margin: that would trade two thirds of the energy away. With no
-                # such car there it starts with its minimum: waiting would leave the phase unused.
-                others = sum(claimed.get(r, (0.0,) * 4)[phase_count[key]:]) if starting else 0.0
-                over[r] = max(RESUME_MARGIN if resuming else 0.0, claim + others if others > EPS else 0.0)
+            claim = min(START_MARGIN, max(0.0, _cap(evse, state, inputs.strategy) - need)) if fair else 0.0
+            over = dict.fromkeys(uses[key], RESUME_MARGIN if resuming else 0.0)
+            if starting:
+                for r in uses[key]:
+                    # It waits only for cars that draw on at least as many phases: on the phase they share,
+                    # an amp gives them as much energy as it would give it. A 3-phase car does not wait so
+                    # that a 1-phase car keeps its margin: that would trade two thirds of the energy away.
+                    # With no such car there it starts with its minimum: waiting would leave the phase unused.
+                    others = sum(claimed.get(r, (0.0,) * 4)[phase_count[key]:])
+                    if others > EPS:
+                        over[r] = max(over[r], claim + others)
             short = [r for r in uses[key] if slack[r] < need + over[r] - EPS]
             if short:
                 worst = min(short, key=lambda r: (slack[r], r))
@@ -308,7 +311,9 @@ def allocate(inputs: Inputs) -> Allocation:
                 continue
             for r in uses[key]:
                 slack[r] -= need
-                claimed.setdefault(r, [0.0] * 4)[phase_count[key]] += claim
+            if claim > 0:
+                for r in uses[key]:
+                    claimed.setdefault(r, [0.0] * 4)[phase_count[key]] += claim
             taken.append(key)
         lo = {k: _ceil_tenth(topology.evse_by_key[k].min_current) for k in taken}
         hi = {k: _cap(topology.evse_by_key[k], states[k], inputs.strategy) for k in taken}
