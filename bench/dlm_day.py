@@ -45,7 +45,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from edge.clock import Clock
-from edge.dlm.actuation import Held
+from edge.dlm.actuation import held_after
 from edge.dlm.allocate import allocate
 from edge.dlm.config import LoadManagementSection
 from edge.dlm.estimate import Command
@@ -546,8 +546,7 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
             track = manager.tracks[order.key]
             track.commands += (Command(order.limit, float(t), float(t), True),)
             prune(track, float(t), manager.reaction.follow)
-            track.held = Held(order.limit, order.phases, order.transaction_id, float(t),
-                              float(t) + section.tx_profile_duration)
+            track.held = held_after(order, track.held, float(t), float(t) + section.tx_profile_duration)
             if order.kind == "decrease":
                 last_decrease = float(t)
             c = by_key[order.key]
