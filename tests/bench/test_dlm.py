@@ -164,3 +164,20 @@ def test_reusing_allocations_changes_nothing() -> None:
 def test_the_day_is_the_same_for_the_same_seed() -> None:
     assert workplace_day(11, QUICK_DAY) == workplace_day(11, QUICK_DAY)
     assert workplace_day(11, QUICK_DAY).cars != workplace_day(12, QUICK_DAY).cars
+
+
+def test_detail_accounts_the_day_by_car_and_by_hour() -> None:
+    """`--detail`, for finding where one strategy loses to another: the day's cars, and per strategy what each
+    car got and what each hour delivered, which add up to the strategy's energy."""
+    done = subprocess.run([sys.executable, "-m", "bench", "dlm", "--quick", "--parts", "day", "--strategies", "fair",
+                           "--detail", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)["day"]
+    tags = {car["tag"] for car in out["cars"]}
+    assert tags and all(car["leaves_h"] > car["arrives_h"] for car in out["cars"])
+    fair = out["strategies"]["fair"]
+    detail = fair["detail"]
+    assert set(detail["kwh_by_car"]) <= tags
+    assert abs(sum(detail["kwh_by_car"].values()) - fair["energy_kwh"]) < 0.05
+    assert abs(sum(detail["kwh_by_hour"].values()) - fair["energy_kwh"]) < 0.05
+    assert detail["grid_room_by_hour_a"] and all(0 <= int(h) < 24 for h in detail["grid_room_by_hour_a"])
