@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Callable
 
+from bench.dlm_scenario_shed import shed_amps
 from edge.dlm.phases import phase_map, to_site
 from simulator import profiles
 from simulator.charge_point import SimulatedChargePoint
@@ -207,6 +208,7 @@ class World:
         self._tasks: dict[str, asyncio.Task] = {}
         self._background: list[asyncio.Task] = []
         self.peak: list[float] = [0.0, 0.0, 0.0]
+        self.shed_as = 0.0      # A·phase·s the cars would have had to give up to keep every phase within the fuse
         # --timeline: once a second, the real building, each car's offered limit and draw, and what the
         # controller's probe (if any) says it saw; for accounting where the energy goes.
         self.timeline: list[dict] | None = None
@@ -313,9 +315,13 @@ class World:
             await asyncio.sleep(SAMPLE_S)
             t = self.now()
             dt, last = t - last, t
-            for p, amps in enumerate(self.currents()):
+            currents = self.currents()
+            for p, amps in enumerate(currents):
                 self.peak[p] = max(self.peak[p], amps)
                 self.overload.add(t - dt, p, amps - limit, dt)
+            if max(currents) > limit:
+                cars = [to_site(sim.connector(1).current, self.maps[cid]) for cid, sim in self.sims.items()]
+                self.shed_as += shed_amps([a - limit for a in currents], cars) * dt
             if self.timeline is not None and t >= next_row:
                 next_row = math.floor(t) + 1.0
                 self.timeline.append(self._row(t))
@@ -344,6 +350,9 @@ class World:
         return {
             "energy_kwh": round(sum(energy.values()), 4),
             "energy_over_fuse_kwh": round(over_kwh, 4),
+            # What the cars drew because a phase was let over its fuse: the least they must have shed to keep
+            # every phase within it, on every phase each draws on (bench/dlm_scenario_shed.py).
+            "energy_shed_kwh": round(self.shed_as * VOLTAGE / 3.6e6, 4),
             "energy_kwh_per_charger": {cid: round(kwh, 4) for cid, kwh in energy.items()},
             "overload": self.overload.report(),
             "peak_a": [round(a, 1) for a in self.peak],
