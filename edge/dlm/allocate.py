@@ -44,19 +44,20 @@ EPS = 1e-9
 # other cars' changes back for the follow time, which costs more than the margin.
 RESUME_MARGIN = 1.0
 # `fair`: a car waiting to start (a newcomer, or a car paused and not yet due for its turn) joins
-# the cars charging on a circuit phase it uses only if it and each of them keep this much over their
-# minimum (A), or what they take if that is less. Without it, near saturation every newcomer that fitted its
-# minimum was started and pushed the cars already charging down towards the minimum with it (the
-# working day, bench/dlm_day.py, has 12 cars at 6.4 A at 11:00). The cars charging came first, and
-# at a workplace they leave first, while a newcomer has its day ahead and later takes the room the
-# leavers free; so the early cars are served while they are there, as a newcomer already never
-# pushes a running car below its minimum. The wait is bounded: once due for its turn
-# (`rotate_after`) a waiting car starts by the usual rule (in a long-running car's place if short).
-# Admission only gets stricter, so never over a limit. On the working day `fair` went from 606.1 to
-# 610.7 kWh (610.2 to 615.3 with increases aimed as of 9bd3e99), the gain in the cars that left
-# unfinished (each of the 8 got more), 13 % fewer profiles;
-# the grid's headroom in the busy hours did not change (about 9 A on its tightest phase either
-# way): it changes who gets the energy before they leave, not how much flows. 2 A gave 609.9, 4 A 610.9.
+# the cars charging on a circuit phase it uses only if it and they keep this much over their minimum
+# (A), as a total over the cars there that draw on at least as many phases as it does, each counted for
+# no more than it could take (its maximum, what it takes, what its other phases and sub-circuits leave).
+# Without it, near saturation every newcomer that fitted its minimum was started and pushed the cars
+# already charging down towards the minimum with it (the working day, bench/dlm_day.py, had 12 cars at
+# 6.4 A at 11:00). The cars charging came first, and at a workplace they leave first, while a newcomer
+# has its day ahead and later takes the room the leavers free; so the early cars are served while they
+# are there, as a newcomer already never pushes a running car below its minimum. A car does not wait
+# for cars on fewer phases (an amp on the shared phase gives it as much as them, or more), so a 3-phase
+# newcomer may start ahead of a 1-phase car that waited longer; prioritised cars and the others each
+# count their own group's margins only. The wait is bounded: once due for its turn (`rotate_after`) a
+# waiting car starts by the usual rule (in a long-running car's place if short). Admission only gets
+# stricter, so never over a limit. The working day's figures, with and without it, and the margins
+# tried (2 and 4 A did less): docs/performance.md.
 START_MARGIN = 3.0
 
 
@@ -312,6 +313,9 @@ def allocate(inputs: Inputs) -> Allocation:
                 continue
             for r in uses[key]:
                 slack[r] -= need
+            # A car claims only the margin it could use: one held lower by a sub-circuit or another phase
+            # (slack only shrinks from here) must not keep a waiting car off the room it leaves.
+            claim = min(claim, min((slack[r] for r in uses[key]), default=0.0))
             if claim > 0:
                 for r in uses[key]:
                     claimed.setdefault(r, [0.0] * 4)[phase_count[key]] += claim

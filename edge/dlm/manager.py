@@ -571,8 +571,11 @@ class LoadManager:
                 # A charger we cannot steer (offline, say) is not paused by us: its car keeps
                 # its place in the admission order for when it is back.
                 continue
-            if track.full_since is not None:
-                # A car that takes nothing, paused and offered again: not a turn taken or given.
+            if track.full_since is not None and (track.running_since is not None or track.paused_since is not None):
+                # A car that takes nothing, paused and offered again: not a turn taken or given. One that
+                # said so from its start (a car preconditioning, or slow to ask) takes its first turn all
+                # the same: offered its minimum, it is charging when it starts to draw, not a newcomer
+                # waiting for fair's start margin.
                 continue
             if decision.limit > 0 and track.running_since is None:
                 track.running_since, track.paused_since = now, None

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from edge.dlm.allocate import allocate
+from edge.dlm.allocate import RESUME_MARGIN, allocate
 from edge.dlm.model import Circuit, ConnectorState, Evse, Inputs, Topology
 from edge.dlm.phases import ROTATIONS, phase_map
 
@@ -287,7 +287,11 @@ def test_a_prioritised_car_is_paused_only_when_prioritised_cars_fill_its_circuit
         evse = inputs.topology.evse_by_key[key]
         if evse.min_current > evse.max_current:
             continue
-        # Only other prioritised cars' minimums may stand in its way.
+        # Only other prioritised cars' minimums may stand in its way, and a car that resumes within its turn
+        # asks its resume margin on top of its minimum (found by hypothesis: paused with exactly 6 A left).
+        resuming = (s.running_since is None and s.paused_since is not None
+                    and inputs.now - s.paused_since < inputs.rotate_after and inputs.strategy != "fixed")
+        wanted = math.ceil(evse.min_current * 10 - 1e-6) / 10 + (RESUME_MARGIN if resuming else 0.0)
         short = False
         for r in _resources_of(inputs, key, d):
             cid, p = r
@@ -295,7 +299,7 @@ def test_a_prioritised_car_is_paused_only_when_prioritised_cars_fill_its_circuit
             room = inputs.topology.by_id[cid].limit - inputs.topology.margin - phase.unmanaged - phase.reserved
             used = sum(inputs.topology.evse_by_key[k].min_current for k, o in a.decisions.items()
                        if o.limit > 0 and states.get(k) and states[k].priority and r in _resources_of(inputs, k, o))
-            short = short or room - used < evse.min_current - 1e-6
+            short = short or room - used < wanted - 1e-6
         assert short, (key, d)
 
 
@@ -416,3 +420,18 @@ def test_a_maximum_a_hair_under_a_tenth_gives_a_limit_on_the_tenth_grid():
     # Found by hypothesis: a maximum of 6.999999999999993 A came back as the limit itself.
     a = alloc([three("A", mx=6.999999999999993)], [running("A")], limit=40)
     assert limits(a) == {"A": 7.0}
+
+
+def test_a_car_held_lower_elsewhere_claims_no_margin_it_could_not_use():
+    """A car held at 7 A by its sub-circuit cannot take the 3 A margin on the grid: counting it there kept a
+    newcomer on another sub-circuit waiting for its turn with 9 A of the grid unused (review of START_MARGIN)."""
+    circuits = (Circuit("grid", 16.0), Circuit("S1", 7.0, parent="grid"), Circuit("S2", 32.0, parent="grid"))
+    evses = [three("A", circuit="S1"), three("B", circuit="S2")]
+    waiting = ConnectorState(("B", 1), session=True, arrived=90)
+    assert limits(alloc(evses, [running("A", arrived=0), waiting], circuits=circuits, now=100)) == {"A": 7.0, "B": 9.0}
+    # The same on a phase: a 3-phase car held at 7 A by a building that fills L2 leaves L1 to a 1-phase newcomer.
+    evses = [three("A"), one("B", "L1")]
+    waiting = ConnectorState(("B", 1), session=True, arrived=90)
+    started = alloc(evses, [running("A", arrived=0, measured=(7.0, 7.0, 7.0)), waiting], limit=20,
+                    meter=(7.0, 20.0, 7.0), now=100)
+    assert limits(started) == {"A": 7.0, "B": 13.0}

@@ -22,9 +22,9 @@ SITE = Topology((Circuit("grid", 40.0, meter=None),),
                 (Evse("A", 1, "grid", (0, 1, 2)), Evse("B", 1, "grid", (1, 2, 0))), margin=0.0)
 
 
-def manager() -> tuple[LoadManager, ManualClock]:
+def manager(site: Topology = SITE) -> tuple[LoadManager, ManualClock]:
     clock = ManualClock()
-    lm = LoadManager(SITE, LoadManagementSection(), bus=EventBus(), clock=clock,
+    lm = LoadManager(site, LoadManagementSection(), bus=EventBus(), clock=clock,
                      control=None, journal=None,  # type: ignore[arg-type]
                      meters={}, prioritised=lambda _: False, is_known=lambda _: True)
     for cid in ("A", "B"):
@@ -404,3 +404,31 @@ def test_an_increase_aims_below_its_decision_only_by_what_the_estimate_fades_bef
         lm._changes += 1
         decisions = _decide(lm, clock.monotonic())[0].decisions
         assert all(decisions[key].limit >= sent[key] - 1e-6 for key in sent)
+
+
+def test_a_car_that_took_nothing_from_its_start_keeps_its_place_once_it_draws():
+    """A car that says SuspendedEV from its start (preconditioning, slow to ask) is offered its minimum; when it
+    starts to draw it is a car charging, not a newcomer that waits for fair's start margin (it was paused then,
+    on a site with room for both cars' minimums but not for the margin)."""
+    site = Topology((Circuit("grid", 16.0),), SITE.evses, margin=0.0)
+    lm, clock = manager(site)
+
+    def decide():
+        now = clock.monotonic()
+        states = tuple(lm._state(k, now) for k in (("A", 1), ("B", 1)))
+        allocation = allocate(Inputs(site, {}, states, now, "fair", lm.settings.rotate_after))
+        lm._note_turns(allocation, now)
+        return {k[0]: d.limit for k, d in allocation.decisions.items()}
+
+    event(lm, "transaction.started", "B", connector_id=1, transaction_id=2, id_tag="T")
+    assert decide()["B"] == 16.0
+    clock.advance(5)
+    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
+    event(lm, "connector.status", "A", connector_id=1, status="SuspendedEV")
+    clock.advance(1)
+    assert decide()["A"] == 6.0                     # it may only be pausing: its minimum, and its turn
+    clock.advance(20)
+    event(lm, "connector.status", "A", connector_id=1, status="Charging")
+    event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 6.0, 6.0, 6.0))
+    clock.advance(1)
+    assert decide() == {"A": 8.0, "B": 8.0}
