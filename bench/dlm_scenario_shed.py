@@ -9,9 +9,9 @@ Per tick, `shed_amps` finds the least the cars must give up, in amps times the p
 to bring every phase within its fuse: a small LP (minimise sum of r_c * n_c such that, on every phase
 over its fuse, the cars drawing on it shed at least the excess; 0 <= r_c <= the car's draw). A car
 sheds the same current on every phase it draws on (a car's phases carry one current). On a phase the
-building alone holds over the fuse, every car drawing on it sheds all it draws there. The result is
-never below the per-phase count (every shed amp lowers at least one phase over its fuse by one amp),
-and generous to the controller measured: the cheapest cars shed first.
+building alone holds over the fuse, every car drawing on it sheds all it can. Generous to the controller
+measured (the cheapest cars shed first), and never below the per-phase count of what the cars could
+have shed there: every shed amp lowers at least one phase over its fuse by one amp.
 """
 
 from __future__ import annotations
@@ -34,16 +34,14 @@ def shed_amps(excess: Sequence[float], cars: Sequence[Sequence[float]]) -> float
     shedders = [c for c, phases in enumerate(drawing) if any(p in over for p in phases)]
     if not shedders:
         return 0.0
-    # What the cars can give on a phase bounds what they must: the building alone may be over the fuse.
-    need = {p: min(excess[p], sum(cars[c][p] for c in shedders if p in drawing[c])) for p in over}
     cost = [len(drawing[c]) for c in shedders]
-    bounds = [(0.0, min(cars[c][p] for p in drawing[c])) for c in shedders]
+    # A car sheds one current on all its phases, so at most what it draws on its least loaded one; what the
+    # cars can give on a phase bounds what they must (the building alone may hold it over the fuse).
+    most = [min(cars[c][p] for p in drawing[c]) for c in shedders]
+    need = {p: min(excess[p], sum(m for c, m in zip(shedders, most) if p in drawing[c])) for p in over}
     rows = [[-1.0 if p in drawing[c] else 0.0 for c in shedders] for p in over]
-    result = linprog(cost, A_ub=rows, b_ub=[-need[p] for p in over], bounds=bounds, method="highs")
-    if result.status == 0:
-        shed = float(result.fun)
-    else:
-        # Unbalanced draws (a car mid-ramp) can make the need unreachable with one current per car:
-        # every car on a phase over its fuse sheds all it may (the most the overload can have given it).
-        shed = sum(bound[1] * n for bound, n in zip(bounds, cost))
-    return max(shed, sum(need.values()))      # never below the per-phase count
+    result = linprog(cost, A_ub=rows, b_ub=[-need[p] for p in over], bounds=[(0.0, m) for m in most],
+                     method="highs")
+    if result.status != 0:      # cannot be infeasible (every need is within what the cars can give)
+        raise RuntimeError(f"shed LP: {result.message}")
+    return float(result.fun)
