@@ -45,8 +45,9 @@ def cdr_body(n: int, *, site: str = "site-a", charger: str = "CP-1", start: str 
 class FakeSite:
     _ids = itertools.count(1)
 
-    def __init__(self, host: str, port: int, site: str = "site-a", *, will: bool = True,
+    def __init__(self, host: str, port: int, site: str = "site-a", *, will: bool | bytes = True,
                  password: str | None = None, client_id: str | None = None):
+        """`will`: True for a plain offline state as the last will, bytes for that payload instead, False for none."""
         self.site = site
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id or f"{site}-{next(self._ids)}",
                                   protocol=paho.MQTTv5)
@@ -55,8 +56,8 @@ class FakeSite:
         self.down: queue.Queue[paho.MQTTMessage] = queue.Queue()
         self.client.on_message = lambda c, u, m: self.down.put(m)
         if will:
-            self.client.will_set(state_topic(site), encode(SiteState(site=site, online=False, at=AT)), qos=1,
-                                 retain=True)
+            payload = will if isinstance(will, bytes) else encode(SiteState(site=site, online=False, at=AT))
+            self.client.will_set(state_topic(site), payload, qos=1, retain=True)
         self.client.connect(host, port)
         self.client.loop_start()
         self.seq = itertools.count(1)
