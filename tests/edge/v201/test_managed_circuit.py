@@ -126,8 +126,10 @@ async def test_a_base_load_step_on_a_circuit_of_16_and_201_stations_is_corrected
         site.base = [18.0, 18.0, 18.0]          # the building switches on a big load: 56 A on a 40 A fuse
         await wait_for(lambda: a.offered() <= 11.0 and b.offered() <= 11.0, timeout=5, what="both cars lowered")
         await wait_for(lambda: max(site.grid()) <= LIMIT, timeout=5, what="every phase back under 40 A")
-        # Both still charge (22 A left for two cars, at least their 6 A minimum each).
-        assert all(car.offered() >= 6.0 for car in (a, b))
+        # Both still charge (22 A left for two cars, at least their 6 A minimum each). One may be paused for a few
+        # seconds on the way: until the meter shows a lowered car followed, its fall counts as building load (the
+        # estimator's safe reading), and a car paused then resumes only with fair's start margin to spare.
+        await wait_for(lambda: all(car.offered() >= 6.0 for car in (a, b)), timeout=20, what="both cars charging")
         # Held under the limit from then on (a few more meter readings, every one under it), and never over
         # it for longer than the site needs to react.
         seen = dlm.evaluations
