@@ -61,17 +61,24 @@ class Cloud:
         self.connected = threading.Event()
         self.subscribed = threading.Event()     # the broker confirmed every filter (they are in its session)
         self._pending_subscriptions: set[int] = set()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
-        if username:
-            self.client.username_pw_set(username, password)
+        self.sessions_present: list[bool] = []  # each CONNACK's session-present flag, in order
+        self.client_id, self.username, self.password = client_id, username, password
+        self.client = self._make_client()
         self.client.reconnect_delay_set(0.1, 0.5)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
 
+    def _make_client(self) -> paho.Client:
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=paho.MQTTv5)
+        if self.username:
+            client.username_pw_set(self.username, self.password)
+        return client
+
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         self.subscribed.clear()
         with self.lock:
+            self.sessions_present.append(bool(flags.session_present))
             self._pending_subscriptions = {client.subscribe(f, qos=1)[1] for f in self.filters}
         self.connected.set()
 
@@ -106,18 +113,36 @@ class Cloud:
 
     def start(self) -> "Cloud":
         props = Properties(PacketTypes.CONNECT)
-        # Persistent: the broker queues for us while we are away, as it does for the real cloud. The first
-        # connect starts clean all the same: the module's broker may still hold what an earlier test's edge
-        # sent to this client id, and that must not arrive in this test's lists.
+        # Persistent: the broker queues for us while we are away, as it does for the real cloud, and keeps the
+        # session over its own restart. The module's broker may still hold what an earlier test's edge sent to
+        # this client id, and that must not arrive in this test's lists: a first connection with clean start
+        # ends that session. Ours then connects without clean start, every time: Mosquitto saves to its
+        # persistence only the sessions of clients whose current connection did not ask for a clean start,
+        # so a session begun with clean start is gone after a restart even with a session expiry interval.
         props.SessionExpiryInterval = 3600 if self.persistent else 0
+        if self.persistent:
+            self._discard_session()
         self.client.connect(self.broker.host, self.port, keepalive=5, properties=props,
-                            clean_start=paho.MQTT_CLEAN_START_FIRST_ONLY if self.persistent else True)
+                            clean_start=not self.persistent)
         self.client.loop_start()
         assert self.connected.wait(5), "test cloud did not connect"
         # Until the SUBACK: a test that stops the broker right away must find the subscription in the
         # session the broker saved, or what the edge sends after the restart has no subscriber.
         assert self.subscribed.wait(5), "the broker did not confirm the test cloud's subscriptions"
         return self
+
+    def _discard_session(self) -> None:
+        """Connect once with clean start (and no session expiry) under our client id, and leave."""
+        wiper = self._make_client()
+        connack = threading.Event()
+        wiper.on_connect = lambda *args: connack.set()
+        wiper.connect(self.broker.host, self.port, keepalive=5, clean_start=True)
+        wiper.loop_start()
+        try:
+            assert connack.wait(5), "the broker did not answer the test cloud's clean start"
+        finally:
+            wiper.disconnect()
+            wiper.loop_stop()
 
     def stop(self) -> None:
         self.client.disconnect()
