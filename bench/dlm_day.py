@@ -546,7 +546,8 @@ def simulate(day: Day, strategy: str, *, meter_values_s: int | None = None, sett
             track = manager.tracks[order.key]
             track.commands += (Command(order.limit, float(t), float(t), True),)
             prune(track, float(t), manager.reaction.follow)
-            track.held = held_after(order, track.held, float(t), float(t) + section.tx_profile_duration)
+            track.held = held_after(order, track.held, float(t), float(t) + section.tx_profile_duration,
+                                    manager.safe_share.get(order.key, 0.0))
             if order.kind == "decrease":
                 last_decrease = float(t)
             c = by_key[order.key]

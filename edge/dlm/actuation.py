@@ -129,16 +129,22 @@ def plan(decisions: dict[EvseKey, Decision], transactions: dict[EvseKey, int], h
     return orders
 
 
-def held_after(order: Order, previous: Held | None, sent_at: float, expires_at: float) -> Held:
+def held_after(order: Order, previous: Held | None, sent_at: float, expires_at: float,
+               default: float | None = None) -> Held:
     """The limit a connector holds once its charger accepted `order`, sent at `sent_at`. An
     increase `fit` cut short (a car lowered within its follow time still counted at its old
     limit) does not restart the change interval: the rest follows as soon as that room is free,
     not a whole interval later (a car started at 6.4 A waited 5 s for its 12 A in the real-time
     `second_step`, and a car at 7 A for 13 A in `step_in_ramp`). Only once: the increase after a
-    cut one restarts it, whatever it is. A renewal changes nothing."""
+    cut one restarts it, whatever it is. A renewal changes nothing, nor does a session's first
+    limit when it is the one the charger's default profile (`default`) held already: the car's
+    pilot did not change (a car arriving at a full site is held at 0 A by both, and once room
+    came it waited 5 s more for nothing: the real-time `phases`)."""
     mine = previous if previous is not None and previous.transaction_id == order.transaction_id else None
     if order.kind == "renew" and mine is not None:
         return Held(order.limit, order.phases, order.transaction_id, sent_at, expires_at, mine.paced_from, mine.cut)
+    if mine is None and default is not None and abs(order.limit - default) < 1e-9:
+        return Held(order.limit, order.phases, order.transaction_id, sent_at, expires_at, -math.inf)
     if order.kind == "increase" and order.cut and (mine is None or not mine.cut):
         return Held(order.limit, order.phases, order.transaction_id, sent_at, expires_at,
                     -math.inf if mine is None else mine.paced_from, True)

@@ -685,7 +685,9 @@ class LoadManager:
         if result.outcome == "ok":
             charger.refused_at = None
             if track.transaction_id == order.transaction_id:
-                track.held = held_after(order, track.held, sent_at, sent_at + self.settings.tx_profile_duration)
+                default = self.safe_share.get(order.key, 0.0) if charger.default_sent is not None else None
+                track.held = held_after(order, track.held, sent_at, sent_at + self.settings.tx_profile_duration,
+                                        default)
             if order.kind == "decrease":
                 self._last_decrease_at = self._clock.monotonic()
         elif track.transaction_id == order.transaction_id and result.outcome != "not-connected":

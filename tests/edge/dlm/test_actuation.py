@@ -203,6 +203,25 @@ def test_the_rest_of_a_cut_increase_follows_as_soon_as_it_fits():
     other = held_after(got[0], Held(6.0, 3, 2, 80.0, 200.0), 99.0, 219.0)       # another session's limit
     assert raised(other, 99.5) == [("increase", 12.0)]
 
+
+def test_a_first_limit_the_default_profile_held_already_does_not_hold_the_next_increase_back():
+    """A car arriving at a full site gets 0 A as its session's first limit, as the 0 A default
+    profile gave it: its pilot did not change, so once room comes it is raised at once, not a
+    change interval after that first limit. A first limit that changed what the car was
+    offered (the default's 6 A down to 0) paces as any change does."""
+    decisions = {B: Decision(B, 8.0, 3, "why", None)}
+
+    def raised(held_now, now):
+        return [(o.kind, o.limit) for o in plan(decisions, {B: 1}, {B: held_now}, {B: 0.0}, now, -1e9, TIMING)]
+    paused = Order(B, 0.0, 3, 1, "decrease", "no room")
+    assert raised(held_after(paused, None, 99.0, 219.0, default=0.0), 100.0) == [("increase", 8.0)]
+    assert raised(held_after(paused, None, 99.0, 219.0, default=6.0), 100.0) == []
+    assert raised(held_after(paused, None, 99.0, 219.0, default=6.0), 104.0) == [("increase", 8.0)]
+    assert raised(held_after(paused, None, 99.0, 219.0), 100.0) == []          # no default profile in force
+    # Only the session's first limit: a car paused after charging is paced as before.
+    again = held_after(paused, Held(10.0, 3, 1, 80.0, 200.0), 99.0, 219.0, default=0.0)
+    assert raised(again, 100.0) == []
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.floats(0, 32), st.floats(0, 32), st.floats(0, 32)), min_size=1, max_size=4),
        st.floats(-10, 60))
