@@ -349,6 +349,87 @@ def _least_rise(topology: Topology, circuit_id: str, cars: Mapping[EvseKey, CarH
     return out
 
 
+# --- the meter's fall after a decrease (trusting evidence) ----------------------------------------
+
+# A per phase the building may fall between two readings without counting as a fall (its flicker,
+# the meter's resolution): a fall within it is never taken for a car following its lower limit.
+FALL_TOLERANCE = 0.5
+
+
+def _pending_since(car: CarHistory, most: float) -> float | None:
+    """When the run of limits below `most` began that the car may still be following down
+    (the send of its first): before it, a limit of `most` or more could be in force."""
+    start = None
+    for c in car.commands:
+        if c.accepted is False:
+            continue
+        if c.limit >= most - 1e-9:
+            start = None
+        elif start is None:
+            start = c.sent_at
+    return start
+
+
+def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], estimated: Mapping[EvseKey, Bounds],
+                    readings: Mapping[str, tuple[MeterReading, ...]], at: float,
+                    reaction: Reaction = Reaction()) -> dict[EvseKey, Bounds]:
+    """Lower `most` of cars lowered within their follow time whose meter shows they followed.
+
+    `bounds` keeps a lowered car at its old limit for the whole follow time, and an
+    increase elsewhere must fit with it there (actuation.fit): a car that followed in
+    1 s held every other car back 4 s more. Per phase of the nearest meter, with the
+    reading before the decrease was sent (`base`) and the latest: the cars there drew at
+    most the meter's change plus what they could draw at `base` (their `most` then),
+    so car i draws now at most that less the least each other car draws now.
+
+    Trusted evidence: the building did not fall by more than FALL_TOLERANCE since
+    `base`. A car is credited only when that bound shows it draws less than it
+    provably drew at `base` (its `least` then), by more than DRAW_TOLERANCE: it
+    came down, which a car does only for a lower limit (or a reported stop), and
+    then draws no more than the higher of that bound and the limits that can be in
+    force from now. If the building fell as the car was lowered and the car did not
+    follow, the room is overestimated by at most the decrease, and only until the
+    follow time ends (when `bounds` says the same): inside the reaction window. A
+    building that rose hides the fall: no credit, as `bounds` alone."""
+    out = dict(estimated)
+    earlier: dict[float, dict[EvseKey, Bounds]] = {}
+    for evse in topology.evses:
+        car, est = cars.get(evse.key), estimated.get(evse.key)
+        if car is None or est is None or not est.most:
+            continue
+        high = max(0.0, min(car.max_current, _over(car, at, at)[1]))
+        top = max(est.most)
+        since = _pending_since(car, top) if top > high + 1e-9 else None
+        meter = _nearest_meter(topology, evse.circuit, readings) if since is not None else None
+        if meter is None or since is None:
+            continue
+        base, now_reading = _reading_at(readings[meter], since), _reading_at(readings[meter], at)
+        if base is None or now_reading is None or now_reading.at <= base.at:
+            continue
+        if base.at not in earlier:
+            earlier[base.at] = {k: bounds(c, base.at, reaction) for k, c in cars.items()}
+        then = earlier[base.at]
+        # Per site phase: the meter's change, plus what every car there could draw at `base`,
+        # less the least every other car draws now.
+        room = [now_reading.currents[p] - base.currents[p] + FALL_TOLERANCE for p in range(3)]
+        for other in topology.evses_under(meter):
+            if other.key not in cars or other.key not in estimated:
+                continue
+            drawn_on = cars[other.key].phases
+            if cars[other.key].phases_in_use is not None:
+                drawn_on = min(drawn_on, cars[other.key].phases_in_use)
+            for i, p in enumerate(other.phase_map[:drawn_on]):
+                room[p] += then[other.key].most[i]
+                if other.key != evse.key:
+                    room[p] -= estimated[other.key].least[i]
+        drawn = [room[evse.phase_map[i]] for i in range(car.phases)]
+        if not any(d < then[evse.key].least[i] - DRAW_TOLERANCE for i, d in enumerate(drawn)):
+            continue
+        most = tuple(max(lo, min(hi, max(high, d))) for lo, hi, d in zip(est.least, est.most, drawn))
+        out[evse.key] = replace(est, most=most)
+    return out
+
+
 def _nearest_meter(topology: Topology, circuit_id: str, readings: Mapping[str, Any]) -> str | None:
     for c in topology.paths[circuit_id]:
         if topology.by_id[c].meter is not None and readings.get(c):
@@ -360,9 +441,10 @@ def estimate_site(topology: Topology, cars: Mapping[EvseKey, CarHistory],
                   readings: Mapping[str, tuple[MeterReading, ...]], at: float,
                   reaction: Reaction = Reaction(), depth: int = 1) -> dict[EvseKey, Bounds]:
     """Every car's interval at `at`: `bounds`, narrowed by the meters' rises
-    (`attribute_rises`). A connector without a car is not in `cars`: it draws nothing."""
+    (`attribute_rises`) and falls (`attribute_falls`). A connector without a car is not in `cars`: it draws nothing."""
     estimated = {key: bounds(car, at, reaction) for key, car in cars.items()}
-    return attribute_rises(topology, cars, estimated, readings, at, reaction, depth)
+    risen = attribute_rises(topology, cars, estimated, readings, at, reaction, depth)
+    return attribute_falls(topology, cars, risen, readings, at, reaction)
 
 
 # --- the building's load --------------------------------------------------------------------------

@@ -4,13 +4,15 @@ obeys IEC 61851 timing: at every instant, least <= true draw <= most."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from edge.dlm.estimate import (Bounds, CarHistory, Command, MeterReading, Reaction, Sample, attribute_rises,
-                               bounds, building_load, estimate_site, sample_from_meter_values, trim)
+from edge.dlm.estimate import (FALL_TOLERANCE, Bounds, CarHistory, Command, MeterReading, Reaction, Sample,
+                               attribute_falls, attribute_rises, bounds, building_load, estimate_site,
+                               sample_from_meter_values, trim)
 from edge.dlm.tracking import currents_from_samples
 from edge.dlm.model import Circuit, Evse, Topology
 from edge.dlm.phases import phase_map
@@ -135,6 +137,61 @@ def test_a_rise_another_car_reports_is_not_attributed_twice():
     # B's least rose from 4 - 0.075 (at 29.5) to 10 - 0.05 (tapered from its windows): 6.025 A is B.
     assert est[("A", 1)].least == pytest.approx((10.0 - 6.025,) * 3)
     assert building_load(site, {"grid": (24.0,) * 3}, est)["grid"][0] == pytest.approx([24.0 - 3.975 - 9.95] * 3)
+
+
+# --- the meter's fall after a decrease: a car that followed is not held at its old limit ----------
+
+def _lowered(samples=(Sample(19.0, (16.0,) * 3, interval=5.0),)):
+    return car(initial=16.0, commands=[ok(16, 0.0), ok(6, 20.0)], samples=list(samples), phases_in_use=3)
+
+
+def test_a_lowered_car_the_meter_shows_followed_may_draw_no_more_than_its_new_limit():
+    site = _one_car_site()
+    history = _lowered()
+    readings = (MeterReading(19.5, (26.0,) * 3), MeterReading(22.0, (16.0,) * 3))
+    est = {("A", 1): bounds(history, 22.5, R)}
+    assert est[("A", 1)].most == (16.0,) * 3            # the model alone: its old limit until 25.1
+    fell = attribute_falls(site, {("A", 1): history}, est, {"grid": readings}, 22.5, R)
+    # It draws at most the meter's fall from what it could draw before: 16 - 10, and the tolerance.
+    assert fell[("A", 1)].most == pytest.approx((6.0 + FALL_TOLERANCE,) * 3)
+    assert fell[("A", 1)].least == est[("A", 1)].least
+
+
+def test_no_fall_or_a_building_that_rose_as_it_fell_gives_no_credit():
+    site = _one_car_site()
+    history = _lowered()
+    est = {("A", 1): bounds(history, 22.5, R)}
+    flat = (MeterReading(19.5, (26.0,) * 3), MeterReading(22.0, (26.0,) * 3))
+    assert attribute_falls(site, {("A", 1): history}, est, {"grid": flat}, 22.5, R) == est
+    # A second step of the building as the car follows: the meter fell only 3 A on L1. The car may
+    # be at 13 A there; on L2 and L3 it shows the car followed, and one car follows on all its phases.
+    step = (MeterReading(19.5, (26.0,) * 3), MeterReading(22.0, (23.0, 16.0, 16.0)))
+    got = attribute_falls(site, {("A", 1): history}, est, {"grid": step}, 22.5, R)[("A", 1)].most
+    assert got == pytest.approx((13.0 + FALL_TOLERANCE, 6.0 + FALL_TOLERANCE, 6.0 + FALL_TOLERANCE))
+
+
+def test_a_car_not_shown_above_its_new_limit_before_gets_no_credit():
+    """A car ramping up when it was lowered (its sample showed 4 A) may still be rising towards its
+    old limit: a fall of the meter elsewhere is not it following."""
+    site = _one_car_site()
+    history = _lowered([Sample(19.0, (4.0,) * 3, interval=5.0)])
+    readings = (MeterReading(19.5, (14.0,) * 3), MeterReading(22.0, (12.0,) * 3))
+    est = {("A", 1): bounds(history, 22.5, R)}
+    assert attribute_falls(site, {("A", 1): history}, est, {"grid": readings}, 22.5, R) == est
+
+
+def test_two_cars_lowered_together_are_each_credited_by_what_the_other_draws_at_least():
+    site = Topology((Circuit("grid", 63.0, meter="m"),),
+                    (Evse("A", 1, "grid", phase_map(3)), Evse("B", 1, "grid", phase_map(3))))
+    cars = {("A", 1): _lowered(), ("B", 1): _lowered()}
+    readings = {"grid": (MeterReading(19.5, (42.0,) * 3), MeterReading(22.0, (22.0,) * 3))}
+    est = estimate_site(site, cars, readings, 22.5, R)
+    # Each drew at most 22 - 42 + 16 + 16 + 0.5 - (the other's least, 6: it may have followed) = 6.5.
+    assert est[("A", 1)].most == pytest.approx((6.5,) * 3) and est[("B", 1)].most == pytest.approx((6.5,) * 3)
+    # Only one followed: the meter fell 10 A; neither can be told apart, so neither is credited.
+    half = {"grid": (MeterReading(19.5, (42.0,) * 3), MeterReading(22.0, (32.0,) * 3))}
+    est = estimate_site(site, cars, half, 22.5, R)
+    assert est[("A", 1)].most == (16.0,) * 3 and est[("B", 1)].most == (16.0,) * 3
 
 
 # --- a paused car ramping down -------------------------------------------------------------------
@@ -364,11 +421,12 @@ def test_least_and_most_hold_the_true_draw_at_every_instant(history):
 # --- the site: the building's load is never underestimated ---------------------------------------
 
 @st.composite
-def sites(draw):
+def sites(draw, trusted="rises"):
     """Two cars (1- or 3-phase, rotated chargers) under one metered grid circuit,
     limits sent and followed as in `histories`, per-phase samples, the meter read
     every second, and a building load that falls at any time but rises only when
-    no limit is on its way: the evidence `attribute_rises` trusts."""
+    no limit is on its way: the evidence `attribute_rises` trusts (`trusted="falls"`:
+    the other way round, the evidence `attribute_falls` trusts)."""
     horizon, dt = 24.0, 0.1
     steps = int(round(horizon / dt))
     cars = []
@@ -385,7 +443,8 @@ def sites(draw):
             tau = max(sent, previous) + draw(st.floats(0.0, 1.0)) * max(0.0, answered - max(sent, previous))
             previous = tau
             applied.append((tau, draw(st.floats(0.0, R.follow))))
-        wish = draw(st.floats(0.0, 20.0))
+        # Falls are credited only to cars that drew their old limit (or close): often so when they are tried.
+        wish = draw(st.floats(0.0, 20.0) if trusted == "rises" else st.one_of(st.just(20.0), st.floats(0.0, 20.0)))
         rises = [(draw(st.floats(0.0, horizon)), draw(st.floats(0.0, 20.0))) for _ in range(draw(st.integers(0, 2)))]
         interval = draw(st.sampled_from([2.0, 5.0, 10.0]))
         cars.append((rotation, car_phases, commands, applied, wish, rises, interval, draw(st.floats(0.0, 2.0))))
@@ -395,7 +454,7 @@ def sites(draw):
     changes = []
     for _ in range(draw(st.integers(0, 6))):
         at, phase, delta = draw(st.floats(0.0, horizon)), draw(st.integers(0, 2)), draw(st.floats(-20.0, 30.0))
-        if delta > 0 and any(a <= at <= b for a, b in windows):
+        if (delta > 0 if trusted == "rises" else delta < 0) and any(a <= at <= b for a, b in windows):
             delta = -delta
         changes.append((at, phase, delta))
     return steps, dt, cars, building, sorted(changes)
@@ -436,6 +495,17 @@ def _simulate(steps, dt, cars, building, changes):
 def test_the_building_load_is_never_underestimated_when_rises_are_attributed(site):
     steps, dt, cars, building, changes = site
     trace = _simulate(steps, dt, cars, building, changes)
+    for step, topology, metered, estimated in _site_estimates(steps, dt, cars, trace):
+        load = trace[step][0]
+        for key, est in estimated.items():
+            assert all(lo <= hi + 1e-9 for lo, hi in zip(est.least, est.most))
+        seen = building_load(topology, {"grid": metered}, estimated)["grid"][0]
+        for p in range(3):
+            assert seen[p] >= load[p] - 1e-6, (step * dt, p, seen, load, estimated)
+
+
+def _site_estimates(steps, dt, cars, trace):
+    """At every reading (each second): (step, the site, the estimate) as the edge sees it then."""
     evses = tuple(Evse(f"C{i}", 1, "grid", phase_map(3, c[0]), max_current=16.0) for i, c in enumerate(cars))
     topology = Topology((Circuit("grid", 100.0, meter="m"),), evses)
     readings = []
@@ -457,12 +527,25 @@ def test_the_building_load_is_never_underestimated_when_rises_are_attributed(sit
             known = tuple(Command(limit, sent, answered if answered <= t else None, True if answered <= t else None)
                           for sent, limit, answered in commands if sent <= t)
             histories[evse.key] = CarHistory(3, 16.0, 0.0, known, tuple(samples))
-        estimated = estimate_site(topology, histories, {"grid": tuple(readings)}, t, R)
-        for key, est in estimated.items():
-            assert all(lo <= hi + 1e-9 for lo, hi in zip(est.least, est.most))
-        seen = building_load(topology, {"grid": tuple(metered)}, estimated)["grid"][0]
-        for p in range(3):
-            assert seen[p] >= load[p] - 1e-6, (t, p, seen, load, estimated)
+        yield step, topology, tuple(metered), estimate_site(topology, histories, {"grid": tuple(readings)}, t, R)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(sites(trusted="falls"))
+def test_a_car_credited_with_following_draws_no_more_than_its_most_until_the_next_limit(site):
+    """`most` with the meter's falls (attribute_falls) still holds every car's true draw, now and
+    until the next limit is sent, when the building does not fall while a limit is on its way."""
+    steps, dt, cars, building, changes = site
+    trace = _simulate(steps, dt, cars, building, changes)
+    for step, _, _, estimated in _site_estimates(steps, dt, cars, trace):
+        for i, (_, _, commands, *_rest) in enumerate(cars):
+            est = estimated[(f"C{i}", 1)]
+            next_sent = min((sent for sent, _, _ in commands if sent > step * dt), default=math.inf)
+            for later in range(step, min(len(trace), step + 60)):
+                if later * dt >= next_sent:
+                    break
+                for p, true in enumerate(trace[later][1][i]):
+                    assert true <= est.most[p] + 1e-6, (step * dt, later * dt, i, p, est, true)
 
 
 def test_a_sample_drawn_under_a_limit_in_force_before_counts_no_lower_limit_superseded_before_it():
