@@ -317,7 +317,12 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
                                  - gained[circuit.id][p] - shown[p] for p in range(3)]
             rise = left[base.at]
             n = car.phases if car.phases_in_use is None else min(car.phases, car.phases_in_use)
-            room = [max(0.0, min(rise[evse.phase_map[i]], est.most[i] - est.least[i])) for i in range(n)]
+            # No higher than a limit sent since the increase lets it be now: a car lowered after its
+            # ramp may have followed already, whatever the meter still shows of the ramp.
+            lowest = min([command.limit] + [c.limit for c in car.commands if c.sent_at > command.sent_at
+                                            and c.sent_at <= at and c.accepted is not False])
+            room = [max(0.0, min(rise[evse.phase_map[i]], est.most[i] - est.least[i], lowest - est.least[i]))
+                    for i in range(n)]
             if car.phases_in_use is not None and n > 1:
                 room = [min(room)] * n
             least = list(est.least)
@@ -377,10 +382,13 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
 
     `bounds` keeps a lowered car at its old limit for the whole follow time, and an
     increase elsewhere must fit with it there (actuation.fit): a car that followed in
-    1 s held every other car back 4 s more. Per phase of the nearest meter, with the
-    reading before the decrease was sent (`base`) and the latest: the cars there drew at
-    most the meter's change plus what they could draw at `base` (their `most` then),
-    so car i draws now at most that less the least each other car draws now.
+    1 s held every other car back 4 s more. Per phase of the nearest meter, from any
+    reading since the one before the decrease was sent (`base`) to the latest: the cars
+    there draw now at most the meter's change since that reading plus the most they
+    could draw at it, so car i draws at most that less the least each other car draws
+    now (the lowest such bound over those readings). Each other car's least is its
+    own (`bounds`), not the meter's credit to it (attribute_rises): that credit holds
+    for the cars' sum, not for each car.
 
     Trusted evidence: the building did not fall by more than FALL_TOLERANCE since
     `base`. A car is credited only when that bound shows it draws less than it
@@ -392,7 +400,15 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     follow time ends (when `bounds` says the same): inside the reaction window. A
     building that rose hides the fall: no credit, as `bounds` alone."""
     out = dict(estimated)
-    earlier: dict[float, dict[EvseKey, Bounds]] = {}
+    # Per (meter, reading instant) and site phase: the most every car under the meter could draw then.
+    most_then: dict[tuple[str, float], list[float]] = {}
+    least_now: dict[str, list[float]] = {}
+    own: dict[EvseKey, tuple[float, ...]] = {}      # each car's least by `bounds` alone
+
+    def drawn_on(key: EvseKey) -> int:
+        car = cars[key]
+        return car.phases if car.phases_in_use is None else min(car.phases, car.phases_in_use)
+
     for evse in topology.evses:
         car, est = cars.get(evse.key), estimated.get(evse.key)
         if car is None or est is None or not est.most:
@@ -403,29 +419,40 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
         meter = _nearest_meter(topology, evse.circuit, readings) if since is not None else None
         if meter is None or since is None:
             continue
-        base, now_reading = _reading_at(readings[meter], since), _reading_at(readings[meter], at)
+        history = readings[meter]
+        base, now_reading = _reading_at(history, since), _reading_at(history, at)
         if base is None or now_reading is None or now_reading.at <= base.at:
             continue
-        if base.at not in earlier:
-            earlier[base.at] = {k: bounds(c, base.at, reaction) for k, c in cars.items()}
-        then = earlier[base.at]
-        # Per site phase: the meter's change, plus what every car there could draw at `base`,
-        # less the least every other car draws now.
-        room = [now_reading.currents[p] - base.currents[p] + FALL_TOLERANCE for p in range(3)]
-        for other in topology.evses_under(meter):
-            if other.key not in cars or other.key not in estimated:
+        under = [e for e in topology.evses_under(meter) if e.key in cars and e.key in estimated]
+        if meter not in least_now:
+            least_now[meter] = [0.0, 0.0, 0.0]
+            for other in under:
+                if other.key not in own:
+                    own[other.key] = bounds(cars[other.key], at, reaction).least
+                for i, p in enumerate(other.phase_map[:drawn_on(other.key)]):
+                    least_now[meter][p] += own[other.key][i]
+        bound = [math.inf] * car.phases
+        for r in history:
+            if not base.at <= r.at < now_reading.at:
                 continue
-            drawn_on = cars[other.key].phases
-            if cars[other.key].phases_in_use is not None:
-                drawn_on = min(drawn_on, cars[other.key].phases_in_use)
-            for i, p in enumerate(other.phase_map[:drawn_on]):
-                room[p] += then[other.key].most[i]
-                if other.key != evse.key:
-                    room[p] -= estimated[other.key].least[i]
-        drawn = [room[evse.phase_map[i]] for i in range(car.phases)]
-        if not any(d < then[evse.key].least[i] - DRAW_TOLERANCE for i, d in enumerate(drawn)):
+            if (meter, r.at) not in most_then:
+                sums = [0.0, 0.0, 0.0]
+                for other in under:
+                    other_car = cars[other.key]
+                    amps = max(0.0, min(other_car.max_current, _over(other_car, r.at - reaction.follow, r.at)[1]))
+                    for p in other.phase_map[:drawn_on(other.key)]:
+                        sums[p] += amps
+                most_then[(meter, r.at)] = sums
+            for i in range(car.phases):
+                p = evse.phase_map[i]
+                others = least_now[meter][p] - (own[evse.key][i] if i < drawn_on(evse.key) else 0.0)
+                bound[i] = min(bound[i], now_reading.currents[p] - r.currents[p] + FALL_TOLERANCE
+                               + most_then[(meter, r.at)][p] - others)
+        # It drew at least this at `base`: more than the bound now by DRAW_TOLERANCE shows it came down.
+        before = bounds(car, base.at, reaction).least
+        if not any(b < v - DRAW_TOLERANCE for b, v in zip(bound, before)):
             continue
-        most = tuple(max(lo, min(hi, max(high, d))) for lo, hi, d in zip(est.least, est.most, drawn))
+        most = tuple(max(lo, min(hi, max(high, b))) for lo, hi, b in zip(est.least, est.most, bound))
         out[evse.key] = replace(est, most=most)
     return out
 

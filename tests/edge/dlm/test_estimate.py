@@ -492,6 +492,12 @@ def _simulate(steps, dt, cars, building, changes):
 @example(site=(240, 0.1, [("RST", 1, [(2.0, 6.0, 2.0), (3.0, 0.0, 3.0)], [(2.0, 0.0), (3.0, 4.0)], 1.0, [], 2.0, 0.0),
                           ("RST", 1, [(1.0, 6.0, 1.0)], [(1.0, 0.0)], 0.0, [], 5.0, 0.0)],
                [0.0, 0.0, 0.0], [(9.0, 0, 1.0)]))
+# Found by hypothesis: C1 was credited with its ramp after an increase to 6 A, then lowered to 0 A (and
+# followed at once) while the building rose 1 A after the ramp's window: the credit outlived the decrease.
+@example(site=(240, 0.1, [("RST", 1, [], [], 0.0, [], 2.0, 0.0),
+                          ("RST", 1, [(1.0, 0.0, 1.0), (5.8, 6.0, 5.8), (13.8, 0.0, 13.8)],
+                           [(1.0, 0.0), (5.8, 0.0), (13.8, 0.0)], 1.0, [], 5.0, 0.0)],
+               [0.0, 0.0, 0.0], [(12.0, 0, 1.0)]))
 def test_the_building_load_is_never_underestimated_when_rises_are_attributed(site):
     steps, dt, cars, building, changes = site
     trace = _simulate(steps, dt, cars, building, changes)
