@@ -245,19 +245,28 @@ def _reading_at(readings: tuple[MeterReading, ...], t: float) -> MeterReading | 
     return best
 
 
-def _ramp(car: CarHistory, sample_start: float, at: float = math.inf) -> Command | None:
-    """The increase the car may be ramping up after, that its samples do not show yet
-    (sent by `at`: a later one says nothing of that instant)."""
+def _ramp(car: CarHistory, sample_start: float, at: float = math.inf, follow: float = Reaction.follow
+          ) -> tuple[Command, Command] | None:
+    """The increases the car may be ramping up after, that its samples do not show yet
+    (sent by `at`: a later one says nothing of that instant): the latest, and the first
+    of the run of increases each sent while the car may still have been ramping after
+    the one before (within `follow` of its answer). A car raised twice before a sample
+    shows it ramps from before the first: counted from the latest alone, its rise after
+    the first was in the reading before the latest, and it was credited with none of it
+    (a phantom load of its whole draw: the real-time `second_step`)."""
     previous = car.initial
-    found = None
+    first = last = None
     for c in car.commands:
         if c.sent_at > at:
             continue
         if c.accepted is not False:
             if c.limit > previous + 1e-9 and c.sent_at >= sample_start:
-                found = c
+                ramping = last is not None and c.sent_at <= (
+                    last.answered_at if last.answered_at is not None else c.sent_at) + follow
+                first = first if ramping else c
+                last = c
             previous = c.limit
-    return found
+    return None if first is None or last is None else (first, last)
 
 
 def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], estimated: Mapping[EvseKey, Bounds],
@@ -296,9 +305,9 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
             if car is None or est is None or _nearest_meter(topology, evse.circuit, readings) != circuit.id:
                 continue
             sample = _sample(car, at, reaction.follow)
-            command = _ramp(car, -math.inf if sample is None else sample.at - sample.interval, at)
-            if command is not None and command.sent_at <= at:
-                ramps.append((command.sent_at, evse, car, est, command))
+            found = _ramp(car, -math.inf if sample is None else sample.at - sample.interval, at, reaction.follow)
+            if found is not None:
+                ramps.append((found[0].sent_at, evse, car, est, found[1]))
         left: dict[float, list[float]] = {}
         for sent_at, evse, car, est, command in sorted(ramps, key=lambda r: (r[0], r[1].key)):
             base = _reading_at(history, sent_at)
@@ -392,7 +401,9 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
 
     Trusted evidence: the building did not fall by more than FALL_TOLERANCE since
     `base`. A car is credited only when that bound shows it draws less than it
-    provably drew at `base` (its `least` then), by more than DRAW_TOLERANCE: it
+    drew at `base` (its `least` then, with the meter's rise credited to it then:
+    a car lowered while it ramps up has no sample yet), by more than
+    DRAW_TOLERANCE: it
     came down, which a car does only for a lower limit (or a reported stop), and
     then draws no more than the higher of that bound and the limits that can be in
     force from now. If the building fell as the car was lowered and the car did not
@@ -404,6 +415,7 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     most_then: dict[tuple[str, float], list[float]] = {}
     least_now: dict[str, list[float]] = {}
     own: dict[EvseKey, tuple[float, ...]] = {}      # each car's least by `bounds` alone
+    credited: dict[float, dict[EvseKey, Bounds]] = {}
 
     def drawn_on(key: EvseKey) -> int:
         car = cars[key]
@@ -448,8 +460,14 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
                 others = least_now[meter][p] - (own[evse.key][i] if i < drawn_on(evse.key) else 0.0)
                 bound[i] = min(bound[i], now_reading.currents[p] - r.currents[p] + FALL_TOLERANCE
                                + most_then[(meter, r.at)][p] - others)
-        # It drew at least this at `base`: more than the bound now by DRAW_TOLERANCE shows it came down.
-        before = bounds(car, base.at, reaction).least
+        # It drew at least this at `base` (with what the meter's rise credited it then: a car lowered while
+        # ramping up has no sample yet): more than the bound now by DRAW_TOLERANCE shows it came down.
+        if base.at not in credited:
+            upto = {c: tuple(r for r in rs if r.at <= base.at) for c, rs in readings.items()}
+            credited[base.at] = attribute_rises(topology, cars, {k: bounds(c, base.at, reaction)
+                                                                 for k, c in cars.items()}, upto, base.at,
+                                                 reaction, depth=0)
+        before = credited[base.at][evse.key].least
         if not any(b < v - DRAW_TOLERANCE for b, v in zip(bound, before)):
             continue
         most = tuple(max(lo, min(hi, max(high, b))) for lo, hi, b in zip(est.least, est.most, bound))

@@ -96,6 +96,27 @@ def test_a_car_raised_just_before_its_first_sample_is_credited_with_its_ramp():
     assert building_load(site, {"grid": (34.0,) * 3}, est)["grid"][0] == pytest.approx([2.0 + 0.05 * 11.0] * 3)
 
 
+def test_a_car_raised_again_while_it_ramps_is_credited_from_before_its_first_increase():
+    """Real-time `second_step`: a car's first limit (6 A, cut short) and its second (12 A) came 2 s
+    apart, before any sample showed it draw. Counted from the reading before the second, its first
+    6 A were in that reading already: it was credited with none of them, 6 A of phantom building
+    load lowered every car for 2 s and took 10 s to undo."""
+    site = _one_car_site()
+    history = car(initial=0.0, commands=[ok(6, 8.0), ok(12, 10.0)], samples=[Sample(7.8, (0.0,) * 3, interval=5.0)],
+                  phases_in_use=3)
+    readings = (MeterReading(7.5, (12.0,) * 3), MeterReading(9.9, (18.0,) * 3), MeterReading(11.0, (24.0,) * 3))
+    est = estimate_site(site, {("A", 1): history}, {"grid": readings}, 11.0, R)
+    assert est[("A", 1)].least == (12.0,) * 3
+    assert building_load(site, {"grid": (24.0,) * 3}, est)["grid"][0] == [12.0] * 3
+    # Raised again long after its first ramp (beyond the follow time), it is counted from the second:
+    # a rise of the building between the two is not taken for it.
+    late = car(initial=0.0, commands=[ok(6, 8.0), ok(12, 20.0)], samples=[Sample(7.8, (0.0,) * 3, interval=5.0)],
+               phases_in_use=3)
+    readings = (MeterReading(7.5, (12.0,) * 3), MeterReading(19.9, (18.0,) * 3), MeterReading(21.0, (24.0,) * 3))
+    est = estimate_site(site, {("A", 1): late}, {"grid": readings}, 21.0, R)
+    assert est[("A", 1)].least == (6.0,) * 3
+
+
 def test_a_one_phase_building_step_is_not_taken_for_a_three_phase_car():
     site = _one_car_site()
     history = car(initial=0.0, commands=[ok(16, 30.0)], samples=[Sample(25.0, (0.0,) * 3, interval=10.0)],
