@@ -432,3 +432,37 @@ def test_a_car_that_took_nothing_from_its_start_keeps_its_place_once_it_draws():
     event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 6.0, 6.0, 6.0))
     clock.advance(1)
     assert decide() == {"A": 8.0, "B": 8.0}
+
+
+def test_a_lowered_car_the_meter_shows_followed_leaves_its_room_before_its_follow_time_ends():
+    """The room an increase must fit in counts a lowered car at its old limit until its follow time ends
+    (5 s), unless the meter shows it followed (estimate.attribute_falls): then a newcomer starts at
+    once (real-time `phases`: car B waited 5 s for car A, which followed in 2)."""
+    lm, clock, meter = metered_manager()
+    lm.chargers["A"].online, lm.chargers["A"].default_sent = True, 20.0
+    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
+    track = lm.tracks[("A", 1)]
+    track.commands = (Command(24.0, clock.monotonic(), clock.monotonic(), True),)
+    clock.advance(5)
+    event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 24.0, 24.0, 24.0))
+
+    def reading(amps: float) -> None:
+        meter.latest.current, meter.latest.at = (amps,) * 3, clock.monotonic()
+        lm.record_reading("grid", meter.latest.at, meter.latest.current)
+        lm._changes += 1
+
+    reading(34.0)                                         # 10 A of building and A's 24 A
+    clock.advance(0.5)
+    track.commands += (Command(12.0, clock.monotonic(), clock.monotonic() + 0.1, True),)    # A lowered
+    lm._changes += 1
+    clock.advance(0.5)
+    reading(34.0)                                         # it has not followed yet
+    assert lm.estimates(clock.monotonic())[("A", 1)].most == (24.0, 24.0, 24.0)
+    clock.advance(1.0)
+    reading(22.0)                                         # it followed: the meter fell 12 A
+    assert lm.estimates(clock.monotonic())[("A", 1)].most[0] < 13.0
+    # The meter back up as much (the building rose, or A's fall was not A): no credit while it shows no fall.
+    reading(34.0)
+    clock.advance(0.5)
+    reading(34.0)
+    assert lm.estimates(clock.monotonic())[("A", 1)].most == (24.0, 24.0, 24.0)
