@@ -136,17 +136,23 @@ def metered_manager() -> tuple[LoadManager, ManualClock, _Meter]:
     return lm, clock, meter
 
 
-def test_the_building_is_the_reading_less_what_the_cars_drew_at_that_reading():
-    """A limit lowered after the meter's reading does not count until a reading after it: else the lowered
-    car's drop counted as building load before any reading could show it, the next evaluation lowered it
-    again, and so on (60 decreases of 0.1 A in 0.3 s, or every car paused one after another)."""
+def one_car_charging(amps: float):
+    """metered_manager with car A charging at `amps` (its limit since 0 s), its sample at 5 s saying so."""
     lm, clock, meter = metered_manager()
     lm.chargers["A"].online, lm.chargers["A"].default_sent = True, 20.0
     event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
     track = lm.tracks[("A", 1)]
-    track.commands = (Command(16.0, clock.monotonic(), clock.monotonic(), True),)
+    track.commands = (Command(amps, clock.monotonic(), clock.monotonic(), True),)
     clock.advance(5)
-    event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 16.0, 16.0, 16.0))
+    event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, amps, amps, amps))
+    return lm, clock, meter, track
+
+
+def test_the_building_is_the_reading_less_what_the_cars_drew_at_that_reading():
+    """A limit lowered after the meter's reading does not count until a reading after it: else the lowered
+    car's drop counted as building load before any reading could show it, the next evaluation lowered it
+    again, and so on (60 decreases of 0.1 A in 0.3 s, or every car paused one after another)."""
+    lm, clock, meter, track = one_car_charging(16.0)
     clock.advance(0.5)
     meter.latest.at = clock.monotonic()                     # 10 A of building + the car's 16 A
     lm.record_reading("grid", meter.latest.at, meter.latest.current)
@@ -438,13 +444,7 @@ def test_a_lowered_car_the_meter_shows_followed_leaves_its_room_before_its_follo
     """The room an increase must fit in counts a lowered car at its old limit until its follow time ends
     (5 s), unless the meter shows it followed (estimate.attribute_falls): then a newcomer starts at
     once (real-time `phases`: car B waited 5 s for car A, which followed in 2)."""
-    lm, clock, meter = metered_manager()
-    lm.chargers["A"].online, lm.chargers["A"].default_sent = True, 20.0
-    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
-    track = lm.tracks[("A", 1)]
-    track.commands = (Command(24.0, clock.monotonic(), clock.monotonic(), True),)
-    clock.advance(5)
-    event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 24.0, 24.0, 24.0))
+    lm, clock, meter, track = one_car_charging(24.0)
 
     def reading(amps: float) -> None:
         meter.latest.current, meter.latest.at = (amps,) * 3, clock.monotonic()
