@@ -386,7 +386,8 @@ def _pending_since(car: CarHistory, most: float) -> float | None:
 
 def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], estimated: Mapping[EvseKey, Bounds],
                     readings: Mapping[str, tuple[MeterReading, ...]], at: float,
-                    reaction: Reaction = Reaction()) -> dict[EvseKey, Bounds]:
+                    reaction: Reaction = Reaction(), plain: Mapping[EvseKey, Bounds] | None = None
+                    ) -> dict[EvseKey, Bounds]:
     """Lower `most` of cars lowered within their follow time whose meter shows they followed.
 
     `bounds` keeps a lowered car at its old limit for the whole follow time, and an
@@ -414,7 +415,9 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     # Per (meter, reading instant) and site phase: the most every car under the meter could draw then.
     most_then: dict[tuple[str, float], list[float]] = {}
     least_now: dict[str, list[float]] = {}
-    own: dict[EvseKey, tuple[float, ...]] = {}      # each car's least by `bounds` alone
+    # Each car's least by `bounds` alone (`plain`: those bounds, when the caller has them).
+    own: dict[EvseKey, tuple[float, ...]] = {k: b.least for k, b in (plain or {}).items()}
+    under_meter: dict[str, list] = {}
     credited: dict[float, dict[EvseKey, Bounds]] = {}
 
     def drawn_on(key: EvseKey) -> int:
@@ -432,10 +435,13 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
         if meter is None or since is None:
             continue
         history = readings[meter]
-        base, now_reading = _reading_at(history, since), _reading_at(history, at)
+        # Strictly before the decrease was sent: a reading at that instant may show it in force already.
+        base, now_reading = _reading_at(history, since - 1e-6), _reading_at(history, at)
         if base is None or now_reading is None or now_reading.at <= base.at:
             continue
-        under = [e for e in topology.evses_under(meter) if e.key in cars and e.key in estimated]
+        if meter not in under_meter:
+            under_meter[meter] = [e for e in topology.evses_under(meter) if e.key in cars and e.key in estimated]
+        under = under_meter[meter]
         if meter not in least_now:
             least_now[meter] = [0.0, 0.0, 0.0]
             for other in under:
@@ -489,7 +495,7 @@ def estimate_site(topology: Topology, cars: Mapping[EvseKey, CarHistory],
     (`attribute_rises`) and falls (`attribute_falls`). A connector without a car is not in `cars`: it draws nothing."""
     estimated = {key: bounds(car, at, reaction) for key, car in cars.items()}
     risen = attribute_rises(topology, cars, estimated, readings, at, reaction, depth)
-    return attribute_falls(topology, cars, risen, readings, at, reaction)
+    return attribute_falls(topology, cars, risen, readings, at, reaction, estimated)
 
 
 # --- the building's load --------------------------------------------------------------------------

@@ -178,6 +178,17 @@ def test_a_lowered_car_the_meter_shows_followed_may_draw_no_more_than_its_new_li
     assert fell[("A", 1)].least == est[("A", 1)].least
 
 
+def test_a_reading_taken_as_the_decrease_left_is_not_the_one_before_it():
+    """A reading at the very instant the decrease was sent may show it in force already (the car's least
+    then is its new limit): what the car drew before is read from the reading before that one."""
+    site = _one_car_site()
+    history = _lowered()
+    readings = (MeterReading(19.0, (26.0,) * 3), MeterReading(20.0, (26.0,) * 3), MeterReading(22.0, (16.0,) * 3))
+    est = {("A", 1): bounds(history, 22.5, R)}
+    fell = attribute_falls(site, {("A", 1): history}, est, {"grid": readings}, 22.5, R)
+    assert fell[("A", 1)].most == pytest.approx((6.0 + FALL_TOLERANCE,) * 3)
+
+
 def test_no_fall_or_a_building_that_rose_as_it_fell_gives_no_credit():
     site = _one_car_site()
     history = _lowered()
