@@ -111,6 +111,16 @@ def _over(car: CarHistory, a: float, b: float) -> tuple[float, float]:
     return min(limits), max(limits)
 
 
+def _highest(car: CarHistory, a: float, b: float) -> float:
+    """The highest limit that can be in force at some instant of [a, b], within the EVSE's maximum."""
+    return max(0.0, min(car.max_current, _over(car, a, b)[1]))
+
+
+def _drawn_on(car: CarHistory) -> int:
+    """How many of the charger's phases the car draws on (its first n; all until learned)."""
+    return car.phases if car.phases_in_use is None else min(car.phases, car.phases_in_use)
+
+
 def _sample(car: CarHistory, at: float, follow: float = Reaction.follow) -> Sample | None:
     """The latest sample that says something about instant `at`: taken by then,
     and all of its window after the car last stopped on its own, or taken after
@@ -133,7 +143,7 @@ def _sample(car: CarHistory, at: float, follow: float = Reaction.follow) -> Samp
 
 def _drawn_after_stop(car: CarHistory, s: Sample, follow: float) -> bool:
     assert car.stopped_at is not None
-    before = max(0.0, min(car.max_current, _over(car, s.at - s.interval - follow, car.stopped_at)[1]))
+    before = _highest(car, s.at - s.interval - follow, car.stopped_at)
     if s.currents is not None:
         seen = max((a for a in s.currents[:car.phases] if math.isfinite(a)), default=0.0)
         return seen > before + DRAW_TOLERANCE
@@ -150,7 +160,7 @@ def bounds(car: CarHistory, at: float, reaction: Reaction = Reaction()) -> Bound
     n = car.phases
     # After a decrease the old limit holds until `follow` after it was applied;
     # an increase counts at once. Never above the EVSE's maximum.
-    top = max(0.0, min(car.max_current, _over(car, at - reaction.follow, at)[1]))
+    top = _highest(car, at - reaction.follow, at)
     most = tuple(top for _ in range(n))
     sample = _sample(car, at, reaction.follow)
     if sample is None:
@@ -208,7 +218,7 @@ def _lowest_after(car: CarHistory, start: float, amps: float, drawn_by: float, a
 def allowed_over(car: CarHistory, start: float, end: float, reaction: Reaction = Reaction()) -> float:
     """The most a car following its limits may draw at any instant of [start, end] (A per
     phase): a sample over that window above it shows the car does not follow."""
-    return max(0.0, min(car.max_current, _over(car, start - reaction.follow, end)[1]))
+    return _highest(car, start - reaction.follow, end)
 
 
 def trim(car: CarHistory, now: float, reaction: Reaction = Reaction()) -> CarHistory:
@@ -325,7 +335,7 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
                 left[base.at] = [min(r.currents[p] for r in since) - base.currents[p]
                                  - gained[circuit.id][p] - shown[p] for p in range(3)]
             rise = left[base.at]
-            n = car.phases if car.phases_in_use is None else min(car.phases, car.phases_in_use)
+            n = _drawn_on(car)
             # No higher than a limit sent since the increase lets it be now: a car lowered after its
             # ramp may have followed already, whatever the meter still shows of the ramp.
             lowest = min([command.limit] + [c.limit for c in car.commands if c.sent_at > command.sent_at
@@ -404,13 +414,13 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     `base`. A car is credited only when that bound shows it draws less than it
     drew at `base` (its `least` then, with the meter's rise credited to it then:
     a car lowered while it ramps up has no sample yet), by more than
-    DRAW_TOLERANCE: it
-    came down, which a car does only for a lower limit (or a reported stop), and
-    then draws no more than the higher of that bound and the limits that can be in
-    force from now. If the building fell as the car was lowered and the car did not
-    follow, the room is overestimated by at most the decrease, and only until the
-    follow time ends (when `bounds` says the same): inside the reaction window. A
-    building that rose hides the fall: no credit, as `bounds` alone."""
+    DRAW_TOLERANCE: it came down, which a car does only for a lower limit (or a
+    reported stop), and then draws no more than the higher of that bound and the
+    limits that can be in force from now. If the building fell as the car was
+    lowered and the car did not follow, the room is overestimated by at most the
+    decrease, and only until the follow time ends (when `bounds` says the same):
+    inside the reaction window. A building that rose hides the fall: no credit, as
+    `bounds` alone."""
     out = dict(estimated)
     # Per (meter, reading instant) and site phase: the most every car under the meter could draw then.
     most_then: dict[tuple[str, float], list[float]] = {}
@@ -420,15 +430,11 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     under_meter: dict[str, list] = {}
     credited: dict[float, dict[EvseKey, Bounds]] = {}
 
-    def drawn_on(key: EvseKey) -> int:
-        car = cars[key]
-        return car.phases if car.phases_in_use is None else min(car.phases, car.phases_in_use)
-
     for evse in topology.evses:
         car, est = cars.get(evse.key), estimated.get(evse.key)
         if car is None or est is None or not est.most:
             continue
-        high = max(0.0, min(car.max_current, _over(car, at, at)[1]))
+        high = _highest(car, at, at)
         top = max(est.most)
         since = _pending_since(car, top) if top > high + 1e-9 else None
         meter = _nearest_meter(topology, evse.circuit, readings) if since is not None else None
@@ -447,7 +453,7 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
             for other in under:
                 if other.key not in own:
                     own[other.key] = bounds(cars[other.key], at, reaction).least
-                for i, p in enumerate(other.phase_map[:drawn_on(other.key)]):
+                for i, p in enumerate(other.phase_map[:_drawn_on(cars[other.key])]):
                     least_now[meter][p] += own[other.key][i]
         bound = [math.inf] * car.phases
         for r in history:
@@ -456,14 +462,13 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
             if (meter, r.at) not in most_then:
                 sums = [0.0, 0.0, 0.0]
                 for other in under:
-                    other_car = cars[other.key]
-                    amps = max(0.0, min(other_car.max_current, _over(other_car, r.at - reaction.follow, r.at)[1]))
-                    for p in other.phase_map[:drawn_on(other.key)]:
+                    amps = _highest(cars[other.key], r.at - reaction.follow, r.at)
+                    for p in other.phase_map[:_drawn_on(cars[other.key])]:
                         sums[p] += amps
                 most_then[(meter, r.at)] = sums
             for i in range(car.phases):
                 p = evse.phase_map[i]
-                others = least_now[meter][p] - (own[evse.key][i] if i < drawn_on(evse.key) else 0.0)
+                others = least_now[meter][p] - (own[evse.key][i] if i < _drawn_on(car) else 0.0)
                 bound[i] = min(bound[i], now_reading.currents[p] - r.currents[p] + FALL_TOLERANCE
                                + most_then[(meter, r.at)][p] - others)
         # It drew at least this at `base` (with what the meter's rise credited it then: a car lowered while
@@ -492,7 +497,8 @@ def estimate_site(topology: Topology, cars: Mapping[EvseKey, CarHistory],
                   readings: Mapping[str, tuple[MeterReading, ...]], at: float,
                   reaction: Reaction = Reaction(), depth: int = 1) -> dict[EvseKey, Bounds]:
     """Every car's interval at `at`: `bounds`, narrowed by the meters' rises
-    (`attribute_rises`) and falls (`attribute_falls`). A connector without a car is not in `cars`: it draws nothing."""
+    (`attribute_rises`) and falls (`attribute_falls`). A connector without a car
+    is not in `cars`: it draws nothing."""
     estimated = {key: bounds(car, at, reaction) for key, car in cars.items()}
     risen = attribute_rises(topology, cars, estimated, readings, at, reaction, depth)
     return attribute_falls(topology, cars, risen, readings, at, reaction, estimated)
