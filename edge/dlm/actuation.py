@@ -187,6 +187,49 @@ def fit(orders: list[Order], room: dict[Resource, float], most: dict[EvseKey, di
     return out
 
 
+def soften(orders: list[Order], sharing: dict[EvseKey, float], in_force: dict[EvseKey, float],
+           held: dict[EvseKey, Held], room: dict[Resource, float], uses: dict[EvseKey, list[Resource]],
+           timing: Timing) -> list[Order]:
+    """The orders with each decrease raised toward `sharing` (what the allocation gives each car
+    with every car at the least it was known to draw before the decreases it may still be
+    following), never above the limit in force, kept there when less than the hysteresis step
+    below it; but only if the limits then in force fit `room` (per circuit phase, what the
+    steered cars may take with the building at its most) on every circuit phase each car `uses`,
+    else the orders as they are. `in_force`: every steered car with a session, the highest limit
+    its charger may apply now. Increases are not counted: `fit` sent them only where they fit
+    with every car at the most it may draw, which is at least the limit it holds."""
+    softer: dict[EvseKey, float] = {}
+    for order in orders:
+        key, mine = order.key, held.get(order.key)
+        if (order.kind != "decrease" or key not in sharing or key not in in_force or mine is None
+                or mine.transaction_id != order.transaction_id or mine.phases != order.phases):
+            continue
+        limit = min(in_force[key], max(order.limit, sharing[key]))
+        if in_force[key] - limit < timing.hysteresis - 1e-9:
+            limit = in_force[key]       # not worth a change of the pilot, nor another follow time
+        if limit > order.limit + 1e-9:
+            softer[key] = limit
+    if not softer:
+        return orders
+    left = dict(room)
+    after = dict(in_force)
+    after.update({o.key: softer.get(o.key, o.limit) for o in orders if o.kind == "decrease"})
+    for key, amps in after.items():
+        for r in uses.get(key, ()):
+            if r in left:
+                left[r] -= amps
+    if any(v < -1e-6 for v in left.values()):
+        return orders
+    out = []
+    for order in orders:
+        if order.key in softer:
+            if softer[order.key] >= in_force[order.key] - 1e-9:
+                continue
+            order = replace(order, limit=softer[order.key])
+        out.append(order)
+    return out
+
+
 def _schedule(limit: float, phases: int, unit: str) -> dict:
     period: dict = {"startPeriod": 0, "numberPhases": phases}
     if unit == "W":

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Protocol
 
 from edge.clock import Clock
-from edge.dlm.actuation import Order, Timing, default_limit, fit, held_after, plan, tx_limit
+from edge.dlm.actuation import Order, Timing, default_limit, fit, held_after, plan, soften, tx_limit
 from edge.dlm.allocate import allocate
 from edge.dlm.caps import Cap, capped
 from edge.dlm.config import LoadManagementSection
@@ -486,29 +486,90 @@ class LoadManager:
             in_force = {k: (h.limit if h is not None and h.transaction_id == transactions.get(k)
                             else self.safe_share.get(k, 0.0)) for k, h in ((k, held.get(k)) for k in transactions)}
             orders = fit(orders, room, most, in_force, self.minimums, self.timing)
-        return orders
+        return self._softened(orders, allocation, states, meters, targets, now)
+
+    def _softened(self, orders: list[Order], allocation: Allocation, states: tuple[ConnectorState, ...],
+                  meters: dict, targets: dict[EvseKey, float] | None, now: float) -> list[Order]:
+        """The orders with each decrease that only shares out room a phantom took held back.
+
+        A car lowered within its follow time may still draw its old current, and the building's
+        load counts what it draws above its new limit (the least it may draw) until the meter
+        shows it fell: it may have fallen at once while the building rose as much. Sharing the
+        room left by that estimate lowers the cars again (a cascade: every car paused or halved
+        within seconds of one newcomer, each new decrease adding to the phantom), yet the room
+        it makes cannot be given to anyone until the fall shows, as an increase must fit with
+        every lowered car at its old limit (`fit`). So while such a car may still be following,
+        a decrease goes no lower than the allocation with every car at the least it was known
+        to draw before those decreases, provided the limits then in force still fit the room the
+        estimate leaves, with the building at its most, on every circuit phase: the allocator's
+        own safety rule. If they do not, every decrease goes as decided. Once the fall shows (or
+        the follow time ends) the estimate is exact again and any decrease still due goes out."""
+        decreases = {o.key: o for o in orders if o.kind == "decrease"}
+        if not decreases:
+            return orders
+        cars = self._cars(now)
+        following = [c.sent_at for car in cars.values() for c in _decreases(car)
+                     if (now if c.answered_at is None else c.answered_at) + self.reaction.follow > now]
+        if not following:
+            return orders
+        before = self._estimate_of(sent_by(cars, min(following) - 1e-6), now)
+        estimated = self.estimates(now)
+        hopeful = tuple(
+            replace(s, measured=tuple(max(a, min(b, m)) for a, b, m in zip(
+                s.measured, before[s.key].least, estimated[s.key].most)))
+            if s.measured and s.key in before and s.key in estimated else s for s in states)
+        sharing = allocate(Inputs(self.capped_topology(), meters, hopeful, now, self.settings.strategy,
+                                  self.settings.rotate_after, targets)).decisions
+        in_force = self._in_force(states)
+        uses = {s.key: [r for _, r in self._uses(s)] for s in states if s.key in in_force}
+        held = {key: t.held for key, t in self.tracks.items() if t.held is not None}
+        return soften(orders, {k: d.limit for k, d in sharing.items()}, in_force, held, self._room(allocation),
+                      uses, self.timing)
+
+    def _in_force(self, states: tuple[ConnectorState, ...]) -> dict[EvseKey, float]:
+        """Per steered car with a session, the highest limit its charger may apply now: the one it
+        holds (its default profile's before the first), or one on its way if higher."""
+        out = {}
+        for state in states:
+            track = self.tracks.get(state.key)
+            if not state.session or not state.controllable or track is None or track.transaction_id is None:
+                continue
+            held = track.held
+            limit = (held.limit if held is not None and held.transaction_id == track.transaction_id
+                     else self.safe_share.get(state.key, 0.0))
+            inflight = self._inflight.get(state.key)
+            out[state.key] = max(limit, inflight.limit) if inflight is not None else limit
+        return out
+
+    def _room(self, allocation: Allocation) -> dict:
+        """Per circuit phase, what the steered cars may take: limit - margin - the building's load
+        (from the least the cars draw) - what uncontrollable chargers may draw."""
+        margin = self.capped_topology().margin
+        return {(c, p): ph.limit - margin - ph.unmanaged - ph.reserved
+                for c, load in allocation.circuits.items() for p, ph in enumerate(load.phases)}
+
+    def _uses(self, state: ConnectorState, phases: int = 3) -> list[tuple[int, tuple[str, int]]]:
+        """(charger phase, circuit phase) for every phase the car draws on and every circuit on its path."""
+        topology = self.capped_topology()
+        evse = topology.evse_by_key[state.key]
+        n = max(1, min(state.phases_in_use or len(evse.phase_map), len(evse.phase_map), phases))
+        return [(i, (c, evse.phase_map[i])) for i in range(n) for c in topology.paths[evse.circuit]]
 
     def _worst_room(self, allocation: Allocation, states: tuple[ConnectorState, ...], now: float
                     ) -> tuple[dict, dict[EvseKey, dict]]:
         """Per circuit phase, what is left with every steered car at the most it may draw now
         (estimate: a car lowered within its follow time at its old limit); and per car, that most
         on each circuit phase it uses. Uncontrollable chargers are in `reserved` already."""
-        topology = self.capped_topology()
-        room = {(c, p): ph.limit - topology.margin - ph.unmanaged - ph.reserved
-                for c, load in allocation.circuits.items() for p, ph in enumerate(load.phases)}
+        room = self._room(allocation)
         estimated = self.estimates(now)
         most: dict[EvseKey, dict] = {}
         for state in states:
             bounds = estimated.get(state.key)
             if not state.session or not state.controllable or bounds is None:
                 continue
-            evse = topology.evse_by_key[state.key]
-            n = max(1, min(state.phases_in_use or len(evse.phase_map), len(evse.phase_map), len(bounds.most)))
             mine: dict = {}
-            for i in range(n):
-                for c in topology.paths[evse.circuit]:
-                    r = (c, evse.phase_map[i])
-                    mine[r] = mine.get(r, 0.0) + bounds.most[i]
+            for i, r in self._uses(state, len(bounds.most)):
+                mine[r] = mine.get(r, 0.0) + bounds.most[i]
             for r, amps in mine.items():
                 if r in room:
                     room[r] -= amps
@@ -895,6 +956,18 @@ def sent_by(cars: dict[EvseKey, Any], instant: float) -> dict[EvseKey, Any]:
     them): the cars' samples and what was learned since still count."""
     return {key: replace(car, commands=tuple(c for c in car.commands if c.sent_at <= instant))
             for key, car in cars.items()}
+
+
+def _decreases(car: Any) -> list[Command]:
+    """A car's commands that lowered its limit (not rejected), in the order sent."""
+    out, before = [], car.initial
+    for c in car.commands:
+        if c.accepted is False:
+            continue
+        if c.limit < before - 1e-9:
+            out.append(c)
+        before = c.limit
+    return out
 
 
 def sent_after(cars: dict[EvseKey, Any], instant: float) -> bool:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.dlm.actuation import Held, Order, Timing, fit, held_after, plan, tx_default_profile, tx_profile
+from edge.dlm.actuation import Held, Order, Timing, fit, held_after, plan, soften, tx_default_profile, tx_profile
 from edge.dlm.model import Decision
 
 KEY = ("A", 1)
@@ -237,3 +237,45 @@ def test_fitted_increases_never_exceed_the_room_at_worst(cars, free):
     assert all(raised[k] <= o.limit + 1e-9 for o in orders for k in raised if k == o.key)
     extra = sum(max(0.0, raised[k] - most[k][L1]) for k in raised)
     assert extra <= max(0.0, free) + 1e-6
+
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 32), st.floats(0, 32), st.floats(0, 32), st.booleans()), min_size=1,
+                max_size=4),
+       st.floats(-10, 80), st.floats(-10, 80))
+def test_a_softened_decrease_keeps_every_phase_within_the_room_the_estimate_leaves(cars, free1, free2):
+    """Whatever the cars hold, are lowered to and would share: a decrease held back (issue 15, the
+    phantom cascade) is never below its decision nor above the limit in force, and is held back only
+    if the limits then in force fit the room on every circuit phase; else the orders go as they were."""
+    keys = [(f"C{i}", 1) for i in range(len(cars))]
+    in_force = {k: f for k, (f, _, _, _) in zip(keys, cars)}
+    uses = {k: [L1, L2] if both else [L1] for k, (_, _, _, both) in zip(keys, cars)}
+    held_now = {k: Held(f, 3, 1, 90.0, 210.0) for k, f in in_force.items()}
+    orders_in = [Order(k, min(d, f), 3, 1, "decrease", "why") for k, (f, d, _, _) in zip(keys, cars) if d < f]
+    sharing = {k: s for k, (_, _, s, _) in zip(keys, cars)}
+    room = {L1: free1, L2: free2}
+    got = soften(orders_in, sharing, in_force, held_now, room, uses, TIMING)
+    if got == orders_in:
+        return
+    decided = {o.key: o.limit for o in orders_in}
+    sent = {o.key: o.limit for o in got}
+    assert set(sent) <= set(decided)
+    assert all(decided[k] <= sent[k] < in_force[k] for k in sent)
+    after = {k: sent.get(k, in_force[k]) for k in in_force}
+    for r, free in room.items():
+        assert sum(after[k] for k in keys if r in uses[k]) <= free + 1e-6
+
+
+def test_a_decrease_that_room_allows_to_wait_waits_whole_or_goes_in_part():
+    """Held at 15 A, lowered to 10.5 A by an estimate a phantom inflated, with 14.8 A its share without
+    the phantom: it stays at 15 A (0.2 A is not worth a pilot change); with 12 A its share, it goes
+    to 12 A; and if 15 A no longer fits, it goes to 10.5 A as decided."""
+    lowered = [Order(KEY, 10.5, 3, 7, "decrease", "why")]
+    def sent(share, free):
+        return [(o.kind, o.limit) for o in soften(lowered, {KEY: share}, {KEY: 15.0}, held(15.0), {L1: free},
+                                                    {KEY: [L1]}, TIMING)]
+    assert sent(14.8, 21.0) == []
+    assert sent(12.0, 21.0) == [("decrease", 12.0)]
+    assert sent(14.8, 14.0) == [("decrease", 10.5)]
+    assert sent(10.0, 21.0) == [("decrease", 10.5)]

@@ -466,3 +466,41 @@ def test_a_lowered_car_the_meter_shows_followed_leaves_its_room_before_its_follo
     clock.advance(0.5)
     reading(34.0)
     assert lm.estimates(clock.monotonic())[("A", 1)].most == (24.0, 24.0, 24.0)
+
+
+def test_a_decrease_that_only_shares_out_a_phantom_waits_for_the_lowered_car_to_show_its_fall():
+    """Car A draws 24 A over 10 A of building on a 40 A grid; B arrives, and A is lowered to its
+    share, 15 A. Until the meter shows A's fall, the estimate counts what A draws above 15 A as
+    building load (A may have fallen at once while the building rose as much), and sharing what is
+    left would lower A again, to 10.5 A: a cascade that gives B nothing sooner, since B's start must
+    fit with A at its old 24 A anyway (issue 15, the real-time `offline_charger` and `second_step`).
+    Holding A at 15 A fits the room that estimate leaves, so that decrease waits. If the building did
+    rise (the meter says so) or A's follow time has passed, the decrease goes as decided."""
+    def lowered(reading: float, after: float):
+        lm, clock, meter, track = one_car_charging(24.0)
+        meter.latest.current, meter.latest.at = (34.0,) * 3, clock.monotonic()
+        lm.record_reading("grid", meter.latest.at, meter.latest.current)
+        lm.chargers["B"].online, lm.chargers["B"].default_sent = True, 20.0
+        event(lm, "transaction.started", "B", connector_id=1, transaction_id=2, id_tag="T")
+        clock.advance(0.2)
+        send = sender(track, clock)
+        send(15.0)                                           # A's share with B: (40 - 10) / 2
+        decreased_at = clock.monotonic()
+        clock.advance(after)
+        meter.latest.current, meter.latest.at = (reading,) * 3, clock.monotonic()
+        lm.record_reading("grid", meter.latest.at, meter.latest.current)
+        now = clock.monotonic()
+        allocation, states, meters = _decide(lm, now)
+        orders = {o.key: o for o in lm.orders(allocation, states, meters, None, now, decreased_at)}
+        return allocation.decisions[("A", 1)].limit, orders.get(("A", 1))
+
+    # A still draws 24 A, the meter unchanged: the estimate wants A at 10.5 A; A keeps 15 A.
+    decided, order = lowered(34.0, after=1.0)
+    assert decided < 11.0
+    assert order is None
+    # The building rose by 12 A meanwhile: 15 A for A no longer fits, the decrease goes as decided.
+    decided, order = lowered(46.0, after=1.0)
+    assert order is not None and order.kind == "decrease" and order.limit == decided < 15.0
+    # A's follow time has passed and the meter still shows 24 A for it: that is building load now.
+    decided, order = lowered(34.0, after=5.5)
+    assert order is not None and order.kind == "decrease" and order.limit == decided < 11.0
