@@ -293,8 +293,9 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     attribution back. A car known to draw on several phases draws them evenly,
     so a one-phase building step is not taken for a 3-phase car. The meters are
     read deepest first, and a parent meter attributes only what its sub-meters
-    did not, nor what other cars' samples since show they rose: no rise is
-    counted twice. Knowing a car's phases (`phases_in_use`) only ever narrows
+    did not, nor what other cars' estimates since show they rose (less what
+    they show they fell): no rise is counted twice, and the building is taken
+    to be what it was at the increase. Knowing a car's phases (`phases_in_use`) only ever narrows
     what is attributed. What the cars' samples show they rose is counted from
     their estimate at the increase *with* what was attributed then (`depth`
     levels of it): a car already drawing at that reading, credited then from an
@@ -326,14 +327,26 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
             end = (command.answered_at if command.answered_at is not None else at) + reaction.follow
             then = _reading_at(history, min(at, end)) or now_reading
             if base.at not in left:
-                # What rose since, less what sub-meters and cars raised earlier already took, and
-                # less what other cars' samples since show they rose: no rise is counted twice.
-                shown = _least_rise(topology, circuit.id, cars, estimated, base.at, reaction, readings, depth)
                 # The lowest reading since the window's end: a fall takes the credit back, and a
                 # rise after such a fall (another car stopping, then the building) is not the car.
                 since = [r for r in history if then.at <= r.at <= now_reading.at] or [then, now_reading]
-                left[base.at] = [min(r.currents[p] for r in since) - base.currents[p]
-                                 - gained[circuit.id][p] - shown[p] for p in range(3)]
+                low = [min(r.currents[p] for r in since) for p in range(3)]
+                # What rose since a reading from the increase on, less what sub-meters and cars raised
+                # earlier already took, and less what other cars' estimates since show they changed: no
+                # rise is counted twice. Any reading of the window will do, as the building did not rise
+                # since (trusted); besides the one at the increase, the lowest on each phase: a car
+                # lowered just before, still falling at the increase, would hide the ramp behind its
+                # fall (its estimate was at its new limit already).
+                window = [r for r in history if base.at <= r.at <= then.at]
+                candidates = {base.at: base}
+                candidates.update({r.at: r for r in (min(window, key=lambda r, p=p: r.currents[p])
+                                                      for p in range(3))} if window else {})
+                best = [-math.inf] * 3
+                for reading in candidates.values():
+                    shown = _least_rise(topology, circuit.id, cars, estimated, reading.at, reaction, readings, depth)
+                    best = [max(best[p], low[p] - reading.currents[p] - gained[circuit.id][p] - shown[p])
+                            for p in range(3)]
+                left[base.at] = best
             rise = left[base.at]
             n = _drawn_on(car)
             # No higher than a limit sent since the increase lets it be now: a car lowered after its
@@ -357,8 +370,13 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
 def _least_rise(topology: Topology, circuit_id: str, cars: Mapping[EvseKey, CarHistory],
                 estimated: Mapping[EvseKey, Bounds], since: float, reaction: Reaction,
                 readings: Mapping[str, tuple[MeterReading, ...]] | None = None, depth: int = 0) -> list[float]:
-    """Per site phase: how much the least of the cars under a circuit rose since an instant
-    (their least then with what the meters' rises credited them then, `depth` levels deep)."""
+    """Per site phase: how much the least of the cars under a circuit changed since an instant
+    (their least then with what the meters' rises credited them then, `depth` levels deep).
+    Falls count too: a car lowered (or whose sample aged) since is estimated lower, and what
+    the meter rose on top of that is the raised car as much as the rest is; taken off the rise,
+    the building stays what it was at the increase, which is what the credit trusts. (Counting
+    only rises, a car raised as another was lowered to make room for it got no credit once the
+    lowered car followed: the meter's sum did not rise, and the ramp was building load.)"""
     out = [0.0, 0.0, 0.0]
     earlier = (estimate_site(topology, cars, {c: tuple(r for r in rs if r.at <= since)
                                               for c, rs in readings.items()}, since, reaction, depth - 1)
@@ -369,7 +387,7 @@ def _least_rise(topology: Topology, circuit_id: str, cars: Mapping[EvseKey, CarH
             continue
         then = earlier[evse.key] if earlier is not None and evse.key in earlier else bounds(car, since, reaction)
         for i, site_phase in enumerate(evse.phase_map[:car.phases]):
-            out[site_phase] += max(0.0, est.least[i] - then.least[i])
+            out[site_phase] += est.least[i] - then.least[i]
     return out
 
 

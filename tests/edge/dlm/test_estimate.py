@@ -92,8 +92,56 @@ def test_a_car_raised_just_before_its_first_sample_is_credited_with_its_ramp():
     readings = tuple(MeterReading(t, (2.0,) * 3 if t < 1 else (18.0,) * 3) for t in (0.0, 1.0, 5.0, 9.9)) + (
         MeterReading(11.0, (34.0,) * 3),)
     est = estimate_site(site, {("A", 1): history}, {"grid": readings}, 11.0, R)
-    assert est[("A", 1)].least == pytest.approx((32.0 - 0.05 * 11.0,) * 3)
-    assert building_load(site, {"grid": (34.0,) * 3}, est)["grid"][0] == pytest.approx([2.0 + 0.05 * 11.0] * 3)
+    # The building stays what it was at the raise (2 A): what the car's own sample faded since (0.05 A/s
+    # from the start of its window) is not the building rising, as the meter says.
+    assert est[("A", 1)].least == pytest.approx((32.0,) * 3)
+    assert building_load(site, {"grid": (34.0,) * 3}, est)["grid"][0] == pytest.approx([2.0] * 3)
+
+
+def test_a_car_raised_as_another_is_lowered_is_credited_with_what_the_other_gave_up():
+    """Real-time `oversubscribed`: A (16 A) is lowered to 9 A to let C start at 6 A; two seconds on, A
+    followed and C ramped, and the meter shows the sum: 1 A less than before. The meter's rise since the
+    raise is counted less what the other cars' estimates changed, falls too: A's estimate fell 7 A, so
+    the meter's net fall of 1 A leaves 6 A of rise, which is C. Before, only others' rises were taken
+    off, the meter showed no rise, and C's ramp was 6 A of building load: both cars were lowered
+    again and held there for the change interval. The building is then what it was at the raise."""
+    site = Topology((Circuit("grid", 40.0, meter="m"),),
+                    (Evse("A", 1, "grid", phase_map(3, "RST")), Evse("C", 1, "grid", phase_map(3, "TRS"))))
+    a = car(initial=0.0, commands=[ok(16, 0.0), ok(9, 20.0)], samples=[Sample(18.0, (16.0,) * 3, interval=6.0)],
+            phases_in_use=3)
+    c = car(initial=0.0, commands=[ok(6, 20.0)], samples=[Sample(18.0, (0.0,) * 3, interval=6.0)], phases_in_use=3)
+    readings = tuple(MeterReading(t, (24.0,) * 3) for t in (18.0, 19.0, 19.9, 21.0)) + (
+        MeterReading(23.0, (23.0,) * 3),)
+    est = estimate_site(site, {("A", 1): a, ("C", 1): c}, {"grid": readings}, 23.0, R)
+    assert est[("A", 1)].least == (9.0,) * 3                     # it may have followed: it did
+    # Its ramp, not building load: 6 A less what A's estimate had faded at the raise (A's sample is 7.9 s
+    # older than the reading before it, at 0.05 A/s), so the building is never below what it was.
+    assert est[("C", 1)].least == pytest.approx((6.0 - 0.05 * 7.9,) * 3)
+    assert building_load(site, {"grid": (23.0,) * 3}, est)["grid"][0] == pytest.approx([8.0 + 0.05 * 7.9] * 3)
+    # Before either moved, A's lower estimate is not C's: the meter did not move, and C has nothing yet.
+    early = estimate_site(site, {("A", 1): a, ("C", 1): c}, {"grid": readings[:4]}, 21.0, R)
+    assert building_load(site, {"grid": (24.0,) * 3}, early)["grid"][0][0] >= 8.0 - 1e-6
+
+
+def test_a_car_raised_while_another_still_falls_is_credited_from_the_lowest_reading_since():
+    """Real-time `second_step`: A was lowered from 18 A to 12 A and still drew 18 A when B was raised; A's
+    estimate was at 12 A already, so at that reading 6 A of A counted as building load. A then followed
+    (the meter fell 6 A) and B ramped to 10 A (the meter rose 10 A): counted from the reading at the raise,
+    the meter rose only 4 A, and 6 A of B's ramp stayed building load for as long as it ramps. The building
+    did not rise since the raise (what the credit trusts), so it is no higher now than at any reading
+    since: counted from the lowest, B is credited with its whole ramp and the building is its 12 A."""
+    site = Topology((Circuit("grid", 50.0, meter="m"),),
+                    (Evse("A", 1, "grid", phase_map(3, "RST")), Evse("B", 1, "grid", phase_map(3, "STR"))))
+    a = car(initial=0.0, commands=[ok(18, 0.0), ok(12, 5.0)], samples=[Sample(4.0, (18.0,) * 3, interval=6.0)],
+            mx=32.0, phases_in_use=3)
+    b = car(initial=0.0, commands=[ok(10, 7.0)], samples=[Sample(4.0, (0.0,) * 3, interval=6.0)], mx=32.0,
+            phases_in_use=3)
+    readings = tuple(MeterReading(t, (30.0,) * 3) for t in (4.9, 5.9, 6.9)) + (
+        MeterReading(7.9, (24.0,) * 3), MeterReading(8.9, (29.0,) * 3), MeterReading(9.9, (34.0,) * 3))
+    est = estimate_site(site, {("A", 1): a, ("B", 1): b}, {"grid": readings}, 9.9, R)
+    assert est[("A", 1)].least == (12.0,) * 3
+    assert est[("B", 1)].least == pytest.approx((10.0,) * 3)
+    assert building_load(site, {"grid": (34.0,) * 3}, est)["grid"][0] == pytest.approx([12.0] * 3)
 
 
 def test_a_car_raised_again_while_it_ramps_is_credited_from_before_its_first_increase():
