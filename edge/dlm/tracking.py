@@ -137,13 +137,17 @@ def prune(track: Track, now: float, follow: float) -> None:
 
 def limit_since(track: Track, limit: float) -> float:
     """Since when the connector's limit has been `limit`: renewals of the same limit do not
-    count as a change (the oldest kept command counts as the change when all are renewals)."""
+    count as a change (the oldest kept command counts as the change when all are renewals).
+    Another limit sent after it (on its way, not answered yet) is a change too, from when it
+    was sent: else a sample that came while a decrease was on its way counted as the car's
+    answer to a limit it had held for ever, and a car resumed a second before, not drawing
+    yet, was taken to want 1 A (real-time `step_in_ramp`: held at 6 A for 5 s)."""
     since = -math.inf
     for c in reversed(track.commands):
         if c.accepted is False:
             continue
         if abs(c.limit - limit) > 1e-6:
-            return since
+            return c.sent_at if since == -math.inf else since
         since = c.sent_at
     return since
 

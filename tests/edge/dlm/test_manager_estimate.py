@@ -95,14 +95,19 @@ def sender(track, clock):
     return send
 
 
+def started_car():
+    """manager() with a session running on A, and what records a limit its charger accepted."""
+    lm, clock = manager()
+    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
+    track = lm.tracks[("A", 1)]
+    return lm, clock, track, sender(track, clock)
+
+
 def test_a_car_at_its_own_maximum_stays_held_at_what_it_takes():
     """A 16 A car on a 32 A wallbox: found to take about 17 A, held there, and kept there by its
     next samples (16 A is not 2 A under 17 A), rather than raised to its share and found out again;
     renewing the same limit is no change. Once it draws up to its limit, it may take more."""
-    lm, clock = manager()
-    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
-    track = lm.tracks[("A", 1)]
-    send = sender(track, clock)
+    lm, clock, track, send = started_car()
 
     send(20.0)
     clock.advance(10)
@@ -311,10 +316,7 @@ def test_a_resumed_car_ramping_up_is_credited_while_another_car_draws_steadily()
 def test_what_a_car_was_found_to_take_is_kept_for_the_planner_once_it_is_limited_below_it():
     """A 16 A car found drawing 16 A under a 20 A limit took 16 A; limited to 12 A it draws 12 A and the
     demand is forgotten (`takes`), but Track.took, what the planner counts on for it, stays 16 A."""
-    lm, clock = manager()
-    event(lm, "transaction.started", "A", connector_id=1, transaction_id=1, id_tag="T")
-    track = lm.tracks[("A", 1)]
-    send = sender(track, clock)
+    lm, clock, track, send = started_car()
 
     send(20.0)
     clock.advance(10)
@@ -504,3 +506,27 @@ def test_a_decrease_that_only_shares_out_a_phantom_waits_for_the_lowered_car_to_
     # A's follow time has passed and the meter still shows 24 A for it: that is building load now.
     decided, order = lowered(34.0, after=5.5)
     assert order is not None and order.kind == "decrease" and order.limit == decided < 11.0
+
+
+def test_a_sample_that_comes_while_a_new_limit_is_on_its_way_teaches_nothing_of_what_the_car_takes():
+    """A car paused at 0 A is offered 13 A again; a second later, while a lower limit (12.7 A) is on its
+    way, its sample comes in: 0 A, as it had no time to start. That is no answer to any limit, so the car
+    is not taken to want 1 A (the real-time `step_in_ramp`: a car resumed that way was held at 6 A for
+    5 s). Once the car drew well under a limit it had time to follow, it is."""
+    lm, clock, track, send = started_car()
+    send(13.4)
+    clock.advance(36.0)
+    send(0.0)
+    clock.advance(6.0)
+    send(13.0)
+    clock.advance(1.0)
+    track.commands += (Command(12.7, clock.monotonic()),)          # sent, no answer yet
+    clock.advance(0.05)
+    event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 0.0, 0.0, 0.0))
+    assert track.takes is None
+    now = clock.monotonic()
+    track.commands = (*track.commands[:-1], Command(12.7, now - 0.05, now, True))
+    track.held = Held(12.7, 3, 1, now - 0.05, now + 120.0)
+    clock.advance(6.0)
+    event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 4.0, 4.0, 4.0))
+    assert track.takes == 5.0
