@@ -483,9 +483,7 @@ class LoadManager:
             orders = plan(allocation.decisions, transactions, held, self.safe_share, now, last_decrease, self.timing,
                           self.minimums, self._aimed(states, meters, targets, now), paced=False)
             room, most = self._worst_room(allocation, states, now)
-            in_force = {k: (h.limit if h is not None and h.transaction_id == transactions.get(k)
-                            else self.safe_share.get(k, 0.0)) for k, h in ((k, held.get(k)) for k in transactions)}
-            orders = fit(orders, room, most, in_force, self.minimums, self.timing)
+            orders = fit(orders, room, most, self._in_force(states, on_the_way=False), self.minimums, self.timing)
         return self._softened(orders, allocation, states, meters, targets, now)
 
     def _softened(self, orders: list[Order], allocation: Allocation, states: tuple[ConnectorState, ...],
@@ -526,9 +524,9 @@ class LoadManager:
         return soften(orders, {k: d.limit for k, d in sharing.items()}, in_force, held, self._room(allocation),
                       uses, self.timing)
 
-    def _in_force(self, states: tuple[ConnectorState, ...]) -> dict[EvseKey, float]:
-        """Per steered car with a session, the highest limit its charger may apply now: the one it
-        holds (its default profile's before the first), or one on its way if higher."""
+    def _in_force(self, states: tuple[ConnectorState, ...], on_the_way: bool = True) -> dict[EvseKey, float]:
+        """Per steered car with a session, the limit it holds (its default profile's before the
+        first); with `on_the_way`, the highest its charger may apply now: one on its way if higher."""
         out = {}
         for state in states:
             track = self.tracks.get(state.key)
@@ -537,7 +535,7 @@ class LoadManager:
             held = track.held
             limit = (held.limit if held is not None and held.transaction_id == track.transaction_id
                      else self.safe_share.get(state.key, 0.0))
-            inflight = self._inflight.get(state.key)
+            inflight = self._inflight.get(state.key) if on_the_way else None
             out[state.key] = max(limit, inflight.limit) if inflight is not None else limit
         return out
 
