@@ -258,7 +258,10 @@ def _reading_at(readings: tuple[MeterReading, ...], t: float) -> MeterReading | 
 def _ramp(car: CarHistory, sample_start: float, at: float = math.inf, follow: float = Reaction.follow
           ) -> tuple[Command, Command] | None:
     """The increases the car may be ramping up after, that its samples do not show yet
-    (sent by `at`: a later one says nothing of that instant): the latest, and the first
+    (sent by `at`: a later one says nothing of that instant; sent after the latest sample's
+    window began, or that window began while the car could still be ramping after it, within
+    `follow` of its answer: a car takes up to that to start, and a sample just after the
+    increase may show it before it did): the latest, and the first
     of the run of increases each sent while the car may still have been ramping after
     the one before (within `follow` of its answer). A car raised twice before a sample
     shows it ramps from before the first: counted from the latest alone, its rise after
@@ -270,7 +273,8 @@ def _ramp(car: CarHistory, sample_start: float, at: float = math.inf, follow: fl
         if c.sent_at > at:
             continue
         if c.accepted is not False:
-            if c.limit > previous + 1e-9 and c.sent_at >= sample_start:
+            if c.limit > previous + 1e-9 and (c.sent_at >= sample_start or sample_start < (
+                    c.answered_at if c.answered_at is not None else math.inf) + follow):
                 ramping = last is not None and c.sent_at <= (
                     last.answered_at if last.answered_at is not None else c.sent_at) + follow
                 first = first if ramping else c
@@ -289,8 +293,14 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     Trusted evidence: the building did not rise on the same phase while the
     car ramped (within `follow` of the increase being answered). If it did, the
     building is underestimated by at most the increase, until the car's next
-    sample. A rise after that window is not attributed; a later fall takes the
-    attribution back. A car known to draw on several phases draws them evenly,
+    sample (or the window's end). A rise after that window is not attributed; a
+    later fall takes the attribution back. A car lowered within the window keeps
+    the credit the meter shows (a fall would show), unless a phase on its way to
+    the grid is over its fuse: that may be the trust broken, so then, and after
+    the window, the credit is no higher than the lowest limit sent since. A
+    sample whose window began before the car could have ramped (within `follow`
+    of the answer) does not end the credit: what it shows is taken off the
+    rise, as any car's estimate change since the increase is. A car known to draw on several phases draws them evenly,
     so a one-phase building step is not taken for a 3-phase car. The meters are
     read deepest first, and a parent meter attributes only what its sub-meters
     did not, nor what other cars' estimates since show they rose (less what
@@ -310,6 +320,7 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
         now_reading = _reading_at(history, at)
         if now_reading is None:
             continue
+        overloaded = _over_fuse(topology, readings, circuit.id, at)
         ramps = []
         for evse in topology.evses:
             car, est = cars.get(evse.key), estimated.get(evse.key)
@@ -350,9 +361,15 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
             rise = left[base.at]
             n = _drawn_on(car)
             # No higher than a limit sent since the increase lets it be now: a car lowered after its
-            # ramp may have followed already, whatever the meter still shows of the ramp.
-            lowest = min([command.limit] + [c.limit for c in car.commands if c.sent_at > command.sent_at
-                                            and c.sent_at <= at and c.accepted is not False])
+            # ramp may have followed already, and a building rise since may hide its fall. Within the
+            # window, and with no phase over its fuse, the reading shows any fall (the building did
+            # not rise: trusted), so a car lowered while it ramps (to make room for another) is what
+            # the meter rose, not its new limit: else the ramp it still draws is building load, and
+            # every car is lowered for it. A phase over its fuse may be the trust broken (a building
+            # step during the ramp): then each decrease counts at once, and the next one is not short.
+            lowest = command.limit if now_reading.at <= end and not overloaded else min(
+                [command.limit] + [c.limit for c in car.commands if c.sent_at > command.sent_at
+                                   and c.sent_at <= at and c.accepted is not False])
             room = [max(0.0, min(rise[evse.phase_map[i]], est.most[i] - est.least[i], lowest - est.least[i]))
                     for i in range(n)]
             if car.phases_in_use is not None and n > 1:
@@ -365,6 +382,16 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
                     gained[c][evse.phase_map[i]] += room[i]
             out[evse.key] = replace(est, least=tuple(least))
     return out
+
+
+def _over_fuse(topology: Topology, readings: Mapping[str, tuple[MeterReading, ...]], circuit_id: str,
+               at: float) -> bool:
+    """Whether a phase of this circuit, or of one above it, is over its fuse by its meter's latest reading."""
+    for c in topology.paths[circuit_id]:
+        reading = _reading_at(readings.get(c, ()), at)
+        if reading is not None and any(a > topology.by_id[c].limit for a in reading.currents):
+            return True
+    return False
 
 
 def _least_rise(topology: Topology, circuit_id: str, cars: Mapping[EvseKey, CarHistory],
@@ -430,8 +457,9 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
 
     Trusted evidence: the building did not fall by more than FALL_TOLERANCE since
     `base`. A car is credited only when that bound shows it draws less than it
-    drew at `base` (its `least` then, with the meter's rise credited to it then:
-    a car lowered while it ramps up has no sample yet), by more than
+    drew at `base` or at a reading since (its `least` then, with the meter's rise
+    credited to it then: a car lowered while it ramps up has no sample yet, and
+    ramps on before it follows), by more than
     DRAW_TOLERANCE: it came down, which a car does only for a lower limit (or a
     reported stop), and then draws no more than the higher of that bound and the
     limits that can be in force from now. If the building fell as the car was
@@ -489,14 +517,19 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
                 others = least_now[meter][p] - (own[evse.key][i] if i < _drawn_on(car) else 0.0)
                 bound[i] = min(bound[i], now_reading.currents[p] - r.currents[p] + FALL_TOLERANCE
                                + most_then[(meter, r.at)][p] - others)
-        # It drew at least this at `base` (with what the meter's rise credited it then: a car lowered while
-        # ramping up has no sample yet): more than the bound now by DRAW_TOLERANCE shows it came down.
-        if base.at not in credited:
-            upto = {c: tuple(r for r in rs if r.at <= base.at) for c, rs in readings.items()}
-            credited[base.at] = attribute_rises(topology, cars, {k: bounds(c, base.at, reaction)
-                                                                 for k, c in cars.items()}, upto, base.at,
+        # It drew at least this at `base`, or at a reading since (with what the meter's rise credited it
+        # then: a car lowered while ramping up has no sample yet, and may ramp on after the decrease
+        # left, before it follows): more than the bound now by DRAW_TOLERANCE shows it came down.
+        before = [0.0] * car.phases
+        for r in history:
+            if not base.at <= r.at < now_reading.at:
+                continue
+            if r.at not in credited:
+                upto = {c: tuple(x for x in rs if x.at <= r.at) for c, rs in readings.items()}
+                credited[r.at] = attribute_rises(topology, cars, {k: bounds(c, r.at, reaction)
+                                                                  for k, c in cars.items()}, upto, r.at,
                                                  reaction, depth=0)
-        before = credited[base.at][evse.key].least
+            before = [max(v, a) for v, a in zip(before, credited[r.at][evse.key].least)]
         if not any(b < v - DRAW_TOLERANCE for b, v in zip(bound, before)):
             continue
         most = tuple(max(lo, min(hi, max(high, b))) for lo, hi, b in zip(est.least, est.most, bound))

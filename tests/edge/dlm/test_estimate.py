@@ -165,6 +165,30 @@ def test_a_car_raised_again_while_it_ramps_is_credited_from_before_its_first_inc
     assert est[("A", 1)].least == (6.0,) * 3
 
 
+def test_a_car_lowered_while_it_ramps_is_what_the_meter_rose_until_a_phase_is_over_its_fuse():
+    """Real-time `ignoring_profiles`: B, raised to 29 A at 1 s, was lowered to 14.5 A at 2 s to make
+    room for C. At 3 s it still drew 29 A (its 1 s reaction), and the meter had risen 29 A since the
+    raise. Credited no higher than its new limit, 14.5 A of its ramp was building load: B was lowered
+    to 7 A and C started at 7 A for it. Within the ramp's window the building did not rise (trusted),
+    so a fall of B would show on the meter: it has not fallen. A phase over its fuse may be that trust
+    broken (a building step during the ramp): then the new limit caps the credit, as before."""
+    site = Topology((Circuit("grid", 40.0, meter="m"),), (Evse("B", 1, "grid", phase_map(3, "STR")),))
+    b = car(initial=0.0, mx=32.0, commands=[ok(29, 1.0), ok(14.5, 2.0)],
+            samples=[Sample(0.5, (0.0,) * 3, interval=5.0)], phases_in_use=3)
+    readings = (MeterReading(0.9, (10.0,) * 3), MeterReading(2.0, (24.0,) * 3), MeterReading(3.0, (39.0,) * 3))
+    est = estimate_site(site, {("B", 1): b}, {"grid": readings}, 3.0, R)
+    assert est[("B", 1)].least == pytest.approx((29.0,) * 3)
+    assert building_load(site, {"grid": (39.0,) * 3}, est)["grid"][0] == pytest.approx([10.0] * 3)
+    # Past the window (the increase answered at 1.1 s, plus the follow time): the new limit again.
+    later = readings + (MeterReading(6.2, (39.0,) * 3),)
+    assert estimate_site(site, {("B", 1): b}, {"grid": later}, 6.2, R)[("B", 1)].least == (14.5,) * 3
+    # One phase over its 40 A fuse: the credit stops at the new limit, on every phase.
+    over = readings[:2] + (MeterReading(3.0, (39.0, 41.0, 39.0)),)
+    est = estimate_site(site, {("B", 1): b}, {"grid": over}, 3.0, R)
+    assert est[("B", 1)].least == (14.5,) * 3
+    assert min(building_load(site, {"grid": (39.0, 41.0, 39.0)}, est)["grid"][0]) == pytest.approx(24.5)
+
+
 def test_a_one_phase_building_step_is_not_taken_for_a_three_phase_car():
     site = _one_car_site()
     history = car(initial=0.0, commands=[ok(16, 30.0)], samples=[Sample(25.0, (0.0,) * 3, interval=10.0)],
@@ -193,6 +217,28 @@ def test_a_sample_after_the_increase_ends_the_attribution():
     est = {("A", 1): bounds(history, 40.0, R)}
     assert est[("A", 1)].least == pytest.approx((7.0 - 0.25,) * 3)
     assert attribute_rises(site, {("A", 1): history}, est, {"grid": readings}, 40.0, R) == est
+
+
+def test_a_sample_before_the_car_started_does_not_end_the_attribution():
+    """At a 2 s sample interval (real-time `second_step`), a car resumed at 30 s sent a sample at 32.5 s
+    that showed 0 A (its window began after the increase): it takes up to 3 s to start. That sample ended the credit, and the car's ramp,
+    seen by the meter a second later, was 12 A of building load: every car was lowered for it. While
+    the car could still be ramping, the meter's rise since the increase is counted on, less what the
+    car's own estimate rose since (a sample that shows part of the ramp is not counted twice)."""
+    site = _one_car_site()
+    readings = (MeterReading(29.5, (10.0,) * 3), MeterReading(33.0, (22.0,) * 3))
+    for shown in (0.0, 7.0):
+        history = car(initial=0.0, commands=[ok(16, 30.0)], phases_in_use=3,
+                      samples=[Sample(28.0, (0.0,) * 3, interval=2.0), Sample(32.5, (shown,) * 3, interval=2.0)])
+        assert bounds(history, 33.0, R).least[0] < shown + 1e-9          # alone: what the sample showed
+        est = estimate_site(site, {("A", 1): history}, {"grid": readings}, 33.0, R)
+        assert est[("A", 1)].least == pytest.approx((12.0,) * 3)        # what it draws; not 12 + 7
+        assert building_load(site, {"grid": (22.0,) * 3}, est)["grid"][0] == pytest.approx([10.0] * 3)
+    # A sample whose window began once it could have ramped (the follow time after the answer) ends it.
+    late = car(initial=0.0, commands=[ok(16, 30.0)], phases_in_use=3,
+               samples=[Sample(28.0, (0.0,) * 3, interval=2.0), Sample(37.2, (12.0,) * 3, interval=2.0)])
+    readings += (MeterReading(37.5, (22.0,) * 3),)
+    assert estimate_site(site, {("A", 1): late}, {"grid": readings}, 37.5, R) == {("A", 1): bounds(late, 37.5, R)}
 
 
 def test_a_rise_another_car_reports_is_not_attributed_twice():
@@ -258,6 +304,22 @@ def test_a_car_not_shown_above_its_new_limit_before_gets_no_credit():
     readings = (MeterReading(19.5, (14.0,) * 3), MeterReading(22.0, (12.0,) * 3))
     est = {("A", 1): bounds(history, 22.5, R)}
     assert attribute_falls(site, {("A", 1): history}, est, {"grid": readings}, 22.5, R) == est
+
+
+def test_a_car_lowered_while_it_ramps_is_credited_with_following_from_the_highest_it_drew_since():
+    """Real-time `ignoring_profiles`: B was raised to 29 A at 1 s and lowered to 14.5 A at 2 s, for C;
+    it ramped on to 29 A (the meter, 3 s) before it followed (4 s). Compared with what it drew before the
+    decrease (14 A, mid-ramp) it had not come down, so it was held at 29 A for the follow time, and C's
+    start waited 3 s more for room. What it drew at any reading since the decrease counts as well."""
+    site = Topology((Circuit("grid", 40.0, meter="m"),), (Evse("B", 1, "grid", phase_map(3, "STR")),))
+    b = car(initial=0.0, mx=32.0, commands=[ok(29, 1.0), ok(14.5, 2.0)],
+            samples=[Sample(0.5, (0.0,) * 3, interval=5.0)], phases_in_use=3)
+    readings = tuple(MeterReading(t, (amps,) * 3) for t, amps in ((0.9, 10.0), (1.9, 24.0), (3.0, 39.0), (4.0, 24.5)))
+    est = estimate_site(site, {("B", 1): b}, {"grid": readings}, 4.0, R)
+    assert est[("B", 1)].most == pytest.approx((14.5 + FALL_TOLERANCE,) * 3)    # 24.5 - 39 + 29 + 0.5
+    # It never drew more than the bound: nothing shows it came down, so its old limit holds.
+    flat = readings[:2] + (MeterReading(3.0, (24.0,) * 3), MeterReading(4.0, (24.5,) * 3))
+    assert estimate_site(site, {("B", 1): b}, {"grid": flat}, 4.0, R)[("B", 1)].most == (29.0,) * 3
 
 
 def test_two_cars_lowered_together_are_each_credited_by_what_the_other_draws_at_least():
