@@ -520,17 +520,28 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
         # It drew at least this at `base`, or at a reading since (with what the meter's rise credited it
         # then: a car lowered while ramping up has no sample yet, and may ramp on after the decrease
         # left, before it follows): more than the bound now by DRAW_TOLERANCE shows it came down.
-        before = [0.0] * car.phases
-        for r in history:
-            if not base.at <= r.at < now_reading.at:
-                continue
-            if r.at not in credited:
-                upto = {c: tuple(x for x in rs if x.at <= r.at) for c, rs in readings.items()}
-                credited[r.at] = attribute_rises(topology, cars, {k: bounds(c, r.at, reaction)
-                                                                  for k, c in cars.items()}, upto, r.at,
-                                                 reaction, depth=0)
-            before = [max(v, a) for v, a in zip(before, credited[r.at][evse.key].least)]
-        if not any(b < v - DRAW_TOLERANCE for b, v in zip(bound, before)):
+        # The meter's credit at a reading is worked out only for a car that may be ramping then, and
+        # only at the readings where it can be highest: besides `base`, the highest on each phase.
+        window = [r for r in history if base.at <= r.at < now_reading.at]
+        tried = {base.at: base}
+        tried.update({r.at: r for r in (max(window, key=lambda r, p=p: r.currents[p]) for p in range(3))})
+        came_down = False
+        for r in tried.values():
+            sample = _sample(car, r.at, reaction.follow)
+            if r is base or _ramp(car, -math.inf if sample is None else sample.at - sample.interval, r.at,
+                                  reaction.follow) is not None:
+                if r.at not in credited:
+                    upto = {c: tuple(x for x in rs if x.at <= r.at) for c, rs in readings.items()}
+                    credited[r.at] = attribute_rises(topology, cars, {k: bounds(c, r.at, reaction)
+                                                                      for k, c in cars.items()}, upto, r.at,
+                                                     reaction, depth=0)
+                drew = credited[r.at][evse.key].least
+            else:
+                drew = bounds(car, r.at, reaction).least
+            if any(b < v - DRAW_TOLERANCE for b, v in zip(bound, drew)):
+                came_down = True
+                break
+        if not came_down:
             continue
         most = tuple(max(lo, min(hi, max(high, b))) for lo, hi, b in zip(est.least, est.most, bound))
         out[evse.key] = replace(est, most=most)
