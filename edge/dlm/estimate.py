@@ -31,7 +31,9 @@ The model of a car, and so the assumptions (docs/load-management.md,
 
 Where this trusts evidence rather than assuming the worst, it says so:
 `attribute_rises` reads the meter's rise after an increase as the raised car
-ramping up (the "phantom load"); `bounds` alone trusts only the model above.
+ramping up (the "phantom load"), `attribute_holds` a phase the meter shows
+steady after a decrease as the lowered car not fallen yet, `attribute_falls`
+its fall as the car following; `bounds` alone trusts only the model above.
 """
 
 from __future__ import annotations
@@ -478,19 +480,13 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
 
     for evse in topology.evses:
         car, est = cars.get(evse.key), estimated.get(evse.key)
-        if car is None or est is None or not est.most:
+        lowered = _lowered(topology, evse, car, est, readings, at)
+        if lowered is None:
             continue
+        assert car is not None and est is not None
+        meter, base, now_reading = lowered
         high = _highest(car, at, at)
-        top = max(est.most)
-        since = _pending_since(car, top) if top > high + 1e-9 else None
-        meter = _nearest_meter(topology, evse.circuit, readings) if since is not None else None
-        if meter is None or since is None:
-            continue
         history = readings[meter]
-        # Strictly before the decrease was sent: a reading at that instant may show it in force already.
-        base, now_reading = _reading_at(history, since - 1e-6), _reading_at(history, at)
-        if base is None or now_reading is None or now_reading.at <= base.at:
-            continue
         if meter not in under_meter:
             under_meter[meter] = [e for e in topology.evses_under(meter) if e.key in cars and e.key in estimated]
         under = under_meter[meter]
@@ -530,12 +526,7 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
             sample = _sample(car, r.at, reaction.follow)
             if r is base or _ramp(car, -math.inf if sample is None else sample.at - sample.interval, r.at,
                                   reaction.follow) is not None:
-                if r.at not in credited:
-                    upto = {c: tuple(x for x in rs if x.at <= r.at) for c, rs in readings.items()}
-                    credited[r.at] = attribute_rises(topology, cars, {k: bounds(c, r.at, reaction)
-                                                                      for k, c in cars.items()}, upto, r.at,
-                                                     reaction, depth=0)
-                drew = credited[r.at][evse.key].least
+                drew = _credited(topology, cars, readings, r.at, reaction, credited)[evse.key].least
             else:
                 drew = bounds(car, r.at, reaction).least
             if any(b < v - DRAW_TOLERANCE for b, v in zip(bound, drew)):
@@ -545,6 +536,116 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
             continue
         most = tuple(max(lo, min(hi, max(high, b))) for lo, hi, b in zip(est.least, est.most, bound))
         out[evse.key] = replace(est, most=most)
+    return out
+
+
+def _lowered(topology: Topology, evse: Any, car: CarHistory | None, est: Bounds | None,
+             readings: Mapping[str, tuple[MeterReading, ...]], at: float
+             ) -> tuple[str, MeterReading, MeterReading] | None:
+    """For a car lowered within its follow time (it may still draw more than the limits that can
+    be in force now): its nearest meter, that meter's reading before the first of those decreases
+    was sent (strictly before: a reading at that instant may show it in force already), and its
+    latest reading, when it is later."""
+    if car is None or est is None or not est.most:
+        return None
+    top = max(est.most)
+    if top <= _highest(car, at, at) + 1e-9:
+        return None
+    since = _pending_since(car, top)
+    meter = _nearest_meter(topology, evse.circuit, readings) if since is not None else None
+    if meter is None or since is None:
+        return None
+    base, now_reading = _reading_at(readings[meter], since - 1e-6), _reading_at(readings[meter], at)
+    if base is None or now_reading is None or now_reading.at <= base.at:
+        return None
+    return meter, base, now_reading
+
+
+def _credited(topology: Topology, cars: Mapping[EvseKey, CarHistory], readings: Mapping[str, tuple[MeterReading, ...]],
+              t: float, reaction: Reaction, cache: dict[float, dict[EvseKey, Bounds]]) -> dict[EvseKey, Bounds]:
+    """Every car's interval at instant `t` with the meters' rises credited then (once per instant)."""
+    if t not in cache:
+        upto = {c: tuple(x for x in rs if x.at <= t) for c, rs in readings.items()}
+        cache[t] = attribute_rises(topology, cars, {k: bounds(c, t, reaction) for k, c in cars.items()}, upto, t,
+                                   reaction, depth=0)
+    return cache[t]
+
+
+def attribute_holds(topology: Topology, cars: Mapping[EvseKey, CarHistory], estimated: Mapping[EvseKey, Bounds],
+                    readings: Mapping[str, tuple[MeterReading, ...]], at: float,
+                    reaction: Reaction = Reaction()) -> dict[EvseKey, Bounds]:
+    """Raise `least` of cars lowered within their follow time that their meter shows have not followed.
+
+    `bounds` has a lowered car at its new limit at once (it may have followed), so until its
+    next sample what it still draws above that is building load: a building step while the
+    cars react lowered them again for it, and then paused them (the real-time `step_in_ramp`:
+    both cars paused for 7 s for a 16 A step on L2 that left room for both at 6.5 A). A car
+    known to draw evenly on its two or three phases falls on all of them at once, so a phase
+    the building did not rise on shows how far it fell: no more than the meter fell there
+    since the reading before the decrease (`base`; its lowest reading since), plus what the
+    other cars there may have risen since (their most now less their least then). The
+    building may have risen on some of its phases, so the highest of those bounds is taken.
+
+    Cars drawing on all three phases of the same meter are taken together (`base`: the reading
+    before the first of their decreases): what one of them gave up shows on every phase, and
+    cannot be told from another's. Their sum falls no more than that bound; it is shared out
+    over them in proportion to how far each could still fall (down to its least by `bounds`,
+    up to what it drew at `base` with the meter's credit then), so the building's load, the
+    meter less their sum, is never underestimated; each car's own least may then be above what
+    that car draws, never their sum. A 2-phase car is bounded alone on its two phases.
+
+    Trusted evidence: the building did not rise since `base` on every phase at once, as much as
+    the cars fell. A step on one or two phases is never hidden: on the other phases the meter
+    shows whether they fell. If a step on every phase matched their fall, the building is
+    underestimated by at most the decreases, and only until the follow time ends, when
+    `bounds` alone has the cars at their new limits: inside the reaction window."""
+    out = dict(estimated)
+    credited: dict[float, dict[EvseKey, Bounds]] = {}
+    groups: dict[tuple[str, ...], list[tuple[Any, MeterReading, MeterReading]]] = {}
+    for evse in topology.evses:
+        car, est = cars.get(evse.key), estimated.get(evse.key)
+        lowered = _lowered(topology, evse, car, est, readings, at)
+        if lowered is None or car is None or car.phases_in_use is None or _drawn_on(car) < 2:
+            continue
+        meter, base, now_reading = lowered
+        sites = tuple(sorted(set(evse.phase_map[:_drawn_on(car)])))
+        # On all three site phases: one group per meter; otherwise the car alone.
+        groups.setdefault((meter,) if len(sites) == 3 else (meter, *evse.key), []).append((evse, base, now_reading))
+    for key, members in groups.items():
+        meter = key[0]
+        base = min((b for _, b, _ in members), key=lambda r: r.at)
+        now_reading = members[0][2]
+        then = _credited(topology, cars, readings, base.at, reaction, credited)
+        inside = {e.key for e, _, _ in members}
+        phases = sorted({e.phase_map[i] for e, _, _ in members for i in range(_drawn_on(cars[e.key]))})
+        since = [r for r in readings[meter] if base.at <= r.at <= now_reading.at]
+        fell = 0.0
+        for q in phases:
+            others = 0.0
+            for other in topology.evses_under(meter):
+                if other.key in inside or other.key not in cars or other.key not in estimated:
+                    continue
+                for j, p in enumerate(other.phase_map[:_drawn_on(cars[other.key])]):
+                    if p == q and j < len(then[other.key].least):
+                        others += max(0.0, estimated[other.key].most[j] - then[other.key].least[j])
+            fell = max(fell, base.currents[q] - min(r.currents[q] for r in since) + others)
+        # Together they draw at least what they drew at `base` (no more than they may draw now)
+        # less `fell`; each at least its least by `bounds` (`floors`), which may be above that.
+        floors = {e.key: min(estimated[e.key].least[:_drawn_on(cars[e.key])]) for e, _, _ in members}
+        drew = {e.key: min(min(then[e.key].least[:_drawn_on(cars[e.key])]),
+                           min(estimated[e.key].most[:_drawn_on(cars[e.key])])) for e, _, _ in members}
+        extra = sum(drew.values()) - fell - sum(floors.values())
+        room = sum(max(0.0, drew[k] - floors[k]) for k in inside)
+        if extra <= 1e-9 or room <= 1e-9:
+            continue
+        share = min(1.0, extra / room)
+        for evse, _, _ in members:
+            est = estimated[evse.key]
+            n = _drawn_on(cars[evse.key])
+            raised = floors[evse.key] + share * max(0.0, drew[evse.key] - floors[evse.key])
+            least = tuple(max(lo, raised) if i < n else lo for i, lo in enumerate(est.least))
+            if least != est.least:
+                out[evse.key] = replace(est, least=least)
     return out
 
 
@@ -563,7 +664,8 @@ def estimate_site(topology: Topology, cars: Mapping[EvseKey, CarHistory],
     is not in `cars`: it draws nothing."""
     estimated = {key: bounds(car, at, reaction) for key, car in cars.items()}
     risen = attribute_rises(topology, cars, estimated, readings, at, reaction, depth)
-    return attribute_falls(topology, cars, risen, readings, at, reaction, estimated)
+    held = attribute_holds(topology, cars, risen, readings, at, reaction)
+    return attribute_falls(topology, cars, held, readings, at, reaction, estimated)
 
 
 # --- the building's load --------------------------------------------------------------------------

@@ -336,6 +336,46 @@ def test_two_cars_lowered_together_are_each_credited_by_what_the_other_draws_at_
     assert est[("A", 1)].most == (16.0,) * 3 and est[("B", 1)].most == (16.0,) * 3
 
 
+# --- the meter's steadiness after a decrease: a car that has not followed is not building load ----
+
+def _step_in_ramp(l1_now, l2_now, phases_in_use=3):
+    """Real-time `step_in_ramp`: A (RST) and B (STR), 3-phase, drawing 14 A, are lowered to 6.4 A at
+    69 s after a 16 A step on L2 (building 10 A on L1 and L3, 26 A on L2)."""
+    site = Topology((Circuit("grid", 40.0, meter="m"),),
+                    (Evse("A", 1, "grid", phase_map(3, "RST")), Evse("B", 1, "grid", phase_map(3, "STR"))))
+    lowered = car(initial=0.0, commands=[ok(14, 50.0), ok(6.4, 69.0)], phases_in_use=phases_in_use,
+                  samples=[Sample(68.0, (14.0,) * 3, interval=1.0)])
+    readings = (MeterReading(68.9, (38.0, 54.0, 38.0)), MeterReading(70.0, (l1_now, l2_now, l1_now)))
+    cars = {("A", 1): lowered, ("B", 1): lowered}
+    est = estimate_site(site, cars, {"grid": readings}, 70.0, R)
+    return est, building_load(site, {"grid": (l1_now, l2_now, l1_now)}, est)["grid"][0]
+
+
+def test_a_lowered_car_the_meter_shows_has_not_followed_is_not_building_load():
+    """Before, both cars counted at 6.4 A at once: 15 A of their draw was building load on L2, and both
+    were paused for 7 s, though the step left room for both at 6.5 A. L1 and L3 have not moved: the cars
+    have not fallen, on any phase (each draws evenly on its three)."""
+    est, seen = _step_in_ramp(38.0, 54.0)
+    # What each drew at the reading before: 14 A less its sample's 1.9 s of taper, not 6.4 A.
+    assert est[("A", 1)].least == pytest.approx((14.0 - 0.05 * 1.9,) * 3)
+    assert seen == pytest.approx([10.0 + 0.19, 26.0 + 0.19, 10.0 + 0.19])
+    # One of them followed (8 A less on every phase): which one, the meter cannot tell; together they
+    # draw 8 A less, shared out in proportion to how far each could fall.
+    est, seen = _step_in_ramp(38.0 - 7.6, 54.0 - 7.6)
+    assert est[("A", 1)].least == pytest.approx((14.0 - 0.095 - 3.8,) * 3) == est[("B", 1)].least
+    assert seen[1] == pytest.approx(26.0 + 0.19)
+    # They followed: L1 fell as much as they did; at their new limit, as `bounds` alone says.
+    est, seen = _step_in_ramp(38.0 - 15.2, 54.0 - 15.2)
+    assert est[("A", 1)].least == (6.4,) * 3 and seen[1] == pytest.approx(26.0)
+    # They followed and the building rose 15.2 A on L2 as they did (a second step): L1 shows the fall,
+    # so the step is seen whole.
+    est, seen = _step_in_ramp(38.0 - 15.2, 54.0)
+    assert est[("A", 1)].least == (6.4,) * 3 and seen[1] == pytest.approx(41.2)
+    # A car not known to draw on several phases tells nothing on the others: its new limit.
+    est, _ = _step_in_ramp(38.0, 54.0, phases_in_use=None)
+    assert est[("A", 1)].least == (6.4,) * 3
+
+
 # --- a paused car ramping down -------------------------------------------------------------------
 
 def test_a_paused_car_may_be_at_zero_at_once_and_at_its_old_limit_for_the_follow_time():
@@ -589,7 +629,9 @@ def sites(draw, trusted="rises"):
         wish = draw(st.floats(0.0, 20.0) if trusted == "rises" else st.one_of(st.just(20.0), st.floats(0.0, 20.0)))
         rises = [(draw(st.floats(0.0, horizon)), draw(st.floats(0.0, 20.0))) for _ in range(draw(st.integers(0, 2)))]
         interval = draw(st.sampled_from([2.0, 5.0, 10.0]))
-        cars.append((rotation, car_phases, commands, applied, wish, rises, interval, draw(st.floats(0.0, 2.0))))
+        # Last: whether the edge knows which phases it draws on (it learns them from its samples).
+        cars.append((rotation, car_phases, commands, applied, wish, rises, interval, draw(st.floats(0.0, 2.0)),
+                     draw(st.booleans())))
     # Building rises are kept out of [sent - 1.5 s, answered + follow + 0.5 s] of every limit.
     windows = [(sent - 1.5, answered + R.follow + 0.5) for c in cars for sent, _, answered in c[2]]
     building = [draw(st.floats(0.0, 30.0)) for _ in range(3)]
@@ -612,7 +654,7 @@ def _simulate(steps, dt, cars, building, changes):
             load[phase] = max(0.0, load[phase] + delta)
             k += 1
         draws = []
-        for rotation, car_phases, commands, applied, wish, rises, _, _ in cars:
+        for rotation, car_phases, commands, applied, wish, rises, *_ in cars:
             want = max([wish] + [w for at, w in rises if at <= now])
             in_force, held = 0.0, []
             for (_, limit, _), (tau, follow) in zip(commands, applied):
@@ -666,7 +708,7 @@ def _site_estimates(steps, dt, cars, trace):
                 metered[evse.phase_map[i]] += a
         readings.append(MeterReading(t, tuple(metered)))
         histories = {}
-        for evse, (_, _, commands, _, _, _, interval, offset) in zip(evses, cars):
+        for evse, (_, car_phases, commands, _, _, _, interval, offset, *known_phases) in zip(evses, cars):
             samples, s = [], offset
             while s <= t:
                 instant = max(0, int(round((s - interval / 2) / dt)))     # some instant of its window
@@ -674,7 +716,8 @@ def _site_estimates(steps, dt, cars, trace):
                 s += interval
             known = tuple(Command(limit, sent, answered if answered <= t else None, True if answered <= t else None)
                           for sent, limit, answered in commands if sent <= t)
-            histories[evse.key] = CarHistory(3, 16.0, 0.0, known, tuple(samples))
+            histories[evse.key] = CarHistory(3, 16.0, 0.0, known, tuple(samples),
+                                             phases_in_use=car_phases if known_phases and known_phases[0] else None)
         yield step, topology, tuple(metered), estimate_site(topology, histories, {"grid": tuple(readings)}, t, R)
 
 

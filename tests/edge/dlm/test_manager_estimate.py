@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import pytest
+
 from edge.clock import ManualClock
 from edge.dlm.actuation import Held
 from edge.dlm.allocate import allocate
@@ -477,9 +479,13 @@ def test_a_decrease_that_only_shares_out_a_phantom_waits_for_the_lowered_car_to_
     left would lower A again, to 10.5 A: a cascade that gives B nothing sooner, since B's start must
     fit with A at its old 24 A anyway (issue 15, the real-time `offline_charger` and `second_step`).
     Holding A at 15 A fits the room that estimate leaves, so that decrease waits. If the building did
-    rise (the meter says so) or A's follow time has passed, the decrease goes as decided."""
-    def lowered(reading: float, after: float):
+    rise (the meter says so) or A's follow time has passed, the decrease goes as decided. (Once A is
+    known to draw on its three phases, the meter's steadiness on them shows it has not fallen, and the
+    estimate has no phantom to share out: estimate.attribute_holds.)"""
+    def lowered(reading: float, after: float, phases_known: bool = False):
         lm, clock, meter, track = one_car_charging(24.0)
+        if not phases_known:
+            track.phases = None
         meter.latest.current, meter.latest.at = (34.0,) * 3, clock.monotonic()
         lm.record_reading("grid", meter.latest.at, meter.latest.current)
         lm.chargers["B"].online, lm.chargers["B"].default_sent = True, 20.0
@@ -506,6 +512,9 @@ def test_a_decrease_that_only_shares_out_a_phantom_waits_for_the_lowered_car_to_
     # A's follow time has passed and the meter still shows 24 A for it: that is building load now.
     decided, order = lowered(34.0, after=5.5)
     assert order is not None and order.kind == "decrease" and order.limit == decided < 11.0
+    # A known to draw on its three phases: none of them fell, so it has not; no phantom to share out.
+    decided, order = lowered(34.0, after=1.0, phases_known=True)
+    assert decided == pytest.approx(15.0, abs=0.3) and order is None
 
 
 def test_a_sample_that_comes_while_a_new_limit_is_on_its_way_teaches_nothing_of_what_the_car_takes():
