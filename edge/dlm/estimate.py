@@ -443,8 +443,8 @@ def _pending_since(car: CarHistory, most: float) -> float | None:
 
 def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], estimated: Mapping[EvseKey, Bounds],
                     readings: Mapping[str, tuple[MeterReading, ...]], at: float,
-                    reaction: Reaction = Reaction(), plain: Mapping[EvseKey, Bounds] | None = None
-                    ) -> dict[EvseKey, Bounds]:
+                    reaction: Reaction = Reaction(), plain: Mapping[EvseKey, Bounds] | None = None,
+                    credited: dict[float, dict[EvseKey, Bounds]] | None = None) -> dict[EvseKey, Bounds]:
     """Lower `most` of cars lowered within their follow time whose meter shows they followed.
 
     `bounds` keeps a lowered car at its old limit for the whole follow time, and an
@@ -476,7 +476,7 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     # Each car's least by `bounds` alone (`plain`: those bounds, when the caller has them).
     own: dict[EvseKey, tuple[float, ...]] = {k: b.least for k, b in (plain or {}).items()}
     under_meter: dict[str, list] = {}
-    credited: dict[float, dict[EvseKey, Bounds]] = {}
+    credited = {} if credited is None else credited
 
     for evse in topology.evses:
         car, est = cars.get(evse.key), estimated.get(evse.key)
@@ -573,7 +573,8 @@ def _credited(topology: Topology, cars: Mapping[EvseKey, CarHistory], readings: 
 
 def attribute_holds(topology: Topology, cars: Mapping[EvseKey, CarHistory], estimated: Mapping[EvseKey, Bounds],
                     readings: Mapping[str, tuple[MeterReading, ...]], at: float,
-                    reaction: Reaction = Reaction()) -> dict[EvseKey, Bounds]:
+                    reaction: Reaction = Reaction(), credited: dict[float, dict[EvseKey, Bounds]] | None = None
+                    ) -> dict[EvseKey, Bounds]:
     """Raise `least` of cars lowered within their follow time that their meter shows have not followed.
 
     `bounds` has a lowered car at its new limit at once (it may have followed), so until its
@@ -600,7 +601,7 @@ def attribute_holds(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     underestimated by at most the decreases, and only until the follow time ends, when
     `bounds` alone has the cars at their new limits: inside the reaction window."""
     out = dict(estimated)
-    credited: dict[float, dict[EvseKey, Bounds]] = {}
+    credited = {} if credited is None else credited     # the meters' credit per instant, shared with attribute_falls
     groups: dict[tuple[str, ...], list[tuple[Any, MeterReading, MeterReading]]] = {}
     for evse in topology.evses:
         car, est = cars.get(evse.key), estimated.get(evse.key)
@@ -664,8 +665,9 @@ def estimate_site(topology: Topology, cars: Mapping[EvseKey, CarHistory],
     is not in `cars`: it draws nothing."""
     estimated = {key: bounds(car, at, reaction) for key, car in cars.items()}
     risen = attribute_rises(topology, cars, estimated, readings, at, reaction, depth)
-    held = attribute_holds(topology, cars, risen, readings, at, reaction)
-    return attribute_falls(topology, cars, held, readings, at, reaction, estimated)
+    credited: dict[float, dict[EvseKey, Bounds]] = {}
+    held = attribute_holds(topology, cars, risen, readings, at, reaction, credited)
+    return attribute_falls(topology, cars, held, readings, at, reaction, estimated, credited)
 
 
 # --- the building's load --------------------------------------------------------------------------
