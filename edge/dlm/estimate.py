@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from edge.dlm.allocate import unmanaged_load
 from edge.dlm.model import ConnectorState, EvseKey, Topology
@@ -302,8 +302,9 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     the window, the credit is no higher than the lowest limit sent since. A
     sample whose window began before the car could have ramped (within `follow`
     of the answer) does not end the credit: what it shows is taken off the
-    rise, as any car's estimate change since the increase is. A car known to draw on several phases draws them evenly,
-    so a one-phase building step is not taken for a 3-phase car. The meters are
+    rise, as any car's estimate change since the increase is. A car known to
+    draw on several phases draws them evenly, so a one-phase building step is
+    not taken for a 3-phase car. The meters are
     read deepest first, and a parent meter attributes only what its sub-meters
     did not, nor what other cars' estimates since show they rose (less what
     they show they fell): no rise is counted twice, and the building is taken
@@ -491,23 +492,17 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
             under_meter[meter] = [e for e in topology.evses_under(meter) if e.key in cars and e.key in estimated]
         under = under_meter[meter]
         if meter not in least_now:
-            least_now[meter] = [0.0, 0.0, 0.0]
             for other in under:
                 if other.key not in own:
                     own[other.key] = bounds(cars[other.key], at, reaction).least
-                for i, p in enumerate(other.phase_map[:_drawn_on(cars[other.key])]):
-                    least_now[meter][p] += own[other.key][i]
+            least_now[meter] = _on_site_phases(under, cars, lambda e, i: own[e.key][i])
         bound = [math.inf] * car.phases
         for r in history:
             if not base.at <= r.at < now_reading.at:
                 continue
             if (meter, r.at) not in most_then:
-                sums = [0.0, 0.0, 0.0]
-                for other in under:
-                    amps = _highest(cars[other.key], r.at - reaction.follow, r.at)
-                    for p in other.phase_map[:_drawn_on(cars[other.key])]:
-                        sums[p] += amps
-                most_then[(meter, r.at)] = sums
+                highest = {e.key: _highest(cars[e.key], r.at - reaction.follow, r.at) for e in under}
+                most_then[(meter, r.at)] = _on_site_phases(under, cars, lambda e, i: highest[e.key])
             for i in range(car.phases):
                 p = evse.phase_map[i]
                 others = least_now[meter][p] - (own[evse.key][i] if i < _drawn_on(car) else 0.0)
@@ -620,16 +615,12 @@ def attribute_holds(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
         inside = {e.key for e, _, _ in members}
         phases = sorted({e.phase_map[i] for e, _, _ in members for i in range(_drawn_on(cars[e.key]))})
         since = [r for r in readings[meter] if base.at <= r.at <= now_reading.at]
-        fell = 0.0
-        for q in phases:
-            others = 0.0
-            for other in topology.evses_under(meter):
-                if other.key in inside or other.key not in cars or other.key not in estimated:
-                    continue
-                for j, p in enumerate(other.phase_map[:_drawn_on(cars[other.key])]):
-                    if p == q and j < len(then[other.key].least):
-                        others += max(0.0, estimated[other.key].most[j] - then[other.key].least[j])
-            fell = max(fell, base.currents[q] - min(r.currents[q] for r in since) + others)
+        # Per site phase: what the other cars under the meter may have risen since `base`.
+        others = _on_site_phases(
+            [e for e in topology.evses_under(meter) if e.key not in inside and e.key in cars and e.key in estimated],
+            cars, lambda e, j: max(0.0, estimated[e.key].most[j] - then[e.key].least[j])
+            if j < len(then[e.key].least) else 0.0)
+        fell = max([0.0] + [base.currents[q] - min(r.currents[q] for r in since) + others[q] for q in phases])
         # Together they draw at least what they drew at `base` (no more than they may draw now)
         # less `fell`; each at least its least by `bounds` (`floors`), which may be above that.
         floors = {e.key: min(estimated[e.key].least[:_drawn_on(cars[e.key])]) for e, _, _ in members}
@@ -648,6 +639,16 @@ def attribute_holds(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
             if least != est.least:
                 out[evse.key] = replace(est, least=least)
     return out
+
+
+def _on_site_phases(evses: Iterable[Any], cars: Mapping[EvseKey, CarHistory],
+                    amps: Callable[[Any, int], float]) -> list[float]:
+    """Per site phase, the sum of `amps(evse, i)` over the charger phases i each car draws on."""
+    sums = [0.0, 0.0, 0.0]
+    for evse in evses:
+        for i, p in enumerate(evse.phase_map[:_drawn_on(cars[evse.key])]):
+            sums[p] += amps(evse, i)
+    return sums
 
 
 def _nearest_meter(topology: Topology, circuit_id: str, readings: Mapping[str, Any]) -> str | None:

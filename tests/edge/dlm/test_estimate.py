@@ -221,8 +221,9 @@ def test_a_sample_after_the_increase_ends_the_attribution():
 
 def test_a_sample_before_the_car_started_does_not_end_the_attribution():
     """At a 2 s sample interval (real-time `second_step`), a car resumed at 30 s sent a sample at 32.5 s
-    that showed 0 A (its window began after the increase): it takes up to 3 s to start. That sample ended the credit, and the car's ramp,
-    seen by the meter a second later, was 12 A of building load: every car was lowered for it. While
+    that showed 0 A (its window began after the increase): it takes up to 3 s to start. That sample
+    ended the credit, and the car's ramp, seen by the meter a second later, was 12 A of building
+    load: every car was lowered for it. While
     the car could still be ramping, the meter's rise since the increase is counted on, less what the
     car's own estimate rose since (a sample that shows part of the ramp is not counted twice)."""
     site = _one_car_site()
