@@ -33,8 +33,8 @@ from edge.dlm.planner import PLAN_PERIOD_S, Need, known_maxima, plan_cars, targe
 from edge.dlm.sampling import MeterValuesSetup
 from edge.dlm.series import SeriesRecorder
 from edge.dlm.tracking import (DELIVERY_LAG, DRAWING, FIRST_WINDOW, SAMPLES_KEPT, Track, answered,
-                               currents_from_samples, history, learn_phases, learn_take, prune, resting, takes,
-                               window)
+                               currents_from_samples, history, learn_phases, learn_take, paused_by_us, prune, resting,
+                               takes, window)
 from edge.events import Event, EventBus
 from edge.journal import Journal
 from edge.retries import RETRY_DELAYS, Later, next_delay
@@ -873,13 +873,15 @@ class LoadManager:
             if track.transaction_id == data.get("transaction_id"):
                 self.tracks[(event.charger_id, data["connector_id"])] = Track(status=track.status)
         elif kind == "connector.status":
-            track.status = data.get("status", track.status)
+            before, track.status = track.status, data.get("status", track.status)
             if track.status == "SuspendedEV" and track.full_since is None and track.transaction_id is not None:
                 track.full_since = now
             elif track.status == "Charging":
                 track.full_since = None
-            if track.status in NOT_DRAWING:
-                # The charger says the car stopped drawing: it may be at 0 A from now (estimate).
+            evse = self.topology.evse_by_key.get((event.charger_id, data.get("connector_id") or 0))
+            if track.status in NOT_DRAWING and not (evse is not None and paused_by_us(before, track, evse)):
+                # The charger says the car stopped drawing: it may have been at 0 A for a while
+                # already (the report lags), so its earlier samples no longer count (estimate).
                 track.stopped_at = now
         elif kind == "meter.values" and track.transaction_id is not None \
                 and data.get("transaction_id") == track.transaction_id:

@@ -135,6 +135,25 @@ def prune(track: Track, now: float, follow: float) -> None:
         track.commands = track.commands[settled:]
 
 
+def paused_by_us(before: str, track: Track, evse: Evse) -> bool:
+    """Whether a status report says only that the charger applied our pause: SuspendedEVSE
+    right after Charging, while the latest limit sent (not refused) is below the car's
+    minimum, so the charger stops offering current because we told it to.
+
+    Such a stop is already in the estimator's model of that command (the car may drop to
+    0 A from its sending on, and no later than the follow time after it was applied); as
+    a report of its own it would make every sample before it void, even for the instants
+    before the pause: the car drawing 10 A a second earlier counted as 0 A there, that
+    phantom building load left no room for it on the meter's steady phases, and all
+    three cars of the real-time `second_step` were paused for 5 s where one could keep
+    10 A. A car that stops on its own is reported SuspendedEV (or Finishing), and that
+    still counts as a stop at any earlier instant."""
+    if before != "Charging" or track.status != "SuspendedEVSE":
+        return False
+    sent = [c for c in track.commands if c.accepted is not False]
+    return bool(sent) and sent[-1].limit < evse.min_current - 1e-9
+
+
 def limit_since(track: Track, limit: float) -> float:
     """Since when the connector's limit has been `limit`: renewals of the same limit do not
     count as a change (the oldest kept command counts as the change when all are renewals).

@@ -539,3 +539,32 @@ def test_a_sample_that_comes_while_a_new_limit_is_on_its_way_teaches_nothing_of_
     clock.advance(6.0)
     event(lm, "meter.values", "A", connector_id=1, transaction_id=1, samples=values(1, 4.0, 4.0, 4.0))
     assert track.takes == 5.0
+
+
+def test_a_car_the_edge_paused_counts_as_drawing_until_the_meter_shows_it_fell():
+    """A charger applying our 0 A limit reports SuspendedEVSE at once, while the car takes up to 5 s to
+    stop. That report is our pause, not a stop the car made: the car's samples still say what it drew
+    before it, and the meter's steady phases say it has not fallen yet (estimate.attribute_holds). As a
+    stop, every sample was void even for the instants before the pause, the car counted as 16 A of
+    building load, and the other cars were paused for it (real-time `second_step`). A car that stops
+    on its own (SuspendedEV) may have been at 0 A for a while already: its samples no longer count."""
+    lm, clock, meter, track = one_car_charging(16.0)
+    event(lm, "connector.status", "A", connector_id=1, status="Charging")
+
+    def reading() -> None:
+        clock.advance(0.5)
+        lm.record_reading("grid", clock.monotonic(), (26.0, 26.0, 26.0))     # 10 A of building, A 16 A
+
+    for _ in range(4):
+        reading()
+    track.commands += (Command(0.0, clock.monotonic(), clock.monotonic() + 0.1, True),)   # paused, accepted
+    clock.advance(0.2)
+    event(lm, "connector.status", "A", connector_id=1, status="SuspendedEVSE")
+    reading()
+    reading()
+    lm._changes += 1
+    assert lm.estimates(clock.monotonic())[("A", 1)].least == pytest.approx((16.0, 16.0, 16.0), abs=0.5)
+
+    event(lm, "connector.status", "A", connector_id=1, status="SuspendedEV")
+    lm._changes += 1
+    assert lm.estimates(clock.monotonic())[("A", 1)].least == (0.0, 0.0, 0.0)
