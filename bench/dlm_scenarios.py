@@ -26,6 +26,7 @@ import logging
 import tempfile
 import time
 from datetime import datetime, timezone
+from dataclasses import asdict
 
 from bench.dlm_scenario_bound import lp_bound
 from bench.dlm_scenario_naive import NaiveController
@@ -211,6 +212,10 @@ def edge_probe(run: EdgeRun) -> dict:
                                        None if x.currents is None else [round(a, 1) for a in x.currents]]
                                       for x in lm.tracks[k].samples]}
                    for k, b in estimated.items()}
+    # Enough to replay the estimator offline (estimate.estimate_site) at this instant or just before.
+    out["replay"] = {"now": now, "topology": repr(lm.topology),
+                     "cars": {k[0]: asdict(h) for k, h in lm._cars(now).items()},
+                     "readings": {c: [[r.at, list(r.currents)] for r in rs] for c, rs in lm._readings.items()}}
     return out
 
 

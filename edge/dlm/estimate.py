@@ -481,7 +481,7 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
 
     for evse in topology.evses:
         car, est = cars.get(evse.key), estimated.get(evse.key)
-        lowered = _lowered(topology, evse, car, est, readings, at)
+        lowered = _lowered(topology, evse, car, est, readings, at, reaction.follow)
         if lowered is None:
             continue
         assert car is not None and est is not None
@@ -535,18 +535,30 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
 
 
 def _lowered(topology: Topology, evse: Any, car: CarHistory | None, est: Bounds | None,
-             readings: Mapping[str, tuple[MeterReading, ...]], at: float
+             readings: Mapping[str, tuple[MeterReading, ...]], at: float, follow: float = Reaction.follow
              ) -> tuple[str, MeterReading, MeterReading] | None:
     """For a car lowered within its follow time (it may still draw more than the limits that can
     be in force now): its nearest meter, that meter's reading before the first of those decreases
     was sent (strictly before: a reading at that instant may show it in force already), and its
-    latest reading, when it is later."""
+    latest reading, when it is later.
+
+    A decrease sent while the car may still have been following an earlier one counts from the
+    earlier one: at the reading before the later one the car may still have drawn the earlier,
+    higher limit, while `bounds` has it at the limit in force then. Counted from there, cars
+    lowered from 11.7 A to 8.5 A and a second later to 8.4 A (then paused) drew 8.5 A at `base`
+    by `bounds`, their fall from 11.7 A was taken from what the meter showed, and nothing was
+    left to hold (real-time `second_step`: all three cars paused for 5 s)."""
     if car is None or est is None or not est.most:
         return None
     top = max(est.most)
     if top <= _highest(car, at, at) + 1e-9:
         return None
     since = _pending_since(car, top)
+    while since is not None:
+        earlier = _highest(car, since - follow, since)
+        if earlier <= top + 1e-9:
+            break
+        top, since = earlier, _pending_since(car, earlier)
     meter = _nearest_meter(topology, evse.circuit, readings) if since is not None else None
     if meter is None or since is None:
         return None
@@ -600,7 +612,7 @@ def attribute_holds(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     groups: dict[tuple[str, ...], list[tuple[Any, MeterReading, MeterReading]]] = {}
     for evse in topology.evses:
         car, est = cars.get(evse.key), estimated.get(evse.key)
-        lowered = _lowered(topology, evse, car, est, readings, at)
+        lowered = _lowered(topology, evse, car, est, readings, at, reaction.follow)
         if lowered is None or car is None or car.phases_in_use is None or _drawn_on(car) < 2:
             continue
         meter, base, now_reading = lowered
@@ -621,20 +633,24 @@ def attribute_holds(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
             cars, lambda e, j: max(0.0, estimated[e.key].most[j] - then[e.key].least[j])
             if j < len(then[e.key].least) else 0.0)
         fell = max([0.0] + [base.currents[q] - min(r.currents[q] for r in since) + others[q] for q in phases])
-        # Together they draw at least what they drew at `base` (no more than they may draw now)
-        # less `fell`; each at least its least by `bounds` (`floors`), which may be above that.
+        # Together they draw at least what they drew at `base` less `fell`; each at least its least
+        # by `bounds` (`floors`), which may be above that, and no more than it drew at `base` nor
+        # than it may draw now (`tops`). What they drew at `base` is not capped by what they may
+        # draw now: cars lowered from 11.7 A to 8.5 A and then paused, drawing 11.7 A at `base`,
+        # counted 8.5 A there, their 3.2 A of fall each was taken from what the meter showed, and
+        # nothing was left to hold: all three cars of the real-time `second_step` were paused.
         floors = {e.key: min(estimated[e.key].least[:_drawn_on(cars[e.key])]) for e, _, _ in members}
-        drew = {e.key: min(min(then[e.key].least[:_drawn_on(cars[e.key])]),
-                           min(estimated[e.key].most[:_drawn_on(cars[e.key])])) for e, _, _ in members}
+        drew = {e.key: min(then[e.key].least[:_drawn_on(cars[e.key])]) for e, _, _ in members}
+        tops = {k: min(drew[k], min(estimated[k].most[:_drawn_on(cars[k])])) for k in inside}
         extra = sum(drew.values()) - fell - sum(floors.values())
-        room = sum(max(0.0, drew[k] - floors[k]) for k in inside)
+        room = sum(max(0.0, tops[k] - floors[k]) for k in inside)
         if extra <= 1e-9 or room <= 1e-9:
             continue
         share = min(1.0, extra / room)
         for evse, _, _ in members:
             est = estimated[evse.key]
             n = _drawn_on(cars[evse.key])
-            raised = floors[evse.key] + share * max(0.0, drew[evse.key] - floors[evse.key])
+            raised = floors[evse.key] + share * max(0.0, tops[evse.key] - floors[evse.key])
             least = tuple(max(lo, raised) if i < n else lo for i, lo in enumerate(est.least))
             if least != est.least:
                 out[evse.key] = replace(est, least=least)

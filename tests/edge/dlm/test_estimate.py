@@ -377,6 +377,29 @@ def test_a_lowered_car_the_meter_shows_has_not_followed_is_not_building_load():
     assert est[("A", 1)].least == (6.4,) * 3
 
 
+def test_cars_lowered_twice_then_paused_are_held_from_before_the_first_decrease():
+    """Real-time `second_step`: A, B and C (3-phase, 11.7 A each, 12 A of building) were lowered to 8.5 A
+    at 94.8 s (more than the follow time before 100 s: 11.7 A is no longer in force) and to 8.4 A at 96 s;
+    B and C were paused at 98 s. At 100 s A draws 8.4 A, B is still coming down (7.4 A), C is at 0 A:
+    15.8 A. Before, the hold counted from the reading before 96 s, where `bounds` has the cars at 8.5 A,
+    and took each car's 3.2 A fall from 11.7 A out of what the meter showed: B and C counted 0 A, 7.4 A
+    of building load that was not there, and A was paused too."""
+    site = Topology((Circuit("grid", 50.0, meter="m"),),
+                    tuple(Evse(c, 1, "grid", phase_map(3, r)) for c, r in zip("ABC", ("RST", "STR", "TRS"))))
+    lowered = [ok(11.7, 50.0), ok(8.5, 94.8), ok(8.4, 96.0)]
+    sample = [Sample(92.0, (11.7,) * 3, interval=6.0), Sample(97.0, (11.7,) * 3, interval=6.0)]
+    cars = {("A", 1): car(mx=32.0, initial=0.0, commands=lowered, samples=sample, phases_in_use=3),
+            **{(c, 1): car(mx=32.0, initial=0.0, commands=[*lowered, ok(0.0, 98.0)], samples=sample, phases_in_use=3)
+               for c in "BC"}}
+    meter = [(94.7, 12 + 35.1), (95.9, 12 + 35.1), (96.9, 12 + 28.5), (97.9, 12 + 25.2), (98.9, 12 + 20.8),
+             (99.9, 12 + 15.8)]
+    readings = {"grid": tuple(MeterReading(t, (a,) * 3) for t, a in meter)}
+    est = estimate_site(site, cars, readings, 100.0, R)
+    seen = building_load(site, {"grid": (27.8,) * 3}, est)["grid"][0]
+    # Never below the 12 A there are; above by what the cars' samples cannot tell (their taper).
+    assert all(12.0 - 1e-6 <= a <= 13.5 for a in seen)
+
+
 # --- a paused car ramping down -------------------------------------------------------------------
 
 def test_a_paused_car_may_be_at_zero_at_once_and_at_its_old_limit_for_the_follow_time():
