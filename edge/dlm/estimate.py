@@ -145,13 +145,35 @@ def _sample(car: CarHistory, at: float, follow: float = Reaction.follow) -> Samp
 
 def _drawn_after_stop(car: CarHistory, s: Sample, follow: float) -> bool:
     assert car.stopped_at is not None
-    before = _highest(car, s.at - s.interval - follow, car.stopped_at)
+    return _shows_more(car, s, _highest(car, s.at - s.interval - follow, car.stopped_at))
+
+
+def _shows_more(car: CarHistory, s: Sample, amps: float) -> bool:
+    """Whether the sample shows the car drawing more than `amps` per phase (by DRAW_TOLERANCE)."""
     if s.currents is not None:
         seen = max((a for a in s.currents[:car.phases] if math.isfinite(a)), default=0.0)
-        return seen > before + DRAW_TOLERANCE
+        return seen > amps + DRAW_TOLERANCE
     if s.total is not None and math.isfinite(s.total):
-        return s.total > car.phases * (before + DRAW_TOLERANCE)
+        return s.total > car.phases * (amps + DRAW_TOLERANCE)
     return False
+
+
+def _disobeys(car: CarHistory, at: float, follow: float) -> bool:
+    """Whether the car's latest sample by `at` shows it drawing more than any limit that could be in
+    force in the sample's window, or the follow time before it, allowed: it does not follow its
+    limits (a charger ignoring profiles, before the load manager catches it)."""
+    s = next((x for x in reversed(car.samples) if x.at <= at), None)
+    return s is not None and _shows_more(car, s, _highest(car, s.at - s.interval - follow, s.at))
+
+
+def _disobeyed(topology: Topology, cars: Mapping[EvseKey, CarHistory], meter: str, at: float,
+               follow: float) -> bool:
+    """Whether some car under `meter` does not follow its limits (`_disobeys`). Every reading of the
+    meter against what the cars' limits allow then is void: its changes may be that car, beyond
+    what its limits say, and not the others (real-time `ignoring_profiles`: A, limited to 0 A and
+    drawing 16 A, rose as B and C followed their decrease; the meter's rise said they had not
+    fallen, and the building's load was taken for 13 A where there were 26)."""
+    return any(e.key in cars and _disobeys(cars[e.key], at, follow) for e in topology.evses_under(meter))
 
 
 # --- the interval of one car --------------------------------------------------------------------
@@ -321,7 +343,7 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     for circuit in metered:
         history = readings[circuit.id]
         now_reading = _reading_at(history, at)
-        if now_reading is None:
+        if now_reading is None or _disobeyed(topology, cars, circuit.id, at, reaction.follow):
             continue
         overloaded = _over_fuse(topology, readings, circuit.id, at)
         ramps = []
@@ -459,7 +481,9 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     for the cars' sum, not for each car.
 
     Trusted evidence: the building did not fall by more than FALL_TOLERANCE since
-    `base`. A car is credited only when that bound shows it draws less than it
+    `base`; a car known to draw evenly on two or three phases draws on each within
+    DRAW_TOLERANCE of the others, so the phase that bounds it best bounds them all.
+    A car is credited only when that bound shows it draws less than it
     drew at `base` or at a reading since (its `least` then, with the meter's rise
     credited to it then: a car lowered while it ramps up has no sample yet, and
     ramps on before it follows), by more than
@@ -477,6 +501,7 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     # Each car's least by `bounds` alone (`plain`: those bounds, when the caller has them).
     own: dict[EvseKey, tuple[float, ...]] = {k: b.least for k, b in (plain or {}).items()}
     under_meter: dict[str, list] = {}
+    disobeyed: dict[str, bool] = {}
     credited = {} if credited is None else credited
 
     for evse in topology.evses:
@@ -486,6 +511,10 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
             continue
         assert car is not None and est is not None
         meter, base, now_reading = lowered
+        if meter not in disobeyed:
+            disobeyed[meter] = _disobeyed(topology, cars, meter, at, reaction.follow)
+        if disobeyed[meter]:
+            continue
         high = _highest(car, at, at)
         history = readings[meter]
         if meter not in under_meter:
@@ -508,6 +537,13 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
                 others = least_now[meter][p] - (own[evse.key][i] if i < _drawn_on(car) else 0.0)
                 bound[i] = min(bound[i], now_reading.currents[p] - r.currents[p] + FALL_TOLERANCE
                                + most_then[(meter, r.at)][p] - others)
+        n = _drawn_on(car)
+        if car.phases_in_use is not None and n >= 2:
+            # A car known to draw evenly on its phases falls on all of them at once: a building step on
+            # one phase hides its fall there, not on the others (the real-time `second_step`: a paused
+            # car, at 0 A on L1 and L3, counted 7 A on L2, where the building had stepped up).
+            even = min(bound[:n]) + DRAW_TOLERANCE
+            bound = [min(b, even) for b in bound[:n]] + bound[n:]
         # It drew at least this at `base`, or at a reading since (with what the meter's rise credited it
         # then: a car lowered while ramping up has no sample yet, and may ramp on after the decrease
         # left, before it follows): more than the bound now by DRAW_TOLERANCE shows it came down.
@@ -621,6 +657,8 @@ def attribute_holds(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
         groups.setdefault((meter,) if len(sites) == 3 else (meter, *evse.key), []).append((evse, base, now_reading))
     for key, members in groups.items():
         meter = key[0]
+        if _disobeyed(topology, cars, meter, at, reaction.follow):
+            continue
         base = min((b for _, b, _ in members), key=lambda r: r.at)
         now_reading = members[0][2]
         then = _credited(topology, cars, readings, base.at, reaction, credited)

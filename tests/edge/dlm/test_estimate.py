@@ -5,13 +5,13 @@ obeys IEC 61851 timing: at every instant, least <= true draw <= most."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from edge.dlm.estimate import (FALL_TOLERANCE, Bounds, CarHistory, Command, MeterReading, Reaction, Sample,
-                               attribute_falls, attribute_rises, bounds, building_load, estimate_site,
+from edge.dlm.estimate import (DRAW_TOLERANCE, FALL_TOLERANCE, Bounds, CarHistory, Command, MeterReading, Reaction,
+                               Sample, attribute_falls, attribute_rises, bounds, building_load, estimate_site,
                                sample_from_meter_values, trim)
 from edge.dlm.tracking import currents_from_samples
 from edge.dlm.model import Circuit, Evse, Topology
@@ -290,10 +290,15 @@ def test_no_fall_or_a_building_that_rose_as_it_fell_gives_no_credit():
     est = {("A", 1): bounds(history, 22.5, R)}
     flat = (MeterReading(19.5, (26.0,) * 3), MeterReading(22.0, (26.0,) * 3))
     assert attribute_falls(site, {("A", 1): history}, est, {"grid": flat}, 22.5, R) == est
-    # A second step of the building as the car follows: the meter fell only 3 A on L1. The car may
-    # be at 13 A there; on L2 and L3 it shows the car followed, and one car follows on all its phases.
+    # A second step of the building as the car follows: the meter fell only 3 A on L1. By L1 alone the
+    # car may be at 13 A there; L2 and L3 show it followed, and a car known to draw evenly on its three
+    # phases follows on all of them (within DRAW_TOLERANCE of each other): the step on L1 is building.
     step = (MeterReading(19.5, (26.0,) * 3), MeterReading(22.0, (23.0, 16.0, 16.0)))
     got = attribute_falls(site, {("A", 1): history}, est, {"grid": step}, 22.5, R)[("A", 1)].most
+    assert got == pytest.approx((6.0 + FALL_TOLERANCE + DRAW_TOLERANCE, 6.0 + FALL_TOLERANCE, 6.0 + FALL_TOLERANCE))
+    # Its phases not known yet: each phase says only what it shows.
+    unknown = replace(history, phases_in_use=None)
+    got = attribute_falls(site, {("A", 1): unknown}, est, {"grid": step}, 22.5, R)[("A", 1)].most
     assert got == pytest.approx((13.0 + FALL_TOLERANCE, 6.0 + FALL_TOLERANCE, 6.0 + FALL_TOLERANCE))
 
 
@@ -398,6 +403,36 @@ def test_cars_lowered_twice_then_paused_are_held_from_before_the_first_decrease(
     seen = building_load(site, {"grid": (27.8,) * 3}, est)["grid"][0]
     # Never below the 12 A there are; above by what the cars' samples cannot tell (their taper).
     assert all(12.0 - 1e-6 <= a <= 13.5 for a in seen)
+
+
+def test_a_car_drawing_above_its_limits_voids_what_the_meter_says_of_the_others():
+    """Real-time `ignoring_profiles`: A (16 A, its charger ignores profiles, not caught yet) started under
+    its 0 A limit as B and C were lowered from 14 A to 7.1 A for it. The meter rose by A's 16 A, more than
+    the cars under it may rise by their limits, so it said B and C had not fallen: they counted 13.7 A and
+    13.4 A, the building 13 A where there were 26 A, and L1 stayed over its fuse beyond the window. A's
+    sample shows it draws more than its limits allow: what the meter shows says nothing of the others."""
+    site = Topology((Circuit("grid", 40.0, meter="m"),),
+                    tuple(Evse(c, 1, "grid", phase_map(3, r)) for c, r in zip("ABC", ("RST", "STR", "TRS"))))
+    a = car(initial=0.0, commands=[ok(0.0, 18.0), ok(0.0, 21.9)], samples=[Sample(23.0, (16.0,) * 3, interval=4.0)],
+            phases_in_use=3)
+
+    def lowered(before: float, now: float) -> CarHistory:
+        return car(mx=32.0, initial=0.0, commands=[ok(14.1, 10.0), ok(9.4, 20.0), ok(7.1, 20.9)], phases_in_use=3,
+                   samples=[Sample(13.0, (before,) * 3, interval=6.0), Sample(18.0, (before,) * 3, interval=6.0),
+                            Sample(23.0, (now,) * 3, interval=6.0)])
+    cars = {("A", 1): a, ("B", 1): lowered(14.1, 7.1), ("C", 1): lowered(13.8, 13.8)}
+    # Building 10 A; A 16 A from 20.5 s; B follows at 21.5 s, C (3 s) at 23.5 s.
+    meter = [(18.8, 10 + 27.9), (19.8, 10 + 27.9), (20.8, 10 + 8 + 27.9), (21.8, 10 + 16 + 7.4 + 13.8),
+             (22.8, 10 + 16 + 7.1 + 13.8), (23.8, 10 + 16 + 7.1 + 9.4)]
+    readings = {"grid": tuple(MeterReading(t, (amps,) * 3) for t, amps in meter)}
+    est = estimate_site(site, cars, readings, 24.0, R)
+    seen = building_load(site, {"grid": (42.5,) * 3}, est)["grid"][0]
+    assert all(a >= 26.0 - 1e-6 for a in seen)          # the building's 10 A and A's 16 A
+    # Without A's sample (or with one within its limits) nothing says A does not follow: the meter's
+    # steady sum is trusted to say B and C have not fallen (inside the reaction window).
+    cars[("A", 1)] = replace(a, samples=())
+    est = estimate_site(site, cars, readings, 24.0, R)
+    assert est[("B", 1)].least[0] > 7.1
 
 
 # --- a paused car ramping down -------------------------------------------------------------------
