@@ -604,6 +604,31 @@ def _lowered(topology: Topology, evse: Any, car: CarHistory | None, est: Bounds 
     return meter, base, now_reading
 
 
+# A car's least fades by the taper from its latest sample on; once it has faded this much (A), the
+# meter's steady phases may say more (attribute_holds): 10 s after the sample at 0.05 A/s. Fresher,
+# the meter's own noise over the same time says no more than the taper.
+FADE_HOLD = 0.5
+
+
+def _fading(topology: Topology, evse: Any, car: CarHistory, est: Bounds | None,
+            readings: Mapping[str, tuple[MeterReading, ...]], at: float, reaction: Reaction
+            ) -> tuple[str, MeterReading, MeterReading] | None:
+    """For a car whose latest sample is old enough that its least has faded by FADE_HOLD (a
+    charger offline, or one sending MeterValues seldom): its nearest meter, the first reading
+    kept from that sample on, and the latest reading, when it is later."""
+    sample = _sample(car, at, reaction.follow)
+    if est is None or sample is None or reaction.taper * (at - sample.at) < FADE_HOLD:
+        return None
+    meter = _nearest_meter(topology, evse.circuit, readings)
+    if meter is None:
+        return None
+    base = next((r for r in readings[meter] if r.at >= sample.at), None)
+    now_reading = _reading_at(readings[meter], at)
+    if base is None or now_reading is None or now_reading.at <= base.at:
+        return None
+    return meter, base, now_reading
+
+
 def _credited(topology: Topology, cars: Mapping[EvseKey, CarHistory], readings: Mapping[str, tuple[MeterReading, ...]],
               t: float, reaction: Reaction, cache: dict[float, dict[EvseKey, Bounds]]) -> dict[EvseKey, Bounds]:
     """Every car's interval at instant `t` with the meters' rises credited then (once per instant)."""
@@ -618,7 +643,8 @@ def attribute_holds(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
                     readings: Mapping[str, tuple[MeterReading, ...]], at: float,
                     reaction: Reaction = Reaction(), credited: dict[float, dict[EvseKey, Bounds]] | None = None
                     ) -> dict[EvseKey, Bounds]:
-    """Raise `least` of cars lowered within their follow time that their meter shows have not followed.
+    """Raise `least` of cars lowered within their follow time that their meter shows have not followed,
+    and of cars whose least faded since an old sample that their meter shows have not fallen.
 
     `bounds` has a lowered car at its new limit at once (it may have followed), so until its
     next sample what it still draws above that is building load: a building step while the
@@ -638,18 +664,30 @@ def attribute_holds(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     meter less their sum, is never underestimated; each car's own least may then be above what
     that car draws, never their sum. A 2-phase car is bounded alone on its two phases.
 
+    A car whose latest sample is old (a charger offline keeps its car charging on its profile and
+    sends nothing; one sending MeterValues seldom) counts at that sample less the taper since,
+    by `bounds`: 3 A less after a minute, taken for building load (the real-time
+    `offline_charger`: the car left charging lowered by as much). From the first reading kept
+    since that sample (`_fading`), it is bounded the same way, and joins the cars of its meter.
+
     Trusted evidence: the building did not rise since `base` on every phase at once, as much as
     the cars fell. A step on one or two phases is never hidden: on the other phases the meter
     shows whether they fell. If a step on every phase matched their fall, the building is
     underestimated by at most the decreases, and only until the follow time ends, when
-    `bounds` alone has the cars at their new limits: inside the reaction window."""
+    `bounds` alone has the cars at their new limits: inside the reaction window. A faded car
+    held so is still reserved at its limit: the building's load is underestimated by no more
+    than that car's slack under it, so nothing is over its fuse until the car rises again, and
+    that rise is on the meter like any building step."""
     out = dict(estimated)
     credited = {} if credited is None else credited     # the meters' credit per instant, shared with attribute_falls
     groups: dict[tuple[str, ...], list[tuple[Any, MeterReading, MeterReading]]] = {}
     for evse in topology.evses:
         car, est = cars.get(evse.key), estimated.get(evse.key)
-        lowered = _lowered(topology, evse, car, est, readings, at, reaction.follow)
-        if lowered is None or car is None or car.phases_in_use is None or _drawn_on(car) < 2:
+        if car is None or car.phases_in_use is None or _drawn_on(car) < 2:
+            continue
+        lowered = (_lowered(topology, evse, car, est, readings, at, reaction.follow)
+                   or _fading(topology, evse, car, est, readings, at, reaction))
+        if lowered is None:
             continue
         meter, base, now_reading = lowered
         sites = tuple(sorted(set(evse.phase_map[:_drawn_on(car)])))

@@ -435,6 +435,33 @@ def test_a_car_drawing_above_its_limits_voids_what_the_meter_says_of_the_others(
     assert est[("B", 1)].least[0] > 7.1
 
 
+def test_a_car_without_samples_for_a_while_is_held_by_the_meter_not_by_its_taper_alone():
+    """Real-time `offline_charger`: B's charger lost its network and its car charged on at 13.9 A with
+    no MeterValues. Its least faded 0.05 A/s from its last sample: 3 A less a minute on, taken for
+    building load, and A was lowered by as much. The meter shows B has not fallen since the first
+    reading kept after that sample; when the meter falls on every phase, B may have fallen that much."""
+    site = Topology((Circuit("grid", 40.0, meter="m"),),
+                    (Evse("A", 1, "grid", phase_map(3, "RST")), Evse("B", 1, "grid", phase_map(3, "STR"))))
+    a = car(mx=32.0, commands=[ok(13.8, 5.0)], samples=[Sample(t, (13.8,) * 3, interval=6.0) for t in range(25, 61, 5)],
+            phases_in_use=3)
+    b = car(mx=32.0, commands=[ok(13.9, 5.0)], samples=[Sample(28.0, (13.9,) * 3, interval=6.0)], phases_in_use=3)
+
+    def estimate(fall: float):
+        readings = {"grid": tuple(MeterReading(t, ((37.7 - (fall if t >= 50 else 0.0)),) * 3)
+                                  for t in range(30, 61))}
+        return estimate_site(site, {("A", 1): a, ("B", 1): b}, readings, 60.0, R)
+
+    assert bounds(b, 60.0, R).least[0] == pytest.approx(13.9 - 0.05 * 38)
+    held = estimate(0.0)[("B", 1)].least
+    # What it drew at the reading at 30 s; the meter did not fall since, but A may have risen from its
+    # least then (its 30 s sample less 0.3 A of taper) to its limit: B may have fallen as much.
+    assert held == pytest.approx((13.9 - 0.05 * 8 - 0.3,) * 3)
+    # The meter fell 3 A on every phase: B may have fallen that much (A's sample says A did not), and
+    # the taper alone says more.
+    assert estimate(3.0)[("B", 1)].least == pytest.approx(bounds(b, 60.0, R).least)
+    assert estimate(1.0)[("B", 1)].least == pytest.approx((13.9 - 0.05 * 8 - 0.3 - 1.0,) * 3)
+
+
 # --- a paused car ramping down -------------------------------------------------------------------
 
 def test_a_paused_car_may_be_at_zero_at_once_and_at_its_old_limit_for_the_follow_time():
