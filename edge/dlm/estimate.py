@@ -169,8 +169,8 @@ def _disobeys(car: CarHistory, at: float, follow: float) -> bool:
 def _disobeyed(topology: Topology, cars: Mapping[EvseKey, CarHistory], meter: str, at: float,
                follow: float) -> bool:
     """Whether some car under `meter` does not follow its limits (`_disobeys`). Every reading of the
-    meter against what the cars' limits allow then is void: its changes may be that car, beyond
-    what its limits say, and not the others (real-time `ignoring_profiles`: A, limited to 0 A and
+    meter against what the cars' limits allow then is void (estimate_site leaves the meter out of
+    the evidence passes): its changes may be that car, beyond what its limits say, and not the others (real-time `ignoring_profiles`: A, limited to 0 A and
     drawing 16 A, rose as B and C followed their decrease; the meter's rise said they had not
     fallen, and the building's load was taken for 13 A where there were 26)."""
     return any(e.key in cars and _disobeys(cars[e.key], at, follow) for e in topology.evses_under(meter))
@@ -272,11 +272,11 @@ class MeterReading:
 
 
 def _reading_at(readings: tuple[MeterReading, ...], t: float) -> MeterReading | None:
-    best = None
-    for r in readings:
-        if r.at <= t and (best is None or r.at >= best.at):
-            best = r
-    return best
+    """The latest reading taken by `t` (readings are kept oldest first; most asked for are recent)."""
+    for r in reversed(readings):
+        if r.at <= t:
+            return r
+    return None
 
 
 def _ramp(car: CarHistory, sample_start: float, at: float = math.inf, follow: float = Reaction.follow
@@ -343,7 +343,7 @@ def attribute_rises(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     for circuit in metered:
         history = readings[circuit.id]
         now_reading = _reading_at(history, at)
-        if now_reading is None or _disobeyed(topology, cars, circuit.id, at, reaction.follow):
+        if now_reading is None:
             continue
         overloaded = _over_fuse(topology, readings, circuit.id, at)
         ramps = []
@@ -501,7 +501,6 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
     # Each car's least by `bounds` alone (`plain`: those bounds, when the caller has them).
     own: dict[EvseKey, tuple[float, ...]] = {k: b.least for k, b in (plain or {}).items()}
     under_meter: dict[str, list] = {}
-    disobeyed: dict[str, bool] = {}
     credited = {} if credited is None else credited
 
     for evse in topology.evses:
@@ -511,10 +510,6 @@ def attribute_falls(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
             continue
         assert car is not None and est is not None
         meter, base, now_reading = lowered
-        if meter not in disobeyed:
-            disobeyed[meter] = _disobeyed(topology, cars, meter, at, reaction.follow)
-        if disobeyed[meter]:
-            continue
         high = _highest(car, at, at)
         history = readings[meter]
         if meter not in under_meter:
@@ -695,8 +690,6 @@ def attribute_holds(topology: Topology, cars: Mapping[EvseKey, CarHistory], esti
         groups.setdefault((meter,) if len(sites) == 3 else (meter, *evse.key), []).append((evse, base, now_reading))
     for key, members in groups.items():
         meter = key[0]
-        if _disobeyed(topology, cars, meter, at, reaction.follow):
-            continue
         base = min((b for _, b, _ in members), key=lambda r: r.at)
         now_reading = members[0][2]
         then = _credited(topology, cars, readings, base.at, reaction, credited)
@@ -757,6 +750,10 @@ def estimate_site(topology: Topology, cars: Mapping[EvseKey, CarHistory],
     (`attribute_rises`) and falls (`attribute_falls`). A connector without a car
     is not in `cars`: it draws nothing."""
     estimated = {key: bounds(car, at, reaction) for key, car in cars.items()}
+    # A meter with a car under it that does not follow its limits says nothing of the others.
+    untrusted = {c for c in readings if _disobeyed(topology, cars, c, at, reaction.follow)}
+    if untrusted:
+        readings = {c: rs for c, rs in readings.items() if c not in untrusted}
     risen = attribute_rises(topology, cars, estimated, readings, at, reaction, depth)
     credited: dict[float, dict[EvseKey, Bounds]] = {}
     held = attribute_holds(topology, cars, risen, readings, at, reaction, credited)

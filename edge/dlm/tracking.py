@@ -121,12 +121,18 @@ SAMPLES_KEPT = 30.0
 def prune(track: Track, now: float, follow: float) -> None:
     """Keep the samples from the latest one taken SAMPLES_KEPT before `now` on (the latest two at
     least), and the commands from the last one settled (accepted and answered) before what the
-    latest two samples and `now` need: the same as estimate.trim, but keeping that command itself
-    rather than an initial."""
+    latest two samples and the meter readings kept (as far back) need: like estimate.trim, but
+    keeping that command itself rather than an initial.
+
+    The estimator reads the cars at the instant of any reading kept (the one before an increase
+    or a decrease, the first since an old sample). A car whose commands from before were dropped
+    looked limited to its session's first limit there (0 A on a 0 A default profile), so another
+    car's hold counted it as rising by its whole draw since, and held nothing (the real-time
+    `offline_charger`)."""
     samples = track.samples
     old = max((i for i, s in enumerate(samples) if s.at <= now - SAMPLES_KEPT), default=0)
     track.samples = samples[min(old, max(0, len(samples) - 2)):]
-    before = min([now] + [s.at - s.interval for s in samples[-2:]]) - follow
+    before = min([now - SAMPLES_KEPT] + [s.at - s.interval for s in samples[-2:]]) - follow
     settled = None
     for i, c in enumerate(track.commands):
         if c.accepted and c.answered_at is not None and c.answered_at < before:
