@@ -170,9 +170,10 @@ def _disobeyed(topology: Topology, cars: Mapping[EvseKey, CarHistory], meter: st
                follow: float) -> bool:
     """Whether some car under `meter` does not follow its limits (`_disobeys`). Every reading of the
     meter against what the cars' limits allow then is void (estimate_site leaves the meter out of
-    the evidence passes): its changes may be that car, beyond what its limits say, and not the others (real-time `ignoring_profiles`: A, limited to 0 A and
-    drawing 16 A, rose as B and C followed their decrease; the meter's rise said they had not
-    fallen, and the building's load was taken for 13 A where there were 26)."""
+    the evidence passes): its changes may be that car, beyond what its limits say, and not the
+    others (real-time `ignoring_profiles`: A, limited to 0 A and drawing 16 A, rose as B and C
+    followed their decrease; the meter's rise said they had not fallen, and the building's load
+    was taken for 13 A where there were 26)."""
     return any(e.key in cars and _disobeys(cars[e.key], at, follow) for e in topology.evses_under(meter))
 
 
@@ -590,10 +591,20 @@ def _lowered(topology: Topology, evse: Any, car: CarHistory | None, est: Bounds 
         if earlier <= top + 1e-9:
             break
         top, since = earlier, _pending_since(car, earlier)
-    meter = _nearest_meter(topology, evse.circuit, readings) if since is not None else None
-    if meter is None or since is None:
+    if since is None:
         return None
-    base, now_reading = _reading_at(readings[meter], since - 1e-6), _reading_at(readings[meter], at)
+    return _since_reading(topology, evse, readings, at, lambda rs: _reading_at(rs, since - 1e-6))
+
+
+def _since_reading(topology: Topology, evse: Any, readings: Mapping[str, tuple[MeterReading, ...]], at: float,
+                   pick: Callable[[tuple[MeterReading, ...]], MeterReading | None]
+                   ) -> tuple[str, MeterReading, MeterReading] | None:
+    """The car's nearest meter, the reading `pick` chooses among its readings, and its latest
+    reading by `at`, when that is later."""
+    meter = _nearest_meter(topology, evse.circuit, readings)
+    if meter is None:
+        return None
+    base, now_reading = pick(readings[meter]), _reading_at(readings[meter], at)
     if base is None or now_reading is None or now_reading.at <= base.at:
         return None
     return meter, base, now_reading
@@ -614,14 +625,7 @@ def _fading(topology: Topology, evse: Any, car: CarHistory, est: Bounds | None,
     sample = _sample(car, at, reaction.follow)
     if est is None or sample is None or reaction.taper * (at - sample.at) < FADE_HOLD:
         return None
-    meter = _nearest_meter(topology, evse.circuit, readings)
-    if meter is None:
-        return None
-    base = next((r for r in readings[meter] if r.at >= sample.at), None)
-    now_reading = _reading_at(readings[meter], at)
-    if base is None or now_reading is None or now_reading.at <= base.at:
-        return None
-    return meter, base, now_reading
+    return _since_reading(topology, evse, readings, at, lambda rs: next((r for r in rs if r.at >= sample.at), None))
 
 
 def _credited(topology: Topology, cars: Mapping[EvseKey, CarHistory], readings: Mapping[str, tuple[MeterReading, ...]],
