@@ -39,7 +39,12 @@ from edge.config import parse_config
 
 QUICK_FACTOR = 0.2
 GOAL_LP_RATIO = 0.9
-SETTLE_S = 2.0       # after every charger booted: the edge configures them and sends default profiles
+# After every charger booted, the edge configures them and sends default profiles; the script starts once
+# those are in force. The bench's chargers take a new profile only after their car's reaction delay, so
+# this waits that long too: with 2 s, a charger whose car reacts in 3 s had no default profile yet when
+# its car arrived at once, and the car drew up to the charger's maximum unsteered for a second (a real
+# charger booted before a car arrives has its default profile in force).
+SETTLE_S = 2.0
 
 SCENARIOS = (
     Scenario(
@@ -236,7 +241,7 @@ async def play(scenario: Scenario, controllers: list[str], timeline: bool = Fals
             url = await started[name].start(await world.start_meter())
             stage = f"the {name} world's chargers connecting"
             await world.connect(url)
-        await asyncio.sleep(SETTLE_S)
+        await asyncio.sleep(SETTLE_S + max((c.car.reaction_s for c in scenario.chargers if c.car), default=0.0))
         t0 = time.monotonic() + 0.1
         stage = "playing"
         await asyncio.gather(*(world.play(t0) for world in worlds.values()))
