@@ -7,7 +7,7 @@ No sockets and no sleeping: one step per second of site time. Each second
    stops drawing), and the building's base load takes its value for the second;
 2. what the chargers report reaches the load manager as the edge's own events:
    status changes, transactions starting and stopping, and MeterValues per
-   charger at the interval the edge asks for (`meter_values_interval`, 5 s;
+   charger at the interval the edge asks for (`meter_values_interval`, 3 s;
    10 s, as most chargers ship, when it asks for none), Current.Import per
    phase, 0.1 A, as the simulator sends it;
 3. the grid meter reads base load + the cars' real draw, and the controller

@@ -44,7 +44,7 @@ class LoadManagementSection(Strict):
     tick: Annotated[float, Field(ge=0.1, le=60)] = 1.0
     # MeterValueSampleInterval asked of every charger when it is ready (s), with per-phase Current.Import:
     # the sooner a car's sample shows what it does, the less is held back for it. 0: the charger's own.
-    meter_values_interval: Annotated[float, Field(ge=0, le=3600)] = 5.0
+    meter_values_interval: Annotated[float, Field(ge=0, le=3600)] = 3.0
     # A car that says it takes nothing (SuspendedEV: full, or waiting on its own timer) and draws nothing
     # keeps its minimum this long (s); then it is paused, so its minimum goes to the other cars, and offered
     # its minimum again for as long every `rotate_after`, so a car that wants to charge again can. None:
